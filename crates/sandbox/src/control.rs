@@ -1,0 +1,473 @@
+//! The control API under `/_sandbox/` (not part of Xero): for tests, benchmarks and the demo. JSON in
+//! and out; these shapes are a contract outside scripts rely on (fields may be added, never renamed).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use crate::faults::FaultRule;
+use crate::identity::issue_tokens;
+use crate::model::{Country, Grant};
+use crate::webhooks::Event;
+use crate::Shared;
+
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/grants", post(create_grant))
+        .route("/grants/{id}/revoke", post(revoke_grant))
+        .route("/requests", get(requests))
+        .route("/limits", put(set_limits).get(get_limits))
+        .route("/faults", post(add_fault).delete(clear_faults))
+        .route("/tenants", post(create_tenant))
+        .route("/apps/{client_id}", put(update_app))
+        .route("/webhooks/intent", post(webhook_intent))
+        .route("/webhooks/deliveries", get(webhook_deliveries))
+        .route("/clock", post(advance_clock).get(get_clock))
+        .route("/invoices/{id}/pay", post(pay_invoice))
+        .route("/reset", post(reset))
+        .fallback(
+            delete(not_found)
+                .get(not_found)
+                .post(not_found)
+                .put(not_found),
+        )
+}
+
+async fn not_found() -> Fail {
+    fail(
+        StatusCode::NOT_FOUND,
+        "no such control endpoint; see docs/sandbox.md for the list",
+    )
+}
+
+/// A control call that cannot be done: its status and a sentence saying what to fix.
+pub struct Fail(StatusCode, String);
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn fail(status: StatusCode, message: impl Into<String>) -> Fail {
+    Fail(status, message.into())
+}
+
+type Answer = Result<Response, Fail>;
+
+/// Parses a JSON body (an empty one is `{}`), answering `400` with serde's own words on a mistake.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Fail> {
+    let text = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+const DEFAULT_SCOPE: &str =
+    "openid profile email offline_access accounting.transactions accounting.contacts accounting.settings.read";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantRequest {
+    client_id: String,
+    user: String,
+    tenant_ids: Option<Vec<Uuid>>,
+    scope: Option<String>,
+}
+
+async fn create_grant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let req: GrantRequest = body(&bytes)?;
+    let scope = match crate::identity::parse_scope(req.scope.as_deref().unwrap_or(DEFAULT_SCOPE)) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "scope must name at least one scope",
+            ))
+        }
+        Err(bad) => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("unknown scope '{bad}'"),
+            ))
+        }
+    };
+    let mut world = shared.world();
+    if !world.apps.contains_key(&req.client_id) {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no app with client_id '{}'", req.client_id),
+        ));
+    }
+    let Some(user) = world.user_by_email(&req.user).map(|u| u.id) else {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no user '{}'", req.user),
+        ));
+    };
+    let members: Vec<Uuid> = world
+        .tenants
+        .iter()
+        .filter(|t| t.members.contains(&user))
+        .map(|t| t.id)
+        .collect();
+    let tenant_ids = req.tenant_ids.unwrap_or_else(|| members.clone());
+    if let Some(bad) = tenant_ids.iter().find(|t| !members.contains(t)) {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("tenant {bad} is not one of {}'s organisations", req.user),
+        ));
+    }
+    if tenant_ids.is_empty() {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "tenant_ids must name at least one organisation",
+        ));
+    }
+    let now = shared.clock.now();
+    let auth_event_id = Uuid::new_v4();
+    world.connect(&req.client_id, user, &tenant_ids, auth_event_id, now);
+    let grant = Grant {
+        id: Uuid::new_v4(),
+        client_id: req.client_id,
+        user_id: user,
+        scope,
+        auth_event_id,
+        tenant_ids,
+        created: now,
+        revoked: false,
+    };
+    let grant_id = grant.id;
+    world.grants.insert(grant_id, grant);
+    let tokens = issue_tokens(&shared, &mut world, grant_id);
+    let mut out = serde_json::to_value(tokens).expect("token responses serialize");
+    out["grant_id"] = json!(grant_id);
+    out["auth_event_id"] = json!(auth_event_id);
+    Ok(Json(out).into_response())
+}
+
+async fn revoke_grant(State(shared): State<Arc<Shared>>, Path(id): Path<Uuid>) -> Answer {
+    if shared.world().revoke_grant(id) {
+        Ok(Json(json!({"revoked": id})).into_response())
+    } else {
+        Err(fail(StatusCode::NOT_FOUND, format!("no grant {id}")))
+    }
+}
+
+#[derive(Deserialize)]
+struct Since {
+    since: Option<u64>,
+}
+
+async fn requests(State(shared): State<Arc<Shared>>, Query(q): Query<Since>) -> Answer {
+    let entries = shared
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .since(q.since.unwrap_or(0));
+    Ok(Json(json!({ "requests": entries })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsPatch {
+    tenant_per_window: Option<u32>,
+    tenant_concurrent: Option<u32>,
+    tenant_per_day: Option<u32>,
+    app_per_window: Option<u32>,
+    window_seconds: Option<u32>,
+}
+
+async fn set_limits(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let patch: LimitsPatch = body(&bytes)?;
+    if patch.window_seconds == Some(0) {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "window_seconds must be at least 1",
+        ));
+    }
+    let mut world = shared.world();
+    let l = &mut world.limits;
+    l.tenant_per_window = patch.tenant_per_window.unwrap_or(l.tenant_per_window);
+    l.tenant_concurrent = patch.tenant_concurrent.unwrap_or(l.tenant_concurrent);
+    l.tenant_per_day = patch.tenant_per_day.unwrap_or(l.tenant_per_day);
+    l.app_per_window = patch.app_per_window.unwrap_or(l.app_per_window);
+    l.window_seconds = patch.window_seconds.unwrap_or(l.window_seconds);
+    Ok(Json(world.limits).into_response())
+}
+
+async fn get_limits(State(shared): State<Arc<Shared>>) -> Answer {
+    Ok(Json(shared.world().limits).into_response())
+}
+
+async fn add_fault(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let rule: FaultRule = body(&bytes)?;
+    if let Err(why) = rule.validate() {
+        return Err(fail(StatusCode::BAD_REQUEST, why));
+    }
+    shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .add(rule.clone());
+    Ok((StatusCode::CREATED, Json(rule)).into_response())
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Answer {
+    shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantRequest {
+    name: String,
+    country: String,
+    user: Option<String>,
+}
+
+async fn create_tenant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let req: TenantRequest = body(&bytes)?;
+    let Some(country) = Country::parse(&req.country) else {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("country '{}' is not supported; use NZ or UK", req.country),
+        ));
+    };
+    if req.name.trim().is_empty() {
+        return Err(fail(StatusCode::BAD_REQUEST, "name must not be empty"));
+    }
+    let mut world = shared.world();
+    let email = req.user.as_deref().unwrap_or(crate::seed::DEMO_USER_EMAIL);
+    let Some(user) = world.user_by_email(email).map(|u| u.id) else {
+        return Err(fail(StatusCode::NOT_FOUND, format!("no user '{email}'")));
+    };
+    let id = Uuid::new_v4();
+    let tenant = crate::seed::tenant(id, req.name.trim(), country, user, shared.clock.now());
+    world.tenants.push(tenant);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"tenant_id": id, "name": req.name.trim(), "country": country.version(), "currency": country.currency()})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppPatch {
+    redirect_uris: Option<Vec<String>>,
+    /// An empty string removes the webhook.
+    webhook_url: Option<String>,
+}
+
+async fn update_app(
+    State(shared): State<Arc<Shared>>,
+    Path(client_id): Path<String>,
+    bytes: Bytes,
+) -> Answer {
+    let patch: AppPatch = body(&bytes)?;
+    if let Some(bad) = patch
+        .redirect_uris
+        .iter()
+        .flatten()
+        .chain(patch.webhook_url.iter().filter(|u| !u.is_empty()))
+        .find(|u| url::Url::parse(u).is_err())
+    {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("'{bad}' is not an absolute URL"),
+        ));
+    }
+    let mut world = shared.world();
+    let Some(app) = world.apps.get_mut(&client_id) else {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no app with client_id '{client_id}'"),
+        ));
+    };
+    if let Some(uris) = patch.redirect_uris {
+        app.redirect_uris = uris;
+    }
+    if let Some(url) = patch.webhook_url {
+        app.webhook_url = (!url.is_empty()).then_some(url);
+    }
+    Ok(Json(json!({
+        "client_id": app.client_id,
+        "redirect_uris": app.redirect_uris,
+        "webhook_url": app.webhook_url,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntentRequest {
+    client_id: Option<String>,
+}
+
+async fn webhook_intent(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let req: IntentRequest = body(&bytes)?;
+    let client_id = req
+        .client_id
+        .unwrap_or_else(|| shared.settings.client_id.clone());
+    let (url, key) = {
+        let world = shared.world();
+        let Some(app) = world.apps.get(&client_id) else {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                format!("no app with client_id '{client_id}'"),
+            ));
+        };
+        let Some(url) = app.webhook_url.clone() else {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "the app has no webhook URL; set one with PUT /_sandbox/apps/{client_id}",
+            ));
+        };
+        (url, app.webhook_key.clone())
+    };
+    let (good, bad) = shared.webhooks.intent(&url, &key).await;
+    Ok(Json(json!({
+        "ok": good == Some(200) && bad == Some(401),
+        "good_signature_status": good,
+        "bad_signature_status": bad,
+    }))
+    .into_response())
+}
+
+async fn webhook_deliveries(State(shared): State<Arc<Shared>>) -> Answer {
+    Ok(Json(json!({ "deliveries": shared.webhooks.attempts() })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockRequest {
+    advance_seconds: i64,
+}
+
+async fn advance_clock(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let req: ClockRequest = body(&bytes)?;
+    if req.advance_seconds < 0 {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "advance_seconds must not be negative: the clock only moves forward",
+        ));
+    }
+    shared.clock.advance(req.advance_seconds);
+    get_clock(State(shared)).await
+}
+
+async fn get_clock(State(shared): State<Arc<Shared>>) -> Answer {
+    Ok(Json(json!({ "now": shared.clock.now().to_rfc3339() })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayRequest {
+    amount: Option<Decimal>,
+}
+
+/// A customer paying in Xero: the invoice is paid (in full unless `amount` says otherwise) into the
+/// organisation's first bank account, and the webhook fires.
+async fn pay_invoice(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<Uuid>,
+    bytes: Bytes,
+) -> Answer {
+    let req: PayRequest = body(&bytes)?;
+    let now = shared.clock.now();
+    let (tenant_id, out) = {
+        let mut world = shared.world();
+        let Some(tenant) = world
+            .tenants
+            .iter_mut()
+            .find(|t| t.invoice_by_id.contains_key(&id))
+        else {
+            return Err(fail(StatusCode::NOT_FOUND, format!("no invoice {id}")));
+        };
+        let index = tenant.invoice_by_id[&id];
+        let inv = &tenant.invoices[index];
+        if inv.status != "AUTHORISED" {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "invoice {id} is {}; only AUTHORISED invoices can be paid",
+                    inv.status
+                ),
+            ));
+        }
+        let amount = req.amount.unwrap_or(inv.amount_due);
+        if amount <= Decimal::ZERO || amount > inv.amount_due {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "amount must be above 0 and at most the amount due ({})",
+                    inv.amount_due
+                ),
+            ));
+        }
+        let Some(bank) = tenant
+            .accounts
+            .iter()
+            .find(|a| a.kind == "BANK" && a.is_active())
+            .map(|a| a.id)
+        else {
+            return Err(fail(
+                StatusCode::CONFLICT,
+                "the organisation has no active bank account",
+            ));
+        };
+        let payment = crate::api::payments_record(tenant, index, bank, amount, now);
+        let out = json!({
+            "invoice": crate::api::render::invoice(tenant, &tenant.invoices[index]),
+            "payment": crate::api::render::payment(tenant, &payment),
+        });
+        (tenant.id, out)
+    };
+    let targets = crate::webhooks::targets(&shared.world(), tenant_id);
+    shared.webhooks.emit(
+        targets,
+        tenant_id,
+        shared.base_url(),
+        &[Event::invoice("UPDATE", id)],
+        now,
+    );
+    Ok(Json(out).into_response())
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Answer {
+    shared.clock.reset();
+    *shared.world() = crate::seed::world(&shared.settings, shared.clock.now());
+    shared
+        .counters
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    shared
+        .idempotency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    Ok(Json(json!({"reset": true})).into_response())
+}

@@ -1,0 +1,339 @@
+//! The authorize page: log in, tick the organisations to connect, Allow or Deny. Works with plain
+//! form posts; a hidden single-use ticket carries the login to the consent form, and a session
+//! cookie spares a person from logging in twice.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Duration;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::token::form_pairs;
+use super::{parse_scope, random_token};
+use crate::model::{AuthCode, LoginTicket, World};
+use crate::pages::{self, escape, hidden};
+use crate::Shared;
+
+const SESSION_COOKIE: &str = "xero_sandbox_session";
+const TICKET_MINUTES: i64 = 10;
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+struct AuthRequest {
+    client_id: String,
+    redirect_uri: String,
+    scope: Vec<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+}
+
+impl AuthRequest {
+    fn hidden_fields(&self) -> String {
+        let scope = self.scope.join(" ");
+        let mut fields = vec![
+            ("response_type", "code"),
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        if let Some(s) = &self.state {
+            fields.push(("state", s));
+        }
+        if let Some(c) = &self.code_challenge {
+            fields.push(("code_challenge", c));
+            fields.push(("code_challenge_method", "S256"));
+        }
+        hidden(&fields)
+    }
+
+    /// Back to the app with `params` (plus `state`).
+    fn redirect(&self, params: &[(&str, &str)]) -> Response {
+        let mut url = self.redirect_uri.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        ser.extend_pairs(params);
+        if let Some(s) = &self.state {
+            ser.append_pair("state", s);
+        }
+        url.push_str(&ser.finish());
+        Redirect::to(&url).into_response()
+    }
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Checks the request as Xero does: an unknown client or an unregistered redirect URI gets an error
+/// page (never a redirect to an unverified place); other mistakes go back to the app as `error=`.
+fn validate(world: &World, pairs: &[(String, String)]) -> Result<AuthRequest, Box<Response>> {
+    let client_id = param(pairs, "client_id").unwrap_or_default();
+    let Some(app) = world.apps.get(client_id) else {
+        return Err(Box::new(pages::error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "Unknown client_id: no app is registered with this client id.",
+        )));
+    };
+    let redirect_uri = param(pairs, "redirect_uri").unwrap_or_default();
+    if !app.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(Box::new(pages::error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "Invalid redirect_uri: it does not match any redirect URI registered for this app exactly.",
+        )));
+    }
+    let mut request = AuthRequest {
+        client_id: client_id.to_string(),
+        redirect_uri: redirect_uri.to_string(),
+        scope: Vec::new(),
+        state: param(pairs, "state").map(str::to_string),
+        code_challenge: None,
+    };
+    if param(pairs, "response_type") != Some("code") {
+        return Err(Box::new(
+            request.redirect(&[("error", "unsupported_response_type")]),
+        ));
+    }
+    match parse_scope(param(pairs, "scope").unwrap_or_default()) {
+        Ok(scope) if !scope.is_empty() => request.scope = scope,
+        _ => return Err(Box::new(request.redirect(&[("error", "invalid_scope")]))),
+    }
+    if let Some(challenge) = param(pairs, "code_challenge").filter(|c| !c.is_empty()) {
+        let method_ok = param(pairs, "code_challenge_method") == Some("S256");
+        if !method_ok || !(43..=128).contains(&challenge.len()) {
+            return Err(Box::new(request.redirect(&[("error", "invalid_request")])));
+        }
+        request.code_challenge = Some(challenge.to_string());
+    }
+    Ok(request)
+}
+
+fn session_user(world: &World, headers: &HeaderMap) -> Option<Uuid> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .and_then(|(_, v)| world.sessions.get(v).copied())
+}
+
+pub async fn page(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = form_pairs(query.unwrap_or_default().as_bytes());
+    let mut world = shared.world();
+    let request = match validate(&world, &pairs) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match session_user(&world, &headers) {
+        Some(user) => consent_page(&shared, &mut world, &request, user, None),
+        None => login_page(&request, None, ""),
+    }
+}
+
+pub async fn submit(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let pairs = form_pairs(&body);
+    let mut world = shared.world();
+    let request = match validate(&world, &pairs) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    match param(&pairs, "action") {
+        Some("login") => {
+            let email = param(&pairs, "email").unwrap_or_default();
+            let password = param(&pairs, "password").unwrap_or_default();
+            let user = world
+                .user_by_email(email)
+                .filter(|u| u.password.expose() == password)
+                .map(|u| u.id);
+            match user {
+                None => login_page(
+                    &request,
+                    Some("Your email or password is incorrect. Check them and try again."),
+                    email,
+                ),
+                Some(user) => {
+                    let session = random_token();
+                    world.sessions.insert(session.clone(), user);
+                    let mut response = consent_page(&shared, &mut world, &request, user, None);
+                    if let Ok(v) = HeaderValue::from_str(&format!(
+                        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax"
+                    )) {
+                        response.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                    response
+                }
+            }
+        }
+        Some(action @ ("allow" | "deny")) => {
+            let now = shared.clock.now();
+            let ticket = param(&pairs, "ticket").unwrap_or_default();
+            let user = match world.tickets.remove(ticket) {
+                Some(t) if now < t.issued + Duration::minutes(TICKET_MINUTES) => t.user_id,
+                _ => {
+                    return login_page(
+                        &request,
+                        Some("Your sign-in expired. Log in again to continue."),
+                        "",
+                    )
+                }
+            };
+            if action == "deny" {
+                return request.redirect(&[("error", "access_denied")]);
+            }
+            let chosen: Vec<Uuid> = pairs
+                .iter()
+                .filter(|(k, _)| k == "tenant")
+                .filter_map(|(_, v)| Uuid::parse_str(v).ok())
+                .collect();
+            let allowed = |id: &Uuid| world.tenant(*id).is_some_and(|t| t.members.contains(&user));
+            if chosen.is_empty() || !chosen.iter().all(allowed) {
+                return consent_page(
+                    &shared,
+                    &mut world,
+                    &request,
+                    user,
+                    Some("Select at least one organisation to connect."),
+                );
+            }
+            let auth_event_id = Uuid::new_v4();
+            world.connect(&request.client_id, user, &chosen, auth_event_id, now);
+            let code = random_token();
+            world.codes.insert(
+                code.clone(),
+                AuthCode {
+                    client_id: request.client_id.clone(),
+                    redirect_uri: request.redirect_uri.clone(),
+                    code_challenge: request.code_challenge.clone(),
+                    user_id: user,
+                    scope: request.scope.clone(),
+                    tenant_ids: chosen,
+                    auth_event_id,
+                    issued: now,
+                    used: false,
+                    grant_id: None,
+                },
+            );
+            let scope = request.scope.join(" ");
+            let session_state = Uuid::new_v4().simple().to_string();
+            request.redirect(&[
+                ("code", &code),
+                ("scope", &scope),
+                ("session_state", &session_state),
+            ])
+        }
+        _ => login_page(&request, Some("Choose Allow access or Cancel."), ""),
+    }
+}
+
+fn login_page(request: &AuthRequest, error: Option<&str>, email: &str) -> Response {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    pages::page(
+        status,
+        "Log in",
+        &format!(
+            "<h1>Log in to Xero</h1>{error}<form method=\"post\" action=\"/identity/connect/authorize\">\
+{}<input type=\"hidden\" name=\"action\" value=\"login\">\
+<label for=\"email\">Email address</label><input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required>\
+<label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+<div class=\"actions\"><button id=\"login\" class=\"primary\" type=\"submit\">Log in</button></div></form>\
+<p class=\"hint\">Sandbox demo user: demo@ledgerlink.test / demo</p>",
+            request.hidden_fields(),
+            escape(email)
+        ),
+    )
+}
+
+fn scope_text(scope: &str) -> Option<&'static str> {
+    Some(match scope {
+        "offline_access" => "Keep access while you are offline",
+        "accounting.transactions" | "accounting.invoices" => "View and manage your invoices",
+        "accounting.payments" => "View and manage your payments",
+        "accounting.contacts" => "View and manage your contacts",
+        "accounting.settings" | "accounting.settings.read" => "View your organisation settings",
+        "openid" | "profile" | "email" => "View your name and email address",
+        _ => return None,
+    })
+}
+
+fn consent_page(
+    shared: &Shared,
+    world: &mut World,
+    request: &AuthRequest,
+    user: Uuid,
+    error: Option<&str>,
+) -> Response {
+    let now = shared.clock.now();
+    world
+        .tickets
+        .retain(|_, t| now < t.issued + Duration::minutes(TICKET_MINUTES));
+    let ticket = random_token();
+    world.tickets.insert(
+        ticket.clone(),
+        LoginTicket {
+            user_id: user,
+            issued: now,
+        },
+    );
+    let app_name = world
+        .apps
+        .get(&request.client_id)
+        .map(|a| a.name.clone())
+        .unwrap_or_default();
+    let orgs: String = world
+        .tenants
+        .iter()
+        .filter(|t| t.members.contains(&user))
+        .map(|t| {
+            format!(
+                "<label class=\"org\"><input type=\"checkbox\" name=\"tenant\" value=\"{}\"> {}</label>",
+                t.id,
+                escape(&t.name)
+            )
+        })
+        .collect();
+    let mut scopes: Vec<&str> = request.scope.iter().filter_map(|s| scope_text(s)).collect();
+    scopes.dedup();
+    let scopes: String = scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(s)))
+        .collect();
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    pages::page(
+        status,
+        "Allow access",
+        &format!(
+            "<h1>{} wants to access your Xero organisations</h1>{error}<ul class=\"scopes\">{scopes}</ul>\
+<form method=\"post\" action=\"/identity/connect/authorize\">{}{}\
+<fieldset><legend>Organisations to connect</legend>{orgs}</fieldset>\
+<div class=\"actions\"><button id=\"deny\" class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Cancel</button>\
+<button id=\"allow\" class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\">Allow access</button></div></form>",
+            escape(&app_name),
+            request.hidden_fields(),
+            hidden(&[("ticket", &ticket)]),
+        ),
+    )
+}

@@ -1,0 +1,136 @@
+//! Every tunable number of the sandbox, in one typed struct: defaults, then a TOML file, then flags.
+
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// The demo app's registration, printed at start-up so scripts and the proxy can use it.
+pub const DEMO_CLIENT_ID: &str = "LEDGERLINKDEMO0000000000000000001";
+pub const DEMO_CLIENT_SECRET: &str = "sandbox-demo-secret-3f9a1c7e5b2d4860a1f3c5e7b9d1f2a4";
+pub const DEMO_WEBHOOK_KEY: &str = "sandbox-webhook-key-8c2e4a6f0b1d3e5f7a9c";
+/// Where the demo proxy listens: its OAuth callback is registered by default.
+pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1:7400/oauth/xero/callback";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub webhook_key: Secret,
+    /// Registered redirect URIs, matched exactly (scheme, host, port, path and query) as Xero does.
+    pub redirect_uris: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub limits: Limits,
+    pub tokens: TokenLifetimes,
+    pub idempotency_window_seconds: i64,
+    pub webhooks: WebhookSettings,
+    /// How many received requests the inspection API keeps (oldest dropped first).
+    pub request_log_capacity: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7300)),
+            client_id: DEMO_CLIENT_ID.to_string(),
+            client_secret: Secret::new(DEMO_CLIENT_SECRET),
+            webhook_key: Secret::new(DEMO_WEBHOOK_KEY),
+            redirect_uris: vec![DEMO_REDIRECT_URI.to_string()],
+            webhook_url: None,
+            limits: Limits::default(),
+            tokens: TokenLifetimes::default(),
+            idempotency_window_seconds: 360,
+            webhooks: WebhookSettings::default(),
+            request_log_capacity: 100_000,
+        }
+    }
+}
+
+/// Xero's rate limits. Windows are fixed (not sliding): window N covers `[N*len, (N+1)*len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub tenant_per_window: u32,
+    pub tenant_concurrent: u32,
+    pub tenant_per_day: u32,
+    pub app_per_window: u32,
+    pub window_seconds: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tenant_per_window: 60,
+            tenant_concurrent: 5,
+            tenant_per_day: 5_000,
+            app_per_window: 10_000,
+            window_seconds: 60,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits high enough never to bite: for benchmarks and the demo's stress runs.
+    pub fn lifted() -> Self {
+        Self {
+            tenant_per_window: u32::MAX,
+            tenant_concurrent: u32::MAX,
+            tenant_per_day: u32::MAX,
+            app_per_window: u32::MAX,
+            window_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenLifetimes {
+    pub access_token_seconds: i64,
+    /// How long a rotated-out refresh token keeps working (repeatedly) after its first rotation.
+    pub refresh_grace_seconds: i64,
+    /// An unused refresh token dies after this long.
+    pub refresh_token_days: i64,
+    pub auth_code_seconds: i64,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        Self {
+            access_token_seconds: 1800,
+            refresh_grace_seconds: 1800,
+            refresh_token_days: 60,
+            auth_code_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Delay before the first retry of a failed delivery; each retry doubles it (decreasing frequency).
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// Stop retrying a delivery after this long (Xero: 24 hours).
+    pub give_up_after_seconds: u64,
+    /// A receiver must answer within this (Xero: 5 seconds).
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_initial_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            give_up_after_seconds: 86_400,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads a TOML file over the defaults; unknown keys are an error that names them.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}

@@ -1,0 +1,34 @@
+# Shared helpers for scripts/test and scripts/demo: install what is missing, say what is happening.
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+# apt packages, installed only when missing (CI and fresh machines run as root; elsewhere via sudo).
+ensure_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install Rust (https://rustup.rs) and run this again" >&2
+    exit 1
+  fi
+  if command -v rustup >/dev/null 2>&1; then
+    for component in rustfmt clippy; do
+      rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+    done
+  fi
+  command -v cc >/dev/null 2>&1 || ensure_apt build-essential
+  command -v pkg-config >/dev/null 2>&1 || ensure_apt pkg-config
+}
