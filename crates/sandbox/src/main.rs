@@ -161,8 +161,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
+    // A reader may stop after the first line (`| head -1`): a closed stdout must not stop the sandbox.
+    let banner = |out: &mut dyn Write| -> std::io::Result<()> {
         writeln!(out, "ledgerlink-sandbox listening on http://{addr}")?;
         writeln!(out, "client_id: {}", settings.client_id)?;
         writeln!(out, "client_secret: {}", settings.client_secret.expose())?;
@@ -176,7 +176,10 @@ async fn main() -> anyhow::Result<()> {
             ledgerlink_sandbox::seed::DEMO_USER_EMAIL,
             ledgerlink_sandbox::seed::DEMO_USER_PASSWORD
         )?;
-        out.flush()?;
+        out.flush()
+    };
+    if let Err(e) = banner(&mut std::io::stdout().lock()) {
+        tracing::debug!(error = %e, "stdout closed while printing the banner");
     }
     tracing::info!(%addr, "sandbox ready");
     ledgerlink_sandbox::serve(listener, settings, shutdown_signal()).await?;

@@ -368,6 +368,14 @@ pub fn failed_element(mut element: Value, id_field: &str, errors: &[String]) -> 
     if crate::xjson::field(&element, id_field).is_none() {
         element[id_field] = json!(Uuid::nil());
     }
+    // Xero parses what it was sent and echoes it in its own date form.
+    for name in ["Date", "DueDate"] {
+        if let Some(d) =
+            crate::xjson::text(&element, name).and_then(|t| crate::xjson::parse_date(&t))
+        {
+            element[name] = json!(crate::xjson::ms_day(d));
+        }
+    }
     element["HasErrors"] = json!(true);
     element["StatusAttributeString"] = json!("ERROR");
     element["ValidationErrors"] =

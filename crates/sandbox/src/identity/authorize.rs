@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Duration;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -58,7 +58,8 @@ impl AuthRequest {
             ser.append_pair("state", s);
         }
         url.push_str(&ser.finish());
-        Redirect::to(&url).into_response()
+        // Xero answers a plain 302 Found.
+        (StatusCode::FOUND, [(header::LOCATION, url)]).into_response()
     }
 }
 
