@@ -32,11 +32,16 @@ pub struct Entry {
     pub status: Option<u16>,
 }
 
+/// The log also stays under this many bytes of bodies, so a long benchmark cannot grow it without
+/// bound (a 50-invoice batch is about 25 KB).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct RequestLog {
     entries: VecDeque<Entry>,
     next_seq: u64,
     capacity: usize,
+    body_bytes: usize,
 }
 
 impl RequestLog {
@@ -45,6 +50,7 @@ impl RequestLog {
             entries: VecDeque::new(),
             next_seq: 1,
             capacity: capacity.max(1),
+            body_bytes: 0,
         }
     }
 
@@ -53,10 +59,15 @@ impl RequestLog {
     pub fn push(&mut self, mut entry: Entry) {
         entry.seq = self.next_seq;
         self.next_seq += 1;
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
-        }
+        self.body_bytes += entry.body.len();
         self.entries.push_back(entry);
+        while self.entries.len() > self.capacity
+            || (self.body_bytes > MAX_BODY_BYTES && self.entries.len() > 1)
+        {
+            if let Some(old) = self.entries.pop_front() {
+                self.body_bytes -= old.body.len();
+            }
+        }
     }
 
     pub fn since(&self, seq: u64) -> Vec<Entry> {
@@ -132,6 +143,34 @@ fn redact_json(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(body: &str) -> Entry {
+        Entry {
+            seq: 0,
+            method: "GET".into(),
+            path: "/".into(),
+            query: None,
+            tenant_id: None,
+            headers: BTreeMap::new(),
+            body: body.into(),
+            status: Some(200),
+        }
+    }
+
+    #[test]
+    fn the_oldest_entries_go_first_and_sequence_numbers_keep_rising() {
+        let mut log = RequestLog::new(2);
+        for b in ["a", "b", "c"] {
+            log.push(entry(b));
+        }
+        let kept: Vec<_> = log
+            .since(0)
+            .iter()
+            .map(|e| (e.seq, e.body.clone()))
+            .collect();
+        assert_eq!(kept, [(2, "b".to_string()), (3, "c".to_string())]);
+        assert_eq!(log.since(2).len(), 1);
+    }
 
     #[test]
     fn form_credentials_are_removed() {

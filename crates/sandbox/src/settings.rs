@@ -134,3 +134,30 @@ impl Settings {
         toml::from_str(text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_file_is_the_defaults() {
+        let sample = Settings::from_toml(include_str!("../../../docs/sandbox.toml")).unwrap();
+        let defaults = Settings::default();
+        assert_eq!(sample.listen, defaults.listen);
+        assert_eq!(sample.client_id, defaults.client_id);
+        assert_eq!(sample.client_secret, defaults.client_secret);
+        assert_eq!(sample.redirect_uris, defaults.redirect_uris);
+        assert_eq!(sample.limits, defaults.limits);
+        assert_eq!(
+            sample.tokens.refresh_token_days,
+            defaults.tokens.refresh_token_days
+        );
+        assert_eq!(sample.webhooks.timeout_ms, defaults.webhooks.timeout_ms);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Settings::from_toml("[limits]\nper_minute = 3\n").unwrap_err();
+        assert!(err.to_string().contains("per_minute"), "{err}");
+    }
+}
