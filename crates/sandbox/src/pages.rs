@@ -37,6 +37,8 @@ legend { font-weight: 600; padding: 0 6px; }
 .org input { width: 20px; height: 20px; }
 ul.scopes { padding-left: 20px; margin: 0 0 10px; color: #44525e; }
 .actions { display: flex; gap: 12px; margin-top: 20px; }
+/* Allow comes first in the form (Enter submits it) but sits on the right. */
+.actions.reverse { flex-direction: row-reverse; }
 button { flex: 1; padding: 12px; font-size: 1rem; border-radius: 6px; border: 1px solid #13b5ea; cursor: pointer; }
 button.primary { background: #13b5ea; color: #fff; font-weight: 600; }
 button.secondary { background: #fff; color: #0f7fa8; }

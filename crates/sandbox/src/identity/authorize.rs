@@ -330,8 +330,8 @@ fn consent_page(
             "<h1>{} wants to access your Xero organisations</h1>{error}<ul class=\"scopes\">{scopes}</ul>\
 <form method=\"post\" action=\"/identity/connect/authorize\">{}{}\
 <fieldset><legend>Organisations to connect</legend>{orgs}</fieldset>\
-<div class=\"actions\"><button id=\"deny\" class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Cancel</button>\
-<button id=\"allow\" class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\">Allow access</button></div></form>",
+<div class=\"actions reverse\"><button id=\"allow\" class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\">Allow access</button>\
+<button id=\"deny\" class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Cancel</button></div></form>",
             escape(&app_name),
             request.hidden_fields(),
             hidden(&[("ticket", &ticket)]),
