@@ -1,0 +1,68 @@
+//! `GET /v1/connection` (the organisation and its health), `DELETE /v1/device` (unpair this device),
+//! `DELETE /v1/connection` (disconnect the organisation for every device).
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use ledgerlink_wire::connection::DisconnectRequest;
+use ledgerlink_wire::{ConnectionInfo, ErrorCode};
+use serde::Deserialize;
+
+use crate::connections;
+use crate::device::{connection_info, DeviceAuth};
+use crate::error::{parse_form_or_json, AppError};
+use crate::AppState;
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> Result<Json<ConnectionInfo>, AppError> {
+    let connection = connections::check(&state, auth.connection).await?;
+    Ok(Json(
+        connection_info(&state, &auth.device, &connection).await?,
+    ))
+}
+
+pub async fn unpair(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> Result<StatusCode, AppError> {
+    let (id, now) = (auth.device.id, state.clock.now());
+    state
+        .storage
+        .call(move |s| s.revoke_device(id, now))
+        .await?;
+    tracing::info!(device = %id, "device unpaired");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmQuery {
+    confirm: Option<bool>,
+}
+
+pub async fn disconnect(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    Query(q): Query<ConfirmQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ConnectionInfo>, AppError> {
+    let confirmed = q.confirm.unwrap_or(false)
+        || (!body.is_empty()
+            && parse_form_or_json::<DisconnectRequest>(&headers, &body)
+                .map_err(AppError::bad_request)?
+                .confirm);
+    if !confirmed {
+        return Err(AppError::api(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::ConfirmationRequired,
+            "Disconnecting stops every device of this organisation from sending to Xero. Send {\"confirm\": true} to go ahead.",
+        ));
+    }
+    let connection = connections::disconnect(&state, auth.connection).await?;
+    Ok(Json(
+        connection_info(&state, &auth.device, &connection).await?,
+    ))
+}

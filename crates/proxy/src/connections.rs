@@ -1,0 +1,145 @@
+//! What happens to a connection as a whole: its health seen from Xero, and disconnecting it.
+
+use chrono::Duration;
+use ledgerlink_wire::ConnectionStatus;
+
+use crate::error::AppError;
+use crate::store::ConnectionRow;
+use crate::vault::VaultError;
+use crate::xero::{Deleted, TokenError};
+use crate::AppState;
+
+/// How often a device's status check may ask Xero whether the organisation is still connected.
+const CHECK_EVERY_SECS: i64 = 60;
+
+/// The connection as it stands, after asking Xero (at most once a minute per connection) whether it
+/// is still connected: a 401/403 that a refresh cannot fix, or a tenant gone from `/connections`,
+/// means it was disconnected from Xero's side.
+pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<ConnectionRow, AppError> {
+    let (Some(token_set), ConnectionStatus::Connected) =
+        (connection.token_set_id, connection.status)
+    else {
+        return Ok(connection);
+    };
+    let now = state.clock.now();
+    {
+        let mut checked = state.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked
+            .get(&connection.id)
+            .is_some_and(|t| now - *t < Duration::seconds(CHECK_EVERY_SECS))
+        {
+            return Ok(connection);
+        }
+        checked.insert(connection.id, now);
+    }
+    let id = connection.id;
+    let reread = |state: &AppState| {
+        let storage = state.storage.clone();
+        async move {
+            storage
+                .call(move |s| s.connection(id))
+                .await
+                .map_err(AppError::from)?
+                .ok_or_else(|| AppError::internal("a connection vanished"))
+        }
+    };
+    let access = match state.vault.access_token(token_set).await {
+        Ok(a) => a,
+        Err(VaultError::NeedsReconnect) => return reread(state).await,
+        Err(VaultError::Unavailable(why)) => {
+            tracing::warn!(connection = %id, error = %why, "cannot check the connection with Xero now");
+            return Ok(connection);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut listed = state.xero.connections(&access, None).await;
+    if matches!(listed, Err(TokenError::InvalidGrant)) {
+        // Xero refused the access token: refresh once and ask again.
+        match state
+            .vault
+            .refresh_after_rejection(token_set, &access)
+            .await
+        {
+            Ok(fresh) => listed = state.xero.connections(&fresh, None).await,
+            Err(VaultError::NeedsReconnect) => return reread(state).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let gone = match listed {
+        Ok(list) => !list.iter().any(|c| c.tenant_id == connection.tenant_id),
+        Err(TokenError::InvalidGrant) => true,
+        Err(e) => {
+            tracing::warn!(connection = %id, error = %e, "cannot check the connection with Xero now");
+            return Ok(connection);
+        }
+    };
+    if gone {
+        tracing::warn!(connection = %id, tenant = %connection.tenant_id, "the organisation was disconnected from Xero's side");
+        state
+            .storage
+            .call(move |s| s.set_connection_status(id, ConnectionStatus::Disconnected, now))
+            .await?;
+        return reread(state).await;
+    }
+    Ok(connection)
+}
+
+/// Disconnects the organisation: `DELETE /connections/{id}` at Xero, the refresh token revoked when
+/// no other connection uses it, and every device of the connection cut off (they are told
+/// `disconnected` on their next call).
+pub async fn disconnect(
+    state: &AppState,
+    connection: ConnectionRow,
+) -> Result<ConnectionRow, AppError> {
+    let id = connection.id;
+    if let Some(token_set) = connection.token_set_id {
+        match state.vault.access_token(token_set).await {
+            Ok(access) => {
+                if let Some(xero_id) = connection.xero_connection_id {
+                    match state.xero.delete_connection(&access, xero_id).await {
+                        Ok(Deleted::Yes) => {
+                            tracing::info!(connection = %id, "deleted the connection at Xero")
+                        }
+                        Ok(Deleted::NotThere | Deleted::Refused) => {
+                            tracing::info!(connection = %id, "the connection was already gone at Xero")
+                        }
+                        Err(e) => {
+                            return Err(AppError::from(VaultError::Unavailable(e.to_string())));
+                        }
+                    }
+                }
+            }
+            // Xero no longer honours these tokens: there is nothing left to delete there.
+            Err(VaultError::NeedsReconnect) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let now = state.clock.now();
+    state.storage.call(move |s| s.disconnect(id, now)).await?;
+    if let Some(token_set) = connection.token_set_id {
+        let unused = state
+            .storage
+            .call(move |s| s.connections_using(token_set))
+            .await?
+            .is_empty();
+        if unused {
+            match state.vault.refresh_token(token_set).await {
+                Ok(refresh) => {
+                    if let Err(e) = state.xero.revoke(&refresh).await {
+                        tracing::warn!(error = %e, "could not revoke the refresh token at Xero");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the refresh token to revoke it")
+                }
+            }
+            state.vault.delete(token_set).await?;
+        }
+    }
+    tracing::info!(connection = %id, "organisation disconnected");
+    state
+        .storage
+        .call(move |s| s.connection(id))
+        .await?
+        .ok_or_else(|| AppError::internal("a connection vanished"))
+}

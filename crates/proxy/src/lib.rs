@@ -1,0 +1,170 @@
+//! `ledgerlink-proxy`: the comms proxy. It owns the Xero client secret and every organisation's
+//! tokens (encrypted at rest, refreshed single-flight), and pairs desktop devices to connected
+//! organisations through browser consent, so a device never holds either.
+//!
+//! Start it in-process with [`Proxy::start`] (tests bind `127.0.0.1:0`) or run the binary.
+
+pub mod api;
+pub mod clock;
+pub mod connections;
+pub mod crypto;
+pub mod device;
+pub mod error;
+pub mod keys;
+pub mod pairing;
+pub mod settings;
+pub mod store;
+pub mod vault;
+pub mod xero;
+
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+pub use clock::{Clock, SystemClock};
+pub use settings::Settings;
+
+/// Everything a handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub storage: store::Storage,
+    pub keyring: Arc<crypto::Keyring>,
+    pub xero: Arc<xero::XeroClient>,
+    pub vault: Arc<vault::Vault>,
+    pub clock: Arc<dyn Clock>,
+    pub throttle: Arc<pairing::Throttle>,
+    /// When each connection was last checked with Xero.
+    pub checked: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
+}
+
+impl AppState {
+    /// Opens the database (creating and migrating it), loads the master keys and builds the Xero
+    /// client. Fails with a message that says what to fix.
+    pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let problems = settings.problems();
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        let keyring = Arc::new(keys::load(&settings)?);
+        let storage =
+            store::Storage::new(store::SqliteStore::open(&settings.database).map_err(|e| {
+                anyhow::anyhow!("opening the database {}: {e}", settings.database.display())
+            })?);
+        let xero = Arc::new(xero::XeroClient::new(&settings)?);
+        let vault = Arc::new(vault::Vault::new(
+            storage.clone(),
+            keyring.clone(),
+            xero.clone(),
+            clock.clone(),
+            settings.refresh,
+        ));
+        Ok(Self {
+            settings: Arc::new(settings),
+            storage,
+            keyring,
+            xero,
+            vault,
+            clock,
+            throttle: Arc::new(pairing::Throttle::default()),
+            checked: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+}
+
+/// Every route of the proxy.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .merge(pairing::routes())
+        .merge(api::routes())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish. Runs the idle refresher
+/// alongside.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let idle = tokio::spawn(idle_refresher(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    idle.abort();
+    result
+}
+
+/// Refreshes token sets nobody used for a while, so Xero never drops one for being unused.
+async fn idle_refresher(state: AppState) {
+    let every = std::time::Duration::from_secs(state.settings.refresh.idle_check_secs.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let n = state.vault.refresh_idle().await;
+        if n > 0 {
+            tracing::info!(refreshed = n, "refreshed idle token sets");
+        }
+    }
+}
+
+/// A running proxy: its address, its state, and a handle that stops it.
+pub struct Proxy {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Proxy {
+    /// Serves on a listener the caller bound (so it can put the address in `public_url` first).
+    pub fn start(
+        listener: tokio::net::TcpListener,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let state = AppState::new(settings, clock)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

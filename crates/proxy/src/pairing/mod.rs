@@ -1,0 +1,362 @@
+//! Pairing a device to a connected organisation (RFC 8628 shape): the device asks for a pairing and
+//! polls; a person confirms the code in a browser, consents at Xero and picks the organisation.
+
+mod browser;
+mod pages;
+mod throttle;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Duration;
+use ledgerlink_wire::pairing::{
+    DeviceTokens, PairingRequest, PairingResponse, TokenRequest, DEVICE_CODE_GRANT,
+    REFRESH_TOKEN_GRANT,
+};
+use ledgerlink_wire::{ConnectionStatus, ErrorCode, Secret};
+use rand::Rng;
+use uuid::Uuid;
+
+pub use throttle::Throttle;
+
+use crate::device;
+use crate::error::{parse_form_or_json, AppError};
+use crate::store::{ConnectionRow, DeviceRow, Pairing, PairingStatus};
+use crate::xero::XeroConnection;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/pairings", post(create))
+        .route("/v1/pairings/token", post(token))
+        .route("/pair", get(browser::enter).post(browser::submit))
+        .route("/pair/continue", post(browser::continue_to_xero))
+        .route("/pair/cancel", post(browser::cancel))
+        .route("/pair/organisation", post(browser::choose))
+        .route("/oauth/xero/callback", get(browser::callback))
+}
+
+/// Consonants only: no vowels (no words), no look-alikes (no 0/O, 1/I).
+const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// Eight characters drawn uniformly (rejection sampling inside `random_range`) from a CSPRNG.
+pub fn new_user_code() -> String {
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// What a person typed, as a stored code: case and punctuation ignored. `None` if it cannot be one.
+pub fn normalize(input: &str) -> Option<String> {
+    let code: String = input
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == 8 && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// `XXXX-XXXX`.
+pub fn display(code: &str) -> String {
+    format!("{}-{}", &code[..4], &code[4..])
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<PairingResponse>, AppError> {
+    let req: PairingRequest = parse_form_or_json(&headers, &body).map_err(|e| {
+        AppError::oauth(
+            ErrorCode::InvalidRequest,
+            format!("The pairing request is not valid: {e}"),
+        )
+    })?;
+    if !state.settings.public_client_ids.contains(&req.client_id) {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidClient,
+            format!("Unknown client_id '{}'.", req.client_id),
+        ));
+    }
+    let name = req.device_name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidRequest,
+            "device_name must be 1 to 100 characters.",
+        ));
+    }
+    if req.device_id.is_nil() {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidRequest,
+            "device_id must be the device's own UUID, not the nil UUID.",
+        ));
+    }
+    let now = state.clock.now();
+    let device_code = Secret::new(crate::device::random_secret());
+    let settings = state.settings.pairing;
+    let mut pairing = Pairing {
+        id: Uuid::new_v4(),
+        device_code_hash: device::hash(device_code.expose()),
+        user_code: String::new(),
+        client_id: req.client_id,
+        device_id: req.device_id,
+        device_name: name,
+        provider: req.provider.as_str().to_string(),
+        status: PairingStatus::Pending,
+        connection_id: None,
+        created_at: now,
+        expires_at: now + Duration::seconds(settings.expires_in_secs as i64),
+        interval_secs: settings.interval_secs as i64,
+        last_poll_at: None,
+    };
+    // A live pairing never shares its code with another: draw again on the (rare) clash.
+    let stored = state
+        .storage
+        .call(move |s| loop {
+            pairing.user_code = new_user_code();
+            let clash = s
+                .pairing_by_user_code(&pairing.user_code)?
+                .is_some_and(|p| p.expires_at > now);
+            if !clash {
+                s.insert_pairing(&pairing)?;
+                return Ok(pairing);
+            }
+        })
+        .await?;
+    let verification_uri = state
+        .settings
+        .public_url
+        .join("pair")
+        .map_err(AppError::internal)?;
+    let mut complete = verification_uri.clone();
+    complete
+        .query_pairs_mut()
+        .append_pair("code", &display(&stored.user_code));
+    tracing::info!(pairing = %stored.id, device = %stored.device_id, "pairing started");
+    Ok(Json(PairingResponse {
+        device_code,
+        user_code: display(&stored.user_code),
+        verification_uri: verification_uri.to_string(),
+        verification_uri_complete: complete.to_string(),
+        expires_in: settings.expires_in_secs,
+        interval: settings.interval_secs,
+    }))
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match exchange(&state, &headers, &body).await {
+        Ok(tokens) => ([("cache-control", "no-store")], Json(tokens)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<DeviceTokens, AppError> {
+    let req: TokenRequest = parse_form_or_json(headers, body).map_err(|e| {
+        AppError::oauth(
+            ErrorCode::InvalidRequest,
+            format!("The token request is not valid: {e}"),
+        )
+    })?;
+    match req.grant_type.as_str() {
+        DEVICE_CODE_GRANT => {
+            let code = req
+                .device_code
+                .ok_or_else(|| AppError::oauth(ErrorCode::InvalidRequest, "device_code is required."))?;
+            poll(state, &code, req.client_id.as_deref()).await
+        }
+        REFRESH_TOKEN_GRANT => {
+            let token = req
+                .refresh_token
+                .ok_or_else(|| AppError::oauth(ErrorCode::InvalidRequest, "refresh_token is required."))?;
+            let (issued, device) = device::refresh(state, &token).await?;
+            tokens_for(state, issued, &device).await
+        }
+        other => Err(AppError::oauth(
+            ErrorCode::UnsupportedGrantType,
+            format!("grant_type '{other}' is not supported: use '{DEVICE_CODE_GRANT}' or 'refresh_token'."),
+        )),
+    }
+}
+
+async fn tokens_for(
+    state: &AppState,
+    issued: device::Issued,
+    device: &DeviceRow,
+) -> Result<DeviceTokens, AppError> {
+    let connection_id = device.connection_id;
+    let connection = state
+        .storage
+        .call(move |s| s.connection(connection_id))
+        .await?
+        .ok_or_else(|| AppError::internal("a paired device has no connection"))?;
+    let info = device::connection_info(state, device, &connection).await?;
+    let now = state.clock.now();
+    Ok(DeviceTokens {
+        access_token: issued.access(),
+        token_type: "Bearer".into(),
+        expires_in: issued.expires_in(now),
+        refresh_token: issued.refresh(),
+        connection: info,
+    })
+}
+
+/// One poll of the device (RFC 8628 §3.4-3.5).
+async fn poll(
+    state: &AppState,
+    code: &Secret,
+    client_id: Option<&str>,
+) -> Result<DeviceTokens, AppError> {
+    let h = device::hash(code.expose());
+    let mut pairing = state
+        .storage
+        .call(move |s| s.pairing_by_device_code(&h))
+        .await?
+        .ok_or_else(|| {
+            AppError::oauth(
+                ErrorCode::InvalidGrant,
+                "Unknown device_code: start a new pairing.",
+            )
+        })?;
+    if client_id.is_some_and(|c| c != pairing.client_id) {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidClient,
+            "This device_code belongs to another client.",
+        ));
+    }
+    let now = state.clock.now();
+    if pairing.status == PairingStatus::Consumed {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidGrant,
+            "This device_code was already used: start a new pairing.",
+        ));
+    }
+    if now >= pairing.expires_at {
+        return Err(AppError::oauth(
+            ErrorCode::ExpiredToken,
+            "The pairing expired before it was approved: start a new one.",
+        ));
+    }
+    let too_fast = pairing
+        .last_poll_at
+        .is_some_and(|last| now - last < Duration::seconds(pairing.interval_secs));
+    pairing.last_poll_at = Some(now);
+    if too_fast {
+        pairing.interval_secs += 5;
+    }
+    let update = pairing.clone();
+    state
+        .storage
+        .call(move |s| s.update_pairing(&update))
+        .await?;
+    if too_fast {
+        return Err(AppError::oauth(
+            ErrorCode::SlowDown,
+            format!(
+                "Polling too fast: wait {} seconds between polls.",
+                pairing.interval_secs
+            ),
+        ));
+    }
+    match pairing.status {
+        PairingStatus::Pending => Err(AppError::oauth(
+            ErrorCode::AuthorizationPending,
+            "Waiting for the person to finish in the browser.",
+        )),
+        PairingStatus::Denied => Err(AppError::oauth(
+            ErrorCode::AccessDenied,
+            "The person cancelled connecting Xero.",
+        )),
+        PairingStatus::Consumed => Err(AppError::oauth(
+            ErrorCode::InvalidGrant,
+            "This device_code was already used.",
+        )),
+        PairingStatus::Approved => {
+            let connection_id = pairing
+                .connection_id
+                .ok_or_else(|| AppError::internal("an approved pairing has no connection"))?;
+            let device = DeviceRow {
+                id: pairing.device_id,
+                name: pairing.device_name.clone(),
+                client_id: pairing.client_id.clone(),
+                connection_id,
+                paired_at: now,
+                revoked_at: None,
+                last_seen_at: None,
+            };
+            let (issued, access, refresh) = device::issue(state, device.id, now);
+            let stored = device.clone();
+            let pairing_id = pairing.id;
+            let consumed = state
+                .storage
+                .call(move |s| {
+                    if !s.consume_pairing(pairing_id)? {
+                        return Ok(false);
+                    }
+                    s.pair_device(&stored, &access, &refresh)?;
+                    Ok(true)
+                })
+                .await?;
+            if !consumed {
+                return Err(AppError::oauth(
+                    ErrorCode::InvalidGrant,
+                    "This device_code was already used.",
+                ));
+            }
+            tracing::info!(device = %device.id, connection = %connection_id, "device paired");
+            tokens_for(state, issued, &device).await
+        }
+    }
+}
+
+/// The consent is done and the organisation chosen: make (or refresh) the connection and approve.
+async fn finish(
+    state: &AppState,
+    mut pairing: Pairing,
+    token_set: Uuid,
+    tenant: &XeroConnection,
+) -> Result<ConnectionRow, AppError> {
+    let now = state.clock.now();
+    let row = ConnectionRow {
+        id: Uuid::new_v4(),
+        provider: "xero".into(),
+        tenant_id: tenant.tenant_id,
+        tenant_name: tenant.tenant_name.clone(),
+        xero_connection_id: Some(tenant.id),
+        token_set_id: Some(token_set),
+        status: ConnectionStatus::Connected,
+        created_at: now,
+        updated_at: now,
+    };
+    let (connection, replaced) = state
+        .storage
+        .call(move |s| s.upsert_connection(&row))
+        .await?;
+    if let Some(old) = replaced {
+        // The old token set is still valid at Xero, but revoking it there would remove this very
+        // organisation's connection; it is simply forgotten once nothing uses it.
+        let unused = state
+            .storage
+            .call(move |s| s.connections_using(old))
+            .await?
+            .is_empty();
+        if unused {
+            state.vault.delete(old).await?;
+        }
+    }
+    pairing.status = PairingStatus::Approved;
+    pairing.connection_id = Some(connection.id);
+    state
+        .storage
+        .call(move |s| s.update_pairing(&pairing))
+        .await?;
+    tracing::info!(connection = %connection.id, tenant = %connection.tenant_id, "organisation connected");
+    Ok(connection)
+}

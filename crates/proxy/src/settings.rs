@@ -1,0 +1,270 @@
+//! Every setting of the proxy in one typed struct: defaults, then a TOML file, then environment
+//! variables and flags (the binary layers them; see `docs/proxy.toml`).
+
+use ledgerlink_wire::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use url::Url;
+
+/// Xero's real hosts.
+pub const XERO_AUTHORIZE_URL: &str = "https://login.xero.com/identity/connect/authorize";
+pub const XERO_TOKEN_URL: &str = "https://identity.xero.com/connect/token";
+pub const XERO_REVOCATION_URL: &str = "https://identity.xero.com/connect/revocation";
+pub const XERO_CONNECTIONS_URL: &str = "https://api.xero.com/connections";
+pub const XERO_API_URL: &str = "https://api.xero.com/api.xro/2.0";
+/// The least an invoice, payment and shift pusher needs, `offline_access` for refresh included.
+pub const DEFAULT_SCOPES: &str =
+    "offline_access accounting.transactions accounting.contacts accounting.settings.read";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// What browsers and devices use to reach the proxy; the OAuth callback is
+    /// `{public_url}/oauth/xero/callback`.
+    pub public_url: Url,
+    /// The SQLite file (created and migrated on start).
+    pub database: PathBuf,
+    pub xero: XeroSettings,
+    /// Bearer token of the operator API (`/admin/v1/...`); the admin API is off without one.
+    pub admin_token: Option<Secret>,
+    /// Files holding base64 master keys; the first seals new data, all open old data.
+    pub master_key_files: Vec<PathBuf>,
+    /// Base64 master keys given directly (`LEDGERLINK_MASTER_KEY`, comma-separated); they come first.
+    pub master_keys: Vec<Secret>,
+    /// Development mode: creates a master key file (mode 0600) when none exists.
+    pub dev: bool,
+    /// Public client ids a device may start a pairing with.
+    pub public_client_ids: Vec<String>,
+    pub pairing: PairingSettings,
+    pub devices: DeviceSettings,
+    pub refresh: RefreshSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            public_url: Url::parse("http://127.0.0.1:7400").expect("a valid URL"),
+            database: PathBuf::from("ledgerlink-proxy.db"),
+            xero: XeroSettings::default(),
+            admin_token: None,
+            master_key_files: Vec::new(),
+            master_keys: Vec::new(),
+            dev: false,
+            public_client_ids: vec![ledgerlink_wire::DEFAULT_PUBLIC_CLIENT_ID.to_string()],
+            pairing: PairingSettings::default(),
+            devices: DeviceSettings::default(),
+            refresh: RefreshSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct XeroSettings {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// One URL standing in for all of Xero's hosts (the sandbox). Each endpoint below overrides it.
+    pub base_url: Option<Url>,
+    pub authorize_url: Option<Url>,
+    pub token_url: Option<Url>,
+    pub revocation_url: Option<Url>,
+    pub connections_url: Option<Url>,
+    pub api_url: Option<Url>,
+    /// Space-separated scopes to ask for.
+    pub scopes: Option<String>,
+}
+
+/// Where each Xero endpoint is.
+#[derive(Debug, Clone)]
+pub struct XeroEndpoints {
+    pub authorize: Url,
+    pub token: Url,
+    pub revocation: Url,
+    pub connections: Url,
+    pub api: Url,
+}
+
+impl XeroSettings {
+    pub fn endpoints(&self) -> Result<XeroEndpoints, url::ParseError> {
+        let pick = |own: &Option<Url>, path: &str, real: &str| -> Result<Url, url::ParseError> {
+            match (own, &self.base_url) {
+                (Some(u), _) => Ok(u.clone()),
+                (None, Some(base)) => {
+                    Url::parse(&format!("{}{path}", base.as_str().trim_end_matches('/')))
+                }
+                (None, None) => Url::parse(real),
+            }
+        };
+        Ok(XeroEndpoints {
+            authorize: pick(
+                &self.authorize_url,
+                "/identity/connect/authorize",
+                XERO_AUTHORIZE_URL,
+            )?,
+            token: pick(&self.token_url, "/connect/token", XERO_TOKEN_URL)?,
+            revocation: pick(
+                &self.revocation_url,
+                "/connect/revocation",
+                XERO_REVOCATION_URL,
+            )?,
+            connections: pick(&self.connections_url, "/connections", XERO_CONNECTIONS_URL)?,
+            api: pick(&self.api_url, "/api.xro/2.0", XERO_API_URL)?,
+        })
+    }
+
+    pub fn scopes(&self) -> &str {
+        self.scopes.as_deref().unwrap_or(DEFAULT_SCOPES)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairingSettings {
+    /// How long a pairing (and its user code) lives: RFC 8628 suggests 600-900 s.
+    pub expires_in_secs: u64,
+    /// Seconds between polls; a faster poll gets `slow_down` and 5 more seconds.
+    pub interval_secs: u64,
+    /// Wrong code entries that lock code entry for a browser session.
+    pub max_wrong_codes_per_session: u32,
+    /// Code entries (right or wrong) allowed per client address per window.
+    pub max_code_attempts_per_address: u32,
+    pub address_window_secs: u64,
+    /// How long a "Continue to Xero" stays good (the OAuth `state`).
+    pub state_ttl_secs: u64,
+}
+
+impl Default for PairingSettings {
+    fn default() -> Self {
+        Self {
+            expires_in_secs: 900,
+            interval_secs: 5,
+            max_wrong_codes_per_session: 5,
+            max_code_attempts_per_address: 30,
+            address_window_secs: 600,
+            state_ttl_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSettings {
+    pub access_token_secs: u64,
+    /// A rotated-out refresh token used again within this many seconds (two processes of one device
+    /// racing) gets the current pair; later, it revokes the device.
+    pub refresh_reuse_grace_secs: u64,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            access_token_secs: 3600,
+            refresh_reuse_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefreshSettings {
+    /// Refresh an access token this long before it expires.
+    pub ahead_secs: u64,
+    /// Refresh a token set nobody used for this many days (Xero drops unused refresh tokens at 60).
+    pub idle_refresh_days: u64,
+    /// How often the idle refresher looks.
+    pub idle_check_secs: u64,
+    /// Attempts for one refresh when Xero cannot be reached or its answer is lost.
+    pub attempts: u32,
+}
+
+impl Default for RefreshSettings {
+    fn default() -> Self {
+        Self {
+            ahead_secs: 300,
+            idle_refresh_days: 30,
+            idle_check_secs: 3600,
+            attempts: 4,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The redirect URI to register with Xero.
+    pub fn callback_url(&self) -> Url {
+        self.public_url
+            .join("oauth/xero/callback")
+            .expect("a path joins onto a base URL")
+    }
+
+    /// Problems that stop the proxy from starting, each saying what to fix.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.xero.client_id.trim().is_empty() {
+            out.push("--xero-client-id (LEDGERLINK_XERO_CLIENT_ID) is required".into());
+        }
+        if self.xero.client_secret.is_none() {
+            out.push("--xero-client-secret (LEDGERLINK_XERO_CLIENT_SECRET) is required".into());
+        }
+        if let Err(e) = self.xero.endpoints() {
+            out.push(format!("a Xero URL is not valid: {e}"));
+        }
+        if self.public_client_ids.is_empty() {
+            out.push("at least one public client id is needed".into());
+        }
+        if !(60..=3600).contains(&self.pairing.expires_in_secs) {
+            out.push("pairing.expires_in_secs must be between 60 and 3600".into());
+        }
+        if self.pairing.interval_secs == 0 {
+            out.push("pairing.interval_secs must be at least 1".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_base_url_stands_in_for_every_xero_host_and_each_can_be_overridden() {
+        let mut x = XeroSettings {
+            base_url: Some(Url::parse("http://127.0.0.1:7300/").unwrap()),
+            ..Default::default()
+        };
+        let e = x.endpoints().unwrap();
+        assert_eq!(e.token.as_str(), "http://127.0.0.1:7300/connect/token");
+        assert_eq!(e.api.as_str(), "http://127.0.0.1:7300/api.xro/2.0");
+        x.token_url = Some(Url::parse("http://127.0.0.1:9/t").unwrap());
+        assert_eq!(
+            x.endpoints().unwrap().token.as_str(),
+            "http://127.0.0.1:9/t"
+        );
+        let real = XeroSettings::default().endpoints().unwrap();
+        assert_eq!(real.authorize.as_str(), XERO_AUTHORIZE_URL);
+    }
+
+    #[test]
+    fn the_callback_is_under_the_public_url() {
+        let s = Settings {
+            public_url: Url::parse("https://ll.example.com/").unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.callback_url().as_str(),
+            "https://ll.example.com/oauth/xero/callback"
+        );
+    }
+
+    #[test]
+    fn the_sample_file_parses() {
+        let s = Settings::from_toml(include_str!("../../../docs/proxy.toml")).unwrap();
+        assert_eq!(s.pairing.interval_secs, 5);
+    }
+}

@@ -1,0 +1,251 @@
+//! Storage behind one trait, so a Postgres backend can be added without touching handlers. The trait
+//! is synchronous (rusqlite is); [`Storage`] runs every call on tokio's blocking pool so the async
+//! workers never wait on disk.
+
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use ledgerlink_wire::ConnectionStatus;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        version: u32,
+        source: rusqlite::Error,
+    },
+    #[error("the storage task stopped: {0}")]
+    Join(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// The device collected its credentials: the device code is spent.
+    Consumed,
+}
+
+impl PairingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Consumed => "consumed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "denied" => Self::Denied,
+            "consumed" => Self::Consumed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Pairing {
+    pub id: Uuid,
+    pub device_code_hash: Vec<u8>,
+    /// Normalized: 8 characters, upper case, no dash.
+    pub user_code: String,
+    pub client_id: String,
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub provider: String,
+    pub status: PairingStatus,
+    pub connection_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub interval_secs: i64,
+    pub last_poll_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuthState {
+    pub state_hash: Vec<u8>,
+    pub pairing_id: Uuid,
+    pub browser_hash: Vec<u8>,
+    /// The PKCE verifier, encrypted under the master key.
+    pub verifier: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingChoice {
+    pub id_hash: Vec<u8>,
+    pub pairing_id: Uuid,
+    pub browser_hash: Vec<u8>,
+    pub token_set_id: Uuid,
+    /// JSON list of `{tenant_id, tenant_name, xero_connection_id}`.
+    pub tenants: String,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSetRow {
+    pub id: Uuid,
+    pub provider: String,
+    pub ciphertext: Vec<u8>,
+    pub access_expires_at: DateTime<Utc>,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionRow {
+    pub id: Uuid,
+    pub provider: String,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub xero_connection_id: Option<Uuid>,
+    pub token_set_id: Option<Uuid>,
+    pub status: ConnectionStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub client_id: String,
+    pub connection_id: Uuid,
+    pub paired_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceTokenRow {
+    pub hash: Vec<u8>,
+    pub device_id: Uuid,
+    pub kind: TokenKind,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub successor: Option<Vec<u8>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What the proxy keeps. Every method is one transaction.
+pub trait Store: Send + Sync + 'static {
+    fn ping(&self) -> Result<()>;
+
+    fn insert_pairing(&self, p: &Pairing) -> Result<()>;
+    fn pairing(&self, id: Uuid) -> Result<Option<Pairing>>;
+    /// The newest pairing with this (normalized) user code.
+    fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>>;
+    fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>>;
+    /// Writes status, connection, interval and last poll.
+    fn update_pairing(&self, p: &Pairing) -> Result<()>;
+    /// Moves an approved pairing to consumed; false when it was not approved any more (a second poller).
+    fn consume_pairing(&self, id: Uuid) -> Result<bool>;
+
+    fn insert_oauth_state(&self, s: &OAuthState) -> Result<()>;
+    /// The state with this hash, marked used in the same transaction. A state that was already used is
+    /// returned with its earlier `used_at`, so the caller can tell a replay.
+    fn use_oauth_state(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<OAuthState>>;
+
+    fn insert_choice(&self, c: &PendingChoice) -> Result<()>;
+    fn use_choice(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<PendingChoice>>;
+
+    fn insert_token_set(&self, t: &TokenSetRow) -> Result<()>;
+    fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>>;
+    /// Compare-and-swap on `version`: writes `t` (with `version + 1`) only if the row still has
+    /// `t.version`. False when someone else wrote first.
+    fn update_token_set(&self, t: &TokenSetRow) -> Result<bool>;
+    fn delete_token_set(&self, id: Uuid) -> Result<()>;
+    /// Token sets in use by a live connection whose last refresh (or creation) is before `before`.
+    fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>>;
+
+    /// Creates the connection for (provider, tenant) or points the existing one at a new token set;
+    /// answers the stored row and the token set it replaced, if any.
+    fn upsert_connection(&self, c: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)>;
+    fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>>;
+    fn connections(&self) -> Result<Vec<ConnectionRow>>;
+    fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>>;
+    fn set_connection_status(
+        &self,
+        id: Uuid,
+        status: ConnectionStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Marks the connection disconnected, detaches its token set and revokes every device on it.
+    fn disconnect(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+
+    /// Pairs (or re-pairs) a device: the row is written, any earlier credentials of the device are
+    /// revoked, and the new pair stored, in one transaction.
+    fn pair_device(
+        &self,
+        d: &DeviceRow,
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+    ) -> Result<()>;
+    fn device(&self, id: Uuid) -> Result<Option<DeviceRow>>;
+    fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>>;
+    fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+
+    fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>>;
+    /// Rotates a refresh token: marks `old` rotated (only if it was not yet) with `successor`, and
+    /// stores the new pair. False when `old` was already rotated or revoked.
+    fn rotate_refresh(
+        &self,
+        old: &[u8],
+        successor: &[u8],
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
+/// The store, called from async code: each call runs on the blocking pool.
+#[derive(Clone)]
+pub struct Storage {
+    inner: Arc<dyn Store>,
+}
+
+impl Storage {
+    pub fn new(store: impl Store) -> Self {
+        Self {
+            inner: Arc::new(store),
+        }
+    }
+
+    pub async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&dyn Store) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(inner.as_ref()))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+}

@@ -1,0 +1,734 @@
+//! The embedded SQLite backend: WAL, foreign keys, versioned migrations, one connection behind a
+//! mutex (SQLite allows one writer at a time anyway).
+
+use chrono::{DateTime, TimeZone, Utc};
+use ledgerlink_wire::ConnectionStatus;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::Path;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+use super::*;
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+fn opt_time(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.map(time)
+}
+
+fn uuid(text: String) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn opt_uuid(text: Option<String>) -> rusqlite::Result<Option<Uuid>> {
+    text.map(uuid).transpose()
+}
+
+fn status(text: String) -> rusqlite::Result<ConnectionStatus> {
+    ConnectionStatus::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("status {text}").into(),
+        )
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )?;
+        let mut conn = conn;
+        for &(version, sql) in MIGRATIONS {
+            let applied: bool = conn
+                .query_row(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                    [version],
+                    |_| Ok(true),
+                )
+                .optional()?
+                .unwrap_or(false);
+            if applied {
+                continue;
+            }
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migration { version, source })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, Utc::now().timestamp_millis()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f(&mut conn)?)
+    }
+}
+
+const PAIRING_COLUMNS: &str = "id, device_code_hash, user_code, client_id, device_id, device_name, provider, status, connection_id, created_at, expires_at, interval_secs, last_poll_at";
+
+fn pairing_row(r: &Row) -> rusqlite::Result<Pairing> {
+    let status_text: String = r.get(7)?;
+    Ok(Pairing {
+        id: uuid(r.get(0)?)?,
+        device_code_hash: r.get(1)?,
+        user_code: r.get(2)?,
+        client_id: r.get(3)?,
+        device_id: uuid(r.get(4)?)?,
+        device_name: r.get(5)?,
+        provider: r.get(6)?,
+        status: PairingStatus::parse(&status_text).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                7,
+                rusqlite::types::Type::Text,
+                format!("pairing status {status_text}").into(),
+            )
+        })?,
+        connection_id: opt_uuid(r.get(8)?)?,
+        created_at: time(r.get(9)?),
+        expires_at: time(r.get(10)?),
+        interval_secs: r.get(11)?,
+        last_poll_at: opt_time(r.get(12)?),
+    })
+}
+
+const CONNECTION_COLUMNS: &str =
+    "id, provider, tenant_id, tenant_name, xero_connection_id, token_set_id, status, created_at, updated_at";
+
+fn connection_row(r: &Row) -> rusqlite::Result<ConnectionRow> {
+    Ok(ConnectionRow {
+        id: uuid(r.get(0)?)?,
+        provider: r.get(1)?,
+        tenant_id: uuid(r.get(2)?)?,
+        tenant_name: r.get(3)?,
+        xero_connection_id: opt_uuid(r.get(4)?)?,
+        token_set_id: opt_uuid(r.get(5)?)?,
+        status: status(r.get(6)?)?,
+        created_at: time(r.get(7)?),
+        updated_at: time(r.get(8)?),
+    })
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, name, client_id, connection_id, paired_at, revoked_at, last_seen_at";
+
+fn device_row(r: &Row) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        id: uuid(r.get(0)?)?,
+        name: r.get(1)?,
+        client_id: r.get(2)?,
+        connection_id: uuid(r.get(3)?)?,
+        paired_at: time(r.get(4)?),
+        revoked_at: opt_time(r.get(5)?),
+        last_seen_at: opt_time(r.get(6)?),
+    })
+}
+
+fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
+    Ok(TokenSetRow {
+        id: uuid(r.get(0)?)?,
+        provider: r.get(1)?,
+        ciphertext: r.get(2)?,
+        access_expires_at: time(r.get(3)?),
+        last_refresh_at: opt_time(r.get(4)?),
+        created_at: time(r.get(5)?),
+        version: r.get(6)?,
+    })
+}
+
+fn insert_device_token(tx: &Connection, t: &DeviceTokenRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO device_tokens (hash, device_id, kind, created_at, expires_at, rotated_at, successor, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            t.hash,
+            t.device_id.to_string(),
+            match t.kind {
+                TokenKind::Access => "access",
+                TokenKind::Refresh => "refresh",
+            },
+            ms(t.created_at),
+            t.expires_at.map(ms),
+            t.rotated_at.map(ms),
+            t.successor,
+            t.revoked_at.map(ms),
+        ],
+    )?;
+    Ok(())
+}
+
+fn revoke_tokens_of(tx: &Connection, device: Uuid, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE device_tokens SET revoked_at = ?2, successor = NULL WHERE device_id = ?1 AND revoked_at IS NULL",
+        params![device.to_string(), ms(now)],
+    )?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn ping(&self) -> Result<()> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    fn insert_pairing(&self, p: &Pairing) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![
+                    p.id.to_string(),
+                    p.device_code_hash,
+                    p.user_code,
+                    p.client_id,
+                    p.device_id.to_string(),
+                    p.device_name,
+                    p.provider,
+                    p.status.as_str(),
+                    p.connection_id.map(|u| u.to_string()),
+                    ms(p.created_at),
+                    ms(p.expires_at),
+                    p.interval_secs,
+                    p.last_poll_at.map(ms),
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn pairing(&self, id: Uuid) -> Result<Option<Pairing>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE id = ?1"),
+                [id.to_string()],
+                pairing_row,
+            )
+            .optional()
+        })
+    }
+
+    fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE user_code = ?1 ORDER BY created_at DESC LIMIT 1"),
+                [code],
+                pairing_row,
+            )
+            .optional()
+        })
+    }
+
+    fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE device_code_hash = ?1"),
+                [hash],
+                pairing_row,
+            )
+            .optional()
+        })
+    }
+
+    fn update_pairing(&self, p: &Pairing) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE pairings SET status = ?2, connection_id = ?3, interval_secs = ?4, last_poll_at = ?5 WHERE id = ?1",
+                params![p.id.to_string(), p.status.as_str(), p.connection_id.map(|u| u.to_string()), p.interval_secs, p.last_poll_at.map(ms)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn consume_pairing(&self, id: Uuid) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE pairings SET status = 'consumed' WHERE id = ?1 AND status = 'approved'",
+                [id.to_string()],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn insert_oauth_state(&self, s: &OAuthState) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO oauth_states (state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                params![s.state_hash, s.pairing_id.to_string(), s.browser_hash, s.verifier, ms(s.created_at), ms(s.expires_at)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn use_oauth_state(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<OAuthState>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let found = tx
+                .query_row(
+                    "SELECT state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = ?1",
+                    [hash],
+                    |r| {
+                        Ok(OAuthState {
+                            state_hash: r.get(0)?,
+                            pairing_id: uuid(r.get(1)?)?,
+                            browser_hash: r.get(2)?,
+                            verifier: r.get(3)?,
+                            created_at: time(r.get(4)?),
+                            expires_at: time(r.get(5)?),
+                            used_at: opt_time(r.get(6)?),
+                        })
+                    },
+                )
+                .optional()?;
+            if found.as_ref().is_some_and(|s| s.used_at.is_none()) {
+                tx.execute("UPDATE oauth_states SET used_at = ?2 WHERE state_hash = ?1", params![hash, ms(now)])?;
+            }
+            tx.commit()?;
+            Ok(found)
+        })
+    }
+
+    fn insert_choice(&self, ch: &PendingChoice) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO pending_choices (id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                params![ch.id_hash, ch.pairing_id.to_string(), ch.browser_hash, ch.token_set_id.to_string(), ch.tenants, ms(ch.expires_at)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn use_choice(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<PendingChoice>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let found = tx
+                .query_row(
+                    "SELECT id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at FROM pending_choices WHERE id_hash = ?1",
+                    [hash],
+                    |r| {
+                        Ok(PendingChoice {
+                            id_hash: r.get(0)?,
+                            pairing_id: uuid(r.get(1)?)?,
+                            browser_hash: r.get(2)?,
+                            token_set_id: uuid(r.get(3)?)?,
+                            tenants: r.get(4)?,
+                            expires_at: time(r.get(5)?),
+                            used_at: opt_time(r.get(6)?),
+                        })
+                    },
+                )
+                .optional()?;
+            if found.as_ref().is_some_and(|s| s.used_at.is_none()) {
+                tx.execute("UPDATE pending_choices SET used_at = ?2 WHERE id_hash = ?1", params![hash, ms(now)])?;
+            }
+            tx.commit()?;
+            Ok(found)
+        })
+    }
+
+    fn insert_token_set(&self, t: &TokenSetRow) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO token_sets (id, provider, ciphertext, access_expires_at, last_refresh_at, created_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![t.id.to_string(), t.provider, t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), ms(t.created_at), t.version],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, provider, ciphertext, access_expires_at, last_refresh_at, created_at, version FROM token_sets WHERE id = ?1",
+                [id.to_string()],
+                token_set_row,
+            )
+            .optional()
+        })
+    }
+
+    fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE token_sets SET ciphertext = ?2, access_expires_at = ?3, last_refresh_at = ?4, version = version + 1
+                 WHERE id = ?1 AND version = ?5",
+                params![t.id.to_string(), t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), t.version],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn delete_token_set(&self, id: Uuid) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM pending_choices WHERE token_set_id = ?1",
+                [id.to_string()],
+            )?;
+            tx.execute(
+                "UPDATE connections SET token_set_id = NULL WHERE token_set_id = ?1",
+                [id.to_string()],
+            )?;
+            tx.execute("DELETE FROM token_sets WHERE id = ?1", [id.to_string()])?;
+            tx.commit()
+        })
+    }
+
+    fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT t.id FROM token_sets t JOIN connections c ON c.token_set_id = t.id
+                 WHERE c.status = 'connected' AND COALESCE(t.last_refresh_at, t.created_at) < ?1",
+            )?;
+            let ids = stmt
+                .query_map([ms(before)], |r| uuid(r.get(0)?))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn upsert_connection(&self, row: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE provider = ?1 AND tenant_id = ?2"),
+                    params![row.provider, row.tenant_id.to_string()],
+                    connection_row,
+                )
+                .optional()?;
+            let (stored, replaced) = match existing {
+                Some(old) => {
+                    tx.execute(
+                        "UPDATE connections SET tenant_name = ?2, xero_connection_id = ?3, token_set_id = ?4, status = ?5, updated_at = ?6 WHERE id = ?1",
+                        params![
+                            old.id.to_string(),
+                            row.tenant_name,
+                            row.xero_connection_id.map(|u| u.to_string()),
+                            row.token_set_id.map(|u| u.to_string()),
+                            row.status.as_str(),
+                            ms(row.updated_at),
+                        ],
+                    )?;
+                    let replaced = old.token_set_id.filter(|t| Some(*t) != row.token_set_id);
+                    (ConnectionRow { id: old.id, created_at: old.created_at, ..row.clone() }, replaced)
+                }
+                None => {
+                    tx.execute(
+                        &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                        params![
+                            row.id.to_string(),
+                            row.provider,
+                            row.tenant_id.to_string(),
+                            row.tenant_name,
+                            row.xero_connection_id.map(|u| u.to_string()),
+                            row.token_set_id.map(|u| u.to_string()),
+                            row.status.as_str(),
+                            ms(row.created_at),
+                            ms(row.updated_at),
+                        ],
+                    )?;
+                    (row.clone(), None)
+                }
+            };
+            tx.commit()?;
+            Ok((stored, replaced))
+        })
+    }
+
+    fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?1"),
+                [id.to_string()],
+                connection_row,
+            )
+            .optional()
+        })
+    }
+
+    fn connections(&self) -> Result<Vec<ConnectionRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([], connection_row)?.collect();
+            rows
+        })
+    }
+
+    fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {CONNECTION_COLUMNS} FROM connections WHERE token_set_id = ?1"
+            ))?;
+            let rows = stmt
+                .query_map([token_set.to_string()], connection_row)?
+                .collect();
+            rows
+        })
+    }
+
+    fn set_connection_status(
+        &self,
+        id: Uuid,
+        status: ConnectionStatus,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE connections SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id.to_string(), status.as_str(), ms(now)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn disconnect(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE connections SET status = 'disconnected', token_set_id = NULL, updated_at = ?2 WHERE id = ?1",
+                params![id.to_string(), ms(now)],
+            )?;
+            tx.execute(
+                "UPDATE device_tokens SET revoked_at = ?2, successor = NULL
+                 WHERE revoked_at IS NULL AND device_id IN (SELECT id FROM devices WHERE connection_id = ?1)",
+                params![id.to_string(), ms(now)],
+            )?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = ?2 WHERE connection_id = ?1 AND revoked_at IS NULL",
+                params![id.to_string(), ms(now)],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn pair_device(
+        &self,
+        d: &DeviceRow,
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            revoke_tokens_of(&tx, d.id, d.paired_at)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL)
+                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, client_id = excluded.client_id,
+                       connection_id = excluded.connection_id, paired_at = excluded.paired_at, revoked_at = NULL"
+                ),
+                params![d.id.to_string(), d.name, d.client_id, d.connection_id.to_string(), ms(d.paired_at)],
+            )?;
+            insert_device_token(&tx, access)?;
+            insert_device_token(&tx, refresh)?;
+            tx.commit()
+        })
+    }
+
+    fn device(&self, id: Uuid) -> Result<Option<DeviceRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
+                [id.to_string()],
+                device_row,
+            )
+            .optional()
+        })
+    }
+
+    fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE connection_id = ?1 ORDER BY paired_at"
+            ))?;
+            let rows = stmt
+                .query_map([connection.to_string()], device_row)?
+                .collect();
+            rows
+        })
+    }
+
+    fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            revoke_tokens_of(&tx, id, now)?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id.to_string(), ms(now)],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
+                params![id.to_string(), ms(now)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT hash, device_id, kind, created_at, expires_at, rotated_at, successor, revoked_at FROM device_tokens WHERE hash = ?1",
+                [hash],
+                |r| {
+                    let kind: String = r.get(2)?;
+                    Ok(DeviceTokenRow {
+                        hash: r.get(0)?,
+                        device_id: uuid(r.get(1)?)?,
+                        kind: if kind == "access" { TokenKind::Access } else { TokenKind::Refresh },
+                        created_at: time(r.get(3)?),
+                        expires_at: opt_time(r.get(4)?),
+                        rotated_at: opt_time(r.get(5)?),
+                        successor: r.get(6)?,
+                        revoked_at: opt_time(r.get(7)?),
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn rotate_refresh(
+        &self,
+        old: &[u8],
+        successor: &[u8],
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let changed = tx.execute(
+                "UPDATE device_tokens SET rotated_at = ?2, successor = ?3
+                 WHERE hash = ?1 AND kind = 'refresh' AND rotated_at IS NULL AND revoked_at IS NULL",
+                params![old, ms(now), successor],
+            )?;
+            if changed != 1 {
+                return Ok(false);
+            }
+            insert_device_token(&tx, access)?;
+            insert_device_token(&tx, refresh)?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_foreign_keys_hold() {
+        let dir = std::env::temp_dir().join(format!("ll-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("proxy.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let store = SqliteStore::open(&path).unwrap();
+        let n: i64 = store
+            .with(|c| c.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(n, MIGRATIONS.len() as i64);
+        let mode: String = store
+            .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(mode.to_lowercase(), "wal");
+        // A device on a connection that does not exist is refused.
+        let now = Utc::now();
+        let device = DeviceRow {
+            id: Uuid::new_v4(),
+            name: "x".into(),
+            client_id: "c".into(),
+            connection_id: Uuid::new_v4(),
+            paired_at: now,
+            revoked_at: None,
+            last_seen_at: None,
+        };
+        let token = |kind| DeviceTokenRow {
+            hash: Uuid::new_v4().as_bytes().to_vec(),
+            device_id: device.id,
+            kind,
+            created_at: now,
+            expires_at: None,
+            rotated_at: None,
+            successor: None,
+            revoked_at: None,
+        };
+        assert!(store
+            .pair_device(
+                &device,
+                &token(TokenKind::Access),
+                &token(TokenKind::Refresh)
+            )
+            .is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn token_set_writes_compare_and_swap_on_version() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let mut row = TokenSetRow {
+            id: Uuid::new_v4(),
+            provider: "xero".into(),
+            ciphertext: vec![1, 2, 3],
+            access_expires_at: now,
+            last_refresh_at: None,
+            created_at: now,
+            version: 1,
+        };
+        store.insert_token_set(&row).unwrap();
+        row.ciphertext = vec![4];
+        assert!(store.update_token_set(&row).unwrap());
+        assert!(
+            !store.update_token_set(&row).unwrap(),
+            "a stale version loses"
+        );
+        let stored = store.token_set(row.id).unwrap().unwrap();
+        assert_eq!((stored.ciphertext, stored.version), (vec![4], 2));
+    }
+}

@@ -1,0 +1,319 @@
+//! The token vault: Xero token sets encrypted at rest, refreshed ahead of expiry by one caller at a
+//! time (single-flight per token set), with the rotated refresh token committed before the new access
+//! token is handed out.
+
+use chrono::{DateTime, Duration, Utc};
+use ledgerlink_wire::{ConnectionStatus, Secret};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::crypto::{CryptoError, Keyring};
+use crate::settings::RefreshSettings;
+use crate::store::{Storage, StoreError, TokenSetRow};
+use crate::xero::{TokenError, XeroClient, XeroTokens};
+
+/// A token set in the clear: only ever in memory, only inside the vault.
+#[derive(Clone, Serialize, Deserialize)]
+struct Plain {
+    access_token: String,
+    refresh_token: String,
+    /// The refresh token this one replaced: kept so an operator can see a rotation happened and so a
+    /// refresh whose answer was lost can be retried with it inside Xero's grace period.
+    previous_refresh_token: Option<String>,
+    scope: String,
+    auth_event_id: Option<Uuid>,
+}
+
+impl fmt::Debug for Plain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plain")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("no token set {0}")]
+    NotFound(Uuid),
+    #[error("Xero refused the refresh token: the organisation must be connected again")]
+    NeedsReconnect,
+    #[error("Xero could not be reached to refresh tokens: {0}")]
+    Unavailable(String),
+    #[error("Xero refused the refresh: {0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a token set does not decrypt: {0}")]
+    Crypto(#[from] CryptoError),
+}
+
+pub struct Vault {
+    storage: Storage,
+    keyring: Arc<Keyring>,
+    xero: Arc<XeroClient>,
+    clock: Arc<dyn Clock>,
+    settings: RefreshSettings,
+    /// One async lock per token set: the single flight.
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    refreshes: AtomicU64,
+}
+
+fn aad(id: Uuid) -> Vec<u8> {
+    format!("ledgerlink:token_set:{id}").into_bytes()
+}
+
+impl Vault {
+    pub fn new(
+        storage: Storage,
+        keyring: Arc<Keyring>,
+        xero: Arc<XeroClient>,
+        clock: Arc<dyn Clock>,
+        settings: RefreshSettings,
+    ) -> Self {
+        Self {
+            storage,
+            keyring,
+            xero,
+            clock,
+            settings,
+            locks: Mutex::new(HashMap::new()),
+            refreshes: AtomicU64::new(0),
+        }
+    }
+
+    /// How many refresh calls this vault has made to Xero (for benchmarks and health).
+    pub fn refresh_calls(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    fn seal(&self, id: Uuid, plain: &Plain) -> Vec<u8> {
+        let json = serde_json::to_vec(plain).expect("a token set serializes");
+        self.keyring.seal(&aad(id), &json)
+    }
+
+    fn open(&self, row: &TokenSetRow) -> Result<Plain, VaultError> {
+        let json = self.keyring.open(&aad(row.id), &row.ciphertext)?;
+        serde_json::from_slice(&json)
+            .map_err(|e| StoreError::Corrupt(format!("token set {}: {e}", row.id)).into())
+    }
+
+    /// Keeps a new token set (straight from a consent); answers its id.
+    pub async fn store(&self, tokens: &XeroTokens) -> Result<Uuid, VaultError> {
+        let id = Uuid::new_v4();
+        let now = self.clock.now();
+        let plain = Plain {
+            access_token: tokens.access_token.expose().to_string(),
+            refresh_token: tokens.refresh_token.expose().to_string(),
+            previous_refresh_token: None,
+            scope: tokens.scope.clone(),
+            auth_event_id: tokens.auth_event_id(),
+        };
+        let row = TokenSetRow {
+            id,
+            provider: "xero".into(),
+            ciphertext: self.seal(id, &plain),
+            access_expires_at: now + Duration::seconds(tokens.expires_in as i64),
+            last_refresh_at: None,
+            created_at: now,
+            version: 1,
+        };
+        self.storage.call(move |s| s.insert_token_set(&row)).await?;
+        Ok(id)
+    }
+
+    async fn read(&self, id: Uuid) -> Result<(TokenSetRow, Plain), VaultError> {
+        let row = self
+            .storage
+            .call(move |s| s.token_set(id))
+            .await?
+            .ok_or(VaultError::NotFound(id))?;
+        let plain = self.open(&row)?;
+        Ok((row, plain))
+    }
+
+    fn fresh(&self, row: &TokenSetRow, now: DateTime<Utc>) -> bool {
+        row.access_expires_at - Duration::seconds(self.settings.ahead_secs as i64) > now
+    }
+
+    fn lock_for(&self, id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    /// A usable access token for the token set, refreshing it first when it is about to expire.
+    pub async fn access_token(&self, id: Uuid) -> Result<Secret, VaultError> {
+        let (row, plain) = self.read(id).await?;
+        if self.fresh(&row, self.clock.now()) {
+            return Ok(Secret::new(plain.access_token));
+        }
+        self.refresh_under_lock(id, None).await
+    }
+
+    /// Refreshes because Xero refused `stale` (a 401): unless someone already replaced it.
+    pub async fn refresh_after_rejection(
+        &self,
+        id: Uuid,
+        stale: &Secret,
+    ) -> Result<Secret, VaultError> {
+        self.refresh_under_lock(id, Some(stale.expose().to_string()))
+            .await
+    }
+
+    /// Refreshes now, whatever the expiry (the idle refresher).
+    pub async fn force_refresh(&self, id: Uuid) -> Result<(), VaultError> {
+        self.refresh_under_lock(id, Some(String::new()))
+            .await
+            .map(|_| ())
+    }
+
+    /// The current refresh token (to revoke it).
+    pub async fn refresh_token(&self, id: Uuid) -> Result<Secret, VaultError> {
+        let (_, plain) = self.read(id).await?;
+        Ok(Secret::new(plain.refresh_token))
+    }
+
+    /// `force`: `None` refreshes only if still due; `Some(stale)` refreshes unless the stored access
+    /// token is no longer `stale` (someone else refreshed while we waited).
+    async fn refresh_under_lock(
+        &self,
+        id: Uuid,
+        force: Option<String>,
+    ) -> Result<Secret, VaultError> {
+        let lock = self.lock_for(id);
+        let _guard = lock.lock().await;
+        // Re-read under the lock: whoever held it may have refreshed already.
+        let (row, plain) = self.read(id).await?;
+        let now = self.clock.now();
+        let already_done = match &force {
+            None => self.fresh(&row, now),
+            Some(stale) => !stale.is_empty() && plain.access_token != *stale,
+        };
+        if already_done {
+            return Ok(Secret::new(plain.access_token));
+        }
+        let refresh_token = Secret::new(plain.refresh_token.clone());
+        let tokens = self
+            .call_refresh(&refresh_token)
+            .await
+            .map_err(|e| match e {
+                TokenError::InvalidGrant => VaultError::NeedsReconnect,
+                TokenError::Rejected(m) => VaultError::Rejected(m),
+                TokenError::Transient(m) => VaultError::Unavailable(m),
+            });
+        let tokens = match tokens {
+            Ok(t) => t,
+            Err(VaultError::NeedsReconnect) => {
+                tracing::warn!(token_set = %id, "Xero refused the refresh token; marking its connections needs_reconnect");
+                let now = self.clock.now();
+                self.storage
+                    .call(move |s| {
+                        for c in s.connections_using(id)? {
+                            if c.status == ConnectionStatus::Connected {
+                                s.set_connection_status(
+                                    c.id,
+                                    ConnectionStatus::NeedsReconnect,
+                                    now,
+                                )?;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                return Err(VaultError::NeedsReconnect);
+            }
+            Err(e) => return Err(e),
+        };
+        let now = self.clock.now();
+        let next = Plain {
+            access_token: tokens.access_token.expose().to_string(),
+            refresh_token: tokens.refresh_token.expose().to_string(),
+            previous_refresh_token: Some(plain.refresh_token),
+            scope: if tokens.scope.is_empty() {
+                plain.scope
+            } else {
+                tokens.scope.clone()
+            },
+            auth_event_id: plain.auth_event_id,
+        };
+        let updated = TokenSetRow {
+            ciphertext: self.seal(id, &next),
+            access_expires_at: now + Duration::seconds(tokens.expires_in as i64),
+            last_refresh_at: Some(now),
+            ..row
+        };
+        // Commit the rotated refresh token before anyone uses the new access token.
+        let written = self
+            .storage
+            .call(move |s| s.update_token_set(&updated))
+            .await?;
+        if !written {
+            // Another process refreshed first; its tokens are the ones to use.
+            let (_, theirs) = self.read(id).await?;
+            return Ok(Secret::new(theirs.access_token));
+        }
+        tracing::info!(token_set = %id, "refreshed Xero tokens");
+        Ok(tokens.access_token)
+    }
+
+    /// One refresh, retried with the same refresh token when the answer is lost or Xero fails: if
+    /// Xero did rotate before the answer was lost, the old token still works inside its grace period.
+    async fn call_refresh(&self, refresh_token: &Secret) -> Result<XeroTokens, TokenError> {
+        let attempts = self.settings.attempts.max(1);
+        let mut delay = std::time::Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            self.refreshes.fetch_add(1, Ordering::Relaxed);
+            match self.xero.refresh(refresh_token).await {
+                Err(TokenError::Transient(why)) if attempt < attempts => {
+                    tracing::warn!(attempt, error = %why, "refresh failed; retrying with the same refresh token");
+                    let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1);
+                    tokio::time::sleep(delay + std::time::Duration::from_millis(jitter)).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Refreshes every token set in use that has not been refreshed for `idle_refresh_days`, so Xero
+    /// never drops one for being unused 60 days. Answers how many were refreshed.
+    pub async fn refresh_idle(&self) -> usize {
+        let before = self.clock.now() - Duration::days(self.settings.idle_refresh_days as i64);
+        let ids = match self.storage.call(move |s| s.idle_token_sets(before)).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "idle refresh: cannot list token sets");
+                return 0;
+            }
+        };
+        let mut done = 0;
+        for id in ids {
+            match self.force_refresh(id).await {
+                Ok(()) => done += 1,
+                Err(e) => tracing::warn!(token_set = %id, error = %e, "idle refresh failed"),
+            }
+        }
+        done
+    }
+
+    /// Forgets a token set (its connections let go of it).
+    pub async fn delete(&self, id: Uuid) -> Result<(), VaultError> {
+        self.storage.call(move |s| s.delete_token_set(id)).await?;
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        Ok(())
+    }
+}

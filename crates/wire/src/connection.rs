@@ -1,0 +1,73 @@
+//! The organisation a device is paired to, as the device sees it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    #[default]
+    Xero,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Xero => "xero",
+        }
+    }
+}
+
+/// A connection's health, shown by the desktop next to the organisation's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Tokens work; documents flow.
+    Connected,
+    /// Xero refused the refresh token (`invalid_grant`): someone must connect Xero again.
+    NeedsReconnect,
+    /// Disconnected, from Ledgerlink or from Xero's side.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::NeedsReconnect => "needs_reconnect",
+            Self::Disconnected => "disconnected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "connected" => Some(Self::Connected),
+            "needs_reconnect" => Some(Self::NeedsReconnect),
+            "disconnected" => Some(Self::Disconnected),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /v1/connection`: the organisation, its status, and this device. Also the desktop's health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub connection_id: Uuid,
+    pub provider: Provider,
+    pub tenant_id: Uuid,
+    pub organisation_name: String,
+    pub status: ConnectionStatus,
+    pub paired_at: DateTime<Utc>,
+    /// When the proxy last refreshed the organisation's Xero tokens.
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub device_id: Uuid,
+    pub device_name: String,
+}
+
+/// `DELETE /v1/connection` needs `{"confirm": true}`: it disconnects the organisation for every device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DisconnectRequest {
+    #[serde(default)]
+    pub confirm: bool,
+}

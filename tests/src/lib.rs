@@ -1,0 +1,457 @@
+//! The end-to-end harness: a real sandbox and a real proxy on 127.0.0.1:0, a device client speaking
+//! the proxy's device API, and a "browser" (an HTTP client with cookies) that fills in the HTML forms
+//! of both, as a person would. The proxy's clock is the sandbox's, so moving the sandbox's clock moves
+//! both.
+
+pub mod html;
+pub mod logs;
+
+use ledgerlink_proxy::{Clock, Proxy, Settings};
+use ledgerlink_sandbox::seed::{DEMO_NZ_TENANT_ID, DEMO_UK_TENANT_ID};
+use ledgerlink_sandbox::Sandbox;
+use ledgerlink_wire::Secret;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub const NZ: Uuid = DEMO_NZ_TENANT_ID;
+pub const UK: Uuid = DEMO_UK_TENANT_ID;
+pub const CLIENT_ID: &str = ledgerlink_sandbox::settings::DEMO_CLIENT_ID;
+pub const CLIENT_SECRET: &str = ledgerlink_sandbox::settings::DEMO_CLIENT_SECRET;
+
+/// The proxy reads the sandbox's clock.
+pub struct SandboxClock(pub Arc<ledgerlink_sandbox::Shared>);
+
+impl Clock for SandboxClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.clock.now()
+    }
+}
+
+/// An answer: status, headers, body text and JSON (Null when not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub async fn read(r: reqwest::Response) -> Self {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("a redirect")
+    }
+
+    pub fn code(&self) -> &str {
+        self.json["code"]
+            .as_str()
+            .or_else(|| self.json["error"].as_str())
+            .unwrap_or_default()
+    }
+}
+
+pub struct World {
+    pub sandbox: Sandbox,
+    pub proxy: Proxy,
+    pub sandbox_url: String,
+    pub proxy_url: String,
+    pub db: PathBuf,
+    /// Every body any client of this world received, to prove what never appears in one.
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
+    http: reqwest::Client,
+    _dir: TempDir,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn settings() -> Settings {
+    let mut s = Settings::default();
+    s.pairing.max_code_attempts_per_address = 10_000;
+    s
+}
+
+impl World {
+    pub async fn start() -> Self {
+        Self::start_with(settings()).await
+    }
+
+    pub async fn start_with(mut settings: Settings) -> Self {
+        logs::capture();
+        let sandbox = Sandbox::start(ledgerlink_sandbox::Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let sandbox_url = sandbox.url();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+        let dir = TempDir(std::env::temp_dir().join(format!("ll-e2e-{}", Uuid::new_v4())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let db = dir.0.join("proxy.db");
+
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let callback = format!("{proxy_url}/oauth/xero/callback");
+        let r = http
+            .put(format!("{sandbox_url}/_sandbox/apps/{CLIENT_ID}"))
+            .json(&json!({"redirect_uris": [callback]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+
+        settings.listen = listener.local_addr().unwrap();
+        settings.public_url = url::Url::parse(&proxy_url).unwrap();
+        settings.database = db.clone();
+        settings.xero.client_id = CLIENT_ID.into();
+        settings.xero.client_secret = Some(Secret::new(CLIENT_SECRET));
+        settings.xero.base_url = Some(url::Url::parse(&sandbox_url).unwrap());
+        settings.master_keys = vec![Secret::new(
+            ledgerlink_proxy::crypto::MasterKey::generate_base64(),
+        )];
+        let clock = Arc::new(SandboxClock(sandbox.shared().clone()));
+        let proxy = Proxy::start(listener, settings, clock).unwrap();
+        Self {
+            sandbox,
+            proxy,
+            sandbox_url,
+            proxy_url,
+            db,
+            seen: Arc::default(),
+            http,
+            _dir: dir,
+        }
+    }
+
+    fn record(&self, a: &Answer) {
+        self.seen.lock().unwrap().push(a.text.clone());
+    }
+
+    pub async fn control(&self, method: Method, path: &str, body: Value) -> Answer {
+        let r = self
+            .http
+            .request(method, format!("{}/_sandbox{path}", self.sandbox_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(r).await
+    }
+
+    /// Moves the sandbox's clock, and with it the proxy's.
+    pub async fn advance(&self, seconds: i64) {
+        let a = self
+            .control(Method::POST, "/clock", json!({"advance_seconds": seconds}))
+            .await;
+        assert_eq!(a.status, 200);
+    }
+
+    /// Requests the sandbox received since `seq`, as `(method, path, status)`.
+    pub async fn sandbox_requests(&self, since: u64) -> Vec<Value> {
+        let a = self
+            .control(Method::GET, &format!("/requests?since={since}"), json!({}))
+            .await;
+        a.json["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn last_seq(&self) -> u64 {
+        self.sandbox_requests(0)
+            .await
+            .last()
+            .and_then(|r| r["seq"].as_u64())
+            .unwrap_or(0)
+    }
+
+    pub fn device(&self, name: &str) -> Device {
+        Device {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            http: self.http.clone(),
+            url: self.proxy_url.clone(),
+            seen: self.seen.clone(),
+        }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            seen: self.seen.clone(),
+        }
+    }
+
+    /// The proxy's connections, from its own store.
+    pub async fn connections(&self) -> Vec<ledgerlink_proxy::store::ConnectionRow> {
+        self.proxy
+            .state()
+            .storage
+            .call(|s| s.connections())
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, token: &str) -> Answer {
+        let r = self
+            .http
+            .request(method, format!("{}/admin/v1{path}", self.proxy_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let a = Answer::read(r).await;
+        self.record(&a);
+        a
+    }
+
+    /// A full pairing: the device asks, the person consents ticking `tick` (and picking `pick` when
+    /// several), the device collects its credentials.
+    pub async fn pair(&self, device: &Device, tick: &[Uuid], pick: Option<Uuid>) -> Paired {
+        let started = device.start().await;
+        assert_eq!(started.status, 200, "{}", started.text);
+        let browser = self.browser();
+        let page = browser
+            .consent(
+                started.json["verification_uri_complete"].as_str().unwrap(),
+                tick,
+                true,
+            )
+            .await;
+        let page = match pick {
+            Some(tenant) => browser.pick(&self.proxy_url, &page, tenant).await,
+            None => page,
+        };
+        assert!(
+            page.text.contains("Connected"),
+            "the pairing did not finish: {}",
+            page.text
+        );
+        self.advance(5).await;
+        let tokens = device
+            .poll(started.json["device_code"].as_str().unwrap())
+            .await;
+        assert_eq!(tokens.status, 200, "{}", tokens.text);
+        Paired::from(&tokens.json)
+    }
+}
+
+/// A device's credentials and what it was told about its connection.
+#[derive(Debug, Clone)]
+pub struct Paired {
+    pub access: String,
+    pub refresh: String,
+    pub connection: Value,
+}
+
+impl Paired {
+    pub fn from(json: &Value) -> Self {
+        Self {
+            access: json["access_token"].as_str().unwrap().into(),
+            refresh: json["refresh_token"].as_str().unwrap().into(),
+            connection: json["connection"].clone(),
+        }
+    }
+}
+
+/// The device side, speaking the proxy's device API.
+pub struct Device {
+    pub id: Uuid,
+    pub name: String,
+    http: reqwest::Client,
+    url: String,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Device {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let a = Answer::read(req.send().await.unwrap()).await;
+        self.seen.lock().unwrap().push(a.text.clone());
+        a
+    }
+
+    pub async fn start(&self) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}/v1/pairings", self.url))
+                .json(&json!({
+                    "client_id": "ledgerlink-desktop",
+                    "device_id": self.id,
+                    "device_name": self.name,
+                    "provider": "xero",
+                })),
+        )
+        .await
+    }
+
+    pub async fn poll(&self, device_code: &str) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}/v1/pairings/token", self.url))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", device_code),
+                    ("client_id", "ledgerlink-desktop"),
+                ]),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}/v1/pairings/token", self.url))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ]),
+        )
+        .await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+}
+
+/// A person's browser: keeps cookies, follows nothing by itself.
+pub struct Browser {
+    pub http: reqwest::Client,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Browser {
+    pub async fn get(&self, url: &str) -> Answer {
+        let a = Answer::read(self.http.get(url).send().await.unwrap()).await;
+        self.seen.lock().unwrap().push(a.text.clone());
+        a
+    }
+
+    pub async fn post(&self, url: &str, form: &[(String, String)]) -> Answer {
+        let a = Answer::read(self.http.post(url).form(form).send().await.unwrap()).await;
+        self.seen.lock().unwrap().push(a.text.clone());
+        a
+    }
+
+    /// Submits the form of `page` whose action ends with `action`, with extra fields.
+    pub async fn submit(
+        &self,
+        base: &str,
+        page: &Answer,
+        action: &str,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let form = html::forms(&page.text)
+            .into_iter()
+            .find(|f| f.action.ends_with(action))
+            .unwrap_or_else(|| panic!("no form posting to {action} on: {}", page.text));
+        let mut fields = form.hidden.clone();
+        fields.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let url = if form.action.starts_with("http") {
+            form.action.clone()
+        } else {
+            format!("{base}{}", form.action)
+        };
+        self.post(&url, &fields).await
+    }
+
+    /// From the device's link to Xero's consent and back: opens the link, continues to Xero, logs in,
+    /// ticks `tick`, allows (or denies), and follows the redirect back to the proxy. Answers the
+    /// proxy's page.
+    pub async fn consent(&self, link: &str, tick: &[Uuid], allow: bool) -> Answer {
+        let proxy = origin(link);
+        let confirm = self.get(link).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.text);
+        let to_xero = self.submit(&proxy, &confirm, "/pair/continue", &[]).await;
+        assert_eq!(to_xero.status, 303, "{}", to_xero.text);
+        let authorize = to_xero.location().to_string();
+        let sandbox = origin(&authorize);
+        let login = self.get(&authorize).await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        let consent = self
+            .submit(
+                &sandbox,
+                &login,
+                "/identity/connect/authorize",
+                &[
+                    ("action", "login"),
+                    ("email", "demo@ledgerlink.test"),
+                    ("password", "demo"),
+                ],
+            )
+            .await;
+        assert_eq!(consent.status, 200, "{}", consent.text);
+        let mut extra: Vec<(&str, String)> =
+            tick.iter().map(|t| ("tenant", t.to_string())).collect();
+        extra.push(("action", if allow { "allow".into() } else { "deny".into() }));
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let back = self
+            .submit(&sandbox, &consent, "/identity/connect/authorize", &extra)
+            .await;
+        assert_eq!(back.status, 302, "{}", back.text);
+        self.get(back.location()).await
+    }
+
+    /// Picks `tenant` on the proxy's organisation picker.
+    pub async fn pick(&self, proxy: &str, page: &Answer, tenant: Uuid) -> Answer {
+        assert!(
+            page.text.contains("Which organisation"),
+            "no picker: {}",
+            page.text
+        );
+        self.submit(
+            proxy,
+            page,
+            "/pair/organisation",
+            &[("tenant", &tenant.to_string())],
+        )
+        .await
+    }
+}
+
+pub fn origin(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    u.origin().ascii_serialization()
+}

@@ -1,0 +1,6 @@
+//! End-to-end: the Xero sandbox and the proxy running together on loopback; a device and a browser
+//! drive them over plain HTTP, as the desktop app and a person would.
+
+mod pairing;
+mod refresh;
+mod security;
