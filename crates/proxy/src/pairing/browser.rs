@@ -69,8 +69,12 @@ impl Browser {
     }
 }
 
-const WRONG_CODE: &str =
-    "That code is not valid. Check the code on the device: codes are 8 letters and expire after 15 minutes.";
+fn wrong_code_message(state: &AppState) -> String {
+    format!(
+        "That code is not valid. Check the code on the device: codes are 8 letters and expire after {} minutes.",
+        state.settings.pairing.expires_in_secs.div_ceil(60)
+    )
+}
 
 /// Checks a typed code against the throttles and the store. Unknown, expired and used codes get the
 /// same answer.
@@ -99,7 +103,11 @@ async fn check_code(
     }
     let wrong = |state: &AppState| {
         state.throttle.record_wrong(&session);
-        pages::enter_code(StatusCode::BAD_REQUEST, Some(WRONG_CODE), typed)
+        pages::enter_code(
+            StatusCode::BAD_REQUEST,
+            Some(&wrong_code_message(state)),
+            typed,
+        )
     };
     let Some(code) = super::normalize(typed) else {
         return Err(wrong(state));

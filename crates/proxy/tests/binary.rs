@@ -1,0 +1,140 @@
+//! The `ledgerlink-proxy` binary as an operator runs it: settings from flags and `LEDGERLINK_...`
+//! variables, no start without a master key (unless `--dev`, which makes a private key file), the
+//! first stdout line, health endpoints, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ledgerlink-proxy");
+
+fn temp() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ll-proxy-bin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn base(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LEDGERLINK_XERO_CLIENT_ID", "CLIENT")
+        .env("LEDGERLINK_XERO_CLIENT_SECRET", "not-a-real-secret")
+        .env("LEDGERLINK_XERO_BASE_URL", "http://127.0.0.1:9")
+        .args(["--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.join("proxy.db"));
+    c
+}
+
+#[test]
+fn refuses_to_start_without_a_master_key_and_says_how_to_give_one() {
+    let dir = temp();
+    let out = base(&dir).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LEDGERLINK_MASTER_KEY") && err.contains("--dev"),
+        "{err}"
+    );
+    assert!(!dir.join("ledgerlink-master.key").exists());
+
+    let out = base(&dir)
+        .env_remove("LEDGERLINK_XERO_CLIENT_ID")
+        .arg("--dev")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--xero-client-id"));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn runs_with_dev_answers_health_and_stops_on_sigterm() {
+    let dir = temp();
+    let mut child = base(&dir)
+        .arg("--dev")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("ledgerlink-proxy listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"));
+    let second = lines.next().unwrap().unwrap();
+    assert_eq!(
+        second,
+        format!("xero_redirect_uri: {url}/oauth/xero/callback")
+    );
+
+    let key = dir.join("ledgerlink-master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert_eq!(
+        reqwest::get(format!("{url}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{url}/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let pairing = reqwest::Client::new()
+        .post(format!("{url}/v1/pairings"))
+        .form(&[
+            ("client_id", "ledgerlink-desktop"),
+            ("device_id", &uuid::Uuid::new_v4().to_string()),
+            ("device_name", "Till"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pairing.status(), 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "a graceful stop exits 0: {exit:?}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn help_names_every_setting_and_its_variable() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--public-url",
+        "--database",
+        "--xero-client-id",
+        "--xero-client-secret",
+        "--xero-base-url",
+        "--xero-token-url",
+        "--admin-token",
+        "--master-key-file",
+        "--dev",
+        "--log-format",
+        "--config",
+        "LEDGERLINK_XERO_CLIENT_SECRET",
+        "LEDGERLINK_ADMIN_TOKEN",
+        "LEDGERLINK_DATABASE",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+}
