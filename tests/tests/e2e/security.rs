@@ -372,3 +372,33 @@ async fn no_token_or_secret_reaches_the_logs_the_database_file_or_a_response() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_xero_code_cannot_be_replayed_into_another_pairing() {
+    let world = World::start().await;
+    let (_, browser, first) = up_to_callback(&world, &[NZ]).await;
+    assert!(browser.get(&first).await.text.contains("Connected"));
+    let used_code = url::Url::parse(&first)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    // A second pairing, whose own state is genuine, fed the first pairing's authorization code.
+    let (started, browser2, second) = up_to_callback(&world, &[UK]).await;
+    let replayed = browser2.get(&with_param(&second, "code", &used_code)).await;
+    assert_eq!(replayed.status, 502, "{}", replayed.text);
+    assert!(replayed.text.contains("Xero refused the sign-in"));
+    world.advance(5).await;
+    let poll = world
+        .device("Till")
+        .poll(started.json["device_code"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        poll.code(),
+        "authorization_pending",
+        "nothing was approved with the replayed code"
+    );
+    assert_eq!(world.connections().await.len(), 1);
+}

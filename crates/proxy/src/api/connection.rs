@@ -39,7 +39,8 @@ pub async fn unpair(
 
 #[derive(Deserialize)]
 pub struct ConfirmQuery {
-    confirm: Option<bool>,
+    /// `?confirm=true` (read leniently: anything but `true`/`1`/`yes` is no).
+    confirm: Option<String>,
 }
 
 pub async fn disconnect(
@@ -49,7 +50,9 @@ pub async fn disconnect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ConnectionInfo>, AppError> {
-    let confirmed = q.confirm.unwrap_or(false)
+    let confirmed = q
+        .confirm
+        .is_some_and(|c| matches!(c.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
         || (!body.is_empty()
             && parse_form_or_json::<DisconnectRequest>(&headers, &body)
                 .map_err(AppError::bad_request)?
