@@ -16,3 +16,5 @@ pub const API_VERSION: &str = "v1";
 
 /// The public client id the desktop app and the CLI send when they start a pairing.
 pub const DEFAULT_PUBLIC_CLIENT_ID: &str = "ledgerlink-desktop";
+pub mod documents;
+pub mod money;

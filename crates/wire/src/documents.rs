@@ -1,0 +1,389 @@
+//! Business documents a device pushes (sales invoices and bills, payments, end-of-shift summaries),
+//! their states, and the answer to a batch. Amounts are exact decimals (see [`crate::money`]).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Where a document is. One enum for the proxy, the client and the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentState {
+    /// On the device only: the proxy does not have it yet.
+    Pending,
+    /// Accepted by the proxy, waiting to be delivered.
+    Queued,
+    /// In a call to Xero now.
+    Sending,
+    /// In Xero, with Xero's id and number.
+    Sent,
+    /// Xero refused it; `message` is Xero's own text.
+    Failed,
+    Paid,
+    Voided,
+    /// Refused by validation: never stored as a document.
+    Rejected,
+}
+
+impl DocumentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Paid => "paid",
+            Self::Voided => "voided",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => Self::Pending,
+            "queued" => Self::Queued,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "failed" => Self::Failed,
+            "paid" => Self::Paid,
+            "voided" => Self::Voided,
+            "rejected" => Self::Rejected,
+            _ => return None,
+        })
+    }
+
+    /// Nothing more will happen to it without a new push.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Failed | Self::Paid | Self::Voided | Self::Rejected
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    Invoice,
+    Payment,
+    Shift,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invoice => "invoice",
+            Self::Payment => "payment",
+            Self::Shift => "shift",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "invoice" => Self::Invoice,
+            "payment" => Self::Payment,
+            "shift" => Self::Shift,
+            _ => return None,
+        })
+    }
+}
+
+/// How line amounts relate to tax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxMode {
+    /// Amounts include tax (a till's shelf prices).
+    Inclusive,
+    /// Tax is added on top.
+    #[default]
+    Exclusive,
+    NoTax,
+}
+
+/// A sales invoice (`ACCREC`) or a bill (`ACCPAY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceType {
+    #[default]
+    Sale,
+    Bill,
+}
+
+/// Whether Xero should keep it as a draft or approve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    Draft,
+    #[default]
+    Authorised,
+}
+
+/// The contact, by name (Xero finds or creates it), optionally with email and contact number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_number: Option<String>,
+}
+
+/// One line: either an account code and tax type, or a sales category the mappings resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub description: String,
+    #[serde(with = "crate::money")]
+    pub quantity: Decimal,
+    #[serde(with = "crate::money")]
+    pub unit_amount: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sales_category: Option<String>,
+}
+
+/// `POST /v1/invoices` takes a batch of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The device's own reference: (device, client_ref) is unique, so a resend never duplicates.
+    pub client_ref: String,
+    #[serde(default, rename = "type")]
+    pub invoice_type: InvoiceType,
+    pub contact: Contact,
+    pub date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The organisation's currency when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub tax_mode: TaxMode,
+    #[serde(default)]
+    pub status: InvoiceStatus,
+    pub lines: Vec<InvoiceLine>,
+}
+
+/// Which invoice a payment pays: one it pushed (by `client_ref`) or one in Xero (by number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero_number: Option<String>,
+}
+
+/// `POST /v1/payments` takes a batch of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub client_ref: String,
+    pub invoice: InvoiceTarget,
+    #[serde(with = "crate::money")]
+    pub amount: Decimal,
+    pub date: NaiveDate,
+    /// How it was paid (`cash`, `card`, ...): mapped to the account the money goes to.
+    pub tender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// An amount for a sales category (sales or refunds) as the till records it, in the shift's tax mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryAmount {
+    pub category: String,
+    #[serde(with = "crate::money")]
+    pub amount: Decimal,
+}
+
+/// What a tender took in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenderAmount {
+    pub tender: String,
+    #[serde(with = "crate::money")]
+    pub amount: Decimal,
+}
+
+/// `POST /v1/shifts`: the end-of-shift summary of one register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shift {
+    pub client_ref: String,
+    pub register: String,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: DateTime<Utc>,
+    #[serde(default = "inclusive")]
+    pub tax_mode: TaxMode,
+    pub sales: Vec<CategoryAmount>,
+    #[serde(default)]
+    pub refunds: Vec<CategoryAmount>,
+    /// Takings by tender. The cash tender's amount is what the till expected in the drawer.
+    pub tenders: Vec<TenderAmount>,
+    /// Cash counted in the drawer; counted minus expected is the over/short.
+    #[serde(with = "crate::money")]
+    pub counted_cash: Decimal,
+}
+
+fn inclusive() -> TaxMode {
+    TaxMode::Inclusive
+}
+
+/// A document as the proxy reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentView {
+    pub id: Uuid,
+    pub kind: DocumentKind,
+    pub client_ref: String,
+    pub state: DocumentState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero_number: Option<String>,
+    /// Xero's own message when it refused the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why one field of a document is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Where, from the batch: `invoices[3].lines[0].unit_amount`.
+    pub path: String,
+    pub code: ProblemCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    Required,
+    Invalid,
+    TooLong,
+    OutOfRange,
+    /// The document names a sales category or tender with no mapping yet: map it first.
+    Unmapped,
+    /// A shift whose total is negative (credit notes come later).
+    NegativeShift,
+    /// The same `client_ref` twice in one batch.
+    DuplicateInBatch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Stored (or already stored: `duplicate`), in the outbox.
+    Accepted,
+    Rejected,
+}
+
+/// One document's fate in a batch. (A plain struct, not an internally tagged enum: serde buffers
+/// tagged enums, and buffered numbers do not survive serde_json's `arbitrary_precision`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// Position in the batch.
+    pub index: usize,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ref: Option<String>,
+    /// For an accepted document: whether it was already stored by an earlier push.
+    #[serde(default)]
+    pub duplicate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<DocumentView>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// The answer to a batch push: `202` when everything was accepted, `422` when anything was refused
+/// (the accepted ones are stored all the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResult {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub items: Vec<BatchItem>,
+}
+
+/// How the organisation's books receive a till's categories and tenders. Nothing is guessed: a
+/// document naming an unmapped category or tender is refused with [`ProblemCode::Unmapped`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Mappings {
+    #[serde(default)]
+    pub categories: BTreeMap<String, CategoryMapping>,
+    #[serde(default)]
+    pub tenders: BTreeMap<String, TenderMapping>,
+    /// Where cash over/short goes (no tax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_short_account: Option<String>,
+    /// The contact shift invoices go to.
+    #[serde(default = "pos_contact")]
+    pub pos_contact_name: String,
+}
+
+pub fn pos_contact() -> String {
+    "POS Sales".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryMapping {
+    pub account_code: String,
+    pub tax_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenderMapping {
+    /// A bank account or an account with payments enabled.
+    pub account_code: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invoice_reads_with_defaults_and_exact_amounts() {
+        let inv: Invoice = serde_json::from_str(
+            r#"{"client_ref": "till1-0001", "contact": {"name": "Walk-in"}, "date": "2026-11-20",
+                "lines": [{"description": "Flat white", "quantity": 2, "unit_amount": 4.80, "sales_category": "Drinks"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (inv.invoice_type, inv.status, inv.tax_mode),
+            (
+                InvoiceType::Sale,
+                InvoiceStatus::Authorised,
+                TaxMode::Exclusive
+            )
+        );
+        assert_eq!(inv.lines[0].unit_amount.to_string(), "4.80");
+        let back = serde_json::to_value(&inv).unwrap();
+        assert_eq!(back["lines"][0]["unit_amount"], "4.80");
+    }
+
+    #[test]
+    fn batch_items_round_trip() {
+        let item = BatchItem {
+            index: 3,
+            outcome: Outcome::Rejected,
+            client_ref: Some("x".into()),
+            duplicate: false,
+            document: None,
+            problems: vec![Problem {
+                path: "invoices[3].lines[0].unit_amount".into(),
+                code: ProblemCode::Invalid,
+                message: "m".into(),
+            }],
+        };
+        let v = serde_json::to_value(&item).unwrap();
+        assert_eq!(v["outcome"], "rejected");
+        assert_eq!(v["problems"][0]["code"], "invalid");
+        let back: BatchItem = serde_json::from_str(&v.to_string()).unwrap();
+        assert_eq!(back, item);
+        assert_eq!(DocumentState::parse("paid"), Some(DocumentState::Paid));
+    }
+}
