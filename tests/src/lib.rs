@@ -191,8 +191,13 @@ impl World {
     }
 
     pub fn device(&self, name: &str) -> Device {
+        self.device_with_id(name, Uuid::new_v4())
+    }
+
+    /// A device claiming `id` (ids are the device's own choice).
+    pub fn device_with_id(&self, name: &str, id: Uuid) -> Device {
         Device {
-            id: Uuid::new_v4(),
+            id,
             name: name.into(),
             http: self.http.clone(),
             url: self.proxy_url.clone(),
@@ -333,6 +338,7 @@ impl Device {
                 .form(&[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token),
+                    ("client_id", "ledgerlink-desktop"),
                 ]),
         )
         .await

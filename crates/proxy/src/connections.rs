@@ -62,6 +62,10 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
         {
             Ok(fresh) => listed = state.xero.connections(&fresh, None).await,
             Err(VaultError::NeedsReconnect) => return reread(state).await,
+            Err(VaultError::Unavailable(why) | VaultError::Rejected(why)) => {
+                tracing::warn!(connection = %id, error = %why, "cannot check the connection with Xero now");
+                return Ok(connection);
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -115,7 +119,18 @@ pub async fn disconnect(
         }
     }
     let now = state.clock.now();
-    state.storage.call(move |s| s.disconnect(id, now)).await?;
+    let token_set_before = connection.token_set_id;
+    let done = state
+        .storage
+        .call(move |s| s.disconnect(id, token_set_before, now))
+        .await?;
+    if !done {
+        return Err(AppError::api(
+            axum::http::StatusCode::CONFLICT,
+            ledgerlink_wire::ErrorCode::Conflict,
+            "The organisation was connected again while it was being disconnected: look at it again and retry.",
+        ));
+    }
     if let Some(token_set) = connection.token_set_id {
         let unused = state
             .storage

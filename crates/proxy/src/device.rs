@@ -110,7 +110,11 @@ fn invalid_grant(message: &str) -> AppError {
 }
 
 /// Rotates a refresh token: the new pair, and the device it belongs to.
-pub async fn refresh(state: &AppState, token: &Secret) -> Result<(Issued, DeviceRow), AppError> {
+pub async fn refresh(
+    state: &AppState,
+    token: &Secret,
+    client_id: &str,
+) -> Result<(Issued, DeviceRow), AppError> {
     let old_hash = hash(token.expose());
     for _ in 0..2 {
         let lookup = old_hash.clone();
@@ -126,6 +130,12 @@ pub async fn refresh(state: &AppState, token: &Secret) -> Result<(Issued, Device
             .call(move |s| s.device(device_id))
             .await?
             .ok_or_else(|| invalid_grant("Unknown device: pair it again."))?;
+        if device.client_id != client_id {
+            return Err(AppError::oauth(
+                ErrorCode::InvalidClient,
+                "This refresh token belongs to another client.",
+            ));
+        }
         if row.revoked_at.is_some() || device.revoked_at.is_some() {
             return Err(invalid_grant("This device was unpaired: pair it again."));
         }

@@ -56,6 +56,16 @@ impl AppError {
     }
 }
 
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Api(status, e) => write!(f, "{status}: {e}"),
+            Self::OAuth(status, e) => write!(f, "{status}: {}", e.error),
+            Self::Internal(detail) => f.write_str(detail),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {

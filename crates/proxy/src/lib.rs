@@ -96,7 +96,8 @@ pub async fn serve(
     result
 }
 
-/// Refreshes token sets nobody used for a while, so Xero never drops one for being unused.
+/// Refreshes token sets nobody used for a while, so Xero never drops one for being unused, and sweeps
+/// away pairings and credentials that can no longer be used.
 async fn idle_refresher(state: AppState) {
     let every = std::time::Duration::from_secs(state.settings.refresh.idle_check_secs.max(1));
     let mut tick = tokio::time::interval(every);
@@ -106,6 +107,16 @@ async fn idle_refresher(state: AppState) {
         let n = state.vault.refresh_idle().await;
         if n > 0 {
             tracing::info!(refreshed = n, "refreshed idle token sets");
+        }
+        let now = state.clock.now();
+        let (short, long) = (
+            now - chrono::Duration::days(1),
+            now - chrono::Duration::days(30),
+        );
+        match state.storage.call(move |s| s.sweep(short, long)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "swept expired pairings and credentials"),
+            Err(e) => tracing::error!(error = %e, "sweeping failed"),
         }
     }
 }

@@ -132,6 +132,11 @@ pub struct PairingSettings {
     /// Code entries (right or wrong) allowed per client address per window.
     pub max_code_attempts_per_address: u32,
     pub address_window_secs: u64,
+    /// New pairings allowed per client address per window.
+    pub max_pairings_per_address: u32,
+    /// Behind a reverse proxy: count the left-most `X-Forwarded-For` address instead of the peer.
+    /// Only turn on when that proxy sets the header (and strips any the client sent).
+    pub trust_forwarded_for: bool,
     /// How long a "Continue to Xero" stays good (the OAuth `state`).
     pub state_ttl_secs: u64,
 }
@@ -144,6 +149,8 @@ impl Default for PairingSettings {
             max_wrong_codes_per_session: 5,
             max_code_attempts_per_address: 30,
             address_window_secs: 600,
+            max_pairings_per_address: 30,
+            trust_forwarded_for: false,
             state_ttl_secs: 600,
         }
     }

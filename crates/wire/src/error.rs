@@ -41,6 +41,12 @@ pub enum ErrorCode {
     RateLimited,
     /// Xero could not be reached or failed; the proxy will retry where it can.
     ProviderUnavailable,
+    /// The device id is paired, and active, with another organisation: unpair it first or pair under
+    /// a new device id.
+    DeviceIdInUse,
+    /// Something changed underneath (say, the organisation was reconnected while being
+    /// disconnected): look again and retry.
+    Conflict,
     /// Something failed inside the proxy; it is logged there.
     Internal,
 }
@@ -66,6 +72,8 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::RateLimited => "rate_limited",
             Self::ProviderUnavailable => "provider_unavailable",
+            Self::DeviceIdInUse => "device_id_in_use",
+            Self::Conflict => "conflict",
             Self::Internal => "internal",
         }
     }

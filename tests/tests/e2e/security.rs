@@ -402,3 +402,126 @@ async fn a_xero_code_cannot_be_replayed_into_another_pairing() {
     );
     assert_eq!(world.connections().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_cannot_skip_the_code_check() {
+    let world = World::start().await;
+    let device = world.device("Attacker's till");
+    let started = device.start().await;
+    let code = started.json["user_code"].as_str().unwrap().to_string();
+    // A victim's browser, made to post the attacker's code straight to "Continue" by another site.
+    let victim = world.browser();
+    let forged = victim
+        .post(
+            &format!("{}/pair/continue", world.proxy_url),
+            &[("code".into(), code.clone())],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    assert!(
+        forged.headers.get("location").is_none(),
+        "no redirect to Xero"
+    );
+    // Even with a session cookie, a form token from elsewhere is refused.
+    victim.get(&format!("{}/pair", world.proxy_url)).await;
+    let wrong_token = victim
+        .post(
+            &format!("{}/pair/continue", world.proxy_url),
+            &[
+                ("code".into(), code.clone()),
+                ("form".into(), "made-up".into()),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_token.status, 403);
+    let cancel = victim
+        .post(
+            &format!("{}/pair/cancel", world.proxy_url),
+            &[("code".into(), code)],
+        )
+        .await;
+    assert_eq!(
+        cancel.status, 403,
+        "nor can another site cancel someone's pairing"
+    );
+    world.advance(5).await;
+    assert_eq!(
+        device
+            .poll(started.json["device_code"].as_str().unwrap())
+            .await
+            .code(),
+        "authorization_pending"
+    );
+}
+
+#[tokio::test]
+async fn a_device_id_paired_elsewhere_cannot_be_taken_over() {
+    let world = World::start().await;
+    let id = uuid::Uuid::new_v4();
+    let victim = world.device_with_id("Victim till", id);
+    let pv = world.pair(&victim, &[NZ], None).await;
+    // Someone who learned the id pairs it with another organisation.
+    let attacker = world.device_with_id("Attacker", id);
+    let started = attacker.start().await;
+    let link = started.json["verification_uri_complete"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(world
+        .browser()
+        .consent(&link, &[UK], true)
+        .await
+        .text
+        .contains("Connected"));
+    world.advance(5).await;
+    let refused = attacker
+        .poll(started.json["device_code"].as_str().unwrap())
+        .await;
+    assert_eq!(refused.code(), "device_id_in_use");
+    // The victim is untouched.
+    let info = victim
+        .call(Method::GET, "/v1/connection", &pv.access, None)
+        .await;
+    assert_eq!(
+        (info.status.as_u16(), info.json["tenant_id"].as_str()),
+        (200, Some(NZ.to_string().as_str()))
+    );
+}
+
+#[tokio::test]
+async fn device_grants_need_their_client_id() {
+    let world = World::start().await;
+    let device = world.device("Till");
+    let p = world.pair(&device, &[NZ], None).await;
+    let http = reqwest::Client::new();
+    let without = Answer::read(
+        http.post(format!("{}/v1/pairings/token", world.proxy_url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", p.refresh.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(without.code(), "invalid_request");
+    let other = Answer::read(
+        http.post(format!("{}/v1/pairings/token", world.proxy_url))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", p.refresh.as_str()),
+                ("client_id", "someone-else"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(other.code(), "invalid_client");
+    assert_eq!(
+        device.refresh(&p.refresh).await.status,
+        200,
+        "the refresh token was not spent by the refused calls"
+    );
+}

@@ -5,10 +5,14 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::Duration;
 use ledgerlink_wire::Secret;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::pages;
@@ -76,12 +80,28 @@ fn wrong_code_message(state: &AppState) -> String {
     )
 }
 
+/// The client's address for throttling: the peer, or the left-most `X-Forwarded-For` entry when the
+/// proxy is configured to sit behind a trusted reverse proxy.
+pub(super) fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if state.settings.pairing.trust_forwarded_for {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
 /// Checks a typed code against the throttles and the store. Unknown, expired and used codes get the
 /// same answer.
 async fn check_code(
     state: &AppState,
     browser: &Browser,
-    address: SocketAddr,
+    address: IpAddr,
     typed: &str,
 ) -> Result<Pairing, Response> {
     let settings = state.settings.pairing;
@@ -94,7 +114,7 @@ async fn check_code(
         ));
     }
     let now = state.clock.now();
-    if !state.throttle.address_attempt(address.ip(), now, &settings) {
+    if !state.throttle.address_attempt(address, now, &settings) {
         return Err(pages::message(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
@@ -102,7 +122,7 @@ async fn check_code(
         ));
     }
     let wrong = |state: &AppState| {
-        state.throttle.record_wrong(&session);
+        state.throttle.record_wrong(&session, &settings);
         pages::enter_code(
             StatusCode::BAD_REQUEST,
             Some(&wrong_code_message(state)),
@@ -132,6 +152,41 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
     )
 }
 
+/// The token the confirm page's forms carry: unforgeable without this browser's secret cookie, so a
+/// form posted from another site (which cannot read it) cannot skip the "check the code" step.
+fn form_token(browser: &Browser, pairing: Uuid) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"ledgerlink:confirm:")
+        .chain_update(browser.id.as_bytes())
+        .chain_update(pairing.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// Whether a confirm-page form came from the confirm page, in this browser.
+fn form_ok(browser: &Browser, headers: &HeaderMap, pairing: &Pairing, token: &str) -> bool {
+    let cross_site =
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
+    let expected = form_token(browser, pairing.id);
+    !browser.new && !cross_site && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
+}
+
+fn form_refused() -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        "Open the link from the device again",
+        "This form did not come from the page that shows the device's code. Open the link (or scan the QR code) from the device again.",
+    )
+}
+
+fn confirm_page(browser: &Browser, p: &Pairing) -> Response {
+    pages::confirm(
+        &p.device_name,
+        &super::display(&p.user_code),
+        &form_token(browser, p.id),
+    )
+}
+
 #[derive(Deserialize)]
 pub struct CodeQuery {
     code: Option<String>,
@@ -141,19 +196,29 @@ pub struct CodeQuery {
 pub struct CodeForm {
     #[serde(default)]
     code: String,
+    /// The confirm page's form token (continue and cancel only).
+    #[serde(default)]
+    form: String,
 }
 
 /// `GET /pair[?code=XXXX-XXXX]` (the code is in the link a device shows as a QR code).
 pub async fn enter(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<CodeQuery>,
 ) -> Response {
     let browser = Browser::from(&headers);
     let response = match q.code.filter(|c| !c.trim().is_empty()) {
-        Some(code) => match check_code(&state, &browser, address, &code).await {
-            Ok(p) => pages::confirm(&p.device_name, &super::display(&p.user_code)),
+        Some(code) => match check_code(
+            &state,
+            &browser,
+            client_address(&state, peer, &headers),
+            &code,
+        )
+        .await
+        {
+            Ok(p) => confirm_page(&browser, &p),
             Err(page) => page,
         },
         None => pages::enter_code(StatusCode::OK, None, ""),
@@ -164,13 +229,20 @@ pub async fn enter(
 /// `POST /pair`: a typed code.
 pub async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
     let browser = Browser::from(&headers);
-    let response = match check_code(&state, &browser, address, &form.code).await {
-        Ok(p) => pages::confirm(&p.device_name, &super::display(&p.user_code)),
+    let response = match check_code(
+        &state,
+        &browser,
+        client_address(&state, peer, &headers),
+        &form.code,
+    )
+    .await
+    {
+        Ok(p) => confirm_page(&browser, &p),
         Err(page) => page,
     };
     browser.finish(&state, response)
@@ -179,24 +251,34 @@ pub async fn submit(
 /// `POST /pair/cancel`: the person says no; the device's next poll gets `access_denied`.
 pub async fn cancel(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
     let browser = Browser::from(&headers);
-    let response = match check_code(&state, &browser, address, &form.code).await {
-        Ok(mut p) => {
-            p.status = PairingStatus::Denied;
-            match state.storage.call(move |s| s.update_pairing(&p)).await {
-                Ok(()) => pages::message(
-                    StatusCode::OK,
-                    "Cancelled",
-                    "Nothing was connected. The device has been told.",
-                ),
-                Err(e) => internal(&e),
-            }
-        }
-        Err(page) => page,
+    let p = match check_code(
+        &state,
+        &browser,
+        client_address(&state, peer, &headers),
+        &form.code,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(page) => return browser.finish(&state, page),
+    };
+    if !form_ok(&browser, &headers, &p, &form.form) {
+        return browser.finish(&state, form_refused());
+    }
+    let now = state.clock.now();
+    let response = match state.storage.call(move |s| s.deny_pairing(p.id, now)).await {
+        Ok(true) => pages::message(
+            StatusCode::OK,
+            "Cancelled",
+            "Nothing was connected. The device has been told.",
+        ),
+        Ok(false) => pages::message(StatusCode::CONFLICT, "This pairing is over", START_AGAIN),
+        Err(e) => internal(&e),
     };
     browser.finish(&state, response)
 }
@@ -204,15 +286,25 @@ pub async fn cancel(
 /// `POST /pair/continue`: start the authorization code flow (state + PKCE), bound to this browser.
 pub async fn continue_to_xero(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
     let browser = Browser::from(&headers);
-    let pairing = match check_code(&state, &browser, address, &form.code).await {
+    let pairing = match check_code(
+        &state,
+        &browser,
+        client_address(&state, peer, &headers),
+        &form.code,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(page) => return browser.finish(&state, page),
     };
+    if !form_ok(&browser, &headers, &pairing, &form.form) {
+        return browser.finish(&state, form_refused());
+    }
     let (url, oauth_state, verifier) = state.xero.authorize_url();
     let state_hash = hash(oauth_state.expose());
     let now = state.clock.now();
@@ -254,6 +346,10 @@ pub struct CallbackQuery {
 
 const START_AGAIN: &str = "Start again from the device: it will show a new code.";
 
+fn over() -> Response {
+    pages::message(StatusCode::BAD_REQUEST, "This pairing is over", START_AGAIN)
+}
+
 /// `GET /oauth/xero/callback`: back from Xero.
 pub async fn callback(
     State(state): State<AppState>,
@@ -278,20 +374,16 @@ pub async fn callback(
     let state_hash = hash(&state_param);
     let now = state.clock.now();
     let lookup = state_hash.clone();
-    let stored = match state
-        .storage
-        .call(move |s| s.use_oauth_state(&lookup, now))
-        .await
-    {
-        Ok(s) => s,
+    let stored = match state.storage.call(move |s| s.oauth_state(&lookup)).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "Sign-in link not valid",
+                START_AGAIN,
+            )
+        }
         Err(e) => return internal(&e),
-    };
-    let Some(stored) = stored else {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "Sign-in link not valid",
-            START_AGAIN,
-        );
     };
     if stored.used_at.is_some() {
         return pages::message(
@@ -307,6 +399,7 @@ pub async fn callback(
             START_AGAIN,
         );
     }
+    // Checked before the state is spent: a stranger's request must not burn the owner's state.
     if stored.browser_hash != browser.hash() {
         return pages::message(
             StatusCode::BAD_REQUEST,
@@ -314,26 +407,39 @@ pub async fn callback(
             "This sign-in was started in another browser. Finish in the browser where you entered the device's code.",
         );
     }
+    let mark = state_hash.clone();
+    match state
+        .storage
+        .call(move |s| s.mark_state_used(&mark, now))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "Sign-in link already used",
+                START_AGAIN,
+            )
+        }
+        Err(e) => return internal(&e),
+    }
     let pairing_id = stored.pairing_id;
     let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
         Ok(Some(p)) if p.status == PairingStatus::Pending && now < p.expires_at => p,
-        Ok(_) => {
-            return pages::message(StatusCode::BAD_REQUEST, "This pairing is over", START_AGAIN)
-        }
+        Ok(_) => return over(),
         Err(e) => return internal(&e),
     };
     if let Some(error) = q.error {
         if error == "access_denied" {
-            let mut denied = pairing;
-            denied.status = PairingStatus::Denied;
-            if let Err(e) = state.storage.call(move |s| s.update_pairing(&denied)).await {
-                return internal(&e);
-            }
-            return pages::message(
-                StatusCode::OK,
-                "Not connected",
-                "You chose not to give access in Xero, so nothing was connected. The device has been told.",
-            );
+            return match state.storage.call(move |s| s.deny_pairing(pairing_id, now)).await {
+                Ok(true) => pages::message(
+                    StatusCode::OK,
+                    "Not connected",
+                    "You chose not to give access in Xero, so nothing was connected. The device has been told.",
+                ),
+                Ok(false) => over(),
+                Err(e) => internal(&e),
+            };
         }
         let detail = q.error_description.unwrap_or_default();
         return pages::message(
@@ -407,10 +513,7 @@ pub async fn callback(
                 "The Xero consent did not include an organisation. Start again and tick the organisation to connect.",
             )
         }
-        [one] => match super::finish(&state, pairing.clone(), token_set, one).await {
-            Ok(c) => pages::connected(&pairing.device_name, &c.tenant_name),
-            Err(e) => e.into_response(),
-        },
+        [one] => connected(&state, &pairing, token_set, one).await,
         several => {
             let choice = random_secret();
             let list: Vec<(String, String)> = several
@@ -430,9 +533,27 @@ pub async fn callback(
                 used_at: None,
             };
             if let Err(e) = state.storage.call(move |s| s.insert_choice(&row)).await {
+                let _ = state.vault.delete(token_set).await;
                 return internal(&e);
             }
             pages::choose(&pairing.device_name, &choice, &list)
+        }
+    }
+}
+
+/// Finishes the pairing with `tenant` and says how it went.
+async fn connected(
+    state: &AppState,
+    pairing: &Pairing,
+    token_set: Uuid,
+    tenant: &XeroConnection,
+) -> Response {
+    match super::finish(state, pairing, token_set, tenant).await {
+        Ok(Some(c)) => pages::connected(&pairing.device_name, &c.tenant_name),
+        Ok(None) => over(),
+        Err(e) => {
+            let _ = state.vault.delete(token_set).await;
+            internal(&e)
         }
     }
 }
@@ -471,11 +592,7 @@ pub async fn choose(
     let browser = Browser::from(&headers);
     let now = state.clock.now();
     let lookup = hash(&form.choice);
-    let stored = match state
-        .storage
-        .call(move |s| s.use_choice(&lookup, now))
-        .await
-    {
+    let stored = match state.storage.call(move |s| s.choice(&lookup)).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return pages::message(
@@ -493,7 +610,7 @@ pub async fn choose(
             START_AGAIN,
         );
     }
-    if stored.browser_hash != browser.hash() {
+    if browser.new || stored.browser_hash != browser.hash() {
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Finish in the same browser",
@@ -509,17 +626,40 @@ pub async fn choose(
         .and_then(|t| Uuid::parse_str(&t).ok())
         .and_then(|id| tenants.iter().find(|t| t.tenant_id == id));
     let Some(picked) = picked else {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "Choose an organisation",
-            START_AGAIN,
-        );
+        // Nothing spent: show the choice again.
+        let pairing_id = stored.pairing_id;
+        let name = match state.storage.call(move |s| s.pairing(pairing_id)).await {
+            Ok(Some(p)) => p.device_name,
+            _ => String::from("the device"),
+        };
+        let list: Vec<(String, String)> = tenants
+            .iter()
+            .map(|t| (t.tenant_id.to_string(), t.tenant_name.clone()))
+            .collect();
+        return pages::choose(&name, &form.choice, &list);
     };
+    let mark = hash(&form.choice);
+    match state
+        .storage
+        .call(move |s| s.mark_choice_used(&mark, now))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "This choice was already made",
+                START_AGAIN,
+            )
+        }
+        Err(e) => return internal(&e),
+    }
     let pairing_id = stored.pairing_id;
     let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
         Ok(Some(p)) if p.status == PairingStatus::Pending && now < p.expires_at => p,
         Ok(_) => {
-            return pages::message(StatusCode::BAD_REQUEST, "This pairing is over", START_AGAIN)
+            let _ = state.vault.delete(stored.token_set_id).await;
+            return over();
         }
         Err(e) => return internal(&e),
     };
@@ -530,8 +670,5 @@ pub async fn choose(
         tenant_type: "ORGANISATION".into(),
         auth_event_id: None,
     };
-    match super::finish(&state, pairing.clone(), stored.token_set_id, &tenant).await {
-        Ok(c) => pages::connected(&pairing.device_name, &c.tenant_name),
-        Err(e) => e.into_response(),
-    }
+    connected(&state, &pairing, stored.token_set_id, &tenant).await
 }

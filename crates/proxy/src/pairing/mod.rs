@@ -6,7 +6,7 @@ mod pages;
 mod throttle;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +24,7 @@ pub use throttle::Throttle;
 
 use crate::device;
 use crate::error::{parse_form_or_json, AppError};
-use crate::store::{ConnectionRow, DeviceRow, Pairing, PairingStatus};
+use crate::store::{ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
 use crate::xero::XeroConnection;
 use crate::AppState;
 
@@ -67,6 +67,7 @@ pub fn display(code: &str) -> String {
 
 async fn create(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<PairingResponse>, AppError> {
@@ -96,6 +97,16 @@ async fn create(
         ));
     }
     let now = state.clock.now();
+    let address = browser::client_address(&state, peer, &headers);
+    if !state
+        .throttle
+        .pairing_started(address, now, &state.settings.pairing)
+    {
+        return Err(AppError::oauth(
+            ErrorCode::RateLimited,
+            "Too many pairings were started from this network: wait a few minutes.",
+        ));
+    }
     let device_code = Secret::new(crate::device::random_secret());
     let settings = state.settings.pairing;
     let mut pairing = Pairing {
@@ -176,7 +187,10 @@ async fn exchange(
             let token = req
                 .refresh_token
                 .ok_or_else(|| AppError::oauth(ErrorCode::InvalidRequest, "refresh_token is required."))?;
-            let (issued, device) = device::refresh(state, &token).await?;
+            let client_id = req
+                .client_id
+                .ok_or_else(|| AppError::oauth(ErrorCode::InvalidRequest, "client_id is required."))?;
+            let (issued, device) = device::refresh(state, &token, &client_id).await?;
             tokens_for(state, issued, &device).await
         }
         other => Err(AppError::oauth(
@@ -225,11 +239,20 @@ async fn poll(
                 "Unknown device_code: start a new pairing.",
             )
         })?;
-    if client_id.is_some_and(|c| c != pairing.client_id) {
-        return Err(AppError::oauth(
-            ErrorCode::InvalidClient,
-            "This device_code belongs to another client.",
-        ));
+    match client_id {
+        None => {
+            return Err(AppError::oauth(
+                ErrorCode::InvalidRequest,
+                "client_id is required (RFC 8628 §3.4).",
+            ))
+        }
+        Some(c) if c != pairing.client_id => {
+            return Err(AppError::oauth(
+                ErrorCode::InvalidClient,
+                "This device_code belongs to another client.",
+            ))
+        }
+        Some(_) => {}
     }
     let now = state.clock.now();
     if pairing.status == PairingStatus::Consumed {
@@ -247,14 +270,13 @@ async fn poll(
     let too_fast = pairing
         .last_poll_at
         .is_some_and(|last| now - last < Duration::seconds(pairing.interval_secs));
-    pairing.last_poll_at = Some(now);
     if too_fast {
         pairing.interval_secs += 5;
     }
-    let update = pairing.clone();
+    let (id, interval) = (pairing.id, pairing.interval_secs);
     state
         .storage
-        .call(move |s| s.update_pairing(&update))
+        .call(move |s| s.record_poll(id, now, interval))
         .await?;
     if too_fast {
         return Err(AppError::oauth(
@@ -291,38 +313,54 @@ async fn poll(
                 revoked_at: None,
                 last_seen_at: None,
             };
+            // Everything the answer needs is read before the device code is spent, so a failure
+            // after it cannot lose the only copy of the new credentials.
+            let connection = state
+                .storage
+                .call(move |s| s.connection(connection_id))
+                .await?
+                .ok_or_else(|| AppError::internal("an approved pairing has no connection"))?;
+            let info = device::connection_info(state, &device, &connection).await?;
             let (issued, access, refresh) = device::issue(state, device.id, now);
             let stored = device.clone();
             let pairing_id = pairing.id;
-            let consumed = state
+            let outcome = state
                 .storage
-                .call(move |s| {
-                    if !s.consume_pairing(pairing_id)? {
-                        return Ok(false);
-                    }
-                    s.pair_device(&stored, &access, &refresh)?;
-                    Ok(true)
-                })
+                .call(move |s| s.consume_pairing(pairing_id, &stored, &access, &refresh))
                 .await?;
-            if !consumed {
-                return Err(AppError::oauth(
-                    ErrorCode::InvalidGrant,
-                    "This device_code was already used.",
-                ));
+            match outcome {
+                Consumed::Paired => {}
+                Consumed::NotApproved => {
+                    return Err(AppError::oauth(ErrorCode::InvalidGrant, "This device_code was already used."))
+                }
+                Consumed::DeviceInUse => {
+                    return Err(AppError::oauth(
+                        ErrorCode::DeviceIdInUse,
+                        "This device id is paired with another organisation: unpair it there first (DELETE /v1/device) or pair under a new device id.",
+                    ))
+                }
             }
             tracing::info!(device = %device.id, connection = %connection_id, "device paired");
-            tokens_for(state, issued, &device).await
+            Ok(DeviceTokens {
+                access_token: issued.access(),
+                token_type: "Bearer".into(),
+                expires_in: issued.expires_in(now),
+                refresh_token: issued.refresh(),
+                connection: info,
+            })
         }
     }
 }
 
-/// The consent is done and the organisation chosen: make (or refresh) the connection and approve.
+/// The consent is done and the organisation chosen: make (or refresh) the connection and approve the
+/// pairing, in one transaction. `None` when the pairing is no longer pending (cancelled, expired, or
+/// finished in another tab): then nothing changed and the new token set is forgotten.
 async fn finish(
     state: &AppState,
-    mut pairing: Pairing,
+    pairing: &Pairing,
     token_set: Uuid,
     tenant: &XeroConnection,
-) -> Result<ConnectionRow, AppError> {
+) -> Result<Option<ConnectionRow>, AppError> {
     let now = state.clock.now();
     let row = ConnectionRow {
         id: Uuid::new_v4(),
@@ -335,10 +373,15 @@ async fn finish(
         created_at: now,
         updated_at: now,
     };
-    let (connection, replaced) = state
+    let pairing_id = pairing.id;
+    let approved = state
         .storage
-        .call(move |s| s.upsert_connection(&row))
+        .call(move |s| s.approve_pairing(pairing_id, &row, now))
         .await?;
+    let Some((connection, replaced)) = approved else {
+        state.vault.delete(token_set).await?;
+        return Ok(None);
+    };
     if let Some(old) = replaced {
         // The old token set is still valid at Xero, but revoking it there would remove this very
         // organisation's connection; it is simply forgotten once nothing uses it.
@@ -351,12 +394,6 @@ async fn finish(
             state.vault.delete(old).await?;
         }
     }
-    pairing.status = PairingStatus::Approved;
-    pairing.connection_id = Some(connection.id);
-    state
-        .storage
-        .call(move |s| s.update_pairing(&pairing))
-        .await?;
     tracing::info!(connection = %connection.id, tenant = %connection.tenant_id, "organisation connected");
-    Ok(connection)
+    Ok(Some(connection))
 }

@@ -88,10 +88,11 @@ pub fn enter_code(status: StatusCode, error: Option<&str>, typed: &str) -> Respo
     )
 }
 
-pub fn confirm(device_name: &str, code: &str) -> Response {
+pub fn confirm(device_name: &str, code: &str, form_token: &str) -> Response {
     let hidden = format!(
-        "<input type=\"hidden\" name=\"code\" value=\"{}\">",
-        escape(code)
+        "<input type=\"hidden\" name=\"code\" value=\"{}\"><input type=\"hidden\" name=\"form\" value=\"{}\">",
+        escape(code),
+        escape(form_token)
     );
     page(
         StatusCode::OK,

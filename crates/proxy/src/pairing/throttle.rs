@@ -1,5 +1,7 @@
 //! Brute-force protection for user codes: wrong entries lock code entry for a browser session, and
-//! every entry counts against the client address, so dropping cookies does not buy more guesses.
+//! every entry counts against the client address (IPv6 by /64), so dropping cookies or hopping
+//! addresses inside one network buys no extra guesses. Pairing creation is limited per address too.
+//! Memory is bounded: past the cap, new addresses are refused (fail closed) until the window turns.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -8,10 +10,52 @@ use std::sync::Mutex;
 
 use crate::settings::PairingSettings;
 
+/// Most addresses or sessions remembered at once.
+const CAP: usize = 100_000;
+
 #[derive(Debug, Default)]
 pub struct Throttle {
     wrong_by_session: Mutex<HashMap<Vec<u8>, u32>>,
-    by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    codes_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    pairings_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
+}
+
+/// The key an address is counted under: IPv4 as is, IPv6 by its /64 (one customer's network).
+fn bucket(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+    }
+}
+
+fn count(
+    map: &Mutex<HashMap<IpAddr, (i64, u32)>>,
+    address: IpAddr,
+    window: i64,
+    limit: u32,
+) -> bool {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let key = bucket(address);
+    if map.len() >= CAP && !map.contains_key(&key) {
+        map.retain(|_, (w, _)| *w == window);
+        if map.len() >= CAP {
+            tracing::warn!("throttle table full: refusing new addresses until the window turns");
+            return false;
+        }
+    }
+    let entry = map.entry(key).or_insert((window, 0));
+    if entry.0 != window {
+        *entry = (window, 0);
+    }
+    if entry.1 >= limit {
+        return false;
+    }
+    entry.1 += 1;
+    true
 }
 
 impl Throttle {
@@ -24,15 +68,21 @@ impl Throttle {
             .is_some_and(|n| *n >= settings.max_wrong_codes_per_session)
     }
 
-    pub fn record_wrong(&self, session: &[u8]) {
+    pub fn record_wrong(&self, session: &[u8], settings: &PairingSettings) {
         let mut map = self
             .wrong_by_session
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.clear();
+        if map.len() >= CAP && !map.contains_key(session) {
+            // Forget sessions that are not locked before forgetting a lock.
+            map.retain(|_, n| *n >= settings.max_wrong_codes_per_session);
         }
         *map.entry(session.to_vec()).or_insert(0) += 1;
+    }
+
+    fn window(now: DateTime<Utc>, settings: &PairingSettings) -> i64 {
+        now.timestamp()
+            .div_euclid(settings.address_window_secs.max(1) as i64)
     }
 
     /// Counts one code entry from `address`; false when the address is over its limit this window.
@@ -42,22 +92,27 @@ impl Throttle {
         now: DateTime<Utc>,
         settings: &PairingSettings,
     ) -> bool {
-        let window = now
-            .timestamp()
-            .div_euclid(settings.address_window_secs.max(1) as i64);
-        let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, (w, _)| *w == window);
-        }
-        let entry = map.entry(address).or_insert((window, 0));
-        if entry.0 != window {
-            *entry = (window, 0);
-        }
-        if entry.1 >= settings.max_code_attempts_per_address {
-            return false;
-        }
-        entry.1 += 1;
-        true
+        count(
+            &self.codes_by_address,
+            address,
+            Self::window(now, settings),
+            settings.max_code_attempts_per_address,
+        )
+    }
+
+    /// Counts one new pairing from `address`; false when it started too many this window.
+    pub fn pairing_started(
+        &self,
+        address: IpAddr,
+        now: DateTime<Utc>,
+        settings: &PairingSettings,
+    ) -> bool {
+        count(
+            &self.pairings_by_address,
+            address,
+            Self::window(now, settings),
+            settings.max_pairings_per_address,
+        )
     }
 }
 
@@ -74,10 +129,10 @@ mod tests {
         };
         let t = Throttle::default();
         for _ in 0..4 {
-            t.record_wrong(b"s1");
+            t.record_wrong(b"s1", &settings);
         }
         assert!(!t.session_locked(b"s1", &settings));
-        t.record_wrong(b"s1");
+        t.record_wrong(b"s1", &settings);
         assert!(t.session_locked(b"s1", &settings));
         assert!(!t.session_locked(b"s2", &settings));
 
@@ -86,5 +141,19 @@ mod tests {
         assert!((0..3).all(|_| t.address_attempt(ip, now, &settings)));
         assert!(!t.address_attempt(ip, now, &settings));
         assert!(t.address_attempt(ip, now + chrono::Duration::seconds(60), &settings));
+    }
+
+    #[test]
+    fn ipv6_addresses_in_one_slash_64_share_a_budget() {
+        let settings = PairingSettings {
+            max_code_attempts_per_address: 2,
+            ..Default::default()
+        };
+        let t = Throttle::default();
+        let now = DateTime::from_timestamp(6_000, 0).unwrap();
+        assert!(t.address_attempt("2001:db8:1:2::1".parse().unwrap(), now, &settings));
+        assert!(t.address_attempt("2001:db8:1:2::ffff".parse().unwrap(), now, &settings));
+        assert!(!t.address_attempt("2001:db8:1:2:abcd::9".parse().unwrap(), now, &settings));
+        assert!(t.address_attempt("2001:db8:1:3::1".parse().unwrap(), now, &settings));
     }
 }

@@ -153,6 +153,16 @@ pub struct DeviceTokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// How consuming a pairing went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    Paired,
+    /// Not approved (any more): a second poller, or a pairing that was never approved.
+    NotApproved,
+    /// The device id is paired, and active, on another organisation: it must be unpaired first.
+    DeviceInUse,
+}
+
 /// What the proxy keeps. Every method is one transaction.
 pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> Result<()>;
@@ -162,18 +172,43 @@ pub trait Store: Send + Sync + 'static {
     /// The newest pairing with this (normalized) user code.
     fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>>;
     fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>>;
-    /// Writes status, connection, interval and last poll.
-    fn update_pairing(&self, p: &Pairing) -> Result<()>;
-    /// Moves an approved pairing to consumed; false when it was not approved any more (a second poller).
-    fn consume_pairing(&self, id: Uuid) -> Result<bool>;
+    /// Records a poll (and the interval after any `slow_down`); leaves the status alone.
+    fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()>;
+    /// Pending and unexpired → denied. False when it was no longer pending.
+    fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
+    /// In one transaction: creates the connection for (provider, tenant) or points the existing one at
+    /// the new token set, and approves the pairing with it. `None` (and nothing changed) when the
+    /// pairing is no longer pending. Otherwise the stored connection and the token set it replaced.
+    fn approve_pairing(
+        &self,
+        pairing: Uuid,
+        connection: &ConnectionRow,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ConnectionRow, Option<Uuid>)>>;
+    /// In one transaction: the approved pairing becomes consumed and the device is paired (earlier
+    /// credentials of the device revoked, the new pair stored).
+    fn consume_pairing(
+        &self,
+        pairing: Uuid,
+        device: &DeviceRow,
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+    ) -> Result<Consumed>;
 
     fn insert_oauth_state(&self, s: &OAuthState) -> Result<()>;
-    /// The state with this hash, marked used in the same transaction. A state that was already used is
-    /// returned with its earlier `used_at`, so the caller can tell a replay.
-    fn use_oauth_state(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<OAuthState>>;
+    fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>>;
+    /// Marks a state used; false when it already was (a replay racing this one).
+    fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
 
     fn insert_choice(&self, c: &PendingChoice) -> Result<()>;
-    fn use_choice(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<PendingChoice>>;
+    fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>>;
+    fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
+
+    /// Deletes what can no longer be used: pairings, states, choices and access tokens that expired
+    /// before `short`, token sets no connection or choice refers to made before `short`, and refresh
+    /// tokens revoked or rotated before `long` (kept that long so a stolen old one is still
+    /// recognised, and revokes its device, when it comes back). Answers how many rows went.
+    fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
 
     fn insert_token_set(&self, t: &TokenSetRow) -> Result<()>;
     fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>>;
@@ -196,17 +231,10 @@ pub trait Store: Send + Sync + 'static {
         status: ConnectionStatus,
         now: DateTime<Utc>,
     ) -> Result<()>;
-    /// Marks the connection disconnected, detaches its token set and revokes every device on it.
-    fn disconnect(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    /// Marks the connection disconnected, detaches its token set and revokes every device on it, if
+    /// it still uses `token_set` (a reconnect in the meantime wins). False when it did not.
+    fn disconnect(&self, id: Uuid, token_set: Option<Uuid>, now: DateTime<Utc>) -> Result<bool>;
 
-    /// Pairs (or re-pairs) a device: the row is written, any earlier credentials of the device are
-    /// revoked, and the new pair stored, in one transaction.
-    fn pair_device(
-        &self,
-        d: &DeviceRow,
-        access: &DeviceTokenRow,
-        refresh: &DeviceTokenRow,
-    ) -> Result<()>;
     fn device(&self, id: Uuid) -> Result<Option<DeviceRow>>;
     fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>>;
     fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;

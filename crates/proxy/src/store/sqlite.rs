@@ -194,6 +194,60 @@ fn insert_device_token(tx: &Connection, t: &DeviceTokenRow) -> rusqlite::Result<
     Ok(())
 }
 
+fn upsert_connection_in(
+    tx: &Connection,
+    row: &ConnectionRow,
+) -> rusqlite::Result<(ConnectionRow, Option<Uuid>)> {
+    let existing = tx
+        .query_row(
+            &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE provider = ?1 AND tenant_id = ?2"),
+            params![row.provider, row.tenant_id.to_string()],
+            connection_row,
+        )
+        .optional()?;
+    Ok(match existing {
+        Some(old) => {
+            tx.execute(
+                "UPDATE connections SET tenant_name = ?2, xero_connection_id = ?3, token_set_id = ?4, status = ?5, updated_at = ?6 WHERE id = ?1",
+                params![
+                    old.id.to_string(),
+                    row.tenant_name,
+                    row.xero_connection_id.map(|u| u.to_string()),
+                    row.token_set_id.map(|u| u.to_string()),
+                    row.status.as_str(),
+                    ms(row.updated_at),
+                ],
+            )?;
+            let replaced = old.token_set_id.filter(|t| Some(*t) != row.token_set_id);
+            (
+                ConnectionRow {
+                    id: old.id,
+                    created_at: old.created_at,
+                    ..row.clone()
+                },
+                replaced,
+            )
+        }
+        None => {
+            tx.execute(
+                &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    row.id.to_string(),
+                    row.provider,
+                    row.tenant_id.to_string(),
+                    row.tenant_name,
+                    row.xero_connection_id.map(|u| u.to_string()),
+                    row.token_set_id.map(|u| u.to_string()),
+                    row.status.as_str(),
+                    ms(row.created_at),
+                    ms(row.updated_at),
+                ],
+            )?;
+            (row.clone(), None)
+        }
+    })
+}
+
 fn revoke_tokens_of(tx: &Connection, device: Uuid, now: DateTime<Utc>) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE device_tokens SET revoked_at = ?2, successor = NULL WHERE device_id = ?1 AND revoked_at IS NULL",
@@ -264,23 +318,83 @@ impl Store for SqliteStore {
         })
     }
 
-    fn update_pairing(&self, p: &Pairing) -> Result<()> {
+    fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "UPDATE pairings SET status = ?2, connection_id = ?3, interval_secs = ?4, last_poll_at = ?5 WHERE id = ?1",
-                params![p.id.to_string(), p.status.as_str(), p.connection_id.map(|u| u.to_string()), p.interval_secs, p.last_poll_at.map(ms)],
+                "UPDATE pairings SET last_poll_at = ?2, interval_secs = ?3 WHERE id = ?1",
+                params![id.to_string(), ms(at), interval_secs],
             )
             .map(|_| ())
         })
     }
 
-    fn consume_pairing(&self, id: Uuid) -> Result<bool> {
+    fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
         self.with(|c| {
             c.execute(
-                "UPDATE pairings SET status = 'consumed' WHERE id = ?1 AND status = 'approved'",
-                [id.to_string()],
+                "UPDATE pairings SET status = 'denied' WHERE id = ?1 AND status = 'pending' AND expires_at > ?2",
+                params![id.to_string(), ms(now)],
             )
             .map(|n| n == 1)
+        })
+    }
+
+    fn approve_pairing(
+        &self,
+        pairing: Uuid,
+        row: &ConnectionRow,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ConnectionRow, Option<Uuid>)>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let (stored, replaced) = upsert_connection_in(&tx, row)?;
+            let approved = tx.execute(
+                "UPDATE pairings SET status = 'approved', connection_id = ?2
+                 WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
+                params![pairing.to_string(), stored.id.to_string(), ms(now)],
+            )?;
+            if approved != 1 {
+                return Ok(None); // dropped transaction: rolled back
+            }
+            tx.commit()?;
+            Ok(Some((stored, replaced)))
+        })
+    }
+
+    fn consume_pairing(
+        &self,
+        pairing: Uuid,
+        d: &DeviceRow,
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+    ) -> Result<Consumed> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let consumed = tx.execute(
+                "UPDATE pairings SET status = 'consumed' WHERE id = ?1 AND status = 'approved'",
+                [pairing.to_string()],
+            )?;
+            if consumed != 1 {
+                return Ok(Consumed::NotApproved);
+            }
+            let existing = tx
+                .query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [d.id.to_string()], device_row)
+                .optional()?;
+            if existing.is_some_and(|e| e.revoked_at.is_none() && e.connection_id != d.connection_id) {
+                return Ok(Consumed::DeviceInUse); // rolled back: the pairing stays approved
+            }
+            revoke_tokens_of(&tx, d.id, d.paired_at)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL)
+                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, client_id = excluded.client_id,
+                       connection_id = excluded.connection_id, paired_at = excluded.paired_at, revoked_at = NULL"
+                ),
+                params![d.id.to_string(), d.name, d.client_id, d.connection_id.to_string(), ms(d.paired_at)],
+            )?;
+            insert_device_token(&tx, access)?;
+            insert_device_token(&tx, refresh)?;
+            tx.commit()?;
+            Ok(Consumed::Paired)
         })
     }
 
@@ -295,31 +409,34 @@ impl Store for SqliteStore {
         })
     }
 
-    fn use_oauth_state(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<OAuthState>> {
+    fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            let found = tx
-                .query_row(
-                    "SELECT state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = ?1",
-                    [hash],
-                    |r| {
-                        Ok(OAuthState {
-                            state_hash: r.get(0)?,
-                            pairing_id: uuid(r.get(1)?)?,
-                            browser_hash: r.get(2)?,
-                            verifier: r.get(3)?,
-                            created_at: time(r.get(4)?),
-                            expires_at: time(r.get(5)?),
-                            used_at: opt_time(r.get(6)?),
-                        })
-                    },
-                )
-                .optional()?;
-            if found.as_ref().is_some_and(|s| s.used_at.is_none()) {
-                tx.execute("UPDATE oauth_states SET used_at = ?2 WHERE state_hash = ?1", params![hash, ms(now)])?;
-            }
-            tx.commit()?;
-            Ok(found)
+            c.query_row(
+                "SELECT state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = ?1",
+                [hash],
+                |r| {
+                    Ok(OAuthState {
+                        state_hash: r.get(0)?,
+                        pairing_id: uuid(r.get(1)?)?,
+                        browser_hash: r.get(2)?,
+                        verifier: r.get(3)?,
+                        created_at: time(r.get(4)?),
+                        expires_at: time(r.get(5)?),
+                        used_at: opt_time(r.get(6)?),
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE oauth_states SET used_at = ?2 WHERE state_hash = ?1 AND used_at IS NULL",
+                params![hash, ms(now)],
+            )
+            .map(|n| n == 1)
         })
     }
 
@@ -334,31 +451,67 @@ impl Store for SqliteStore {
         })
     }
 
-    fn use_choice(&self, hash: &[u8], now: DateTime<Utc>) -> Result<Option<PendingChoice>> {
+    fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at FROM pending_choices WHERE id_hash = ?1",
+                [hash],
+                |r| {
+                    Ok(PendingChoice {
+                        id_hash: r.get(0)?,
+                        pairing_id: uuid(r.get(1)?)?,
+                        browser_hash: r.get(2)?,
+                        token_set_id: uuid(r.get(3)?)?,
+                        tenants: r.get(4)?,
+                        expires_at: time(r.get(5)?),
+                        used_at: opt_time(r.get(6)?),
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE pending_choices SET used_at = ?2 WHERE id_hash = ?1 AND used_at IS NULL",
+                params![hash, ms(now)],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let found = tx
-                .query_row(
-                    "SELECT id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at FROM pending_choices WHERE id_hash = ?1",
-                    [hash],
-                    |r| {
-                        Ok(PendingChoice {
-                            id_hash: r.get(0)?,
-                            pairing_id: uuid(r.get(1)?)?,
-                            browser_hash: r.get(2)?,
-                            token_set_id: uuid(r.get(3)?)?,
-                            tenants: r.get(4)?,
-                            expires_at: time(r.get(5)?),
-                            used_at: opt_time(r.get(6)?),
-                        })
-                    },
-                )
-                .optional()?;
-            if found.as_ref().is_some_and(|s| s.used_at.is_none()) {
-                tx.execute("UPDATE pending_choices SET used_at = ?2 WHERE id_hash = ?1", params![hash, ms(now)])?;
-            }
+            let t = ms(short);
+            let mut n = 0;
+            n += tx.execute("DELETE FROM oauth_states WHERE expires_at < ?1", [t])?;
+            n += tx.execute("DELETE FROM pending_choices WHERE expires_at < ?1", [t])?;
+            n += tx.execute(
+                "DELETE FROM oauth_states WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < ?1)",
+                [t],
+            )?;
+            n += tx.execute(
+                "DELETE FROM pending_choices WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < ?1)",
+                [t],
+            )?;
+            n += tx.execute("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
+            n += tx.execute(
+                "DELETE FROM device_tokens WHERE revoked_at < ?2 OR rotated_at < ?2 OR (kind = 'access' AND expires_at < ?1)",
+                params![t, ms(long)],
+            )?;
+            // A consent nobody finished (the picker abandoned): forgotten here. It is not revoked at
+            // Xero, where revoking would also remove connections another token set may rely on.
+            n += tx.execute(
+                "DELETE FROM token_sets WHERE created_at < ?1
+                   AND id NOT IN (SELECT token_set_id FROM connections WHERE token_set_id IS NOT NULL)
+                   AND id NOT IN (SELECT token_set_id FROM pending_choices)",
+                [t],
+            )?;
             tx.commit()?;
-            Ok(found)
+            Ok(n)
         })
     }
 
@@ -427,49 +580,9 @@ impl Store for SqliteStore {
     fn upsert_connection(&self, row: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let existing = tx
-                .query_row(
-                    &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE provider = ?1 AND tenant_id = ?2"),
-                    params![row.provider, row.tenant_id.to_string()],
-                    connection_row,
-                )
-                .optional()?;
-            let (stored, replaced) = match existing {
-                Some(old) => {
-                    tx.execute(
-                        "UPDATE connections SET tenant_name = ?2, xero_connection_id = ?3, token_set_id = ?4, status = ?5, updated_at = ?6 WHERE id = ?1",
-                        params![
-                            old.id.to_string(),
-                            row.tenant_name,
-                            row.xero_connection_id.map(|u| u.to_string()),
-                            row.token_set_id.map(|u| u.to_string()),
-                            row.status.as_str(),
-                            ms(row.updated_at),
-                        ],
-                    )?;
-                    let replaced = old.token_set_id.filter(|t| Some(*t) != row.token_set_id);
-                    (ConnectionRow { id: old.id, created_at: old.created_at, ..row.clone() }, replaced)
-                }
-                None => {
-                    tx.execute(
-                        &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                        params![
-                            row.id.to_string(),
-                            row.provider,
-                            row.tenant_id.to_string(),
-                            row.tenant_name,
-                            row.xero_connection_id.map(|u| u.to_string()),
-                            row.token_set_id.map(|u| u.to_string()),
-                            row.status.as_str(),
-                            ms(row.created_at),
-                            ms(row.updated_at),
-                        ],
-                    )?;
-                    (row.clone(), None)
-                }
-            };
+            let out = upsert_connection_in(&tx, row)?;
             tx.commit()?;
-            Ok((stored, replaced))
+            Ok(out)
         })
     }
 
@@ -521,13 +634,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn disconnect(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    fn disconnect(&self, id: Uuid, token_set: Option<Uuid>, now: DateTime<Utc>) -> Result<bool> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE connections SET status = 'disconnected', token_set_id = NULL, updated_at = ?2 WHERE id = ?1",
-                params![id.to_string(), ms(now)],
+            let changed = tx.execute(
+                "UPDATE connections SET status = 'disconnected', token_set_id = NULL, updated_at = ?2
+                 WHERE id = ?1 AND token_set_id IS ?3",
+                params![id.to_string(), ms(now), token_set.map(|t| t.to_string())],
             )?;
+            if changed != 1 {
+                return Ok(false);
+            }
             tx.execute(
                 "UPDATE device_tokens SET revoked_at = ?2, successor = NULL
                  WHERE revoked_at IS NULL AND device_id IN (SELECT id FROM devices WHERE connection_id = ?1)",
@@ -537,30 +654,8 @@ impl Store for SqliteStore {
                 "UPDATE devices SET revoked_at = ?2 WHERE connection_id = ?1 AND revoked_at IS NULL",
                 params![id.to_string(), ms(now)],
             )?;
-            tx.commit()
-        })
-    }
-
-    fn pair_device(
-        &self,
-        d: &DeviceRow,
-        access: &DeviceTokenRow,
-        refresh: &DeviceTokenRow,
-    ) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            revoke_tokens_of(&tx, d.id, d.paired_at)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL)
-                     ON CONFLICT(id) DO UPDATE SET name = excluded.name, client_id = excluded.client_id,
-                       connection_id = excluded.connection_id, paired_at = excluded.paired_at, revoked_at = NULL"
-                ),
-                params![d.id.to_string(), d.name, d.client_id, d.connection_id.to_string(), ms(d.paired_at)],
-            )?;
-            insert_device_token(&tx, access)?;
-            insert_device_token(&tx, refresh)?;
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -698,13 +793,22 @@ mod tests {
             successor: None,
             revoked_at: None,
         };
-        assert!(store
-            .pair_device(
-                &device,
-                &token(TokenKind::Access),
-                &token(TokenKind::Refresh)
-            )
-            .is_err());
+        let mut approved = pairing(now, 600);
+        approved.status = PairingStatus::Approved;
+        approved.device_id = device.id;
+        store.insert_pairing(&approved).unwrap();
+        let refused = store.consume_pairing(
+            approved.id,
+            &device,
+            &token(TokenKind::Access),
+            &token(TokenKind::Refresh),
+        );
+        assert!(refused.is_err());
+        assert_eq!(
+            store.pairing(approved.id).unwrap().unwrap().status,
+            PairingStatus::Approved,
+            "rolled back"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -730,5 +834,119 @@ mod tests {
         );
         let stored = store.token_set(row.id).unwrap().unwrap();
         assert_eq!((stored.ciphertext, stored.version), (vec![4], 2));
+    }
+
+    fn pairing(now: DateTime<Utc>, expires_in: i64) -> Pairing {
+        Pairing {
+            id: Uuid::new_v4(),
+            device_code_hash: Uuid::new_v4().as_bytes().to_vec(),
+            user_code: "BCDFGHJK".into(),
+            client_id: "c".into(),
+            device_id: Uuid::new_v4(),
+            device_name: "Till".into(),
+            provider: "xero".into(),
+            status: PairingStatus::Pending,
+            connection_id: None,
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(expires_in),
+            interval_secs: 5,
+            last_poll_at: None,
+        }
+    }
+
+    fn connection(now: DateTime<Utc>) -> ConnectionRow {
+        ConnectionRow {
+            id: Uuid::new_v4(),
+            provider: "xero".into(),
+            tenant_id: Uuid::new_v4(),
+            tenant_name: "Org".into(),
+            xero_connection_id: None,
+            token_set_id: None,
+            status: ConnectionStatus::Connected,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn transitions_happen_once_and_only_from_pending() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let p = pairing(now, 600);
+        store.insert_pairing(&p).unwrap();
+        let (c, _) = store
+            .approve_pairing(p.id, &connection(now), now)
+            .unwrap()
+            .expect("approved");
+        assert!(
+            store
+                .approve_pairing(p.id, &connection(now), now)
+                .unwrap()
+                .is_none(),
+            "approved once"
+        );
+        assert!(
+            !store.deny_pairing(p.id, now).unwrap(),
+            "an approved pairing cannot be denied"
+        );
+        assert_eq!(
+            store.pairing(p.id).unwrap().unwrap().connection_id,
+            Some(c.id)
+        );
+        // A poll records itself without touching the status.
+        store.record_poll(p.id, now, 10).unwrap();
+        assert_eq!(
+            store.pairing(p.id).unwrap().unwrap().status,
+            PairingStatus::Approved
+        );
+
+        let expired = pairing(now, -1);
+        store.insert_pairing(&expired).unwrap();
+        assert!(store
+            .approve_pairing(expired.id, &connection(now), now)
+            .unwrap()
+            .is_none());
+        assert!(
+            store.connections().unwrap().len() == 1,
+            "a refused approval leaves no connection behind"
+        );
+    }
+
+    #[test]
+    fn disconnect_loses_to_a_reconnect_and_sweep_removes_what_is_spent() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let mut row = connection(now);
+        let ts = TokenSetRow {
+            id: Uuid::new_v4(),
+            provider: "xero".into(),
+            ciphertext: vec![1],
+            access_expires_at: now,
+            last_refresh_at: None,
+            created_at: now,
+            version: 1,
+        };
+        store.insert_token_set(&ts).unwrap();
+        row.token_set_id = Some(ts.id);
+        let (c, _) = store.upsert_connection(&row).unwrap();
+        assert!(
+            !store.disconnect(c.id, None, now).unwrap(),
+            "it holds a token set the caller did not see"
+        );
+        assert!(store.disconnect(c.id, Some(ts.id), now).unwrap());
+
+        let old = pairing(now - chrono::Duration::days(3), 600);
+        store.insert_pairing(&old).unwrap();
+        let live = pairing(now, 600);
+        store.insert_pairing(&live).unwrap();
+        let swept = store
+            .sweep(
+                now - chrono::Duration::days(1),
+                now - chrono::Duration::days(30),
+            )
+            .unwrap();
+        assert!(swept >= 1);
+        assert!(store.pairing(old.id).unwrap().is_none());
+        assert!(store.pairing(live.id).unwrap().is_some());
     }
 }
