@@ -8,7 +8,9 @@ pub mod api;
 pub mod clock;
 pub mod connections;
 pub mod crypto;
+pub mod delivery;
 pub mod device;
+pub mod documents;
 pub mod error;
 pub mod keys;
 pub mod pairing;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub throttle: Arc<pairing::Throttle>,
     /// When each connection was last checked with Xero.
     pub checked: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
+    /// Wakes the delivery engine when documents arrive.
+    pub outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             clock,
             throttle: Arc::new(pairing::Throttle::default()),
             checked: Arc::new(Mutex::new(HashMap::new())),
+            outbox_ready: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -77,6 +82,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(pairing::routes())
         .merge(api::routes())
+        .merge(documents::routes())
         .with_state(state)
 }
 
@@ -88,11 +94,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let idle = tokio::spawn(idle_refresher(state.clone()));
+    let delivery = tokio::spawn(delivery::run(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     idle.abort();
+    delivery.abort();
     result
 }
 
@@ -179,3 +187,4 @@ impl Drop for Proxy {
         }
     }
 }
+pub mod accounting;

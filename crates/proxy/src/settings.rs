@@ -40,6 +40,23 @@ pub struct Settings {
     pub pairing: PairingSettings,
     pub devices: DeviceSettings,
     pub refresh: RefreshSettings,
+    pub delivery: DeliverySettings,
+}
+
+/// How fast the delivery engine calls Xero.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Calls per tenant per minute (Xero allows 60).
+    pub tenant_per_minute: u32,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            tenant_per_minute: 60,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -57,6 +74,7 @@ impl Default for Settings {
             pairing: PairingSettings::default(),
             devices: DeviceSettings::default(),
             refresh: RefreshSettings::default(),
+            delivery: DeliverySettings::default(),
         }
     }
 }

@@ -2,5 +2,6 @@
 //! drive them over plain HTTP, as the desktop app and a person would.
 
 mod pairing;
+mod push;
 mod refresh;
 mod security;

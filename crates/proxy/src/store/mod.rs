@@ -5,6 +5,7 @@
 mod sqlite;
 
 use chrono::{DateTime, Utc};
+use ledgerlink_wire::documents::{DocumentKind, DocumentState, DocumentView};
 use ledgerlink_wire::ConnectionStatus;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -153,6 +154,62 @@ pub struct DeviceTokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A pushed document, as kept in the outbox.
+#[derive(Debug, Clone)]
+pub struct DocumentRow {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub connection_id: Uuid,
+    pub kind: DocumentKind,
+    pub client_ref: String,
+    /// Canonical JSON of the wire document.
+    pub body: String,
+    pub state: DocumentState,
+    pub xero_id: Option<Uuid>,
+    pub xero_number: Option<String>,
+    pub message: Option<String>,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DocumentRow {
+    pub fn view(&self) -> DocumentView {
+        DocumentView {
+            id: self.id,
+            kind: self.kind,
+            client_ref: self.client_ref.clone(),
+            state: self.state,
+            xero_id: self.xero_id,
+            xero_number: self.xero_number.clone(),
+            message: self.message.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A document's new state after a delivery attempt.
+#[derive(Debug, Clone)]
+pub struct DocumentUpdate {
+    pub id: Uuid,
+    pub state: DocumentState,
+    pub xero_id: Option<Uuid>,
+    pub xero_number: Option<String>,
+    pub message: Option<String>,
+    /// Counts as a delivery attempt.
+    pub attempt: bool,
+}
+
+/// Which of a device's documents to list.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentFilter {
+    pub state: Option<DocumentState>,
+    pub kind: Option<DocumentKind>,
+    pub client_ref: Option<String>,
+    pub limit: usize,
+}
+
 /// How consuming a pairing went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
@@ -239,6 +296,36 @@ pub trait Store: Send + Sync + 'static {
     fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>>;
     fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
     fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+
+    /// Stores accepted documents and their `queued` events in one transaction. A document whose
+    /// (device, client_ref) is already stored is not written again: the stored one is answered,
+    /// marked duplicate.
+    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentRow, bool)>>;
+    /// One of a device's documents.
+    fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>>;
+    fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>>;
+    fn documents(&self, device: Uuid, filter: &DocumentFilter) -> Result<Vec<DocumentRow>>;
+    /// The oldest documents of a kind waiting in a connection's outbox.
+    fn outbox(
+        &self,
+        connection: Uuid,
+        kind: DocumentKind,
+        limit: usize,
+    ) -> Result<Vec<DocumentRow>>;
+    /// Connected connections with documents waiting.
+    fn connections_with_work(&self) -> Result<Vec<Uuid>>;
+    /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
+    /// queue; they go again under the same idempotency key. Answers how many.
+    fn requeue_sending(&self) -> Result<usize>;
+    /// Applies delivery outcomes and records an event for each, in one transaction.
+    fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
+    /// A device's events after `after`, oldest first: `(seq, JSON)`.
+    fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>>;
+
+    fn mappings(&self, connection: Uuid) -> Result<Option<String>>;
+    fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()>;
+    fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>>;
+    fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()>;
 
     fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>>;
     /// Rotates a refresh token: marks `old` rotated (only if it was not yet) with `successor`, and

@@ -2,6 +2,7 @@
 //! mutex (SQLite allows one writer at a time anyway).
 
 use chrono::{DateTime, TimeZone, Utc};
+use ledgerlink_wire::documents::{DocumentKind, DocumentState};
 use ledgerlink_wire::ConnectionStatus;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
@@ -11,7 +12,13 @@ use uuid::Uuid;
 use super::*;
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_documents.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -171,6 +178,44 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
         created_at: time(r.get(5)?),
         version: r.get(6)?,
     })
+}
+
+const DOCUMENT_COLUMNS: &str =
+    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at";
+
+fn conversion(what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
+}
+
+fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
+    let kind: String = r.get(3)?;
+    let state: String = r.get(6)?;
+    Ok(DocumentRow {
+        id: uuid(r.get(0)?)?,
+        device_id: uuid(r.get(1)?)?,
+        connection_id: uuid(r.get(2)?)?,
+        kind: DocumentKind::parse(&kind)
+            .ok_or_else(|| conversion(format!("document kind {kind}")))?,
+        client_ref: r.get(4)?,
+        body: r.get(5)?,
+        state: DocumentState::parse(&state)
+            .ok_or_else(|| conversion(format!("document state {state}")))?,
+        xero_id: opt_uuid(r.get(7)?)?,
+        xero_number: r.get(8)?,
+        message: r.get(9)?,
+        attempts: r.get(10)?,
+        created_at: time(r.get(11)?),
+        updated_at: time(r.get(12)?),
+    })
+}
+
+fn document_event(tx: &Connection, d: &DocumentRow) -> rusqlite::Result<()> {
+    let body = serde_json::json!({"type": "document", "document": d.view()}).to_string();
+    tx.execute(
+        "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(d.updated_at)],
+    )?;
+    Ok(())
 }
 
 fn insert_device_token(tx: &Connection, t: &DeviceTokenRow) -> rusqlite::Result<()> {
@@ -699,6 +744,210 @@ impl Store for SqliteStore {
             c.execute(
                 "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
                 params![id.to_string(), ms(now)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentRow, bool)>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut out = Vec::with_capacity(docs.len());
+            for d in docs {
+                let inserted = tx.execute(
+                    &format!(
+                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                         ON CONFLICT(device_id, client_ref) DO NOTHING"
+                    ),
+                    params![
+                        d.id.to_string(),
+                        d.device_id.to_string(),
+                        d.connection_id.to_string(),
+                        d.kind.as_str(),
+                        d.client_ref,
+                        d.body,
+                        d.state.as_str(),
+                        d.xero_id.map(|u| u.to_string()),
+                        d.xero_number,
+                        d.message,
+                        d.attempts,
+                        ms(d.created_at),
+                        ms(d.updated_at),
+                    ],
+                )?;
+                if inserted == 1 {
+                    document_event(&tx, d)?;
+                    out.push((d.clone(), false));
+                } else {
+                    let existing = tx.query_row(
+                        &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
+                        params![d.device_id.to_string(), d.client_ref],
+                        document_row,
+                    )?;
+                    out.push((existing, true));
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
+                ),
+                params![id.to_string(), device.to_string()],
+                document_row,
+            )
+            .optional()
+        })
+    }
+
+    fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
+                params![device.to_string(), client_ref],
+                document_row,
+            )
+            .optional()
+        })
+    }
+
+    fn documents(&self, device: Uuid, f: &DocumentFilter) -> Result<Vec<DocumentRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1
+                   AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR client_ref = ?4)
+                 ORDER BY created_at DESC, id LIMIT ?5"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        device.to_string(),
+                        f.state.map(|s| s.as_str()),
+                        f.kind.map(|k| k.as_str()),
+                        f.client_ref,
+                        f.limit.clamp(1, 1000) as i64
+                    ],
+                    document_row,
+                )?
+                .collect();
+            rows
+        })
+    }
+
+    fn outbox(
+        &self,
+        connection: Uuid,
+        kind: DocumentKind,
+        limit: usize,
+    ) -> Result<Vec<DocumentRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = ?1 AND state = 'queued' AND kind = ?2
+                 ORDER BY created_at, id LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![connection.to_string(), kind.as_str(), limit as i64], document_row)?.collect();
+            rows
+        })
+    }
+
+    fn connections_with_work(&self) -> Result<Vec<Uuid>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT d.connection_id FROM documents d JOIN connections c ON c.id = d.connection_id
+                 WHERE d.state = 'queued' AND c.status = 'connected'",
+            )?;
+            let ids = stmt.query_map([], |r| uuid(r.get(0)?))?.collect();
+            ids
+        })
+    }
+
+    fn requeue_sending(&self) -> Result<usize> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE documents SET state = 'queued' WHERE state = 'sending'",
+                [],
+            )
+        })
+    }
+
+    fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for u in updates {
+                tx.execute(
+                    "UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
+                       message = ?5, attempts = attempts + ?6, updated_at = ?7 WHERE id = ?1",
+                    params![
+                        u.id.to_string(),
+                        u.state.as_str(),
+                        u.xero_id.map(|x| x.to_string()),
+                        u.xero_number,
+                        u.message,
+                        i64::from(u.attempt),
+                        ms(now)
+                    ],
+                )?;
+                let row = tx.query_row(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [u.id.to_string()], document_row)?;
+                document_event(&tx, &row)?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT seq, body FROM events WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+            let rows = stmt.query_map(params![device.to_string(), after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect();
+            rows
+        })
+    }
+
+    fn mappings(&self, connection: Uuid) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT body FROM mappings WHERE connection_id = ?1",
+                [connection.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO mappings (connection_id, body, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(connection_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![connection.to_string(), body, ms(now)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>> {
+        self.with(|c| {
+            let found: Option<String> = c
+                .query_row(
+                    "SELECT contact_id FROM contact_ids WHERE connection_id = ?1 AND name_key = ?2",
+                    params![connection.to_string(), name_key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            found.map(uuid).transpose()
+        })
+    }
+
+    fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO contact_ids (connection_id, name_key, contact_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(connection_id, name_key) DO UPDATE SET contact_id = excluded.contact_id",
+                params![connection.to_string(), name_key, id.to_string()],
             )
             .map(|_| ())
         })

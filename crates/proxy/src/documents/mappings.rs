@@ -1,0 +1,190 @@
+//! `GET /v1/mappings` (the mappings, and the accounts and tax rates the organisation offers) and
+//! `PUT /v1/mappings` (checked against what Xero has: active, non-system accounts; existing tax
+//! rates; payment accounts that accept payments).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use ledgerlink_wire::documents::{Mappings, Problem, ProblemCode};
+use ledgerlink_wire::ErrorCode;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::accounting::{self, CallError};
+use crate::device::DeviceAuth;
+use crate::error::AppError;
+use crate::store::ConnectionRow;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/mappings", get(read).put(write))
+}
+
+/// The organisation's active accounts and tax rates, as offered for mapping.
+async fn offered(
+    state: &AppState,
+    connection: &ConnectionRow,
+) -> Result<(Vec<Value>, Vec<Value>), AppError> {
+    let mut out = Vec::new();
+    for (path, key) in [("Accounts", "Accounts"), ("TaxRates", "TaxRates")] {
+        let answer = accounting::call(state, connection, Method::GET, path, None, None)
+            .await
+            .map_err(|e| match e {
+                CallError::NeedsReconnect => AppError::api(
+                    StatusCode::CONFLICT,
+                    ErrorCode::NeedsReconnect,
+                    "Connect Xero again to read the organisation's accounts.",
+                ),
+                other => AppError::api(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ProviderUnavailable,
+                    format!("Could not read {path} from Xero: {other}"),
+                ),
+            })?;
+        if !answer.status.is_success() {
+            return Err(AppError::api(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ProviderUnavailable,
+                format!("Xero answered {} to GET {path}", answer.status),
+            ));
+        }
+        out.push(answer.body[key].as_array().cloned().unwrap_or_default());
+    }
+    let tax_rates = out.pop().unwrap_or_default();
+    let accounts = out.pop().unwrap_or_default();
+    Ok((accounts, tax_rates))
+}
+
+fn summary(accounts: &[Value], tax_rates: &[Value]) -> Value {
+    json!({
+        "accounts": accounts.iter().filter(|a| a["Status"] == "ACTIVE" && a.get("SystemAccount").is_none_or(Value::is_null)).map(|a| json!({
+            "code": a["Code"], "name": a["Name"], "type": a["Type"],
+            "takes_payments": a["Type"] == "BANK" || a["EnablePaymentsToAccount"] == true,
+        })).collect::<Vec<_>>(),
+        "tax_rates": tax_rates.iter().filter(|t| t["Status"] == "ACTIVE").map(|t| json!({
+            "tax_type": t["TaxType"], "name": t["Name"], "rate": t["EffectiveRate"],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ReadQuery {
+    /// `offered=false` skips asking Xero for accounts and tax rates.
+    offered: Option<bool>,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, AppError> {
+    let mappings = super::mappings(&state, auth.connection.id).await?;
+    let mut out = json!({ "mappings": mappings });
+    if q.offered.unwrap_or(true) {
+        let (accounts, tax_rates) = offered(&state, &auth.connection).await?;
+        let s = summary(&accounts, &tax_rates);
+        out["accounts"] = s["accounts"].clone();
+        out["tax_rates"] = s["tax_rates"].clone();
+    }
+    Ok(Json(out))
+}
+
+fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let account = |code: &str| {
+        accounts.iter().find(|a| {
+            a["Code"]
+                .as_str()
+                .is_some_and(|c| c.eq_ignore_ascii_case(code))
+        })
+    };
+    let usable = |path: String, code: &str, payments: bool, problems: &mut Vec<Problem>| {
+        match account(code) {
+        None => problems.push(Problem { path, code: ProblemCode::Invalid, message: format!("the organisation has no account '{code}'") }),
+        Some(a) if a["Status"] != "ACTIVE" => {
+            problems.push(Problem { path, code: ProblemCode::Invalid, message: format!("account '{code}' is archived") })
+        }
+        Some(a) if a.get("SystemAccount").is_some_and(|s| !s.is_null()) => problems.push(Problem {
+            path,
+            code: ProblemCode::Invalid,
+            message: format!("account '{code}' is a system account and cannot be posted to"),
+        }),
+        Some(a) if payments && !(a["Type"] == "BANK" || a["EnablePaymentsToAccount"] == true) => problems.push(Problem {
+            path,
+            code: ProblemCode::Invalid,
+            message: format!("account '{code}' does not accept payments: choose a bank account or enable payments to it in Xero"),
+        }),
+        Some(_) => {}
+    }
+    };
+    for (name, c) in &m.categories {
+        usable(
+            format!("categories.{name}.account_code"),
+            &c.account_code,
+            false,
+            &mut problems,
+        );
+        let ok = tax_rates.iter().any(|t| {
+            t["TaxType"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&c.tax_type))
+                && t["Status"] == "ACTIVE"
+        });
+        if !ok {
+            problems.push(Problem {
+                path: format!("categories.{name}.tax_type"),
+                code: ProblemCode::Invalid,
+                message: format!("the organisation has no active tax rate '{}'", c.tax_type),
+            });
+        }
+    }
+    for (name, t) in &m.tenders {
+        usable(
+            format!("tenders.{name}.account_code"),
+            &t.account_code,
+            true,
+            &mut problems,
+        );
+    }
+    if let Some(code) = &m.over_short_account {
+        usable("over_short_account".into(), code, false, &mut problems);
+    }
+    if m.pos_contact_name.trim().is_empty() {
+        problems.push(Problem {
+            path: "pos_contact_name".into(),
+            code: ProblemCode::Required,
+            message: "must not be empty".into(),
+        });
+    }
+    problems
+}
+
+async fn write(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    Json(m): Json<Mappings>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let (accounts, tax_rates) = offered(&state, &auth.connection).await?;
+    let problems = check(&m, &accounts, &tax_rates);
+    if !problems.is_empty() {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(
+                json!({ "code": "invalid_request", "message": "Some mappings do not fit the organisation's books.", "problems": problems }),
+            ),
+        ));
+    }
+    let body = serde_json::to_string(&m).map_err(AppError::internal)?;
+    let (connection, now) = (auth.connection.id, state.clock.now());
+    state
+        .storage
+        .call(move |s| s.put_mappings(connection, &body, now))
+        .await?;
+    let s = summary(&accounts, &tax_rates);
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "mappings": m, "accounts": s["accounts"], "tax_rates": s["tax_rates"] })),
+    ))
+}

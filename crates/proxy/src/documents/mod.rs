@@ -1,0 +1,283 @@
+//! Pushed documents: intake (validated, stored in the outbox in the same transaction that answers
+//! `202`), reading them back, and the per-connection mappings they rely on.
+
+mod mappings;
+pub mod validate;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ledgerlink_wire::documents::{
+    BatchItem, BatchResult, DocumentKind, DocumentState, DocumentView, Mappings, Outcome, Problem,
+    ProblemCode,
+};
+use ledgerlink_wire::ErrorCode;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashSet;
+use uuid::Uuid;
+
+use crate::device::DeviceAuth;
+use crate::error::AppError;
+use crate::store::{DocumentFilter, DocumentRow};
+use crate::AppState;
+use validate::Check;
+
+/// A document refused by validation: its `client_ref` (when readable) and every problem.
+type Refused = (Option<String>, Vec<Problem>);
+
+/// Most documents in one push.
+pub const MAX_BATCH: usize = 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/invoices", post(push_invoices))
+        .route("/v1/payments", post(push_payments))
+        .route("/v1/shifts", post(push_shifts))
+        .route("/v1/documents", get(list))
+        .route("/v1/documents/{id}", get(one))
+        .merge(mappings::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+}
+
+/// The connection's mappings (empty until someone maps categories and tenders).
+pub async fn mappings(state: &AppState, connection: Uuid) -> Result<Mappings, AppError> {
+    let stored = state.storage.call(move |s| s.mappings(connection)).await?;
+    match stored {
+        Some(json) => serde_json::from_str(&json).map_err(AppError::internal),
+        None => Ok(Mappings::default()),
+    }
+}
+
+async fn push_invoices(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BatchResult>), AppError> {
+    push(&state, &auth, DocumentKind::Invoice, &body).await
+}
+
+async fn push_payments(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BatchResult>), AppError> {
+    push(&state, &auth, DocumentKind::Payment, &body).await
+}
+
+async fn push_shifts(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BatchResult>), AppError> {
+    push(&state, &auth, DocumentKind::Shift, &body).await
+}
+
+fn collection(kind: DocumentKind) -> &'static str {
+    match kind {
+        DocumentKind::Invoice => "invoices",
+        DocumentKind::Payment => "payments",
+        DocumentKind::Shift => "shifts",
+    }
+}
+
+/// Validates every document of a batch, stores the good ones (and their `queued` events) in one
+/// transaction, and says per document what happened: `202` when all were accepted, `422` otherwise.
+async fn push(
+    state: &AppState,
+    auth: &DeviceAuth,
+    kind: DocumentKind,
+    body: &[u8],
+) -> Result<(StatusCode, Json<BatchResult>), AppError> {
+    let key = collection(kind);
+    let parsed: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("the body is not JSON: {e}")))?;
+    let items = match &parsed {
+        Value::Array(items) => items.clone(),
+        Value::Object(map) => match map.get(key) {
+            Some(Value::Array(items)) => items.clone(),
+            _ => {
+                return Err(AppError::bad_request(format!(
+                    "send {{\"{key}\": [...]}}: a list of documents"
+                )))
+            }
+        },
+        _ => {
+            return Err(AppError::bad_request(format!(
+                "send {{\"{key}\": [...]}}: a list of documents"
+            )))
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(AppError::bad_request(format!(
+            "a batch holds 1 to {MAX_BATCH} documents, not {}",
+            items.len()
+        )));
+    }
+    let mappings = mappings(state, auth.connection.id).await?;
+    let now = state.clock.now();
+    let mut seen = HashSet::new();
+    let mut outcomes: Vec<Result<DocumentRow, Refused>> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{key}[{i}]");
+        let mut check = Check::new(&mappings);
+        let typed = match kind {
+            DocumentKind::Invoice => check
+                .invoice(item, &path)
+                .map(|d| serde_json::to_string(&d)),
+            DocumentKind::Payment => check
+                .payment(item, &path)
+                .map(|d| serde_json::to_string(&d)),
+            DocumentKind::Shift => check.shift(item, &path).map(|d| serde_json::to_string(&d)),
+        };
+        let client_ref = item
+            .get("client_ref")
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_string());
+        if let Some(r) = &client_ref {
+            if !seen.insert(r.clone()) {
+                check.problems.push(Problem {
+                    path: format!("{path}.client_ref"),
+                    code: ProblemCode::DuplicateInBatch,
+                    message: format!("'{r}' appears earlier in this batch"),
+                });
+            }
+        }
+        match typed {
+            Some(Ok(json)) if check.problems.is_empty() => outcomes.push(Ok(DocumentRow {
+                id: Uuid::new_v4(),
+                device_id: auth.device.id,
+                connection_id: auth.connection.id,
+                kind,
+                client_ref: client_ref.unwrap_or_default(),
+                body: json,
+                state: DocumentState::Queued,
+                xero_id: None,
+                xero_number: None,
+                message: None,
+                attempts: 0,
+                created_at: now,
+                updated_at: now,
+            })),
+            Some(Err(e)) => return Err(AppError::internal(e)),
+            _ => outcomes.push(Err((client_ref, check.problems))),
+        }
+    }
+    let rows: Vec<DocumentRow> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().cloned())
+        .collect();
+    let stored = if rows.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .storage
+            .call(move |s| s.insert_documents(&rows))
+            .await?
+    };
+    let mut stored = stored.into_iter();
+    let mut result = BatchResult {
+        accepted: 0,
+        rejected: 0,
+        items: Vec::with_capacity(outcomes.len()),
+    };
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(_) => {
+                let (row, duplicate) = stored.next().expect("one stored row per accepted document");
+                result.accepted += 1;
+                result.items.push(BatchItem {
+                    index,
+                    outcome: Outcome::Accepted,
+                    client_ref: Some(row.client_ref.clone()),
+                    duplicate,
+                    document: Some(row.view()),
+                    problems: Vec::new(),
+                });
+            }
+            Err((client_ref, problems)) => {
+                result.rejected += 1;
+                result.items.push(BatchItem {
+                    index,
+                    outcome: Outcome::Rejected,
+                    client_ref,
+                    duplicate: false,
+                    document: None,
+                    problems,
+                });
+            }
+        }
+    }
+    if result.accepted > 0 {
+        state.outbox_ready.notify_one();
+    }
+    let status = if result.rejected == 0 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(result)))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentView>, AppError> {
+    let not_found = || {
+        AppError::api(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("No document {id} from this device."),
+        )
+    };
+    let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let device = auth.device.id;
+    let row = state
+        .storage
+        .call(move |s| s.document(device, uuid))
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(row.view()))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    client_ref: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let filter = DocumentFilter {
+        state: match q.state.as_deref() {
+            None => None,
+            Some(s) => Some(DocumentState::parse(s).ok_or_else(|| {
+                AppError::bad_request(format!("state '{s}' is not a document state"))
+            })?),
+        },
+        kind: match q.kind.as_deref() {
+            None => None,
+            Some(k) => Some(DocumentKind::parse(k).ok_or_else(|| {
+                AppError::bad_request(format!("kind '{k}' is not invoice, payment or shift"))
+            })?),
+        },
+        client_ref: q.client_ref,
+        limit: q.limit.unwrap_or(100),
+    };
+    let device = auth.device.id;
+    let rows = state
+        .storage
+        .call(move |s| s.documents(device, &filter))
+        .await?;
+    Ok(Json(
+        serde_json::json!({ "documents": rows.iter().map(DocumentRow::view).collect::<Vec<_>>() }),
+    ))
+}

@@ -1,0 +1,345 @@
+//! Pushing documents through a paired device: accepted into the outbox, delivered to the sandbox in
+//! bundles, states and Xero's numbers (or Xero's own messages) coming back.
+
+use ledgerlink_e2e::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn paired_with_mappings(world: &World) -> (Device, Paired) {
+    let device = world.device("Till 1");
+    let p = world.pair(&device, &[NZ], None).await;
+    let m = device
+        .call(
+            Method::PUT,
+            "/v1/mappings",
+            &p.access,
+            Some(json!({
+                "categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}, "Drinks": {"account_code": "260", "tax_type": "OUTPUT2"}},
+                "tenders": {"cash": {"account_code": "092"}, "card": {"account_code": "615"}, "voucher": {"account_code": "091"}},
+                "over_short_account": "408",
+            })),
+        )
+        .await;
+    assert_eq!(m.status, 200, "{}", m.text);
+    (device, p)
+}
+
+fn invoice(client_ref: &str, contact: &str) -> Value {
+    json!({
+        "client_ref": client_ref,
+        "contact": {"name": contact},
+        "date": "2026-11-20",
+        "tax_mode": "inclusive",
+        "lines": [
+            {"description": "Flat white", "quantity": 2, "unit_amount": "4.80", "sales_category": "Drinks"},
+            {"description": "Muffin", "quantity": 1, "unit_amount": 3.95, "account_code": "200", "tax_type": "OUTPUT2"}
+        ]
+    })
+}
+
+/// Waits (bounded) until every document the device pushed is out of `queued`/`sending`.
+async fn settled(device: &Device, token: &str, expected: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = device
+            .call(Method::GET, "/v1/documents?limit=1000", token, None)
+            .await;
+        let docs = list.json["documents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let busy = docs
+            .iter()
+            .filter(|d| d["state"] == "queued" || d["state"] == "sending")
+            .count();
+        if docs.len() >= expected && busy == 0 {
+            return docs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "documents still moving after 30 s: {busy} of {}",
+            docs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn sandbox_invoice_puts(requests: &[Value]) -> usize {
+    requests
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Invoices")
+        .count()
+}
+
+#[tokio::test]
+async fn a_120_invoice_batch_arrives_as_3_calls_with_xeros_totals_and_a_resend_makes_nothing() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let batch: Vec<Value> = (0..120)
+        .map(|i| {
+            invoice(
+                &format!("till1-{i:04}"),
+                if i % 2 == 0 {
+                    "Walk-in"
+                } else {
+                    "Harbour Cafe"
+                },
+            )
+        })
+        .collect();
+    let since = world.last_seq().await;
+    let pushed = device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": batch})),
+        )
+        .await;
+    assert_eq!(pushed.status, 202, "{}", pushed.text);
+    assert_eq!(pushed.json["accepted"], 120);
+    let docs = settled(&device, &p.access, 120).await;
+    assert!(
+        docs.iter().all(|d| d["state"] == "sent"
+            && d["xero_number"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("INV-"))),
+        "{docs:?}"
+    );
+    let requests = world.sandbox_requests(since).await;
+    assert_eq!(
+        sandbox_invoice_puts(&requests),
+        3,
+        "120 invoices in bundles of 50"
+    );
+    assert!(requests.iter().all(|r| r["method"] != "PUT"
+        || r["query"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("summarizeErrors=false")));
+    assert!(requests
+        .iter()
+        .filter(|r| r["path"] == "/api.xro/2.0/Invoices")
+        .all(|r| r["headers"]["idempotency-key"].is_string()));
+
+    // Xero's totals: 2 × 4.80 + 3.95 = 13.55 inclusive of 15% GST (1.25 + 0.52 per line rule = 1.77).
+    let token = world
+        .control(
+            Method::POST,
+            "/grants",
+            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test"}),
+        )
+        .await
+        .json["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let xero_id = docs[0]["xero_id"].as_str().unwrap();
+    let inv: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api.xro/2.0/Invoices/{xero_id}",
+            world.sandbox_url
+        ))
+        .bearer_auth(&token)
+        .header("xero-tenant-id", NZ.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let inv = &inv["Invoices"][0];
+    assert_eq!(inv["Total"].to_string(), "13.55");
+    assert_eq!(inv["TotalTax"].to_string(), "1.77");
+    assert_eq!(
+        inv["LineItems"][0]["AccountCode"], "260",
+        "the category's mapped account"
+    );
+    // Contacts were found or made once each, not per invoice.
+    let contact_puts = requests
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Contacts")
+        .count();
+    assert_eq!(contact_puts, 2);
+
+    let since = world.last_seq().await;
+    let again = device.call(Method::POST, "/v1/invoices", &p.access, Some(json!({"invoices": (0..120).map(|i| invoice(&format!("till1-{i:04}"), "Walk-in")).collect::<Vec<_>>()}))).await;
+    assert_eq!(again.status, 202);
+    assert!(again.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["duplicate"] == true));
+    tokio::time::sleep(Duration::from_millis(1500)).await; // give the engine a chance to misbehave
+    assert_eq!(
+        sandbox_invoice_puts(&world.sandbox_requests(since).await),
+        0,
+        "a resend creates nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_mixed_batch_keeps_the_good_documents_and_lists_every_problem() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let mut bad = invoice("bad-1", "X");
+    bad["lines"][0]["unit_amount"] = json!("four");
+    bad["lines"][1]["sales_category"] = json!("Tobacco");
+    let answer = device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": [invoice("good-1", "Y"), bad, invoice("good-1", "Y")]})),
+        )
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.text);
+    assert_eq!(
+        (
+            answer.json["accepted"].as_u64(),
+            answer.json["rejected"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    let items = answer.json["items"].as_array().unwrap();
+    let problems: Vec<(String, String)> = items[1]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().into(),
+                p["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        problems.contains(&("invoices[1].lines[0].unit_amount".into(), "invalid".into())),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&("invoices[1].lines[1].account_code".into(), "invalid".into()))
+            || problems
+                .iter()
+                .any(|(p, c)| p.starts_with("invoices[1].lines[1]") && c == "invalid"),
+        "{problems:?}"
+    );
+    assert_eq!(items[2]["problems"][0]["code"], "duplicate_in_batch");
+    let unmapped = device
+        .call(Method::POST, "/v1/invoices", &p.access, Some(json!({"invoices": [{
+            "client_ref": "u-1", "contact": {"name": "Z"}, "date": "2026-11-20",
+            "lines": [{"description": "Cigars", "quantity": 1, "unit_amount": 20, "sales_category": "Tobacco"}]}]})))
+        .await;
+    assert_eq!(unmapped.json["items"][0]["problems"][0]["code"], "unmapped");
+    let docs = settled(&device, &p.access, 1).await;
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["client_ref"], "good-1");
+}
+
+#[tokio::test]
+async fn a_document_xero_refuses_carries_xeros_own_message() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let mut inv = invoice("refused-1", "Walk-in");
+    inv["lines"][1]["account_code"] = json!("999");
+    let answer = device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": [inv, invoice("fine-1", "Walk-in")]})),
+        )
+        .await;
+    assert_eq!(answer.status, 202);
+    let docs = settled(&device, &p.access, 2).await;
+    let refused = docs
+        .iter()
+        .find(|d| d["client_ref"] == "refused-1")
+        .unwrap();
+    assert_eq!(refused["state"], "failed");
+    assert_eq!(
+        refused["message"],
+        "Account code '999' is not a valid code for this document."
+    );
+    assert_eq!(
+        docs.iter().find(|d| d["client_ref"] == "fine-1").unwrap()["state"],
+        "sent"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_waits_for_its_invoice_and_pays_it() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let pay = json!({"payments": [{"client_ref": "pay-1", "invoice": {"client_ref": "inv-1"}, "amount": "13.55", "date": "2026-11-20", "tender": "card"}]});
+    let inv = json!({"invoices": [invoice("inv-1", "Walk-in")]});
+    // Both arrive together; the payment can only go once the invoice has Xero's id.
+    let (a, b) = tokio::join!(
+        device.call(Method::POST, "/v1/payments", &p.access, Some(pay)),
+        device.call(Method::POST, "/v1/invoices", &p.access, Some(inv))
+    );
+    assert_eq!(
+        (a.status.as_u16(), b.status.as_u16()),
+        (202, 202),
+        "{} {}",
+        a.text,
+        b.text
+    );
+    let docs = settled(&device, &p.access, 2).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+    let invoice_id = docs.iter().find(|d| d["client_ref"] == "inv-1").unwrap()["xero_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shared = world.sandbox.shared().clone();
+    let world_lock = shared.world();
+    let tenant = world_lock.tenant(NZ).unwrap();
+    let xero_invoice = tenant.invoice(invoice_id.parse().unwrap()).unwrap();
+    assert_eq!(xero_invoice.status, "PAID");
+}
+
+#[tokio::test]
+async fn a_shift_with_three_tenders_and_a_cash_shortfall_balances_to_the_cent() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let shift = json!({"shifts": [{
+        "client_ref": "shift-2026-11-20-r1",
+        "register": "Register 1",
+        "opened_at": "2026-11-20T08:00:00Z",
+        "closed_at": "2026-11-20T16:30:00Z",
+        "tax_mode": "inclusive",
+        "sales": [{"category": "Food", "amount": "100.00"}, {"category": "Drinks", "amount": "50.55"}],
+        "refunds": [{"category": "Food", "amount": "10.00"}],
+        "tenders": [{"tender": "cash", "amount": "40.00"}, {"tender": "card", "amount": "80.55"}, {"tender": "voucher", "amount": "20.00"}],
+        "counted_cash": "38.50"
+    }]});
+    let answer = device
+        .call(Method::POST, "/v1/shifts", &p.access, Some(shift))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let docs = settled(&device, &p.access, 1).await;
+    assert_eq!(docs[0]["state"], "sent", "{docs:?}");
+    let id: uuid::Uuid = docs[0]["xero_id"].as_str().unwrap().parse().unwrap();
+    let shared = world.sandbox.shared().clone();
+    let sandbox = shared.world();
+    let inv = sandbox.tenant(NZ).unwrap().invoice(id).unwrap();
+    // 100.00 + 50.55 - 10.00 - 1.50 short = 139.05; paid by 38.50 counted cash + 80.55 + 20.00.
+    assert_eq!(inv.total.to_string(), "139.05");
+    assert_eq!(inv.status, "PAID");
+    assert!(inv.amount_due.is_zero());
+    assert_eq!(inv.payment_ids.len(), 3);
+    assert!(inv.reference.as_deref().unwrap().contains("Register 1"));
+    let short = inv
+        .lines
+        .iter()
+        .find(|l| l.account_code.as_deref() == Some("408"))
+        .unwrap();
+    assert_eq!(
+        (
+            short.line_amount.normalize().to_string(),
+            short.tax_amount.is_zero()
+        ),
+        ("-1.5".to_string(), true)
+    );
+}
