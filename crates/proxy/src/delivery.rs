@@ -276,7 +276,9 @@ impl Delivery<'_> {
             .storage
             .call(move |s| s.update_documents(&updates, now))
             .await
-            .map_err(|e| Stop::Later(e.to_string()))
+            .map_err(|e| Stop::Later(e.to_string()))?;
+        self.state.events_ready.notify_waiters();
+        Ok(())
     }
 
     async fn mark(&self, docs: &[&DocumentRow], state: DocumentState) -> Result<(), Stop> {

@@ -17,6 +17,7 @@ pub mod pairing;
 pub mod settings;
 pub mod store;
 pub mod vault;
+pub mod webhooks;
 pub mod xero;
 
 use chrono::{DateTime, Utc};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub checked: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
     /// Wakes the delivery engine when documents arrive.
     pub outbox_ready: Arc<tokio::sync::Notify>,
+    /// Wakes event readers (long-poll and SSE) when events are stored.
+    pub events_ready: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
             throttle: Arc::new(pairing::Throttle::default()),
             checked: Arc::new(Mutex::new(HashMap::new())),
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
+            events_ready: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }
@@ -83,6 +87,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(pairing::routes())
         .merge(api::routes())
         .merge(documents::routes())
+        .merge(webhooks::routes())
         .with_state(state)
 }
 

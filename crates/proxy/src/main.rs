@@ -57,6 +57,9 @@ struct Args {
     /// Scopes to ask Xero for, space-separated.
     #[arg(long, env = "LEDGERLINK_XERO_SCOPES")]
     xero_scopes: Option<String>,
+    /// The Xero app's webhooks key: signatures of POST /webhooks/xero are checked with it.
+    #[arg(long, env = "LEDGERLINK_XERO_WEBHOOK_KEY", hide_env_values = true)]
+    xero_webhook_key: Option<String>,
     /// Bearer token of the operator API (/admin/v1/...); the admin API is off without one.
     #[arg(long, env = "LEDGERLINK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -121,6 +124,9 @@ impl Args {
         x.connections_url = self.xero_connections_url.or(x.connections_url.take());
         x.api_url = self.xero_api_url.or(x.api_url.take());
         x.scopes = self.xero_scopes.or(x.scopes.take());
+        if let Some(v) = self.xero_webhook_key {
+            s.xero.webhook_key = Some(Secret::new(v));
+        }
         if let Some(v) = self.admin_token {
             s.admin_token = Some(Secret::new(v));
         }

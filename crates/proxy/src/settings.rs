@@ -93,6 +93,8 @@ pub struct XeroSettings {
     pub api_url: Option<Url>,
     /// Space-separated scopes to ask for.
     pub scopes: Option<String>,
+    /// The key Xero signs webhooks with (the app's "webhooks key"); webhooks are refused without it.
+    pub webhook_key: Option<Secret>,
 }
 
 /// Where each Xero endpoint is.

@@ -343,3 +343,131 @@ async fn a_shift_with_three_tenders_and_a_cash_shortfall_balances_to_the_cent() 
         ("-1.5".to_string(), true)
     );
 }
+
+#[tokio::test]
+async fn a_customer_payment_in_xero_reaches_the_device_as_an_event() {
+    let mut settings = settings();
+    settings.xero.webhook_key = Some(ledgerlink_wire::Secret::new(
+        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY,
+    ));
+    let world = World::start_with(settings).await;
+    let hook = format!("{}/webhooks/xero", world.proxy_url);
+    let r = world
+        .control(
+            Method::PUT,
+            &format!("/apps/{CLIENT_ID}"),
+            json!({"webhook_url": hook}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let intent = world
+        .control(Method::POST, "/webhooks/intent", json!({}))
+        .await;
+    assert_eq!(
+        intent.json,
+        json!({"ok": true, "good_signature_status": 200, "bad_signature_status": 401})
+    );
+
+    let (device, p) = paired_with_mappings(&world).await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": [invoice("to-be-paid", "Walk-in")]})),
+        )
+        .await;
+    let docs = settled(&device, &p.access, 1).await;
+    let xero_id = docs[0]["xero_id"].as_str().unwrap().to_string();
+
+    // The feed so far: queued, sending, sent, in order.
+    let feed = device
+        .call(Method::GET, "/v1/events?after=0", &p.access, None)
+        .await;
+    let states: Vec<&str> = feed.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["document"]["state"].as_str())
+        .collect();
+    assert_eq!(states, ["queued", "sending", "sent"]);
+    let cursor = feed.json["next"].as_i64().unwrap();
+
+    let paid = world
+        .control(Method::POST, &format!("/invoices/{xero_id}/pay"), json!({}))
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    // Long-poll from the cursor: the paid event arrives without polling in a loop.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut cursor = cursor;
+    loop {
+        let next = device
+            .call(
+                Method::GET,
+                &format!("/v1/events?after={cursor}&wait=10"),
+                &p.access,
+                None,
+            )
+            .await;
+        let events = next.json["events"].as_array().cloned().unwrap_or_default();
+        if events.iter().any(|e| e["document"]["state"] == "paid") {
+            break;
+        }
+        cursor = next.json["next"].as_i64().unwrap();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no paid event within 20 s"
+        );
+    }
+    let doc = device
+        .call(
+            Method::GET,
+            &format!("/v1/documents/{}", docs[0]["id"].as_str().unwrap()),
+            &p.access,
+            None,
+        )
+        .await;
+    assert_eq!(doc.json["state"], "paid");
+}
+
+#[tokio::test]
+async fn events_stream_as_server_sent_events_from_a_cursor() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": [invoice("sse-1", "Walk-in")]})),
+        )
+        .await;
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/v1/events?after=0", world.proxy_url))
+        .bearer_auth(&p.access)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("\"state\":\"sent\"") {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("the sent event streams within 20 s")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        text.contains("event: ledgerlink") && text.contains("id: 1"),
+        "{text}"
+    );
+    let queued = text.find("\"state\":\"queued\"").unwrap();
+    let sent = text.find("\"state\":\"sent\"").unwrap();
+    assert!(queued < sent, "in order");
+}

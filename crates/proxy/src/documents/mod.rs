@@ -1,6 +1,7 @@
 //! Pushed documents: intake (validated, stored in the outbox in the same transaction that answers
 //! `202`), reading them back, and the per-connection mappings they rely on.
 
+mod events;
 mod mappings;
 pub mod validate;
 
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/shifts", post(push_shifts))
         .route("/v1/documents", get(list))
         .route("/v1/documents/{id}", get(one))
+        .route("/v1/events", get(events::events))
         .merge(mappings::routes())
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
 }
@@ -212,6 +214,7 @@ async fn push(
     }
     if result.accepted > 0 {
         state.outbox_ready.notify_one();
+        state.events_ready.notify_waiters();
     }
     let status = if result.rejected == 0 {
         StatusCode::ACCEPTED

@@ -319,6 +319,10 @@ pub trait Store: Send + Sync + 'static {
     fn requeue_sending(&self) -> Result<usize>;
     /// Applies delivery outcomes and records an event for each, in one transaction.
     fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
+    /// Documents of a connection that Xero knows by this id (invoices and shifts).
+    fn documents_by_xero_id(&self, connection: Uuid, xero_id: Uuid) -> Result<Vec<DocumentRow>>;
+    /// Records a provider event about a document for its device.
+    fn record_event(&self, document: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()>;
     /// A device's events after `after`, oldest first: `(seq, JSON)`.
     fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>>;
 

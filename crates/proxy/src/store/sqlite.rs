@@ -899,6 +899,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn documents_by_xero_id(&self, connection: Uuid, xero_id: Uuid) -> Result<Vec<DocumentRow>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = ?1 AND xero_id = ?2"))?;
+            let rows = stmt.query_map(params![connection.to_string(), xero_id.to_string()], document_row)?.collect();
+            rows
+        })
+    }
+
+    fn record_event(&self, d: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(now)],
+            )
+            .map(|_| ())
+        })
+    }
+
     fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT seq, body FROM events WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;

@@ -1,0 +1,150 @@
+//! `POST /webhooks/xero`: Xero's webhooks. The signature (`x-xero-signature`, base64 HMAC-SHA256 of
+//! the raw body under the webhooks key) is checked in constant time; the answer (200, or 401 for a
+//! bad signature, empty body either way, as the intent-to-receive check expects) goes out at once and
+//! the events are processed after it: a changed invoice is looked up and the device that pushed it
+//! hears that it was paid, voided, or that its amount due changed.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use ledgerlink_wire::documents::{DocumentKind, DocumentState};
+use ledgerlink_wire::ConnectionStatus;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::store::DocumentUpdate;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/webhooks/xero", post(receive))
+}
+
+fn signature_ok(key: &[u8], body: &[u8], given: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(body);
+    let expected = STANDARD.encode(mac.finalize().into_bytes());
+    bool::from(expected.as_bytes().ct_eq(given.trim().as_bytes()))
+}
+
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Some(key) = state.settings.xero.webhook_key.clone() else {
+        tracing::warn!("a webhook arrived but no webhooks key is configured (--xero-webhook-key)");
+        return StatusCode::UNAUTHORIZED;
+    };
+    let given = headers
+        .get("x-xero-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !signature_ok(key.expose().as_bytes(), &body, given) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let events = payload["events"].as_array().cloned().unwrap_or_default();
+    if !events.is_empty() {
+        // Answer within Xero's 5 seconds; look things up afterwards.
+        tokio::spawn(async move {
+            for event in events {
+                if let Err(e) = process(&state, &event).await {
+                    tracing::warn!(error = %e, "a webhook event could not be processed");
+                }
+            }
+        });
+    }
+    StatusCode::OK
+}
+
+async fn process(state: &AppState, event: &Value) -> anyhow::Result<()> {
+    // A CREATE is the invoice we just sent: the device already knows it.
+    if event["eventCategory"] != "INVOICE" || event["eventType"] != "UPDATE" {
+        return Ok(());
+    }
+    let (Some(tenant), Some(invoice_id)) = (
+        event["tenantId"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok()),
+        event["resourceId"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok()),
+    ) else {
+        return Ok(());
+    };
+    let connections = state.storage.call(|s| s.connections()).await?;
+    let Some(connection) = connections
+        .into_iter()
+        .find(|c| c.tenant_id == tenant && c.status == ConnectionStatus::Connected)
+    else {
+        return Ok(());
+    };
+    let id = connection.id;
+    let docs = state
+        .storage
+        .call(move |s| s.documents_by_xero_id(id, invoice_id))
+        .await?;
+    let docs: Vec<_> = docs
+        .into_iter()
+        .filter(|d| matches!(d.kind, DocumentKind::Invoice | DocumentKind::Shift))
+        .collect();
+    if docs.is_empty() {
+        return Ok(()); // not one of ours
+    }
+    let answer = crate::accounting::call(
+        state,
+        &connection,
+        Method::GET,
+        &format!("Invoices/{invoice_id}"),
+        None,
+        None,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let invoice = &answer.body["Invoices"][0];
+    let status = invoice["Status"].as_str().unwrap_or_default();
+    let new_state = match status {
+        "PAID" => Some(DocumentState::Paid),
+        "VOIDED" | "DELETED" => Some(DocumentState::Voided),
+        _ => None,
+    };
+    let now = state.clock.now();
+    for doc in docs {
+        match new_state {
+            Some(s) if s != doc.state => {
+                let update = DocumentUpdate {
+                    id: doc.id,
+                    state: s,
+                    xero_id: None,
+                    xero_number: None,
+                    message: doc.message.clone(),
+                    attempt: false,
+                };
+                state
+                    .storage
+                    .call(move |st| st.update_documents(&[update], now))
+                    .await?;
+            }
+            _ => {
+                let body = json!({
+                    "type": "provider",
+                    "document": doc.view(),
+                    "xero_status": status,
+                    "amount_due": invoice["AmountDue"],
+                    "amount_paid": invoice["AmountPaid"],
+                })
+                .to_string();
+                state
+                    .storage
+                    .call(move |st| st.record_event(&doc, &body, now))
+                    .await?;
+            }
+        }
+    }
+    state.events_ready.notify_waiters();
+    Ok(())
+}
