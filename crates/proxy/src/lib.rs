@@ -13,6 +13,7 @@ pub mod device;
 pub mod documents;
 pub mod error;
 pub mod keys;
+pub mod openapi;
 pub mod pairing;
 pub mod settings;
 pub mod store;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(api::routes())
         .merge(documents::routes())
         .merge(webhooks::routes())
+        .merge(openapi::routes())
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     #[default]
@@ -21,6 +22,7 @@ impl Provider {
 
 /// A connection's health, shown by the desktop next to the organisation's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     /// Tokens work; documents flow.
@@ -52,6 +54,7 @@ impl ConnectionStatus {
 
 /// `GET /v1/connection`: the organisation, its status, and this device. Also the desktop's health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionInfo {
     pub connection_id: Uuid,
     pub provider: Provider,
@@ -67,6 +70,7 @@ pub struct ConnectionInfo {
 
 /// `DELETE /v1/connection` needs `{"confirm": true}`: it disconnects the organisation for every device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisconnectRequest {
     #[serde(default)]
     pub confirm: bool,

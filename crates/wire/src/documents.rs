@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 /// Where a document is. One enum for the proxy, the client and the UI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentState {
     /// On the device only: the proxy does not have it yet.
@@ -65,6 +66,7 @@ impl DocumentState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKind {
     Invoice,
@@ -93,6 +95,7 @@ impl DocumentKind {
 
 /// How line amounts relate to tax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaxMode {
     /// Amounts include tax (a till's shelf prices).
@@ -105,6 +108,7 @@ pub enum TaxMode {
 
 /// A sales invoice (`ACCREC`) or a bill (`ACCPAY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceType {
     #[default]
@@ -114,6 +118,7 @@ pub enum InvoiceType {
 
 /// Whether Xero should keep it as a draft or approve it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     Draft,
@@ -123,6 +128,7 @@ pub enum InvoiceStatus {
 
 /// The contact, by name (Xero finds or creates it), optionally with email and contact number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,11 +139,14 @@ pub struct Contact {
 
 /// One line: either an account code and tax type, or a sales category the mappings resolve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceLine {
     pub description: String,
     #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
     pub quantity: Decimal,
     #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
     pub unit_amount: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_code: Option<String>,
@@ -149,6 +158,7 @@ pub struct InvoiceLine {
 
 /// `POST /v1/invoices` takes a batch of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invoice {
     /// The device's own reference: (device, client_ref) is unique, so a resend never duplicates.
     pub client_ref: String,
@@ -172,6 +182,7 @@ pub struct Invoice {
 
 /// Which invoice a payment pays: one it pushed (by `client_ref`) or one in Xero (by number).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ref: Option<String>,
@@ -181,10 +192,12 @@ pub struct InvoiceTarget {
 
 /// `POST /v1/payments` takes a batch of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     pub client_ref: String,
     pub invoice: InvoiceTarget,
     #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
     pub amount: Decimal,
     pub date: NaiveDate,
     /// How it was paid (`cash`, `card`, ...): mapped to the account the money goes to.
@@ -195,22 +208,27 @@ pub struct Payment {
 
 /// An amount for a sales category (sales or refunds) as the till records it, in the shift's tax mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryAmount {
     pub category: String,
     #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
     pub amount: Decimal,
 }
 
 /// What a tender took in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenderAmount {
     pub tender: String,
     #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
     pub amount: Decimal,
 }
 
 /// `POST /v1/shifts`: the end-of-shift summary of one register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Shift {
     pub client_ref: String,
     pub register: String,
@@ -225,6 +243,7 @@ pub struct Shift {
     pub tenders: Vec<TenderAmount>,
     /// Cash counted in the drawer; counted minus expected is the over/short.
     #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
     pub counted_cash: Decimal,
 }
 
@@ -232,8 +251,56 @@ fn inclusive() -> TaxMode {
     TaxMode::Inclusive
 }
 
+/// `POST /v1/invoices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvoiceBatch {
+    pub invoices: Vec<Invoice>,
+}
+
+/// `POST /v1/payments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentBatch {
+    pub payments: Vec<Payment>,
+}
+
+/// `POST /v1/shifts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShiftBatch {
+    pub shifts: Vec<Shift>,
+}
+
+/// `GET /v1/documents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentList {
+    pub documents: Vec<DocumentView>,
+}
+
+/// One entry of `GET /v1/events`: a document's new state (`type: document`) or what Xero said
+/// about it (`type: provider`, with `xero_status` and `amount_due`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventEntry {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub document: DocumentView,
+}
+
+/// `GET /v1/events`: the events after the cursor and the cursor to ask from next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventPage {
+    pub events: Vec<EventEntry>,
+    pub next: i64,
+}
+
 /// A document as the proxy reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocumentView {
     pub id: Uuid,
     pub kind: DocumentKind,
@@ -252,6 +319,7 @@ pub struct DocumentView {
 
 /// Why one field of a document is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// Where, from the batch: `invoices[3].lines[0].unit_amount`.
     pub path: String,
@@ -260,6 +328,7 @@ pub struct Problem {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemCode {
     Required,
@@ -275,6 +344,7 @@ pub enum ProblemCode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Stored (or already stored: `duplicate`), in the outbox.
@@ -285,6 +355,7 @@ pub enum Outcome {
 /// One document's fate in a batch. (A plain struct, not an internally tagged enum: serde buffers
 /// tagged enums, and buffered numbers do not survive serde_json's `arbitrary_precision`.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchItem {
     /// Position in the batch.
     pub index: usize,
@@ -303,6 +374,7 @@ pub struct BatchItem {
 /// The answer to a batch push: `202` when everything was accepted, `422` when anything was refused
 /// (the accepted ones are stored all the same).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResult {
     pub accepted: usize,
     pub rejected: usize,
@@ -312,6 +384,7 @@ pub struct BatchResult {
 /// How the organisation's books receive a till's categories and tenders. Nothing is guessed: a
 /// document naming an unmapped category or tender is refused with [`ProblemCode::Unmapped`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mappings {
     #[serde(default)]
     pub categories: BTreeMap<String, CategoryMapping>,
@@ -330,12 +403,14 @@ pub fn pos_contact() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategoryMapping {
     pub account_code: String,
     pub tax_type: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenderMapping {
     /// A bank account or an account with payments enabled.
     pub account_code: String,

@@ -7,6 +7,7 @@ use std::fmt;
 /// Stable error codes. The serialized names never change; new codes may be added, so clients keep a
 /// fallback for codes they do not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed: a field is missing or has the wrong form.
@@ -87,6 +88,7 @@ impl fmt::Display for ErrorCode {
 
 /// The body of every non-OAuth error answer: `{"code": "...", "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
@@ -111,6 +113,7 @@ impl std::error::Error for ApiError {}
 
 /// The body of an OAuth-style error (the pairing token endpoint): `{"error", "error_description"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OAuthErrorBody {
     pub error: ErrorCode,
     #[serde(default, skip_serializing_if = "Option::is_none")]

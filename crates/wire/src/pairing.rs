@@ -13,6 +13,7 @@ pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
 
 /// `POST /v1/pairings` (form or JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairingRequest {
     pub client_id: String,
     pub device_id: Uuid,
@@ -23,9 +24,11 @@ pub struct PairingRequest {
 
 /// The device authorization response (RFC 8628 §3.2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairingResponse {
     /// Never shown to anyone: the device polls with it.
     #[serde(serialize_with = "expose")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub device_code: Secret,
     /// Shown as `XXXX-XXXX` for the person to compare in the browser.
     pub user_code: String,
@@ -39,6 +42,7 @@ pub struct PairingResponse {
 
 /// `POST /v1/pairings/token` (form or JSON): poll with the device code, or rotate a refresh token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     pub grant_type: String,
     #[serde(
@@ -46,12 +50,14 @@ pub struct TokenRequest {
         skip_serializing_if = "Option::is_none",
         serialize_with = "expose_opt"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub device_code: Option<Secret>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "expose_opt"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub refresh_token: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
@@ -67,12 +73,15 @@ fn expose_opt<S: serde::Serializer>(secret: &Option<Secret>, s: S) -> Result<S::
 /// Device credentials: an opaque access token (about an hour) and a rotating refresh token. Neither is
 /// a Xero token; the device never sees one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceTokens {
     #[serde(serialize_with = "expose")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub access_token: Secret,
     pub token_type: String,
     pub expires_in: u64,
     #[serde(serialize_with = "expose")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub refresh_token: Secret,
     /// The organisation the device is now paired to.
     pub connection: ConnectionInfo,

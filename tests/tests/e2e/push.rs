@@ -471,3 +471,68 @@ async fn events_stream_as_server_sent_events_from_a_cursor() {
     let sent = text.find("\"state\":\"sent\"").unwrap();
     assert!(queued < sent, "in order");
 }
+
+fn example(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_examples_push_as_they_are_and_the_openapi_document_describes_them() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    for (path, key, file) in [
+        ("/v1/invoices", "invoices", "invoice.json"),
+        ("/v1/payments", "payments", "payment.json"),
+        ("/v1/shifts", "shifts", "shift.json"),
+    ] {
+        let a = device
+            .call(
+                Method::POST,
+                path,
+                &p.access,
+                Some(json!({ key: [example(file)] })),
+            )
+            .await;
+        assert_eq!(a.status, 202, "{file}: {}", a.text);
+    }
+    let docs = settled(&device, &p.access, 3).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+
+    let spec = reqwest::get(format!("{}/v1/openapi.json", world.proxy_url))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/pairings",
+        "/v1/pairings/token",
+        "/v1/connection",
+        "/v1/invoices",
+        "/v1/payments",
+        "/v1/shifts",
+        "/v1/documents/{id}",
+        "/v1/events",
+        "/v1/mappings",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "the OpenAPI document lacks {path}"
+        );
+    }
+    let invoice = &spec["components"]["schemas"]["Invoice"];
+    // Every field of the example is a property of the schema.
+    for field in example("invoice.json").as_object().unwrap().keys() {
+        assert!(
+            invoice["properties"][field].is_object(),
+            "Invoice schema lacks {field}"
+        );
+    }
+    assert_eq!(
+        spec["components"]["schemas"]["InvoiceLine"]["properties"]["unit_amount"]["type"], "string",
+        "money is a string"
+    );
+}
