@@ -71,6 +71,8 @@ impl Answer {
 pub struct World {
     pub sandbox: Sandbox,
     pub proxy: Proxy,
+    /// What the proxy was started with (master key included), to start it again.
+    pub proxy_settings: Settings,
     pub sandbox_url: String,
     pub proxy_url: String,
     pub db: PathBuf,
@@ -138,10 +140,11 @@ impl World {
             ledgerlink_proxy::crypto::MasterKey::generate_base64(),
         )];
         let clock = Arc::new(SandboxClock(sandbox.shared().clone()));
-        let proxy = Proxy::start(listener, settings, clock).unwrap();
+        let proxy = Proxy::start(listener, settings.clone(), clock).unwrap();
         Self {
             sandbox,
             proxy,
+            proxy_settings: settings,
             sandbox_url,
             proxy_url,
             db,
@@ -149,6 +152,15 @@ impl World {
             http,
             _dir: dir,
         }
+    }
+
+    /// Kills the proxy mid-whatever (its tasks aborted, as a crash would) and starts it again on the
+    /// same address, database and keys.
+    pub async fn restart_proxy(&mut self) {
+        let addr = self.proxy.addr();
+        self.proxy.kill().await;
+        let clock = Arc::new(SandboxClock(self.sandbox.shared().clone()));
+        self.proxy = Proxy::start(rebind(addr).await, self.proxy_settings.clone(), clock).unwrap();
     }
 
     fn record(&self, a: &Answer) {
@@ -455,6 +467,17 @@ impl Browser {
         )
         .await
     }
+}
+
+/// Binds `addr` again (the old listener may take a moment to let go).
+async fn rebind(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("could not bind {addr} again");
 }
 
 pub fn origin(url: &str) -> String {

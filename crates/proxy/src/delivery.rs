@@ -85,7 +85,9 @@ impl Pacer {
 /// Why a round for a connection stopped early.
 #[derive(Debug)]
 enum Stop {
-    /// Try again later (Xero unreachable, limited, or failing).
+    /// Xero said how long to wait (`429` with `Retry-After`).
+    Limited(Duration),
+    /// Try again later (Xero unreachable or failing): back off.
     Later(String),
     /// The connection's tokens are no good.
     Reconnect,
@@ -134,6 +136,11 @@ pub async fn run(state: AppState) {
             match deliver(&state, id, pacer).await {
                 Ok(()) => {
                     not_before.remove(&id);
+                }
+                Err(Stop::Limited(wait)) => {
+                    tracing::info!(connection = %id, wait_ms = wait.as_millis() as u64, "Xero's rate limit: waiting as told");
+                    let failures = not_before.get(&id).map_or(0, |(_, n)| *n);
+                    not_before.insert(id, (Instant::now() + wait, failures));
                 }
                 Err(Stop::Later(why)) => {
                     let failures = not_before.get(&id).map_or(0, |(_, n)| *n) + 1;
@@ -307,10 +314,9 @@ impl Delivery<'_> {
         let answer = accounting::call(self.state, self.connection, method, path, body, key).await?;
         self.pacer.observe(&answer);
         if answer.status.as_u16() == 429 {
-            return Err(Stop::Later(format!(
-                "Xero's {} limit",
-                answer.body["Detail"].as_str().unwrap_or("rate")
-            )));
+            return Err(Stop::Limited(
+                answer.retry_after.unwrap_or(Duration::from_secs(5)),
+            ));
         }
         if answer.status.is_server_error() {
             return Err(Stop::Later(format!("Xero answered {}", answer.status)));

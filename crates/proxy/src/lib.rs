@@ -100,15 +100,22 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let idle = tokio::spawn(idle_refresher(state.clone()));
-    let delivery = tokio::spawn(delivery::run(state.clone()));
+    // Aborted when this future ends or is dropped (a killed server takes its workers with it).
+    let _idle = AbortOnDrop(tokio::spawn(idle_refresher(state.clone())));
+    let _delivery = AbortOnDrop(tokio::spawn(delivery::run(state.clone())));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    idle.abort();
-    delivery.abort();
     result
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Refreshes token sets nobody used for a while, so Xero never drops one for being unused, and sweeps
@@ -175,6 +182,16 @@ impl Proxy {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Ends the server and its workers at once, mid-request if need be (as a crash would), and waits
+    /// until they are gone.
+    pub async fn kill(&mut self) {
+        self.shutdown.take();
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     pub async fn stop(mut self) {

@@ -95,6 +95,8 @@ pub struct XeroSettings {
     pub scopes: Option<String>,
     /// The key Xero signs webhooks with (the app's "webhooks key"); webhooks are refused without it.
     pub webhook_key: Option<Secret>,
+    /// How long one call to Xero may take before it counts as lost (its outcome unknown).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Where each Xero endpoint is.

@@ -106,7 +106,9 @@ impl XeroClient {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(
+                settings.xero.timeout_secs.unwrap_or(30).max(1),
+            ))
             .user_agent(concat!("ledgerlink-proxy/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {

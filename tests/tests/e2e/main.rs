@@ -3,5 +3,6 @@
 
 mod pairing;
 mod push;
+mod push_faults;
 mod refresh;
 mod security;

@@ -1,0 +1,287 @@
+//! Delivery under Xero's bad days: errors, timeouts, a 429 storm, a revoked grant, a restart. After
+//! each, every document is in Xero exactly once or failed with a reason; duplicates are counted in
+//! the sandbox itself.
+
+use ledgerlink_e2e::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn setup(world: &World) -> (Device, Paired) {
+    let device = world.device("Till");
+    let p = world.pair(&device, &[NZ], None).await;
+    let m = device
+        .call(Method::PUT, "/v1/mappings", &p.access, Some(json!({"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}}, "tenders": {"card": {"account_code": "615"}}})))
+        .await;
+    assert_eq!(m.status, 200, "{}", m.text);
+    (device, p)
+}
+
+fn invoices(prefix: &str, n: usize) -> Value {
+    json!({"invoices": (0..n).map(|i| json!({
+        "client_ref": format!("{prefix}-{i:05}"),
+        "contact": {"name": format!("Customer {}", i % 3)},
+        "date": "2026-11-20",
+        "lines": [{"description": "Lunch", "quantity": 1, "unit_amount": "12.00", "sales_category": "Food"}],
+    })).collect::<Vec<_>>()})
+}
+
+/// Waits (bounded) until nothing is queued or sending; answers the documents.
+async fn settle(device: &Device, token: &str, expected: usize, within: Duration) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let list = device
+            .call(Method::GET, "/v1/documents?limit=1000", token, None)
+            .await;
+        let docs = list.json["documents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let busy = docs
+            .iter()
+            .filter(|d| d["state"] == "queued" || d["state"] == "sending")
+            .count();
+        if docs.len() >= expected && busy == 0 {
+            return docs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{busy} of {} documents still moving",
+            docs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every sent document is one invoice in the sandbox, and there is no other.
+fn exactly_once(world: &World, docs: &[Value]) {
+    let sent: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["state"] == "sent")
+        .map(|d| d["xero_id"].as_str().unwrap())
+        .collect();
+    let failed: Vec<&Value> = docs.iter().filter(|d| d["state"] == "failed").collect();
+    assert!(
+        failed
+            .iter()
+            .all(|d| d["message"].as_str().is_some_and(|m| !m.is_empty())),
+        "a failure without a reason"
+    );
+    let shared = world.sandbox.shared().clone();
+    let sandbox = shared.world();
+    let in_xero = sandbox.tenant(NZ).unwrap().invoices.len();
+    assert_eq!(
+        in_xero,
+        sent.len(),
+        "duplicates (or strays) in Xero: {in_xero} invoices for {} sent documents",
+        sent.len()
+    );
+    let unique: std::collections::HashSet<&str> = sent.iter().copied().collect();
+    assert_eq!(unique.len(), sent.len());
+    let contacts = sandbox
+        .tenant(NZ)
+        .unwrap()
+        .contacts
+        .iter()
+        .filter(|c| c.name.starts_with("Customer"))
+        .count();
+    assert_eq!(contacts, 3, "each contact made once");
+}
+
+#[tokio::test]
+async fn errors_and_timeouts_from_xero_lose_and_duplicate_nothing() {
+    let mut settings = settings();
+    settings.xero.timeout_secs = Some(1);
+    let world = World::start_with(settings).await;
+    let (device, p) = setup(&world).await;
+    // 10% of calls answer 500 without doing anything; 5% are done but answered too late (the proxy
+    // gives up after 1 s: the outcome is unknown to it).
+    for rule in [
+        json!({"path_prefix": "/api.xro/", "status": 500, "rate": 0.1}),
+        json!({"path_prefix": "/api.xro/", "latency_ms": 1500, "phase": "after", "rate": 0.05}),
+    ] {
+        assert_eq!(
+            world.control(Method::POST, "/faults", rule).await.status,
+            201
+        );
+    }
+    let pushed = device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("f", 250)),
+        )
+        .await;
+    assert_eq!(pushed.status, 202);
+    let docs = settle(&device, &p.access, 250, Duration::from_secs(90)).await;
+    assert!(
+        docs.iter().all(|d| d["state"] == "sent"),
+        "{:?}",
+        docs.iter()
+            .filter(|d| d["state"] != "sent")
+            .collect::<Vec<_>>()
+    );
+    exactly_once(&world, &docs);
+}
+
+#[tokio::test]
+async fn a_429_storm_is_waited_out() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    let storm = world
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"path_prefix": "/api.xro/", "status": 429, "retry_after": 1, "count": 6}),
+        )
+        .await;
+    assert_eq!(storm.status, 201);
+    let since = world.last_seq().await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("s", 120)),
+        )
+        .await;
+    let docs = settle(&device, &p.access, 120, Duration::from_secs(60)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"));
+    exactly_once(&world, &docs);
+    let limited = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .count();
+    assert_eq!(
+        limited, 6,
+        "the storm happened and the engine waited it out"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_revoked_mid_run_keeps_documents_until_the_organisation_is_connected_again() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("a", 60)),
+        )
+        .await;
+    settle(&device, &p.access, 60, Duration::from_secs(30)).await;
+    // Someone revokes Ledgerlink's access in Xero.
+    let token_set = world.connections().await[0].token_set_id.unwrap();
+    let refresh = world
+        .proxy
+        .state()
+        .vault
+        .refresh_token(token_set)
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/connect/revocation", world.sandbox_url))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", refresh.expose())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    world.advance(1800).await; // the access token runs out, so the next call needs a refresh
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("b", 40)),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = device
+            .call(Method::GET, "/v1/connection", &p.access, None)
+            .await;
+        if info.json["status"] == "needs_reconnect" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection was not marked needs_reconnect: {}",
+            info.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing lost, nothing failed: the documents wait in the queue (an attempt already under way
+    // when the tokens died puts its bundle back).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let all = device
+            .call(Method::GET, "/v1/documents?limit=1000", &p.access, None)
+            .await;
+        let b: Vec<&Value> = all.json["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["client_ref"].as_str().unwrap().starts_with("b-"))
+            .collect();
+        assert_eq!(b.len(), 40);
+        assert!(
+            b.iter()
+                .all(|d| d["state"] == "queued" || d["state"] == "sending"),
+            "{b:?}"
+        );
+        if b.iter().all(|d| d["state"] == "queued") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "documents stuck sending"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Connecting again (a new consent from the same device) lets them go.
+    let again = world
+        .pair(&world.device_with_id("Till", device.id), &[NZ], None)
+        .await;
+    let docs = settle(&device, &again.access, 100, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"));
+    exactly_once(&world, &docs);
+}
+
+#[tokio::test]
+async fn a_proxy_killed_mid_delivery_resumes_without_duplicates() {
+    let mut world = World::start().await;
+    let (device, p) = setup(&world).await;
+    // Slow Xero down so the kill lands while bundles are in flight.
+    world
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"path_prefix": "/api.xro/2.0/Invoices", "latency_ms": 300, "phase": "after"}),
+        )
+        .await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("k", 300)),
+        )
+        .await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        world.restart_proxy().await;
+    }
+    world.control(Method::DELETE, "/faults", json!({})).await;
+    let docs = settle(&device, &p.access, 300, Duration::from_secs(60)).await;
+    assert!(
+        docs.iter().all(|d| d["state"] == "sent"),
+        "{:?}",
+        docs.iter().filter(|d| d["state"] != "sent").count()
+    );
+    exactly_once(&world, &docs);
+}
