@@ -111,11 +111,16 @@ pub async fn run(state: AppState) {
     }
     let mut pacers: HashMap<Uuid, Pacer> = HashMap::new();
     let mut not_before: HashMap<Uuid, (Instant, u32)> = HashMap::new();
+    let mut first = true;
     loop {
-        tokio::select! {
-            () = state.outbox_ready.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        // Straight to work after a start (documents may be waiting); then on news or every second.
+        if !first {
+            tokio::select! {
+                () = state.outbox_ready.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
+        first = false;
         let ids = match state.storage.call(|s| s.connections_with_work()).await {
             Ok(ids) => ids,
             Err(e) => {

@@ -5,6 +5,7 @@
 //! Start it in-process with [`Proxy::start`] (tests bind `127.0.0.1:0`) or run the binary.
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod connections;
 pub mod crypto;
