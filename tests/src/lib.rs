@@ -91,9 +91,14 @@ impl Drop for TempDir {
     }
 }
 
+/// Proxy settings for tests: code-entry throttles raised (every test browser is 127.0.0.1) and
+/// delivery paced for a sandbox whose limits are lifted (pacing itself is measured by the delivery
+/// benchmark, not here).
 pub fn settings() -> Settings {
     let mut s = Settings::default();
     s.pairing.max_code_attempts_per_address = 10_000;
+    s.pairing.max_pairings_per_address = 10_000;
+    s.delivery.tenant_per_window = 60_000;
     s
 }
 
@@ -121,6 +126,14 @@ impl World {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
+        let lifted = json!({"tenant_per_window": 1_000_000, "tenant_per_day": 1_000_000, "app_per_window": 1_000_000});
+        let r = http
+            .put(format!("{sandbox_url}/_sandbox/limits"))
+            .json(&lifted)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
         let callback = format!("{proxy_url}/oauth/xero/callback");
         let r = http
             .put(format!("{sandbox_url}/_sandbox/apps/{CLIENT_ID}"))

@@ -20,6 +20,7 @@ use serde_json::{json, Number, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -32,53 +33,77 @@ const BUNDLE: usize = 50;
 /// Keep each call under Xero's 3.5 MB request limit.
 const MAX_BYTES: usize = 3_400_000;
 
-/// Paces one connection to Xero's per-tenant minute limit: a bucket of `per_minute` calls refilled
-/// continuously, held back further when Xero says the minute is spent or answers `429`.
-struct Pacer {
+/// Paces calls to a fixed-window limit (`per_window` calls per `window`) without ever passing it: a
+/// bucket of `CAPACITY` tokens refilled at `(per_window - CAPACITY) / window`, so any fixed window
+/// sees at most `CAPACITY + (per_window - CAPACITY) = per_window` calls, whatever its alignment.
+/// Held back further when Xero says the window is spent or answers `429`.
+pub struct Pacer {
     tokens: f64,
+    capacity: f64,
+    per_sec: f64,
     last: Instant,
-    per_minute: f64,
     hold_until: Option<Instant>,
 }
 
 impl Pacer {
-    fn new(per_minute: u32) -> Self {
-        let per_minute = f64::from(per_minute.max(1));
+    const CAPACITY: f64 = 2.0;
+
+    pub fn new(per_window: u32, window: Duration) -> Self {
+        let per_window = f64::from(per_window.max(1));
+        let capacity = Self::CAPACITY.min(per_window);
+        let per_sec = ((per_window - capacity).max(1.0)) / window.as_secs_f64().max(0.001);
         Self {
-            tokens: per_minute,
+            tokens: capacity,
+            capacity,
+            per_sec,
             last: Instant::now(),
-            per_minute,
             hold_until: None,
         }
     }
 
-    async fn take(&mut self) {
-        if let Some(until) = self.hold_until.take() {
-            tokio::time::sleep_until(until.into()).await;
-        }
-        loop {
-            let now = Instant::now();
-            self.tokens = (self.tokens
-                + now.duration_since(self.last).as_secs_f64() * self.per_minute / 60.0)
-                .min(self.per_minute);
-            self.last = now;
-            if self.tokens >= 1.0 {
-                self.tokens -= 1.0;
-                return;
+    /// How long until a call may go, taking its token if it may go now.
+    fn try_take(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        if let Some(until) = self.hold_until {
+            if now < until {
+                return Some(until - now);
             }
-            let wait = (1.0 - self.tokens) * 60.0 / self.per_minute;
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            self.hold_until = None;
+        }
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
         }
     }
 
-    fn observe(&mut self, answer: &Answer) {
-        if answer.status.as_u16() == 429 {
-            let wait = answer.retry_after.unwrap_or(Duration::from_secs(5));
-            self.hold_until = Some(Instant::now() + wait);
-            self.tokens = 0.0;
-        } else if answer.minute_remaining == Some(0) {
-            self.tokens = 0.0;
-        }
+    fn hold(&mut self, wait: Duration) {
+        self.hold_until = Some(Instant::now() + wait);
+        self.tokens = 0.0;
+    }
+}
+
+/// The app-wide budget (Xero: 10,000 calls a minute across all organisations), shared by workers.
+pub type AppPacer = Arc<tokio::sync::Mutex<Pacer>>;
+
+async fn take(pacer: &mut Pacer, app: &AppPacer) {
+    loop {
+        let wait = match pacer.try_take() {
+            Some(w) => w,
+            None => match app.lock().await.try_take() {
+                None => return,
+                Some(w) => {
+                    // Give the tenant token back: the app budget said not yet.
+                    pacer.tokens += 1.0;
+                    w
+                }
+            },
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -102,15 +127,22 @@ impl From<CallError> for Stop {
     }
 }
 
-/// Runs until the process stops: wakes when documents arrive, and every second for retries.
+/// Runs until the process stops: one worker per connection with documents waiting, each paced to
+/// that organisation's limits and all of them to the app's.
 pub async fn run(state: AppState) {
     match state.storage.call(|s| s.requeue_sending()).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(documents = n, "documents were mid-delivery when the proxy stopped; they go again under the same idempotency keys"),
         Err(e) => tracing::error!(error = %e, "cannot requeue documents left sending"),
     }
-    let mut pacers: HashMap<Uuid, Pacer> = HashMap::new();
-    let mut not_before: HashMap<Uuid, (Instant, u32)> = HashMap::new();
+    let d = state.settings.delivery;
+    let window = Duration::from_secs(d.window_secs.max(1));
+    let app: AppPacer = Arc::new(tokio::sync::Mutex::new(Pacer::new(
+        d.app_per_window,
+        window,
+    )));
+    let pacers: Arc<Mutex<HashMap<Uuid, Pacer>>> = Arc::default();
+    let mut workers: HashMap<Uuid, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut first = true;
     loop {
         // Straight to work after a start (documents may be waiting); then on news or every second.
@@ -128,49 +160,79 @@ pub async fn run(state: AppState) {
                 continue;
             }
         };
+        workers.retain(|_, h| !h.is_finished());
         for id in ids {
-            if not_before
-                .get(&id)
-                .is_some_and(|(t, _)| Instant::now() < *t)
-            {
+            if workers.contains_key(&id) {
                 continue;
             }
-            let pacer = pacers
-                .entry(id)
-                .or_insert_with(|| Pacer::new(state.settings.delivery.tenant_per_minute));
-            match deliver(&state, id, pacer).await {
-                Ok(()) => {
-                    not_before.remove(&id);
-                }
-                Err(Stop::Limited(wait)) => {
-                    tracing::info!(connection = %id, wait_ms = wait.as_millis() as u64, "Xero's rate limit: waiting as told");
-                    let failures = not_before.get(&id).map_or(0, |(_, n)| *n);
-                    not_before.insert(id, (Instant::now() + wait, failures));
-                }
-                Err(Stop::Later(why)) => {
-                    let failures = not_before.get(&id).map_or(0, |(_, n)| *n) + 1;
-                    let backoff = Duration::from_millis(
-                        (500u64 << failures.min(7)) + rand::random::<u64>() % 500,
-                    );
-                    tracing::warn!(connection = %id, error = %why, retry_in_ms = backoff.as_millis() as u64, "delivery paused");
-                    not_before.insert(id, (Instant::now() + backoff, failures));
-                }
-                Err(Stop::Reconnect) => {
-                    tracing::warn!(connection = %id, "delivery stopped: the organisation must be connected again");
-                    let now = state.clock.now();
-                    let _ = state
-                        .storage
-                        .call(move |s| {
-                            s.set_connection_status(id, ConnectionStatus::NeedsReconnect, now)
-                        })
-                        .await;
-                }
-            }
+            let (state, app, pacers) = (state.clone(), app.clone(), pacers.clone());
+            workers.insert(
+                id,
+                tokio::spawn(async move { worker(state, id, app, pacers).await }),
+            );
         }
     }
 }
 
-async fn deliver(state: &AppState, connection_id: Uuid, pacer: &mut Pacer) -> Result<(), Stop> {
+/// Delivers one connection's outbox until it is empty (or the connection needs reconnecting).
+async fn worker(
+    state: AppState,
+    id: Uuid,
+    app: AppPacer,
+    pacers: Arc<Mutex<HashMap<Uuid, Pacer>>>,
+) {
+    let d = state.settings.delivery;
+    let mut pacer = pacers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+        .unwrap_or_else(|| {
+            Pacer::new(
+                d.tenant_per_window,
+                Duration::from_secs(d.window_secs.max(1)),
+            )
+        });
+    let mut failures = 0u32;
+    loop {
+        match deliver(&state, id, &mut pacer, &app).await {
+            Ok(()) => break,
+            Err(Stop::Limited(wait)) => {
+                tracing::info!(connection = %id, wait_ms = wait.as_millis() as u64, "Xero's rate limit: waiting as told");
+                tokio::time::sleep(wait).await;
+            }
+            Err(Stop::Later(why)) => {
+                failures += 1;
+                let backoff = Duration::from_millis(
+                    (500u64 << failures.min(7)) + rand::random::<u64>() % 500,
+                );
+                tracing::warn!(connection = %id, error = %why, retry_in_ms = backoff.as_millis() as u64, "delivery paused");
+                tokio::time::sleep(backoff).await;
+            }
+            Err(Stop::Reconnect) => {
+                tracing::warn!(connection = %id, "delivery stopped: the organisation must be connected again");
+                let now = state.clock.now();
+                let _ = state
+                    .storage
+                    .call(move |s| {
+                        s.set_connection_status(id, ConnectionStatus::NeedsReconnect, now)
+                    })
+                    .await;
+                break;
+            }
+        }
+    }
+    pacers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, pacer);
+}
+
+async fn deliver(
+    state: &AppState,
+    connection_id: Uuid,
+    pacer: &mut Pacer,
+    app: &AppPacer,
+) -> Result<(), Stop> {
     let connection = match state
         .storage
         .call(move |s| s.connection(connection_id))
@@ -188,6 +250,7 @@ async fn deliver(state: &AppState, connection_id: Uuid, pacer: &mut Pacer) -> Re
         connection: &connection,
         mappings: &mappings,
         pacer,
+        app,
         contacts: HashMap::new(),
     };
     loop {
@@ -214,6 +277,7 @@ struct Delivery<'a> {
     connection: &'a ConnectionRow,
     mappings: &'a Mappings,
     pacer: &'a mut Pacer,
+    app: &'a AppPacer,
     /// Contacts resolved in this round (name key → id or the reason it cannot be used).
     contacts: HashMap<String, Result<Uuid, String>>,
 }
@@ -315,10 +379,16 @@ impl Delivery<'_> {
         body: Option<&str>,
         key: Option<&str>,
     ) -> Result<Answer, Stop> {
-        self.pacer.take().await;
+        take(self.pacer, self.app).await;
         let answer = accounting::call(self.state, self.connection, method, path, body, key).await?;
-        self.pacer.observe(&answer);
+        if answer.minute_remaining == Some(0) {
+            // Xero counts this window spent (another client of the same app and organisation may
+            // share it): no burst until tokens grow back.
+            self.pacer.tokens = 0.0;
+        }
         if answer.status.as_u16() == 429 {
+            self.pacer
+                .hold(answer.retry_after.unwrap_or(Duration::from_secs(5)));
             return Err(Stop::Limited(
                 answer.retry_after.unwrap_or(Duration::from_secs(5)),
             ));

@@ -43,18 +43,24 @@ pub struct Settings {
     pub delivery: DeliverySettings,
 }
 
-/// How fast the delivery engine calls Xero.
+/// How fast the delivery engine calls Xero: Xero's limits, which the engine stays under.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliverySettings {
-    /// Calls per tenant per minute (Xero allows 60).
-    pub tenant_per_minute: u32,
+    /// Calls per organisation per window (Xero: 60 a minute).
+    pub tenant_per_window: u32,
+    /// Calls per app per window across all organisations (Xero: 10,000 a minute).
+    pub app_per_window: u32,
+    /// The fixed window's length in seconds (Xero: 60).
+    pub window_secs: u64,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
         Self {
-            tenant_per_minute: 60,
+            tenant_per_window: 60,
+            app_per_window: 10_000,
+            window_secs: 60,
         }
     }
 }

@@ -115,7 +115,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     world.proxy.kill().await;
     let dir = world.db.parent().unwrap().to_path_buf();
     let config = dir.join("proxy.toml");
-    std::fs::write(&config, "[delivery]\ntenant_per_minute = 100000\n").unwrap();
+    std::fs::write(&config, "[delivery]\ntenant_per_window = 100000\n").unwrap();
     let log = dir.join("proxy.log");
     let mut process = spawn(&world, &config, &log);
     for k in 0..kills {
