@@ -265,11 +265,17 @@ impl FromRequestParts<AppState> for DeviceAuth {
                 "The access token expired: refresh it.",
             ));
         }
-        let seen = device.id;
-        state
-            .storage
-            .call(move |s| s.touch_device(seen, now))
-            .await?;
+        // Last seen to the minute: not a write on every request.
+        if device
+            .last_seen_at
+            .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+        {
+            let seen = device.id;
+            state
+                .storage
+                .call(move |s| s.touch_device(seen, now))
+                .await?;
+        }
         Ok(DeviceAuth { device, connection })
     }
 }

@@ -24,6 +24,16 @@ pub async fn get(
     ))
 }
 
+/// `GET /v1/device`: which device these credentials are (cheap: no call to Xero).
+pub async fn whoami(auth: DeviceAuth) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "device_id": auth.device.id,
+        "device_name": auth.device.name,
+        "connection_id": auth.connection.id,
+        "paired_at": auth.device.paired_at,
+    }))
+}
+
 pub async fn unpair(
     State(state): State<AppState>,
     auth: DeviceAuth,

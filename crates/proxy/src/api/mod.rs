@@ -17,7 +17,10 @@ pub fn routes() -> Router<AppState> {
             "/v1/connection",
             get(connection::get).delete(connection::disconnect),
         )
-        .route("/v1/device", delete(connection::unpair))
+        .route(
+            "/v1/device",
+            get(connection::whoami).delete(connection::unpair),
+        )
         .route("/admin/v1/connections", get(admin::list))
         .route("/admin/v1/connections/{id}", delete(admin::disconnect))
 }

@@ -20,9 +20,24 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
 ];
 
+/// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
+/// commit and never wait for the writer, so authenticating a request does not queue behind a
+/// batch being stored.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    /// Stops the background checkpointer when the store goes.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+const READERS: usize = 4;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -60,7 +75,39 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        let mut store = Self::setup(conn)?;
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            store.readers.push(Mutex::new(reader));
+        }
+        // Checkpoints run on a connection of their own, off the request path: a PASSIVE checkpoint
+        // copies the WAL into the database while writers carry on, where SQLite's automatic one
+        // would make some unlucky commit wait for it. Automatic checkpoints remain, much later, as
+        // a backstop.
+        store.with(|c| c.pragma_update(None, "wal_autocheckpoint", 20_000))?;
+        let checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        let stop = store.stop.clone();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    if let Err(e) =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -100,7 +147,31 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: Default::default(),
+            stop: Default::default(),
         })
+    }
+
+    /// A read on one of the reader connections (the writer for an in-memory database, which
+    /// other connections cannot see).
+    fn read<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
+        if self.readers.is_empty() {
+            return self.with(f);
+        }
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A free reader if there is one; else wait for the next in turn.
+        for i in 0..self.readers.len() {
+            if let Ok(mut conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return Ok(f(&mut conn)?);
+            }
+        }
+        let mut conn = self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(f(&mut conn)?)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
@@ -303,7 +374,7 @@ fn revoke_tokens_of(tx: &Connection, device: Uuid, now: DateTime<Utc>) -> rusqli
 
 impl Store for SqliteStore {
     fn ping(&self) -> Result<()> {
-        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
 
     fn insert_pairing(&self, p: &Pairing) -> Result<()> {
@@ -331,7 +402,7 @@ impl Store for SqliteStore {
     }
 
     fn pairing(&self, id: Uuid) -> Result<Option<Pairing>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE id = ?1"),
                 [id.to_string()],
@@ -342,7 +413,7 @@ impl Store for SqliteStore {
     }
 
     fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE user_code = ?1 ORDER BY created_at DESC LIMIT 1"),
                 [code],
@@ -353,7 +424,7 @@ impl Store for SqliteStore {
     }
 
     fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE device_code_hash = ?1"),
                 [hash],
@@ -455,7 +526,7 @@ impl Store for SqliteStore {
     }
 
     fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = ?1",
                 [hash],
@@ -497,7 +568,7 @@ impl Store for SqliteStore {
     }
 
     fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at FROM pending_choices WHERE id_hash = ?1",
                 [hash],
@@ -572,7 +643,7 @@ impl Store for SqliteStore {
     }
 
     fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT id, provider, ciphertext, access_expires_at, last_refresh_at, created_at, version FROM token_sets WHERE id = ?1",
                 [id.to_string()],
@@ -610,7 +681,7 @@ impl Store for SqliteStore {
     }
 
     fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT DISTINCT t.id FROM token_sets t JOIN connections c ON c.token_set_id = t.id
                  WHERE c.status = 'connected' AND COALESCE(t.last_refresh_at, t.created_at) < ?1",
@@ -632,7 +703,7 @@ impl Store for SqliteStore {
     }
 
     fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?1"),
                 [id.to_string()],
@@ -643,7 +714,7 @@ impl Store for SqliteStore {
     }
 
     fn connections(&self) -> Result<Vec<ConnectionRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY created_at"
             ))?;
@@ -653,7 +724,7 @@ impl Store for SqliteStore {
     }
 
     fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {CONNECTION_COLUMNS} FROM connections WHERE token_set_id = ?1"
             ))?;
@@ -705,7 +776,7 @@ impl Store for SqliteStore {
     }
 
     fn device(&self, id: Uuid) -> Result<Option<DeviceRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
                 [id.to_string()],
@@ -716,7 +787,7 @@ impl Store for SqliteStore {
     }
 
     fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {DEVICE_COLUMNS} FROM devices WHERE connection_id = ?1 ORDER BY paired_at"
             ))?;
@@ -793,7 +864,7 @@ impl Store for SqliteStore {
     }
 
     fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!(
                     "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
@@ -806,7 +877,7 @@ impl Store for SqliteStore {
     }
 
     fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
                 params![device.to_string(), client_ref],
@@ -817,7 +888,7 @@ impl Store for SqliteStore {
     }
 
     fn documents(&self, device: Uuid, f: &DocumentFilter) -> Result<Vec<DocumentRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1
                    AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR client_ref = ?4)
@@ -856,10 +927,10 @@ impl Store for SqliteStore {
     }
 
     fn connections_with_work(&self) -> Result<Vec<Uuid>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT DISTINCT d.connection_id FROM documents d JOIN connections c ON c.id = d.connection_id
-                 WHERE d.state = 'queued' AND c.status = 'connected'",
+                "SELECT c.id FROM connections c WHERE c.status = 'connected'
+                   AND EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued')",
             )?;
             let ids = stmt.query_map([], |r| uuid(r.get(0)?))?.collect();
             ids
@@ -900,7 +971,7 @@ impl Store for SqliteStore {
     }
 
     fn documents_by_xero_id(&self, connection: Uuid, xero_id: Uuid) -> Result<Vec<DocumentRow>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = ?1 AND xero_id = ?2"))?;
             let rows = stmt.query_map(params![connection.to_string(), xero_id.to_string()], document_row)?.collect();
             rows
@@ -918,7 +989,7 @@ impl Store for SqliteStore {
     }
 
     fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare("SELECT seq, body FROM events WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
             let rows = stmt.query_map(params![device.to_string(), after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect();
             rows
@@ -926,7 +997,7 @@ impl Store for SqliteStore {
     }
 
     fn mappings(&self, connection: Uuid) -> Result<Option<String>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT body FROM mappings WHERE connection_id = ?1",
                 [connection.to_string()],
@@ -948,7 +1019,7 @@ impl Store for SqliteStore {
     }
 
     fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>> {
-        self.with(|c| {
+        self.read(|c| {
             let found: Option<String> = c
                 .query_row(
                     "SELECT contact_id FROM contact_ids WHERE connection_id = ?1 AND name_key = ?2",
@@ -972,7 +1043,7 @@ impl Store for SqliteStore {
     }
 
     fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>> {
-        self.with(|c| {
+        self.read(|c| {
             c.query_row(
                 "SELECT hash, device_id, kind, created_at, expires_at, rotated_at, successor, revoked_at FROM device_tokens WHERE hash = ?1",
                 [hash],
