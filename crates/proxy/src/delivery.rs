@@ -372,6 +372,73 @@ impl Delivery<'_> {
         self.save(updates).await
     }
 
+    /// Back to the queue after a failed call: a `429` or a refused token means nothing was done; any
+    /// other failure may have reached Xero, so the documents' outcome is unknown from now.
+    async fn requeue(&self, docs: &[&DocumentRow], stop: &Stop) -> Result<(), Stop> {
+        match stop {
+            Stop::Limited(_) | Stop::Reconnect => self.mark(docs, DocumentState::Queued).await,
+            Stop::Later(_) => {
+                let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
+                let now = self.state.clock.now();
+                self.state
+                    .storage
+                    .call(move |s| s.mark_unknown(&ids, now))
+                    .await
+                    .map_err(|e| Stop::Later(e.to_string()))
+            }
+        }
+    }
+
+    /// Documents whose last attempt's outcome is unknown and past Xero's replay window: looked up in
+    /// Xero by their markers. Answers the ones Xero has (now `sent`); the rest are to be sent.
+    async fn reconcile(&mut self, docs: Vec<DocumentRow>) -> Result<Vec<DocumentRow>, Stop> {
+        let window =
+            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        let now = self.state.clock.now();
+        let (stale, fresh): (Vec<DocumentRow>, Vec<DocumentRow>) = docs
+            .into_iter()
+            .partition(|d| d.unknown_since.is_some_and(|t| now - t > window));
+        if stale.is_empty() {
+            return Ok(fresh);
+        }
+        let clause = stale
+            .iter()
+            .map(|d| format!("Reference.EndsWith(\"{}\")", marker(d)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let path = format!(
+            "Invoices?where={}",
+            url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
+        );
+        let found = self.call(Method::GET, &path, None, None).await?;
+        let invoices = found.body["Invoices"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut updates = Vec::new();
+        let mut out = fresh;
+        for doc in stale {
+            let m = marker(&doc);
+            let hit = invoices
+                .iter()
+                .find(|i| i["Reference"].as_str().is_some_and(|r| r.ends_with(&m)));
+            match hit.and_then(|i| {
+                Some((
+                    Uuid::parse_str(i["InvoiceID"].as_str()?).ok()?,
+                    i["InvoiceNumber"].as_str().map(str::to_string),
+                ))
+            }) {
+                Some((id, number)) => {
+                    tracing::info!(document = %doc.id, "found in Xero after an unknown outcome: not sent again");
+                    updates.push(update(doc.id, DocumentState::Sent, Some(id), number, None));
+                }
+                None => out.push(doc),
+            }
+        }
+        self.save(updates).await?;
+        Ok(out)
+    }
+
     async fn call(
         &mut self,
         method: Method,
@@ -503,7 +570,7 @@ impl Delivery<'_> {
         line
     }
 
-    fn xero_invoice(&self, inv: &Invoice, contact: Uuid) -> Value {
+    fn xero_invoice(&self, inv: &Invoice, contact: Uuid, marker: &str) -> Value {
         let lines: Vec<Value> = inv
             .lines
             .iter()
@@ -538,9 +605,10 @@ impl Delivery<'_> {
         if let Some(d) = inv.due_date {
             x["DueDate"] = json!(d.to_string());
         }
-        if let Some(r) = &inv.reference {
-            x["Reference"] = json!(r);
-        }
+        x["Reference"] = json!(match &inv.reference {
+            Some(r) => format!("{r} {marker}"),
+            None => marker.to_string(),
+        });
         if let Some(c) = &inv.currency {
             x["CurrencyCode"] = json!(c);
         }
@@ -549,6 +617,7 @@ impl Delivery<'_> {
 
     /// One bundle of invoices (split further if it would pass 3.5 MB).
     async fn invoices(&mut self, docs: Vec<DocumentRow>) -> Result<(), Stop> {
+        let docs = self.reconcile(docs).await?;
         let mut updates = Vec::new();
         let mut ready: Vec<(DocumentRow, Value)> = Vec::new();
         for doc in docs {
@@ -582,7 +651,7 @@ impl Delivery<'_> {
                 .await?
             {
                 Ok(contact) => {
-                    let x = self.xero_invoice(&inv, contact);
+                    let x = self.xero_invoice(&inv, contact, &marker(&doc));
                     ready.push((doc, x));
                 }
                 Err(why) => {
@@ -630,7 +699,7 @@ impl Delivery<'_> {
         {
             Ok(a) => a,
             Err(stop) => {
-                self.mark(&refs, DocumentState::Queued).await?;
+                self.requeue(&refs, &stop).await?;
                 return Err(stop);
             }
         };
@@ -763,7 +832,7 @@ impl Delivery<'_> {
             {
                 Ok(a) => a,
                 Err(stop) => {
-                    self.mark(&refs, DocumentState::Queued).await?;
+                    self.requeue(&refs, &stop).await?;
                     return Err(stop);
                 }
             };
@@ -849,7 +918,7 @@ impl Delivery<'_> {
                     "Contact": {"ContactID": contact},
                     "Date": shift.closed_at.date_naive().to_string(),
                     "DueDate": shift.closed_at.date_naive().to_string(),
-                    "Reference": reference(&shift),
+                    "Reference": format!("{} {}", reference(&shift), marker(&doc)),
                     "LineAmountTypes": tax_mode(shift.tax_mode),
                     "Status": "AUTHORISED",
                     "LineItems": lines,
@@ -867,7 +936,7 @@ impl Delivery<'_> {
                 {
                     Ok(a) => a,
                     Err(stop) => {
-                        self.mark(&[&doc], DocumentState::Queued).await?;
+                        self.requeue(&[&doc], &stop).await?;
                         return Err(stop);
                     }
                 };
@@ -911,7 +980,7 @@ impl Delivery<'_> {
             {
                 Ok(a) => a,
                 Err(stop) => {
-                    self.mark(&[&doc], DocumentState::Queued).await?;
+                    self.requeue(&[&doc], &stop).await?;
                     return Err(stop);
                 }
             };
@@ -1061,6 +1130,19 @@ pub fn plan_shift(shift: &Shift, m: &Mappings) -> Option<ShiftPlan> {
         payments.push((shift.counted_cash, account.account_code.clone()));
     }
     Some(ShiftPlan { lines, payments })
+}
+
+/// A stable marker of a document, derived from its device and `client_ref`, carried at the end of
+/// the Xero invoice's `Reference` (`LL-` and 12 hex characters) so the invoice can be found again
+/// (`Reference.EndsWith`) when it is unknown whether a call created it.
+pub fn marker(doc: &DocumentRow) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"ledgerlink marker v1")
+        .chain_update(doc.device_id.as_bytes())
+        .chain_update(doc.client_ref.as_bytes())
+        .finalize();
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("LL-{hex}")
 }
 
 fn reference(shift: &Shift) -> String {

@@ -53,6 +53,9 @@ pub struct DeliverySettings {
     pub app_per_window: u32,
     /// The fixed window's length in seconds (Xero: 60).
     pub window_secs: u64,
+    /// How long Xero replays an `Idempotency-Key`'s answer (about 6 minutes; kept a little
+    /// shorter). A bundle with an unknown outcome older than this is looked up before it is resent.
+    pub replay_window_secs: u64,
 }
 
 impl Default for DeliverySettings {
@@ -61,6 +64,7 @@ impl Default for DeliverySettings {
             tenant_per_window: 60,
             app_per_window: 10_000,
             window_secs: 60,
+            replay_window_secs: 300,
         }
     }
 }

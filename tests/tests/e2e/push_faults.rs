@@ -285,3 +285,55 @@ async fn a_proxy_killed_mid_delivery_resumes_without_duplicates() {
     );
     exactly_once(&world, &docs);
 }
+
+#[tokio::test]
+async fn an_unknown_outcome_past_the_replay_window_is_looked_up_not_resent() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    // Xero creates the invoices but the answer never arrives.
+    let lost = json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "drop": true, "phase": "after", "count": 1});
+    assert_eq!(
+        world.control(Method::POST, "/faults", lost).await.status,
+        201
+    );
+    let since = world.last_seq().await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("u", 30)),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let requests = world.sandbox_requests(since).await;
+        if requests.iter().any(|r| {
+            r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Invoices" && r["status"].is_null()
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost call never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past Xero's replay window before the proxy tries again: the same Idempotency-Key would now
+    // create everything a second time.
+    world.advance(400).await;
+    let docs = settle(&device, &p.access, 30, Duration::from_secs(30)).await;
+    assert!(
+        docs.iter()
+            .all(|d| d["state"] == "sent" && d["xero_number"].is_string()),
+        "{docs:?}"
+    );
+    exactly_once(&world, &docs);
+    let requests = world.sandbox_requests(since).await;
+    assert!(
+        requests.iter().any(|r| r["method"] == "GET"
+            && r["path"] == "/api.xro/2.0/Invoices"
+            && r["query"].as_str().unwrap_or_default().contains("EndsWith")),
+        "the documents were looked up by their markers"
+    );
+}

@@ -162,6 +162,7 @@ async fn push(
                 attempts: 0,
                 created_at: now,
                 updated_at: now,
+                unknown_since: None,
             })),
             Some(Err(e)) => return Err(AppError::internal(e)),
             _ => outcomes.push(Err((client_ref, check.problems))),

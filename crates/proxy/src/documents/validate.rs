@@ -270,7 +270,8 @@ impl<'a> Check<'a> {
                 );
             }
         }
-        self.text(v, path, "reference", false, 255);
+        // 255 in Xero, less the marker Ledgerlink appends (" LL-" and 12 characters).
+        self.text(v, path, "reference", false, 239);
         if let Some(c) = self.text(v, path, "currency", false, 3) {
             if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
                 self.problem(

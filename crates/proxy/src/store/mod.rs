@@ -171,6 +171,8 @@ pub struct DocumentRow {
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Since when the outcome of its last delivery attempt is unknown (it may be in Xero).
+    pub unknown_since: Option<DateTime<Utc>>,
 }
 
 impl DocumentRow {
@@ -317,6 +319,8 @@ pub trait Store: Send + Sync + 'static {
     /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
     /// queue; they go again under the same idempotency key. Answers how many.
     fn requeue_sending(&self) -> Result<usize>;
+    /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
+    fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
     /// Applies delivery outcomes and records an event for each, in one transaction.
     fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
     /// Documents of a connection that Xero knows by this id (invoices and shifts).

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_documents.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_unknown_outcomes.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -252,7 +256,7 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
 }
 
 const DOCUMENT_COLUMNS: &str =
-    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at";
+    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since";
 
 fn conversion(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
@@ -277,6 +281,7 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
         attempts: r.get(10)?,
         created_at: time(r.get(11)?),
         updated_at: time(r.get(12)?),
+        unknown_since: opt_time(r.get(13)?),
     })
 }
 
@@ -827,7 +832,7 @@ impl Store for SqliteStore {
             for d in docs {
                 let inserted = tx.execute(
                     &format!(
-                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)
                          ON CONFLICT(device_id, client_ref) DO NOTHING"
                     ),
                     params![
@@ -937,10 +942,23 @@ impl Store for SqliteStore {
         })
     }
 
+    fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for id in ids {
+                tx.execute(
+                    "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2) WHERE id = ?1",
+                    params![id.to_string(), ms(now)],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
     fn requeue_sending(&self) -> Result<usize> {
         self.with(|c| {
             c.execute(
-                "UPDATE documents SET state = 'queued' WHERE state = 'sending'",
+                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at) WHERE state = 'sending'",
                 [],
             )
         })
@@ -952,7 +970,9 @@ impl Store for SqliteStore {
             for u in updates {
                 tx.execute(
                     "UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
-                       message = ?5, attempts = attempts + ?6, updated_at = ?7 WHERE id = ?1",
+                       message = ?5, attempts = attempts + ?6, updated_at = ?7,
+                       unknown_since = CASE WHEN ?2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END
+                     WHERE id = ?1",
                     params![
                         u.id.to_string(),
                         u.state.as_str(),
