@@ -19,6 +19,8 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
     /// `X-MinLimit-Remaining`: calls left in this minute for the tenant.
     pub minute_remaining: Option<u32>,
+    /// `X-DayLimit-Remaining`: calls left today for the tenant.
+    pub day_remaining: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,7 @@ pub async fn call(
         };
         let retry_after = header("retry-after").map(Duration::from_secs);
         let minute_remaining = header("x-minlimit-remaining").map(|v| v as u32);
+        let day_remaining = header("x-daylimit-remaining").map(|v| v as u32);
         if status == StatusCode::UNAUTHORIZED && attempt == 0 {
             // Refresh once through the vault (single-flight) and try again.
             access = state
@@ -107,6 +110,7 @@ pub async fn call(
             body,
             retry_after,
             minute_remaining,
+            day_remaining,
         });
     }
     Err(CallError::NeedsReconnect)

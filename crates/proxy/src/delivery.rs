@@ -453,6 +453,18 @@ impl Delivery<'_> {
             // share it): no burst until tokens grow back.
             self.pacer.tokens = 0.0;
         }
+        if answer.day_remaining == Some(0) {
+            // The organisation's calls for the day are spent: wait for the next UTC day rather than
+            // collect 429s (Xero's Retry-After says the same when one comes).
+            let now = self.state.clock.now();
+            let midnight = (now.date_naive() + chrono::Duration::days(1))
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc();
+            let wait = (midnight - now).to_std().unwrap_or(Duration::from_secs(60));
+            tracing::warn!(connection = %self.connection.id, wait_secs = wait.as_secs(), "Xero's daily limit is spent for this organisation");
+            self.pacer.hold(wait);
+        }
         if answer.status.as_u16() == 429 {
             self.pacer
                 .hold(answer.retry_after.unwrap_or(Duration::from_secs(5)));
@@ -488,10 +500,16 @@ impl Delivery<'_> {
             self.contacts.insert(key, Ok(id));
             return Ok(Ok(id));
         }
-        let filter = format!(
-            "Name==\"{}\"",
-            name.trim().replace('\\', "\\\\").replace('"', "\\\"")
-        );
+        let quote = |t: &str| t.trim().replace('\\', "\\\\").replace('"', "\\\"");
+        // By contact number when the till knows one (it is the stable key), else by name.
+        let filter = match number.filter(|n| !n.trim().is_empty()) {
+            Some(n) => format!(
+                "ContactNumber==\"{}\" OR Name==\"{}\"",
+                quote(n),
+                quote(name)
+            ),
+            None => format!("Name==\"{}\"", quote(name)),
+        };
         let path = format!(
             "Contacts?includeArchived=true&where={}",
             url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
@@ -501,7 +519,15 @@ impl Delivery<'_> {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let outcome = if let Some(active) = list.iter().find(|c| c["ContactStatus"] == "ACTIVE") {
+        // A contact number match wins over a name match.
+        let by_number = number.and_then(|n| {
+            list.iter().find(|c| {
+                c["ContactNumber"].as_str() == Some(n.trim()) && c["ContactStatus"] == "ACTIVE"
+            })
+        });
+        let outcome = if let Some(active) =
+            by_number.or_else(|| list.iter().find(|c| c["ContactStatus"] == "ACTIVE"))
+        {
             active["ContactID"]
                 .as_str()
                 .and_then(|s| Uuid::parse_str(s).ok())

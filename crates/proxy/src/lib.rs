@@ -47,7 +47,19 @@ pub struct AppState {
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Wakes event readers (long-poll and SSE) when events are stored.
     pub events_ready: Arc<tokio::sync::Notify>,
+    /// Each organisation's accounts and tax rates as last read from Xero, and when.
+    pub offers: Arc<Mutex<Offers>>,
 }
+
+/// Accounts and tax rates per connection, with the time they were read.
+pub type Offers = HashMap<
+    Uuid,
+    (
+        DateTime<Utc>,
+        Vec<serde_json::Value>,
+        Vec<serde_json::Value>,
+    ),
+>;
 
 impl AppState {
     /// Opens the database (creating and migrating it), loads the master keys and builds the Xero
@@ -79,6 +91,7 @@ impl AppState {
             checked: Arc::new(Mutex::new(HashMap::new())),
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
             events_ready: Arc::new(tokio::sync::Notify::new()),
+            offers: Arc::default(),
         })
     }
 }

@@ -536,3 +536,141 @@ async fn the_examples_push_as_they_are_and_the_openapi_document_describes_them()
         "money is a string"
     );
 }
+
+#[tokio::test]
+async fn shifts_with_nothing_taken_or_more_refunded_than_sold_get_clear_answers() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let shift = |client_ref: &str, sales: &str, refunds: &str, cash: &str| {
+        json!({"client_ref": client_ref, "register": "Register 2", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T09:00:00Z",
+            "sales": [{"category": "Food", "amount": sales}], "refunds": [{"category": "Food", "amount": refunds}],
+            "tenders": [{"tender": "cash", "amount": cash}], "counted_cash": cash})
+    };
+    let negative = device
+        .call(
+            Method::POST,
+            "/v1/shifts",
+            &p.access,
+            Some(json!({"shifts": [shift("neg", "5.00", "12.00", "0")]})),
+        )
+        .await;
+    assert_eq!(negative.status, 422);
+    assert_eq!(
+        negative.json["items"][0]["problems"][0]["code"],
+        "negative_shift"
+    );
+    let zero = device
+        .call(
+            Method::POST,
+            "/v1/shifts",
+            &p.access,
+            Some(json!({"shifts": [shift("zero", "0", "0", "0")]})),
+        )
+        .await;
+    assert_eq!(zero.status, 202);
+    // Awkward cents: 33.33 + 0.01 refunded, paid 33.32 in cash, all inclusive of GST.
+    let cents = device
+        .call(
+            Method::POST,
+            "/v1/shifts",
+            &p.access,
+            Some(json!({"shifts": [shift("cents", "33.33", "0.01", "33.32")]})),
+        )
+        .await;
+    assert_eq!(cents.status, 202);
+    let docs = settled(&device, &p.access, 2).await;
+    let by_ref = |r: &str| docs.iter().find(|d| d["client_ref"] == r).unwrap().clone();
+    assert_eq!(by_ref("zero")["state"], "sent");
+    assert!(by_ref("zero")["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing to send"));
+    let cents = by_ref("cents");
+    assert_eq!(cents["state"], "sent", "{cents}");
+    let shared = world.sandbox.shared().clone();
+    let sandbox = shared.world();
+    let inv = sandbox
+        .tenant(NZ)
+        .unwrap()
+        .invoice(cents["xero_id"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        (inv.total.to_string(), inv.status.as_str()),
+        ("33.32".to_string(), "PAID")
+    );
+}
+
+#[tokio::test]
+async fn existing_contacts_are_found_by_number_and_offers_are_cached() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let since = world.last_seq().await;
+    let mut inv = invoice("ridge-1", "Ridgeway Uni (typed differently)");
+    inv["contact"]["contact_number"] = json!("RIDGE-01");
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": [inv]})),
+        )
+        .await;
+    let docs = settled(&device, &p.access, 1).await;
+    let requests = world.sandbox_requests(since).await;
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Contacts"),
+        "the seeded contact was found, not made"
+    );
+    let shared = world.sandbox.shared().clone();
+    let sandbox = shared.world();
+    let tenant = sandbox.tenant(NZ).unwrap();
+    let inv = tenant
+        .invoice(docs[0]["xero_id"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        tenant.contact(inv.contact_id).unwrap().name,
+        "Ridgeway University"
+    );
+    drop(sandbox);
+
+    let reads = |rs: &[Value]| {
+        rs.iter()
+            .filter(|r| {
+                r["method"] == "GET"
+                    && (r["path"] == "/api.xro/2.0/Accounts"
+                        || r["path"] == "/api.xro/2.0/TaxRates")
+            })
+            .count()
+    };
+    let since = world.last_seq().await;
+    for _ in 0..3 {
+        let m = device
+            .call(Method::GET, "/v1/mappings", &p.access, None)
+            .await;
+        assert_eq!(m.status, 200);
+        assert!(m.json["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["code"] == "200"));
+        assert!(
+            !m.json["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["code"] == "201"),
+            "archived accounts are not offered"
+        );
+    }
+    assert_eq!(
+        reads(&world.sandbox_requests(since).await),
+        0,
+        "the PUT just before filled the cache"
+    );
+    device
+        .call(Method::GET, "/v1/mappings?refresh=true", &p.access, None)
+        .await;
+    assert_eq!(reads(&world.sandbox_requests(since).await), 2);
+}

@@ -22,11 +22,25 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/mappings", get(read).put(write))
 }
 
-/// The organisation's active accounts and tax rates, as offered for mapping.
+/// How long the organisation's accounts and tax rates are kept before asking Xero again.
+const OFFER_TTL_SECS: i64 = 600;
+
+/// The organisation's accounts and tax rates, as offered for mapping: from a cache of ten minutes,
+/// or from Xero when `refresh` (or the cache is cold).
 async fn offered(
     state: &AppState,
     connection: &ConnectionRow,
+    refresh: bool,
 ) -> Result<(Vec<Value>, Vec<Value>), AppError> {
+    let now = state.clock.now();
+    if !refresh {
+        let cache = state.offers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, accounts, tax_rates)) = cache.get(&connection.id) {
+            if (now - *at).num_seconds() < OFFER_TTL_SECS {
+                return Ok((accounts.clone(), tax_rates.clone()));
+            }
+        }
+    }
     let mut out = Vec::new();
     for (path, key) in [("Accounts", "Accounts"), ("TaxRates", "TaxRates")] {
         let answer = accounting::call(state, connection, Method::GET, path, None, None)
@@ -54,6 +68,11 @@ async fn offered(
     }
     let tax_rates = out.pop().unwrap_or_default();
     let accounts = out.pop().unwrap_or_default();
+    state
+        .offers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(connection.id, (now, accounts.clone(), tax_rates.clone()));
     Ok((accounts, tax_rates))
 }
 
@@ -71,8 +90,10 @@ fn summary(accounts: &[Value], tax_rates: &[Value]) -> Value {
 
 #[derive(Deserialize)]
 pub struct ReadQuery {
-    /// `offered=false` skips asking Xero for accounts and tax rates.
+    /// `offered=false` leaves out the organisation's accounts and tax rates.
     offered: Option<bool>,
+    /// `refresh=true` reads them from Xero now instead of the ten-minute cache.
+    refresh: Option<bool>,
 }
 
 async fn read(
@@ -83,7 +104,8 @@ async fn read(
     let mappings = super::mappings(&state, auth.connection.id).await?;
     let mut out = json!({ "mappings": mappings });
     if q.offered.unwrap_or(true) {
-        let (accounts, tax_rates) = offered(&state, &auth.connection).await?;
+        let (accounts, tax_rates) =
+            offered(&state, &auth.connection, q.refresh.unwrap_or(false)).await?;
         let s = summary(&accounts, &tax_rates);
         out["accounts"] = s["accounts"].clone();
         out["tax_rates"] = s["tax_rates"].clone();
@@ -166,7 +188,8 @@ async fn write(
     auth: DeviceAuth,
     Json(m): Json<Mappings>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let (accounts, tax_rates) = offered(&state, &auth.connection).await?;
+    // Checked against what the books hold now, not the cache.
+    let (accounts, tax_rates) = offered(&state, &auth.connection, true).await?;
     let problems = check(&m, &accounts, &tax_rates);
     if !problems.is_empty() {
         return Ok((
