@@ -623,17 +623,18 @@ async fn existing_contacts_are_found_by_number_and_offers_are_cached() {
             .any(|r| r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Contacts"),
         "the seeded contact was found, not made"
     );
-    let shared = world.sandbox.shared().clone();
-    let sandbox = shared.world();
-    let tenant = sandbox.tenant(NZ).unwrap();
-    let inv = tenant
-        .invoice(docs[0]["xero_id"].as_str().unwrap().parse().unwrap())
-        .unwrap();
-    assert_eq!(
-        tenant.contact(inv.contact_id).unwrap().name,
-        "Ridgeway University"
-    );
-    drop(sandbox);
+    {
+        let shared = world.sandbox.shared().clone();
+        let sandbox = shared.world();
+        let tenant = sandbox.tenant(NZ).unwrap();
+        let inv = tenant
+            .invoice(docs[0]["xero_id"].as_str().unwrap().parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            tenant.contact(inv.contact_id).unwrap().name,
+            "Ridgeway University"
+        );
+    }
 
     let reads = |rs: &[Value]| {
         rs.iter()
