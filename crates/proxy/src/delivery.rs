@@ -202,8 +202,9 @@ async fn worker(
             }
             Err(Stop::Later(why)) => {
                 failures += 1;
+                // 1 s, 2 s, 4 s, then 8 s at most, with jitter: Xero's bad minutes pass.
                 let backoff = Duration::from_millis(
-                    (500u64 << failures.min(7)) + rand::random::<u64>() % 500,
+                    (500u64 << failures.min(4)) + rand::random::<u64>() % 500,
                 );
                 tracing::warn!(connection = %id, error = %why, retry_in_ms = backoff.as_millis() as u64, "delivery paused");
                 tokio::time::sleep(backoff).await;
@@ -390,8 +391,13 @@ impl Delivery<'_> {
     }
 
     /// Documents whose last attempt's outcome is unknown and past Xero's replay window: looked up in
-    /// Xero by their markers. Answers the ones Xero has (now `sent`); the rest are to be sent.
-    async fn reconcile(&mut self, docs: Vec<DocumentRow>) -> Result<Vec<DocumentRow>, Stop> {
+    /// Xero (`Invoices` or `Payments`) by their markers. Answers the ones Xero has (now `sent`); the
+    /// rest are to be sent.
+    async fn reconcile(
+        &mut self,
+        docs: Vec<DocumentRow>,
+        collection: &str,
+    ) -> Result<Vec<DocumentRow>, Stop> {
         let window =
             chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
         let now = self.state.clock.now();
@@ -401,35 +407,25 @@ impl Delivery<'_> {
         if stale.is_empty() {
             return Ok(fresh);
         }
-        let clause = stale
-            .iter()
-            .map(|d| format!("Reference.EndsWith(\"{}\")", marker(d)))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let path = format!(
-            "Invoices?where={}",
-            url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
-        );
-        let found = self.call(Method::GET, &path, None, None).await?;
-        let invoices = found.body["Invoices"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let markers: Vec<String> = stale.iter().map(marker).collect();
+        let found = self.find_by_markers(collection, &markers).await?;
+        let (id_field, number_field) = if collection == "Invoices" {
+            ("InvoiceID", Some("InvoiceNumber"))
+        } else {
+            ("PaymentID", None)
+        };
         let mut updates = Vec::new();
         let mut out = fresh;
-        for doc in stale {
-            let m = marker(&doc);
-            let hit = invoices
+        for (doc, m) in stale.into_iter().zip(markers) {
+            let hit = found
                 .iter()
                 .find(|i| i["Reference"].as_str().is_some_and(|r| r.ends_with(&m)));
-            match hit.and_then(|i| {
-                Some((
-                    Uuid::parse_str(i["InvoiceID"].as_str()?).ok()?,
-                    i["InvoiceNumber"].as_str().map(str::to_string),
-                ))
-            }) {
-                Some((id, number)) => {
+            let id = hit.and_then(|i| Uuid::parse_str(i[id_field].as_str()?).ok());
+            match id {
+                Some(id) => {
                     tracing::info!(document = %doc.id, "found in Xero after an unknown outcome: not sent again");
+                    let number = number_field
+                        .and_then(|f| hit.and_then(|i| i[f].as_str()).map(str::to_string));
                     updates.push(update(doc.id, DocumentState::Sent, Some(id), number, None));
                 }
                 None => out.push(doc),
@@ -437,6 +433,28 @@ impl Delivery<'_> {
         }
         self.save(updates).await?;
         Ok(out)
+    }
+
+    /// The `Invoices` or `Payments` whose `Reference` ends with one of `markers`.
+    async fn find_by_markers(
+        &mut self,
+        collection: &str,
+        markers: &[String],
+    ) -> Result<Vec<Value>, Stop> {
+        let clause = markers
+            .iter()
+            .map(|m| format!("Reference.EndsWith(\"{m}\")"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let path = format!(
+            "{collection}?where={}",
+            url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
+        );
+        let found = self.call(Method::GET, &path, None, None).await?;
+        Ok(found.body[collection]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn call(
@@ -643,7 +661,7 @@ impl Delivery<'_> {
 
     /// One bundle of invoices (split further if it would pass 3.5 MB).
     async fn invoices(&mut self, docs: Vec<DocumentRow>) -> Result<(), Stop> {
-        let docs = self.reconcile(docs).await?;
+        let docs = self.reconcile(docs, "Invoices").await?;
         let mut updates = Vec::new();
         let mut ready: Vec<(DocumentRow, Value)> = Vec::new();
         for doc in docs {
@@ -748,6 +766,7 @@ impl Delivery<'_> {
 
     /// Payments whose invoice is in Xero; the others wait.
     async fn payments(&mut self, docs: Vec<DocumentRow>) -> Result<(), Stop> {
+        let docs = self.reconcile(docs, "Payments").await?;
         let mut updates = Vec::new();
         let mut ready: Vec<(DocumentRow, Value)> = Vec::new();
         for doc in docs {
@@ -830,9 +849,10 @@ impl Delivery<'_> {
                 continue;
             };
             let mut x = json!({"Invoice": invoice, "Account": {"Code": account.account_code}, "Date": p.date.to_string(), "Amount": num(p.amount)});
-            if let Some(r) = &p.reference {
-                x["Reference"] = json!(r);
-            }
+            x["Reference"] = json!(match &p.reference {
+                Some(r) => format!("{r} {}", marker(&doc)),
+                None => marker(&doc),
+            });
             ready.push((doc, x));
         }
         self.save(updates).await?;
@@ -929,8 +949,31 @@ impl Delivery<'_> {
         };
         self.mark(&[&doc], DocumentState::Sending).await?;
         // The invoice (unless an earlier round already made it).
-        let (invoice_id, number) = match doc.xero_id {
-            Some(id) => (id, doc.xero_number.clone()),
+        // An earlier attempt may have made the invoice without our hearing of it.
+        let window =
+            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
+        if known.is_none()
+            && doc
+                .unknown_since
+                .is_some_and(|t| self.state.clock.now() - t > window)
+        {
+            let m = marker(&doc);
+            let found = self
+                .find_by_markers("Invoices", std::slice::from_ref(&m))
+                .await?;
+            known = found
+                .iter()
+                .find(|i| i["Reference"].as_str().is_some_and(|r| r.ends_with(&m)))
+                .and_then(|i| {
+                    Some((
+                        Uuid::parse_str(i["InvoiceID"].as_str()?).ok()?,
+                        i["InvoiceNumber"].as_str().map(str::to_string),
+                    ))
+                });
+        }
+        let (invoice_id, number) = match known {
+            Some((id, number)) => (id, number),
             None => {
                 let lines: Vec<Value> = plan
                     .lines

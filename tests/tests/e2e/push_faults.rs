@@ -53,8 +53,9 @@ async fn settle(device: &Device, token: &str, expected: usize, within: Duration)
     }
 }
 
-/// Every sent document is one invoice in the sandbox, and there is no other.
-fn exactly_once(world: &World, docs: &[Value]) {
+/// Every sent document is one invoice in Xero, and there is no other: counted through the
+/// sandbox's Accounting API, as any client of Xero would count.
+async fn exactly_once(world: &World, docs: &[Value]) {
     let sent: Vec<&str> = docs
         .iter()
         .filter(|d| d["state"] == "sent")
@@ -67,25 +68,51 @@ fn exactly_once(world: &World, docs: &[Value]) {
             .all(|d| d["message"].as_str().is_some_and(|m| !m.is_empty())),
         "a failure without a reason"
     );
-    let shared = world.sandbox.shared().clone();
-    let sandbox = shared.world();
-    let in_xero = sandbox.tenant(NZ).unwrap().invoices.len();
+    // The check's own calls must not meet the test's faults.
+    world.control(Method::DELETE, "/faults", json!({})).await;
+    let grant = world
+        .control(
+            Method::POST,
+            "/grants",
+            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [NZ]}),
+        )
+        .await;
+    let token = grant.json["access_token"].as_str().unwrap().to_string();
+    let get = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/api.xro/2.0/{path}", world.sandbox_url))
+            .bearer_auth(&token)
+            .header("xero-tenant-id", NZ.to_string())
+            .send()
+    };
+    let invoices: Value = get("Invoices").await.unwrap().json().await.unwrap();
+    let in_xero: Vec<&str> = invoices["Invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InvoiceID"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        in_xero,
+        in_xero.len(),
         sent.len(),
-        "duplicates (or strays) in Xero: {in_xero} invoices for {} sent documents",
+        "duplicates (or strays) in Xero: {} invoices for {} sent documents",
+        in_xero.len(),
         sent.len()
     );
     let unique: std::collections::HashSet<&str> = sent.iter().copied().collect();
     assert_eq!(unique.len(), sent.len());
-    let contacts = sandbox
-        .tenant(NZ)
+    assert!(sent.iter().all(|id| in_xero.contains(id)));
+    let contacts: Value = get("Contacts?where=Name.StartsWith(%22Customer%22)")
+        .await
         .unwrap()
-        .contacts
-        .iter()
-        .filter(|c| c.name.starts_with("Customer"))
-        .count();
-    assert_eq!(contacts, 3, "each contact made once");
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        contacts["Contacts"].as_array().unwrap().len(),
+        3,
+        "each contact made once"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +149,7 @@ async fn errors_and_timeouts_from_xero_lose_and_duplicate_nothing() {
             .filter(|d| d["state"] != "sent")
             .collect::<Vec<_>>()
     );
-    exactly_once(&world, &docs);
+    exactly_once(&world, &docs).await;
 }
 
 #[tokio::test]
@@ -148,7 +175,7 @@ async fn a_429_storm_is_waited_out() {
         .await;
     let docs = settle(&device, &p.access, 120, Duration::from_secs(60)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"));
-    exactly_once(&world, &docs);
+    exactly_once(&world, &docs).await;
     let limited = world
         .sandbox_requests(since)
         .await
@@ -249,7 +276,7 @@ async fn a_grant_revoked_mid_run_keeps_documents_until_the_organisation_is_conne
         .await;
     let docs = settle(&device, &again.access, 100, Duration::from_secs(30)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"));
-    exactly_once(&world, &docs);
+    exactly_once(&world, &docs).await;
 }
 
 #[tokio::test]
@@ -283,7 +310,7 @@ async fn a_proxy_killed_mid_delivery_resumes_without_duplicates() {
         "{:?}",
         docs.iter().filter(|d| d["state"] != "sent").count()
     );
-    exactly_once(&world, &docs);
+    exactly_once(&world, &docs).await;
 }
 
 #[tokio::test]
@@ -328,7 +355,7 @@ async fn an_unknown_outcome_past_the_replay_window_is_looked_up_not_resent() {
             .all(|d| d["state"] == "sent" && d["xero_number"].is_string()),
         "{docs:?}"
     );
-    exactly_once(&world, &docs);
+    exactly_once(&world, &docs).await;
     let requests = world.sandbox_requests(since).await;
     assert!(
         requests.iter().any(|r| r["method"] == "GET"
@@ -336,4 +363,55 @@ async fn an_unknown_outcome_past_the_replay_window_is_looked_up_not_resent() {
             && r["query"].as_str().unwrap_or_default().contains("EndsWith")),
         "the documents were looked up by their markers"
     );
+}
+
+#[tokio::test]
+async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("pi", 3)),
+        )
+        .await;
+    settle(&device, &p.access, 3, Duration::from_secs(20)).await;
+    let lost = json!({"path_prefix": "/api.xro/2.0/Payments", "method": "PUT", "drop": true, "phase": "after", "count": 1});
+    assert_eq!(
+        world.control(Method::POST, "/faults", lost).await.status,
+        201
+    );
+    let since = world.last_seq().await;
+    let payments: Vec<Value> = (0..3)
+        .map(|i| json!({"client_ref": format!("pay-{i}"), "invoice": {"client_ref": format!("pi-{i:05}")}, "amount": "5.00", "date": "2026-11-20", "tender": "card"}))
+        .collect();
+    device
+        .call(
+            Method::POST,
+            "/v1/payments",
+            &p.access,
+            Some(json!({"payments": payments})),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .any(|r| r["path"] == "/api.xro/2.0/Payments" && r["status"].is_null())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost call never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.advance(400).await;
+    let docs = settle(&device, &p.access, 6, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+    let shared = world.sandbox.shared().clone();
+    let count = shared.world().tenant(NZ).unwrap().payments.len();
+    assert_eq!(count, 3, "each payment once");
 }
