@@ -908,14 +908,21 @@ impl Delivery<'_> {
                     .await
             }
         };
-        let Some(plan) = plan_shift(&shift, self.mappings) else {
+        let rates = if shift.tax_mode == TaxMode::Exclusive {
+            crate::documents::tax_rates(self.state, self.connection)
+                .await
+                .map_err(|e| Stop::Later(e.to_string()))?
+        } else {
+            HashMap::new()
+        };
+        let Some(plan) = plan_shift(&shift, self.mappings, &rates) else {
             return self
                 .save(vec![update(
                     doc.id,
                     DocumentState::Failed,
                     None,
                     None,
-                    Some("a category, tender or the over/short account is no longer mapped".into()),
+                    Some("a category, tender, tax rate or the over/short account is not mapped: map it and push the shift again under a new client_ref".into()),
                 )])
                 .await;
         };
@@ -1139,44 +1146,12 @@ pub struct ShiftPlan {
     pub payments: Vec<(Decimal, String)>,
 }
 
-pub fn plan_shift(shift: &Shift, m: &Mappings) -> Option<ShiftPlan> {
-    let mut lines = Vec::new();
-    for s in &shift.sales {
-        let c = m.categories.get(&s.category)?;
-        if !s.amount.is_zero() {
-            lines.push((
-                format!("{} sales", s.category),
-                s.amount,
-                c.account_code.clone(),
-                c.tax_type.clone(),
-            ));
-        }
-    }
-    for r in &shift.refunds {
-        let c = m.categories.get(&r.category)?;
-        if !r.amount.is_zero() {
-            lines.push((
-                format!("{} refunds", r.category),
-                -r.amount,
-                c.account_code.clone(),
-                c.tax_type.clone(),
-            ));
-        }
-    }
-    let over_short = crate::documents::validate::over_short(shift);
-    if !over_short.is_zero() {
-        let label = if over_short > Decimal::ZERO {
-            "Cash over"
-        } else {
-            "Cash short"
-        };
-        lines.push((
-            label.to_string(),
-            over_short,
-            m.over_short_account.clone()?,
-            "NONE".to_string(),
-        ));
-    }
+pub fn plan_shift(
+    shift: &Shift,
+    m: &Mappings,
+    rates: &HashMap<String, Decimal>,
+) -> Option<ShiftPlan> {
+    // The payments first: what each tender took (cash: what was counted).
     let mut payments = Vec::new();
     for t in &shift.tenders {
         let account = m.tenders.get(&t.tender)?;
@@ -1197,6 +1172,48 @@ pub fn plan_shift(shift: &Shift, m: &Mappings) -> Option<ShiftPlan> {
     {
         let account = m.tenders.get("cash")?;
         payments.push((shift.counted_cash, account.account_code.clone()));
+    }
+    let mut lines = Vec::new();
+    let mut priced = Vec::new();
+    for (items, sign, what) in [
+        (&shift.sales, Decimal::ONE, "sales"),
+        (&shift.refunds, Decimal::NEGATIVE_ONE, "refunds"),
+    ] {
+        for item in items {
+            let c = m.categories.get(&item.category)?;
+            if item.amount.is_zero() {
+                continue;
+            }
+            let amount = item.amount * sign;
+            let rate = match shift.tax_mode {
+                TaxMode::Exclusive => *rates.get(&c.tax_type.to_ascii_uppercase())?,
+                TaxMode::Inclusive | TaxMode::NoTax => Decimal::ZERO,
+            };
+            priced.push((amount, rate));
+            lines.push((
+                format!("{} {what}", item.category),
+                amount,
+                c.account_code.clone(),
+                c.tax_type.clone(),
+            ));
+        }
+    }
+    // Over/short is what makes the invoice equal the money taken: counted cash against expected in
+    // any tax mode, plus (tax exclusive) the cents between the till's tax and Xero's per-line tax.
+    let taken: Decimal = payments.iter().map(|(a, _)| *a).sum();
+    let over_short = taken - ledgerlink_wire::totals::total(priced, shift.tax_mode);
+    if !over_short.is_zero() {
+        let label = if over_short > Decimal::ZERO {
+            "Cash over"
+        } else {
+            "Cash short"
+        };
+        lines.push((
+            label.to_string(),
+            over_short,
+            m.over_short_account.clone()?,
+            "NONE".to_string(),
+        ));
     }
     Some(ShiftPlan { lines, payments })
 }

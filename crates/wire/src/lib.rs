@@ -18,3 +18,4 @@ pub const API_VERSION: &str = "v1";
 pub const DEFAULT_PUBLIC_CLIENT_ID: &str = "ledgerlink-desktop";
 pub mod documents;
 pub mod money;
+pub mod totals;

@@ -675,3 +675,36 @@ async fn existing_contacts_are_found_by_number_and_offers_are_cached() {
         .await;
     assert_eq!(reads(&world.sandbox_requests(since).await), 2);
 }
+
+#[tokio::test]
+async fn a_tax_exclusive_shift_still_balances_when_xero_rounds_per_line() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    // Net 0.10 of food and 0.10 of drinks: Xero taxes each line (0.015 → 0.02), 0.24 in all; the till
+    // taxed the sale as a whole and took 0.23 by card.
+    let shift = json!({"shifts": [{
+        "client_ref": "excl-1", "register": "Register 3", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T09:00:00Z",
+        "tax_mode": "exclusive",
+        "sales": [{"category": "Food", "amount": "0.10"}, {"category": "Drinks", "amount": "0.10"}],
+        "tenders": [{"tender": "card", "amount": "0.23"}],
+        "counted_cash": "0"
+    }]});
+    let a = device
+        .call(Method::POST, "/v1/shifts", &p.access, Some(shift))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let docs = settled(&device, &p.access, 1).await;
+    assert_eq!(docs[0]["state"], "sent", "{docs:?}");
+    let shared = world.sandbox.shared().clone();
+    let sandbox = shared.world();
+    let inv = sandbox
+        .tenant(NZ)
+        .unwrap()
+        .invoice(docs[0]["xero_id"].as_str().unwrap().parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        (inv.total.to_string(), inv.status.as_str()),
+        ("0.23".to_string(), "PAID"),
+        "the cent of rounding went to over/short"
+    );
+}

@@ -27,7 +27,7 @@ const OFFER_TTL_SECS: i64 = 600;
 
 /// The organisation's accounts and tax rates, as offered for mapping: from a cache of ten minutes,
 /// or from Xero when `refresh` (or the cache is cold).
-async fn offered(
+pub(crate) async fn offered(
     state: &AppState,
     connection: &ConnectionRow,
     refresh: bool,

@@ -44,6 +44,22 @@ pub fn routes() -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
 }
 
+/// The organisation's tax rates by tax type (from the ten-minute cache of what Xero offers).
+pub async fn tax_rates(
+    state: &AppState,
+    connection: &crate::store::ConnectionRow,
+) -> Result<std::collections::HashMap<String, rust_decimal::Decimal>, AppError> {
+    let (_, rates) = mappings::offered(state, connection, false).await?;
+    Ok(rates
+        .iter()
+        .filter_map(|r| {
+            let tax_type = r["TaxType"].as_str()?.to_ascii_uppercase();
+            let rate = ledgerlink_wire::money::parse(&r["EffectiveRate"]).ok()?;
+            Some((tax_type, rate))
+        })
+        .collect())
+}
+
 /// The connection's mappings (empty until someone maps categories and tenders).
 pub async fn mappings(state: &AppState, connection: Uuid) -> Result<Mappings, AppError> {
     let stored = state.storage.call(move |s| s.mappings(connection)).await?;
