@@ -723,6 +723,19 @@ impl Delivery<'_> {
     }
 
     async fn send_invoices(&mut self, part: Vec<(DocumentRow, Value)>) -> Result<(), Stop> {
+        self.send_bundle("Invoices", "InvoiceID", Some("InvoiceNumber"), &part)
+            .await
+    }
+
+    /// One `PUT /{collection}?summarizeErrors=false` of up to 50 documents under an Idempotency-Key
+    /// derived from their ids, each element's outcome written back to its document.
+    async fn send_bundle(
+        &mut self,
+        collection: &str,
+        id_field: &str,
+        number_field: Option<&str>,
+        part: &[(DocumentRow, Value)],
+    ) -> Result<(), Stop> {
         let refs: Vec<&DocumentRow> = part.iter().map(|(d, _)| d).collect();
         self.mark(&refs, DocumentState::Sending).await?;
         let ids: Vec<&[u8]> = part
@@ -730,17 +743,10 @@ impl Delivery<'_> {
             .map(|(d, _)| d.id.as_bytes().as_slice())
             .collect();
         let key = key_for(&ids);
-        let body = json!({"Invoices": part.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>()})
+        let body = json!({ collection: part.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>() })
             .to_string();
-        let answer = match self
-            .call(
-                Method::PUT,
-                "Invoices?summarizeErrors=false",
-                Some(&body),
-                Some(&key),
-            )
-            .await
-        {
+        let path = format!("{collection}?summarizeErrors=false");
+        let answer = match self.call(Method::PUT, &path, Some(&body), Some(&key)).await {
             Ok(a) => a,
             Err(stop) => {
                 self.requeue(&refs, &stop).await?;
@@ -750,16 +756,7 @@ impl Delivery<'_> {
         let updates = part
             .iter()
             .enumerate()
-            .map(|(i, (doc, _))| {
-                outcome_of(
-                    doc.id,
-                    &answer,
-                    "Invoices",
-                    i,
-                    "InvoiceID",
-                    Some("InvoiceNumber"),
-                )
-            })
+            .map(|(i, (doc, _))| outcome_of(doc.id, &answer, collection, i, id_field, number_field))
             .collect();
         self.save(updates).await
     }
@@ -857,37 +854,8 @@ impl Delivery<'_> {
         }
         self.save(updates).await?;
         for chunk in ready.chunks(BUNDLE) {
-            let refs: Vec<&DocumentRow> = chunk.iter().map(|(d, _)| d).collect();
-            self.mark(&refs, DocumentState::Sending).await?;
-            let ids: Vec<&[u8]> = chunk
-                .iter()
-                .map(|(d, _)| d.id.as_bytes().as_slice())
-                .collect();
-            let key = key_for(&ids);
-            let body =
-                json!({"Payments": chunk.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>()})
-                    .to_string();
-            let answer = match self
-                .call(
-                    Method::PUT,
-                    "Payments?summarizeErrors=false",
-                    Some(&body),
-                    Some(&key),
-                )
-                .await
-            {
-                Ok(a) => a,
-                Err(stop) => {
-                    self.requeue(&refs, &stop).await?;
-                    return Err(stop);
-                }
-            };
-            let updates = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (doc, _))| outcome_of(doc.id, &answer, "Payments", i, "PaymentID", None))
-                .collect();
-            self.save(updates).await?;
+            self.send_bundle("Payments", "PaymentID", None, chunk)
+                .await?;
         }
         Ok(())
     }
