@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::accounting::{self, Answer, CallError};
-use crate::store::{ConnectionRow, DocumentRow, DocumentUpdate};
+use crate::store::{Bundle, ConnectionRow, DocumentRow, DocumentUpdate};
 use crate::AppState;
 
 /// Documents per call (Xero's advice).
@@ -254,6 +254,15 @@ async fn deliver(
         app,
         contacts: HashMap::new(),
     };
+    let stranded = state
+        .storage
+        .call(move |s| s.requeue_sending_for(connection_id))
+        .await
+        .map_err(|e| Stop::Later(e.to_string()))?;
+    if stranded > 0 {
+        tracing::warn!(connection = %connection_id, documents = stranded, "documents left sending by an interrupted round go again");
+    }
+    d.resend_open_bundles().await?;
     loop {
         let docs = d.outbox(DocumentKind::Invoice, BUNDLE).await?;
         if docs.is_empty() {
@@ -376,10 +385,28 @@ impl Delivery<'_> {
     /// Back to the queue after a failed call: a `429` or a refused token means nothing was done; any
     /// other failure may have reached Xero, so the documents' outcome is unknown from now.
     async fn requeue(&self, docs: &[&DocumentRow], stop: &Stop) -> Result<(), Stop> {
+        let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
+        self.requeue_ids(&ids, stop).await
+    }
+
+    async fn requeue_ids(&self, ids: &[Uuid], stop: &Stop) -> Result<(), Stop> {
         match stop {
-            Stop::Limited(_) | Stop::Reconnect => self.mark(docs, DocumentState::Queued).await,
+            Stop::Limited(_) | Stop::Reconnect => {
+                let updates = ids
+                    .iter()
+                    .map(|id| DocumentUpdate {
+                        id: *id,
+                        state: DocumentState::Queued,
+                        xero_id: None,
+                        xero_number: None,
+                        message: None,
+                        attempt: false,
+                    })
+                    .collect();
+                self.save(updates).await
+            }
             Stop::Later(_) => {
-                let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
+                let ids = ids.to_vec();
                 let now = self.state.clock.now();
                 self.state
                     .storage
@@ -417,9 +444,7 @@ impl Delivery<'_> {
         let mut updates = Vec::new();
         let mut out = fresh;
         for (doc, m) in stale.into_iter().zip(markers) {
-            let hit = found
-                .iter()
-                .find(|i| i["Reference"].as_str().is_some_and(|r| r.ends_with(&m)));
+            let hit = found.iter().find(|i| carries(i, &m));
             let id = hit.and_then(|i| Uuid::parse_str(i[id_field].as_str()?).ok());
             match id {
                 Some(id) => {
@@ -441,9 +466,15 @@ impl Delivery<'_> {
         collection: &str,
         markers: &[String],
     ) -> Result<Vec<Value>, Stop> {
+        // A bill carries its marker in InvoiceNumber, everything else in Reference.
+        let fields: &[&str] = if collection == "Invoices" {
+            &["Reference", "InvoiceNumber"]
+        } else {
+            &["Reference"]
+        };
         let clause = markers
             .iter()
-            .map(|m| format!("Reference.EndsWith(\"{m}\")"))
+            .flat_map(|m| fields.iter().map(move |f| format!("{f}.EndsWith(\"{m}\")")))
             .collect::<Vec<_>>()
             .join(" OR ");
         let path = format!(
@@ -649,10 +680,17 @@ impl Delivery<'_> {
         if let Some(d) = inv.due_date {
             x["DueDate"] = json!(d.to_string());
         }
-        x["Reference"] = json!(match &inv.reference {
+        let tagged = match &inv.reference {
             Some(r) => format!("{r} {marker}"),
             None => marker.to_string(),
-        });
+        };
+        // Xero keeps a bill's reference in InvoiceNumber (Reference is for sales invoices only).
+        let field = if inv.invoice_type == InvoiceType::Bill {
+            "InvoiceNumber"
+        } else {
+            "Reference"
+        };
+        x[field] = json!(tagged);
         if let Some(c) = &inv.currency {
             x["CurrencyCode"] = json!(c);
         }
@@ -728,7 +766,8 @@ impl Delivery<'_> {
     }
 
     /// One `PUT /{collection}?summarizeErrors=false` of up to 50 documents under an Idempotency-Key
-    /// derived from their ids, each element's outcome written back to its document.
+    /// derived from their ids, recorded exactly as sent (so it can go again byte for byte), each
+    /// element's outcome written back to its document.
     async fn send_bundle(
         &mut self,
         collection: &str,
@@ -736,29 +775,100 @@ impl Delivery<'_> {
         number_field: Option<&str>,
         part: &[(DocumentRow, Value)],
     ) -> Result<(), Stop> {
-        let refs: Vec<&DocumentRow> = part.iter().map(|(d, _)| d).collect();
-        self.mark(&refs, DocumentState::Sending).await?;
         let ids: Vec<&[u8]> = part
             .iter()
             .map(|(d, _)| d.id.as_bytes().as_slice())
             .collect();
-        let key = key_for(&ids);
-        let body = json!({ collection: part.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>() })
-            .to_string();
-        let path = format!("{collection}?summarizeErrors=false");
-        let answer = match self.call(Method::PUT, &path, Some(&body), Some(&key)).await {
+        let bundle = Bundle {
+            key: key_for(&ids),
+            connection_id: self.connection.id,
+            // unitdp=4: unit amounts keep the four decimals intake accepts.
+            path: if collection == "Invoices" {
+                "Invoices?summarizeErrors=false&unitdp=4".into()
+            } else {
+                format!("{collection}?summarizeErrors=false")
+            },
+            collection: collection.to_string(),
+            body: json!({ collection: part.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>() })
+                .to_string(),
+            members: part.iter().map(|(d, _)| d.id).collect(),
+        };
+        self.send_recorded(&bundle, id_field, number_field).await
+    }
+
+    /// Sends a recorded bundle (first time or again) and maps each element back to its document.
+    async fn send_recorded(
+        &mut self,
+        bundle: &Bundle,
+        id_field: &str,
+        number_field: Option<&str>,
+    ) -> Result<(), Stop> {
+        let now = self.state.clock.now();
+        let b = bundle.clone();
+        self.state
+            .storage
+            .call(move |s| s.start_bundle(&b, now))
+            .await
+            .map_err(|e| Stop::Later(e.to_string()))?;
+        self.state.events_ready.notify_waiters();
+        let answer = match self
+            .call(
+                Method::PUT,
+                &bundle.path,
+                Some(&bundle.body),
+                Some(&bundle.key),
+            )
+            .await
+        {
             Ok(a) => a,
             Err(stop) => {
-                self.requeue(&refs, &stop).await?;
+                let members = bundle.members.clone();
+                self.requeue_ids(&members, &stop).await?;
                 return Err(stop);
             }
         };
-        let updates = part
+        let updates = bundle
+            .members
             .iter()
             .enumerate()
-            .map(|(i, (doc, _))| outcome_of(doc.id, &answer, collection, i, id_field, number_field))
+            .map(|(i, id)| outcome_of(*id, &answer, &bundle.collection, i, id_field, number_field))
             .collect();
         self.save(updates).await
+    }
+
+    /// Bundles whose outcome is unknown and still inside Xero's replay window go again exactly as
+    /// they were sent, under the same key: Xero answers from its replay, creating nothing twice.
+    async fn resend_open_bundles(&mut self) -> Result<(), Stop> {
+        let window =
+            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        let since = self.state.clock.now() - window;
+        let connection = self.connection.id;
+        let keys = self
+            .state
+            .storage
+            .call(move |s| s.open_bundles(connection, since))
+            .await
+            .map_err(|e| Stop::Later(e.to_string()))?;
+        for key in keys {
+            let k = key.clone();
+            let Some(bundle) = self
+                .state
+                .storage
+                .call(move |s| s.bundle(&k))
+                .await
+                .map_err(|e| Stop::Later(e.to_string()))?
+            else {
+                continue;
+            };
+            tracing::info!(bundle = %key, "resending a bundle whose outcome is unknown, under its key");
+            let (id_field, number_field) = if bundle.collection == "Invoices" {
+                ("InvoiceID", Some("InvoiceNumber"))
+            } else {
+                ("PaymentID", None)
+            };
+            self.send_recorded(&bundle, id_field, number_field).await?;
+        }
+        Ok(())
     }
 
     /// Payments whose invoice is in Xero; the others wait.
@@ -789,7 +899,15 @@ impl Delivery<'_> {
                         .call(move |s| s.document_by_ref(device, &r2))
                         .await
                         .map_err(|e| Stop::Later(e.to_string()))?;
-                    match target {
+                    match target
+                        .filter(|t| matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift))
+                    {
+                        // The invoice may still be on its way from the device: wait an hour for it.
+                        None if self.state.clock.now() - doc.created_at
+                            < chrono::Duration::hours(1) =>
+                        {
+                            continue
+                        }
                         None => {
                             updates.push(update(
                                 doc.id,
@@ -797,7 +915,7 @@ impl Delivery<'_> {
                                 None,
                                 None,
                                 Some(format!(
-                                    "no invoice with client_ref '{r}' was pushed from this device"
+                                    "no invoice with client_ref '{r}' arrived from this device within an hour"
                                 )),
                             ));
                             continue;
@@ -922,9 +1040,8 @@ impl Delivery<'_> {
                     .await
             }
         };
-        self.mark(&[&doc], DocumentState::Sending).await?;
-        // The invoice (unless an earlier round already made it).
-        // An earlier attempt may have made the invoice without our hearing of it.
+        // An earlier attempt may have made the invoice without our hearing of it (looked up before
+        // the shift is marked sending, so a failed lookup leaves it queued).
         let window =
             chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
         let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
@@ -937,16 +1054,14 @@ impl Delivery<'_> {
             let found = self
                 .find_by_markers("Invoices", std::slice::from_ref(&m))
                 .await?;
-            known = found
-                .iter()
-                .find(|i| i["Reference"].as_str().is_some_and(|r| r.ends_with(&m)))
-                .and_then(|i| {
-                    Some((
-                        Uuid::parse_str(i["InvoiceID"].as_str()?).ok()?,
-                        i["InvoiceNumber"].as_str().map(str::to_string),
-                    ))
-                });
+            known = found.iter().find(|i| carries(i, &m)).and_then(|i| {
+                Some((
+                    Uuid::parse_str(i["InvoiceID"].as_str()?).ok()?,
+                    i["InvoiceNumber"].as_str().map(str::to_string),
+                ))
+            });
         }
+        self.mark(&[&doc], DocumentState::Sending).await?;
         let (invoice_id, number) = match known {
             Some((id, number)) => (id, number),
             None => {
@@ -1138,7 +1253,11 @@ pub fn plan_shift(
         .any(|t| t.tender.eq_ignore_ascii_case("cash"))
         && !shift.counted_cash.is_zero()
     {
-        let account = m.tenders.get("cash")?;
+        let account = m
+            .tenders
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("cash"))
+            .map(|(_, v)| v)?;
         payments.push((shift.counted_cash, account.account_code.clone()));
     }
     let mut lines = Vec::new();
@@ -1184,6 +1303,13 @@ pub fn plan_shift(
         ));
     }
     Some(ShiftPlan { lines, payments })
+}
+
+/// Whether a Xero invoice or payment carries `marker` (in Reference, or a bill's InvoiceNumber).
+fn carries(item: &Value, marker: &str) -> bool {
+    ["Reference", "InvoiceNumber"]
+        .iter()
+        .any(|f| item[*f].as_str().is_some_and(|r| r.ends_with(marker)))
 }
 
 /// A stable marker of a document, derived from its device and `client_ref`, carried at the end of

@@ -105,6 +105,12 @@ async fn process(state: &AppState, event: &Value) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !answer.status.is_success() {
+        anyhow::bail!(
+            "Xero answered {} to GET Invoices/{invoice_id}",
+            answer.status
+        );
+    }
     let invoice = &answer.body["Invoices"][0];
     let status = invoice["Status"].as_str().unwrap_or_default();
     let new_state = match status {

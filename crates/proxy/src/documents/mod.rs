@@ -179,6 +179,7 @@ async fn push(
                 created_at: now,
                 updated_at: now,
                 unknown_since: None,
+                bundle_key: None,
             })),
             Some(Err(e)) => return Err(AppError::internal(e)),
             _ => outcomes.push(Err((client_ref, check.problems))),
@@ -206,6 +207,27 @@ async fn push(
         match outcome {
             Ok(_) => {
                 let (row, duplicate) = stored.next().expect("one stored row per accepted document");
+                if duplicate && row.kind != kind {
+                    // The client_ref names another kind of document: not a resend, a clash.
+                    result.rejected += 1;
+                    result.items.push(BatchItem {
+                        index,
+                        outcome: Outcome::Rejected,
+                        client_ref: Some(row.client_ref.clone()),
+                        duplicate: false,
+                        document: None,
+                        problems: vec![Problem {
+                            path: format!("{key}[{index}].client_ref"),
+                            code: ProblemCode::Invalid,
+                            message: format!(
+                                "'{}' is already the client_ref of a {} from this device",
+                                row.client_ref,
+                                row.kind.as_str()
+                            ),
+                        }],
+                    });
+                    continue;
+                }
                 result.accepted += 1;
                 result.items.push(BatchItem {
                     index,

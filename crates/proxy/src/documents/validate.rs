@@ -97,6 +97,20 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// Money: at most two decimal places (what Xero keeps).
+    fn money(&mut self, v: &Value, path: &str, name: &str) -> Option<Decimal> {
+        let d = self.decimal(v, path, name)?;
+        if d.normalize().scale() > 2 {
+            self.problem(
+                join(path, name),
+                ProblemCode::Invalid,
+                "has more than 2 decimal places",
+            );
+            return None;
+        }
+        Some(d)
+    }
+
     fn decimal(&mut self, v: &Value, path: &str, name: &str) -> Option<Decimal> {
         let p = join(path, name);
         match v.get(name) {
@@ -105,7 +119,11 @@ impl<'a> Check<'a> {
                 None
             }
             Some(x) => match ledgerlink_wire::money::parse(x) {
-                Ok(d) if d.scale() > 4 => {
+                Ok(d) if d.abs() >= Decimal::from(1_000_000_000_000i64) => {
+                    self.problem(p, ProblemCode::OutOfRange, "must be less than a trillion");
+                    None
+                }
+                Ok(d) if d.normalize().scale() > 4 => {
                     self.problem(p, ProblemCode::Invalid, "has more than 4 decimal places");
                     None
                 }
@@ -368,7 +386,7 @@ impl<'a> Check<'a> {
                 }
             }
         }
-        if let Some(a) = self.decimal(v, path, "amount") {
+        if let Some(a) = self.money(v, path, "amount") {
             if a <= Decimal::ZERO {
                 self.problem(
                     join(path, "amount"),
@@ -425,7 +443,7 @@ impl<'a> Check<'a> {
                 if let Some(c) = self.text(item, &ip, "category", true, 100) {
                     self.category(join(&ip, "category"), &c);
                 }
-                if let Some(a) = self.decimal(item, &ip, "amount") {
+                if let Some(a) = self.money(item, &ip, "amount") {
                     if a < Decimal::ZERO {
                         self.problem(
                             join(&ip, "amount"),
@@ -436,6 +454,7 @@ impl<'a> Check<'a> {
                 }
             }
         }
+        let mut seen_tenders = std::collections::HashSet::new();
         let tp = join(path, "tenders");
         for (i, item) in self.list(v, path, "tenders", false).iter().enumerate() {
             let ip = format!("{tp}[{i}]");
@@ -444,8 +463,15 @@ impl<'a> Check<'a> {
             }
             if let Some(t) = self.text(item, &ip, "tender", true, 100) {
                 self.tender(join(&ip, "tender"), &t);
+                if !seen_tenders.insert(t.to_lowercase()) {
+                    self.problem(
+                        join(&ip, "tender"),
+                        ProblemCode::Invalid,
+                        format!("'{t}' appears twice: give each tender once, with its total"),
+                    );
+                }
             }
-            if let Some(a) = self.decimal(item, &ip, "amount") {
+            if let Some(a) = self.money(item, &ip, "amount") {
                 if a < Decimal::ZERO {
                     self.problem(
                         join(&ip, "amount"),
@@ -455,7 +481,7 @@ impl<'a> Check<'a> {
                 }
             }
         }
-        if let Some(c) = self.decimal(v, path, "counted_cash") {
+        if let Some(c) = self.money(v, path, "counted_cash") {
             if c < Decimal::ZERO {
                 self.problem(
                     join(path, "counted_cash"),

@@ -173,6 +173,21 @@ pub struct DocumentRow {
     pub updated_at: DateTime<Utc>,
     /// Since when the outcome of its last delivery attempt is unknown (it may be in Xero).
     pub unknown_since: Option<DateTime<Utc>>,
+    /// The bundle it was last sent in, while its fate is open.
+    pub bundle_key: Option<String>,
+}
+
+/// A bundle as sent to Xero: resent byte for byte under its key while its outcome is unknown.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub key: String,
+    pub connection_id: Uuid,
+    /// Path and query, e.g. `Invoices?summarizeErrors=false&unitdp=4`.
+    pub path: String,
+    pub collection: String,
+    pub body: String,
+    /// The documents, in the order of the bundle's elements.
+    pub members: Vec<Uuid>,
 }
 
 impl DocumentRow {
@@ -319,6 +334,14 @@ pub trait Store: Send + Sync + 'static {
     /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
     /// queue; they go again under the same idempotency key. Answers how many.
     fn requeue_sending(&self) -> Result<usize>;
+    /// The same for one connection (its worker runs alone, so nothing of it is in flight between
+    /// rounds): a round that stopped halfway never strands a document in `sending`.
+    fn requeue_sending_for(&self, connection: Uuid) -> Result<usize>;
+    /// Records a bundle about to be sent and marks its documents `sending` in it.
+    fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<()>;
+    fn bundle(&self, key: &str) -> Result<Option<Bundle>>;
+    /// Bundles of a connection with documents waiting whose outcome became unknown after `since`.
+    fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
     fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
     /// Applies delivery outcomes and records an event for each, in one transaction.

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_unknown_outcomes.sql"),
     ),
+    (4, include_str!("../../migrations/sqlite/0004_bundles.sql")),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -256,7 +257,7 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
 }
 
 const DOCUMENT_COLUMNS: &str =
-    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since";
+    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key";
 
 fn conversion(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
@@ -282,6 +283,7 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
         created_at: time(r.get(11)?),
         updated_at: time(r.get(12)?),
         unknown_since: opt_time(r.get(13)?),
+        bundle_key: r.get(14)?,
     })
 }
 
@@ -620,6 +622,10 @@ impl Store for SqliteStore {
             )?;
             n += tx.execute("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
             n += tx.execute(
+                "DELETE FROM bundles WHERE created_at < ?1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
+                [t],
+            )?;
+            n += tx.execute(
                 "DELETE FROM device_tokens WHERE revoked_at < ?2 OR rotated_at < ?2 OR (kind = 'access' AND expires_at < ?1)",
                 params![t, ms(long)],
             )?;
@@ -832,7 +838,7 @@ impl Store for SqliteStore {
             for d in docs {
                 let inserted = tx.execute(
                     &format!(
-                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)
+                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL)
                          ON CONFLICT(device_id, client_ref) DO NOTHING"
                     ),
                     params![
@@ -942,16 +948,86 @@ impl Store for SqliteStore {
         })
     }
 
+    fn start_bundle(&self, b: &Bundle, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO bundles (idempotency_key, connection_id, path, collection, body, members, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(idempotency_key) DO NOTHING",
+                params![
+                    b.key,
+                    b.connection_id.to_string(),
+                    b.path,
+                    b.collection,
+                    b.body,
+                    serde_json::to_string(&b.members).expect("ids serialize"),
+                    ms(now)
+                ],
+            )?;
+            for id in &b.members {
+                tx.execute(
+                    "UPDATE documents SET state = 'sending', bundle_key = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id.to_string(), b.key, ms(now)],
+                )?;
+                let row = tx.query_row(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [id.to_string()], document_row)?;
+                document_event(&tx, &row)?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT bundle_key FROM documents WHERE connection_id = ?1 AND state = 'queued'
+                   AND bundle_key IS NOT NULL AND unknown_since > ?2",
+            )?;
+            let keys = stmt.query_map(params![connection.to_string(), ms(since)], |r| r.get(0))?.collect();
+            keys
+        })
+    }
+
+    fn bundle(&self, key: &str) -> Result<Option<Bundle>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT idempotency_key, connection_id, path, collection, body, members FROM bundles WHERE idempotency_key = ?1",
+                [key],
+                |r| {
+                    let members: String = r.get(5)?;
+                    Ok(Bundle {
+                        key: r.get(0)?,
+                        connection_id: uuid(r.get(1)?)?,
+                        path: r.get(2)?,
+                        collection: r.get(3)?,
+                        body: r.get(4)?,
+                        members: serde_json::from_str(&members).map_err(|e| conversion(format!("bundle members: {e}")))?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
     fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             for id in ids {
                 tx.execute(
-                    "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2) WHERE id = ?1",
+                    "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2) WHERE id = ?1 AND state = 'sending'",
                     params![id.to_string(), ms(now)],
                 )?;
             }
             tx.commit()
+        })
+    }
+
+    fn requeue_sending_for(&self, connection: Uuid) -> Result<usize> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
+                 WHERE state = 'sending' AND connection_id = ?1",
+                [connection.to_string()],
+            )
         })
     }
 
@@ -971,8 +1047,9 @@ impl Store for SqliteStore {
                 tx.execute(
                     "UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
                        message = ?5, attempts = attempts + ?6, updated_at = ?7,
-                       unknown_since = CASE WHEN ?2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END
-                     WHERE id = ?1",
+                       unknown_since = CASE WHEN ?2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END,
+                       bundle_key = CASE WHEN ?2 IN ('queued', 'sending') THEN bundle_key ELSE NULL END
+                     WHERE id = ?1 AND (state NOT IN ('paid', 'voided') OR ?2 IN ('paid', 'voided'))",
                     params![
                         u.id.to_string(),
                         u.state.as_str(),
