@@ -708,3 +708,42 @@ async fn a_tax_exclusive_shift_still_balances_when_xero_rounds_per_line() {
         "the cent of rounding went to over/short"
     );
 }
+
+#[tokio::test]
+async fn clashing_client_refs_and_repeated_tenders_are_refused() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": [invoice("till-0001", "Walk-in")]})),
+        )
+        .await;
+    let clash = device
+        .call(Method::POST, "/v1/payments", &p.access, Some(json!({"payments": [{"client_ref": "till-0001", "invoice": {"client_ref": "till-0001"}, "amount": "1.00", "date": "2026-11-20", "tender": "card"}]})))
+        .await;
+    assert_eq!(clash.status, 422, "{}", clash.text);
+    assert!(clash.json["items"][0]["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already the client_ref of a invoice"));
+    let twice = device
+        .call(Method::POST, "/v1/shifts", &p.access, Some(json!({"shifts": [{"client_ref": "s-1", "register": "R", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T09:00:00Z",
+            "sales": [{"category": "Food", "amount": "80"}], "tenders": [{"tender": "cash", "amount": "50"}, {"tender": "Cash", "amount": "30"}], "counted_cash": "80"}]})))
+        .await;
+    assert_eq!(twice.status, 422);
+    assert!(twice.json["items"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["message"].as_str().unwrap().contains("appears twice")));
+    let cents = device
+        .call(Method::POST, "/v1/payments", &p.access, Some(json!({"payments": [{"client_ref": "p-2", "invoice": {"client_ref": "till-0001"}, "amount": "1.005", "date": "2026-11-20", "tender": "card"}]})))
+        .await;
+    assert!(cents.json["items"][0]["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2 decimal places"));
+}

@@ -415,3 +415,114 @@ async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
     let count = shared.world().tenant(NZ).unwrap().payments.len();
     assert_eq!(count, 3, "each payment once");
 }
+
+#[tokio::test]
+async fn a_bundle_with_an_unknown_outcome_goes_again_alone_under_its_key() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    let lost = json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "drop": true, "phase": "after", "count": 1});
+    assert_eq!(
+        world.control(Method::POST, "/faults", lost).await.status,
+        201
+    );
+    let since = world.last_seq().await;
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("first", 30)),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .any(|r| r["path"] == "/api.xro/2.0/Invoices" && r["status"].is_null())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost call never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // More documents arrive before the retry: they must not join the unknown bundle under a new key.
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(invoices("second", 20)),
+        )
+        .await;
+    let docs = settle(&device, &p.access, 50, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"));
+    exactly_once(&world, &docs).await;
+    let puts: Vec<Value> = world
+        .sandbox_requests(since)
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Invoices")
+        .collect();
+    assert_eq!(
+        puts[0]["headers"]["idempotency-key"], puts[1]["headers"]["idempotency-key"],
+        "the same bundle, the same key"
+    );
+    assert_eq!(puts[0]["body"], puts[1]["body"], "byte for byte");
+}
+
+#[tokio::test]
+async fn a_bill_with_a_lost_answer_is_found_by_its_number_past_the_window() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    let lost = json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "drop": true, "phase": "after", "count": 1});
+    assert_eq!(
+        world.control(Method::POST, "/faults", lost).await.status,
+        201
+    );
+    let since = world.last_seq().await;
+    let bills: Vec<Value> = (0..5)
+        .map(|i| json!({"client_ref": format!("bill-{i}"), "type": "bill", "contact": {"name": format!("Customer {i}")}, "date": "2026-11-20",
+            "reference": "SUP-778", "lines": [{"description": "Flour", "quantity": 1, "unit_amount": "40.00", "account_code": "310", "tax_type": "INPUT2"}]}))
+        .collect();
+    device
+        .call(
+            Method::POST,
+            "/v1/invoices",
+            &p.access,
+            Some(json!({"invoices": bills})),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .any(|r| r["path"] == "/api.xro/2.0/Invoices" && r["status"].is_null())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost call never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.advance(400).await;
+    let docs = settle(&device, &p.access, 5, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+    let shared = world.sandbox.shared().clone();
+    let bills_in_xero: Vec<String> = shared
+        .world()
+        .tenant(NZ)
+        .unwrap()
+        .invoices
+        .iter()
+        .filter(|i| i.kind == "ACCPAY")
+        .map(|i| i.number.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(bills_in_xero.len(), 5, "each bill once: {bills_in_xero:?}");
+    assert!(
+        bills_in_xero.iter().all(|n| n.starts_with("SUP-778 LL-")),
+        "the supplier's reference, then the marker"
+    );
+}
