@@ -1120,13 +1120,43 @@ impl Delivery<'_> {
                 (id, outcome.xero_number)
             }
         };
-        let payments: Vec<Value> = plan
+        // Each tender's payment carries the shift's marker and its position, so a lost answer can be
+        // checked against Xero once the replay window has passed.
+        let shift_marker = marker(&doc);
+        let mut indexed: Vec<(usize, Value)> = plan
             .payments
             .iter()
-            .map(|(amount, account)| json!({"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": account}, "Date": shift.closed_at.date_naive().to_string(), "Amount": num(*amount), "Reference": reference(&shift)}))
+            .enumerate()
+            .map(|(i, (amount, account))| {
+                (i, json!({"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": account}, "Date": shift.closed_at.date_naive().to_string(),
+                    "Amount": num(*amount), "Reference": format!("{} {shift_marker}-{i}", reference(&shift))}))
+            })
             .collect();
+        if !indexed.is_empty()
+            && doc
+                .unknown_since
+                .is_some_and(|t| self.state.clock.now() - t > window)
+        {
+            let markers: Vec<String> = indexed
+                .iter()
+                .map(|(i, _)| format!("{shift_marker}-{i}"))
+                .collect();
+            let found = self.find_by_markers("Payments", &markers).await?;
+            indexed.retain(|(i, _)| {
+                !found
+                    .iter()
+                    .any(|p| carries(p, &format!("{shift_marker}-{i}")))
+            });
+        }
+        let positions: Vec<[u8; 8]> = indexed
+            .iter()
+            .map(|(i, _)| (*i as u64).to_be_bytes())
+            .collect();
+        let payments: Vec<Value> = indexed.into_iter().map(|(_, p)| p).collect();
         if !payments.is_empty() {
-            let key = key_for(&[doc.id.as_bytes(), b"payments"]);
+            let mut parts: Vec<&[u8]> = vec![doc.id.as_bytes(), b"payments"];
+            parts.extend(positions.iter().map(|p| p.as_slice()));
+            let key = key_for(&parts);
             let body = json!({"Payments": payments}).to_string();
             let answer = match self
                 .call(

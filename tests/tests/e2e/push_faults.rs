@@ -526,3 +526,58 @@ async fn a_bill_with_a_lost_answer_is_found_by_its_number_past_the_window() {
         "the supplier's reference, then the marker"
     );
 }
+
+#[tokio::test]
+async fn a_shift_whose_payments_answer_was_lost_is_paid_once() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    let m = device
+        .call(
+            Method::PUT,
+            "/v1/mappings",
+            &p.access,
+            Some(
+                json!({"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}},
+            "tenders": {"card": {"account_code": "615"}, "cash": {"account_code": "092"}}}),
+            ),
+        )
+        .await;
+    assert_eq!(m.status, 200);
+    let lost = json!({"path_prefix": "/api.xro/2.0/Payments", "method": "PUT", "drop": true, "phase": "after", "count": 1});
+    assert_eq!(
+        world.control(Method::POST, "/faults", lost).await.status,
+        201
+    );
+    let since = world.last_seq().await;
+    let shift = json!({"shifts": [{"client_ref": "lost-pay", "register": "R1", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T17:00:00Z",
+        "sales": [{"category": "Food", "amount": "100.00"}], "tenders": [{"tender": "cash", "amount": "40.00"}, {"tender": "card", "amount": "60.00"}], "counted_cash": "40.00"}]});
+    assert_eq!(
+        device
+            .call(Method::POST, "/v1/shifts", &p.access, Some(shift))
+            .await
+            .status,
+        202
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .any(|r| r["path"] == "/api.xro/2.0/Payments" && r["status"].is_null())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lost call never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.advance(400).await;
+    let docs = settle(&device, &p.access, 1, Duration::from_secs(30)).await;
+    assert_eq!(docs[0]["state"], "sent", "{docs:?}");
+    let shared = world.sandbox.shared().clone();
+    let sandbox = shared.world();
+    let tenant = sandbox.tenant(NZ).unwrap();
+    assert_eq!(tenant.invoices.len(), 1);
+    assert_eq!(tenant.payments.len(), 2, "each tender paid once");
+    assert_eq!(tenant.invoices[0].status, "PAID");
+}
