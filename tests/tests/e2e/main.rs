@@ -1,6 +1,7 @@
 //! End-to-end: the Xero sandbox and the proxy running together on loopback; a device and a browser
 //! drive them over plain HTTP, as the desktop app and a person would.
 
+mod cli;
 mod crash;
 mod pairing;
 mod push;

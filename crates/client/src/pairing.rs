@@ -1,0 +1,71 @@
+//! Pairing from the device's side (RFC 8628): ask for a code, show it, poll at the interval the
+//! proxy asks for (five seconds more after each `slow_down`), stop on `access_denied` or
+//! `expired_token` with a clear message.
+
+use chrono::Utc;
+use ledgerlink_wire::pairing::{DeviceTokens, PairingResponse};
+use ledgerlink_wire::ErrorCode;
+use std::time::Duration;
+
+use crate::api::{ClientError, ProxyClient};
+use crate::credentials::Credentials;
+use crate::identity::Identity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    #[error("the person cancelled connecting Xero in the browser")]
+    Denied,
+    #[error("the code expired before it was used: run the pairing again")]
+    Expired,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl PairError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Denied => "access_denied",
+            Self::Expired => "expired_token",
+            Self::Client(ClientError::Api { code, .. }) => code.as_str(),
+            Self::Client(ClientError::Unreachable { .. }) => "proxy_unreachable",
+            Self::Client(ClientError::Protocol(_)) => "protocol",
+        }
+    }
+}
+
+/// Pairs the device: `show` is called once with the code to display; answers the credentials.
+pub async fn pair(
+    client: &ProxyClient,
+    proxy_url: &str,
+    identity: &Identity,
+    show: impl FnOnce(&PairingResponse),
+) -> Result<Credentials, PairError> {
+    let started = client
+        .start_pairing(identity.device_id, &identity.device_name)
+        .await?;
+    show(&started);
+    let mut interval = Duration::from_secs(started.interval.max(1));
+    loop {
+        tokio::time::sleep(interval).await;
+        match client.poll(&started.device_code).await {
+            Ok(tokens) => return Ok(credentials(proxy_url, tokens)),
+            Err(e) => match e.code() {
+                Some(ErrorCode::AuthorizationPending) => {}
+                Some(ErrorCode::SlowDown) => interval += Duration::from_secs(5),
+                Some(ErrorCode::AccessDenied) => return Err(PairError::Denied),
+                Some(ErrorCode::ExpiredToken) => return Err(PairError::Expired),
+                _ => return Err(e.into()),
+            },
+        }
+    }
+}
+
+pub fn credentials(proxy_url: &str, tokens: DeviceTokens) -> Credentials {
+    Credentials {
+        proxy_url: proxy_url.to_string(),
+        expires_at: Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        connection: tokens.connection,
+    }
+}
