@@ -191,6 +191,24 @@ impl World {
         Answer::read(r).await
     }
 
+    /// Waits (bounded) until the sandbox has seen a call to `path` whose connection was dropped (an
+    /// injected lost answer).
+    pub async fn wait_for_lost_call(&self, since: u64, path: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self
+            .sandbox_requests(since)
+            .await
+            .iter()
+            .any(|r| r["path"] == path && r["status"].is_null())
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lost call to {path} never happened"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Moves the sandbox's clock, and with it the proxy's.
     pub async fn advance(&self, seconds: i64) {
         let a = self
@@ -367,6 +385,39 @@ impl Device {
                 ]),
         )
         .await
+    }
+
+    /// Waits (bounded by `within`) until at least `expected` documents exist and none is queued or
+    /// sending; answers them (newest first, at most 1,000).
+    pub async fn settle(
+        &self,
+        token: &str,
+        expected: usize,
+        within: std::time::Duration,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let list = self
+                .call(Method::GET, "/v1/documents?limit=1000", token, None)
+                .await;
+            let docs = list.json["documents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let busy = docs
+                .iter()
+                .filter(|d| d["state"] == "queued" || d["state"] == "sending")
+                .count();
+            if docs.len() >= expected && busy == 0 {
+                return docs;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{busy} of {} documents still moving after {within:?}",
+                docs.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn call(

@@ -318,6 +318,17 @@ fn xero_messages(element: &Value) -> String {
     }
 }
 
+/// A stored document that no longer parses (it was checked at intake, so this means damage).
+fn unreadable(id: Uuid, e: &serde_json::Error) -> DocumentUpdate {
+    update(
+        id,
+        DocumentState::Failed,
+        None,
+        None,
+        Some(format!("stored document unreadable: {e}")),
+    )
+}
+
 fn update(
     id: Uuid,
     state: DocumentState,
@@ -706,13 +717,7 @@ impl Delivery<'_> {
             let inv: Invoice = match serde_json::from_str(&doc.body) {
                 Ok(i) => i,
                 Err(e) => {
-                    updates.push(update(
-                        doc.id,
-                        DocumentState::Failed,
-                        None,
-                        None,
-                        Some(format!("stored document unreadable: {e}")),
-                    ));
+                    updates.push(unreadable(doc.id, &e));
                     continue;
                 }
             };
@@ -880,13 +885,7 @@ impl Delivery<'_> {
             let p: Payment = match serde_json::from_str(&doc.body) {
                 Ok(p) => p,
                 Err(e) => {
-                    updates.push(update(
-                        doc.id,
-                        DocumentState::Failed,
-                        None,
-                        None,
-                        Some(format!("stored document unreadable: {e}")),
-                    ));
+                    updates.push(unreadable(doc.id, &e));
                     continue;
                 }
             };

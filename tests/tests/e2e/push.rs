@@ -38,33 +38,6 @@ fn invoice(client_ref: &str, contact: &str) -> Value {
     })
 }
 
-/// Waits (bounded) until every document the device pushed is out of `queued`/`sending`.
-async fn settled(device: &Device, token: &str, expected: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = device
-            .call(Method::GET, "/v1/documents?limit=1000", token, None)
-            .await;
-        let docs = list.json["documents"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let busy = docs
-            .iter()
-            .filter(|d| d["state"] == "queued" || d["state"] == "sending")
-            .count();
-        if docs.len() >= expected && busy == 0 {
-            return docs;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "documents still moving after 30 s: {busy} of {}",
-            docs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn sandbox_invoice_puts(requests: &[Value]) -> usize {
     requests
         .iter()
@@ -99,7 +72,7 @@ async fn a_120_invoice_batch_arrives_as_3_calls_with_xeros_totals_and_a_resend_m
         .await;
     assert_eq!(pushed.status, 202, "{}", pushed.text);
     assert_eq!(pushed.json["accepted"], 120);
-    let docs = settled(&device, &p.access, 120).await;
+    let docs = device.settle(&p.access, 120, Duration::from_secs(30)).await;
     assert!(
         docs.iter().all(|d| d["state"] == "sent"
             && d["xero_number"]
@@ -232,7 +205,7 @@ async fn a_mixed_batch_keeps_the_good_documents_and_lists_every_problem() {
             "lines": [{"description": "Cigars", "quantity": 1, "unit_amount": 20, "sales_category": "Tobacco"}]}]})))
         .await;
     assert_eq!(unmapped.json["items"][0]["problems"][0]["code"], "unmapped");
-    let docs = settled(&device, &p.access, 1).await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["client_ref"], "good-1");
 }
@@ -252,7 +225,7 @@ async fn a_document_xero_refuses_carries_xeros_own_message() {
         )
         .await;
     assert_eq!(answer.status, 202);
-    let docs = settled(&device, &p.access, 2).await;
+    let docs = device.settle(&p.access, 2, Duration::from_secs(30)).await;
     let refused = docs
         .iter()
         .find(|d| d["client_ref"] == "refused-1")
@@ -286,7 +259,7 @@ async fn a_payment_waits_for_its_invoice_and_pays_it() {
         a.text,
         b.text
     );
-    let docs = settled(&device, &p.access, 2).await;
+    let docs = device.settle(&p.access, 2, Duration::from_secs(30)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
     let invoice_id = docs.iter().find(|d| d["client_ref"] == "inv-1").unwrap()["xero_id"]
         .as_str()
@@ -318,7 +291,7 @@ async fn a_shift_with_three_tenders_and_a_cash_shortfall_balances_to_the_cent() 
         .call(Method::POST, "/v1/shifts", &p.access, Some(shift))
         .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
-    let docs = settled(&device, &p.access, 1).await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     assert_eq!(docs[0]["state"], "sent", "{docs:?}");
     let id: uuid::Uuid = docs[0]["xero_id"].as_str().unwrap().parse().unwrap();
     let shared = world.sandbox.shared().clone();
@@ -377,7 +350,7 @@ async fn a_customer_payment_in_xero_reaches_the_device_as_an_event() {
             Some(json!({"invoices": [invoice("to-be-paid", "Walk-in")]})),
         )
         .await;
-    let docs = settled(&device, &p.access, 1).await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     let xero_id = docs[0]["xero_id"].as_str().unwrap().to_string();
 
     // The feed so far: queued, sending, sent, in order.
@@ -498,7 +471,7 @@ async fn the_examples_push_as_they_are_and_the_openapi_document_describes_them()
             .await;
         assert_eq!(a.status, 202, "{file}: {}", a.text);
     }
-    let docs = settled(&device, &p.access, 3).await;
+    let docs = device.settle(&p.access, 3, Duration::from_secs(30)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
 
     let spec = reqwest::get(format!("{}/v1/openapi.json", world.proxy_url))
@@ -578,7 +551,7 @@ async fn shifts_with_nothing_taken_or_more_refunded_than_sold_get_clear_answers(
         )
         .await;
     assert_eq!(cents.status, 202);
-    let docs = settled(&device, &p.access, 2).await;
+    let docs = device.settle(&p.access, 2, Duration::from_secs(30)).await;
     let by_ref = |r: &str| docs.iter().find(|d| d["client_ref"] == r).unwrap().clone();
     assert_eq!(by_ref("zero")["state"], "sent");
     assert!(by_ref("zero")["message"]
@@ -615,7 +588,7 @@ async fn existing_contacts_are_found_by_number_and_offers_are_cached() {
             Some(json!({"invoices": [inv]})),
         )
         .await;
-    let docs = settled(&device, &p.access, 1).await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     let requests = world.sandbox_requests(since).await;
     assert!(
         !requests
@@ -693,7 +666,7 @@ async fn a_tax_exclusive_shift_still_balances_when_xero_rounds_per_line() {
         .call(Method::POST, "/v1/shifts", &p.access, Some(shift))
         .await;
     assert_eq!(a.status, 202, "{}", a.text);
-    let docs = settled(&device, &p.access, 1).await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     assert_eq!(docs[0]["state"], "sent", "{docs:?}");
     let shared = world.sandbox.shared().clone();
     let sandbox = shared.world();

@@ -26,33 +26,6 @@ fn invoices(prefix: &str, n: usize) -> Value {
     })).collect::<Vec<_>>()})
 }
 
-/// Waits (bounded) until nothing is queued or sending; answers the documents.
-async fn settle(device: &Device, token: &str, expected: usize, within: Duration) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let list = device
-            .call(Method::GET, "/v1/documents?limit=1000", token, None)
-            .await;
-        let docs = list.json["documents"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let busy = docs
-            .iter()
-            .filter(|d| d["state"] == "queued" || d["state"] == "sending")
-            .count();
-        if docs.len() >= expected && busy == 0 {
-            return docs;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{busy} of {} documents still moving",
-            docs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Every sent document is one invoice in Xero, and there is no other: counted through the
 /// sandbox's Accounting API, as any client of Xero would count.
 async fn exactly_once(world: &World, docs: &[Value]) {
@@ -141,7 +114,7 @@ async fn errors_and_timeouts_from_xero_lose_and_duplicate_nothing() {
         )
         .await;
     assert_eq!(pushed.status, 202);
-    let docs = settle(&device, &p.access, 250, Duration::from_secs(90)).await;
+    let docs = device.settle(&p.access, 250, Duration::from_secs(90)).await;
     assert!(
         docs.iter().all(|d| d["state"] == "sent"),
         "{:?}",
@@ -173,7 +146,7 @@ async fn a_429_storm_is_waited_out() {
             Some(invoices("s", 120)),
         )
         .await;
-    let docs = settle(&device, &p.access, 120, Duration::from_secs(60)).await;
+    let docs = device.settle(&p.access, 120, Duration::from_secs(60)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"));
     exactly_once(&world, &docs).await;
     let limited = world
@@ -200,7 +173,7 @@ async fn a_grant_revoked_mid_run_keeps_documents_until_the_organisation_is_conne
             Some(invoices("a", 60)),
         )
         .await;
-    settle(&device, &p.access, 60, Duration::from_secs(30)).await;
+    device.settle(&p.access, 60, Duration::from_secs(30)).await;
     // Someone revokes Ledgerlink's access in Xero.
     let token_set = world.connections().await[0].token_set_id.unwrap();
     let refresh = world
@@ -274,7 +247,9 @@ async fn a_grant_revoked_mid_run_keeps_documents_until_the_organisation_is_conne
     let again = world
         .pair(&world.device_with_id("Till", device.id), &[NZ], None)
         .await;
-    let docs = settle(&device, &again.access, 100, Duration::from_secs(30)).await;
+    let docs = device
+        .settle(&again.access, 100, Duration::from_secs(30))
+        .await;
     assert!(docs.iter().all(|d| d["state"] == "sent"));
     exactly_once(&world, &docs).await;
 }
@@ -304,7 +279,7 @@ async fn a_proxy_killed_mid_delivery_resumes_without_duplicates() {
         world.restart_proxy().await;
     }
     world.control(Method::DELETE, "/faults", json!({})).await;
-    let docs = settle(&device, &p.access, 300, Duration::from_secs(60)).await;
+    let docs = device.settle(&p.access, 300, Duration::from_secs(60)).await;
     assert!(
         docs.iter().all(|d| d["state"] == "sent"),
         "{:?}",
@@ -332,24 +307,13 @@ async fn an_unknown_outcome_past_the_replay_window_is_looked_up_not_resent() {
             Some(invoices("u", 30)),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let requests = world.sandbox_requests(since).await;
-        if requests.iter().any(|r| {
-            r["method"] == "PUT" && r["path"] == "/api.xro/2.0/Invoices" && r["status"].is_null()
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lost call never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world
+        .wait_for_lost_call(since, "/api.xro/2.0/Invoices")
+        .await;
     // Past Xero's replay window before the proxy tries again: the same Idempotency-Key would now
     // create everything a second time.
     world.advance(400).await;
-    let docs = settle(&device, &p.access, 30, Duration::from_secs(30)).await;
+    let docs = device.settle(&p.access, 30, Duration::from_secs(30)).await;
     assert!(
         docs.iter()
             .all(|d| d["state"] == "sent" && d["xero_number"].is_string()),
@@ -377,7 +341,7 @@ async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
             Some(invoices("pi", 3)),
         )
         .await;
-    settle(&device, &p.access, 3, Duration::from_secs(20)).await;
+    device.settle(&p.access, 3, Duration::from_secs(20)).await;
     let lost = json!({"path_prefix": "/api.xro/2.0/Payments", "method": "PUT", "drop": true, "phase": "after", "count": 1});
     assert_eq!(
         world.control(Method::POST, "/faults", lost).await.status,
@@ -395,21 +359,11 @@ async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
             Some(json!({"payments": payments})),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !world
-        .sandbox_requests(since)
-        .await
-        .iter()
-        .any(|r| r["path"] == "/api.xro/2.0/Payments" && r["status"].is_null())
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lost call never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world
+        .wait_for_lost_call(since, "/api.xro/2.0/Payments")
+        .await;
     world.advance(400).await;
-    let docs = settle(&device, &p.access, 6, Duration::from_secs(30)).await;
+    let docs = device.settle(&p.access, 6, Duration::from_secs(30)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
     let shared = world.sandbox.shared().clone();
     let count = shared.world().tenant(NZ).unwrap().payments.len();
@@ -434,19 +388,9 @@ async fn a_bundle_with_an_unknown_outcome_goes_again_alone_under_its_key() {
             Some(invoices("first", 30)),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !world
-        .sandbox_requests(since)
-        .await
-        .iter()
-        .any(|r| r["path"] == "/api.xro/2.0/Invoices" && r["status"].is_null())
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lost call never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world
+        .wait_for_lost_call(since, "/api.xro/2.0/Invoices")
+        .await;
     // More documents arrive before the retry: they must not join the unknown bundle under a new key.
     device
         .call(
@@ -456,7 +400,7 @@ async fn a_bundle_with_an_unknown_outcome_goes_again_alone_under_its_key() {
             Some(invoices("second", 20)),
         )
         .await;
-    let docs = settle(&device, &p.access, 50, Duration::from_secs(30)).await;
+    let docs = device.settle(&p.access, 50, Duration::from_secs(30)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"));
     exactly_once(&world, &docs).await;
     let puts: Vec<Value> = world
@@ -494,21 +438,11 @@ async fn a_bill_with_a_lost_answer_is_found_by_its_number_past_the_window() {
             Some(json!({"invoices": bills})),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !world
-        .sandbox_requests(since)
-        .await
-        .iter()
-        .any(|r| r["path"] == "/api.xro/2.0/Invoices" && r["status"].is_null())
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lost call never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world
+        .wait_for_lost_call(since, "/api.xro/2.0/Invoices")
+        .await;
     world.advance(400).await;
-    let docs = settle(&device, &p.access, 5, Duration::from_secs(30)).await;
+    let docs = device.settle(&p.access, 5, Duration::from_secs(30)).await;
     assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
     let shared = world.sandbox.shared().clone();
     let bills_in_xero: Vec<String> = shared
@@ -558,21 +492,11 @@ async fn a_shift_whose_payments_answer_was_lost_is_paid_once() {
             .status,
         202
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !world
-        .sandbox_requests(since)
-        .await
-        .iter()
-        .any(|r| r["path"] == "/api.xro/2.0/Payments" && r["status"].is_null())
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lost call never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world
+        .wait_for_lost_call(since, "/api.xro/2.0/Payments")
+        .await;
     world.advance(400).await;
-    let docs = settle(&device, &p.access, 1, Duration::from_secs(30)).await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     assert_eq!(docs[0]["state"], "sent", "{docs:?}");
     let shared = world.sandbox.shared().clone();
     let sandbox = shared.world();

@@ -248,6 +248,28 @@ pub async fn submit(
     browser.finish(&state, response)
 }
 
+/// The pairing a confirm-page form (Continue or Cancel) is about: its code checked like any typed
+/// code, and the form proven to come from the confirm page in this browser.
+async fn confirmed(
+    state: &AppState,
+    browser: &Browser,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    form: &CodeForm,
+) -> Result<Pairing, Response> {
+    let pairing = check_code(
+        state,
+        browser,
+        client_address(state, peer, headers),
+        &form.code,
+    )
+    .await?;
+    if !form_ok(browser, headers, &pairing, &form.form) {
+        return Err(form_refused());
+    }
+    Ok(pairing)
+}
+
 /// `POST /pair/cancel`: the person says no; the device's next poll gets `access_denied`.
 pub async fn cancel(
     State(state): State<AppState>,
@@ -256,20 +278,10 @@ pub async fn cancel(
     Form(form): Form<CodeForm>,
 ) -> Response {
     let browser = Browser::from(&headers);
-    let p = match check_code(
-        &state,
-        &browser,
-        client_address(&state, peer, &headers),
-        &form.code,
-    )
-    .await
-    {
+    let p = match confirmed(&state, &browser, peer, &headers, &form).await {
         Ok(p) => p,
         Err(page) => return browser.finish(&state, page),
     };
-    if !form_ok(&browser, &headers, &p, &form.form) {
-        return browser.finish(&state, form_refused());
-    }
     let now = state.clock.now();
     let response = match state.storage.call(move |s| s.deny_pairing(p.id, now)).await {
         Ok(true) => pages::message(
@@ -291,20 +303,10 @@ pub async fn continue_to_xero(
     Form(form): Form<CodeForm>,
 ) -> Response {
     let browser = Browser::from(&headers);
-    let pairing = match check_code(
-        &state,
-        &browser,
-        client_address(&state, peer, &headers),
-        &form.code,
-    )
-    .await
-    {
+    let pairing = match confirmed(&state, &browser, peer, &headers, &form).await {
         Ok(p) => p,
         Err(page) => return browser.finish(&state, page),
     };
-    if !form_ok(&browser, &headers, &pairing, &form.form) {
-        return browser.finish(&state, form_refused());
-    }
     let (url, oauth_state, verifier) = state.xero.authorize_url();
     let state_hash = hash(oauth_state.expose());
     let now = state.clock.now();
