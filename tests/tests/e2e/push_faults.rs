@@ -26,6 +26,18 @@ fn invoices(prefix: &str, n: usize) -> Value {
     })).collect::<Vec<_>>()})
 }
 
+/// Xero does the next PUT to `path` but its answer never arrives. Returns the sandbox's request
+/// sequence number before the fault, for `wait_for_lost_call` and `sandbox_requests`.
+async fn lose_next_answer(world: &World, path: &str) -> u64 {
+    let lost =
+        json!({"path_prefix": path, "method": "PUT", "drop": true, "phase": "after", "count": 1});
+    assert_eq!(
+        world.control(Method::POST, "/faults", lost).await.status,
+        201
+    );
+    world.last_seq().await
+}
+
 /// Every sent document is one invoice in Xero, and there is no other: counted through the
 /// sandbox's Accounting API, as any client of Xero would count.
 async fn exactly_once(world: &World, docs: &[Value]) {
@@ -293,12 +305,7 @@ async fn an_unknown_outcome_past_the_replay_window_is_looked_up_not_resent() {
     let world = World::start().await;
     let (device, p) = setup(&world).await;
     // Xero creates the invoices but the answer never arrives.
-    let lost = json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "drop": true, "phase": "after", "count": 1});
-    assert_eq!(
-        world.control(Method::POST, "/faults", lost).await.status,
-        201
-    );
-    let since = world.last_seq().await;
+    let since = lose_next_answer(&world, "/api.xro/2.0/Invoices").await;
     device
         .call(
             Method::POST,
@@ -342,12 +349,7 @@ async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
         )
         .await;
     device.settle(&p.access, 3, Duration::from_secs(20)).await;
-    let lost = json!({"path_prefix": "/api.xro/2.0/Payments", "method": "PUT", "drop": true, "phase": "after", "count": 1});
-    assert_eq!(
-        world.control(Method::POST, "/faults", lost).await.status,
-        201
-    );
-    let since = world.last_seq().await;
+    let since = lose_next_answer(&world, "/api.xro/2.0/Payments").await;
     let payments: Vec<Value> = (0..3)
         .map(|i| json!({"client_ref": format!("pay-{i}"), "invoice": {"client_ref": format!("pi-{i:05}")}, "amount": "5.00", "date": "2026-11-20", "tender": "card"}))
         .collect();
@@ -374,12 +376,7 @@ async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
 async fn a_bundle_with_an_unknown_outcome_goes_again_alone_under_its_key() {
     let world = World::start().await;
     let (device, p) = setup(&world).await;
-    let lost = json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "drop": true, "phase": "after", "count": 1});
-    assert_eq!(
-        world.control(Method::POST, "/faults", lost).await.status,
-        201
-    );
-    let since = world.last_seq().await;
+    let since = lose_next_answer(&world, "/api.xro/2.0/Invoices").await;
     device
         .call(
             Method::POST,
@@ -420,12 +417,7 @@ async fn a_bundle_with_an_unknown_outcome_goes_again_alone_under_its_key() {
 async fn a_bill_with_a_lost_answer_is_found_by_its_number_past_the_window() {
     let world = World::start().await;
     let (device, p) = setup(&world).await;
-    let lost = json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "drop": true, "phase": "after", "count": 1});
-    assert_eq!(
-        world.control(Method::POST, "/faults", lost).await.status,
-        201
-    );
-    let since = world.last_seq().await;
+    let since = lose_next_answer(&world, "/api.xro/2.0/Invoices").await;
     let bills: Vec<Value> = (0..5)
         .map(|i| json!({"client_ref": format!("bill-{i}"), "type": "bill", "contact": {"name": format!("Customer {i}")}, "date": "2026-11-20",
             "reference": "SUP-778", "lines": [{"description": "Flour", "quantity": 1, "unit_amount": "40.00", "account_code": "310", "tax_type": "INPUT2"}]}))
@@ -477,12 +469,7 @@ async fn a_shift_whose_payments_answer_was_lost_is_paid_once() {
         )
         .await;
     assert_eq!(m.status, 200);
-    let lost = json!({"path_prefix": "/api.xro/2.0/Payments", "method": "PUT", "drop": true, "phase": "after", "count": 1});
-    assert_eq!(
-        world.control(Method::POST, "/faults", lost).await.status,
-        201
-    );
-    let since = world.last_seq().await;
+    let since = lose_next_answer(&world, "/api.xro/2.0/Payments").await;
     let shift = json!({"shifts": [{"client_ref": "lost-pay", "register": "R1", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T17:00:00Z",
         "sales": [{"category": "Food", "amount": "100.00"}], "tenders": [{"tender": "cash", "amount": "40.00"}, {"tender": "card", "amount": "60.00"}], "counted_cash": "40.00"}]});
     assert_eq!(

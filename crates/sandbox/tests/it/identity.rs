@@ -57,6 +57,19 @@ fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Posts a form to the authorize endpoint, as the login and consent pages do.
+async fn submit(env: &Env, form: &[(String, String)]) -> Answer {
+    Answer::read(
+        env.http
+            .post(format!("{}/identity/connect/authorize", env.url))
+            .form(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 /// Logs in through the form and returns the consent page's text.
 async fn login(env: &Env, query: &[(String, String)]) -> String {
     let page = env
@@ -74,29 +87,13 @@ async fn login(env: &Env, query: &[(String, String)]) -> String {
     form.push(("action".into(), "login".into()));
     form.push(("email".into(), USER.into()));
     form.push(("password".into(), "wrong".into()));
-    let wrong = Answer::read(
-        env.http
-            .post(format!("{}/identity/connect/authorize", env.url))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let wrong = submit(env, &form).await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.text.contains("email or password is incorrect"));
 
     form.pop();
     form.push(("password".into(), "demo".into()));
-    let consent = Answer::read(
-        env.http
-            .post(format!("{}/identity/connect/authorize", env.url))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let consent = submit(env, &form).await;
     assert_eq!(consent.status, 200);
     assert!(consent
         .header("set-cookie")
@@ -117,15 +114,7 @@ async fn decide(
     for t in tenants {
         form.push(("tenant".into(), t.to_string()));
     }
-    Answer::read(
-        env.http
-            .post(format!("{}/identity/connect/authorize", env.url))
-            .form(&form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    submit(env, &form).await
 }
 
 /// Consents to `tenants` through the forms and exchanges the code: the whole browser flow.
