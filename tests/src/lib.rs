@@ -170,10 +170,43 @@ impl World {
     /// Kills the proxy mid-whatever (its tasks aborted, as a crash would) and starts it again on the
     /// same address, database and keys.
     pub async fn restart_proxy(&mut self) {
-        let addr = self.proxy.addr();
+        self.stop_proxy().await;
+        self.start_proxy().await;
+    }
+
+    /// Kills the proxy: its address answers nothing until [`World::start_proxy`].
+    pub async fn stop_proxy(&mut self) {
         self.proxy.kill().await;
+    }
+
+    /// Starts the proxy again on its address, database and keys.
+    pub async fn start_proxy(&mut self) {
+        let addr = self.proxy.addr();
         let clock = Arc::new(SandboxClock(self.sandbox.shared().clone()));
         self.proxy = Proxy::start(rebind(addr).await, self.proxy_settings.clone(), clock).unwrap();
+    }
+
+    /// `GET /api.xro/2.0/{path}` on the sandbox as Demo Company (NZ), with a token of its own: what
+    /// Xero really holds, whatever the proxy says.
+    pub async fn xero_get(&self, path: &str) -> Value {
+        let grant = self
+            .control(
+                Method::POST,
+                "/grants",
+                json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [NZ]}),
+            )
+            .await;
+        let token = grant.json["access_token"].as_str().unwrap().to_string();
+        let r = self
+            .http
+            .get(format!("{}/api.xro/2.0/{path}", self.sandbox_url))
+            .bearer_auth(&token)
+            .header("xero-tenant-id", NZ.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
     }
 
     fn record(&self, a: &Answer) {

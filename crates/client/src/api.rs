@@ -1,17 +1,31 @@
 //! The proxy's device API, as the device calls it.
 
+use ledgerlink_wire::documents::{BatchResult, DocumentKind, EventPage, Problem};
 use ledgerlink_wire::error::OAuthErrorBody;
 use ledgerlink_wire::pairing::{DeviceTokens, PairingRequest, PairingResponse, DEVICE_CODE_GRANT};
 use ledgerlink_wire::{ApiError, ConnectionInfo, ErrorCode, Secret, DEFAULT_PUBLIC_CLIENT_ID};
+use reqwest::Method;
 use std::time::Duration;
+
+fn problems_suffix(problems: &[Problem]) -> String {
+    if problems.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", crate::outbox::problems_message(problems))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("the proxy at {url} cannot be reached: {reason}")]
     Unreachable { url: String, reason: String },
-    /// The proxy answered with one of its error codes.
-    #[error("{message} ({code})")]
-    Api { code: ErrorCode, message: String },
+    /// The proxy answered with one of its error codes (and, for a refused body, every problem).
+    #[error("{message} ({code}){}", problems_suffix(problems))]
+    Api {
+        code: ErrorCode,
+        message: String,
+        problems: Vec<Problem>,
+    },
     #[error("the proxy's answer was not understood: {0}")]
     Protocol(String),
 }
@@ -23,8 +37,29 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The device's credentials no longer work: it must pair again.
+    pub fn is_unpaired(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(ErrorCode::DeviceRevoked | ErrorCode::InvalidGrant | ErrorCode::Unauthenticated)
+        )
+    }
+
+    /// Worth trying again later: the proxy is down, overloaded, or Xero is unavailable behind it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Api { code, .. } => matches!(
+                code,
+                ErrorCode::ProviderUnavailable | ErrorCode::Internal | ErrorCode::RateLimited
+            ),
+            Self::Protocol(_) => false,
+        }
+    }
 }
 
+#[derive(Clone)]
 pub struct ProxyClient {
     http: reqwest::Client,
     base: String,
@@ -42,6 +77,11 @@ impl ProxyClient {
             http,
             base: base.trim_end_matches('/').to_string(),
         }
+    }
+
+    /// The proxy's URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
@@ -62,15 +102,25 @@ impl ProxyClient {
                 .map_err(|e| ClientError::Protocol(e.to_string()));
         }
         if let Ok(e) = serde_json::from_slice::<ApiError>(&bytes) {
+            #[derive(serde::Deserialize)]
+            struct WithProblems {
+                #[serde(default)]
+                problems: Vec<Problem>,
+            }
+            let problems = serde_json::from_slice::<WithProblems>(&bytes)
+                .map(|w| w.problems)
+                .unwrap_or_default();
             return Err(ClientError::Api {
                 code: e.code,
                 message: e.message,
+                problems,
             });
         }
         if let Ok(e) = serde_json::from_slice::<OAuthErrorBody>(&bytes) {
             return Err(ClientError::Api {
                 code: e.error,
                 message: e.error_description.unwrap_or_default(),
+                problems: Vec::new(),
             });
         }
         Err(ClientError::Protocol(format!(
@@ -130,13 +180,94 @@ impl ProxyClient {
     }
 
     pub async fn connection(&self, access: &Secret) -> Result<ConnectionInfo, ClientError> {
+        self.call(Method::GET, "/v1/connection", access, None::<&()>)
+            .await
+    }
+
+    /// An authenticated call to the device API, answering the JSON body.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        access: &Secret,
+        body: Option<&(impl serde::Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(access.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.read(r).await
+    }
+
+    /// Pushes a batch of one kind. A `422` still carries the batch's answer (the accepted documents
+    /// are stored all the same), so both `202` and `422` answer `Ok`.
+    pub async fn push(
+        &self,
+        access: &Secret,
+        kind: DocumentKind,
+        documents: &[serde_json::Value],
+    ) -> Result<BatchResult, ClientError> {
+        let (path, key) = match kind {
+            DocumentKind::Invoice => ("/v1/invoices", "invoices"),
+            DocumentKind::Payment => ("/v1/payments", "payments"),
+            DocumentKind::Shift => ("/v1/shifts", "shifts"),
+        };
         let r = self
             .http
-            .get(format!("{}/v1/connection", self.base))
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(access.expose())
+            .json(&serde_json::json!({ key: documents }))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if r.status() == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+            let bytes = r.bytes().await.map_err(|e| self.unreachable(e))?;
+            if let Ok(result) = serde_json::from_slice::<BatchResult>(&bytes) {
+                return Ok(result);
+            }
+            let e: ApiError =
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api {
+                code: e.code,
+                message: e.message,
+                problems: Vec::new(),
+            });
+        }
+        self.read(r).await
+    }
+
+    /// The events after `after`, waiting up to `wait` seconds for one when there are none yet.
+    pub async fn events(
+        &self,
+        access: &Secret,
+        after: i64,
+        wait: u64,
+    ) -> Result<EventPage, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/events?after={after}&wait={wait}"),
+            access,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Deletes something (`/v1/device`, `/v1/connection?confirm=true`); `204` answers `Ok`.
+    pub async fn delete(&self, access: &Secret, path: &str) -> Result<(), ClientError> {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
             .bearer_auth(access.expose())
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        self.read(r).await
+        if r.status().is_success() {
+            return Ok(());
+        }
+        self.read::<serde_json::Value>(r).await.map(|_| ())
     }
 }

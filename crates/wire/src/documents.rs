@@ -383,7 +383,7 @@ pub struct BatchResult {
 
 /// How the organisation's books receive a till's categories and tenders. Nothing is guessed: a
 /// document naming an unmapped category or tender is refused with [`ProblemCode::Unmapped`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mappings {
     #[serde(default)]
@@ -396,6 +396,18 @@ pub struct Mappings {
     /// The contact shift invoices go to.
     #[serde(default = "pos_contact")]
     pub pos_contact_name: String,
+}
+
+impl Default for Mappings {
+    /// Nothing mapped yet; shift invoices go to "POS Sales".
+    fn default() -> Self {
+        Self {
+            categories: BTreeMap::new(),
+            tenders: BTreeMap::new(),
+            over_short_account: None,
+            pos_contact_name: pos_contact(),
+        }
+    }
 }
 
 pub fn pos_contact() -> String {

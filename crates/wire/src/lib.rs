@@ -19,3 +19,4 @@ pub const DEFAULT_PUBLIC_CLIENT_ID: &str = "ledgerlink-desktop";
 pub mod documents;
 pub mod money;
 pub mod totals;
+pub mod validate;

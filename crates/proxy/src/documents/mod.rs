@@ -3,7 +3,6 @@
 
 mod events;
 mod mappings;
-pub mod validate;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -24,7 +23,7 @@ use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::store::{DocumentFilter, DocumentRow};
 use crate::AppState;
-use validate::Check;
+use ledgerlink_wire::validate::Check;
 
 /// A document refused by validation: its `client_ref` (when readable) and every problem.
 type Refused = (Option<String>, Vec<Problem>);

@@ -2,15 +2,17 @@
 //! (`invoices[3].lines[0].unit_amount`), a code and a sentence that says what to fix. Runs on the raw
 //! JSON so a wrong type in one field does not hide the problems in others.
 
+use crate::documents::{Invoice, Mappings, Payment, Problem, ProblemCode, Shift};
 use chrono::{DateTime, NaiveDate, Utc};
-use ledgerlink_wire::documents::{Invoice, Mappings, Payment, Problem, ProblemCode, Shift};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 /// Collects the problems of one document.
 pub struct Check<'a> {
     pub problems: Vec<Problem>,
-    mappings: &'a Mappings,
+    /// `None` on the device, which checks shape and amounts but leaves mappings to the proxy (its
+    /// copy may be stale).
+    mappings: Option<&'a Mappings>,
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -21,7 +23,15 @@ impl<'a> Check<'a> {
     pub fn new(mappings: &'a Mappings) -> Self {
         Self {
             problems: Vec::new(),
-            mappings,
+            mappings: Some(mappings),
+        }
+    }
+
+    /// Everything but the mappings: what a device can check before it saves a document.
+    pub fn without_mappings() -> Self {
+        Self {
+            problems: Vec::new(),
+            mappings: None,
         }
     }
 
@@ -118,7 +128,7 @@ impl<'a> Check<'a> {
                 self.problem(p, ProblemCode::Required, "is required");
                 None
             }
-            Some(x) => match ledgerlink_wire::money::parse(x) {
+            Some(x) => match crate::money::parse(x) {
                 Ok(d) if d.abs() >= Decimal::from(1_000_000_000_000i64) => {
                     self.problem(p, ProblemCode::OutOfRange, "must be less than a trillion");
                     None
@@ -209,7 +219,10 @@ impl<'a> Check<'a> {
     }
 
     fn category(&mut self, path: String, category: &str) {
-        if !self.mappings.categories.contains_key(category) {
+        if self
+            .mappings
+            .is_some_and(|m| !m.categories.contains_key(category))
+        {
             self.problem(
                 path,
                 ProblemCode::Unmapped,
@@ -219,7 +232,10 @@ impl<'a> Check<'a> {
     }
 
     fn tender(&mut self, path: String, tender: &str) {
-        if !self.mappings.tenders.contains_key(tender) {
+        if self
+            .mappings
+            .is_some_and(|m| !m.tenders.contains_key(tender))
+        {
             self.problem(
                 path,
                 ProblemCode::Unmapped,
@@ -497,7 +513,11 @@ impl<'a> Check<'a> {
         if sales - refunds + over_short < Decimal::ZERO {
             self.problem(path.to_string(), ProblemCode::NegativeShift, "the shift's total is negative: refunds exceed sales (credit notes are not supported yet)");
         }
-        if !over_short.is_zero() && self.mappings.over_short_account.is_none() {
+        if !over_short.is_zero()
+            && self
+                .mappings
+                .is_some_and(|m| m.over_short_account.is_none())
+        {
             self.problem(
                 join(path, "counted_cash"),
                 ProblemCode::Unmapped,
@@ -522,7 +542,7 @@ pub fn over_short(shift: &Shift) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledgerlink_wire::documents::CategoryMapping;
+    use crate::documents::CategoryMapping;
     use serde_json::json;
 
     fn mappings() -> Mappings {

@@ -1,0 +1,513 @@
+//! The device's own outbox (SQLite in the data directory): every document is saved here first, so a
+//! till keeps taking sales while the proxy is unreachable. A document is `pending` until the proxy
+//! has it; from then on its state mirrors the proxy's events (queued, sending, sent with Xero's
+//! number, failed with Xero's message, paid, voided), or it is `rejected` with the proxy's reasons.
+//!
+//! Several processes may share one outbox (the desktop app and the CLI): SQLite's WAL and a busy
+//! timeout serialise their writes, and a document both send reaches Xero once because the proxy
+//! dedupes by `(device, client_ref)`.
+
+use chrono::{DateTime, Utc};
+use ledgerlink_wire::documents::{DocumentKind, DocumentState, DocumentView, Problem};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One document as the device knows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    /// The order documents were saved in (and are sent in).
+    pub seq: i64,
+    pub client_ref: String,
+    pub kind: DocumentKind,
+    pub state: DocumentState,
+    /// The document as pushed (amounts as exact decimal strings).
+    pub body: Value,
+    pub xero_id: Option<String>,
+    pub xero_number: Option<String>,
+    /// Xero's message when it refused the document, or the proxy's reasons when it rejected it.
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What saving a document did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    New,
+    /// The same document was already in the outbox: nothing changed.
+    AlreadySaved,
+    /// It replaces a document of the same `client_ref` that the proxy had rejected.
+    Replaced,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("'{client_ref}' is already used by another {kind} in the outbox: give this document its own client_ref")]
+    ClientRefInUse { client_ref: String, kind: String },
+    #[error("the outbox at {path} cannot be used: {reason}")]
+    Storage { path: String, reason: String },
+}
+
+/// How many documents are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pending: usize,
+    pub queued: usize,
+    pub sending: usize,
+    pub sent: usize,
+    pub failed: usize,
+    pub paid: usize,
+    pub voided: usize,
+    pub rejected: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.pending
+            + self.queued
+            + self.sending
+            + self.sent
+            + self.failed
+            + self.paid
+            + self.voided
+            + self.rejected
+    }
+
+    /// Documents the proxy does not have yet.
+    pub fn unsent(&self) -> usize {
+        self.pending
+    }
+
+    /// Documents not yet in Xero, nor refused.
+    pub fn in_flight(&self) -> usize {
+        self.pending + self.queued + self.sending
+    }
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE documents (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_ref  TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    xero_id     TEXT,
+    xero_number TEXT,
+    message     TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX documents_by_state ON documents (state, seq);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#];
+
+pub struct Outbox {
+    conn: Mutex<Connection>,
+    path: String,
+}
+
+fn storage(path: &str, e: impl std::fmt::Display) -> OutboxError {
+    OutboxError::Storage {
+        path: path.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    let kind: String = r.get(2)?;
+    let state: String = r.get(3)?;
+    let body: String = r.get(4)?;
+    let time = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
+        let t: String = r.get(i)?;
+        DateTime::parse_from_rfc3339(&t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+            })
+    };
+    Ok(Entry {
+        seq: r.get(0)?,
+        client_ref: r.get(1)?,
+        kind: DocumentKind::parse(&kind).unwrap_or(DocumentKind::Invoice),
+        state: DocumentState::parse(&state).unwrap_or(DocumentState::Pending),
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        xero_id: r.get(5)?,
+        xero_number: r.get(6)?,
+        message: r.get(7)?,
+        created_at: time(8)?,
+        updated_at: time(9)?,
+    })
+}
+
+const COLUMNS: &str =
+    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at";
+
+/// The proxy's reasons for refusing a document, as one message.
+pub fn problems_message(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Outbox {
+    /// Opens (making it on first use) `outbox.db` in the data directory.
+    pub fn open(dir: &Path) -> Result<Self, OutboxError> {
+        let path = dir.join("outbox.db");
+        let shown = path.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|e| storage(&shown, e))?;
+        let mut conn = Connection::open(&path).map_err(|e| storage(&shown, e))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| storage(&shown, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| storage(&shown, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| storage(&shown, e))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| storage(&shown, e))?;
+        let version: usize = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| storage(&shown, e))?;
+        if version > MIGRATIONS.len() {
+            return Err(storage(
+                &shown,
+                "it was written by a newer Ledgerlink: update this one",
+            ));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(sql).map_err(|e| storage(&shown, e))?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(|e| storage(&shown, e))?;
+        }
+        tx.commit().map_err(|e| storage(&shown, e))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: shown,
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, OutboxError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn).map_err(|e| storage(&self.path, e))
+    }
+
+    /// Saves a document (already checked, with its `client_ref`) as `pending`.
+    pub fn save(&self, kind: DocumentKind, document: &Value) -> Result<Saved, OutboxError> {
+        let client_ref = document["client_ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let body = document.to_string();
+        let now = Utc::now().to_rfc3339();
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| storage(&self.path, e))?;
+        let existing: Option<(String, String, String)> = tx
+            .query_row(
+                "SELECT kind, state, body FROM documents WHERE client_ref = ?1",
+                [&client_ref],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| storage(&self.path, e))?;
+        let saved = match existing {
+            None => {
+                tx.execute(
+                    "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at)
+                     VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
+                    params![client_ref, kind.as_str(), body, now],
+                )
+                .map_err(|e| storage(&self.path, e))?;
+                Saved::New
+            }
+            Some((k, _, b))
+                if k == kind.as_str()
+                    && serde_json::from_str::<Value>(&b).ok().as_ref() == Some(document) =>
+            {
+                Saved::AlreadySaved
+            }
+            Some((k, state, _)) if k == kind.as_str() && state == "rejected" => {
+                // Moved to the end: it is sent after what was saved before it now.
+                tx.execute("DELETE FROM documents WHERE client_ref = ?1", [&client_ref])
+                    .map_err(|e| storage(&self.path, e))?;
+                tx.execute(
+                    "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at)
+                     VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
+                    params![client_ref, kind.as_str(), body, now],
+                )
+                .map_err(|e| storage(&self.path, e))?;
+                Saved::Replaced
+            }
+            Some((k, _, _)) => {
+                return Err(OutboxError::ClientRefInUse {
+                    client_ref,
+                    kind: k,
+                })
+            }
+        };
+        tx.commit().map_err(|e| storage(&self.path, e))?;
+        Ok(saved)
+    }
+
+    /// The oldest documents the proxy does not have yet, in the order they were saved.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Entry>, OutboxError> {
+        self.with(|c| {
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM documents WHERE state = 'pending' ORDER BY seq LIMIT ?1"
+            ))?;
+            let rows = q.query_map([limit as i64], row)?;
+            rows.collect()
+        })
+    }
+
+    /// Records the proxy's answer to an upload. Only a `pending` document takes it: an event may
+    /// already have moved the document further (another process sent it too).
+    pub fn uploaded(&self, answers: &[(String, Upload)]) -> Result<(), OutboxError> {
+        let now = Utc::now().to_rfc3339();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (client_ref, answer) in answers {
+                match answer {
+                    Upload::Accepted(view) => {
+                        tx.execute(
+                            "UPDATE documents SET state = ?2, xero_id = ?3, xero_number = ?4, message = ?5,
+                             updated_at = ?6 WHERE client_ref = ?1 AND state = 'pending'",
+                            params![
+                                client_ref,
+                                view.as_ref().map_or("queued", |v| v.state.as_str()),
+                                view.as_ref().and_then(|v| v.xero_id.map(|i| i.to_string())),
+                                view.as_ref().and_then(|v| v.xero_number.clone()),
+                                view.as_ref().and_then(|v| v.message.clone()),
+                                now
+                            ],
+                        )?;
+                    }
+                    Upload::Rejected(message) => {
+                        tx.execute(
+                            "UPDATE documents SET state = 'rejected', message = ?2, updated_at = ?3
+                             WHERE client_ref = ?1 AND state = 'pending'",
+                            params![client_ref, message, now],
+                        )?;
+                    }
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Applies events from the proxy's feed (in feed order) and moves the cursor past them, in one
+    /// transaction. Answers how many documents of this outbox changed.
+    pub fn apply(&self, views: &[&DocumentView], cursor: i64) -> Result<usize, OutboxError> {
+        let now = Utc::now().to_rfc3339();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut changed = 0;
+            for v in views {
+                changed += tx.execute(
+                    "UPDATE documents SET state = ?3, xero_id = COALESCE(?4, xero_id),
+                     xero_number = COALESCE(?5, xero_number), message = ?6, updated_at = ?7
+                     WHERE client_ref = ?1 AND kind = ?2
+                       AND (state != ?3 OR xero_number IS NOT ?5 OR message IS NOT ?6)",
+                    params![
+                        v.client_ref,
+                        v.kind.as_str(),
+                        v.state.as_str(),
+                        v.xero_id.map(|i| i.to_string()),
+                        v.xero_number,
+                        v.message,
+                        now
+                    ],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('events_cursor', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [cursor.to_string()],
+            )?;
+            tx.commit()?;
+            Ok(changed)
+        })
+    }
+
+    /// Where the event feed was read up to.
+    pub fn cursor(&self) -> Result<i64, OutboxError> {
+        Ok(self
+            .meta("events_cursor")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, OutboxError> {
+        self.with(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), OutboxError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Every document, newest first, optionally of one state.
+    pub fn list(&self, state: Option<DocumentState>) -> Result<Vec<Entry>, OutboxError> {
+        self.with(|c| {
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM documents WHERE ?1 IS NULL OR state = ?1 ORDER BY seq DESC"
+            ))?;
+            let rows = q.query_map([state.map(DocumentState::as_str)], row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn get(&self, client_ref: &str) -> Result<Option<Entry>, OutboxError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM documents WHERE client_ref = ?1"),
+                [client_ref],
+                row,
+            )
+            .optional()
+        })
+    }
+
+    pub fn counts(&self) -> Result<Counts, OutboxError> {
+        self.with(|c| {
+            let mut q = c.prepare_cached("SELECT state, COUNT(*) FROM documents GROUP BY state")?;
+            let mut counts = Counts::default();
+            for r in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (state, n) = r?;
+                let n = n as usize;
+                match DocumentState::parse(&state) {
+                    Some(DocumentState::Pending) => counts.pending += n,
+                    Some(DocumentState::Queued) => counts.queued += n,
+                    Some(DocumentState::Sending) => counts.sending += n,
+                    Some(DocumentState::Sent) => counts.sent += n,
+                    Some(DocumentState::Failed) => counts.failed += n,
+                    Some(DocumentState::Paid) => counts.paid += n,
+                    Some(DocumentState::Voided) => counts.voided += n,
+                    Some(DocumentState::Rejected) | None => counts.rejected += n,
+                }
+            }
+            Ok(counts)
+        })
+    }
+}
+
+/// The proxy's answer about one uploaded document.
+#[derive(Debug, Clone)]
+pub enum Upload {
+    /// Stored at the proxy (now or by an earlier upload), with its state there when known.
+    Accepted(Option<DocumentView>),
+    /// Refused, with the reasons.
+    Rejected(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn temp() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("ll-outbox-{}", uuid::Uuid::new_v4()))
+    }
+
+    fn view(client_ref: &str, state: DocumentState, number: Option<&str>) -> DocumentView {
+        DocumentView {
+            id: uuid::Uuid::new_v4(),
+            kind: DocumentKind::Invoice,
+            client_ref: client_ref.into(),
+            state,
+            xero_id: number.map(|_| uuid::Uuid::new_v4()),
+            xero_number: number.map(str::to_string),
+            message: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn documents_are_saved_once_sent_in_order_and_follow_the_proxy() {
+        let dir = temp();
+        let outbox = Outbox::open(&dir).unwrap();
+        let a = json!({"client_ref": "a", "n": 1});
+        assert_eq!(outbox.save(DocumentKind::Invoice, &a).unwrap(), Saved::New);
+        assert_eq!(
+            outbox.save(DocumentKind::Invoice, &a).unwrap(),
+            Saved::AlreadySaved
+        );
+        let clash = outbox
+            .save(DocumentKind::Invoice, &json!({"client_ref": "a", "n": 2}))
+            .unwrap_err();
+        assert!(clash.to_string().contains("its own client_ref"), "{clash}");
+        outbox
+            .save(DocumentKind::Payment, &json!({"client_ref": "b"}))
+            .unwrap();
+        let pending: Vec<String> = outbox
+            .pending(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.client_ref)
+            .collect();
+        assert_eq!(pending, ["a", "b"]);
+
+        // An event from another process's upload arrives before this one's answer: the answer
+        // does not move the document back.
+        outbox
+            .apply(&[&view("a", DocumentState::Sent, Some("INV-0001"))], 3)
+            .unwrap();
+        outbox
+            .uploaded(&[
+                (
+                    "a".into(),
+                    Upload::Accepted(Some(view("a", DocumentState::Queued, None))),
+                ),
+                (
+                    "b".into(),
+                    Upload::Rejected("payments[0].tender: map it".into()),
+                ),
+            ])
+            .unwrap();
+        let a = outbox.get("a").unwrap().unwrap();
+        assert_eq!(
+            (a.state, a.xero_number.as_deref()),
+            (DocumentState::Sent, Some("INV-0001"))
+        );
+        assert_eq!(outbox.cursor().unwrap(), 3);
+        let counts = outbox.counts().unwrap();
+        assert_eq!((counts.sent, counts.rejected, counts.total()), (1, 1, 2));
+
+        // A rejected document can be fixed and saved again under its client_ref.
+        assert_eq!(
+            outbox
+                .save(
+                    DocumentKind::Payment,
+                    &json!({"client_ref": "b", "fixed": true})
+                )
+                .unwrap(),
+            Saved::Replaced
+        );
+        assert_eq!(outbox.counts().unwrap().pending, 1);
+        drop(outbox);
+        // Reopened: everything is still there.
+        let again = Outbox::open(&dir).unwrap();
+        assert_eq!(again.list(None).unwrap().len(), 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,289 @@
+//! The sync loop: sends the outbox's pending documents to the proxy in batches, reads the proxy's
+//! event feed into the outbox, and backs off (with jitter, up to 30 s) while the proxy cannot be
+//! reached. Sending twice is safe by design: the proxy dedupes by `client_ref`, so a batch whose
+//! answer was lost is simply sent again.
+
+use ledgerlink_wire::documents::Outcome;
+use ledgerlink_wire::{ConnectionInfo, ErrorCode};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::api::{ClientError, ProxyClient};
+use crate::credentials::{CredentialStore, Credentials, FreshError};
+use crate::outbox::{problems_message, Counts, Outbox, OutboxError, Upload};
+
+/// Documents per request (well under the proxy's 1,000 and its body limit).
+pub const BATCH: usize = 100;
+/// The longest pause between attempts while the proxy is unreachable.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Credentials(#[from] FreshError),
+    #[error(transparent)]
+    Client(ClientError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+}
+
+impl SyncError {
+    /// Worth retrying after a pause.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Client(e) | Self::Credentials(FreshError::Client(e)) => e.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// A stable code for scripts and the UI.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Credentials(FreshError::NotPaired) => "not_paired",
+            Self::Credentials(FreshError::PairAgain) => "pair_again",
+            Self::Credentials(FreshError::Store(_)) => "credentials",
+            Self::Client(ClientError::Unreachable { .. })
+            | Self::Credentials(FreshError::Client(ClientError::Unreachable { .. })) => {
+                "proxy_unreachable"
+            }
+            Self::Client(ClientError::Api { code, .. })
+            | Self::Credentials(FreshError::Client(ClientError::Api { code, .. })) => code.as_str(),
+            Self::Client(ClientError::Protocol(_))
+            | Self::Credentials(FreshError::Client(ClientError::Protocol(_))) => "protocol",
+            Self::Outbox(_) => "outbox",
+        }
+    }
+}
+
+impl From<ClientError> for SyncError {
+    fn from(e: ClientError) -> Self {
+        if e.is_unpaired() {
+            Self::Credentials(FreshError::PairAgain)
+        } else {
+            Self::Client(e)
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub uploaded: usize,
+    pub rejected: usize,
+    /// Documents of this outbox an event changed.
+    pub changed: usize,
+}
+
+/// When [`Syncer::run`] is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// The proxy has every document.
+    Uploaded,
+    /// Every document reached Xero or was refused.
+    Delivered,
+    /// Never: follow the feed (the desktop app, `outbox --watch`).
+    Forever,
+}
+
+/// What [`Syncer::run`] reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// After a pass: where the outbox stands.
+    Counts(Counts),
+    /// The proxy could not be reached (or failed); the next attempt is in `wait`.
+    Retrying { wait: Duration, reason: String },
+}
+
+pub struct Syncer {
+    pub outbox: Arc<Outbox>,
+    pub store: Arc<CredentialStore>,
+    client: Mutex<Option<ProxyClient>>,
+}
+
+impl Syncer {
+    pub fn new(outbox: Arc<Outbox>, store: Arc<CredentialStore>) -> Self {
+        Self {
+            outbox,
+            store,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// One HTTP client per proxy URL, reused across calls.
+    fn client(&self, creds: &Credentials) -> ProxyClient {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(c) if c.base() == creds.proxy_url.trim_end_matches('/') => c.clone(),
+            _ => {
+                let c = ProxyClient::new(&creds.proxy_url);
+                *slot = Some(c.clone());
+                c
+            }
+        }
+    }
+
+    /// Runs `call` with fresh credentials; when the proxy says the access token expired (clocks
+    /// disagree), refreshes once and runs it again.
+    pub async fn authed<T, F, Fut>(&self, call: F) -> Result<T, SyncError>
+    where
+        F: Fn(ProxyClient, Credentials) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let creds = self.store.fresh().await?;
+        match call(self.client(&creds), creds.clone()).await {
+            Err(e) if e.code() == Some(ErrorCode::TokenExpired) => {
+                let renewed = self.store.refresh(&creds).await?;
+                Ok(call(self.client(&renewed), renewed).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Sends every pending document, oldest first, in batches of one kind (so an invoice goes
+    /// before a payment of it saved later).
+    pub async fn upload(&self) -> Result<Pass, SyncError> {
+        let mut pass = Pass::default();
+        loop {
+            let pending = self.outbox.pending(BATCH)?;
+            let Some(first) = pending.first() else {
+                return Ok(pass);
+            };
+            let kind = first.kind;
+            let run: Vec<_> = pending.iter().take_while(|e| e.kind == kind).collect();
+            let bodies: Vec<Value> = run.iter().map(|e| e.body.clone()).collect();
+            let bodies = &bodies;
+            let result = self
+                .authed(|client, creds| async move {
+                    client.push(&creds.access_token, kind, bodies).await
+                })
+                .await?;
+            let mut answers = Vec::with_capacity(run.len());
+            for item in result.items {
+                let Some(entry) = run.get(item.index) else {
+                    continue;
+                };
+                let answer = match item.outcome {
+                    Outcome::Accepted => {
+                        pass.uploaded += 1;
+                        Upload::Accepted(item.document)
+                    }
+                    Outcome::Rejected => {
+                        pass.rejected += 1;
+                        Upload::Rejected(problems_message(&item.problems))
+                    }
+                };
+                answers.push((entry.client_ref.clone(), answer));
+            }
+            if answers.is_empty() {
+                // An answer that names none of the batch would loop forever: stop here.
+                return Err(SyncError::Client(ClientError::Protocol(
+                    "the proxy's answer to a batch named none of its documents".into(),
+                )));
+            }
+            self.outbox.uploaded(&answers)?;
+        }
+    }
+
+    /// Reads the event feed from the stored cursor into the outbox, waiting up to `wait` seconds
+    /// for the first event when there is none yet.
+    pub async fn pull(&self, wait: u64) -> Result<usize, SyncError> {
+        let mut changed = 0;
+        let mut wait = wait;
+        loop {
+            let after = self.outbox.cursor()?;
+            let page = self
+                .authed(|client, creds| async move {
+                    client.events(&creds.access_token, after, wait).await
+                })
+                .await?;
+            let views: Vec<_> = page.events.iter().map(|e| &e.document).collect();
+            changed += self.outbox.apply(&views, page.next.max(after))?;
+            if page.events.len() < 500 {
+                return Ok(changed);
+            }
+            wait = 0;
+        }
+    }
+
+    /// Sends what is pending, then reads what happened.
+    pub async fn pass(&self, wait: u64) -> Result<Pass, SyncError> {
+        let mut pass = self.upload().await?;
+        pass.changed = self.pull(wait).await?;
+        self.outbox
+            .set_meta("last_sync_at", &chrono::Utc::now().to_rfc3339())?;
+        Ok(pass)
+    }
+
+    /// The connection as the proxy reports it.
+    pub async fn connection(&self) -> Result<ConnectionInfo, SyncError> {
+        self.authed(|client, creds| async move { client.connection(&creds.access_token).await })
+            .await
+    }
+
+    /// Passes until `until` holds, backing off while the proxy is unreachable; stops on an error
+    /// that waiting will not fix (the device was unpaired, the outbox cannot be written).
+    pub async fn run(
+        &self,
+        until: Until,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Counts, SyncError> {
+        let mut failures: u32 = 0;
+        let done = |c: &Counts| match until {
+            Until::Uploaded => c.unsent() == 0,
+            Until::Delivered => c.in_flight() == 0,
+            Until::Forever => false,
+        };
+        loop {
+            let before = self.outbox.counts()?;
+            // With nothing left to send, wait on the feed (long-poll): an event wakes it at once.
+            let wait = if until != Until::Uploaded && before.unsent() == 0 && !done(&before) {
+                20
+            } else {
+                0
+            };
+            match self.pass(wait).await {
+                Ok(_) => {
+                    failures = 0;
+                    let counts = self.outbox.counts()?;
+                    progress(Progress::Counts(counts));
+                    if done(&counts) {
+                        return Ok(counts);
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    let wait = backoff(failures);
+                    failures = failures.saturating_add(1);
+                    progress(Progress::Retrying {
+                        wait,
+                        reason: e.to_string(),
+                    });
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// 1 s, 2 s, 4 s ... up to [`MAX_BACKOFF`], each between half and all of it (jitter), so many
+/// tills coming back at once do not arrive together.
+pub fn backoff(failures: u32) -> Duration {
+    let full = Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF);
+    full.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_thirty_seconds_with_jitter() {
+        for failures in 0..10 {
+            let full = Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF);
+            let b = backoff(failures);
+            assert!(b >= full / 2 && b <= full, "{failures}: {b:?}");
+        }
+        assert!(backoff(40) <= MAX_BACKOFF);
+    }
+}
