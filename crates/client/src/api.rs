@@ -85,9 +85,18 @@ impl ProxyClient {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
+        // The innermost cause says what happened ("Connection refused"); reqwest's own message
+        // does not.
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            reason = cause.to_string();
+            source = cause.source();
+        }
         ClientError::Unreachable {
             url: self.base.clone(),
-            reason: e.without_url().to_string(),
+            reason,
         }
     }
 

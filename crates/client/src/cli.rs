@@ -507,21 +507,23 @@ async fn push(
                     cx.json,
                     json!({"event": "not_sent", "code": code, "message": message}),
                     || {
-                        format!("Saved on this device only ({message}); it goes out with the next `ledgerlink sync`.")
+                        format!("Saved on this device only. {message}\nIt goes out with the next `ledgerlink sync`.")
                     },
                 );
             }
         }
     }
     if !prepared.problems.is_empty() || saved < prepared.documents.len() {
+        let refused = prepared.refused + prepared.documents.len() - saved;
         return Err(fail(
             "invalid_document",
             format!(
-                "{} document(s) have problems (listed above): fix them and push again{}",
-                prepared
-                    .problems
-                    .len()
-                    .max(prepared.documents.len() - saved),
+                "{} (listed above): fix and push again{}",
+                match refused {
+                    0 => "The input cannot be read".to_string(),
+                    1 => "1 document has problems".to_string(),
+                    n => format!("{n} documents have problems"),
+                },
                 if saved > 0 {
                     "; the others are saved"
                 } else {
@@ -578,8 +580,15 @@ async fn outbox(
         .list(state)
         .map_err(|e| fail("outbox", e.to_string()))?;
     entries.reverse();
-    if entries.is_empty() && !cx.json && !watch {
-        println!("The outbox is empty.");
+    if !cx.json {
+        if entries.is_empty() && !watch {
+            println!("The outbox is empty.");
+        } else {
+            println!(
+                "{:<36} {:<8} {:<9} XERO NUMBER / MESSAGE",
+                "CLIENT_REF", "KIND", "STATE"
+            );
+        }
     }
     let mut shown: HashMap<String, Value> = HashMap::new();
     for e in &entries {

@@ -22,6 +22,8 @@ pub fn new_client_ref(kind: DocumentKind) -> String {
 pub struct Prepared {
     pub documents: Vec<Value>,
     pub problems: Vec<Problem>,
+    /// How many documents the problems belong to (0 when the input itself is unreadable).
+    pub refused: usize,
 }
 
 fn plural(kind: DocumentKind) -> &'static str {
@@ -90,7 +92,10 @@ pub fn prepare(kind: DocumentKind, text: &str) -> Prepared {
         };
         match typed {
             Some(Ok(document)) if check.problems.is_empty() => out.documents.push(document),
-            _ => out.problems.append(&mut check.problems),
+            _ => {
+                out.refused += 1;
+                out.problems.append(&mut check.problems)
+            }
         }
     }
     out
