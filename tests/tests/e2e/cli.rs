@@ -526,3 +526,39 @@ async fn invoices_pushed_while_the_proxy_is_down_arrive_once_it_is_back() {
         .collect();
     assert_eq!(ours, in_xero);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_device_refresh_its_credentials_one_at_a_time() {
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    // No grace for a reused refresh token: were two processes to spend the same one, the device
+    // would be unpaired on the spot.
+    settings.devices.refresh_reuse_grace_secs = 0;
+    let world = World::start_with(settings).await;
+    let till = Cli::new();
+    till.pair(&world).await;
+    let path = till.dir.join("credentials.json");
+    let mut stored: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let first_refresh = stored["refresh_token"].as_str().unwrap().to_string();
+    // About to expire: every process below wants to refresh.
+    stored["expires_at"] = serde_json::json!("2000-01-01T00:00:00Z");
+    std::fs::write(&path, stored.to_string()).unwrap();
+
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let till = till.clone();
+            tokio::spawn(async move { till.run(&["status"]).await })
+        })
+        .collect();
+    for run in runs {
+        let (ok, lines) = run.await.unwrap();
+        assert!(ok, "{lines:?}");
+        assert_eq!(lines[0]["status"], "connected");
+    }
+    let after: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_ne!(after["refresh_token"], first_refresh.as_str());
+    // One process refreshed; the others waited for the lock and took what it stored. Spending the
+    // same refresh token twice would have unpaired the device (no grace here).
+    let (ok, lines) = till.run(&["status"]).await;
+    assert!(ok, "{lines:?}");
+}
