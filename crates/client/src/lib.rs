@@ -5,6 +5,7 @@
 //! loop that sends it and mirrors the proxy's events.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod credentials;
 pub mod documents;

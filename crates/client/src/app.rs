@@ -1,0 +1,1052 @@
+//! What the desktop app does, without the window: every screen's data and action as a method, so the
+//! Tauri shell stays a thin layer of commands and the logic is tested here in Rust. Errors reach the
+//! UI as `{code, message, problems}`; amounts cross as exact decimal strings, never floats.
+
+use chrono::{DateTime, Utc};
+use ledgerlink_wire::documents::{
+    DocumentKind, DocumentState, Invoice, InvoiceLine, Mappings, Problem, Shift, TaxMode,
+};
+use ledgerlink_wire::{ConnectionInfo, ConnectionStatus};
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+use crate::api::ProxyClient;
+use crate::credentials::{CredentialStore, FreshError};
+use crate::documents::{self, InvoiceTotals, ShiftSummary, TaxRates};
+use crate::identity::Identity;
+use crate::outbox::{Counts, Entry, Outbox, OutboxError, Saved};
+use crate::pairing::{self, PairError};
+use crate::sync::{Progress, SyncError, Syncer, Until};
+
+/// An error as the UI shows it: a stable code, a sentence that says what to do, and for a refused
+/// document every problem by field path.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UiError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+impl UiError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl From<SyncError> for UiError {
+    fn from(e: SyncError) -> Self {
+        let code = e.code();
+        let message = match code {
+            "proxy_unreachable" => {
+                format!("{e}. Check the proxy URL in Settings and that it is running.")
+            }
+            "pair_again" => "This device is no longer paired: connect to Xero again.".into(),
+            "not_paired" => "This device is not connected yet: connect to Xero first.".into(),
+            _ => e.to_string(),
+        };
+        Self::new(code, message)
+    }
+}
+
+impl From<OutboxError> for UiError {
+    fn from(e: OutboxError) -> Self {
+        Self::new("outbox", e.to_string())
+    }
+}
+
+/// The desktop's own settings (`desktop.json` in the data directory).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Settings {
+    pub proxy_url: String,
+    pub device_name: String,
+}
+
+/// What the Settings screen shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    #[serde(flatten)]
+    pub settings: Settings,
+    pub device_id: String,
+    pub data_dir: String,
+}
+
+/// A pairing in progress, as the Connect screen shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PairingView {
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_at: DateTime<Utc>,
+    /// The link as a QR code (SVG), to finish on a phone.
+    pub qr_svg: String,
+    /// Whether a browser was opened (not when `LEDGERLINK_NO_BROWSER=1`).
+    pub browser_opened: bool,
+}
+
+/// How a pairing ended.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PairOutcome {
+    /// `paired`, `access_denied`, `expired_token`, `proxy_unreachable`, ...
+    pub outcome: String,
+    pub message: String,
+    pub organisation_name: Option<String>,
+}
+
+/// The sync loop's news for the UI.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The proxy answered the last attempt.
+    pub online: bool,
+    pub paired: bool,
+    /// Why not, in a sentence.
+    pub message: Option<String>,
+    pub retry_in_secs: Option<u64>,
+    pub last_sync_at: Option<String>,
+    pub counts: Counts,
+}
+
+/// The Home screen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub paired: bool,
+    pub connection: Option<ConnectionInfo>,
+    pub sync: SyncStatus,
+    pub pairing: Option<PairingView>,
+}
+
+/// A document in the list: what it is, its state in words, and what Xero said.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DocumentRow {
+    pub client_ref: String,
+    pub kind: DocumentKind,
+    pub state: DocumentState,
+    pub state_label: String,
+    /// `waiting`, `good`, `bad`, `done`: how the badge looks.
+    pub tone: &'static str,
+    pub title: String,
+    pub amount: Option<String>,
+    pub xero_id: Option<String>,
+    pub xero_number: Option<String>,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One document in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentDetail {
+    #[serde(flatten)]
+    pub row: DocumentRow,
+    pub body: Value,
+    pub totals: Option<InvoiceTotals>,
+}
+
+/// The list's filter: by state group (`queued` covers pending, queued and sending), kind, and text.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DocumentFilter {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub text: Option<String>,
+}
+
+/// A document form's live answer: totals as Xero will show them, and every problem by field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvoicePreview {
+    pub totals: Option<InvoiceTotals>,
+    /// Why there are no totals yet (a line without a tax rate, say).
+    pub totals_note: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ShiftPreview {
+    pub summary: Option<ShiftSummary>,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SavedDocument {
+    pub client_ref: String,
+    pub already_saved: bool,
+}
+
+/// A state in words, and how its badge looks.
+pub fn state_label(state: DocumentState) -> (&'static str, &'static str) {
+    match state {
+        DocumentState::Pending => ("Waiting to send", "waiting"),
+        DocumentState::Queued => ("Queued", "waiting"),
+        DocumentState::Sending => ("Sending", "waiting"),
+        DocumentState::Sent => ("Sent", "good"),
+        DocumentState::Paid => ("Paid", "done"),
+        DocumentState::Failed => ("Failed", "bad"),
+        DocumentState::Rejected => ("Needs fixing", "bad"),
+        DocumentState::Voided => ("Voided", "done"),
+    }
+}
+
+/// Which states a filter word covers.
+pub fn states_of(group: &str) -> Option<&'static [DocumentState]> {
+    Some(match group {
+        "queued" => &[
+            DocumentState::Pending,
+            DocumentState::Queued,
+            DocumentState::Sending,
+        ],
+        "sent" => &[DocumentState::Sent],
+        "failed" => &[DocumentState::Failed, DocumentState::Rejected],
+        "paid" => &[DocumentState::Paid],
+        "voided" => &[DocumentState::Voided],
+        _ => return None,
+    })
+}
+
+fn decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Decimal::from_str(s.trim()).ok(),
+        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
+        _ => None,
+    }
+}
+
+pub struct App {
+    dir: PathBuf,
+    pub syncer: Arc<Syncer>,
+    no_browser: bool,
+    pairing: Mutex<Option<(PairingView, tokio::task::JoinHandle<()>)>>,
+    status: Mutex<SyncStatus>,
+    /// Wakes the sync loop (after pairing, after a save while it waits).
+    wake: Arc<Notify>,
+}
+
+impl App {
+    /// Opens the device's data directory. `default_proxy` is used until Settings says otherwise.
+    pub fn open(dir: &Path, default_proxy: &str, no_browser: bool) -> Result<Self, UiError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| UiError::new("data_dir", format!("{}: {e}", dir.display())))?;
+        let store =
+            CredentialStore::open(dir).map_err(|e| UiError::new("credentials", e.to_string()))?;
+        let outbox = Outbox::open(dir)?;
+        let app = Self {
+            dir: dir.to_path_buf(),
+            syncer: Arc::new(Syncer::new(Arc::new(outbox), Arc::new(store))),
+            no_browser,
+            pairing: Mutex::new(None),
+            status: Mutex::new(SyncStatus::default()),
+            wake: Arc::new(Notify::new()),
+        };
+        if !app.dir.join("desktop.json").exists() {
+            let identity = Identity::load_or_create(dir, None)
+                .map_err(|e| UiError::new("data_dir", e.to_string()))?;
+            app.write_settings(&Settings {
+                proxy_url: default_proxy.to_string(),
+                device_name: identity.device_name,
+            })?;
+        }
+        Ok(app)
+    }
+
+    fn outbox(&self) -> &Outbox {
+        &self.syncer.outbox
+    }
+
+    pub fn settings(&self) -> Result<SettingsView, UiError> {
+        let text = std::fs::read_to_string(self.dir.join("desktop.json"))
+            .map_err(|e| UiError::new("settings", e.to_string()))?;
+        let settings: Settings = serde_json::from_str(&text).map_err(|e| {
+            UiError::new(
+                "settings",
+                format!("desktop.json is damaged ({e}): save the settings again"),
+            )
+        })?;
+        let identity = Identity::load_or_create(&self.dir, Some(&settings.device_name))
+            .map_err(|e| UiError::new("data_dir", e.to_string()))?;
+        Ok(SettingsView {
+            settings,
+            device_id: identity.device_id.to_string(),
+            data_dir: self.dir.display().to_string(),
+        })
+    }
+
+    fn write_settings(&self, s: &Settings) -> Result<(), UiError> {
+        std::fs::write(
+            self.dir.join("desktop.json"),
+            serde_json::to_string_pretty(s).expect("settings serialize"),
+        )
+        .map_err(|e| UiError::new("settings", e.to_string()))
+    }
+
+    /// Checks and saves the settings; a new proxy URL is used by the next pairing.
+    pub fn save_settings(&self, s: Settings) -> Result<SettingsView, UiError> {
+        let proxy_url = s.proxy_url.trim().trim_end_matches('/').to_string();
+        let ok = url_ok(&proxy_url);
+        if !ok {
+            return Err(UiError {
+                code: "invalid_request".into(),
+                message: "Check the settings.".into(),
+                problems: vec![Problem {
+                    path: "proxy_url".into(),
+                    code: ledgerlink_wire::documents::ProblemCode::Invalid,
+                    message: "must be an http:// or https:// address, like https://ledgerlink.example.com".into(),
+                }],
+            });
+        }
+        let device_name = s.device_name.trim().to_string();
+        if device_name.is_empty() || device_name.chars().count() > 100 {
+            return Err(UiError {
+                code: "invalid_request".into(),
+                message: "Check the settings.".into(),
+                problems: vec![Problem {
+                    path: "device_name".into(),
+                    code: ledgerlink_wire::documents::ProblemCode::Invalid,
+                    message: "give the device a name of 1 to 100 characters".into(),
+                }],
+            });
+        }
+        self.write_settings(&Settings {
+            proxy_url,
+            device_name,
+        })?;
+        self.settings()
+    }
+
+    fn status_now(&self) -> SyncStatus {
+        let mut s = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Ok(c) = self.outbox().counts() {
+            s.counts = c;
+        }
+        s.last_sync_at = self.outbox().meta("last_sync_at").ok().flatten();
+        s.paired = matches!(self.syncer.store.load(), Ok(Some(_)));
+        s
+    }
+
+    pub fn overview(&self) -> Result<Overview, UiError> {
+        let creds = self
+            .syncer
+            .store
+            .load()
+            .map_err(|e| UiError::new("credentials", e.to_string()))?;
+        let connection = match (&creds, self.outbox().meta("connection")?) {
+            (Some(_), Some(text)) => serde_json::from_str(&text).ok(),
+            (Some(c), None) => Some(c.connection.clone()),
+            (None, _) => None,
+        };
+        Ok(Overview {
+            paired: creds.is_some(),
+            connection,
+            sync: self.status_now(),
+            pairing: self
+                .pairing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|(v, _)| v.clone()),
+        })
+    }
+
+    /// Asks the proxy how the connection is (connected, needs reconnect, disconnected).
+    pub async fn check_connection(&self) -> Result<ConnectionInfo, UiError> {
+        let info = self.syncer.connection().await?;
+        self.outbox().set_meta(
+            "connection",
+            &serde_json::to_string(&info).expect("serializes"),
+        )?;
+        Ok(info)
+    }
+
+    /// Starts pairing: answers the code to show; `done` hears how it ended.
+    pub async fn start_pairing(
+        self: &Arc<Self>,
+        done: impl FnOnce(PairOutcome) + Send + 'static,
+    ) -> Result<PairingView, UiError> {
+        self.cancel_pairing();
+        let settings = self.settings()?.settings;
+        let identity = Identity::load_or_create(&self.dir, Some(&settings.device_name))
+            .map_err(|e| UiError::new("data_dir", e.to_string()))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<PairingView, UiError>>();
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let shown = tx.clone();
+        let app = self.clone();
+        let task = tokio::spawn(async move {
+            let client = ProxyClient::new(&settings.proxy_url);
+            let result = pairing::pair(&client, &settings.proxy_url, &identity, |p| {
+                let view = PairingView {
+                    user_code: p.user_code.clone(),
+                    verification_uri: p.verification_uri.clone(),
+                    verification_uri_complete: p.verification_uri_complete.clone(),
+                    expires_at: Utc::now() + chrono::Duration::seconds(p.expires_in as i64),
+                    qr_svg: qr_svg(&p.verification_uri_complete),
+                    browser_opened: false,
+                };
+                if let Some(tx) = shown.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let _ = tx.send(Ok(view));
+                }
+            })
+            .await;
+            let outcome = match result {
+                Ok(creds) => match app.syncer.store.save(&creds) {
+                    Ok(_) => {
+                        let _ = app.outbox().set_meta(
+                            "connection",
+                            &serde_json::to_string(&creds.connection).expect("serializes"),
+                        );
+                        app.wake.notify_one();
+                        PairOutcome {
+                            outcome: "paired".into(),
+                            message: format!(
+                                "Connected to {}.",
+                                creds.connection.organisation_name
+                            ),
+                            organisation_name: Some(creds.connection.organisation_name.clone()),
+                        }
+                    }
+                    Err(e) => PairOutcome {
+                        outcome: "credentials".into(),
+                        message: e.to_string(),
+                        organisation_name: None,
+                    },
+                },
+                Err(e) => {
+                    let failure = pair_failure(&e);
+                    if let Some(tx) = tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        // It failed before there was a code to show.
+                        let _ =
+                            tx.send(Err(UiError::new(&failure.outcome, failure.message.clone())));
+                        return;
+                    }
+                    failure
+                }
+            };
+            app.pairing.lock().unwrap_or_else(|e| e.into_inner()).take();
+            done(outcome);
+        });
+        let mut view = rx
+            .await
+            .map_err(|_| UiError::new("cancelled", "The pairing was cancelled."))??;
+        if !self.no_browser {
+            view.browser_opened = webbrowser::open(&view.verification_uri_complete).is_ok();
+        }
+        *self.pairing.lock().unwrap_or_else(|e| e.into_inner()) = Some((view.clone(), task));
+        Ok(view)
+    }
+
+    /// Opens the browser at the pairing's link again (only that link: the page cannot ask for others).
+    pub fn reopen_browser(&self) -> Result<bool, UiError> {
+        let link = self
+            .pairing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(v, _)| v.verification_uri_complete.clone())
+            .ok_or_else(|| UiError::new("no_pairing", "There is no pairing in progress."))?;
+        if self.no_browser {
+            return Ok(false);
+        }
+        Ok(webbrowser::open(&link).is_ok())
+    }
+
+    pub fn cancel_pairing(&self) {
+        if let Some((_, task)) = self
+            .pairing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    /// The cached mappings and the organisation's tax rates, for totals.
+    fn offer(&self) -> (Mappings, TaxRates) {
+        let offer: Option<Value> = self
+            .outbox()
+            .meta("mappings")
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let mappings = offer
+            .as_ref()
+            .and_then(|o| serde_json::from_value(o["mappings"].clone()).ok())
+            .unwrap_or_default();
+        let rates = offer.as_ref().map(TaxRates::from_offer).unwrap_or_default();
+        (mappings, rates)
+    }
+
+    /// Live totals and problems of an invoice form (the draft is the wire document, amounts as
+    /// strings). Totals come from the lines that read, even while other fields are incomplete.
+    pub fn preview_invoice(&self, draft: &Value) -> InvoicePreview {
+        let prepared = documents::prepare(DocumentKind::Invoice, &draft.to_string());
+        let (mappings, rates) = self.offer();
+        let tax_mode: TaxMode =
+            serde_json::from_value(draft["tax_mode"].clone()).unwrap_or_default();
+        let lines: Vec<InvoiceLine> = draft["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| InvoiceLine {
+                description: String::new(),
+                quantity: decimal(&l["quantity"]).unwrap_or_default(),
+                unit_amount: decimal(&l["unit_amount"]).unwrap_or_default(),
+                account_code: l["account_code"].as_str().map(str::to_string),
+                tax_type: l["tax_type"]
+                    .as_str()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+                sales_category: l["sales_category"]
+                    .as_str()
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string),
+            })
+            .collect();
+        let invoice = Invoice {
+            client_ref: String::new(),
+            invoice_type: Default::default(),
+            contact: ledgerlink_wire::documents::Contact {
+                name: String::new(),
+                email: None,
+                contact_number: None,
+            },
+            date: chrono::NaiveDate::MIN,
+            due_date: None,
+            reference: None,
+            currency: None,
+            tax_mode,
+            status: Default::default(),
+            lines,
+        };
+        let (totals, totals_note) = match documents::invoice_totals(&invoice, &rates, &mappings) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        InvoicePreview {
+            totals,
+            totals_note,
+            problems: prepared.problems,
+        }
+    }
+
+    pub fn preview_shift(&self, draft: &Value) -> ShiftPreview {
+        let prepared = documents::prepare(DocumentKind::Shift, &draft.to_string());
+        let sum = |key: &str, field: &str| -> Vec<Value> {
+            draft[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| json!({field: r[field], "amount": decimal(&r["amount"]).unwrap_or_default().to_string()}))
+                .collect()
+        };
+        let lenient = json!({
+            "client_ref": "preview", "register": "preview",
+            "opened_at": "2000-01-01T00:00:00Z", "closed_at": "2000-01-01T00:00:00Z",
+            "sales": sum("sales", "category"), "refunds": sum("refunds", "category"),
+            "tenders": sum("tenders", "tender"),
+            "counted_cash": decimal(&draft["counted_cash"]).unwrap_or_default().to_string(),
+        });
+        let summary = serde_json::from_value::<Shift>(lenient)
+            .ok()
+            .map(|s| documents::shift_summary(&s));
+        ShiftPreview {
+            summary,
+            problems: prepared.problems,
+        }
+    }
+
+    /// A `client_ref` for a new form, kept until it is saved: saving twice saves once.
+    pub fn new_client_ref(&self, kind: DocumentKind) -> String {
+        documents::new_client_ref(kind)
+    }
+
+    /// Checks and saves a document, then sends it in the background.
+    pub fn save(
+        self: &Arc<Self>,
+        kind: DocumentKind,
+        draft: &Value,
+    ) -> Result<SavedDocument, UiError> {
+        let prepared = documents::prepare(kind, &draft.to_string());
+        if !prepared.problems.is_empty() {
+            return Err(UiError {
+                code: "invalid_document".into(),
+                message: "Some fields need attention.".into(),
+                problems: prepared.problems,
+            });
+        }
+        let document = prepared
+            .documents
+            .into_iter()
+            .next()
+            .ok_or_else(|| UiError::new("invalid_document", "There is nothing to save."))?;
+        let client_ref = document["client_ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let saved = self.outbox().save(kind, &document).map_err(|e| match e {
+            OutboxError::ClientRefInUse { .. } => UiError::new("client_ref_in_use", e.to_string()),
+            other => other.into(),
+        })?;
+        self.wake.notify_one();
+        Ok(SavedDocument {
+            client_ref,
+            already_saved: saved == Saved::AlreadySaved,
+        })
+    }
+
+    fn row(&self, e: &Entry, rates: &TaxRates, mappings: &Mappings) -> DocumentRow {
+        let (label, tone) = state_label(e.state);
+        let (title, amount) = match e.kind {
+            DocumentKind::Invoice => {
+                let title = e.body["contact"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let amount = serde_json::from_value::<Invoice>(e.body.clone())
+                    .ok()
+                    .and_then(|i| documents::invoice_totals(&i, rates, mappings).ok())
+                    .map(|t| t.total.to_string());
+                (title, amount)
+            }
+            DocumentKind::Payment => (
+                format!(
+                    "Payment of {}",
+                    e.body["invoice"]["client_ref"]
+                        .as_str()
+                        .or(e.body["invoice"]["xero_number"].as_str())
+                        .unwrap_or_default()
+                ),
+                e.body["amount"].as_str().map(str::to_string),
+            ),
+            DocumentKind::Shift => (
+                format!(
+                    "End of shift, {}",
+                    e.body["register"].as_str().unwrap_or_default()
+                ),
+                serde_json::from_value::<Shift>(e.body.clone())
+                    .ok()
+                    .map(|s| documents::shift_summary(&s).taken.to_string()),
+            ),
+        };
+        DocumentRow {
+            client_ref: e.client_ref.clone(),
+            kind: e.kind,
+            state: e.state,
+            state_label: label.into(),
+            tone,
+            title,
+            amount,
+            xero_id: e.xero_id.clone(),
+            xero_number: e.xero_number.clone(),
+            message: e.message.clone(),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+
+    /// The document list, newest first.
+    pub fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, UiError> {
+        let (mappings, rates) = self.offer();
+        let states = filter.state.as_deref().and_then(states_of);
+        let kind = filter.kind.as_deref().and_then(DocumentKind::parse);
+        let text = filter
+            .text
+            .as_deref()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty());
+        Ok(self
+            .outbox()
+            .list(None)?
+            .iter()
+            .filter(|e| states.is_none_or(|s| s.contains(&e.state)))
+            .filter(|e| kind.is_none_or(|k| k == e.kind))
+            .map(|e| self.row(e, &rates, &mappings))
+            .filter(|r| {
+                text.as_ref().is_none_or(|t| {
+                    [
+                        Some(&r.client_ref),
+                        Some(&r.title),
+                        r.xero_number.as_ref(),
+                        r.message.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f.to_lowercase().contains(t))
+                })
+            })
+            .collect())
+    }
+
+    pub fn document(&self, client_ref: &str) -> Result<DocumentDetail, UiError> {
+        let (mappings, rates) = self.offer();
+        let e = self.outbox().get(client_ref)?.ok_or_else(|| {
+            UiError::new("not_found", format!("There is no document '{client_ref}'."))
+        })?;
+        let totals = (e.kind == DocumentKind::Invoice)
+            .then(|| serde_json::from_value::<Invoice>(e.body.clone()).ok())
+            .flatten()
+            .and_then(|i| documents::invoice_totals(&i, &rates, &mappings).ok());
+        Ok(DocumentDetail {
+            row: self.row(&e, &rates, &mappings),
+            body: e.body,
+            totals,
+        })
+    }
+
+    /// The mappings and what the organisation offers; from the last copy (`stale: true`) when the
+    /// proxy cannot be reached.
+    pub async fn mappings(&self, refresh: bool) -> Result<Value, UiError> {
+        let path = format!("/v1/mappings?refresh={refresh}");
+        let path = &path;
+        let answer = self
+            .syncer
+            .authed(|client, creds| async move {
+                client
+                    .call::<Value>(Method::GET, path, &creds.access_token, None::<&()>)
+                    .await
+            })
+            .await;
+        match answer {
+            Ok(mut v) => {
+                self.outbox().set_meta("mappings", &v.to_string())?;
+                v["stale"] = json!(false);
+                Ok(v)
+            }
+            Err(e) if e.is_transient() => match self.outbox().meta("mappings")? {
+                Some(text) => {
+                    let mut v: Value = serde_json::from_str(&text).unwrap_or_default();
+                    v["stale"] = json!(true);
+                    Ok(v)
+                }
+                None => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn save_mappings(&self, mappings: &Mappings) -> Result<Value, UiError> {
+        self.syncer
+            .authed(|client, creds| async move {
+                client
+                    .call::<Value>(
+                        Method::PUT,
+                        "/v1/mappings",
+                        &creds.access_token,
+                        Some(mappings),
+                    )
+                    .await
+            })
+            .await
+            .map_err(|e| match e {
+                SyncError::Client(crate::api::ClientError::Api {
+                    code,
+                    message,
+                    problems,
+                }) => UiError {
+                    code: code.as_str().into(),
+                    message,
+                    problems,
+                },
+                other => other.into(),
+            })?;
+        self.mappings(false).await
+    }
+
+    /// Unpairs this device (its credentials stop working); documents not yet sent stay.
+    pub async fn unpair(&self) -> Result<(), UiError> {
+        self.cancel_pairing();
+        let result = self
+            .syncer
+            .authed(|client, creds| async move {
+                client.delete(&creds.access_token, "/v1/device").await
+            })
+            .await;
+        match result {
+            Ok(()) | Err(SyncError::Credentials(FreshError::PairAgain | FreshError::NotPaired)) => {
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.syncer
+            .store
+            .delete()
+            .map_err(|e| UiError::new("credentials", e.to_string()))?;
+        self.outbox().set_meta("connection", "null")?;
+        Ok(())
+    }
+
+    /// Disconnects the organisation from Xero: every device of it stops syncing.
+    pub async fn disconnect(&self) -> Result<ConnectionInfo, UiError> {
+        let info: ConnectionInfo = self
+            .syncer
+            .authed(|client, creds| async move {
+                client
+                    .call(
+                        Method::DELETE,
+                        "/v1/connection?confirm=true",
+                        &creds.access_token,
+                        None::<&()>,
+                    )
+                    .await
+            })
+            .await?;
+        self.outbox().set_meta(
+            "connection",
+            &serde_json::to_string(&info).expect("serializes"),
+        )?;
+        Ok(info)
+    }
+
+    /// The sync loop, for the app's lifetime: sends, follows the feed, backs off while the proxy is
+    /// unreachable, sleeps while the device is not paired; `news` hears every change of status.
+    pub async fn run_sync(self: Arc<Self>, mut news: impl FnMut(SyncStatus) + Send) {
+        loop {
+            if !matches!(self.syncer.store.load(), Ok(Some(_))) {
+                self.set_status(|s| {
+                    s.online = false;
+                    s.message = None;
+                    s.retry_in_secs = None;
+                });
+                news(self.status_now());
+                self.wake.notified().await;
+                continue;
+            }
+            let app = self.clone();
+            let result = {
+                let news = &mut news;
+                let waiting = self.syncer.run(Until::Forever, |p| {
+                    match p {
+                        Progress::Counts(_) => app.set_status(|s| {
+                            s.online = true;
+                            s.message = None;
+                            s.retry_in_secs = None;
+                        }),
+                        Progress::Retrying { wait, reason } => app.set_status(|s| {
+                            s.online = false;
+                            s.message = Some(format!("The proxy cannot be reached ({reason})."));
+                            s.retry_in_secs = Some(wait.as_secs().max(1));
+                        }),
+                    }
+                    news(app.status_now());
+                });
+                // A save wakes the loop at once instead of after its long-poll.
+                tokio::select! {
+                    r = waiting => Some(r),
+                    _ = self.wake.notified() => None,
+                }
+            };
+            match result {
+                None => continue,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let e = UiError::from(e);
+                    self.set_status(|s| {
+                        s.online = false;
+                        s.message = Some(e.message.clone());
+                        s.retry_in_secs = None;
+                    });
+                    news(self.status_now());
+                    // Not fixed by waiting (unpaired, say): wait for the person to act, or a minute.
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut SyncStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// How the connection's state reads on Home.
+    pub fn connection_label(status: ConnectionStatus) -> &'static str {
+        match status {
+            ConnectionStatus::Connected => "Connected",
+            ConnectionStatus::NeedsReconnect => "Needs reconnecting",
+            ConnectionStatus::Disconnected => "Disconnected from Xero",
+        }
+    }
+}
+
+fn url_ok(text: &str) -> bool {
+    match reqwest::Url::parse(text) {
+        Ok(u) => matches!(u.scheme(), "http" | "https") && u.host_str().is_some(),
+        Err(_) => false,
+    }
+}
+
+fn pair_failure(e: &PairError) -> PairOutcome {
+    let message = match e {
+        PairError::Denied => {
+            "Connecting Xero was cancelled in the browser. Try again when ready.".to_string()
+        }
+        PairError::Expired => {
+            "The code expired before it was confirmed. Start again for a new code.".to_string()
+        }
+        PairError::Client(c) if c.code().is_none() => {
+            format!("{c}. Check the proxy URL in Settings and that it is running.")
+        }
+        other => other.to_string(),
+    };
+    PairOutcome {
+        outcome: e.code().to_string(),
+        message,
+        organisation_name: None,
+    }
+}
+
+/// The QR code of `link` as an SVG image.
+pub fn qr_svg(link: &str) -> String {
+    qrcode::QrCode::new(link.as_bytes())
+        .map(|c| {
+            c.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> (Arc<App>, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ll-app-{}", uuid::Uuid::new_v4()));
+        let app = App::open(&dir, "http://127.0.0.1:9", true).unwrap();
+        (Arc::new(app), dir)
+    }
+
+    fn cache_offer(app: &App) {
+        app.outbox()
+            .set_meta(
+                "mappings",
+                &json!({"mappings": {"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}}},
+                        "tax_rates": [{"tax_type": "OUTPUT2", "name": "GST", "rate": "15"}]})
+                .to_string(),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn the_invoice_form_totals_live_and_lists_problems_by_field() {
+        let (app, dir) = app();
+        cache_offer(&app);
+        let draft = json!({"client_ref": "inv-1", "contact": {"name": ""}, "date": "2026-11-20", "tax_mode": "exclusive",
+            "lines": [{"description": "Lunch", "quantity": "3", "unit_amount": "0.10", "sales_category": "Food"},
+                      {"description": "Tea", "quantity": "1", "unit_amount": "abc", "account_code": "200", "tax_type": "OUTPUT2"}]});
+        let p = app.preview_invoice(&draft);
+        // 3 × 0.10 = 0.30, tax 0.045 → 0.05 (half away from zero); the unreadable line counts 0.
+        let t = p.totals.unwrap();
+        assert_eq!(
+            (
+                t.subtotal.to_string(),
+                t.total_tax.to_string(),
+                t.total.to_string()
+            ),
+            ("0.30".into(), "0.05".into(), "0.35".into())
+        );
+        let paths: Vec<&str> = p.problems.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"invoice.contact.name"), "{paths:?}");
+        assert!(paths.contains(&"invoice.lines[1].unit_amount"), "{paths:?}");
+        // Saving refuses it with the same problems, and saves nothing.
+        let e = app.save(DocumentKind::Invoice, &draft).unwrap_err();
+        assert_eq!(e.code, "invalid_document");
+        assert_eq!(app.outbox().counts().unwrap().total(), 0);
+        // An unknown tax type says why there is no total.
+        let p = app.preview_invoice(
+            &json!({"lines": [{"quantity": "1", "unit_amount": "1", "tax_type": "NOPE"}]}),
+        );
+        assert!(p.totals.is_none() && p.totals_note.unwrap().contains("NOPE"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_saved_document_is_listed_with_its_state_in_words_and_saving_twice_saves_once() {
+        let (app, dir) = app();
+        cache_offer(&app);
+        let client_ref = app.new_client_ref(DocumentKind::Invoice);
+        let draft = json!({"client_ref": client_ref, "contact": {"name": "Harbour Cafe"}, "date": "2026-11-20",
+            "tax_mode": "inclusive", "lines": [{"description": "Lunch", "quantity": "2", "unit_amount": "11.50", "sales_category": "Food"}]});
+        let saved = app.save(DocumentKind::Invoice, &draft).unwrap();
+        assert!(!saved.already_saved);
+        assert!(
+            app.save(DocumentKind::Invoice, &draft)
+                .unwrap()
+                .already_saved
+        );
+        let rows = app.documents(&DocumentFilter::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            (
+                r.title.as_str(),
+                r.amount.as_deref(),
+                r.state_label.as_str(),
+                r.tone
+            ),
+            ("Harbour Cafe", Some("23.00"), "Waiting to send", "waiting")
+        );
+        for (state, n) in [("queued", 1), ("sent", 0), ("failed", 0)] {
+            let f = DocumentFilter {
+                state: Some(state.into()),
+                ..Default::default()
+            };
+            assert_eq!(app.documents(&f).unwrap().len(), n, "{state}");
+        }
+        let f = DocumentFilter {
+            text: Some("harbour".into()),
+            ..Default::default()
+        };
+        assert_eq!(app.documents(&f).unwrap().len(), 1);
+        let detail = app.document(&client_ref).unwrap();
+        assert_eq!(detail.totals.unwrap().total_tax.to_string(), "3.00");
+        assert_eq!(state_label(DocumentState::Failed), ("Failed", "bad"));
+        assert_eq!(state_label(DocumentState::Paid), ("Paid", "done"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn the_shift_form_shows_the_over_short_and_settings_are_checked() {
+        let (app, dir) = app();
+        let p = app.preview_shift(&json!({"register": "Register 1", "sales": [{"category": "Food", "amount": "100"}],
+            "tenders": [{"tender": "cash", "amount": "60.00"}, {"tender": "card", "amount": "40"}], "counted_cash": "59.50"}));
+        let s = p.summary.unwrap();
+        assert_eq!(
+            (s.taken.to_string(), s.over_short.to_string()),
+            ("100.00".into(), "-0.50".into())
+        );
+        let e = app
+            .save_settings(Settings {
+                proxy_url: "ftp://x".into(),
+                device_name: "Till".into(),
+            })
+            .unwrap_err();
+        assert_eq!(e.problems[0].path, "proxy_url");
+        let s = app
+            .save_settings(Settings {
+                proxy_url: "https://proxy.example.com/".into(),
+                device_name: " Front desk ".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                s.settings.proxy_url.as_str(),
+                s.settings.device_name.as_str()
+            ),
+            ("https://proxy.example.com", "Front desk")
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,208 @@
+//! The desktop shell: Tauri commands that call the client core (`ledgerlink_client::app`) and
+//! nothing more, events that carry the sync loop's news to the window, one instance at a time.
+//!
+//! Settings come from the environment where a till's installer or a test sets them:
+//! `LEDGERLINK_DATA_DIR`, `LEDGERLINK_PROXY` (the proxy until Settings says otherwise),
+//! `LEDGERLINK_NO_BROWSER=1` (show the link, open no browser), `LEDGERLINK_CREDENTIALS`.
+
+use ledgerlink_client::app::{
+    App, DocumentDetail, DocumentFilter, DocumentRow, InvoicePreview, Overview, PairingView,
+    SavedDocument, Settings, SettingsView, ShiftPreview, UiError,
+};
+use ledgerlink_wire::documents::{DocumentKind, Mappings};
+use ledgerlink_wire::ConnectionInfo;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+use tauri::{AppHandle, Emitter, Manager, State};
+
+type Shared<'a> = State<'a, Arc<App>>;
+
+fn kind(word: &str) -> Result<DocumentKind, UiError> {
+    DocumentKind::parse(word).ok_or_else(|| {
+        UiError::new(
+            "invalid_request",
+            format!("'{word}' is not a kind of document"),
+        )
+    })
+}
+
+#[tauri::command]
+fn overview(app: Shared<'_>) -> Result<Overview, UiError> {
+    app.overview()
+}
+
+#[tauri::command]
+async fn check_connection(app: Shared<'_>) -> Result<ConnectionInfo, UiError> {
+    app.check_connection().await
+}
+
+#[tauri::command]
+async fn start_pairing(app: Shared<'_>, handle: AppHandle) -> Result<PairingView, UiError> {
+    app.start_pairing(move |outcome| {
+        let _ = handle.emit("pairing", outcome);
+    })
+    .await
+}
+
+#[tauri::command]
+fn reopen_browser(app: Shared<'_>) -> Result<bool, UiError> {
+    app.reopen_browser()
+}
+
+#[tauri::command]
+fn cancel_pairing(app: Shared<'_>) {
+    app.cancel_pairing();
+}
+
+#[tauri::command]
+fn new_client_ref(app: Shared<'_>, kind_word: String) -> Result<String, UiError> {
+    Ok(app.new_client_ref(kind(&kind_word)?))
+}
+
+#[tauri::command]
+fn preview_invoice(app: Shared<'_>, draft: Value) -> InvoicePreview {
+    app.preview_invoice(&draft)
+}
+
+#[tauri::command]
+fn preview_shift(app: Shared<'_>, draft: Value) -> ShiftPreview {
+    app.preview_shift(&draft)
+}
+
+#[tauri::command]
+fn save_document(
+    app: Shared<'_>,
+    kind_word: String,
+    draft: Value,
+) -> Result<SavedDocument, UiError> {
+    app.save(kind(&kind_word)?, &draft)
+}
+
+#[tauri::command]
+fn documents(app: Shared<'_>, filter: DocumentFilter) -> Result<Vec<DocumentRow>, UiError> {
+    app.documents(&filter)
+}
+
+#[tauri::command]
+fn document(app: Shared<'_>, client_ref: String) -> Result<DocumentDetail, UiError> {
+    app.document(&client_ref)
+}
+
+#[tauri::command]
+async fn mappings(app: Shared<'_>, refresh: bool) -> Result<Value, UiError> {
+    app.mappings(refresh).await
+}
+
+#[tauri::command]
+async fn save_mappings(app: Shared<'_>, mappings: Mappings) -> Result<Value, UiError> {
+    app.save_mappings(&mappings).await
+}
+
+#[tauri::command]
+fn settings(app: Shared<'_>) -> Result<SettingsView, UiError> {
+    app.settings()
+}
+
+#[tauri::command]
+fn save_settings(app: Shared<'_>, settings: Settings) -> Result<SettingsView, UiError> {
+    app.save_settings(settings)
+}
+
+#[tauri::command]
+async fn unpair(app: Shared<'_>) -> Result<(), UiError> {
+    app.unpair().await
+}
+
+#[tauri::command]
+async fn disconnect(app: Shared<'_>, confirm: bool) -> Result<ConnectionInfo, UiError> {
+    if !confirm {
+        return Err(UiError::new(
+            "confirmation_required",
+            "Disconnecting stops every device of the organisation: confirm it first.",
+        ));
+    }
+    app.disconnect().await
+}
+
+/// The window's first screen is up: logged (and printed for the start-up benchmark) once.
+#[tauri::command]
+fn ui_ready(started: State<'_, Started>) {
+    if let Some(at) = started.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let ms = at.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(ms, "window interactive");
+        println!("ledgerlink-desktop interactive after {ms:.0} ms");
+    }
+}
+
+struct Started(std::sync::Mutex<Option<Instant>>);
+
+pub fn run() {
+    let started = Instant::now();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let dir = match ledgerlink_client::identity::data_dir(
+        std::env::var_os("LEDGERLINK_DATA_DIR")
+            .map(std::path::PathBuf::from)
+            .as_deref(),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ledgerlink-desktop: {e}");
+            std::process::exit(1);
+        }
+    };
+    let proxy =
+        std::env::var("LEDGERLINK_PROXY").unwrap_or_else(|_| "http://127.0.0.1:7400".into());
+    let no_browser = std::env::var("LEDGERLINK_NO_BROWSER").is_ok_and(|v| v == "1" || v == "true");
+    let app = match App::open(&dir, &proxy, no_browser) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            eprintln!("ledgerlink-desktop: {}", e.message);
+            std::process::exit(1);
+        }
+    };
+    tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|handle, _args, _cwd| {
+            // A second start brings the running window forward instead.
+            if let Some(w) = handle.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.set_focus();
+            }
+        }))
+        .manage(app.clone())
+        .manage(Started(std::sync::Mutex::new(Some(started))))
+        .setup(move |tauri_app| {
+            let handle = tauri_app.handle().clone();
+            tauri::async_runtime::spawn(app.run_sync(move |status| {
+                let _ = handle.emit("sync", status);
+            }));
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            overview,
+            check_connection,
+            start_pairing,
+            reopen_browser,
+            cancel_pairing,
+            new_client_ref,
+            preview_invoice,
+            preview_shift,
+            save_document,
+            documents,
+            document,
+            mappings,
+            save_mappings,
+            settings,
+            save_settings,
+            unpair,
+            disconnect,
+            ui_ready,
+        ])
+        .run(tauri::generate_context!("../tauri.conf.json"))
+        .expect("the Ledgerlink window runs");
+}

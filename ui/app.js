@@ -1,0 +1,780 @@
+// The window: screens wired to the client core through Tauri commands. Every number shown is a
+// decimal string from Rust; nothing here does arithmetic on money.
+import {
+  problemsByField, invoiceDraft, shiftDraft, formatMoney, overShort, ago, homeCounts,
+  connectionLabel, offlineNotice,
+} from "./logic.js";
+
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+};
+
+const app = {
+  overview: null,
+  sync: null,
+  offer: null, // GET /v1/mappings: mappings, accounts, tax_rates
+  screen: "home",
+  docsState: "",
+  selected: null,
+  invoiceRef: null,
+  shiftRef: null,
+  invoiceTried: false,
+  shiftTried: false,
+  pairingTimer: null,
+};
+
+async function call(cmd, args) {
+  try {
+    return await invoke(cmd, args);
+  } catch (e) {
+    throw typeof e === "object" && e ? e : { code: "error", message: String(e) };
+  }
+}
+
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.hidden = true), 3500);
+}
+
+function say(id, text, tone = "") {
+  const m = $(id);
+  m.textContent = text || "";
+  m.className = `form-message ${tone}`;
+}
+
+/** Shows problems at their fields inside `form`; answers whether there were any. */
+function showProblems(form, problems) {
+  const byField = problemsByField(problems);
+  for (const input of form.querySelectorAll("[data-field]")) {
+    const msgs = byField.get(input.dataset.field);
+    input.classList.toggle("invalid", !!msgs);
+    input.title = msgs ? msgs.join("; ") : "";
+    if (msgs) byField.delete(input.dataset.field);
+  }
+  for (const box of form.querySelectorAll("[data-error-for]")) box.textContent = "";
+  // What has no field of its own goes under the nearest group ("contact", "lines") or the form.
+  const rest = [];
+  for (const [path, msgs] of byField) {
+    const group = form.querySelector(`[data-error-for="${path.split(/[.[]/)[0]}"]`);
+    const text = msgs.map((m) => (path ? `${path}: ${m}` : m)).join(" · ");
+    if (group) group.textContent = [group.textContent, text].filter(Boolean).join(" · ");
+    else rest.push(text);
+  }
+  const general = form.querySelector('[data-error-for=""]');
+  if (general) general.textContent = rest.join(" · ");
+  return (problems || []).length > 0;
+}
+
+// ---------- start ----------
+
+async function boot() {
+  await listen("sync", (e) => onSync(e.payload));
+  await listen("pairing", (e) => onPairing(e.payload));
+  window.addEventListener("hashchange", route);
+  wireConnect();
+  wireInvoice();
+  wireShift();
+  wireDocuments();
+  wireSettings();
+  app.overview = await call("overview");
+  app.sync = app.overview.sync;
+  $("loading").hidden = true;
+  if (app.overview.paired) await enterShell();
+  else await showConnect();
+  await call("ui_ready");
+}
+
+function onSync(status) {
+  app.sync = status;
+  renderSync();
+  if (!status.paired && app.overview?.paired) {
+    app.overview.paired = false;
+    showConnect();
+    return;
+  }
+  if (app.screen === "home") renderHome(false);
+  if (app.screen === "documents") renderDocuments();
+}
+
+function renderSync() {
+  const s = app.sync || {};
+  const notice = offlineNotice(s);
+  $("offline").hidden = !notice;
+  $("offline").textContent = notice || "";
+  const nav = $("nav-sync");
+  nav.className = `nav-sync ${s.online ? "" : "offline"}`;
+  nav.replaceChildren(el("span", { class: "dot" }), s.online ? `Synced ${ago(s.last_sync_at)}` : "Offline");
+}
+
+// ---------- connect ----------
+
+function wireConnect() {
+  $("connect-start").addEventListener("click", startPairing);
+  $("outcome-retry").addEventListener("click", startPairing);
+  $("pair-reopen").addEventListener("click", async () => {
+    try {
+      const opened = await call("reopen_browser");
+      toast(opened ? "The browser was opened again." : "Open the link shown here in a browser.");
+    } catch (e) {
+      toast(e.message);
+    }
+  });
+  $("pair-link").addEventListener("click", () => $("pair-reopen").click());
+  $("pair-cancel").addEventListener("click", async () => {
+    await call("cancel_pairing");
+    clearInterval(app.pairingTimer);
+    if (app.overview?.paired) return enterShell();
+    connectView("idle");
+  });
+  $("connect-change-proxy").addEventListener("click", () => {
+    $("connect-proxy-form").hidden = false;
+    $("connect-proxy-input").focus();
+  });
+  $("connect-proxy-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    try {
+      const current = await call("settings");
+      const saved = await call("save_settings", {
+        settings: { proxy_url: $("connect-proxy-input").value, device_name: current.device_name },
+      });
+      showProblems(form, []);
+      $("connect-proxy").textContent = saved.proxy_url;
+      form.hidden = true;
+    } catch (e) {
+      showProblems(form, e.problems || [{ path: "proxy_url", message: e.message }]);
+    }
+  });
+}
+
+function connectView(which) {
+  $("connect-idle").hidden = which !== "idle";
+  $("connect-waiting").hidden = which !== "waiting";
+  $("connect-outcome").hidden = which !== "outcome";
+}
+
+async function showConnect() {
+  $("shell").hidden = true;
+  $("connect").hidden = false;
+  const s = await call("settings");
+  $("connect-proxy").textContent = s.proxy_url;
+  $("connect-proxy-input").value = s.proxy_url;
+  if (app.overview?.pairing) showCode(app.overview.pairing);
+  else connectView("idle");
+}
+
+async function startPairing() {
+  $("shell").hidden = true;
+  $("connect").hidden = false;
+  $("connect-start").disabled = true;
+  try {
+    showCode(await call("start_pairing"));
+  } catch (e) {
+    showOutcome(e.code, e.message);
+  } finally {
+    $("connect-start").disabled = false;
+  }
+}
+
+function showCode(p) {
+  connectView("waiting");
+  $("pair-code").textContent = p.user_code;
+  $("pair-link").textContent = p.verification_uri_complete;
+  $("pair-link").dataset.href = p.verification_uri_complete;
+  $("pair-uri").textContent = p.verification_uri;
+  $("pair-qr").src = `data:image/svg+xml;base64,${btoa(p.qr_svg)}`;
+  const expires = new Date(p.expires_at);
+  clearInterval(app.pairingTimer);
+  const tick = () => {
+    const left = Math.max(0, Math.round((expires - new Date()) / 1000));
+    $("pair-expiry").textContent = `(the code works for ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} more)`;
+  };
+  tick();
+  app.pairingTimer = setInterval(tick, 1000);
+}
+
+const OUTCOME_TITLES = {
+  access_denied: "Connecting was cancelled",
+  expired_token: "The code expired",
+  proxy_unreachable: "The proxy cannot be reached",
+};
+
+function showOutcome(code, message) {
+  clearInterval(app.pairingTimer);
+  connectView("outcome");
+  $("outcome-title").textContent = OUTCOME_TITLES[code] || "Connecting did not finish";
+  $("outcome-message").textContent = message;
+}
+
+async function onPairing(outcome) {
+  if (outcome.outcome === "paired") {
+    clearInterval(app.pairingTimer);
+    toast(outcome.message);
+    app.overview = await call("overview");
+    await enterShell();
+  } else {
+    showOutcome(outcome.outcome, outcome.message);
+  }
+}
+
+// ---------- shell and routing ----------
+
+async function enterShell() {
+  app.overview = await call("overview");
+  $("connect").hidden = true;
+  $("shell").hidden = false;
+  $("nav-org").textContent = app.overview.connection?.organisation_name || "";
+  renderSync();
+  loadOffer(false);
+  if (!location.hash) location.hash = "#home";
+  await route();
+}
+
+async function loadOffer(refresh) {
+  try {
+    app.offer = await call("mappings", { refresh });
+  } catch (e) {
+    app.offer = app.offer || null;
+  }
+  return app.offer;
+}
+
+async function route() {
+  if ($("shell").hidden) return;
+  const [screen, arg] = location.hash.replace(/^#/, "").split("/");
+  app.screen = ["home", "invoice", "shift", "documents", "settings"].includes(screen) ? screen : "home";
+  for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== `screen-${app.screen}`;
+  for (const a of document.querySelectorAll(".sidebar a")) a.classList.toggle("active", a.dataset.screen === app.screen);
+  if (app.screen === "home") await renderHome(true);
+  if (app.screen === "invoice") await openInvoice();
+  if (app.screen === "shift") await openShift();
+  if (app.screen === "documents") {
+    if (arg !== undefined) app.docsState = arg;
+    await renderDocuments();
+  }
+  if (app.screen === "settings") await renderSettings();
+}
+
+// ---------- home ----------
+
+async function renderHome(ask) {
+  const ov = (app.overview = await call("overview"));
+  let conn = ov.connection;
+  if (ask) {
+    try {
+      conn = await call("check_connection");
+    } catch (_) {
+      // Offline: the banner says so; show what is known.
+    }
+  }
+  $("home-org").textContent = conn?.organisation_name || "Not connected";
+  $("nav-org").textContent = conn?.organisation_name || "";
+  const c = connectionLabel(conn?.status);
+  $("home-status").textContent = c.label;
+  $("home-status").className = `pill ${c.tone}`;
+  $("home-reconnect").hidden = !c.reconnect;
+  $("home-reconnect-note").hidden = !c.reconnect;
+  $("home-reconnect-note").textContent = c.reconnect
+    ? "Documents wait at the proxy until someone connects this organisation's Xero again."
+    : "";
+  const s = ov.sync;
+  $("home-last-sync").textContent = `Last sync: ${ago(s.last_sync_at)}`;
+  const counts = homeCounts(s.counts);
+  for (const k of ["queued", "sent", "failed", "paid"]) $(`count-${k}`).textContent = counts[k];
+  const rows = (await call("documents", { filter: {} })).slice(0, 6);
+  $("home-latest").replaceChildren(...rows.map(docRow));
+  if (!rows.length) $("home-latest").append(el("tr", {}, el("td", { class: "muted" }, "Nothing sent yet.")));
+}
+
+// ---------- invoice ----------
+
+function accountOptions(filter = () => true) {
+  return (app.offer?.accounts || []).filter(filter).map((a) => el("option", { value: a.code }, `${a.code} · ${a.name}`));
+}
+
+function taxOptions() {
+  return [el("option", { value: "" }, "Tax rate…"),
+    ...(app.offer?.tax_rates || []).map((t) => el("option", { value: t.tax_type }, `${t.name} (${t.rate}%)`))];
+}
+
+function lineChoices() {
+  const cats = Object.keys(app.offer?.mappings?.categories || {});
+  const groups = [el("option", { value: "" }, "Choose…")];
+  if (cats.length) groups.push(el("optgroup", { label: "Sales categories" }, cats.map((c) => el("option", { value: `cat:${c}` }, c))));
+  const accounts = (app.offer?.accounts || []).filter((a) => ["REVENUE", "SALES", "OTHERINCOME"].includes(a.type));
+  groups.push(el("optgroup", { label: "Accounts" }, accounts.map((a) => el("option", { value: `acc:${a.code}` }, `${a.code} · ${a.name}`))));
+  return groups;
+}
+
+function addLine(values = {}) {
+  const body = $("invoice-lines");
+  const i = body.children.length;
+  const tr = el("tr", { class: "line" },
+    el("td", {}, el("input", { class: "desc", name: "description", "data-field": `lines[${i}].description`, "aria-label": "Description", value: values.description || "" })),
+    el("td", {}, el("input", { class: "qty num", name: "quantity", inputmode: "decimal", "data-field": `lines[${i}].quantity`, "aria-label": "Quantity", value: values.quantity ?? "1" })),
+    el("td", {}, el("input", { class: "price num", name: "unit_amount", inputmode: "decimal", "data-field": `lines[${i}].unit_amount`, "aria-label": "Unit price", value: values.unit_amount || "" })),
+    el("td", {}, el("select", { name: "choice", "data-field": `lines[${i}].account_code`, "aria-label": "Account or category" }, lineChoices())),
+    el("td", {}, el("select", { name: "tax_type", "data-field": `lines[${i}].tax_type`, "aria-label": "Tax rate" }, taxOptions())),
+    el("td", { class: "amount" }, ""),
+    el("td", {}, el("button", { type: "button", class: "remove", title: "Remove this line", "aria-label": "Remove this line", onclick: () => { tr.remove(); renumberLines(); previewInvoice(); } }, "×")));
+  body.append(tr);
+  const choice = tr.querySelector("[name=choice]");
+  choice.addEventListener("change", () => syncTaxSelect(tr));
+  syncTaxSelect(tr);
+  return tr;
+}
+
+function renumberLines() {
+  [...$("invoice-lines").children].forEach((tr, i) => {
+    for (const input of tr.querySelectorAll("[data-field]")) input.dataset.field = input.dataset.field.replace(/^lines\[\d+\]/, `lines[${i}]`);
+  });
+}
+
+/** A category's tax comes from its mapping: the tax select shows it and is locked. */
+function syncTaxSelect(tr) {
+  const choice = tr.querySelector("[name=choice]").value;
+  const tax = tr.querySelector("[name=tax_type]");
+  if (choice.startsWith("cat:")) {
+    const m = app.offer?.mappings?.categories?.[choice.slice(4)];
+    tax.value = m?.tax_type || "";
+    tax.disabled = true;
+  } else {
+    tax.disabled = false;
+  }
+}
+
+function invoiceValues() {
+  const f = $("invoice-form");
+  return {
+    client_ref: app.invoiceRef,
+    contact: f.contact.value,
+    email: f.email.value,
+    date: f.date.value,
+    due_date: f.due_date.value,
+    reference: f.reference.value,
+    tax_mode: f.tax_mode.value,
+    approve: f.approve.checked,
+    lines: [...$("invoice-lines").children].map((tr) => ({
+      description: tr.querySelector("[name=description]").value,
+      quantity: tr.querySelector("[name=quantity]").value,
+      unit_amount: tr.querySelector("[name=unit_amount]").value,
+      choice: tr.querySelector("[name=choice]").value,
+      tax_type: tr.querySelector("[name=tax_type]").value,
+    })),
+  };
+}
+
+let previewTimer = null;
+function previewInvoice() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(async () => {
+    const p = await call("preview_invoice", { draft: invoiceDraft(invoiceValues()) });
+    const t = p.totals;
+    $("invoice-subtotal").textContent = t ? formatMoney(t.subtotal) : "—";
+    $("invoice-tax").textContent = t ? formatMoney(t.total_tax) : "—";
+    $("invoice-total").textContent = t ? formatMoney(t.total) : "—";
+    $("invoice-totals-note").textContent = t ? "Totals as Xero will show them." : p.totals_note || "";
+    [...$("invoice-lines").children].forEach((tr, i) => {
+      tr.querySelector(".amount").textContent = t?.lines[i] ? formatMoney(t.lines[i].amount) : "";
+    });
+    if (app.invoiceTried) showProblems($("invoice-form"), p.problems);
+  }, 80);
+}
+
+async function openInvoice() {
+  if (app.invoiceRef) return; // keep a half-filled form
+  await resetInvoice();
+}
+
+async function resetInvoice() {
+  const f = $("invoice-form");
+  f.reset();
+  app.invoiceTried = false;
+  showProblems(f, []);
+  app.invoiceRef = await call("new_client_ref", { kindWord: "invoice" });
+  f.date.value = new Date().toISOString().slice(0, 10);
+  if (!app.offer) await loadOffer(false);
+  $("invoice-lines").replaceChildren();
+  addLine();
+  say("invoice-message", "");
+  previewInvoice();
+}
+
+function wireInvoice() {
+  const f = $("invoice-form");
+  f.addEventListener("input", previewInvoice);
+  f.addEventListener("change", previewInvoice);
+  $("invoice-add-line").addEventListener("click", () => {
+    addLine().querySelector("[name=description]").focus();
+    previewInvoice();
+  });
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    app.invoiceTried = true;
+    $("invoice-save").disabled = true;
+    try {
+      const saved = await call("save_document", { kindWord: "invoice", draft: invoiceDraft(invoiceValues()) });
+      toast(saved.already_saved ? "Already saved." : "Saved. Sending to Xero…");
+      app.invoiceRef = null;
+      await resetInvoice();
+      say("invoice-message", `Saved ${saved.client_ref}: see Documents for its state.`, "good");
+    } catch (e) {
+      showProblems(f, e.problems || []);
+      say("invoice-message", e.message, "bad");
+    } finally {
+      $("invoice-save").disabled = false;
+    }
+  });
+}
+
+// ---------- shift ----------
+
+function shiftRow(kind, values = {}) {
+  const key = kind === "tenders" ? "tender" : "category";
+  const names = Object.keys((kind === "tenders" ? app.offer?.mappings?.tenders : app.offer?.mappings?.categories) || {});
+  const box = $(`shift-${kind}`);
+  const i = box.children.length;
+  const select = el("select", { name: key, "data-field": `${kind}[${i}].${key}`, "aria-label": key === "tender" ? "Tender" : "Category" },
+    el("option", { value: "" }, names.length ? "Choose…" : "Map some in Settings first"),
+    names.map((n) => el("option", { value: n }, n)));
+  select.value = values[key] || "";
+  const row = el("div", { class: "row", dataset: { kind } },
+    select,
+    el("input", { name: "amount", class: "num", inputmode: "decimal", placeholder: "0.00", "data-field": `${kind}[${i}].amount`, "aria-label": "Amount", value: values.amount || "" }),
+    el("button", { type: "button", class: "remove", title: "Remove", "aria-label": "Remove", onclick: () => { row.remove(); previewShift(); } }, "×"));
+  box.append(row);
+  return row;
+}
+
+function shiftValues() {
+  const f = $("shift-form");
+  const rows = (kind, key) => [...$(`shift-${kind}`).children].map((r) => ({
+    [key]: r.querySelector(`[name=${key}]`).value,
+    amount: r.querySelector("[name=amount]").value,
+  }));
+  return {
+    client_ref: app.shiftRef,
+    register: f.register.value,
+    opened_at: f.opened_at.value,
+    closed_at: f.closed_at.value,
+    sales: rows("sales", "category"),
+    refunds: rows("refunds", "category"),
+    tenders: rows("tenders", "tender"),
+    counted_cash: f.counted_cash.value,
+  };
+}
+
+let shiftTimer = null;
+function previewShift() {
+  clearTimeout(shiftTimer);
+  shiftTimer = setTimeout(async () => {
+    const p = await call("preview_shift", { draft: shiftDraft(shiftValues()) });
+    const s = p.summary;
+    if (s) {
+      $("shift-net").textContent = formatMoney(String(subtract(s.sales, s.refunds)));
+      $("shift-taken").textContent = formatMoney(s.taken);
+      const o = overShort(s.over_short);
+      $("shift-over-short").textContent = o.label === "Balanced" ? "Balanced" : `${o.label} ${o.amount}`;
+      $("shift-over-short").className = `pill ${o.tone}`;
+    }
+    if (app.shiftTried) showProblems($("shift-form"), p.problems);
+  }, 80);
+}
+
+/** Sales less refunds for display, by exact string arithmetic on cents (both have ≤ 2 dp here). */
+function subtract(a, b) {
+  const cents = (s) => {
+    const m = /^(-?)(\d*)(?:\.(\d{0,2}))?/.exec(String(s).trim());
+    if (!m) return 0n;
+    const v = BigInt(m[2] || "0") * 100n + BigInt(((m[3] || "") + "00").slice(0, 2));
+    return m[1] ? -v : v;
+  };
+  const d = cents(a) - cents(b);
+  const neg = d < 0n;
+  const abs = neg ? -d : d;
+  return `${neg ? "-" : ""}${abs / 100n}.${String(abs % 100n).padStart(2, "0")}`;
+}
+
+async function openShift() {
+  if (app.shiftRef) return;
+  await resetShift();
+}
+
+async function resetShift() {
+  const f = $("shift-form");
+  f.reset();
+  app.shiftTried = false;
+  showProblems(f, []);
+  app.shiftRef = await call("new_client_ref", { kindWord: "shift" });
+  if (!app.offer) await loadOffer(false);
+  const now = new Date();
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  const opened = new Date(now);
+  opened.setHours(8, 0, 0, 0);
+  f.opened_at.value = local(opened < now ? opened : new Date(now.getTime() - 3600000));
+  f.closed_at.value = local(now);
+  f.register.value = (await call("settings")).device_name;
+  for (const k of ["sales", "refunds", "tenders"]) $(`shift-${k}`).replaceChildren();
+  shiftRow("sales");
+  shiftRow("tenders", { tender: "cash" });
+  say("shift-message", "");
+  previewShift();
+}
+
+function wireShift() {
+  const f = $("shift-form");
+  f.addEventListener("input", previewShift);
+  f.addEventListener("change", previewShift);
+  for (const b of f.querySelectorAll("[data-add]")) {
+    b.addEventListener("click", () => {
+      shiftRow(b.dataset.add).querySelector("select").focus();
+    });
+  }
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    app.shiftTried = true;
+    $("shift-save").disabled = true;
+    try {
+      const saved = await call("save_document", { kindWord: "shift", draft: shiftDraft(shiftValues()) });
+      toast("End of shift saved. Sending to Xero…");
+      app.shiftRef = null;
+      await resetShift();
+      say("shift-message", `Saved ${saved.client_ref}: see Documents for its state.`, "good");
+    } catch (e) {
+      showProblems(f, e.problems || []);
+      say("shift-message", e.message, "bad");
+    } finally {
+      $("shift-save").disabled = false;
+    }
+  });
+}
+
+// ---------- documents ----------
+
+function stateCell(r) {
+  return el("span", { class: `pill ${r.tone}`, dataset: { state: r.state } }, r.state_label);
+}
+
+function docRow(r) {
+  const tr = el("tr", { class: `doc${app.selected === r.client_ref ? " selected" : ""}`, dataset: { ref: r.client_ref, state: r.state }, tabindex: "0" },
+    el("td", {}, el("div", { class: "title" }, r.title || r.client_ref), el("div", { class: "ref" }, r.client_ref),
+      r.message ? el("div", { class: "message" }, r.message) : null),
+    el("td", {}, r.kind),
+    el("td", { class: "num" }, r.amount ? formatMoney(r.amount) : ""),
+    el("td", {}, stateCell(r)),
+    el("td", { class: "xero-number" }, r.xero_number || ""),
+    el("td", { class: "muted" }, ago(r.created_at)));
+  const open = () => showDocument(r.client_ref);
+  tr.addEventListener("click", open);
+  tr.addEventListener("keydown", (e) => e.key === "Enter" && open());
+  return tr;
+}
+
+async function renderDocuments() {
+  for (const b of document.querySelectorAll(".chips button")) b.classList.toggle("active", b.dataset.state === app.docsState);
+  const filter = { state: app.docsState || null, kind: $("docs-kind").value || null, text: $("docs-text").value || null };
+  const rows = await call("documents", { filter });
+  $("docs-rows").replaceChildren(...rows.map(docRow));
+  $("docs-empty").hidden = rows.length > 0;
+  if (app.selected) await showDocument(app.selected, false);
+}
+
+async function showDocument(clientRef, highlight = true) {
+  app.selected = clientRef;
+  let d;
+  try {
+    d = await call("document", { clientRef });
+  } catch (e) {
+    $("doc-detail").hidden = true;
+    return;
+  }
+  if (highlight) for (const tr of $("docs-rows").children) tr.classList.toggle("selected", tr.dataset.ref === clientRef);
+  $("doc-detail").hidden = false;
+  $("doc-title").textContent = d.title || d.client_ref;
+  const fact = (k, v) => (v ? [el("dt", {}, k), el("dd", {}, v)] : []);
+  $("doc-facts").replaceChildren(
+    ...fact("State", stateCell(d)),
+    ...fact("Kind", d.kind),
+    ...fact("Xero number", d.xero_number),
+    ...fact("Xero id", d.xero_id),
+    ...fact("Amount", d.amount ? formatMoney(d.amount) : null),
+    ...fact("Reference", d.body.reference),
+    ...fact("Client ref", d.client_ref),
+    ...fact("Saved", new Date(d.created_at).toLocaleString()),
+    ...fact("Updated", new Date(d.updated_at).toLocaleString()));
+  $("doc-message").hidden = !d.message;
+  $("doc-message").className = "banner bad";
+  $("doc-message").textContent = d.message ? `${d.state === "rejected" ? "Ledgerlink" : "Xero"} says: ${d.message}` : "";
+  const lines = d.kind === "invoice"
+    ? (d.body.lines || []).map((l, i) => el("tr", {}, el("td", {}, l.description), el("td", { class: "num" }, l.quantity), el("td", { class: "num" }, formatMoney(l.unit_amount)),
+      el("td", { class: "num" }, d.totals?.lines[i] ? formatMoney(d.totals.lines[i].amount) : "")))
+    : d.kind === "shift"
+      ? [...(d.body.sales || []).map((s) => el("tr", {}, el("td", {}, `Sales: ${s.category}`), el("td", { class: "num" }, formatMoney(s.amount)))),
+        ...(d.body.refunds || []).map((s) => el("tr", {}, el("td", {}, `Refunds: ${s.category}`), el("td", { class: "num" }, formatMoney(s.amount)))),
+        ...(d.body.tenders || []).map((t) => el("tr", {}, el("td", {}, `Tender: ${t.tender}`), el("td", { class: "num" }, formatMoney(t.amount)))),
+        el("tr", {}, el("td", {}, "Cash counted"), el("td", { class: "num" }, formatMoney(d.body.counted_cash)))]
+      : [el("tr", {}, el("td", {}, `${d.body.tender} payment`), el("td", { class: "num" }, formatMoney(d.body.amount)))];
+  if (d.totals) lines.push(el("tr", {}, el("td", { colspan: 3 }, el("strong", {}, "Total")), el("td", { class: "num" }, el("strong", {}, formatMoney(d.totals.total)))));
+  $("doc-lines").replaceChildren(...lines);
+}
+
+function wireDocuments() {
+  for (const b of document.querySelectorAll(".chips button")) {
+    b.addEventListener("click", () => {
+      location.hash = b.dataset.state ? `#documents/${b.dataset.state}` : "#documents/";
+    });
+  }
+  $("docs-kind").addEventListener("change", renderDocuments);
+  $("docs-text").addEventListener("input", renderDocuments);
+  $("doc-close").addEventListener("click", () => {
+    app.selected = null;
+    $("doc-detail").hidden = true;
+    for (const tr of $("docs-rows").children) tr.classList.remove("selected");
+  });
+}
+
+// ---------- settings ----------
+
+function mappingRow(kind, name = "", m = {}) {
+  const tr = el("tr", { dataset: { kind } },
+    el("td", {}, el("input", { name: "name", value: name, placeholder: kind === "tender" ? "cash, card, …" : "Food, Drinks, …", "aria-label": "Name" })),
+    el("td", {}, el("select", { name: "account", "aria-label": "Account" }, el("option", { value: "" }, "Choose an account…"),
+      accountOptions(kind === "tender" ? (a) => a.takes_payments : (a) => !a.takes_payments || a.type !== "BANK"))));
+  if (kind === "category") tr.append(el("td", {}, el("select", { name: "tax", "aria-label": "Tax rate" }, taxOptions())));
+  tr.append(el("td", {}, el("button", { type: "button", class: "remove", title: "Remove", "aria-label": "Remove", onclick: () => tr.remove() }, "×")));
+  tr.querySelector("[name=account]").value = m.account_code || "";
+  if (kind === "category") tr.querySelector("[name=tax]").value = m.tax_type || "";
+  $(kind === "tender" ? "map-tenders" : "map-categories").append(tr);
+  return tr;
+}
+
+function renderMappings() {
+  const m = app.offer?.mappings || {};
+  $("map-categories").replaceChildren();
+  $("map-tenders").replaceChildren();
+  for (const [n, c] of Object.entries(m.categories || {})) mappingRow("category", n, c);
+  for (const [n, t] of Object.entries(m.tenders || {})) mappingRow("tender", n, t);
+  $("map-over-short").replaceChildren(el("option", { value: "" }, "Not set"), accountOptions());
+  $("map-over-short").value = m.over_short_account || "";
+  $("map-pos-contact").value = m.pos_contact_name || "POS Sales";
+  say("mappings-message", app.offer?.stale ? "Offline: showing the last copy." : "");
+}
+
+async function renderSettings() {
+  const s = await call("settings");
+  const f = $("settings-form");
+  f.proxy_url.value = s.proxy_url;
+  f.device_name.value = s.device_name;
+  $("settings-device-id").textContent = s.device_id;
+  $("settings-dir").textContent = s.data_dir;
+  await loadOffer(false);
+  renderMappings();
+}
+
+function collectMappings() {
+  const out = { categories: {}, tenders: {}, pos_contact_name: $("map-pos-contact").value.trim() };
+  for (const tr of $("map-categories").children) {
+    const name = tr.querySelector("[name=name]").value.trim();
+    if (!name) continue;
+    out.categories[name] = { account_code: tr.querySelector("[name=account]").value, tax_type: tr.querySelector("[name=tax]").value };
+  }
+  for (const tr of $("map-tenders").children) {
+    const name = tr.querySelector("[name=name]").value.trim();
+    if (!name) continue;
+    out.tenders[name] = { account_code: tr.querySelector("[name=account]").value };
+  }
+  if ($("map-over-short").value) out.over_short_account = $("map-over-short").value;
+  return out;
+}
+
+function confirmDialog(title, text, ok) {
+  return new Promise((resolve) => {
+    const d = $("confirm-dialog");
+    $("confirm-title").textContent = title;
+    $("confirm-text").textContent = text;
+    $("confirm-ok").textContent = ok;
+    d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+    d.showModal();
+    $("confirm-cancel").focus();
+  });
+}
+
+function wireSettings() {
+  $("settings-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      await call("save_settings", { settings: { proxy_url: f.proxy_url.value, device_name: f.device_name.value } });
+      showProblems(f, []);
+      say("settings-message", "Saved.", "good");
+    } catch (e) {
+      showProblems(f, e.problems || []);
+      say("settings-message", e.message, "bad");
+    }
+  });
+  $("map-add-category").addEventListener("click", () => mappingRow("category").querySelector("input").focus());
+  $("map-add-tender").addEventListener("click", () => mappingRow("tender").querySelector("input").focus());
+  $("map-refresh").addEventListener("click", async () => {
+    await loadOffer(true);
+    renderMappings();
+    say("mappings-message", "Read from Xero.", "good");
+  });
+  $("mappings-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      app.offer = await call("save_mappings", { mappings: collectMappings() });
+      renderMappings();
+      showProblems(ev.target, []);
+      say("mappings-message", "Mappings saved.", "good");
+    } catch (e) {
+      showProblems(ev.target, e.problems || []);
+      say("mappings-message", e.message, "bad");
+    }
+  });
+  $("home-reconnect").addEventListener("click", startPairing);
+  $("unpair").addEventListener("click", async () => {
+    if (!(await confirmDialog("Unpair this device?", "This device stops sending to Xero until it is connected again. Documents not yet sent stay on it.", "Unpair"))) return;
+    try {
+      await call("unpair");
+      app.overview = await call("overview");
+      location.hash = "";
+      await showConnect();
+    } catch (e) {
+      toast(e.message);
+    }
+  });
+  $("disconnect").addEventListener("click", async () => {
+    const org = app.overview?.connection?.organisation_name || "the organisation";
+    if (!(await confirmDialog(`Disconnect ${org} from Xero?`, "Every device of the organisation stops syncing, not just this one. Someone will need to connect Xero again to resume.", "Disconnect"))) return;
+    try {
+      await call("disconnect", { confirm: true });
+      toast(`${org} was disconnected from Xero.`);
+      location.hash = "#home";
+      await route();
+    } catch (e) {
+      toast(e.message);
+    }
+  });
+}
+
+boot().catch((e) => {
+  $("loading").hidden = false;
+  $("loading").textContent = `Ledgerlink could not start: ${e.message || e}`;
+});

@@ -1,0 +1,151 @@
+// Pure UI logic: no DOM, no Tauri. Tested with `node --test ui/` (see logic.test.mjs).
+// Money never becomes a JavaScript number here: amounts stay the decimal strings the user typed
+// and the client core (Rust, exact decimals) answers.
+
+/** Where a problem belongs in a form: "invoice.lines[0].quantity" -> "lines[0].quantity". */
+export function fieldPath(problemPath) {
+  return String(problemPath || "").replace(/^(invoice|shift|payment)s?(\[\d+\])?\.?/, "");
+}
+
+/** Problems grouped by form field (fieldPath), in order; a problem of the whole form under "". */
+export function problemsByField(problems) {
+  const out = new Map();
+  for (const p of problems || []) {
+    const key = fieldPath(p.path);
+    if (!out.has(key)) out.set(key, []);
+    out.get(key).push(p.message);
+  }
+  return out;
+}
+
+const trim = (v) => (v == null ? "" : String(v).trim());
+const optional = (v) => (trim(v) === "" ? undefined : trim(v));
+
+/**
+ * The wire document of the invoice form. A line's "choice" is "cat:NAME" (a mapped sales category,
+ * whose tax type the mapping gives) or "acc:CODE" (an account, with the line's own tax type).
+ */
+export function invoiceDraft(v) {
+  const draft = {
+    client_ref: v.client_ref,
+    type: "sale",
+    contact: { name: trim(v.contact) },
+    date: trim(v.date),
+    tax_mode: v.tax_mode || "exclusive",
+    status: v.approve === false ? "draft" : "authorised",
+    lines: (v.lines || []).map((l) => {
+      const line = {
+        description: trim(l.description),
+        quantity: trim(l.quantity),
+        unit_amount: trim(l.unit_amount),
+      };
+      const choice = trim(l.choice);
+      if (choice.startsWith("cat:")) {
+        line.sales_category = choice.slice(4);
+      } else if (choice.startsWith("acc:")) {
+        line.account_code = choice.slice(4);
+        if (optional(l.tax_type)) line.tax_type = trim(l.tax_type);
+      }
+      return line;
+    }),
+  };
+  if (optional(v.email)) draft.contact.email = trim(v.email);
+  if (optional(v.due_date)) draft.due_date = trim(v.due_date);
+  if (optional(v.reference)) draft.reference = trim(v.reference);
+  return draft;
+}
+
+/** A datetime-local value ("2026-11-20T08:00") as UTC RFC 3339, or "" when empty/invalid. */
+export function localToUtc(value) {
+  if (!trim(value)) return "";
+  const d = new Date(value);
+  return isNaN(d.getTime()) ? trim(value) : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** The wire document of the end-of-shift form; rows with neither name nor amount are left out. */
+export function shiftDraft(v) {
+  const rows = (list, key) =>
+    (list || [])
+      .filter((r) => trim(r[key]) !== "" || trim(r.amount) !== "")
+      .map((r) => ({ [key]: trim(r[key]), amount: trim(r.amount) }));
+  return {
+    client_ref: v.client_ref,
+    register: trim(v.register),
+    opened_at: localToUtc(v.opened_at),
+    closed_at: localToUtc(v.closed_at),
+    tax_mode: v.tax_mode || "inclusive",
+    sales: rows(v.sales, "category"),
+    refunds: rows(v.refunds, "category"),
+    tenders: rows(v.tenders, "tender"),
+    counted_cash: trim(v.counted_cash),
+  };
+}
+
+/** "12345.6" -> "12,345.60": grouping and two decimals by string work, never through a float. */
+export function formatMoney(text) {
+  const s = trim(text);
+  const m = /^(-?)(\d*)(?:\.(\d*))?$/.exec(s);
+  if (!m || (m[2] === "" && (m[3] || "") === "")) return s;
+  const [, sign, whole, frac = ""] = m;
+  const grouped = (whole || "0").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const cents = frac.length >= 2 ? frac : (frac + "00").slice(0, 2);
+  return `${sign}${grouped}.${cents}`;
+}
+
+/** "-1.50" -> { label: "Short", amount: "1.50" }; "0.00" -> { label: "Balanced" }. */
+export function overShort(text) {
+  const s = trim(text);
+  if (/^-?0*(\.0*)?$/.test(s) || s === "") return { label: "Balanced", amount: "0.00", tone: "good" };
+  if (s.startsWith("-")) return { label: "Short", amount: formatMoney(s.slice(1)), tone: "bad" };
+  return { label: "Over", amount: formatMoney(s), tone: "waiting" };
+}
+
+/** "2 minutes ago" style, from an RFC 3339 time. */
+export function ago(iso, now = new Date()) {
+  if (!iso) return "never";
+  const t = new Date(iso);
+  if (isNaN(t.getTime())) return "never";
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  if (s < 10) return "just now";
+  if (s < 60) return `${s} seconds ago`;
+  const m = Math.round(s / 60);
+  if (m < 60) return m === 1 ? "a minute ago" : `${m} minutes ago`;
+  const h = Math.round(m / 60);
+  if (h < 24) return h === 1 ? "an hour ago" : `${h} hours ago`;
+  return t.toLocaleString();
+}
+
+/** The Home screen's four counts from the outbox's states. */
+export function homeCounts(c) {
+  c = c || {};
+  const n = (k) => Number(c[k] || 0);
+  return {
+    queued: n("pending") + n("queued") + n("sending"),
+    sent: n("sent"),
+    failed: n("failed") + n("rejected"),
+    paid: n("paid"),
+  };
+}
+
+/** The connection's status in words and tone. */
+export function connectionLabel(status) {
+  switch (status) {
+    case "connected":
+      return { label: "Connected", tone: "good", reconnect: false };
+    case "needs_reconnect":
+      return { label: "Needs reconnecting", tone: "bad", reconnect: true };
+    case "disconnected":
+      return { label: "Disconnected from Xero", tone: "bad", reconnect: true };
+    default:
+      return { label: "Unknown", tone: "waiting", reconnect: false };
+  }
+}
+
+/** The offline banner's sentence, or null when online. */
+export function offlineNotice(sync) {
+  if (!sync || sync.online || !sync.paired) return null;
+  const waiting = homeCounts(sync.counts).queued;
+  const docs = waiting === 1 ? "1 document waits" : `${waiting} documents wait`;
+  const retry = sync.retry_in_secs ? ` Trying again in ${sync.retry_in_secs} s.` : "";
+  return `Offline: ${sync.message || "the proxy cannot be reached."} ${docs} on this device and go out when it is back.${retry}`;
+}

@@ -1,0 +1,78 @@
+// Unit tests of the UI's pure logic: `node --test ui/` (run by ./scripts/test).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  fieldPath, problemsByField, invoiceDraft, shiftDraft, localToUtc, formatMoney, overShort, ago,
+  homeCounts, connectionLabel, offlineNotice,
+} from "./logic.js";
+
+test("problems land on their form fields", () => {
+  assert.equal(fieldPath("invoice.lines[0].quantity"), "lines[0].quantity");
+  assert.equal(fieldPath("invoices[2].contact.name"), "contact.name");
+  assert.equal(fieldPath("shift.counted_cash"), "counted_cash");
+  assert.equal(fieldPath("invoice"), "");
+  const m = problemsByField([
+    { path: "invoice.contact.name", message: "is required" },
+    { path: "invoice.lines[1].unit_amount", message: "'x' is not a decimal number" },
+    { path: "invoice.contact.name", message: "second" },
+  ]);
+  assert.deepEqual(m.get("contact.name"), ["is required", "second"]);
+  assert.deepEqual(m.get("lines[1].unit_amount"), ["'x' is not a decimal number"]);
+});
+
+test("the invoice form becomes the wire document, amounts kept as typed strings", () => {
+  const d = invoiceDraft({
+    client_ref: "invoice-1", contact: " Harbour Cafe ", email: "", date: "2026-11-20", due_date: "",
+    reference: "Table 7", tax_mode: "inclusive", approve: true,
+    lines: [
+      { description: "Flat white", quantity: "2", unit_amount: "4.80", choice: "cat:Drinks", tax_type: "IGNORED" },
+      { description: "Muffin", quantity: "1", unit_amount: " 3.95 ", choice: "acc:200", tax_type: "OUTPUT2" },
+    ],
+  });
+  assert.deepEqual(d, {
+    client_ref: "invoice-1", type: "sale", contact: { name: "Harbour Cafe" }, date: "2026-11-20",
+    tax_mode: "inclusive", status: "authorised", reference: "Table 7",
+    lines: [
+      { description: "Flat white", quantity: "2", unit_amount: "4.80", sales_category: "Drinks" },
+      { description: "Muffin", quantity: "1", unit_amount: "3.95", account_code: "200", tax_type: "OUTPUT2" },
+    ],
+  });
+  assert.equal(invoiceDraft({ lines: [], approve: false }).status, "draft");
+});
+
+test("the shift form drops empty rows and sends times in UTC", () => {
+  const d = shiftDraft({
+    client_ref: "shift-1", register: "Register 1", opened_at: "", closed_at: "",
+    sales: [{ category: "Food", amount: "100" }, { category: "", amount: "" }],
+    refunds: [], tenders: [{ tender: "cash", amount: "60" }], counted_cash: "59.50",
+  });
+  assert.deepEqual(d.sales, [{ category: "Food", amount: "100" }]);
+  assert.deepEqual(d.tenders, [{ tender: "cash", amount: "60" }]);
+  assert.equal(d.counted_cash, "59.50");
+  assert.match(localToUtc("2026-11-20T08:00"), /^2026-11-2\dT\d\d:00:00Z$/);
+});
+
+test("money is formatted without floats", () => {
+  assert.equal(formatMoney("1234567.5"), "1,234,567.50");
+  assert.equal(formatMoney("0.1"), "0.10");
+  assert.equal(formatMoney("-12.345"), "-12.345");
+  assert.equal(formatMoney("9007199254740993.01"), "9,007,199,254,740,993.01");
+  assert.equal(formatMoney("abc"), "abc");
+  assert.deepEqual(overShort("-1.50"), { label: "Short", amount: "1.50", tone: "bad" });
+  assert.deepEqual(overShort("0.00"), { label: "Balanced", amount: "0.00", tone: "good" });
+  assert.equal(overShort("2").label, "Over");
+});
+
+test("states and counts read as people say them", () => {
+  assert.deepEqual(homeCounts({ pending: 2, queued: 1, sending: 1, sent: 5, failed: 1, rejected: 2, paid: 3 }),
+    { queued: 4, sent: 5, failed: 3, paid: 3 });
+  assert.equal(connectionLabel("needs_reconnect").reconnect, true);
+  assert.equal(connectionLabel("connected").label, "Connected");
+  assert.equal(offlineNotice({ online: true, paired: true }), null);
+  const n = offlineNotice({ online: false, paired: true, message: "The proxy cannot be reached (refused).", retry_in_secs: 4, counts: { pending: 3 } });
+  assert.match(n, /3 documents wait on this device/);
+  assert.match(n, /Trying again in 4 s/);
+  const now = new Date("2026-11-22T12:00:00Z");
+  assert.equal(ago("2026-11-22T11:58:00Z", now), "2 minutes ago");
+  assert.equal(ago(null, now), "never");
+});
