@@ -119,8 +119,9 @@ function renderSync() {
   $("offline").hidden = !notice;
   $("offline").textContent = notice || "";
   const nav = $("nav-sync");
-  nav.className = `nav-sync ${s.online ? "" : "offline"}`;
-  nav.replaceChildren(el("span", { class: "dot" }), s.online ? `Synced ${ago(s.last_sync_at)}` : "Offline");
+  nav.className = `nav-sync ${s.online || !s.message ? "" : "offline"}`;
+  const words = s.online ? `Synced ${ago(s.last_sync_at)}` : s.message ? "Offline" : "Syncing…";
+  nav.replaceChildren(el("span", { class: "dot" }), words);
 }
 
 // ---------- connect ----------
@@ -250,8 +251,9 @@ async function enterShell() {
 async function loadOffer(refresh) {
   try {
     app.offer = await call("mappings", { refresh });
+    app.offerError = null;
   } catch (e) {
-    app.offer = app.offer || null;
+    app.offerError = e.message;
   }
   return app.offer;
 }
@@ -394,7 +396,7 @@ function previewInvoice() {
     [...$("invoice-lines").children].forEach((tr, i) => {
       tr.querySelector(".amount").textContent = t?.lines[i] ? formatMoney(t.lines[i].amount) : "";
     });
-    if (app.invoiceTried) showProblems($("invoice-form"), p.problems);
+    if (app.invoiceTried && !showProblems($("invoice-form"), p.problems)) say("invoice-message", "");
   }, 80);
 }
 
@@ -494,7 +496,7 @@ function previewShift() {
       $("shift-over-short").textContent = o.label === "Balanced" ? "Balanced" : `${o.label} ${o.amount}`;
       $("shift-over-short").className = `pill ${o.tone}`;
     }
-    if (app.shiftTried) showProblems($("shift-form"), p.problems);
+    if (app.shiftTried && !showProblems($("shift-form"), p.problems)) say("shift-message", "");
   }, 80);
 }
 
@@ -671,10 +673,11 @@ function renderMappings() {
   $("map-tenders").replaceChildren();
   for (const [n, c] of Object.entries(m.categories || {})) mappingRow("category", n, c);
   for (const [n, t] of Object.entries(m.tenders || {})) mappingRow("tender", n, t);
-  $("map-over-short").replaceChildren(el("option", { value: "" }, "Not set"), accountOptions());
+  $("map-over-short").replaceChildren(el("option", { value: "" }, "Not set"), ...accountOptions());
   $("map-over-short").value = m.over_short_account || "";
   $("map-pos-contact").value = m.pos_contact_name || "POS Sales";
-  say("mappings-message", app.offer?.stale ? "Offline: showing the last copy." : "");
+  if (app.offerError) say("mappings-message", `Could not read the organisation's accounts: ${app.offerError}`, "bad");
+  else say("mappings-message", app.offer?.stale ? "Offline: showing the last copy." : "");
 }
 
 async function renderSettings() {

@@ -234,14 +234,18 @@ impl Syncer {
             Until::Delivered => c.in_flight() == 0,
             Until::Forever => false,
         };
+        let mut first = true;
         loop {
             let before = self.outbox.counts()?;
             // With nothing left to send, wait on the feed (long-poll): an event wakes it at once.
-            let wait = if until != Until::Uploaded && before.unsent() == 0 && !done(&before) {
-                20
-            } else {
-                0
-            };
+            // The first pass never waits, so its news comes at once.
+            let wait =
+                if !first && until != Until::Uploaded && before.unsent() == 0 && !done(&before) {
+                    20
+                } else {
+                    0
+                };
+            first = false;
             match self.pass(wait).await {
                 Ok(_) => {
                     failures = 0;

@@ -1,0 +1,405 @@
+//! The desktop app end to end, as shop staff use it: the real app (built by `cargo build -p
+//! ledgerlink-desktop`) under a display, driven through WebDriver (`tauri-driver` with
+//! `WebKitWebDriver`), against the sandbox and the proxy. Connect (the browser step done over HTTP
+//! with the code the app shows), map categories and tenders, create an invoice in the form and see
+//! it sent with Xero's number, pay it in the sandbox and see it paid, send an end-of-shift summary,
+//! disconnect. A screenshot of each screen goes to `target/e2e-screens/`.
+//!
+//! It needs a display, a D-Bus session and the driver: `./scripts/test` runs it inside
+//! `dbus-run-session -- xvfb-run`. Without them it fails and says so (it never skips).
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use ledgerlink_e2e::*;
+use reqwest::Method;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `target/debug` (or wherever this test binary was built), from the test binary's own path.
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `tauri-driver`, stopped with SIGTERM (a killed driver leaves WebKitWebDriver behind).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn tauri_driver() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    [
+        PathBuf::from(&home).join(".cargo/bin/tauri-driver"),
+        PathBuf::from("/usr/local/bin/tauri-driver"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .expect("tauri-driver is missing: `cargo install tauri-driver --locked` (./scripts/test does)")
+}
+
+struct Ui {
+    c: Client,
+    shots: PathBuf,
+    n: std::cell::Cell<usize>,
+}
+
+impl Ui {
+    async fn find(&self, css: &str) -> Element {
+        match self
+            .c
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                self.shot("timed-out").await;
+                panic!("{css} never appeared: {e}");
+            }
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        let e = self.find(css).await;
+        self.c
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'})",
+                vec![serde_json::to_value(&e).unwrap()],
+            )
+            .await
+            .unwrap();
+        e.select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("{css} has no option {value}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    /// Waits until `check` holds of the text of `css`.
+    async fn until_text(&self, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(e) = self.c.find(Locator::Css(css)).await {
+                if let Ok(t) = e.text().await {
+                    if check(&t) {
+                        return t;
+                    }
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.shot("timed-out").await;
+                panic!("{css} never showed {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn go(&self, screen: &str) {
+        self.click(&format!(".sidebar a[data-screen={screen}]"))
+            .await;
+    }
+
+    async fn shot(&self, name: &str) {
+        self.n.set(self.n.get() + 1);
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(
+            self.shots.join(format!("{:02}-{name}.png", self.n.get())),
+            png,
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_connect_send_an_invoice_and_a_shift_see_them_paid_and_disconnect() {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "the desktop test needs a display: run it under `dbus-run-session -- xvfb-run -a` (./scripts/test does)"
+    );
+    let app = build_dir().join("ledgerlink-desktop");
+    assert!(
+        app.exists(),
+        "{} is missing: `cargo build -p ledgerlink-desktop` first (./scripts/test does)",
+        app.display()
+    );
+
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    settings.xero.webhook_key = Some(ledgerlink_wire::Secret::new(
+        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY,
+    ));
+    let world = World::start_with(settings).await;
+    let hook = format!("{}/webhooks/xero", world.proxy_url);
+    let r = world
+        .control(
+            Method::PUT,
+            &format!("/apps/{CLIENT_ID}"),
+            json!({"webhook_url": hook}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let intent = world
+        .control(Method::POST, "/webhooks/intent", json!({}))
+        .await;
+    assert_eq!(intent.json["ok"], true, "{}", intent.text);
+
+    let data = TempDir(std::env::temp_dir().join(format!("ll-desktop-{}", uuid::Uuid::new_v4())));
+    let shots = build_dir().parent().unwrap().join("e2e-screens");
+    std::fs::create_dir_all(&shots).unwrap();
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(tauri_driver())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &free_port().to_string(),
+            ])
+            .env("LEDGERLINK_DATA_DIR", &data.0)
+            .env("LEDGERLINK_PROXY", &world.proxy_url)
+            .env("LEDGERLINK_NO_BROWSER", "1")
+            .env("LEDGERLINK_CREDENTIALS", "file")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tauri-driver starts"),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tauri-driver did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "tauri:options".into(),
+        json!({"application": app.to_str().unwrap()}),
+    );
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session with the app");
+    let ui = Ui {
+        c,
+        shots,
+        n: Default::default(),
+    };
+
+    // Connect: the code in large type and a QR code; the person confirms it in their browser.
+    ui.find("#connect-start").await;
+    ui.shot("connect").await;
+    ui.click("#connect-start").await;
+    let code = ui
+        .until_text("#pair-code", "a code", |t| t.len() == 9)
+        .await;
+    let link = ui.text("#pair-link").await;
+    assert!(link.ends_with(&format!("code={code}")), "{link}");
+    let qr = ui
+        .find("#pair-qr")
+        .await
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(qr.starts_with("data:image/svg+xml;base64,"));
+    ui.shot("code").await;
+    let page = world.browser().consent(&link, &[NZ], true).await;
+    assert!(page.text.contains("Connected"), "{}", page.text);
+    ui.until_text("#home-org", "the organisation", |t| {
+        t == "Demo Company (NZ)"
+    })
+    .await;
+    ui.until_text("#home-status", "connected", |t| t == "Connected")
+        .await;
+    ui.shot("home").await;
+
+    // Settings: map a sales category, two tenders and the over/short account.
+    ui.go("settings").await;
+    ui.find("#map-over-short option[value='408']").await;
+    ui.click("#map-add-category").await;
+    ui.fill("#map-categories tr:last-child [name=name]", "Food")
+        .await;
+    ui.select("#map-categories tr:last-child [name=account]", "200")
+        .await;
+    ui.select("#map-categories tr:last-child [name=tax]", "OUTPUT2")
+        .await;
+    for (tender, account) in [("cash", "092"), ("card", "615")] {
+        ui.click("#map-add-tender").await;
+        ui.fill("#map-tenders tr:last-child [name=name]", tender)
+            .await;
+        ui.select("#map-tenders tr:last-child [name=account]", account)
+            .await;
+    }
+    ui.select("#map-over-short", "408").await;
+    ui.click("#mappings-form button[type=submit]").await;
+    ui.until_text("#mappings-message", "saved", |t| t == "Mappings saved.")
+        .await;
+    ui.shot("settings").await;
+
+    // A new invoice: totals live as Xero will compute them; a missing contact is caught at the field.
+    ui.go("invoice").await;
+    ui.fill(
+        "#invoice-lines tr:first-child [name=description]",
+        "Flat white",
+    )
+    .await;
+    ui.fill("#invoice-lines tr:first-child [name=quantity]", "2")
+        .await;
+    ui.fill("#invoice-lines tr:first-child [name=unit_amount]", "4.80")
+        .await;
+    ui.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
+        .await;
+    ui.until_text("#invoice-total", "9.60 + 15% GST", |t| t == "11.04")
+        .await;
+    assert_eq!(ui.text("#invoice-tax").await, "1.44");
+    ui.click("#invoice-save").await;
+    ui.until_text("#invoice-message", "a problem", |t| t.contains("attention"))
+        .await;
+    let contact = ui.find("#invoice-form [name=contact]").await;
+    assert_eq!(
+        contact.attr("class").await.unwrap().as_deref(),
+        Some("invalid"),
+        "the contact field shows its problem"
+    );
+    ui.fill("#invoice-form [name=contact]", "Harbour Cafe")
+        .await;
+    ui.shot("invoice").await;
+    ui.click("#invoice-save").await;
+    ui.until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
+        .await;
+
+    // Documents: it becomes sent with Xero's number, without a refresh.
+    ui.go("documents").await;
+    let number = ui
+        .until_text(
+            "#docs-rows tr.doc[data-state=sent] .xero-number",
+            "a Xero number",
+            |t| t.starts_with("INV-"),
+        )
+        .await;
+    ui.shot("documents-sent").await;
+    let invoices = world.xero_get("Invoices").await;
+    let inv = invoices["Invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["InvoiceNumber"] == number.as_str())
+        .expect("the invoice is in Xero")
+        .clone();
+    assert_eq!(inv["Total"].to_string(), "11.04");
+    assert_eq!(inv["Contact"]["Name"], "Harbour Cafe");
+
+    // Paid in Xero: the list says so.
+    let id = inv["InvoiceID"].as_str().unwrap();
+    let paid = world
+        .control(Method::POST, &format!("/invoices/{id}/pay"), json!({}))
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    ui.until_text(
+        "#docs-rows tr.doc[data-state=paid] .xero-number",
+        "paid",
+        |t| t == number,
+    )
+    .await;
+    ui.click("#docs-rows tr.doc[data-state=paid] .title").await;
+    ui.until_text("#doc-facts", "the detail", |t| t.contains(&number))
+        .await;
+    ui.shot("documents-paid").await;
+    ui.click("#doc-close").await;
+
+    // End of shift: the over/short shows before sending.
+    ui.go("shift").await;
+    ui.select("#shift-sales .row:first-child [name=category]", "Food")
+        .await;
+    ui.fill("#shift-sales .row:first-child [name=amount]", "100.00")
+        .await;
+    ui.fill("#shift-tenders .row:first-child [name=amount]", "60.00")
+        .await;
+    ui.click("#shift-form [data-add=tenders]").await;
+    ui.select("#shift-tenders .row:last-child [name=tender]", "card")
+        .await;
+    ui.fill("#shift-tenders .row:last-child [name=amount]", "40.00")
+        .await;
+    ui.fill("#shift-form [name=counted_cash]", "59.50").await;
+    ui.until_text("#shift-over-short", "short by 0.50", |t| t == "Short 0.50")
+        .await;
+    ui.shot("shift").await;
+    ui.click("#shift-save").await;
+    ui.until_text("#shift-message", "saved", |t| t.starts_with("Saved"))
+        .await;
+    ui.go("documents").await;
+    ui.until_text("#docs-rows", "the shift in Xero", |t| {
+        t.lines().any(|l| l.contains("End of shift"))
+    })
+    .await;
+    ui.until_text(
+        "#docs-rows tr.doc:first-child .xero-number",
+        "the shift's invoice number",
+        |t| t.starts_with("INV-"),
+    )
+    .await;
+    ui.shot("documents-shift").await;
+
+    // Disconnect, after a confirmation that says what it does.
+    ui.go("settings").await;
+    ui.click("#disconnect").await;
+    let warning = ui.text("#confirm-text").await;
+    assert!(warning.contains("Every device"), "{warning}");
+    ui.shot("disconnect-confirm").await;
+    ui.click("#confirm-ok").await;
+    ui.until_text("#home-status", "disconnected", |t| {
+        t == "Disconnected from Xero"
+    })
+    .await;
+    assert!(ui
+        .find("#home-reconnect")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
+    ui.shot("disconnected").await;
+    let connections = world.connections().await;
+    assert!(connections
+        .iter()
+        .all(|c| c.status.as_str() == "disconnected"));
+
+    ui.c.close().await.unwrap();
+}
