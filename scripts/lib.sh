@@ -32,3 +32,19 @@ ensure_rust() {
   command -v cc >/dev/null 2>&1 || ensure_apt build-essential
   command -v pkg-config >/dev/null 2>&1 || ensure_apt pkg-config
 }
+
+# What building and running the Tauri desktop app needs on Debian 12 (see ../shared/reference/TAURI-HERE.md).
+DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libssl-dev)
+# What its end-to-end test needs besides: a virtual display, a D-Bus session, the WebKit WebDriver.
+DESKTOP_TEST_PACKAGES=(xvfb xauth webkit2gtk-driver dbus dbus-x11)
+
+ensure_desktop() { ensure_apt "${DESKTOP_PACKAGES[@]}"; }
+
+ensure_desktop_test() {
+  ensure_apt "${DESKTOP_PACKAGES[@]}" "${DESKTOP_TEST_PACKAGES[@]}"
+  if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+    step "installing tauri-driver"
+    cargo install tauri-driver --locked
+  fi
+  command -v node >/dev/null 2>&1 || ensure_apt nodejs
+}
