@@ -65,8 +65,19 @@ function showProblems(form, problems) {
   for (const input of form.querySelectorAll("[data-field]")) {
     const msgs = byField.get(input.dataset.field);
     input.classList.toggle("invalid", !!msgs);
-    input.title = msgs ? msgs.join("; ") : "";
-    if (msgs) byField.delete(input.dataset.field);
+    input.setAttribute("aria-invalid", msgs ? "true" : "false");
+    // The message sits right under its field.
+    let note = input.nextElementSibling?.classList.contains("field-msg") ? input.nextElementSibling : null;
+    if (msgs) {
+      if (!note) {
+        note = el("div", { class: "field-msg" });
+        input.after(note);
+      }
+      note.textContent = msgs.join("; ");
+      byField.delete(input.dataset.field);
+    } else if (note) {
+      note.remove();
+    }
   }
   for (const box of form.querySelectorAll("[data-error-for]")) box.textContent = "";
   // What has no field of its own goes under the nearest group ("contact", "lines") or the form.

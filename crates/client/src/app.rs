@@ -849,6 +849,10 @@ impl App {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     let e = UiError::from(e);
+                    if e.code == "pair_again" {
+                        // Unpaired elsewhere (the operator, another app): back to Connect.
+                        let _ = self.syncer.store.delete();
+                    }
                     self.set_status(|s| {
                         s.online = false;
                         s.message = Some(e.message.clone());
@@ -1015,6 +1019,29 @@ mod tests {
         assert_eq!(state_label(DocumentState::Failed), ("Failed", "bad"));
         assert_eq!(state_label(DocumentState::Paid), ("Paid", "done"));
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn pairing_outcomes_say_what_happened_and_what_to_do() {
+        assert_eq!(pair_failure(&PairError::Denied).outcome, "access_denied");
+        let expired = pair_failure(&PairError::Expired);
+        assert_eq!(expired.outcome, "expired_token");
+        assert!(
+            expired.message.contains("Start again"),
+            "{}",
+            expired.message
+        );
+        let down = pair_failure(&PairError::Client(crate::api::ClientError::Unreachable {
+            url: "http://127.0.0.1:9".into(),
+            reason: "Connection refused (os error 111)".into(),
+        }));
+        assert_eq!(down.outcome, "proxy_unreachable");
+        assert!(
+            down.message.contains("proxy URL in Settings"),
+            "{}",
+            down.message
+        );
+        assert!(qr_svg("http://127.0.0.1:7400/pair?code=ABCD-EFGH").starts_with("<?xml"));
     }
 
     #[test]
