@@ -139,13 +139,6 @@ struct Started(std::sync::Mutex<Option<Instant>>);
 
 pub fn run() {
     let started = Instant::now();
-    // WebKitGTK's DMA-BUF renderer costs about 70 MiB more in the web process (measured, see
-    // docs/BENCHMARKS.md) and shows blank windows with some GPU drivers and in VMs; a forms app gains
-    // nothing from it. Set before GTK or any thread starts; `WEBKIT_DISABLE_DMABUF_RENDERER=0` in the
-    // environment turns it back on.
-    if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
-        std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -160,7 +160,11 @@ fn main() {
         let total: u64 = procs.iter().map(|p| pss_kib(*p)).sum();
         for p in &procs {
             let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-            println!("  {:>8.1} MiB  {}", pss_kib(*p) as f64 / 1024.0, name.trim());
+            println!(
+                "  {:>8.1} MiB  {}",
+                pss_kib(*p) as f64 / 1024.0,
+                name.trim()
+            );
         }
         println!(
             "after 10 s idle: {} processes, PSS {:.1} MiB",

@@ -144,6 +144,14 @@ impl Ui {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_connect_send_an_invoice_and_a_shift_see_them_paid_and_disconnect() {
+    // Every step has its own 30 s limit, but a WebDriver command itself can block; this bounds the
+    // whole flow so CI fails instead of hanging (dropping it stops the driver and the app).
+    tokio::time::timeout(Duration::from_secs(300), flow())
+        .await
+        .expect("the desktop flow did not finish within 5 minutes (a WebDriver command blocked)");
+}
+
+async fn flow() {
     assert!(
         std::env::var_os("DISPLAY").is_some(),
         "the desktop test needs a display: run it under `dbus-run-session -- xvfb-run -a` (./scripts/test does)"
