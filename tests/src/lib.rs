@@ -174,6 +174,31 @@ impl World {
         self.start_proxy().await;
     }
 
+    /// A world whose sandbox sends Xero's webhooks to the proxy (signed with the demo key, the
+    /// intent-to-receive check passed), so "paid in Xero" reaches devices.
+    pub async fn start_with_webhooks(mut settings: Settings) -> Self {
+        settings.xero.webhook_key =
+            Some(Secret::new(ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY));
+        let world = Self::start_with(settings).await;
+        let hook = format!("{}/webhooks/xero", world.proxy_url);
+        let r = world
+            .control(
+                Method::PUT,
+                &format!("/apps/{CLIENT_ID}"),
+                json!({"webhook_url": hook}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let intent = world
+            .control(Method::POST, "/webhooks/intent", json!({}))
+            .await;
+        assert_eq!(
+            intent.json,
+            json!({"ok": true, "good_signature_status": 200, "bad_signature_status": 401})
+        );
+        world
+    }
+
     /// Kills the proxy: its address answers nothing until [`World::start_proxy`].
     pub async fn stop_proxy(&mut self) {
         self.proxy.kill().await;

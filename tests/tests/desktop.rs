@@ -165,23 +165,7 @@ async fn flow() {
 
     let mut settings = settings();
     settings.pairing.interval_secs = 1;
-    settings.xero.webhook_key = Some(ledgerlink_wire::Secret::new(
-        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY,
-    ));
-    let world = World::start_with(settings).await;
-    let hook = format!("{}/webhooks/xero", world.proxy_url);
-    let r = world
-        .control(
-            Method::PUT,
-            &format!("/apps/{CLIENT_ID}"),
-            json!({"webhook_url": hook}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    let intent = world
-        .control(Method::POST, "/webhooks/intent", json!({}))
-        .await;
-    assert_eq!(intent.json["ok"], true, "{}", intent.text);
+    let world = World::start_with_webhooks(settings).await;
 
     let data = TempDir(std::env::temp_dir().join(format!("ll-desktop-{}", uuid::Uuid::new_v4())));
     let shots = build_dir().parent().unwrap().join("e2e-screens");

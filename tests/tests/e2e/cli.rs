@@ -296,27 +296,7 @@ fn cents(v: &Value) -> i64 {
 async fn a_till_pushes_100_invoice_files_and_a_shift_and_sees_one_paid() {
     let mut settings = settings();
     settings.pairing.interval_secs = 1;
-    settings.xero.webhook_key = Some(ledgerlink_wire::Secret::new(
-        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY,
-    ));
-    let world = World::start_with(settings).await;
-    let hook = format!("{}/webhooks/xero", world.proxy_url);
-    let r = world
-        .control(
-            reqwest::Method::PUT,
-            &format!("/apps/{CLIENT_ID}"),
-            serde_json::json!({"webhook_url": hook}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    let intent = world
-        .control(
-            reqwest::Method::POST,
-            "/webhooks/intent",
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(intent.json["ok"], true, "{}", intent.text);
+    let world = World::start_with_webhooks(settings).await;
 
     let till = Cli::new();
     till.pair(&world).await;

@@ -319,27 +319,7 @@ async fn a_shift_with_three_tenders_and_a_cash_shortfall_balances_to_the_cent() 
 
 #[tokio::test]
 async fn a_customer_payment_in_xero_reaches_the_device_as_an_event() {
-    let mut settings = settings();
-    settings.xero.webhook_key = Some(ledgerlink_wire::Secret::new(
-        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY,
-    ));
-    let world = World::start_with(settings).await;
-    let hook = format!("{}/webhooks/xero", world.proxy_url);
-    let r = world
-        .control(
-            Method::PUT,
-            &format!("/apps/{CLIENT_ID}"),
-            json!({"webhook_url": hook}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    let intent = world
-        .control(Method::POST, "/webhooks/intent", json!({}))
-        .await;
-    assert_eq!(
-        intent.json,
-        json!({"ok": true, "good_signature_status": 200, "bad_signature_status": 401})
-    );
+    let world = World::start_with_webhooks(settings()).await;
 
     let (device, p) = paired_with_mappings(&world).await;
     device

@@ -55,22 +55,7 @@ async fn exactly_once(world: &World, docs: &[Value]) {
     );
     // The check's own calls must not meet the test's faults.
     world.control(Method::DELETE, "/faults", json!({})).await;
-    let grant = world
-        .control(
-            Method::POST,
-            "/grants",
-            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [NZ]}),
-        )
-        .await;
-    let token = grant.json["access_token"].as_str().unwrap().to_string();
-    let get = |path: &str| {
-        reqwest::Client::new()
-            .get(format!("{}/api.xro/2.0/{path}", world.sandbox_url))
-            .bearer_auth(&token)
-            .header("xero-tenant-id", NZ.to_string())
-            .send()
-    };
-    let invoices: Value = get("Invoices").await.unwrap().json().await.unwrap();
+    let invoices = world.xero_get("Invoices").await;
     let in_xero: Vec<&str> = invoices["Invoices"]
         .as_array()
         .unwrap()
@@ -87,12 +72,9 @@ async fn exactly_once(world: &World, docs: &[Value]) {
     let unique: std::collections::HashSet<&str> = sent.iter().copied().collect();
     assert_eq!(unique.len(), sent.len());
     assert!(sent.iter().all(|id| in_xero.contains(id)));
-    let contacts: Value = get("Contacts?where=Name.StartsWith(%22Customer%22)")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let contacts = world
+        .xero_get("Contacts?where=Name.StartsWith(%22Customer%22)")
+        .await;
     assert_eq!(
         contacts["Contacts"].as_array().unwrap().len(),
         3,
