@@ -395,10 +395,13 @@ function invoiceValues() {
 }
 
 let previewTimer = null;
+let previewSeq = 0;
 function previewInvoice() {
   clearTimeout(previewTimer);
+  const seq = ++previewSeq;
   previewTimer = setTimeout(async () => {
     const p = await call("preview_invoice", { draft: invoiceDraft(invoiceValues()) });
+    if (seq !== previewSeq) return; // the form changed (or was reset) meanwhile
     const t = p.totals;
     $("invoice-subtotal").textContent = t ? formatMoney(t.subtotal) : "—";
     $("invoice-tax").textContent = t ? formatMoney(t.total_tax) : "—";
@@ -427,6 +430,8 @@ async function resetInvoice() {
   $("invoice-lines").replaceChildren();
   addLine();
   say("invoice-message", "");
+  for (const id of ["invoice-subtotal", "invoice-tax", "invoice-total"]) $(id).textContent = "0.00";
+  $("invoice-totals-note").textContent = "";
   previewInvoice();
 }
 
@@ -495,10 +500,13 @@ function shiftValues() {
 }
 
 let shiftTimer = null;
+let shiftSeq = 0;
 function previewShift() {
   clearTimeout(shiftTimer);
+  const seq = ++shiftSeq;
   shiftTimer = setTimeout(async () => {
     const p = await call("preview_shift", { draft: shiftDraft(shiftValues()) });
+    if (seq !== shiftSeq) return;
     const s = p.summary;
     if (s) {
       $("shift-net").textContent = formatMoney(String(subtract(s.sales, s.refunds)));

@@ -145,7 +145,8 @@ export function connectionLabel(status) {
 export function offlineNotice(sync) {
   if (!sync || sync.online || !sync.paired) return null;
   const waiting = homeCounts(sync.counts).queued;
-  const docs = waiting === 1 ? "1 document waits" : `${waiting} documents wait`;
+  const docs = waiting === 1 ? "1 document waits on this device and goes" : `${waiting} documents wait on this device and go`;
   const retry = sync.retry_in_secs ? ` Trying again in ${sync.retry_in_secs} s.` : "";
-  return `Offline: ${sync.message || "the proxy cannot be reached."} ${docs} on this device and go out when it is back.${retry}`;
+  const why = (sync.message || "The proxy cannot be reached.").replace(/\.?$/, ".");
+  return `Offline: ${why} ${docs} out when the proxy is back.${retry}`;
 }

@@ -69,8 +69,9 @@ test("states and counts read as people say them", () => {
   assert.equal(connectionLabel("needs_reconnect").reconnect, true);
   assert.equal(connectionLabel("connected").label, "Connected");
   assert.equal(offlineNotice({ online: true, paired: true }), null);
-  const n = offlineNotice({ online: false, paired: true, message: "The proxy cannot be reached (refused).", retry_in_secs: 4, counts: { pending: 3 } });
-  assert.match(n, /3 documents wait on this device/);
+  const n = offlineNotice({ online: false, paired: true, message: "The proxy at http://x cannot be reached: refused", retry_in_secs: 4, counts: { pending: 3 } });
+  assert.equal(n, "Offline: The proxy at http://x cannot be reached: refused. 3 documents wait on this device and go out when the proxy is back. Trying again in 4 s.");
+  assert.match(offlineNotice({ online: false, paired: true, counts: { pending: 1 } }), /1 document waits on this device and goes out/);
   assert.match(n, /Trying again in 4 s/);
   const now = new Date("2026-11-22T12:00:00Z");
   assert.equal(ago("2026-11-22T11:58:00Z", now), "2 minutes ago");

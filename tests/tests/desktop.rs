@@ -165,7 +165,7 @@ async fn flow() {
 
     let mut settings = settings();
     settings.pairing.interval_secs = 1;
-    let world = World::start_with_webhooks(settings).await;
+    let mut world = World::start_with_webhooks(settings).await;
 
     let data = TempDir(std::env::temp_dir().join(format!("ll-desktop-{}", uuid::Uuid::new_v4())));
     let shots = build_dir().parent().unwrap().join("e2e-screens");
@@ -369,6 +369,39 @@ async fn flow() {
     )
     .await;
     ui.shot("documents-shift").await;
+
+    // Offline: with the proxy gone, an invoice is still taken, the app says it waits on this
+    // device, and it goes out once the proxy is back.
+    world.stop_proxy().await;
+    ui.go("invoice").await;
+    ui.fill("#invoice-form [name=contact]", "Walk-in").await;
+    ui.fill("#invoice-lines tr:first-child [name=description]", "Tea")
+        .await;
+    ui.fill("#invoice-lines tr:first-child [name=unit_amount]", "3.50")
+        .await;
+    ui.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
+        .await;
+    ui.until_text("#invoice-total", "4.03", |t| t == "4.03")
+        .await;
+    ui.click("#invoice-save").await;
+    ui.until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
+        .await;
+    ui.until_text("#offline", "the offline banner", |t| {
+        t.starts_with("Offline: The proxy at")
+            && t.contains("1 document waits on this device and goes out when the proxy is back")
+    })
+    .await;
+    ui.shot("offline").await;
+    world.start_proxy().await;
+    ui.go("documents").await;
+    ui.until_text(
+        "#docs-rows tr.doc:first-child",
+        "the offline invoice in Xero",
+        |t| t.contains("Walk-in") && t.contains("INV-"),
+    )
+    .await;
+    ui.until_text("#offline", "the banner gone", |t| t.is_empty())
+        .await;
 
     // Disconnect, after a confirmation that says what it does.
     ui.go("settings").await;

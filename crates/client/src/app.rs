@@ -832,7 +832,7 @@ impl App {
                         }),
                         Progress::Retrying { wait, reason } => app.set_status(|s| {
                             s.online = false;
-                            s.message = Some(format!("The proxy cannot be reached ({reason})."));
+                            s.message = Some(capitalised(&reason));
                             s.retry_in_secs = Some(wait.as_secs().max(1));
                         }),
                     }
@@ -881,6 +881,13 @@ impl App {
             ConnectionStatus::Disconnected => "Disconnected from Xero",
         }
     }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn url_ok(text: &str) -> bool {
@@ -968,6 +975,9 @@ mod tests {
         let e = app.save(DocumentKind::Invoice, &draft).unwrap_err();
         assert_eq!(e.code, "invalid_document");
         assert_eq!(app.outbox().counts().unwrap().total(), 0);
+        // A fresh empty line totals nothing rather than complaining.
+        let p = app.preview_invoice(&json!({"lines": [{"quantity": "1", "unit_amount": ""}]}));
+        assert_eq!(p.totals.unwrap().total.to_string(), "0");
         // An unknown tax type says why there is no total.
         let p = app.preview_invoice(
             &json!({"lines": [{"quantity": "1", "unit_amount": "1", "tax_type": "NOPE"}]}),

@@ -164,7 +164,8 @@ pub fn invoice_totals(
     let mut lines = Vec::with_capacity(invoice.lines.len());
     for (i, line) in invoice.lines.iter().enumerate() {
         let amount = totals::line_amount(line.quantity, line.unit_amount);
-        let rate = if invoice.tax_mode == TaxMode::NoTax {
+        // A line that comes to nothing has no tax, whatever its rate (a form's fresh empty line).
+        let rate = if invoice.tax_mode == TaxMode::NoTax || amount.is_zero() {
             Decimal::ZERO
         } else {
             let tax_type = match (&line.tax_type, &line.sales_category) {
