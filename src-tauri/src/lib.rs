@@ -1,5 +1,7 @@
 //! The desktop shell: Tauri commands that call the client core (`ledgerlink_client::app`) and
 //! nothing more, events that carry the sync loop's news to the window, one instance at a time.
+//! Every command that touches the outbox or the keychain runs off the main thread (`async`), so a
+//! busy database never freezes the window.
 //!
 //! Settings come from the environment where a till's installer or a test sets them:
 //! `LEDGERLINK_DATA_DIR`, `LEDGERLINK_PROXY` (the proxy until Settings says otherwise),
@@ -27,7 +29,7 @@ fn kind(word: &str) -> Result<DocumentKind, UiError> {
     })
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn overview(app: Shared<'_>) -> Result<Overview, UiError> {
     app.overview()
 }
@@ -45,32 +47,32 @@ async fn start_pairing(app: Shared<'_>, handle: AppHandle) -> Result<PairingView
     .await
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn reopen_browser(app: Shared<'_>) -> Result<bool, UiError> {
     app.reopen_browser()
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn cancel_pairing(app: Shared<'_>) {
     app.cancel_pairing();
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn new_client_ref(app: Shared<'_>, kind_word: String) -> Result<String, UiError> {
     Ok(app.new_client_ref(kind(&kind_word)?))
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn preview_invoice(app: Shared<'_>, draft: Value) -> InvoicePreview {
     app.preview_invoice(&draft)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn preview_shift(app: Shared<'_>, draft: Value) -> ShiftPreview {
     app.preview_shift(&draft)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn save_document(
     app: Shared<'_>,
     kind_word: String,
@@ -79,12 +81,12 @@ fn save_document(
     app.save(kind(&kind_word)?, &draft)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn documents(app: Shared<'_>, filter: DocumentFilter) -> Result<Vec<DocumentRow>, UiError> {
     app.documents(&filter)
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn document(app: Shared<'_>, client_ref: String) -> Result<DocumentDetail, UiError> {
     app.document(&client_ref)
 }
@@ -99,12 +101,12 @@ async fn save_mappings(app: Shared<'_>, mappings: Mappings) -> Result<Value, UiE
     app.save_mappings(&mappings).await
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn settings(app: Shared<'_>) -> Result<SettingsView, UiError> {
     app.settings()
 }
 
-#[tauri::command]
+#[tauri::command(async)]
 fn save_settings(app: Shared<'_>, settings: Settings) -> Result<SettingsView, UiError> {
     app.save_settings(settings)
 }

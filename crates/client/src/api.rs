@@ -132,6 +132,16 @@ impl ProxyClient {
                 problems: Vec::new(),
             });
         }
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            // A gateway in front of the proxy (or the proxy restarting): try again later.
+            return Err(ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: format!("it answered {status}"),
+            });
+        }
         Err(ClientError::Protocol(format!(
             "the proxy answered {status}"
         )))

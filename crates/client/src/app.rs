@@ -211,12 +211,15 @@ pub fn states_of(group: &str) -> Option<&'static [DocumentState]> {
     })
 }
 
+/// A form's amount, for live totals: what does not read, or is beyond the bound validation will
+/// refuse anyway (a trillion), counts as nothing, so the arithmetic can never overflow.
 fn decimal(v: &Value) -> Option<Decimal> {
-    match v {
+    let d = match v {
         Value::String(s) if !s.trim().is_empty() => Decimal::from_str(s.trim()).ok(),
         Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
         _ => None,
-    }
+    }?;
+    (d.abs() < Decimal::from(1_000_000_000_000i64)).then_some(d)
 }
 
 pub struct App {
@@ -388,7 +391,8 @@ impl App {
                     user_code: p.user_code.clone(),
                     verification_uri: p.verification_uri.clone(),
                     verification_uri_complete: p.verification_uri_complete.clone(),
-                    expires_at: Utc::now() + chrono::Duration::seconds(p.expires_in as i64),
+                    expires_at: Utc::now()
+                        + chrono::Duration::seconds(p.expires_in.min(86_400) as i64),
                     qr_svg: qr_svg(&p.verification_uri_complete),
                     browser_opened: false,
                 };
@@ -400,6 +404,7 @@ impl App {
             let outcome = match result {
                 Ok(creds) => match app.syncer.store.save(&creds) {
                     Ok(_) => {
+                        let _ = app.outbox().reset_cursor();
                         let _ = app.outbox().set_meta(
                             "connection",
                             &serde_json::to_string(&creds.connection).expect("serializes"),
@@ -817,7 +822,11 @@ impl App {
                     s.retry_in_secs = None;
                 });
                 news(self.status_now());
-                self.wake.notified().await;
+                // Woken by a pairing here; the periodic look catches one made by the CLI.
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                }
                 continue;
             }
             let app = self.clone();
@@ -975,6 +984,11 @@ mod tests {
         let e = app.save(DocumentKind::Invoice, &draft).unwrap_err();
         assert_eq!(e.code, "invalid_document");
         assert_eq!(app.outbox().counts().unwrap().total(), 0);
+        // Absurd amounts never crash the form (they are refused when saved).
+        let p = app.preview_invoice(&json!({"lines": [{"quantity": "1e20", "unit_amount": "79228162514264337593543950335", "tax_type": "OUTPUT2"}]}));
+        assert_eq!(p.totals.unwrap().total.to_string(), "0");
+        let s = app.preview_shift(&json!({"sales": [{"category": "Food", "amount": "79228162514264337593543950335"}, {"category": "Food", "amount": "79228162514264337593543950335"}]}));
+        assert!(s.summary.is_some());
         // A fresh empty line totals nothing rather than complaining.
         let p = app.preview_invoice(&json!({"lines": [{"quantity": "1", "unit_amount": ""}]}));
         assert_eq!(p.totals.unwrap().total.to_string(), "0");

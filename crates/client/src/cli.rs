@@ -319,6 +319,9 @@ async fn pair(
         .store
         .save(&creds)
         .map_err(|e| fail("credentials", e.to_string()))?;
+    cx.outbox()
+        .reset_cursor()
+        .map_err(|e| fail("outbox", e.to_string()))?;
     let c = &creds.connection;
     out(
         cx.json,

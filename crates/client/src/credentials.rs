@@ -207,18 +207,28 @@ impl CredentialStore {
         }
     }
 
+    /// The stored credentials. With both a keychain item and a file (the keychain failed once and
+    /// the file took a refresh), the later one wins: the other holds a spent refresh token.
     pub fn load(&self) -> anyhow::Result<Option<Credentials>> {
+        let mut keychain = None;
         if self.choice != StoreChoice::File {
             match self.keychain_load() {
-                Ok(Some(c)) => return Ok(Some(c)),
-                Ok(None) => {}
+                Ok(c) => keychain = c,
                 Err(e) if self.choice == StoreChoice::Keychain => {
                     anyhow::bail!("the OS keychain cannot be used: {e}")
                 }
                 Err(_) => {}
             }
         }
-        self.file.load()
+        let file = if self.choice == StoreChoice::Keychain {
+            None
+        } else {
+            self.file.load()?
+        };
+        Ok(match (keychain, file) {
+            (Some(k), Some(f)) => Some(if f.expires_at > k.expires_at { f } else { k }),
+            (k, f) => k.or(f),
+        })
     }
 
     /// Saves to the keychain when it answers (removing any file copy), else to the file.
@@ -283,7 +293,18 @@ impl CredentialStore {
 
     /// Refreshes `stale` (the proxy said its access token expired, or it is about to), unless
     /// another process already did: then its newer credentials are answered.
+    ///
+    /// The work runs as its own task: once the proxy has rotated the refresh token, the new one
+    /// must be stored even if the caller gives up (a timeout, Ctrl-C, a cancelled sync pass).
     pub async fn refresh(&self, stale: &Credentials) -> Result<Credentials, FreshError> {
+        let store = Self::with_choice(&self.dir, self.choice);
+        let stale = stale.clone();
+        tokio::spawn(async move { store.refresh_locked(&stale).await })
+            .await
+            .map_err(|e| FreshError::Store(e.into()))?
+    }
+
+    async fn refresh_locked(&self, stale: &Credentials) -> Result<Credentials, FreshError> {
         let _lock = self.lock().await.map_err(FreshError::Store)?;
         let current = self
             .load()

@@ -80,8 +80,17 @@ pub fn prepare(kind: DocumentKind, text: &str) -> Prepared {
             kind.as_str().to_string()
         };
         if let Some(map) = item.as_object_mut() {
-            if map.get("client_ref").is_none_or(Value::is_null) {
-                map.insert("client_ref".into(), Value::String(new_client_ref(kind)));
+            match map.get("client_ref") {
+                None | Some(Value::Null) => {
+                    map.insert("client_ref".into(), Value::String(new_client_ref(kind)));
+                }
+                // The proxy keys documents by the trimmed client_ref: so must the outbox, or
+                // "A1 " and "A1" would be two documents here and one there.
+                Some(Value::String(r)) if r.trim() != r => {
+                    let trimmed = r.trim().to_string();
+                    map.insert("client_ref".into(), Value::String(trimmed));
+                }
+                _ => {}
             }
         }
         let mut check = Check::without_mappings();
@@ -266,6 +275,11 @@ mod tests {
             .map(|d| d["client_ref"].as_str().unwrap())
             .collect();
         assert!(refs[0].starts_with("invoice-") && refs[0] != refs[1]);
+        // The proxy keys by the trimmed client_ref, and so does the device.
+        let mut padded: Value = serde_json::from_str(&example("invoice.json")).unwrap();
+        padded["client_ref"] = Value::String("  till1-7 ".into());
+        let p2 = prepare(DocumentKind::Invoice, &padded.to_string());
+        assert_eq!(p2.documents[0]["client_ref"], "till1-7");
         // Amounts are kept exactly, as strings.
         assert_eq!(p.documents[0]["lines"][0]["unit_amount"], "4.80");
     }

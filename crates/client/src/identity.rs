@@ -28,13 +28,18 @@ impl Identity {
     pub fn load_or_create(dir: &Path, name: Option<&str>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("device.json");
+        let mut stored = None;
         let mut identity = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is damaged ({e}): remove it to start afresh",
-                    path.display()
-                )
-            })?,
+            Ok(text) => {
+                let read: Identity = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} is damaged ({e}): remove it to start afresh",
+                        path.display()
+                    )
+                })?;
+                stored = Some(read.clone());
+                read
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Identity {
                 device_id: Uuid::new_v4(),
                 device_name: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -44,7 +49,15 @@ impl Identity {
         if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
             identity.device_name = n.to_string();
         }
-        std::fs::write(&path, serde_json::to_string_pretty(&identity)?)?;
+        if stored.as_ref() != Some(&identity) {
+            // Replaced in one step: a torn write would lose the device id, and with it the
+            // proxy's memory of what this device already sent.
+            let tmp = dir.join(format!(".device.{}.tmp", std::process::id()));
+            let file = std::fs::File::create(&tmp)?;
+            serde_json::to_writer_pretty(&file, &identity)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+        }
         Ok(identity)
     }
 }

@@ -230,14 +230,10 @@ impl Outbox {
                 .map_err(|e| storage(&self.path, e))?;
                 Saved::New
             }
-            Some((k, _, b))
-                if k == kind.as_str()
-                    && serde_json::from_str::<Value>(&b).ok().as_ref() == Some(document) =>
-            {
-                Saved::AlreadySaved
-            }
+            // A rejected document goes again even unchanged: most rejections are mappings, fixed
+            // at the proxy, not in the document. Moved to the end: it is sent after what was
+            // saved before it now.
             Some((k, state, _)) if k == kind.as_str() && state == "rejected" => {
-                // Moved to the end: it is sent after what was saved before it now.
                 tx.execute("DELETE FROM documents WHERE client_ref = ?1", [&client_ref])
                     .map_err(|e| storage(&self.path, e))?;
                 tx.execute(
@@ -247,6 +243,12 @@ impl Outbox {
                 )
                 .map_err(|e| storage(&self.path, e))?;
                 Saved::Replaced
+            }
+            Some((k, _, b))
+                if k == kind.as_str()
+                    && serde_json::from_str::<Value>(&b).ok().as_ref() == Some(document) =>
+            {
+                Saved::AlreadySaved
             }
             Some((k, _, _)) => {
                 return Err(OutboxError::ClientRefInUse {
@@ -305,14 +307,25 @@ impl Outbox {
         })
     }
 
-    /// Applies events from the proxy's feed (in feed order) and moves the cursor past them, in one
-    /// transaction. Answers how many documents of this outbox changed.
-    pub fn apply(&self, views: &[&DocumentView], cursor: i64) -> Result<usize, OutboxError> {
+    /// Applies events from the proxy's feed, given as `(seq, document)` in feed order, and moves
+    /// the cursor to `next`, in one transaction. Another process may have read further meanwhile:
+    /// events at or below the stored cursor are skipped and the cursor never moves back. Answers
+    /// how many documents of this outbox changed.
+    pub fn apply(&self, events: &[(i64, &DocumentView)], next: i64) -> Result<usize, OutboxError> {
         let now = Utc::now().to_rfc3339();
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let stored: i64 = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'events_cursor'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut changed = 0;
-            for v in views {
+            for (_, v) in events.iter().filter(|(seq, _)| *seq > stored) {
                 changed += tx.execute(
                     "UPDATE documents SET state = ?3, xero_id = COALESCE(?4, xero_id),
                      xero_number = COALESCE(?5, xero_number), message = ?6, updated_at = ?7
@@ -332,11 +345,17 @@ impl Outbox {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('events_cursor', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [cursor.to_string()],
+                [next.max(stored).to_string()],
             )?;
             tx.commit()?;
             Ok(changed)
         })
+    }
+
+    /// Starts the event feed from the beginning: after pairing, the feed is a new one (another
+    /// proxy, or a restored one), and replaying it in order ends at the latest states.
+    pub fn reset_cursor(&self) -> Result<(), OutboxError> {
+        self.set_meta("events_cursor", "0")
     }
 
     /// Where the event feed was read up to.
@@ -470,7 +489,11 @@ mod tests {
         // An event from another process's upload arrives before this one's answer: the answer
         // does not move the document back.
         outbox
-            .apply(&[&view("a", DocumentState::Sent, Some("INV-0001"))], 3)
+            .apply(&[(3, &view("a", DocumentState::Sent, Some("INV-0001")))], 3)
+            .unwrap();
+        // A slower process applying older events cannot move the document or the cursor back.
+        outbox
+            .apply(&[(2, &view("a", DocumentState::Queued, None))], 2)
             .unwrap();
         outbox
             .uploaded(&[
@@ -493,7 +516,17 @@ mod tests {
         let counts = outbox.counts().unwrap();
         assert_eq!((counts.sent, counts.rejected, counts.total()), (1, 1, 2));
 
-        // A rejected document can be fixed and saved again under its client_ref.
+        // A rejected document goes again when saved again, even unchanged (its category may have
+        // been mapped since), and can be fixed under its client_ref.
+        assert_eq!(
+            outbox
+                .save(DocumentKind::Payment, &json!({"client_ref": "b"}))
+                .unwrap(),
+            Saved::Replaced
+        );
+        outbox
+            .uploaded(&[("b".into(), Upload::Rejected("still unmapped".into()))])
+            .unwrap();
         assert_eq!(
             outbox
                 .save(

@@ -44,11 +44,15 @@ pub async fn pair(
         .start_pairing(identity.device_id, &identity.device_name)
         .await?;
     show(&started);
-    let mut interval = Duration::from_secs(started.interval.max(1));
+    let mut interval = Duration::from_secs(started.interval.clamp(1, 60));
+    let expires = tokio::time::Instant::now() + Duration::from_secs(started.expires_in.min(86_400));
     loop {
         tokio::time::sleep(interval).await;
         match client.poll(&started.device_code).await {
             Ok(tokens) => return Ok(credentials(proxy_url, tokens)),
+            // A blip (the proxy restarting, a gateway's 502): keep polling until the code expires.
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < expires => {}
+            Err(e) if e.is_transient() => return Err(PairError::Expired),
             Err(e) => match e.code() {
                 Some(ErrorCode::AuthorizationPending) => {}
                 Some(ErrorCode::SlowDown) => interval += Duration::from_secs(5),
@@ -63,7 +67,8 @@ pub async fn pair(
 pub fn credentials(proxy_url: &str, tokens: DeviceTokens) -> Credentials {
     Credentials {
         proxy_url: proxy_url.to_string(),
-        expires_at: Utc::now() + chrono::Duration::seconds(tokens.expires_in as i64),
+        expires_at: Utc::now()
+            + chrono::Duration::seconds(tokens.expires_in.min(86_400 * 365) as i64),
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
         connection: tokens.connection,

@@ -197,8 +197,8 @@ impl Syncer {
                     client.events(&creds.access_token, after, wait).await
                 })
                 .await?;
-            let views: Vec<_> = page.events.iter().map(|e| &e.document).collect();
-            changed += self.outbox.apply(&views, page.next.max(after))?;
+            let events: Vec<_> = page.events.iter().map(|e| (e.seq, &e.document)).collect();
+            changed += self.outbox.apply(&events, page.next.max(after))?;
             if page.events.len() < 500 {
                 return Ok(changed);
             }
