@@ -222,11 +222,20 @@ fn decimal(v: &Value) -> Option<Decimal> {
     (d.abs() < Decimal::from(1_000_000_000_000i64)).then_some(d)
 }
 
+struct Pairing {
+    id: u64,
+    /// The code, once the proxy gave one.
+    view: Option<PairingView>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 pub struct App {
     dir: PathBuf,
     pub syncer: Arc<Syncer>,
     no_browser: bool,
-    pairing: Mutex<Option<(PairingView, tokio::task::JoinHandle<()>)>>,
+    /// The pairing in progress: at most one; a new one (Retry, Reconnect) replaces it.
+    pairing: Mutex<Option<Pairing>>,
+    pairings: std::sync::atomic::AtomicU64,
     status: Mutex<SyncStatus>,
     /// Wakes the sync loop (after pairing, after a save while it waits).
     wake: Arc<Notify>,
@@ -245,6 +254,7 @@ impl App {
             syncer: Arc::new(Syncer::new(Arc::new(outbox), Arc::new(store))),
             no_browser,
             pairing: Mutex::new(None),
+            pairings: Default::default(),
             status: Mutex::new(SyncStatus::default()),
             wake: Arc::new(Notify::new()),
         };
@@ -357,7 +367,7 @@ impl App {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
-                .map(|(v, _)| v.clone()),
+                .and_then(|p| p.view.clone()),
         })
     }
 
@@ -377,6 +387,9 @@ impl App {
         done: impl FnOnce(PairOutcome) + Send + 'static,
     ) -> Result<PairingView, UiError> {
         self.cancel_pairing();
+        let id = self
+            .pairings
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let settings = self.settings()?.settings;
         let identity = Identity::load_or_create(&self.dir, Some(&settings.device_name))
             .map_err(|e| UiError::new("data_dir", e.to_string()))?;
@@ -436,17 +449,47 @@ impl App {
                     failure
                 }
             };
-            app.pairing.lock().unwrap_or_else(|e| e.into_inner()).take();
+            app.clear_pairing(id);
             done(outcome);
         });
-        let mut view = rx
+        *self.pairing.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pairing {
+            id,
+            view: None,
+            task,
+        });
+        let answer = rx
             .await
-            .map_err(|_| UiError::new("cancelled", "The pairing was cancelled."))??;
+            .map_err(|_| UiError::new("cancelled", "The pairing was cancelled."))
+            .and_then(|r| r);
+        let mut view = match answer {
+            Ok(v) => v,
+            Err(e) => {
+                self.clear_pairing(id);
+                return Err(e);
+            }
+        };
         if !self.no_browser {
             view.browser_opened = webbrowser::open(&view.verification_uri_complete).is_ok();
         }
-        *self.pairing.lock().unwrap_or_else(|e| e.into_inner()) = Some((view.clone(), task));
+        match self
+            .pairing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            Some(p) if p.id == id => p.view = Some(view.clone()),
+            // Replaced by a newer pairing meanwhile.
+            _ => return Err(UiError::new("cancelled", "The pairing was cancelled.")),
+        }
         Ok(view)
+    }
+
+    /// Forgets pairing `id` if it is still the current one (a finished one never clears a newer).
+    fn clear_pairing(&self, id: u64) {
+        let mut slot = self.pairing.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|p| p.id == id) {
+            slot.take();
+        }
     }
 
     /// Opens the browser at the pairing's link again (only that link: the page cannot ask for others).
@@ -456,7 +499,8 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|(v, _)| v.verification_uri_complete.clone())
+            .and_then(|p| p.view.as_ref())
+            .map(|v| v.verification_uri_complete.clone())
             .ok_or_else(|| UiError::new("no_pairing", "There is no pairing in progress."))?;
         if self.no_browser {
             return Ok(false);
@@ -465,13 +509,13 @@ impl App {
     }
 
     pub fn cancel_pairing(&self) {
-        if let Some((_, task)) = self
+        if let Some(p) = self
             .pairing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            task.abort();
+            p.task.abort();
         }
     }
 
@@ -1042,6 +1086,17 @@ mod tests {
         assert_eq!(detail.totals.unwrap().total_tax.to_string(), "3.00");
         assert_eq!(state_label(DocumentState::Failed), ("Failed", "bad"));
         assert_eq!(state_label(DocumentState::Paid), ("Paid", "done"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn a_pairing_that_cannot_start_says_why_and_leaves_nothing_behind() {
+        let (app, dir) = app();
+        let e = app.start_pairing(|_| {}).await.unwrap_err();
+        assert_eq!(e.code, "proxy_unreachable", "{e:?}");
+        assert!(e.message.contains("proxy URL in Settings"), "{}", e.message);
+        assert!(app.overview().unwrap().pairing.is_none());
+        assert_eq!(app.reopen_browser().unwrap_err().code, "no_pairing");
         std::fs::remove_dir_all(dir).ok();
     }
 

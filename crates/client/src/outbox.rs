@@ -272,20 +272,22 @@ impl Outbox {
         })
     }
 
-    /// Records the proxy's answer to an upload. Only a `pending` document takes it: an event may
-    /// already have moved the document further (another process sent it too).
-    pub fn uploaded(&self, answers: &[(String, Upload)]) -> Result<(), OutboxError> {
+    /// Records the proxy's answers to an upload, by row (`seq`). Only a `pending` row takes one: an
+    /// event may already have moved the document further (another process sent it too), and a
+    /// rejected document saved again is a new row that a late answer about the old one must not
+    /// touch.
+    pub fn uploaded(&self, answers: &[(i64, Upload)]) -> Result<(), OutboxError> {
         let now = Utc::now().to_rfc3339();
         self.with(|c| {
             let tx = c.transaction()?;
-            for (client_ref, answer) in answers {
+            for (seq, answer) in answers {
                 match answer {
                     Upload::Accepted(view) => {
                         tx.execute(
                             "UPDATE documents SET state = ?2, xero_id = ?3, xero_number = ?4, message = ?5,
-                             updated_at = ?6 WHERE client_ref = ?1 AND state = 'pending'",
+                             updated_at = ?6 WHERE seq = ?1 AND state = 'pending'",
                             params![
-                                client_ref,
+                                seq,
                                 view.as_ref().map_or("queued", |v| v.state.as_str()),
                                 view.as_ref().and_then(|v| v.xero_id.map(|i| i.to_string())),
                                 view.as_ref().and_then(|v| v.xero_number.clone()),
@@ -297,8 +299,8 @@ impl Outbox {
                     Upload::Rejected(message) => {
                         tx.execute(
                             "UPDATE documents SET state = 'rejected', message = ?2, updated_at = ?3
-                             WHERE client_ref = ?1 AND state = 'pending'",
-                            params![client_ref, message, now],
+                             WHERE seq = ?1 AND state = 'pending'",
+                            params![seq, message, now],
                         )?;
                     }
                 }
@@ -495,14 +497,15 @@ mod tests {
         outbox
             .apply(&[(2, &view("a", DocumentState::Queued, None))], 2)
             .unwrap();
+        let seq = |r: &str| outbox.get(r).unwrap().unwrap().seq;
         outbox
             .uploaded(&[
                 (
-                    "a".into(),
+                    seq("a"),
                     Upload::Accepted(Some(view("a", DocumentState::Queued, None))),
                 ),
                 (
-                    "b".into(),
+                    seq("b"),
                     Upload::Rejected("payments[0].tender: map it".into()),
                 ),
             ])
@@ -518,14 +521,23 @@ mod tests {
 
         // A rejected document goes again when saved again, even unchanged (its category may have
         // been mapped since), and can be fixed under its client_ref.
+        let old_b = seq("b");
         assert_eq!(
             outbox
                 .save(DocumentKind::Payment, &json!({"client_ref": "b"}))
                 .unwrap(),
             Saved::Replaced
         );
+        // A late answer about the old row leaves the new one alone.
         outbox
-            .uploaded(&[("b".into(), Upload::Rejected("still unmapped".into()))])
+            .uploaded(&[(old_b, Upload::Rejected("late".into()))])
+            .unwrap();
+        assert_eq!(
+            outbox.get("b").unwrap().unwrap().state,
+            DocumentState::Pending
+        );
+        outbox
+            .uploaded(&[(seq("b"), Upload::Rejected("still unmapped".into()))])
             .unwrap();
         assert_eq!(
             outbox

@@ -173,7 +173,7 @@ impl Syncer {
                         Upload::Rejected(problems_message(&item.problems))
                     }
                 };
-                answers.push((entry.client_ref.clone(), answer));
+                answers.push((entry.seq, answer));
             }
             if answers.is_empty() {
                 // An answer that names none of the batch would loop forever: stop here.
