@@ -35,8 +35,9 @@ ensure_rust() {
 
 # What building and running the Tauri desktop app needs on Debian 12 (see ../shared/reference/TAURI-HERE.md).
 DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libssl-dev)
-# What its end-to-end test needs besides: a virtual display, a D-Bus session, the WebKit WebDriver.
-DESKTOP_TEST_PACKAGES=(xvfb xauth webkit2gtk-driver dbus dbus-x11)
+# What the tests need besides: a virtual display, a D-Bus session, the WebKit WebDriver, and a Secret
+# Service (gnome-keyring) for the keychain test.
+DESKTOP_TEST_PACKAGES=(xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring)
 
 ensure_desktop() { ensure_apt "${DESKTOP_PACKAGES[@]}"; }
 

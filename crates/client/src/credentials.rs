@@ -383,6 +383,37 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
+    /// The OS keychain for real: a Secret Service (gnome-keyring) in the test's D-Bus session, as
+    /// `./scripts/test` provides. Saving puts the tokens there and nowhere on disk; a file left from
+    /// an earlier fallback with older tokens loses to the keychain's newer ones; delete clears both.
+    #[test]
+    fn the_keychain_holds_the_credentials_when_there_is_one() {
+        let dir = std::env::temp_dir().join(format!("ll-cred-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = CredentialStore::with_choice(&dir, StoreChoice::Keychain);
+        let place = store.save(&sample()).unwrap_or_else(|e| {
+            panic!("no usable keychain: run the tests in ./scripts/test's D-Bus session with gnome-keyring ({e})")
+        });
+        assert_eq!(place, Place::Keychain);
+        assert!(!dir.join("credentials.json").exists(), "no copy on disk");
+        let back = store.load().unwrap().unwrap();
+        assert_eq!(back.refresh_token.expose(), "ll_rt_secret-refresh");
+
+        let mut older = sample();
+        older.access_token = Secret::new("older");
+        older.expires_at = Utc::now();
+        FileStore::new(&dir).save(&older).unwrap();
+        let auto = CredentialStore::with_choice(&dir, StoreChoice::Auto);
+        assert_eq!(
+            auto.load().unwrap().unwrap().access_token.expose(),
+            "ll_at_secret-access",
+            "the later copy wins"
+        );
+        auto.delete().unwrap();
+        assert!(auto.load().unwrap().is_none());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
     #[tokio::test]
     async fn fresh_credentials_are_used_as_they_are_and_none_means_pair_first() {
         let dir = std::env::temp_dir().join(format!("ll-cred-{}", Uuid::new_v4()));
