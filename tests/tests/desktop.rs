@@ -215,10 +215,25 @@ async fn flow() {
         n: Default::default(),
     };
 
-    // Connect: the code in large type and a QR code; the person confirms it in their browser.
+    // Connect, first declined at Xero: the app says so and offers to try again.
     ui.find("#connect-start").await;
     ui.shot("connect").await;
     ui.click("#connect-start").await;
+    ui.until_text("#pair-code", "a code", |t| t.len() == 9)
+        .await;
+    let declined = ui.text("#pair-link").await;
+    let page = world.browser().consent(&declined, &[], false).await;
+    assert!(page.text.contains("nothing was connected"), "{}", page.text);
+    ui.until_text("#outcome-title", "the denied outcome", |t| {
+        t == "Connecting was cancelled"
+    })
+    .await;
+    ui.shot("connect-declined").await;
+
+    // Then for real: the code in large type and a QR code; the person confirms it in the browser.
+    ui.click("#outcome-retry").await;
+    ui.until_text("#pair-link", "a new link", |t| t != declined)
+        .await;
     let code = ui
         .until_text("#pair-code", "a code", |t| t.len() == 9)
         .await;
