@@ -53,7 +53,19 @@ impl From<SyncError> for UiError {
             }
             "pair_again" => "This device is no longer paired: connect to Xero again.".into(),
             "not_paired" => "This device is not connected yet: connect to Xero first.".into(),
-            _ => e.to_string(),
+            _ => match &e {
+                // A refused body: the problems go to their fields, the message stays short.
+                SyncError::Client(crate::api::ClientError::Api {
+                    message, problems, ..
+                }) if !problems.is_empty() => {
+                    return Self {
+                        code: code.into(),
+                        message: message.clone(),
+                        problems: problems.clone(),
+                    }
+                }
+                _ => e.to_string(),
+            },
         };
         Self::new(code, message)
     }
@@ -374,10 +386,7 @@ impl App {
     /// Asks the proxy how the connection is (connected, needs reconnect, disconnected).
     pub async fn check_connection(&self) -> Result<ConnectionInfo, UiError> {
         let info = self.syncer.connection().await?;
-        self.outbox().set_meta(
-            "connection",
-            &serde_json::to_string(&info).expect("serializes"),
-        )?;
+        self.remember_connection(&info)?;
         Ok(info)
     }
 
@@ -418,10 +427,7 @@ impl App {
                 Ok(creds) => match app.syncer.store.save(&creds) {
                     Ok(_) => {
                         let _ = app.outbox().reset_cursor();
-                        let _ = app.outbox().set_meta(
-                            "connection",
-                            &serde_json::to_string(&creds.connection).expect("serializes"),
-                        );
+                        let _ = app.remember_connection(&creds.connection);
                         app.wake.notify_one();
                         PairOutcome {
                             outcome: "paired".into(),
@@ -521,18 +527,7 @@ impl App {
 
     /// The cached mappings and the organisation's tax rates, for totals.
     fn offer(&self) -> (Mappings, TaxRates) {
-        let offer: Option<Value> = self
-            .outbox()
-            .meta("mappings")
-            .ok()
-            .flatten()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let mappings = offer
-            .as_ref()
-            .and_then(|o| serde_json::from_value(o["mappings"].clone()).ok())
-            .unwrap_or_default();
-        let rates = offer.as_ref().map(TaxRates::from_offer).unwrap_or_default();
-        (mappings, rates)
+        documents::totals_basis(self.syncer.cached_mappings().as_ref())
     }
 
     /// Live totals and problems of an invoice form (the draft is the wire document, amounts as
@@ -755,80 +750,30 @@ impl App {
     /// The mappings and what the organisation offers; from the last copy (`stale: true`) when the
     /// proxy cannot be reached.
     pub async fn mappings(&self, refresh: bool) -> Result<Value, UiError> {
-        let path = format!("/v1/mappings?refresh={refresh}");
-        let path = &path;
-        let answer = self
-            .syncer
-            .authed(|client, creds| async move {
-                client
-                    .call::<Value>(Method::GET, path, &creds.access_token, None::<&()>)
-                    .await
-            })
-            .await;
-        match answer {
-            Ok(mut v) => {
-                self.outbox().set_meta("mappings", &v.to_string())?;
-                v["stale"] = json!(false);
-                Ok(v)
-            }
-            Err(e) if e.is_transient() => match self.outbox().meta("mappings")? {
-                Some(text) => {
-                    let mut v: Value = serde_json::from_str(&text).unwrap_or_default();
-                    v["stale"] = json!(true);
-                    Ok(v)
-                }
-                None => Err(e.into()),
+        let (mut answer, stale) = match self.syncer.read_mappings(true, refresh).await {
+            Ok(v) => (v, false),
+            Err(e) if e.is_transient() => match self.syncer.cached_mappings() {
+                Some(v) => (v, true),
+                None => return Err(e.into()),
             },
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        answer["stale"] = json!(stale);
+        Ok(answer)
     }
 
     pub async fn save_mappings(&self, mappings: &Mappings) -> Result<Value, UiError> {
-        self.syncer
-            .authed(|client, creds| async move {
-                client
-                    .call::<Value>(
-                        Method::PUT,
-                        "/v1/mappings",
-                        &creds.access_token,
-                        Some(mappings),
-                    )
-                    .await
-            })
-            .await
-            .map_err(|e| match e {
-                SyncError::Client(crate::api::ClientError::Api {
-                    code,
-                    message,
-                    problems,
-                }) => UiError {
-                    code: code.as_str().into(),
-                    message,
-                    problems,
-                },
-                other => other.into(),
-            })?;
+        self.syncer.write_mappings(mappings).await?;
         self.mappings(false).await
     }
 
     /// Unpairs this device (its credentials stop working); documents not yet sent stay.
     pub async fn unpair(&self) -> Result<(), UiError> {
         self.cancel_pairing();
-        let result = self
-            .syncer
-            .authed(|client, creds| async move {
-                client.delete(&creds.access_token, "/v1/device").await
-            })
-            .await;
-        match result {
-            Ok(()) | Err(SyncError::Credentials(FreshError::PairAgain | FreshError::NotPaired)) => {
-            }
+        match self.syncer.unpair().await {
+            Ok(()) | Err(SyncError::Credentials(FreshError::NotPaired)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.syncer
-            .store
-            .delete()
-            .map_err(|e| UiError::new("credentials", e.to_string()))?;
         self.outbox().set_meta("connection", "null")?;
         Ok(())
     }
@@ -848,10 +793,7 @@ impl App {
                     .await
             })
             .await?;
-        self.outbox().set_meta(
-            "connection",
-            &serde_json::to_string(&info).expect("serializes"),
-        )?;
+        self.remember_connection(&info)?;
         Ok(info)
     }
 
@@ -920,6 +862,14 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Keeps what the proxy last said of the connection, for Home while offline.
+    fn remember_connection(&self, info: &ConnectionInfo) -> Result<(), OutboxError> {
+        self.outbox().set_meta(
+            "connection",
+            &serde_json::to_string(info).expect("connection info serializes"),
+        )
     }
 
     fn set_status(&self, f: impl FnOnce(&mut SyncStatus)) {

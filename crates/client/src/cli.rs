@@ -5,7 +5,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ledgerlink_wire::documents::{
     CategoryMapping, DocumentKind, DocumentState, Invoice, Mappings, Shift, TenderMapping,
 };
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read};
@@ -15,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::ProxyClient;
-use crate::credentials::{CredentialStore, FreshError, Place};
-use crate::documents::{self, TaxRates};
+use crate::credentials::{CredentialStore, Place};
+use crate::documents;
 use crate::identity::{data_dir, Identity};
 use crate::outbox::{Counts, Entry, Outbox, Saved};
 use crate::pairing::{self, PairError};
@@ -400,15 +399,6 @@ fn read_input(file: &std::path::Path) -> Result<String, Failure> {
         .map_err(|e| fail("input", format!("cannot read {}: {e}", file.display())))
 }
 
-/// The cached `GET /v1/mappings` answer (mappings and the organisation's tax rates), for totals.
-fn cached_offer(cx: &Context) -> Option<Value> {
-    cx.outbox()
-        .meta("mappings")
-        .ok()
-        .flatten()
-        .and_then(|t| serde_json::from_str(&t).ok())
-}
-
 async fn push(
     cx: &Context,
     kind: DocumentKind,
@@ -416,12 +406,7 @@ async fn push(
     no_send: bool,
 ) -> Result<(), Failure> {
     let prepared = documents::prepare(kind, &read_input(file)?);
-    let offer = cached_offer(cx);
-    let rates = offer.as_ref().map(TaxRates::from_offer).unwrap_or_default();
-    let mappings: Mappings = offer
-        .as_ref()
-        .and_then(|o| serde_json::from_value(o["mappings"].clone()).ok())
-        .unwrap_or_default();
+    let (mappings, rates) = documents::totals_basis(cx.syncer.cached_mappings().as_ref());
     let mut saved = 0;
     for document in &prepared.documents {
         let client_ref = document["client_ref"].as_str().unwrap_or_default();
@@ -720,21 +705,11 @@ async fn mappings(
     change: Option<MappingsCommand>,
     refresh: bool,
 ) -> Result<(), Failure> {
-    let read = |offered: bool| {
-        let path = format!("/v1/mappings?offered={offered}&refresh={refresh}");
-        async move {
-            cx.syncer
-                .authed(|client, creds| {
-                    let path = path.clone();
-                    async move {
-                        client
-                            .call::<Value>(Method::GET, &path, &creds.access_token, None::<&()>)
-                            .await
-                    }
-                })
-                .await
-                .map_err(from_sync)
-        }
+    let read = |offered: bool| async move {
+        cx.syncer
+            .read_mappings(offered, refresh)
+            .await
+            .map_err(from_sync)
     };
     let answer = match change {
         None => read(true).await?,
@@ -780,22 +755,10 @@ async fn mappings(
                     }
                 }
             }
-            let m = &m;
-            cx.syncer
-                .authed(|client, creds| async move {
-                    client
-                        .call::<Value>(Method::PUT, "/v1/mappings", &creds.access_token, Some(m))
-                        .await
-                })
-                .await
-                .map_err(from_sync)?;
+            cx.syncer.write_mappings(&m).await.map_err(from_sync)?;
             read(true).await?
         }
     };
-    // Kept for totals: `push` shows what Xero will show.
-    cx.outbox()
-        .set_meta("mappings", &answer.to_string())
-        .map_err(|e| fail("outbox", e.to_string()))?;
     out(cx.json, answer.clone(), || mappings_text(&answer));
     Ok(())
 }
@@ -868,21 +831,7 @@ fn mappings_text(answer: &Value) -> String {
 }
 
 async fn unpair(cx: &Context) -> Result<(), Failure> {
-    let result = cx
-        .syncer
-        .authed(
-            |client, creds| async move { client.delete(&creds.access_token, "/v1/device").await },
-        )
-        .await;
-    match result {
-        // Already unpaired elsewhere: forgetting the credentials is all that is left to do.
-        Ok(()) | Err(SyncError::Credentials(FreshError::PairAgain)) => {}
-        Err(e) => return Err(from_sync(e)),
-    }
-    cx.syncer
-        .store
-        .delete()
-        .map_err(|e| fail("credentials", e.to_string()))?;
+    cx.syncer.unpair().await.map_err(from_sync)?;
     let waiting = cx.outbox().counts().map(|c| c.pending).unwrap_or(0);
     out(cx.json, json!({"event": "unpaired"}), || {
         if waiting > 0 {

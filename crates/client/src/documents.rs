@@ -131,6 +131,16 @@ impl TaxRates {
     }
 }
 
+/// What totals are worked out from: the mappings (a category's tax type) and the tax rates, from a
+/// `GET /v1/mappings` answer (none yet: no mappings, no rates).
+pub fn totals_basis(offer: Option<&Value>) -> (Mappings, TaxRates) {
+    let mappings = offer
+        .and_then(|o| serde_json::from_value(o["mappings"].clone()).ok())
+        .unwrap_or_default();
+    let rates = offer.map(TaxRates::from_offer).unwrap_or_default();
+    (mappings, rates)
+}
+
 /// One line as Xero will show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LineTotal {

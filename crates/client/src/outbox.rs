@@ -221,34 +221,20 @@ impl Outbox {
             .optional()
             .map_err(|e| storage(&self.path, e))?;
         let saved = match existing {
-            None => {
-                tx.execute(
-                    "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at)
-                     VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
-                    params![client_ref, kind.as_str(), body, now],
-                )
-                .map_err(|e| storage(&self.path, e))?;
-                Saved::New
-            }
+            None => Saved::New,
             // A rejected document goes again even unchanged: most rejections are mappings, fixed
             // at the proxy, not in the document. Moved to the end: it is sent after what was
             // saved before it now.
             Some((k, state, _)) if k == kind.as_str() && state == "rejected" => {
                 tx.execute("DELETE FROM documents WHERE client_ref = ?1", [&client_ref])
                     .map_err(|e| storage(&self.path, e))?;
-                tx.execute(
-                    "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at)
-                     VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
-                    params![client_ref, kind.as_str(), body, now],
-                )
-                .map_err(|e| storage(&self.path, e))?;
                 Saved::Replaced
             }
             Some((k, _, b))
                 if k == kind.as_str()
                     && serde_json::from_str::<Value>(&b).ok().as_ref() == Some(document) =>
             {
-                Saved::AlreadySaved
+                return Ok(Saved::AlreadySaved);
             }
             Some((k, _, _)) => {
                 return Err(OutboxError::ClientRefInUse {
@@ -257,6 +243,12 @@ impl Outbox {
                 })
             }
         };
+        tx.execute(
+            "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
+            params![client_ref, kind.as_str(), body, now],
+        )
+        .map_err(|e| storage(&self.path, e))?;
         tx.commit().map_err(|e| storage(&self.path, e))?;
         Ok(saved)
     }

@@ -3,8 +3,9 @@
 //! reached. Sending twice is safe by design: the proxy dedupes by `client_ref`, so a batch whose
 //! answer was lost is simply sent again.
 
-use ledgerlink_wire::documents::Outcome;
+use ledgerlink_wire::documents::{Mappings, Outcome};
 use ledgerlink_wire::{ConnectionInfo, ErrorCode};
+use reqwest::Method;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -219,6 +220,66 @@ impl Syncer {
     pub async fn connection(&self) -> Result<ConnectionInfo, SyncError> {
         self.authed(|client, creds| async move { client.connection(&creds.access_token).await })
             .await
+    }
+
+    /// `GET /v1/mappings`: the mappings and, with `offered`, the organisation's accounts and tax
+    /// rates. A full answer is kept in the outbox: totals are worked out from it offline.
+    pub async fn read_mappings(&self, offered: bool, refresh: bool) -> Result<Value, SyncError> {
+        let path = format!("/v1/mappings?offered={offered}&refresh={refresh}");
+        let path = &path;
+        let answer: Value = self
+            .authed(|client, creds| async move {
+                client
+                    .call(Method::GET, path, &creds.access_token, None::<&()>)
+                    .await
+            })
+            .await?;
+        if offered {
+            self.outbox.set_meta("mappings", &answer.to_string())?;
+        }
+        Ok(answer)
+    }
+
+    /// `PUT /v1/mappings` (refused with every problem when they do not fit the books).
+    pub async fn write_mappings(&self, mappings: &Mappings) -> Result<(), SyncError> {
+        self.authed(|client, creds| async move {
+            client
+                .call::<Value>(
+                    Method::PUT,
+                    "/v1/mappings",
+                    &creds.access_token,
+                    Some(mappings),
+                )
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The last full mappings answer kept by [`Syncer::read_mappings`].
+    pub fn cached_mappings(&self) -> Option<Value> {
+        self.outbox
+            .meta("mappings")
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    /// Unpairs the device at the proxy and forgets its credentials. Already unpaired elsewhere:
+    /// forgetting them is all there is left to do. Documents not yet sent stay in the outbox.
+    pub async fn unpair(&self) -> Result<(), SyncError> {
+        let result = self
+            .authed(|client, creds| async move {
+                client.delete(&creds.access_token, "/v1/device").await
+            })
+            .await;
+        match result {
+            Ok(()) | Err(SyncError::Credentials(FreshError::PairAgain)) => {}
+            Err(e) => return Err(e),
+        }
+        self.store
+            .delete()
+            .map_err(|e| SyncError::Credentials(FreshError::Store(e)))
     }
 
     /// Passes until `until` holds, backing off while the proxy is unreachable; stops on an error
