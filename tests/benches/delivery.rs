@@ -81,14 +81,7 @@ async fn run(tenant_count: usize, windows: usize) -> (f64, usize) {
                 .map(|i| json!({"client_ref": format!("{chunk}-{i}"), "contact": {"name": "Walk-in"}, "date": "2026-11-20",
                     "lines": [{"description": "Lunch", "quantity": 1, "unit_amount": "9.50", "sales_category": "Food"}]}))
                 .collect();
-            let a = device
-                .call(
-                    Method::POST,
-                    "/v1/invoices",
-                    &p.access,
-                    Some(json!({"invoices": batch})),
-                )
-                .await;
+            let a = device.push("invoices", &p.access, batch).await;
             assert_eq!(a.status, 202);
         }
     }

@@ -478,6 +478,18 @@ impl Device {
         }
     }
 
+    /// A batch push: `POST /v1/{kind}` with `{kind: items}` (`kind` is `invoices`, `payments` or
+    /// `shifts`).
+    pub async fn push(&self, kind: &str, token: &str, items: impl Into<Value>) -> Answer {
+        self.call(
+            Method::POST,
+            &format!("/v1/{kind}"),
+            token,
+            Some(json!({ kind: items.into() })),
+        )
+        .await
+    }
+
     pub async fn call(
         &self,
         method: Method,

@@ -61,14 +61,21 @@ impl Cli {
 
     /// `ledgerlink pair`, with the person's browser step done over HTTP.
     async fn pair(&self, world: &World) {
-        let mut child = self
-            .command()
-            .args(["pair", "--proxy", &world.proxy_url, "--no-browser"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        self.pair_named(world, None).await;
+    }
+
+    /// `ledgerlink pair [--name NAME]`: answers the page the person saw at the end.
+    async fn pair_named(&self, world: &World, name: Option<&str>) -> String {
+        let mut command = self.command();
+        command.args(["pair", "--proxy", &world.proxy_url, "--no-browser"]);
+        if let Some(name) = name {
+            command.args(["--name", name]);
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let code: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(code["event"], "code", "{code}");
+        assert_eq!(code["user_code"].as_str().unwrap().len(), 9);
         let page = world
             .browser()
             .consent(
@@ -91,6 +98,8 @@ impl Cli {
         )
         .unwrap();
         assert_eq!(paired["event"], "paired", "{paired}");
+        assert_eq!(paired["tenant_name"], "Demo Company (NZ)");
+        page.text
     }
 
     /// The mappings the examples need, set through the CLI.
@@ -148,93 +157,29 @@ fn example(name: &str) -> Value {
     .unwrap()
 }
 
-fn cli(dir: &std::path::Path, args: &[&str]) -> (bool, Value) {
-    let out = Command::new(CLI)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--json")
-        .args(args)
-        .env("LEDGERLINK_CREDENTIALS", "file")
-        .env_remove("LEDGERLINK_PROXY")
-        .output()
-        .unwrap();
-    let line = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    (
-        out.status.success(),
-        serde_json::from_str(&line).unwrap_or(Value::Null),
-    )
-}
-
 // Multi-threaded: the test reads the CLI's output with blocking calls while the in-process proxy serves it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_headless_till_pairs_shows_its_status_and_unpairs() {
     let mut settings = settings();
     settings.pairing.interval_secs = 1;
     let world = World::start_with(settings).await;
-    let dir = std::env::temp_dir().join(format!("ll-cli-{}", uuid::Uuid::new_v4()));
-    let mut child = Command::new(CLI)
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("LEDGERLINK_CREDENTIALS", "file")
-        .args([
-            "--json",
-            "pair",
-            "--proxy",
-            &world.proxy_url,
-            "--name",
-            "Headless till",
-            "--no-browser",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let code: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(code["event"], "code");
-    assert!(code["user_code"].as_str().unwrap().len() == 9);
-    let page = world
-        .browser()
-        .consent(
-            code["verification_uri_complete"].as_str().unwrap(),
-            &[NZ],
-            true,
-        )
-        .await;
+    let till = Cli::new();
+    let page = till.pair_named(&world, Some("Headless till")).await;
     assert!(
-        page.text.contains("Headless till") && page.text.contains("Demo Company (NZ)"),
-        "{}",
-        page.text
+        page.contains("Headless till") && page.contains("Demo Company (NZ)"),
+        "{page}"
     );
-    let paired = tokio::task::spawn_blocking(move || lines.next().unwrap().unwrap());
-    let paired: Value = serde_json::from_str(
-        &tokio::time::timeout(Duration::from_secs(20), paired)
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(paired["event"], "paired");
-    assert_eq!(paired["tenant_name"], "Demo Company (NZ)");
-    assert!(child.wait().unwrap().success());
 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("credentials.json"))
+        let mode = std::fs::metadata(till.dir.join("credentials.json"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "credentials readable by the user only");
     }
-    let dir2 = dir.clone();
-    let (ok, status) = tokio::task::spawn_blocking(move || cli(&dir2, &["status"]))
-        .await
-        .unwrap();
-    assert!(ok, "{status}");
+    let status = till.ok(&["status"]).await;
     assert_eq!(
         (
             status["organisation_name"].as_str(),
@@ -246,7 +191,7 @@ async fn a_headless_till_pairs_shows_its_status_and_unpairs() {
 
     // Unpaired from elsewhere (say, the operator): the CLI says to pair again, no stack trace.
     let creds: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("credentials.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(till.dir.join("credentials.json")).unwrap())
             .unwrap();
     let r = reqwest::Client::new()
         .delete(format!("{}/v1/device", world.proxy_url))
@@ -255,24 +200,18 @@ async fn a_headless_till_pairs_shows_its_status_and_unpairs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let dir3 = dir.clone();
-    let (ok, err) = tokio::task::spawn_blocking(move || cli(&dir3, &["status"]))
-        .await
-        .unwrap();
+    let (ok, lines) = till.run(&["status"]).await;
     assert!(!ok);
+    let err = lines.last().unwrap();
     assert_eq!(err["code"], "pair_again");
     assert!(err["message"].as_str().unwrap().contains("ledgerlink pair"));
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[tokio::test]
 async fn a_device_that_never_paired_is_told_how_to() {
-    let dir = std::env::temp_dir().join(format!("ll-cli-{}", uuid::Uuid::new_v4()));
-    let (ok, err) = tokio::task::spawn_blocking(move || cli(&dir, &["status"]))
-        .await
-        .unwrap();
+    let (ok, lines) = Cli::new().run(&["status"]).await;
     assert!(!ok);
-    assert_eq!(err["code"], "not_paired");
+    assert_eq!(lines.last().unwrap()["code"], "not_paired");
 }
 
 /// Quantity `q` of the example's 4.80 flat whites plus its 3.95 muffin, 15% GST inclusive, by the

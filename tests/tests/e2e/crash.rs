@@ -100,14 +100,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             .map(|i| json!({"client_ref": format!("c{chunk}-{i:04}"), "contact": {"name": format!("Customer {}", i % 5)}, "date": "2026-11-20",
                 "lines": [{"description": "Lunch", "quantity": 1, "unit_amount": "9.50", "sales_category": "Food"}]}))
             .collect();
-        let pushed = device
-            .call(
-                Method::POST,
-                "/v1/invoices",
-                &p.access,
-                Some(json!({"invoices": batch})),
-            )
-            .await;
+        let pushed = device.push("invoices", &p.access, batch).await;
         assert_eq!(pushed.status, 202);
     }
     // Hand the database over to a real process.

@@ -62,14 +62,7 @@ async fn a_120_invoice_batch_arrives_as_3_calls_with_xeros_totals_and_a_resend_m
         })
         .collect();
     let since = world.last_seq().await;
-    let pushed = device
-        .call(
-            Method::POST,
-            "/v1/invoices",
-            &p.access,
-            Some(json!({"invoices": batch})),
-        )
-        .await;
+    let pushed = device.push("invoices", &p.access, batch).await;
     assert_eq!(pushed.status, 202, "{}", pushed.text);
     assert_eq!(pushed.json["accepted"], 120);
     let docs = device.settle(&p.access, 120, Duration::from_secs(30)).await;
@@ -97,31 +90,8 @@ async fn a_120_invoice_batch_arrives_as_3_calls_with_xeros_totals_and_a_resend_m
         .all(|r| r["headers"]["idempotency-key"].is_string()));
 
     // Xero's totals: 2 × 4.80 + 3.95 = 13.55 inclusive of 15% GST (1.25 + 0.52 per line rule = 1.77).
-    let token = world
-        .control(
-            Method::POST,
-            "/grants",
-            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test"}),
-        )
-        .await
-        .json["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let xero_id = docs[0]["xero_id"].as_str().unwrap();
-    let inv: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api.xro/2.0/Invoices/{xero_id}",
-            world.sandbox_url
-        ))
-        .bearer_auth(&token)
-        .header("xero-tenant-id", NZ.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inv = world.xero_get(&format!("Invoices/{xero_id}")).await;
     let inv = &inv["Invoices"][0];
     assert_eq!(inv["Total"].to_string(), "13.55");
     assert_eq!(inv["TotalTax"].to_string(), "1.77");
@@ -137,7 +107,15 @@ async fn a_120_invoice_batch_arrives_as_3_calls_with_xeros_totals_and_a_resend_m
     assert_eq!(contact_puts, 2);
 
     let since = world.last_seq().await;
-    let again = device.call(Method::POST, "/v1/invoices", &p.access, Some(json!({"invoices": (0..120).map(|i| invoice(&format!("till1-{i:04}"), "Walk-in")).collect::<Vec<_>>()}))).await;
+    let again = device
+        .push(
+            "invoices",
+            &p.access,
+            (0..120)
+                .map(|i| invoice(&format!("till1-{i:04}"), "Walk-in"))
+                .collect::<Vec<_>>(),
+        )
+        .await;
     assert_eq!(again.status, 202);
     assert!(again.json["items"]
         .as_array()
@@ -160,11 +138,10 @@ async fn a_mixed_batch_keeps_the_good_documents_and_lists_every_problem() {
     bad["lines"][0]["unit_amount"] = json!("four");
     bad["lines"][1]["sales_category"] = json!("Tobacco");
     let answer = device
-        .call(
-            Method::POST,
-            "/v1/invoices",
+        .push(
+            "invoices",
             &p.access,
-            Some(json!({"invoices": [invoice("good-1", "Y"), bad, invoice("good-1", "Y")]})),
+            json!([invoice("good-1", "Y"), bad, invoice("good-1", "Y")]),
         )
         .await;
     assert_eq!(answer.status, 422, "{}", answer.text);
@@ -200,9 +177,9 @@ async fn a_mixed_batch_keeps_the_good_documents_and_lists_every_problem() {
     );
     assert_eq!(items[2]["problems"][0]["code"], "duplicate_in_batch");
     let unmapped = device
-        .call(Method::POST, "/v1/invoices", &p.access, Some(json!({"invoices": [{
+        .push("invoices", &p.access, json!([{
             "client_ref": "u-1", "contact": {"name": "Z"}, "date": "2026-11-20",
-            "lines": [{"description": "Cigars", "quantity": 1, "unit_amount": 20, "sales_category": "Tobacco"}]}]})))
+            "lines": [{"description": "Cigars", "quantity": 1, "unit_amount": 20, "sales_category": "Tobacco"}]}]))
         .await;
     assert_eq!(unmapped.json["items"][0]["problems"][0]["code"], "unmapped");
     let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
@@ -217,11 +194,10 @@ async fn a_document_xero_refuses_carries_xeros_own_message() {
     let mut inv = invoice("refused-1", "Walk-in");
     inv["lines"][1]["account_code"] = json!("999");
     let answer = device
-        .call(
-            Method::POST,
-            "/v1/invoices",
+        .push(
+            "invoices",
             &p.access,
-            Some(json!({"invoices": [inv, invoice("fine-1", "Walk-in")]})),
+            json!([inv, invoice("fine-1", "Walk-in")]),
         )
         .await;
     assert_eq!(answer.status, 202);
@@ -323,11 +299,10 @@ async fn a_customer_payment_in_xero_reaches_the_device_as_an_event() {
 
     let (device, p) = paired_with_mappings(&world).await;
     device
-        .call(
-            Method::POST,
-            "/v1/invoices",
+        .push(
+            "invoices",
             &p.access,
-            Some(json!({"invoices": [invoice("to-be-paid", "Walk-in")]})),
+            json!([invoice("to-be-paid", "Walk-in")]),
         )
         .await;
     let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
@@ -388,12 +363,7 @@ async fn events_stream_as_server_sent_events_from_a_cursor() {
     let world = World::start().await;
     let (device, p) = paired_with_mappings(&world).await;
     device
-        .call(
-            Method::POST,
-            "/v1/invoices",
-            &p.access,
-            Some(json!({"invoices": [invoice("sse-1", "Walk-in")]})),
-        )
+        .push("invoices", &p.access, json!([invoice("sse-1", "Walk-in")]))
         .await;
     let mut response = reqwest::Client::new()
         .get(format!("{}/v1/events?after=0", world.proxy_url))
@@ -500,11 +470,10 @@ async fn shifts_with_nothing_taken_or_more_refunded_than_sold_get_clear_answers(
             "tenders": [{"tender": "cash", "amount": cash}], "counted_cash": cash})
     };
     let negative = device
-        .call(
-            Method::POST,
-            "/v1/shifts",
+        .push(
+            "shifts",
             &p.access,
-            Some(json!({"shifts": [shift("neg", "5.00", "12.00", "0")]})),
+            json!([shift("neg", "5.00", "12.00", "0")]),
         )
         .await;
     assert_eq!(negative.status, 422);
@@ -513,21 +482,15 @@ async fn shifts_with_nothing_taken_or_more_refunded_than_sold_get_clear_answers(
         "negative_shift"
     );
     let zero = device
-        .call(
-            Method::POST,
-            "/v1/shifts",
-            &p.access,
-            Some(json!({"shifts": [shift("zero", "0", "0", "0")]})),
-        )
+        .push("shifts", &p.access, json!([shift("zero", "0", "0", "0")]))
         .await;
     assert_eq!(zero.status, 202);
     // Awkward cents: 33.33 + 0.01 refunded, paid 33.32 in cash, all inclusive of GST.
     let cents = device
-        .call(
-            Method::POST,
-            "/v1/shifts",
+        .push(
+            "shifts",
             &p.access,
-            Some(json!({"shifts": [shift("cents", "33.33", "0.01", "33.32")]})),
+            json!([shift("cents", "33.33", "0.01", "33.32")]),
         )
         .await;
     assert_eq!(cents.status, 202);
@@ -560,14 +523,7 @@ async fn existing_contacts_are_found_by_number_and_offers_are_cached() {
     let since = world.last_seq().await;
     let mut inv = invoice("ridge-1", "Ridgeway Uni (typed differently)");
     inv["contact"]["contact_number"] = json!("RIDGE-01");
-    device
-        .call(
-            Method::POST,
-            "/v1/invoices",
-            &p.access,
-            Some(json!({"invoices": [inv]})),
-        )
-        .await;
+    device.push("invoices", &p.access, json!([inv])).await;
     let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
     let requests = world.sandbox_requests(since).await;
     assert!(
@@ -667,15 +623,14 @@ async fn clashing_client_refs_and_repeated_tenders_are_refused() {
     let world = World::start().await;
     let (device, p) = paired_with_mappings(&world).await;
     device
-        .call(
-            Method::POST,
-            "/v1/invoices",
+        .push(
+            "invoices",
             &p.access,
-            Some(json!({"invoices": [invoice("till-0001", "Walk-in")]})),
+            json!([invoice("till-0001", "Walk-in")]),
         )
         .await;
     let clash = device
-        .call(Method::POST, "/v1/payments", &p.access, Some(json!({"payments": [{"client_ref": "till-0001", "invoice": {"client_ref": "till-0001"}, "amount": "1.00", "date": "2026-11-20", "tender": "card"}]})))
+        .push("payments", &p.access, json!([{"client_ref": "till-0001", "invoice": {"client_ref": "till-0001"}, "amount": "1.00", "date": "2026-11-20", "tender": "card"}]))
         .await;
     assert_eq!(clash.status, 422, "{}", clash.text);
     assert!(clash.json["items"][0]["problems"][0]["message"]
@@ -683,8 +638,8 @@ async fn clashing_client_refs_and_repeated_tenders_are_refused() {
         .unwrap()
         .contains("already the client_ref of a invoice"));
     let twice = device
-        .call(Method::POST, "/v1/shifts", &p.access, Some(json!({"shifts": [{"client_ref": "s-1", "register": "R", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T09:00:00Z",
-            "sales": [{"category": "Food", "amount": "80"}], "tenders": [{"tender": "cash", "amount": "50"}, {"tender": "Cash", "amount": "30"}], "counted_cash": "80"}]})))
+        .push("shifts", &p.access, json!([{"client_ref": "s-1", "register": "R", "opened_at": "2026-11-20T08:00:00Z", "closed_at": "2026-11-20T09:00:00Z",
+            "sales": [{"category": "Food", "amount": "80"}], "tenders": [{"tender": "cash", "amount": "50"}, {"tender": "Cash", "amount": "30"}], "counted_cash": "80"}]))
         .await;
     assert_eq!(twice.status, 422);
     assert!(twice.json["items"][0]["problems"]
@@ -693,7 +648,7 @@ async fn clashing_client_refs_and_repeated_tenders_are_refused() {
         .iter()
         .any(|p| p["message"].as_str().unwrap().contains("appears twice")));
     let cents = device
-        .call(Method::POST, "/v1/payments", &p.access, Some(json!({"payments": [{"client_ref": "p-2", "invoice": {"client_ref": "till-0001"}, "amount": "1.005", "date": "2026-11-20", "tender": "card"}]})))
+        .push("payments", &p.access, json!([{"client_ref": "p-2", "invoice": {"client_ref": "till-0001"}, "amount": "1.005", "date": "2026-11-20", "tender": "card"}]))
         .await;
     assert!(cents.json["items"][0]["problems"][0]["message"]
         .as_str()

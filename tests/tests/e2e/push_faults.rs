@@ -335,14 +335,7 @@ async fn a_payment_whose_answer_was_lost_is_found_not_paid_twice() {
     let payments: Vec<Value> = (0..3)
         .map(|i| json!({"client_ref": format!("pay-{i}"), "invoice": {"client_ref": format!("pi-{i:05}")}, "amount": "5.00", "date": "2026-11-20", "tender": "card"}))
         .collect();
-    device
-        .call(
-            Method::POST,
-            "/v1/payments",
-            &p.access,
-            Some(json!({"payments": payments})),
-        )
-        .await;
+    device.push("payments", &p.access, payments).await;
     world
         .wait_for_lost_call(since, "/api.xro/2.0/Payments")
         .await;
@@ -404,14 +397,7 @@ async fn a_bill_with_a_lost_answer_is_found_by_its_number_past_the_window() {
         .map(|i| json!({"client_ref": format!("bill-{i}"), "type": "bill", "contact": {"name": format!("Customer {i}")}, "date": "2026-11-20",
             "reference": "SUP-778", "lines": [{"description": "Flour", "quantity": 1, "unit_amount": "40.00", "account_code": "310", "tax_type": "INPUT2"}]}))
         .collect();
-    device
-        .call(
-            Method::POST,
-            "/v1/invoices",
-            &p.access,
-            Some(json!({"invoices": bills})),
-        )
-        .await;
+    device.push("invoices", &p.access, bills).await;
     world
         .wait_for_lost_call(since, "/api.xro/2.0/Invoices")
         .await;
