@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::pages;
 use crate::device::{hash, random_secret};
-use crate::store::{OAuthState, Pairing, PairingStatus, PendingChoice};
+use crate::store::{OAuthState, Pairing, PendingChoice};
 use crate::xero::{TokenError, XeroConnection};
 use crate::AppState;
 
@@ -138,8 +138,18 @@ async fn check_code(
         .await
         .map_err(|e| internal(&e))?;
     match found {
-        Some(p) if p.status == PairingStatus::Pending && now < p.expires_at => Ok(p),
+        Some(p) if p.is_open(now) => Ok(p),
         _ => Err(wrong(state)),
+    }
+}
+
+/// A single-use mark (a sign-in link, an organisation choice): `None` when this request took it,
+/// else the page to answer.
+fn first_use<E: std::fmt::Display>(taken: Result<bool, E>, title: &str) -> Option<Response> {
+    match taken {
+        Ok(true) => None,
+        Ok(false) => Some(pages::message(StatusCode::BAD_REQUEST, title, START_AGAIN)),
+        Err(e) => Some(internal(&e)),
     }
 }
 
@@ -410,24 +420,16 @@ pub async fn callback(
         );
     }
     let mark = state_hash.clone();
-    match state
+    let taken = state
         .storage
         .call(move |s| s.mark_state_used(&mark, now))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return pages::message(
-                StatusCode::BAD_REQUEST,
-                "Sign-in link already used",
-                START_AGAIN,
-            )
-        }
-        Err(e) => return internal(&e),
+        .await;
+    if let Some(page) = first_use(taken, "Sign-in link already used") {
+        return page;
     }
     let pairing_id = stored.pairing_id;
     let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
-        Ok(Some(p)) if p.status == PairingStatus::Pending && now < p.expires_at => p,
+        Ok(Some(p)) if p.is_open(now) => p,
         Ok(_) => return over(),
         Err(e) => return internal(&e),
     };
@@ -641,24 +643,16 @@ pub async fn choose(
         return pages::choose(&name, &form.choice, &list);
     };
     let mark = hash(&form.choice);
-    match state
+    let taken = state
         .storage
         .call(move |s| s.mark_choice_used(&mark, now))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return pages::message(
-                StatusCode::BAD_REQUEST,
-                "This choice was already made",
-                START_AGAIN,
-            )
-        }
-        Err(e) => return internal(&e),
+        .await;
+    if let Some(page) = first_use(taken, "This choice was already made") {
+        return page;
     }
     let pairing_id = stored.pairing_id;
     let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
-        Ok(Some(p)) if p.status == PairingStatus::Pending && now < p.expires_at => p,
+        Ok(Some(p)) if p.is_open(now) => p,
         Ok(_) => {
             let _ = state.vault.delete(stored.token_set_id).await;
             return over();

@@ -77,6 +77,13 @@ pub struct Pairing {
     pub last_poll_at: Option<DateTime<Utc>>,
 }
 
+impl Pairing {
+    /// Still waiting for the person, and not expired.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.status == PairingStatus::Pending && now < self.expires_at
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OAuthState {
     pub state_hash: Vec<u8>,
