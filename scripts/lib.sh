@@ -35,9 +35,9 @@ ensure_rust() {
 
 # What building and running the Tauri desktop app needs on Debian 12 (see ../shared/reference/TAURI-HERE.md).
 DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libssl-dev)
-# What the tests need besides: a virtual display, a D-Bus session, the WebKit WebDriver, and a Secret
-# Service (gnome-keyring) for the keychain test.
-DESKTOP_TEST_PACKAGES=(xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring)
+# What the tests need besides: a virtual display, a D-Bus session, the WebKit WebDriver, a Secret
+# Service (gnome-keyring) for the keychain test, and ImageMagick's `import` for the screenshots.
+DESKTOP_TEST_PACKAGES=(xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring imagemagick)
 
 ensure_desktop() { ensure_apt "${DESKTOP_PACKAGES[@]}"; }
 

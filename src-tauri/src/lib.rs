@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tauri::{AppHandle, Emitter, Manager, State};
 
+pub mod footprint;
+
 type Shared<'a> = State<'a, Arc<App>>;
 
 fn kind(word: &str) -> Result<DocumentKind, UiError> {
@@ -141,12 +143,22 @@ struct Started(std::sync::Mutex<Option<Instant>>);
 
 pub fn run() {
     let started = Instant::now();
+    // First: it sets environment variables, which is sound only while the process has one thread.
+    let footprint = footprint::prepare().unwrap_or_else(|e| {
+        eprintln!("ledgerlink-desktop: {e}");
+        std::process::exit(1);
+    });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    if footprint.window_gl_off {
+        tracing::info!(
+            "no GPU found (or LEDGERLINK_WINDOW_GL=off): the window's process draws without GL"
+        );
+    }
     let dir = match ledgerlink_client::identity::data_dir(
         std::env::var_os("LEDGERLINK_DATA_DIR")
             .map(std::path::PathBuf::from)
@@ -162,7 +174,7 @@ pub fn run() {
         std::env::var("LEDGERLINK_PROXY").unwrap_or_else(|_| "http://127.0.0.1:7400".into());
     let no_browser = std::env::var("LEDGERLINK_NO_BROWSER").is_ok_and(|v| v == "1" || v == "true");
     let app = match App::open(&dir, &proxy, no_browser) {
-        Ok(a) => Arc::new(a),
+        Ok(a) => Arc::new(a.with_browser(footprint::open_browser)),
         Err(e) => {
             eprintln!("ledgerlink-desktop: {}", e.message);
             std::process::exit(1);

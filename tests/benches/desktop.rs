@@ -1,7 +1,7 @@
 //! Desktop app start-up and idle memory, under a display (Xvfb) in a D-Bus session:
 //!
 //! ```sh
-//! cargo build --release -p ledgerlink-desktop
+//! cargo build --profile desktop -p ledgerlink-desktop
 //! dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" \
 //!     cargo bench -p ledgerlink-e2e --bench desktop
 //! ```
@@ -10,8 +10,8 @@
 //! calls `ui_ready` once its first screen is drawn and wired; the app prints the moment), median of
 //! `RUNS` runs, each with a fresh data directory. Memory: the proportional set size (PSS: shared
 //! libraries counted once across processes) of the app and every process it started (WebKit's web
-//! and network processes), after 10 s idle, median of 3. Uses the release build when there is one
-//! (`LEDGERLINK_DESKTOP_BIN` picks another).
+//! and network processes), after 10 s idle, median of 3. Uses the build that ships (the `desktop`
+//! profile) when there is one, else release, else debug (`LEDGERLINK_DESKTOP_BIN` picks another).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,13 +30,13 @@ fn binary() -> PathBuf {
         .nth(3)
         .unwrap()
         .to_path_buf();
-    for profile in ["release", "debug"] {
+    for profile in ["desktop", "release", "debug"] {
         let p = target.join(profile).join("ledgerlink-desktop");
         if p.exists() {
             return p;
         }
     }
-    panic!("build the app first: cargo build --release -p ledgerlink-desktop");
+    panic!("build the app first: cargo build --profile desktop -p ledgerlink-desktop");
 }
 
 /// Starts the app on a fresh data directory; answers it and the time until it was interactive.

@@ -56,6 +56,62 @@ fn tauri_driver() -> PathBuf {
     .expect("tauri-driver is missing: `cargo install tauri-driver --locked` (./scripts/test does)")
 }
 
+/// Without a GPU the app keeps its own process off GL (`footprint.rs`): Mesa (and the LLVM it
+/// links) must not be loaded there, while WebKit's web process, started with the environment
+/// restored, must still have it (it paints the page). With a GPU, WebKit's defaults stay.
+fn window_process_draws_without_gl(data_dir: &Path) {
+    let marker = format!("LEDGERLINK_DATA_DIR={}", data_dir.display());
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let maps = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let app = *pids
+        .iter()
+        .find(|p| {
+            comm(**p).trim() == "ledgerlink-desk"
+                && std::fs::read(format!("/proc/{p}/environ"))
+                    .unwrap_or_default()
+                    .split(|b| *b == 0)
+                    .any(|kv| kv == marker.as_bytes())
+        })
+        .expect("the app's process");
+    let web = *pids
+        .iter()
+        .find(|p| {
+            comm(**p).trim() == "WebKitWebProces"
+                && std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .unwrap_or_default()
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().nth(1))
+                    .is_some_and(|ppid| ppid == app.to_string())
+        })
+        .expect("the app's web process");
+    let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    let (app_maps, web_maps) = (maps(app), maps(web));
+    if gpu {
+        assert!(
+            app_maps.contains("_dri.so"),
+            "with a GPU the app's process keeps WebKit's GL"
+        );
+    } else {
+        assert!(
+            !app_maps.contains("_dri.so") && !app_maps.contains("libLLVM"),
+            "the app's own process loaded Mesa on a machine without a GPU"
+        );
+    }
+    assert!(
+        web_maps.contains("swrast_dri"),
+        "the web process has no Mesa: the environment was not restored for it"
+    );
+}
+
 struct Ui {
     c: Client,
     shots: PathBuf,
@@ -131,14 +187,39 @@ impl Ui {
             .await;
     }
 
+    /// What the X server shows in the window, after the page has painted twice since the last
+    /// change. Taken with ImageMagick's `import` rather than WebDriver's screenshot: on a machine
+    /// without a GPU the window draws without GL (see `ledgerlink_desktop::footprint`), and there
+    /// WebKitWebDriver's screenshot command never answers (WebKitGTK 2.50).
     async fn shot(&self, name: &str) {
         self.n.set(self.n.get() + 1);
-        let png = self.c.screenshot().await.unwrap();
-        std::fs::write(
-            self.shots.join(format!("{:02}-{name}.png", self.n.get())),
-            png,
-        )
-        .unwrap();
+        self.c
+            .execute_async(
+                "const done = arguments[0]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (x, y, w, h) = self.c.get_window_rect().await.unwrap();
+        let path = self.shots.join(format!("{:02}-{name}.png", self.n.get()));
+        let out = Command::new("import")
+            .args([
+                "-window",
+                "root",
+                "-crop",
+                &format!("{w}x{h}+{x}+{y}"),
+                "+repage",
+            ])
+            .arg(&path)
+            .output()
+            .expect("ImageMagick's import runs (./scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "import could not take {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -218,6 +299,7 @@ async fn flow() {
     // Connect, first declined at Xero: the app says so and offers to try again.
     ui.find("#connect-start").await;
     ui.shot("connect").await;
+    window_process_draws_without_gl(&data.0);
     ui.click("#connect-start").await;
     ui.until_text("#pair-code", "a code", |t| t.len() == 9)
         .await;
@@ -308,6 +390,14 @@ async fn flow() {
     );
     ui.fill("#invoice-form [name=contact]", "Harbour Cafe")
         .await;
+    // Fixing the field clears its problem as staff type (the live check), before any save.
+    ui.until_text("#invoice-message", "the problem cleared", |t| t.is_empty())
+        .await;
+    assert_ne!(
+        contact.attr("class").await.unwrap().as_deref(),
+        Some("invalid"),
+        "the contact field no longer shows a problem"
+    );
     ui.shot("invoice").await;
     ui.click("#invoice-save").await;
     ui.until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))

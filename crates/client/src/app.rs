@@ -245,6 +245,8 @@ pub struct App {
     dir: PathBuf,
     pub syncer: Arc<Syncer>,
     no_browser: bool,
+    /// Opens a link in the system browser; answers whether it could (see [`App::with_browser`]).
+    browser: fn(&str) -> bool,
     /// The pairing in progress: at most one; a new one (Retry, Reconnect) replaces it.
     pairing: Mutex<Option<Pairing>>,
     pairings: std::sync::atomic::AtomicU64,
@@ -265,6 +267,7 @@ impl App {
             dir: dir.to_path_buf(),
             syncer: Arc::new(Syncer::new(Arc::new(outbox), Arc::new(store))),
             no_browser,
+            browser: |link| webbrowser::open(link).is_ok(),
             pairing: Mutex::new(None),
             pairings: Default::default(),
             status: Mutex::new(SyncStatus::default()),
@@ -279,6 +282,13 @@ impl App {
             })?;
         }
         Ok(app)
+    }
+
+    /// Opens pairing links with `open` instead of the `webbrowser` crate: the desktop app starts
+    /// the browser without its own memory settings in the browser's environment.
+    pub fn with_browser(mut self, open: fn(&str) -> bool) -> Self {
+        self.browser = open;
+        self
     }
 
     fn outbox(&self) -> &Outbox {
@@ -475,7 +485,7 @@ impl App {
             }
         };
         if !self.no_browser {
-            view.browser_opened = webbrowser::open(&view.verification_uri_complete).is_ok();
+            view.browser_opened = (self.browser)(&view.verification_uri_complete);
         }
         match self
             .pairing
@@ -511,7 +521,7 @@ impl App {
         if self.no_browser {
             return Ok(false);
         }
-        Ok(webbrowser::open(&link).is_ok())
+        Ok((self.browser)(&link))
     }
 
     pub fn cancel_pairing(&self) {
