@@ -493,6 +493,7 @@ async fn flow() {
         .await;
     ui.until_text("#offline", "the offline banner", |t| {
         t.starts_with("Offline: The proxy at")
+            && t.contains("nothing answers at that address")
             && t.contains("1 document waits on this device and goes out when the proxy is back")
     })
     .await;

@@ -59,6 +59,55 @@ impl ClientError {
     }
 }
 
+/// Why a request got no answer, in words a shop's staff can act on: the common failures by name,
+/// anything else as the innermost cause says it (reqwest's own message only says "error sending
+/// request"), without the "(os error N)" that means nothing to them.
+fn unreachable_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "it did not answer in time".into();
+    }
+    let mut innermost = e.to_string();
+    let mut kind = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        innermost = cause.to_string();
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            kind = Some(io.kind());
+        }
+        source = cause.source();
+    }
+    plain_reason(kind, &innermost)
+}
+
+fn plain_reason(kind: Option<std::io::ErrorKind>, innermost: &str) -> String {
+    use std::io::ErrorKind::*;
+    let lower = innermost.to_ascii_lowercase();
+    match kind {
+        Some(ConnectionRefused) => return "nothing answers at that address".into(),
+        Some(ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof) => {
+            return "the connection was cut".into()
+        }
+        Some(TimedOut) => return "it did not answer in time".into(),
+        Some(NetworkUnreachable | HostUnreachable | NetworkDown) => {
+            return "this computer has no network route to it (check the network)".into()
+        }
+        _ => {}
+    }
+    if lower.contains("lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("dns")
+    {
+        return "its name could not be found (check the address and the network)".into();
+    }
+    if lower.contains("certificate") || lower.contains("tls") {
+        return format!("its certificate was not accepted ({innermost})");
+    }
+    match innermost.rfind(" (os error ") {
+        Some(at) if innermost.ends_with(')') => innermost[..at].to_string(),
+        _ => innermost.to_string(),
+    }
+}
+
 #[derive(Clone)]
 pub struct ProxyClient {
     http: reqwest::Client,
@@ -85,18 +134,9 @@ impl ProxyClient {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
-        // The innermost cause says what happened ("Connection refused"); reqwest's own message
-        // does not.
-        let e = e.without_url();
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            reason = cause.to_string();
-            source = cause.source();
-        }
         ClientError::Unreachable {
             url: self.base.clone(),
-            reason,
+            reason: unreachable_reason(&e.without_url()),
         }
     }
 
@@ -288,5 +328,43 @@ impl ProxyClient {
             return Ok(());
         }
         self.read::<serde_json::Value>(r).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    #[test]
+    fn common_failures_are_named_in_plain_words() {
+        assert_eq!(
+            plain_reason(
+                Some(ErrorKind::ConnectionRefused),
+                "Connection refused (os error 111)"
+            ),
+            "nothing answers at that address"
+        );
+        assert_eq!(
+            plain_reason(
+                Some(ErrorKind::ConnectionReset),
+                "Connection reset by peer (os error 104)"
+            ),
+            "the connection was cut"
+        );
+        assert!(plain_reason(
+            None,
+            "failed to lookup address information: Name or service not known"
+        )
+        .starts_with("its name could not be found"));
+        let tls = plain_reason(None, "invalid peer certificate: UnknownIssuer");
+        assert!(
+            tls.starts_with("its certificate was not accepted") && tls.contains("UnknownIssuer"),
+            "{tls}"
+        );
+        assert_eq!(
+            plain_reason(Some(ErrorKind::Other), "something odd (os error 5)"),
+            "something odd"
+        );
     }
 }

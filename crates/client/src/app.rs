@@ -1055,6 +1055,13 @@ mod tests {
         let e = app.start_pairing(|_| {}).await.unwrap_err();
         assert_eq!(e.code, "proxy_unreachable", "{e:?}");
         assert!(e.message.contains("proxy URL in Settings"), "{}", e.message);
+        // A real refused connection (nothing listens on port 9), in plain words.
+        assert!(
+            e.message.contains("nothing answers at that address")
+                && !e.message.contains("os error"),
+            "{}",
+            e.message
+        );
         assert!(app.overview().unwrap().pairing.is_none());
         assert_eq!(app.reopen_browser().unwrap_err().code, "no_pairing");
         std::fs::remove_dir_all(dir).ok();
