@@ -100,11 +100,14 @@ pub fn prepare() -> Result<Prepared, String> {
         egl_without_vendors();
         change("GDK_GL", "disable");
     }
-    if std::env::var_os("JSC_useJIT").is_none() {
-        change("JSC_useJIT", "false");
-    }
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        change("MALLOC_ARENA_MAX", "2");
+    // WebKitGTK and glibc read these; other platforms' web views and allocators do not.
+    if cfg!(target_os = "linux") {
+        if std::env::var_os("JSC_useJIT").is_none() {
+            change("JSC_useJIT", "false");
+        }
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            change("MALLOC_ARENA_MAX", "2");
+        }
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     limit_own_arenas();
