@@ -253,6 +253,14 @@ impl Outbox {
         Ok(saved)
     }
 
+    /// Whether any document waits to go to the proxy (an index lookup: cheap to ask often).
+    pub fn has_pending(&self) -> Result<bool, OutboxError> {
+        self.with(|c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM documents WHERE state = 'pending')")?
+                .query_row([], |r| r.get(0))
+        })
+    }
+
     /// The oldest documents the proxy does not have yet, in the order they were saved.
     pub fn pending(&self, limit: usize) -> Result<Vec<Entry>, OutboxError> {
         self.with(|c| {

@@ -207,13 +207,35 @@ impl Syncer {
         }
     }
 
-    /// Sends what is pending, then reads what happened.
+    /// Sends what is pending, then reads what happened, waiting up to `wait` seconds for news.
     pub async fn pass(&self, wait: u64) -> Result<Pass, SyncError> {
         let mut pass = self.upload().await?;
-        pass.changed = self.pull(wait).await?;
+        pass.changed = if wait == 0 {
+            self.pull(0).await?
+        } else {
+            // A long-poll of the feed. A document saved meanwhile by another process on this
+            // device (the CLI beside the app, a second terminal) ends it, so the next pass sends
+            // the document now rather than when the poll ends. Dropping the poll loses nothing:
+            // the feed's cursor moves only with the events applied, and an answer is applied
+            // within one poll of this future.
+            tokio::select! {
+                changed = self.pull(wait) => changed?,
+                () = self.saved_meanwhile() => 0,
+            }
+        };
         self.outbox
             .set_meta("last_sync_at", &chrono::Utc::now().to_rfc3339())?;
         Ok(pass)
+    }
+
+    /// Returns once a document waits to be sent, looking twice a second.
+    async fn saved_meanwhile(&self) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if self.outbox.has_pending().unwrap_or(false) {
+                return;
+            }
+        }
     }
 
     /// The connection as the proxy reports it.

@@ -446,6 +446,62 @@ async fn invoices_pushed_while_the_proxy_is_down_arrive_once_it_is_back() {
     assert_eq!(ours, in_xero);
 }
 
+/// `outbox --watch` long-polls the proxy's feed for 20 s at a time; a document another process on
+/// the device only saved (`push --no-send`) still goes out within moments, not when the poll ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_outbox_sends_what_another_process_saved_without_waiting_for_its_poll() {
+    let world = World::start().await;
+    let till = Cli::new();
+    till.pair(&world).await;
+    till.map_the_examples().await;
+    let mut watch = till
+        .command()
+        .args(["outbox", "--watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // Past its first pass (which never waits) and into the long-poll.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut invoice = example("invoice.json");
+    invoice["client_ref"] = serde_json::json!("saved-beside-the-watcher");
+    let file = till.dir.join("beside.json");
+    std::fs::write(&file, invoice.to_string()).unwrap();
+    let (ok, out) = till
+        .run(&["push", "invoice", "--no-send", file.to_str().unwrap()])
+        .await;
+    assert!(ok, "{out:?}");
+    let pushed = std::time::Instant::now();
+
+    let sent = tokio::task::spawn_blocking(move || {
+        for line in lines {
+            let line: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            if line["client_ref"] == "saved-beside-the-watcher" && line["state"] == "sent" {
+                return Some(line);
+            }
+        }
+        None
+    });
+    // Well under the 20 s the poll would otherwise hold it back.
+    let sent = tokio::time::timeout(Duration::from_secs(12), sent).await;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let sent = sent
+        .expect("the watcher sent it before its long-poll ended")
+        .unwrap()
+        .expect("the watcher printed the document as sent");
+    assert!(
+        sent["xero_number"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("INV-")),
+        "{sent}"
+    );
+    assert!(pushed.elapsed() < Duration::from_secs(12));
+    let in_xero = world.xero_get("Invoices").await;
+    assert_eq!(in_xero["Invoices"].as_array().unwrap().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_sharing_a_device_refresh_its_credentials_one_at_a_time() {
     let mut settings = settings();
