@@ -14,9 +14,11 @@
 //! `__EGL_VENDOR_LIBRARY_FILENAMES` when set; [`prepare`] sets it to a file that lists none, makes
 //! that first call, and restores the variable straight away, before WebKit starts any process, so
 //! the web process (started later with this environment) finds Mesa as usual. GTK's own GL probe at
-//! start-up (GLX on X11) is switched off with `GDK_GL=disable`. `LEDGERLINK_WINDOW_GL=on` keeps
-//! WebKit's defaults without a GPU, `off` keeps the app's process off GL even with one, `auto` (the
-//! default) decides by the render node.
+//! start-up (GLX on X11) is switched off with `GDK_GL=disable` (overriding any value there). Where
+//! `libEGL` is not glvnd's, the variable means nothing to it and the app leaves GL alone.
+//! `LEDGERLINK_WINDOW_GL=on` keeps WebKit's defaults without a GPU, `off` keeps the app's process
+//! off GL even with one, `auto` (the default) turns it off only without a render node and on X11:
+//! the way tested here (Xvfb); a Wayland session keeps WebKit's defaults.
 //!
 //! **The page's JavaScript interpreted, not compiled.** The window's script is a few hundred lines
 //! that wire forms and lists; JavaScriptCore's interpreter runs it without a visible difference, and
@@ -30,8 +32,13 @@
 //! allocator is already running, gets the same limit through `mallopt`. A value already in the
 //! environment is kept.
 //!
-//! These settings are for WebKit's processes only: [`open_browser`] starts the system browser with
-//! the environment as it was before [`prepare`], so a WebKit-based browser does not inherit them.
+//! These settings are for WebKit's processes only: [`open_browser`] starts the system browser
+//! through `xdg-open` with the environment as it was before [`prepare`], so a WebKit-based browser
+//! does not inherit them (where `xdg-open` is missing, the `webbrowser` crate passes the environment
+//! as it is).
+
+// Most of this only runs on Linux; elsewhere `prepare` does nothing.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -43,14 +50,14 @@ static CHANGED: Mutex<Vec<(&str, Option<OsString>)>> = Mutex::new(Vec::new());
 
 /// What [`prepare`] did, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The window's process stays off GL.
     pub window_gl_off: bool,
 }
 
 /// `LEDGERLINK_WINDOW_GL`, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowGl {
+pub(crate) enum WindowGl {
     Auto,
     On,
     Off,
@@ -58,7 +65,7 @@ pub enum WindowGl {
 
 impl WindowGl {
     /// Reads the setting; anything but `auto`, `on` or `off` is refused with what to write instead.
-    pub fn parse(value: Option<&str>) -> Result<WindowGl, String> {
+    pub(crate) fn parse(value: Option<&str>) -> Result<WindowGl, String> {
         match value.map(str::trim) {
             None | Some("") | Some("auto") => Ok(WindowGl::Auto),
             Some("on") => Ok(WindowGl::On),
@@ -69,12 +76,13 @@ impl WindowGl {
         }
     }
 
-    /// Whether the window's process should stay off GL, given the machine's `/dev/dri`.
-    pub fn keeps_window_off_gl(self, dri: &Path) -> bool {
+    /// Whether the window's process should stay off GL, given the machine's `/dev/dri` and
+    /// whether GTK will draw on Wayland.
+    pub(crate) fn keeps_window_off_gl(self, dri: &Path, wayland: bool) -> bool {
         match self {
             WindowGl::On => false,
             WindowGl::Off => true,
-            WindowGl::Auto => !has_render_node(dri),
+            WindowGl::Auto => !wayland && !has_render_node(dri),
         }
     }
 }
@@ -89,28 +97,35 @@ fn has_render_node(dri: &Path) -> bool {
     })
 }
 
-/// Applies the settings above. It changes the environment, so it must run while the process has
-/// one thread: the first line of `run`.
-pub fn prepare() -> Result<Prepared, String> {
-    let window_gl = WindowGl::parse(std::env::var("LEDGERLINK_WINDOW_GL").ok().as_deref())?;
-    let window_gl_off =
-        cfg!(target_os = "linux") && window_gl.keeps_window_off_gl(Path::new("/dev/dri"));
+/// GTK draws on Wayland when a compositor is there and `GDK_BACKEND` does not ask for X11.
+fn gtk_on_wayland() -> bool {
+    std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+        && !std::env::var("GDK_BACKEND").is_ok_and(|b| b.trim_start().starts_with("x11"))
+}
+
+/// Applies the settings above (on Linux, where WebKitGTK and glibc read them; elsewhere nothing).
+/// It changes the environment, so it must run while the process has one thread: the first line
+/// of `run`, which is why it is not public.
+pub(crate) fn prepare() -> Result<Prepared, String> {
+    let mut window_gl_off = false;
     #[cfg(target_os = "linux")]
-    if window_gl_off {
-        egl_without_vendors();
-        change("GDK_GL", "disable");
-    }
-    // WebKitGTK and glibc read these; other platforms' web views and allocators do not.
-    if cfg!(target_os = "linux") {
+    {
+        let window_gl = WindowGl::parse(std::env::var("LEDGERLINK_WINDOW_GL").ok().as_deref())?;
+        if window_gl.keeps_window_off_gl(Path::new("/dev/dri"), gtk_on_wayland())
+            && egl_without_vendors()
+        {
+            change("GDK_GL", "disable");
+            window_gl_off = true;
+        }
         if std::env::var_os("JSC_useJIT").is_none() {
             change("JSC_useJIT", "false");
         }
         if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
             change("MALLOC_ARENA_MAX", "2");
         }
+        #[cfg(target_env = "gnu")]
+        limit_own_arenas();
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    limit_own_arenas();
     Ok(Prepared { window_gl_off })
 }
 
@@ -125,12 +140,20 @@ fn change(name: &'static str, value: &str) {
 
 /// Opens `link` in the system browser, whose environment is the app's as it was before
 /// [`prepare`]. Through `xdg-open` on Linux; where that is missing (and elsewhere) through the
-/// `webbrowser` crate. Answers whether a browser could be started.
-pub fn open_browser(link: &str) -> bool {
+/// `webbrowser` crate. Answers whether a browser took the link: `xdg-open` exits non-zero when
+/// none is set up; one still running after 3 s is taken as started (it is reaped later).
+pub(crate) fn open_browser(link: &str) -> bool {
     if cfg!(target_os = "linux") {
         match browser_command(link).spawn() {
             Ok(mut child) => {
-                // Reaped in the background: xdg-open returns once the browser has the link.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while std::time::Instant::now() < deadline {
+                    match child.try_wait() {
+                        Ok(Some(status)) => return status.success(),
+                        Ok(None) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                        Err(_) => return false,
+                    }
+                }
                 std::thread::spawn(move || child.wait());
                 return true;
             }
@@ -156,36 +179,45 @@ fn browser_command(link: &str) -> Command {
     cmd
 }
 
-/// Makes glvnd settle this process's EGL vendors as none (see the module's comment).
+/// Makes glvnd settle this process's EGL vendors as none (see the module's comment); answers
+/// whether it could (the system's `libEGL` is glvnd's).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn egl_without_vendors() {
+fn egl_without_vendors() -> bool {
     use std::ffi::{c_char, c_int, c_void};
     const VENDORS: &str = "__EGL_VENDOR_LIBRARY_FILENAMES";
     const EGL_EXTENSIONS: c_int = 0x3055;
     type QueryString = unsafe extern "C" fn(*mut c_void, c_int) -> *const c_char;
 
-    let before = std::env::var_os(VENDORS);
-    // A list that names no vendor: the file exists and holds nothing.
-    std::env::set_var(VENDORS, "/dev/null");
-    // SAFETY: dlopen and dlsym get NUL-terminated names; the handle is kept for the process's
-    // life (WebKit uses the same library later and must find the vendor list settled). The symbol
-    // is EGL's `const char *eglQueryString(EGLDisplay, EGLint)`, called with EGL_NO_DISPLAY (null)
+    // SAFETY: dlopen and dlsym get NUL-terminated names. The libEGL handle is kept for the
+    // process's life (WebKit uses the same library later and must find the vendor list settled);
+    // the RTLD_NOLOAD look only asks whether glvnd's dispatch library came with it. The symbol is
+    // EGL's `const char *eglQueryString(EGLDisplay, EGLint)`, called with EGL_NO_DISPLAY (null)
     // and EGL_EXTENSIONS: it reads no memory of ours, and its answer is not kept.
     unsafe {
         let lib = libc::dlopen(c"libEGL.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
-        if !lib.is_null() {
-            let sym = libc::dlsym(lib, c"eglQueryString".as_ptr());
-            if !sym.is_null() {
-                let query = std::mem::transmute::<*mut c_void, QueryString>(sym);
-                query(std::ptr::null_mut(), EGL_EXTENSIONS);
-            }
+        if lib.is_null() {
+            return false;
+        }
+        let glvnd = libc::dlopen(
+            c"libGLdispatch.so.0".as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD,
+        );
+        let sym = libc::dlsym(lib, c"eglQueryString".as_ptr());
+        if glvnd.is_null() || sym.is_null() {
+            return false;
+        }
+        let query = std::mem::transmute::<*mut c_void, QueryString>(sym);
+        let before = std::env::var_os(VENDORS);
+        // A list that names no vendor: the file exists and holds nothing.
+        std::env::set_var(VENDORS, "/dev/null");
+        query(std::ptr::null_mut(), EGL_EXTENSIONS);
+        match before {
+            Some(v) => std::env::set_var(VENDORS, v),
+            None => std::env::remove_var(VENDORS),
         }
     }
-    match before {
-        Some(v) => std::env::set_var(VENDORS, v),
-        None => std::env::remove_var(VENDORS),
-    }
+    true
 }
 
 /// The `MALLOC_ARENA_MAX` in the environment (ours by default), for this process's allocator.
@@ -248,12 +280,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ll-dri-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("card0"), "").unwrap();
-        assert!(WindowGl::Auto.keeps_window_off_gl(&dir), "a display alone");
-        assert!(WindowGl::Auto.keeps_window_off_gl(&dir.join("missing")));
+        assert!(
+            WindowGl::Auto.keeps_window_off_gl(&dir, false),
+            "a display alone"
+        );
+        assert!(WindowGl::Auto.keeps_window_off_gl(&dir.join("missing"), false));
+        assert!(
+            !WindowGl::Auto.keeps_window_off_gl(&dir, true),
+            "Wayland keeps WebKit's defaults"
+        );
         std::fs::write(dir.join("renderD128"), "").unwrap();
-        assert!(!WindowGl::Auto.keeps_window_off_gl(&dir));
-        assert!(WindowGl::Off.keeps_window_off_gl(&dir));
-        assert!(!WindowGl::On.keeps_window_off_gl(&dir.join("missing")));
+        assert!(!WindowGl::Auto.keeps_window_off_gl(&dir, false));
+        assert!(WindowGl::Off.keeps_window_off_gl(&dir, true));
+        assert!(!WindowGl::On.keeps_window_off_gl(&dir.join("missing"), false));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

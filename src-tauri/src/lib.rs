@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tauri::{AppHandle, Emitter, Manager, State};
 
-pub mod footprint;
+mod footprint;
 
 type Shared<'a> = State<'a, Arc<App>>;
 

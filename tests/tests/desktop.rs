@@ -56,6 +56,32 @@ fn tauri_driver() -> PathBuf {
     .expect("tauri-driver is missing: `cargo install tauri-driver --locked` (./scripts/test does)")
 }
 
+/// The app opened the system browser on the pairing link, and the browser's environment is the
+/// app's without the memory settings meant for WebKit's processes (`footprint.rs`).
+fn browser_was_opened_without_the_apps_settings(dir: &Path, link: &str) {
+    let opened: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("opened-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    let start = opened
+        .iter()
+        .find(|o| o.lines().next() == Some(&format!("link={link}")))
+        .unwrap_or_else(|| panic!("no browser was opened on {link}: {opened:?}"));
+    let env: Vec<&str> = start.lines().skip(1).collect();
+    assert!(
+        env.iter().any(|l| l.starts_with("LEDGERLINK_DATA_DIR=")),
+        "the browser keeps the rest of the environment"
+    );
+    for ours in ["JSC_useJIT=", "MALLOC_ARENA_MAX=", "GDK_GL="] {
+        assert!(
+            !env.iter().any(|l| l.starts_with(ours)),
+            "the browser inherited {ours}"
+        );
+    }
+}
+
 /// Without a GPU the app keeps its own process off GL (`footprint.rs`): Mesa (and the LLVM it
 /// links) must not be loaded there, while WebKit's web process, started with the environment
 /// restored, must still have it (it paints the page). With a GPU, WebKit's defaults stay.
@@ -94,21 +120,23 @@ fn window_process_draws_without_gl(data_dir: &Path) {
         d.flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
     });
+    // glvnd's vendor libraries (libEGL_mesa, libGLX_mesa, libEGL_nvidia...): a GL driver is in.
+    let has_gl = |maps: &str| maps.contains("/libEGL_") || maps.contains("/libGLX_");
     let (app_maps, web_maps) = (maps(app), maps(web));
     if gpu {
         assert!(
-            app_maps.contains("_dri.so"),
+            has_gl(&app_maps),
             "with a GPU the app's process keeps WebKit's GL"
         );
     } else {
         assert!(
-            !app_maps.contains("_dri.so") && !app_maps.contains("libLLVM"),
-            "the app's own process loaded Mesa on a machine without a GPU"
+            !has_gl(&app_maps) && !app_maps.contains("libLLVM"),
+            "the app's own process loaded GL on a machine without a GPU"
         );
     }
     assert!(
-        web_maps.contains("swrast_dri"),
-        "the web process has no Mesa: the environment was not restored for it"
+        has_gl(&web_maps),
+        "the web process has no GL: the environment was not restored for it"
     );
 }
 
@@ -220,6 +248,21 @@ impl Ui {
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        // A window that drew nothing (black, or one flat colour) is a failure, not a screenshot.
+        let colours = Command::new("identify")
+            .args(["-format", "%k"])
+            .arg(&path)
+            .output()
+            .expect("ImageMagick's identify runs");
+        let colours: u32 = String::from_utf8_lossy(&colours.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        assert!(
+            colours >= 16,
+            "{} has {colours} colours: the window drew nothing",
+            path.display()
+        );
     }
 }
 
@@ -249,6 +292,26 @@ async fn flow() {
     let mut world = World::start_with_webhooks(settings).await;
 
     let data = TempDir(std::env::temp_dir().join(format!("ll-desktop-{}", uuid::Uuid::new_v4())));
+    // The system browser, as the app starts it (`xdg-open LINK`): this one records how.
+    let browser =
+        TempDir(std::env::temp_dir().join(format!("ll-browser-{}", uuid::Uuid::new_v4())));
+    std::fs::create_dir_all(&browser.0).unwrap();
+    let xdg_open = browser.0.join("xdg-open");
+    std::fs::write(
+        &xdg_open,
+        "#!/bin/sh\n{ printf 'link=%s\\n' \"$1\"; env; } > \"$(dirname \"$0\")/opened-$$.txt\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &xdg_open,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        browser.0.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let shots = build_dir().parent().unwrap().join("e2e-screens");
     std::fs::create_dir_all(&shots).unwrap();
     let port = free_port();
@@ -262,7 +325,9 @@ async fn flow() {
             ])
             .env("LEDGERLINK_DATA_DIR", &data.0)
             .env("LEDGERLINK_PROXY", &world.proxy_url)
-            .env("LEDGERLINK_NO_BROWSER", "1")
+            .env("PATH", &path)
+            .env_remove("LEDGERLINK_NO_BROWSER")
+            .env_remove("LEDGERLINK_WINDOW_GL")
             .env("LEDGERLINK_CREDENTIALS", "file")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -304,6 +369,7 @@ async fn flow() {
     ui.until_text("#pair-code", "a code", |t| t.len() == 9)
         .await;
     let declined = ui.text("#pair-link").await;
+    browser_was_opened_without_the_apps_settings(&browser.0, &declined);
     let page = world.browser().consent(&declined, &[], false).await;
     assert!(page.text.contains("nothing was connected"), "{}", page.text);
     ui.until_text("#outcome-title", "the denied outcome", |t| {

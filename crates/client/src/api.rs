@@ -93,14 +93,19 @@ fn plain_reason(kind: Option<std::io::ErrorKind>, innermost: &str) -> String {
         }
         _ => {}
     }
-    if lower.contains("lookup")
+    if lower.contains("failed to lookup address")
         || lower.contains("name or service not known")
-        || lower.contains("dns")
+        || lower.contains("name resolution")
+        || lower.contains("no address associated")
     {
         return "its name could not be found (check the address and the network)".into();
     }
-    if lower.contains("certificate") || lower.contains("tls") {
+    // rustls: the proxy's certificate is the problem, or the secure connection as a whole.
+    if lower.starts_with("invalid peer certificate") {
         return format!("its certificate was not accepted ({innermost})");
+    }
+    if lower.contains("tls") || lower.contains("handshake") || lower.contains("alert") {
+        return format!("a secure connection could not be set up ({innermost})");
     }
     match innermost.rfind(" (os error ") {
         Some(at) if innermost.ends_with(')') => innermost[..at].to_string(),
@@ -362,6 +367,13 @@ mod tests {
             tls.starts_with("its certificate was not accepted") && tls.contains("UnknownIssuer"),
             "{tls}"
         );
+        let tls = plain_reason(None, "peer is incompatible: ServerDoesNotSupportTls12Or13");
+        assert!(
+            tls.starts_with("a secure connection could not be set up"),
+            "{tls}"
+        );
+        // rustls's "invalid dns name" is about the address as written, not a lookup.
+        assert!(!plain_reason(None, "invalid dns name").starts_with("its name could not be found"));
         assert_eq!(
             plain_reason(Some(ErrorKind::Other), "something odd (os error 5)"),
             "something odd"
