@@ -26,11 +26,14 @@
 //! reads `JSC_useJIT` when the web process starts; a value already in the environment is kept
 //! (`JSC_useJIT=true` brings the JIT back).
 //!
-//! **Two malloc arenas per process.** glibc gives busy threads their own arenas (up to eight per
-//! core), each holding on to freed memory; the app's tokio and WebKit threads are mostly idle, so
-//! two are plenty. `MALLOC_ARENA_MAX` is read by each WebKit process at start; this process, whose
-//! allocator is already running, gets the same limit through `mallopt`. A value already in the
-//! environment is kept.
+//! **glibc's malloc kept lean.** glibc gives busy threads their own arenas (up to eight per core),
+//! each holding on to freed memory; the app's tokio and WebKit threads are mostly idle, so two are
+//! plenty (`MALLOC_ARENA_MAX=2`). And once a large block is freed glibc raises its thresholds for
+//! returning memory to the system, up to 32 MiB, so free memory stays resident after a burst (the
+//! first sync of a busy till, a page of events); fixed thresholds of 128 KiB
+//! (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`, glibc's starting values) keep giving it
+//! back. Each WebKit process reads these at start; this process, whose allocator is already
+//! running, gets the same values through `mallopt`. A value already in the environment is kept.
 //!
 //! These settings are for WebKit's processes only: [`open_browser`] starts the system browser
 //! through `xdg-open` with the environment as it was before [`prepare`], so a WebKit-based browser
@@ -120,11 +123,13 @@ pub(crate) fn prepare() -> Result<Prepared, String> {
         if std::env::var_os("JSC_useJIT").is_none() {
             change("JSC_useJIT", "false");
         }
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-            change("MALLOC_ARENA_MAX", "2");
+        for (name, value) in MALLOC {
+            if std::env::var_os(name).is_none() {
+                change(name, value);
+            }
         }
         #[cfg(target_env = "gnu")]
-        limit_own_arenas();
+        tune_own_malloc();
     }
     Ok(Prepared { window_gl_off })
 }
@@ -220,20 +225,33 @@ fn egl_without_vendors() -> bool {
     true
 }
 
-/// The `MALLOC_ARENA_MAX` in the environment (ours by default), for this process's allocator.
+/// glibc's malloc settings and the values the app gives them (see the module's comment).
+const MALLOC: [(&str, &str); 3] = [
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_TRIM_THRESHOLD_", "131072"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+];
+
+/// The malloc settings in the environment (ours by default), for this process's allocator.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn limit_own_arenas() {
-    let Some(n) = std::env::var("MALLOC_ARENA_MAX")
-        .ok()
-        .and_then(|v| v.trim().parse::<libc::c_int>().ok())
-        .filter(|n| *n > 0)
-    else {
-        return;
-    };
-    // SAFETY: mallopt takes two integers and only changes glibc's own tuning.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, n);
+fn tune_own_malloc() {
+    for (name, param) in [
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX),
+        ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD),
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD),
+    ] {
+        let Some(value) = std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<libc::c_int>().ok())
+            .filter(|n| *n > 0)
+        else {
+            continue;
+        };
+        // SAFETY: mallopt takes two integers and only changes glibc's own tuning.
+        unsafe {
+            libc::mallopt(param, value);
+        }
     }
 }
 

@@ -74,7 +74,13 @@ fn browser_was_opened_without_the_apps_settings(dir: &Path, link: &str) {
         env.iter().any(|l| l.starts_with("LEDGERLINK_DATA_DIR=")),
         "the browser keeps the rest of the environment"
     );
-    for ours in ["JSC_useJIT=", "MALLOC_ARENA_MAX=", "GDK_GL="] {
+    for ours in [
+        "JSC_useJIT=",
+        "MALLOC_ARENA_MAX=",
+        "MALLOC_TRIM_THRESHOLD_=",
+        "MALLOC_MMAP_THRESHOLD_=",
+        "GDK_GL=",
+    ] {
         assert!(
             !env.iter().any(|l| l.starts_with(ours)),
             "the browser inherited {ours}"
