@@ -394,25 +394,34 @@ function invoiceValues() {
   };
 }
 
-let previewTimer = null;
-let previewSeq = 0;
-function previewInvoice() {
-  clearTimeout(previewTimer);
-  const seq = ++previewSeq;
-  previewTimer = setTimeout(async () => {
-    const p = await call("preview_invoice", { draft: invoiceDraft(invoiceValues()) });
-    if (seq !== previewSeq) return; // the form changed (or was reset) meanwhile
-    const t = p.totals;
-    $("invoice-subtotal").textContent = t ? formatMoney(t.subtotal) : "—";
-    $("invoice-tax").textContent = t ? formatMoney(t.total_tax) : "—";
-    $("invoice-total").textContent = t ? formatMoney(t.total) : "—";
-    $("invoice-totals-note").textContent = t ? "Totals as Xero will show them." : p.totals_note || "";
-    [...$("invoice-lines").children].forEach((tr, i) => {
-      tr.querySelector(".amount").textContent = t?.lines[i] ? formatMoney(t.lines[i].amount) : "";
-    });
-    if (app.invoiceTried && !showProblems($("invoice-form"), p.problems)) say("invoice-message", "");
-  }, 80);
+/**
+ * A live preview from the client core: `show(answer)` after `command` with the form's draft, 80 ms
+ * after the last change, and only for the latest change (an answer about an older form is dropped).
+ */
+function livePreview(command, draft, show) {
+  let timer = null;
+  let seq = 0;
+  return () => {
+    clearTimeout(timer);
+    const mine = ++seq;
+    timer = setTimeout(async () => {
+      const answer = await call(command, { draft: draft() });
+      if (mine === seq) show(answer);
+    }, 80);
+  };
 }
+
+const previewInvoice = livePreview("preview_invoice", () => invoiceDraft(invoiceValues()), (p) => {
+  const t = p.totals;
+  $("invoice-subtotal").textContent = t ? formatMoney(t.subtotal) : "—";
+  $("invoice-tax").textContent = t ? formatMoney(t.total_tax) : "—";
+  $("invoice-total").textContent = t ? formatMoney(t.total) : "—";
+  $("invoice-totals-note").textContent = t ? "Totals as Xero will show them." : p.totals_note || "";
+  [...$("invoice-lines").children].forEach((tr, i) => {
+    tr.querySelector(".amount").textContent = t?.lines[i] ? formatMoney(t.lines[i].amount) : "";
+  });
+  if (app.invoiceTried && !showProblems($("invoice-form"), p.problems)) say("invoice-message", "");
+});
 
 async function openInvoice() {
   if (app.invoiceRef) return; // keep a half-filled form
@@ -499,39 +508,17 @@ function shiftValues() {
   };
 }
 
-let shiftTimer = null;
-let shiftSeq = 0;
-function previewShift() {
-  clearTimeout(shiftTimer);
-  const seq = ++shiftSeq;
-  shiftTimer = setTimeout(async () => {
-    const p = await call("preview_shift", { draft: shiftDraft(shiftValues()) });
-    if (seq !== shiftSeq) return;
-    const s = p.summary;
-    if (s) {
-      $("shift-net").textContent = formatMoney(String(subtract(s.sales, s.refunds)));
-      $("shift-taken").textContent = formatMoney(s.taken);
-      const o = overShort(s.over_short);
-      $("shift-over-short").textContent = o.label === "Balanced" ? "Balanced" : `${o.label} ${o.amount}`;
-      $("shift-over-short").className = `pill ${o.tone}`;
-    }
-    if (app.shiftTried && !showProblems($("shift-form"), p.problems)) say("shift-message", "");
-  }, 80);
-}
-
-/** Sales less refunds for display, by exact string arithmetic on cents (both have ≤ 2 dp here). */
-function subtract(a, b) {
-  const cents = (s) => {
-    const m = /^(-?)(\d*)(?:\.(\d{0,2}))?/.exec(String(s).trim());
-    if (!m) return 0n;
-    const v = BigInt(m[2] || "0") * 100n + BigInt(((m[3] || "") + "00").slice(0, 2));
-    return m[1] ? -v : v;
-  };
-  const d = cents(a) - cents(b);
-  const neg = d < 0n;
-  const abs = neg ? -d : d;
-  return `${neg ? "-" : ""}${abs / 100n}.${String(abs % 100n).padStart(2, "0")}`;
-}
+const previewShift = livePreview("preview_shift", () => shiftDraft(shiftValues()), (p) => {
+  const s = p.summary;
+  if (s) {
+    $("shift-net").textContent = formatMoney(s.net_sales);
+    $("shift-taken").textContent = formatMoney(s.taken);
+    const o = overShort(s.over_short);
+    $("shift-over-short").textContent = o.label === "Balanced" ? "Balanced" : `${o.label} ${o.amount}`;
+    $("shift-over-short").className = `pill ${o.tone}`;
+  }
+  if (app.shiftTried && !showProblems($("shift-form"), p.problems)) say("shift-message", "");
+});
 
 async function openShift() {
   if (app.shiftRef) return;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ledgerlink_client::app::App;
 use ledgerlink_client::sync::Until;
-use ledgerlink_e2e::{World, NZ};
+use ledgerlink_e2e::{process_family, World, NZ};
 use ledgerlink_wire::documents::DocumentKind;
 use serde_json::json;
 
@@ -137,7 +137,7 @@ fn idle_memory(bin: &Path, runs: usize, proxy: &str, mut dir: impl FnMut() -> Pa
         let d = dir();
         let (c, _) = start(bin, &d, proxy);
         std::thread::sleep(Duration::from_secs(10));
-        let procs = family(c.id());
+        let procs = process_family(c.id());
         let total: u64 = procs.iter().map(|p| pss_kib(*p)).sum();
         for p in &procs {
             let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
@@ -156,41 +156,6 @@ fn idle_memory(bin: &Path, runs: usize, proxy: &str, mut dir: impl FnMut() -> Pa
         stop(c);
     }
     median(memory)
-}
-
-/// `pid` and every process below it.
-fn family(pid: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // The parent is the second field after the command name in parentheses.
-        let after = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-        if let Some(ppid) = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u32>().ok())
-        {
-            parents.push((p, ppid));
-        }
-    }
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i];
-        out.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    out
 }
 
 fn pss_kib(pid: u32) -> u64 {

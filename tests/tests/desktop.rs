@@ -110,17 +110,9 @@ fn window_process_draws_without_gl(data_dir: &Path) {
                     .any(|kv| kv == marker.as_bytes())
         })
         .expect("the app's process");
-    let web = *pids
-        .iter()
-        .find(|p| {
-            comm(**p).trim() == "WebKitWebProces"
-                && std::fs::read_to_string(format!("/proc/{p}/stat"))
-                    .unwrap_or_default()
-                    .rsplit(')')
-                    .next()
-                    .and_then(|rest| rest.split_whitespace().nth(1))
-                    .is_some_and(|ppid| ppid == app.to_string())
-        })
+    let web = process_family(app)
+        .into_iter()
+        .find(|p| comm(*p).trim() == "WebKitWebProces")
         .expect("the app's web process");
     let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
         d.flatten()

@@ -231,6 +231,9 @@ pub struct ShiftSummary {
     pub sales: Decimal,
     #[serde(with = "ledgerlink_wire::money")]
     pub refunds: Decimal,
+    /// Sales less refunds.
+    #[serde(with = "ledgerlink_wire::money")]
+    pub net_sales: Decimal,
     #[serde(with = "ledgerlink_wire::money")]
     pub taken: Decimal,
     #[serde(with = "ledgerlink_wire::money")]
@@ -238,9 +241,12 @@ pub struct ShiftSummary {
 }
 
 pub fn shift_summary(shift: &Shift) -> ShiftSummary {
+    let sales: Decimal = shift.sales.iter().map(|s| s.amount).sum();
+    let refunds: Decimal = shift.refunds.iter().map(|s| s.amount).sum();
     ShiftSummary {
-        sales: shift.sales.iter().map(|s| s.amount).sum(),
-        refunds: shift.refunds.iter().map(|s| s.amount).sum(),
+        sales,
+        refunds,
+        net_sales: sales - refunds,
         taken: shift.tenders.iter().map(|t| t.amount).sum(),
         over_short: ledgerlink_wire::validate::over_short(shift),
     }
@@ -366,5 +372,6 @@ mod tests {
             (s.sales, s.refunds, s.taken, s.over_short),
             (d("150.55"), d("10.00"), d("140.55"), d("-1.50"))
         );
+        assert_eq!(s.net_sales, d("140.55"));
     }
 }
