@@ -52,7 +52,10 @@ impl ClientError {
             Self::Unreachable { .. } => true,
             Self::Api { code, .. } => matches!(
                 code,
-                ErrorCode::ProviderUnavailable | ErrorCode::Internal | ErrorCode::RateLimited
+                ErrorCode::ProviderUnavailable
+                    | ErrorCode::Internal
+                    | ErrorCode::RateLimited
+                    | ErrorCode::Unavailable
             ),
             Self::Protocol(_) => false,
         }

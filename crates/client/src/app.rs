@@ -612,7 +612,7 @@ impl App {
         });
         let summary = serde_json::from_value::<Shift>(lenient)
             .ok()
-            .map(|s| documents::shift_summary(&s));
+            .and_then(|s| documents::shift_summary(&s));
         ShiftPreview {
             summary,
             problems: prepared.problems,
@@ -689,7 +689,8 @@ impl App {
                 ),
                 serde_json::from_value::<Shift>(e.body.clone())
                     .ok()
-                    .map(|s| documents::shift_summary(&s).taken.to_string()),
+                    .and_then(|s| documents::shift_summary(&s))
+                    .map(|s| s.taken.to_string()),
             ),
         };
         DocumentRow {

@@ -73,8 +73,16 @@ enum Command {
         /// This device's name, shown on the pairing page (default: the host name).
         #[arg(long)]
         name: Option<String>,
-        /// Do not open the browser (the link is printed either way).
-        #[arg(long, env = "LEDGERLINK_NO_BROWSER")]
+        /// Do not open the browser (the link is printed either way). The variable takes 1/0,
+        /// true/false, yes/no or on/off.
+        #[arg(
+            long,
+            env = "LEDGERLINK_NO_BROWSER",
+            value_parser = clap::builder::BoolishValueParser::new(),
+            num_args = 0..=1,
+            default_missing_value = "true",
+            default_value = "false"
+        )]
         no_browser: bool,
     },
     /// Show the connected organisation, its status, and the outbox.
@@ -439,8 +447,10 @@ async fn push(
                 }
             }
             DocumentKind::Shift => {
-                if let Ok(shift) = serde_json::from_value::<Shift>(document.clone()) {
-                    let s = documents::shift_summary(&shift);
+                if let Some((shift, s)) = serde_json::from_value::<Shift>(document.clone())
+                    .ok()
+                    .and_then(|shift| documents::shift_summary(&shift).map(|s| (shift, s)))
+                {
                     summary = format!(
                         ": {}, taken {}, cash over/short {}",
                         shift.register, s.taken, s.over_short

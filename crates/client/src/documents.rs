@@ -37,13 +37,16 @@ fn plural(kind: DocumentKind) -> &'static str {
 /// Reads `text` as documents of `kind`: `{...}` (one), `[{...}, ...]`, or `{"invoices": [...]}`.
 pub fn prepare(kind: DocumentKind, text: &str) -> Prepared {
     let mut out = Prepared::default();
-    let value: Value = match serde_json::from_str(text) {
+    let value: Value = match ledgerlink_wire::strict::parse_json(text.as_bytes()) {
         Ok(v) => v,
         Err(e) => {
             out.problems.push(Problem {
                 path: String::new(),
                 code: ProblemCode::Invalid,
-                message: format!("not JSON: {e}"),
+                message: match e {
+                    ledgerlink_wire::strict::JsonError::Syntax(why) => format!("not JSON: {why}"),
+                    dup => dup.to_string(),
+                },
             });
             return out;
         }
@@ -123,7 +126,7 @@ impl TaxRates {
                 .flatten()
                 .filter_map(|t| {
                     let tax_type = t["tax_type"].as_str()?.to_string();
-                    let rate = ledgerlink_wire::money::parse(&t["rate"]).ok()?;
+                    let rate = ledgerlink_wire::money::parse_lenient(&t["rate"]).ok()?;
                     Some((tax_type, rate))
                 })
                 .collect(),
@@ -171,6 +174,8 @@ pub enum TotalsError {
     NoTaxType { line: usize },
     #[error("line {line}: the organisation has no tax rate '{tax_type}'")]
     UnknownTaxType { line: usize, tax_type: String },
+    #[error("the amounts are too large to add up")]
+    TooLarge,
 }
 
 /// Xero's totals of `invoice`: each line's amount is quantity × unit amount to 2 decimals, its tax
@@ -182,7 +187,8 @@ pub fn invoice_totals(
 ) -> Result<InvoiceTotals, TotalsError> {
     let mut lines = Vec::with_capacity(invoice.lines.len());
     for (i, line) in invoice.lines.iter().enumerate() {
-        let amount = totals::line_amount(line.quantity, line.unit_amount);
+        let amount =
+            totals::line_amount(line.quantity, line.unit_amount).ok_or(TotalsError::TooLarge)?;
         // A line that comes to nothing has no tax, whatever its rate (a form's fresh empty line).
         let rate = if invoice.tax_mode == TaxMode::NoTax || amount.is_zero() {
             Decimal::ZERO
@@ -206,14 +212,17 @@ pub fn invoice_totals(
         };
         lines.push(LineTotal {
             amount,
-            tax: totals::line_tax(amount, rate, invoice.tax_mode),
+            tax: totals::line_tax(amount, rate, invoice.tax_mode).ok_or(TotalsError::TooLarge)?,
         });
     }
-    let sum: Decimal = lines.iter().map(|l| l.amount).sum();
-    let total_tax: Decimal = lines.iter().map(|l| l.tax).sum();
+    let sum = totals::sum(lines.iter().map(|l| l.amount)).ok_or(TotalsError::TooLarge)?;
+    let total_tax = totals::sum(lines.iter().map(|l| l.tax)).ok_or(TotalsError::TooLarge)?;
     let (subtotal, total) = match invoice.tax_mode {
-        TaxMode::Inclusive => (sum - total_tax, sum),
-        TaxMode::Exclusive | TaxMode::NoTax => (sum, sum + total_tax),
+        TaxMode::Inclusive => (sum.checked_sub(total_tax), Some(sum)),
+        TaxMode::Exclusive | TaxMode::NoTax => (Some(sum), sum.checked_add(total_tax)),
+    };
+    let (Some(subtotal), Some(total)) = (subtotal, total) else {
+        return Err(TotalsError::TooLarge);
     };
     Ok(InvoiceTotals {
         lines,
@@ -240,22 +249,31 @@ pub struct ShiftSummary {
     pub over_short: Decimal,
 }
 
-pub fn shift_summary(shift: &Shift) -> ShiftSummary {
-    let sales: Decimal = shift.sales.iter().map(|s| s.amount).sum();
-    let refunds: Decimal = shift.refunds.iter().map(|s| s.amount).sum();
-    ShiftSummary {
+/// `None` when the amounts are past what a decimal holds (a form can hold anything).
+pub fn shift_summary(shift: &Shift) -> Option<ShiftSummary> {
+    let sales = totals::sum(shift.sales.iter().map(|s| s.amount))?;
+    let refunds = totals::sum(shift.refunds.iter().map(|s| s.amount))?;
+    let taken = totals::sum(shift.tenders.iter().map(|t| t.amount))?;
+    let expected = totals::sum(
+        shift
+            .tenders
+            .iter()
+            .filter(|t| t.tender.eq_ignore_ascii_case("cash"))
+            .map(|t| t.amount),
+    )?;
+    Some(ShiftSummary {
         sales,
         refunds,
-        net_sales: sales - refunds,
-        taken: shift.tenders.iter().map(|t| t.amount).sum(),
-        over_short: ledgerlink_wire::validate::over_short(shift),
-    }
+        net_sales: sales.checked_sub(refunds)?,
+        taken,
+        over_short: shift.counted_cash.checked_sub(expected)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledgerlink_wire::documents::CategoryMapping;
+    use ledgerlink_wire::documents::{CategoryMapping, InvoiceLine};
     use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
@@ -367,11 +385,66 @@ mod tests {
     #[test]
     fn a_shift_shows_its_over_short_before_it_is_sent() {
         let shift: Shift = serde_json::from_str(&example("shift.json")).unwrap();
-        let s = shift_summary(&shift);
+        let s = shift_summary(&shift).unwrap();
         assert_eq!(
             (s.sales, s.refunds, s.taken, s.over_short),
             (d("150.55"), d("10.00"), d("140.55"), d("-1.50"))
         );
         assert_eq!(s.net_sales, d("140.55"));
+    }
+
+    #[test]
+    fn absurd_amounts_are_refused_before_saving_and_totals_never_panic() {
+        // The file that made the CLI panic ("Addition overflowed"): huge amounts on many lines.
+        let line = serde_json::json!({"description": "x", "quantity": "99999999999",
+            "unit_amount": "999999999999", "account_code": "200", "tax_type": "OUTPUT2"});
+        let text = serde_json::json!({"client_ref": "huge", "contact": {"name": "c"},
+            "date": "2026-11-20", "lines": vec![line; 150]})
+        .to_string();
+        let p = prepare(DocumentKind::Invoice, &text);
+        assert!(p.documents.is_empty());
+        assert!(
+            p.problems.iter().all(|p| p.code == ProblemCode::OutOfRange),
+            "{:?}",
+            p.problems
+        );
+        // What a form's live preview totals, unchecked: an answer, not a panic.
+        let mut inv: Invoice = serde_json::from_str(&example("invoice.json")).unwrap();
+        let big = Decimal::from_str("79228162514264337593543950").unwrap();
+        for l in &mut inv.lines {
+            l.quantity = big;
+            l.unit_amount = big;
+        }
+        assert_eq!(
+            invoice_totals(&inv, &TaxRates::default(), &Mappings::default()),
+            Err(TotalsError::TooLarge)
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a file or a form holds: documents or problems, never a panic.
+        #[test]
+        fn preparing_anything_never_panics(text in r#"[\[\]{}",:a-z_0-9.eE+\- ]{0,80}"#) {
+            let _ = prepare(DocumentKind::Invoice, &text);
+            let _ = prepare(DocumentKind::Shift, &text);
+        }
+
+        #[test]
+        fn totals_of_any_amounts_never_panic(
+            amounts in proptest::collection::vec((proptest::num::i64::ANY, 0u32..=10, proptest::num::i64::ANY, 0u32..=10), 1..12),
+        ) {
+            let mut inv: Invoice = serde_json::from_str(&example("invoice.json")).unwrap();
+            let template = inv.lines[1].clone();
+            inv.lines = amounts
+                .iter()
+                .map(|(q, qs, u, us)| InvoiceLine {
+                    quantity: Decimal::new(*q, *qs),
+                    unit_amount: Decimal::new(*u, *us),
+                    ..template.clone()
+                })
+                .collect();
+            let rates = TaxRates([("OUTPUT2".to_string(), Decimal::new(15, 0))].into_iter().collect());
+            let _ = invoice_totals(&inv, &rates, &Mappings::default());
+        }
     }
 }

@@ -14,8 +14,11 @@ use crate::api::{ClientError, ProxyClient};
 use crate::credentials::{CredentialStore, Credentials, FreshError};
 use crate::outbox::{problems_message, Counts, Outbox, OutboxError, Upload};
 
-/// Documents per request (well under the proxy's 1,000 and its body limit).
+/// Documents per request (well under the proxy's 1,000).
 pub const BATCH: usize = 100;
+/// Bytes of documents per request: under the proxy's body limit (4 MiB by default), however long
+/// the documents. A document larger than this goes alone.
+pub const BATCH_BYTES: usize = 3 * 1024 * 1024;
 /// The longest pause between attempts while the proxy is unreachable.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -151,7 +154,17 @@ impl Syncer {
                 return Ok(pass);
             };
             let kind = first.kind;
-            let run: Vec<_> = pending.iter().take_while(|e| e.kind == kind).collect();
+            let mut bytes = 0;
+            let run: Vec<_> = pending
+                .iter()
+                .take_while(|e| e.kind == kind)
+                .enumerate()
+                .take_while(|(i, e)| {
+                    bytes += e.body.to_string().len() + 1;
+                    *i == 0 || bytes <= BATCH_BYTES
+                })
+                .map(|(_, e)| e)
+                .collect();
             let bodies: Vec<Value> = run.iter().map(|e| e.body.clone()).collect();
             let bodies = &bodies;
             let result = self
@@ -198,7 +211,13 @@ impl Syncer {
                     client.events(&creds.access_token, after, wait).await
                 })
                 .await?;
-            let events: Vec<_> = page.events.iter().map(|e| (e.seq, &e.document)).collect();
+            // Documents' states; a connection's new status is read with `status` (events of kinds
+            // this device does not know are skipped, the cursor moving past them all the same).
+            let events: Vec<_> = page
+                .events
+                .iter()
+                .filter_map(|e| e.document.as_ref().map(|d| (e.seq, d)))
+                .collect();
             changed += self.outbox.apply(&events, page.next.max(after))?;
             if page.events.len() < 500 {
                 return Ok(changed);

@@ -1,14 +1,26 @@
-//! Calls to Xero's Accounting API for one connection: the access token from the vault, a `401`
-//! refreshed once and retried, and the answer with what the caller needs to pace itself.
+//! Calls to Xero's Accounting API for one connection: the access token from the vault, and the
+//! answer with what the caller needs to pace itself. Refusals are not taken at their first word:
+//!
+//! - a `401` refreshes the tokens (once, single-flight) and tries again; a `401` right after a
+//!   refresh that worked is Xero's token service and API disagreeing for a moment, so it is tried
+//!   again with backoff, up to three times, before the connection is marked `needs_reconnect`
+//!   (`api_refused`, which the re-probe in `crate::connections` revisits);
+//! - a `403` (`AuthenticationUnsuccessful`) asks Xero whether the organisation is still connected:
+//!   if it is, the call is tried again with backoff; if not, the connection is `disconnected`.
 
 use axum::http::StatusCode;
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
 
-use crate::store::ConnectionRow;
+use crate::store::{ConnectionRow, StatusReason};
 use crate::vault::VaultError;
 use crate::AppState;
+use ledgerlink_wire::ConnectionStatus;
+
+/// Tries after a refusal that may pass (a `401` after a fresh refresh, a `403` for an organisation
+/// Xero still lists), with backoff between them.
+const AUTH_RETRIES: u32 = 3;
 
 /// Xero's answer.
 #[derive(Debug)]
@@ -31,6 +43,9 @@ pub enum CallError {
     /// The tokens no longer work.
     #[error("the organisation must be connected again")]
     NeedsReconnect,
+    /// The organisation is no longer connected at Xero.
+    #[error("the organisation was disconnected from Xero")]
+    Disconnected,
     #[error("no token set: the organisation is not connected")]
     NotConnected,
     #[error(transparent)]
@@ -52,31 +67,20 @@ pub async fn call(
         .access_token(token_set)
         .await
         .map_err(vault_error)?;
-    let url = format!(
-        "{}/{}",
-        state.xero.endpoints().api.as_str().trim_end_matches('/'),
-        path_and_query.trim_start_matches('/')
-    );
-    for attempt in 0..2 {
-        let mut req = state
-            .xero
-            .http()
-            .request(method.clone(), &url)
-            .bearer_auth(access.expose())
-            .header("xero-tenant-id", connection.tenant_id.to_string())
-            .header("accept", "application/json");
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        if let Some(k) = idempotency_key {
-            req = req.header("Idempotency-Key", k);
-        }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+    let url = api_url(state, path_and_query);
+    let mut refreshed = false;
+    let mut retries = 0;
+    loop {
+        let response = send(
+            state,
+            connection,
+            &access,
+            &method,
+            &url,
+            body,
+            idempotency_key,
+        )
+        .await?;
         let status = response.status();
         let header = |name: &str| {
             response
@@ -88,17 +92,64 @@ pub async fn call(
         let retry_after = header("retry-after").map(Duration::from_secs);
         let minute_remaining = header("x-minlimit-remaining").map(|v| v as u32);
         let day_remaining = header("x-daylimit-remaining").map(|v| v as u32);
-        if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-            // Refresh once through the vault (single-flight) and try again.
-            access = state
-                .vault
-                .refresh_after_rejection(token_set, &access)
-                .await
-                .map_err(vault_error)?;
-            continue;
-        }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        if status == StatusCode::UNAUTHORIZED {
+            if !refreshed {
+                // Refresh once through the vault (single-flight) and try again.
+                access = state
+                    .vault
+                    .refresh_after_rejection(token_set, &access)
+                    .await
+                    .map_err(vault_error)?;
+                refreshed = true;
+                continue;
+            }
+            if retries < AUTH_RETRIES {
+                retries += 1;
+                tracing::warn!(connection = %connection.id, attempt = retries, "Xero refused a freshly refreshed token; trying again shortly");
+                backoff(retries).await;
+                continue;
+            }
+            tracing::warn!(connection = %connection.id, "Xero keeps refusing the organisation's tokens: it must be connected again");
+            mark(
+                state,
+                connection,
+                token_set,
+                ConnectionStatus::NeedsReconnect,
+                StatusReason::ApiRefused,
+            )
+            .await;
             return Err(CallError::NeedsReconnect);
+        }
+        if status == StatusCode::FORBIDDEN {
+            // AuthenticationUnsuccessful: is the organisation still connected to these tokens?
+            match state.xero.connections(&access, None).await {
+                Ok(list) if list.iter().any(|c| c.tenant_id == connection.tenant_id) => {
+                    if retries < AUTH_RETRIES {
+                        retries += 1;
+                        tracing::warn!(connection = %connection.id, attempt = retries, "Xero answered 403 for an organisation it still lists; trying again shortly");
+                        backoff(retries).await;
+                        continue;
+                    }
+                    // Listed, yet refused every time: not a passing refusal, but not proof of a
+                    // disconnection either. The caller retries later.
+                    return Err(CallError::Transport(
+                        "Xero keeps answering 403 for an organisation it lists as connected".into(),
+                    ));
+                }
+                Ok(_) => {
+                    tracing::warn!(connection = %connection.id, tenant = %connection.tenant_id, "the organisation was disconnected from Xero's side");
+                    mark(
+                        state,
+                        connection,
+                        token_set,
+                        ConnectionStatus::Disconnected,
+                        StatusReason::TenantGone,
+                    )
+                    .await;
+                    return Err(CallError::Disconnected);
+                }
+                Err(e) => return Err(CallError::Transport(e.to_string())),
+            }
         }
         let text = response
             .text()
@@ -113,7 +164,109 @@ pub async fn call(
             day_remaining,
         });
     }
-    Err(CallError::NeedsReconnect)
+}
+
+fn api_url(state: &AppState, path_and_query: &str) -> String {
+    format!(
+        "{}/{}",
+        state.xero.endpoints().api.as_str().trim_end_matches('/'),
+        path_and_query.trim_start_matches('/')
+    )
+}
+
+async fn send(
+    state: &AppState,
+    connection: &ConnectionRow,
+    access: &ledgerlink_wire::Secret,
+    method: &Method,
+    url: &str,
+    body: Option<&str>,
+    idempotency_key: Option<&str>,
+) -> Result<reqwest::Response, CallError> {
+    let mut req = state
+        .xero
+        .http()
+        .request(method.clone(), url)
+        .bearer_auth(access.expose())
+        .header("xero-tenant-id", connection.tenant_id.to_string())
+        .header("accept", "application/json");
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    if let Some(k) = idempotency_key {
+        req = req.header("Idempotency-Key", k);
+    }
+    req.send()
+        .await
+        .map_err(|e| CallError::Transport(e.without_url().to_string()))
+}
+
+/// Whether Xero takes the connection's tokens again (`GET /Organisation`, refreshing once on a
+/// `401`): one look, no retries and nothing marked, for the re-probe of a connection parked by
+/// refused API calls.
+pub async fn probe(state: &AppState, connection: &ConnectionRow) -> Result<bool, CallError> {
+    let token_set = connection.token_set_id.ok_or(CallError::NotConnected)?;
+    let url = api_url(state, "Organisation");
+    let mut access = state
+        .vault
+        .access_token(token_set)
+        .await
+        .map_err(vault_error)?;
+    for attempt in 0..2 {
+        let response = send(state, connection, &access, &Method::GET, &url, None, None).await?;
+        if response.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+            access = state
+                .vault
+                .refresh_after_rejection(token_set, &access)
+                .await
+                .map_err(vault_error)?;
+            continue;
+        }
+        return Ok(response.status().is_success());
+    }
+    Ok(false)
+}
+
+/// 1 s, 2 s, 4 s, with up to half again of jitter.
+async fn backoff(attempt: u32) {
+    let base = 500u64 << attempt.min(4);
+    tokio::time::sleep(Duration::from_millis(
+        base + rand::random::<u64>() % (base / 2 + 1),
+    ))
+    .await;
+}
+
+/// Moves a connected connection to `to`, telling its devices (nothing if it moved meanwhile).
+async fn mark(
+    state: &AppState,
+    connection: &ConnectionRow,
+    token_set: uuid::Uuid,
+    to: ConnectionStatus,
+    reason: StatusReason,
+) {
+    let (id, now) = (connection.id, state.clock.now());
+    let marked = state
+        .storage
+        .call(move |s| {
+            s.mark_connection(
+                id,
+                Some(token_set),
+                ConnectionStatus::Connected,
+                to,
+                Some(reason),
+                now,
+            )
+        })
+        .await;
+    match marked {
+        Ok(true) => state.events_ready.notify_waiters(),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(connection = %id, error = %e, "cannot record the connection's status")
+        }
+    }
 }
 
 fn vault_error(e: VaultError) -> CallError {

@@ -174,6 +174,7 @@ async fn run() -> anyhow::Result<()> {
         other => anyhow::bail!("--log-format must be text or json, not '{other}'"),
     }
 
+    crate::server::raise_open_files_limit();
     let settings = args.settings()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

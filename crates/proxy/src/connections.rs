@@ -4,7 +4,7 @@ use chrono::Duration;
 use ledgerlink_wire::ConnectionStatus;
 
 use crate::error::AppError;
-use crate::store::ConnectionRow;
+use crate::store::{ConnectionRow, StatusReason};
 use crate::vault::VaultError;
 use crate::xero::{Deleted, TokenError};
 use crate::AppState;
@@ -81,11 +81,68 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
         tracing::warn!(connection = %id, tenant = %connection.tenant_id, "the organisation was disconnected from Xero's side");
         state
             .storage
-            .call(move |s| s.set_connection_status(id, ConnectionStatus::Disconnected, now))
+            .call(move |s| {
+                s.mark_connection(
+                    id,
+                    Some(token_set),
+                    ConnectionStatus::Connected,
+                    ConnectionStatus::Disconnected,
+                    Some(StatusReason::TenantGone),
+                    now,
+                )
+            })
             .await?;
         return reread(state).await;
     }
     Ok(connection)
+}
+
+/// Asks Xero again about connections parked because it refused API calls (not the refresh, which
+/// only a reconnect fixes): one that works again is `connected` once more, and its devices are
+/// told. Answers how many recovered.
+pub async fn reprobe(state: &AppState) -> usize {
+    let parked = match state.storage.call(|s| s.connections_to_reprobe()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list connections to probe again");
+            return 0;
+        }
+    };
+    let mut recovered = 0;
+    for connection in parked {
+        let id = connection.id;
+        match crate::accounting::probe(state, &connection).await {
+            Ok(true) => {
+                let (token_set, now) = (connection.token_set_id, state.clock.now());
+                let moved = state
+                    .storage
+                    .call(move |s| {
+                        s.mark_connection(
+                            id,
+                            token_set,
+                            ConnectionStatus::NeedsReconnect,
+                            ConnectionStatus::Connected,
+                            None,
+                            now,
+                        )
+                    })
+                    .await;
+                if let Ok(true) = moved {
+                    tracing::info!(connection = %id, "Xero takes the organisation's tokens again: connected");
+                    recovered += 1;
+                    state.events_ready.notify_waiters();
+                    state.outbox_ready.notify_one();
+                }
+            }
+            Ok(false) => {
+                tracing::info!(connection = %id, "Xero still refuses the organisation's tokens")
+            }
+            Err(e) => {
+                tracing::info!(connection = %id, error = %e, "cannot probe the organisation now")
+            }
+        }
+    }
+    recovered
 }
 
 /// Disconnects the organisation: `DELETE /connections/{id}` at Xero, the refresh token revoked when
@@ -124,7 +181,10 @@ pub async fn disconnect(
         .storage
         .call(move |s| s.disconnect(id, token_set_before, now))
         .await?;
-    if !done {
+    if done {
+        let devices = state.storage.call(move |s| s.devices_on(id)).await?;
+        state.streams.end(devices.iter().map(|d| d.id));
+    } else {
         return Err(AppError::api(
             axum::http::StatusCode::CONFLICT,
             ledgerlink_wire::ErrorCode::Conflict,

@@ -30,7 +30,7 @@ use crate::AppState;
 
 /// Documents per call (Xero's advice).
 const BUNDLE: usize = 50;
-/// Keep each call under Xero's 3.5 MB request limit.
+/// Keep each call under Xero's 3.5 MB request limit (the envelope and query take the rest).
 const MAX_BYTES: usize = 3_400_000;
 
 /// Paces calls to a fixed-window limit (`per_window` calls per `window`) without ever passing it: a
@@ -121,7 +121,9 @@ enum Stop {
 impl From<CallError> for Stop {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::NeedsReconnect | CallError::NotConnected => Stop::Reconnect,
+            CallError::NeedsReconnect | CallError::NotConnected | CallError::Disconnected => {
+                Stop::Reconnect
+            }
             other => Stop::Later(other.to_string()),
         }
     }
@@ -142,7 +144,10 @@ pub async fn run(state: AppState) {
         window,
     )));
     let pacers: Arc<Mutex<HashMap<Uuid, Pacer>>> = Arc::default();
-    let mut workers: HashMap<Uuid, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Owned here: when the engine stops (or its task is aborted), its workers stop with it.
+    let mut workers = tokio::task::JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+    let trouble = crate::logs::Every::minute();
     let mut first = true;
     loop {
         // Straight to work after a start (documents may be waiting); then on news or every second.
@@ -153,23 +158,34 @@ pub async fn run(state: AppState) {
             }
         }
         first = false;
-        let ids = match state.storage.call(|s| s.connections_with_work()).await {
+        while let Some(done) = workers.try_join_next_with_id() {
+            let id = match &done {
+                Ok((id, ())) => *id,
+                Err(e) => e.id(),
+            };
+            running.remove(&id);
+        }
+        let now = state.clock.now();
+        let ids = match state
+            .storage
+            .call(move |s| s.connections_with_work(now))
+            .await
+        {
             Ok(ids) => ids,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox");
+                if trouble.due() {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                }
                 continue;
             }
         };
-        workers.retain(|_, h| !h.is_finished());
         for id in ids {
-            if workers.contains_key(&id) {
+            if running.values().any(|r| *r == id) {
                 continue;
             }
             let (state, app, pacers) = (state.clone(), app.clone(), pacers.clone());
-            workers.insert(
-                id,
-                tokio::spawn(async move { worker(state, id, app, pacers).await }),
-            );
+            let handle = workers.spawn(async move { worker(state, id, app, pacers).await });
+            running.insert(handle.id(), id);
         }
     }
 }
@@ -210,14 +226,8 @@ async fn worker(
                 tokio::time::sleep(backoff).await;
             }
             Err(Stop::Reconnect) => {
+                // The call that found out marked the connection (and told its devices).
                 tracing::warn!(connection = %id, "delivery stopped: the organisation must be connected again");
-                let now = state.clock.now();
-                let _ = state
-                    .storage
-                    .call(move |s| {
-                        s.set_connection_status(id, ConnectionStatus::NeedsReconnect, now)
-                    })
-                    .await;
                 break;
             }
         }
@@ -263,23 +273,39 @@ async fn deliver(
         tracing::warn!(connection = %connection_id, documents = stranded, "documents left sending by an interrupted round go again");
     }
     d.resend_open_bundles().await?;
+    // Every kind gets its turn in each pass, so a flood of one never holds back another; a payment
+    // is only taken once its invoice is in Xero (the outbox query leaves the others waiting).
+    let mut last_pass = Vec::new();
     loop {
-        let docs = d.outbox(DocumentKind::Invoice, BUNDLE).await?;
-        if docs.is_empty() {
-            break;
+        let invoices = d.outbox(DocumentKind::Invoice, BUNDLE).await?;
+        let shifts = d.outbox(DocumentKind::Shift, 1).await?;
+        let payments = d.outbox(DocumentKind::Payment, BUNDLE).await?;
+        let pass: Vec<Uuid> = invoices
+            .iter()
+            .chain(&shifts)
+            .chain(&payments)
+            .map(|d| d.id)
+            .collect();
+        if pass.is_empty() {
+            return Ok(());
         }
-        d.invoices(docs).await?;
+        if pass == last_pass {
+            // The same documents again and none of them moved: leave them to the next round
+            // rather than spin (a waiting document should never be offered; this is the guard).
+            tracing::warn!(connection = %connection_id, documents = pass.len(), "delivery made no progress; trying again later");
+            return Ok(());
+        }
+        last_pass = pass;
+        if !invoices.is_empty() {
+            d.invoices(invoices).await?;
+        }
+        for shift in shifts {
+            d.shift(shift).await?;
+        }
+        if !payments.is_empty() {
+            d.payments(payments).await?;
+        }
     }
-    loop {
-        let docs = d.outbox(DocumentKind::Shift, 1).await?;
-        let Some(doc) = docs.into_iter().next() else {
-            break;
-        };
-        d.shift(doc).await?;
-    }
-    let payments = d.outbox(DocumentKind::Payment, 500).await?;
-    d.payments(payments).await?;
-    Ok(())
 }
 
 struct Delivery<'a> {
@@ -357,9 +383,10 @@ fn tax_mode(mode: TaxMode) -> &'static str {
 impl Delivery<'_> {
     async fn outbox(&self, kind: DocumentKind, limit: usize) -> Result<Vec<DocumentRow>, Stop> {
         let id = self.connection.id;
+        let now = self.state.clock.now();
         self.state
             .storage
-            .call(move |s| s.outbox(id, kind, limit))
+            .call(move |s| s.outbox(id, kind, limit, now))
             .await
             .map_err(|e| Stop::Later(e.to_string()))
     }
@@ -747,19 +774,7 @@ impl Delivery<'_> {
             }
         }
         self.save(std::mem::take(&mut updates)).await?;
-        // Split by size, then send each part.
-        let mut part: Vec<(DocumentRow, Value)> = Vec::new();
-        let mut size = 0;
-        for (doc, x) in ready {
-            let len = x.to_string().len();
-            if !part.is_empty() && size + len > MAX_BYTES {
-                self.send_invoices(std::mem::take(&mut part)).await?;
-                size = 0;
-            }
-            size += len;
-            part.push((doc, x));
-        }
-        if !part.is_empty() {
+        for part in bundles(ready) {
             self.send_invoices(part).await?;
         }
         Ok(())
@@ -898,42 +913,46 @@ impl Delivery<'_> {
                         .call(move |s| s.document_by_ref(device, &r2))
                         .await
                         .map_err(|e| Stop::Later(e.to_string()))?;
-                    match target
-                        .filter(|t| matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift))
-                    {
-                        // The invoice may still be on its way from the device: wait an hour for it.
+                    let refuse =
+                        |why: String| update(doc.id, DocumentState::Failed, None, None, Some(why));
+                    match target {
+                        // The invoice may still be on its way from the device: it waits (the
+                        // outbox does not offer it before the hour is up).
                         None if self.state.clock.now() - doc.created_at
-                            < chrono::Duration::hours(1) =>
+                            < crate::store::PAYMENT_WAITS_FOR_INVOICE =>
                         {
                             continue
                         }
                         None => {
-                            updates.push(update(
-                                doc.id,
-                                DocumentState::Failed,
-                                None,
-                                None,
-                                Some(format!(
-                                    "no invoice with client_ref '{r}' arrived from this device within an hour"
-                                )),
-                            ));
+                            updates.push(refuse(format!(
+                                "no invoice with client_ref '{r}' arrived from this device within an hour"
+                            )));
+                            continue;
+                        }
+                        Some(t)
+                            if !matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift) =>
+                        {
+                            updates.push(refuse(format!(
+                                "'{r}' is a {} from this device, not an invoice",
+                                t.kind.as_str()
+                            )));
                             continue;
                         }
                         Some(t) => match (t.state, t.xero_id) {
                             (DocumentState::Sent | DocumentState::Paid, Some(id)) => {
                                 json!({"InvoiceID": id})
                             }
+                            (DocumentState::Sent | DocumentState::Paid, None) => {
+                                updates.push(refuse(format!(
+                                    "'{r}' made no invoice in Xero (it took no money): there is nothing to pay"
+                                )));
+                                continue;
+                            }
                             (DocumentState::Failed | DocumentState::Voided, _) => {
-                                updates.push(update(
-                                    doc.id,
-                                    DocumentState::Failed,
-                                    None,
-                                    None,
-                                    Some(format!(
-                                        "the invoice '{r}' is {}: it cannot be paid",
-                                        t.state.as_str()
-                                    )),
-                                ));
+                                updates.push(refuse(format!(
+                                    "the invoice '{r}' is {}: it cannot be paid",
+                                    t.state.as_str()
+                                )));
                                 continue;
                             }
                             _ => continue, // waiting for its invoice
@@ -970,8 +989,8 @@ impl Delivery<'_> {
             ready.push((doc, x));
         }
         self.save(updates).await?;
-        for chunk in ready.chunks(BUNDLE) {
-            self.send_bundle("Payments", "PaymentID", None, chunk)
+        for part in bundles(ready) {
+            self.send_bundle("Payments", "PaymentID", None, &part)
                 .await?;
         }
         Ok(())
@@ -1204,6 +1223,27 @@ impl Delivery<'_> {
     }
 }
 
+/// Documents cut into bundles of at most [`BUNDLE`] and at most [`MAX_BYTES`] of JSON each (a
+/// document larger than that alone goes alone; intake's line limit keeps any one under it).
+fn bundles(ready: Vec<(DocumentRow, Value)>) -> Vec<Vec<(DocumentRow, Value)>> {
+    let mut out = Vec::new();
+    let mut part: Vec<(DocumentRow, Value)> = Vec::new();
+    let mut size = 0;
+    for (doc, x) in ready {
+        let len = x.to_string().len() + 1;
+        if !part.is_empty() && (part.len() == BUNDLE || size + len > MAX_BYTES) {
+            out.push(std::mem::take(&mut part));
+            size = 0;
+        }
+        size += len;
+        part.push((doc, x));
+    }
+    if !part.is_empty() {
+        out.push(part);
+    }
+    out
+}
+
 /// What one element of Xero's batch answer means for its document.
 fn outcome_of(
     doc: Uuid,
@@ -1317,7 +1357,8 @@ pub fn plan_shift(
     // Over/short is what makes the invoice equal the money taken: counted cash against expected in
     // any tax mode, plus (tax exclusive) the cents between the till's tax and Xero's per-line tax.
     let taken: Decimal = payments.iter().map(|(a, _)| *a).sum();
-    let over_short = taken - ledgerlink_wire::totals::total(priced, shift.tax_mode);
+    // Validated amounts (each at most 10^12, a few hundred of them) always total.
+    let over_short = taken - ledgerlink_wire::totals::total(priced, shift.tax_mode)?;
     if !over_short.is_zero() {
         let label = if over_short > Decimal::ZERO {
             "Cash over"

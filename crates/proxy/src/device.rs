@@ -99,7 +99,7 @@ pub fn issue(
     )
 }
 
-fn successor_aad(old_hash: &[u8]) -> Vec<u8> {
+pub(crate) fn successor_aad(old_hash: &[u8]) -> Vec<u8> {
     let mut aad = b"ledgerlink:device_successor:".to_vec();
     aad.extend_from_slice(old_hash);
     aad
@@ -160,6 +160,7 @@ pub async fn refresh(
                 .storage
                 .call(move |s| s.revoke_device(device_id, now))
                 .await?;
+            state.streams.end([device_id]);
             return Err(invalid_grant(
                 "This refresh token was already used, so the device was unpaired for safety: pair it again.",
             ));
@@ -191,6 +192,21 @@ pub async fn refresh(
 pub struct DeviceAuth {
     pub device: DeviceRow,
     pub connection: ConnectionRow,
+    /// When the access token presented runs out.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The token of an `Authorization: Bearer ...` header (the scheme in any case, RFC 7235).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn unauthenticated(code: ErrorCode, message: &str) -> AppError {
@@ -201,83 +217,84 @@ impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                unauthenticated(
-                    ErrorCode::Unauthenticated,
-                    "Send the device's access token as `Authorization: Bearer ...`.",
-                )
-            })?;
-        let h = hash(token);
-        let row = state
-            .storage
-            .call(move |s| s.device_token(&h))
-            .await?
-            .filter(|r| r.kind == TokenKind::Access)
-            .ok_or_else(|| {
-                unauthenticated(
-                    ErrorCode::Unauthenticated,
-                    "Unknown access token: refresh it or pair the device again.",
-                )
-            })?;
-        let device_id = row.device_id;
-        let (device, connection) = state
-            .storage
-            .call(move |s| {
-                let device = s.device(device_id)?;
-                let connection = match &device {
-                    Some(d) => s.connection(d.connection_id)?,
-                    None => None,
-                };
-                Ok((device, connection))
-            })
-            .await?;
-        let (Some(device), Some(connection)) = (device, connection) else {
-            return Err(unauthenticated(
-                ErrorCode::DeviceRevoked,
-                "This device is not paired: pair it again.",
-            ));
-        };
-        if row.revoked_at.is_some() || device.revoked_at.is_some() {
-            if connection.status == ConnectionStatus::Disconnected {
-                return Err(unauthenticated(
-                    ErrorCode::Disconnected,
-                    "The organisation was disconnected from Xero: connect Xero again to pair this device.",
-                ));
-            }
-            return Err(unauthenticated(
-                ErrorCode::DeviceRevoked,
-                "This device was unpaired: pair it again.",
-            ));
-        }
-        let now = state.clock.now();
-        if row.expires_at.is_some_and(|e| now >= e) {
-            return Err(unauthenticated(
-                ErrorCode::TokenExpired,
-                "The access token expired: refresh it.",
-            ));
-        }
-        // Last seen to the minute: not a write on every request.
-        if device
-            .last_seen_at
-            .is_none_or(|t| now - t > chrono::Duration::seconds(60))
-        {
-            let seen = device.id;
-            state
-                .storage
-                .call(move |s| s.touch_device(seen, now))
-                .await?;
-        }
-        Ok(DeviceAuth { device, connection })
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            unauthenticated(
+                ErrorCode::Unauthenticated,
+                "Send the device's access token as `Authorization: Bearer ...`.",
+            )
+        })?;
+        authenticate(state, token).await
     }
+}
+
+/// The device and connection an access token stands for, or why it stands for none (expired,
+/// revoked, its organisation disconnected).
+pub async fn authenticate(state: &AppState, token: &str) -> Result<DeviceAuth, AppError> {
+    let h = hash(token);
+    let row = state
+        .storage
+        .call(move |s| s.device_token(&h))
+        .await?
+        .filter(|r| r.kind == TokenKind::Access)
+        .ok_or_else(|| {
+            unauthenticated(
+                ErrorCode::Unauthenticated,
+                "Unknown access token: refresh it or pair the device again.",
+            )
+        })?;
+    let device_id = row.device_id;
+    let (device, connection) = state
+        .storage
+        .call(move |s| {
+            let device = s.device(device_id)?;
+            let connection = match &device {
+                Some(d) => s.connection(d.connection_id)?,
+                None => None,
+            };
+            Ok((device, connection))
+        })
+        .await?;
+    let (Some(device), Some(connection)) = (device, connection) else {
+        return Err(unauthenticated(
+            ErrorCode::DeviceRevoked,
+            "This device is not paired: pair it again.",
+        ));
+    };
+    if row.revoked_at.is_some() || device.revoked_at.is_some() {
+        if connection.status == ConnectionStatus::Disconnected {
+            return Err(unauthenticated(
+                ErrorCode::Disconnected,
+                "The organisation was disconnected from Xero: connect Xero again to pair this device.",
+            ));
+        }
+        return Err(unauthenticated(
+            ErrorCode::DeviceRevoked,
+            "This device was unpaired: pair it again.",
+        ));
+    }
+    let now = state.clock.now();
+    if row.expires_at.is_some_and(|e| now >= e) {
+        return Err(unauthenticated(
+            ErrorCode::TokenExpired,
+            "The access token expired: refresh it.",
+        ));
+    }
+    // Last seen to the minute: not a write on every request.
+    if device
+        .last_seen_at
+        .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+    {
+        let seen = device.id;
+        state
+            .storage
+            .call(move |s| s.touch_device(seen, now))
+            .await?;
+    }
+    Ok(DeviceAuth {
+        device,
+        connection,
+        expires_at: row.expires_at,
+    })
 }
 
 /// The device's view of its connection.

@@ -13,8 +13,10 @@ use crate::vault::VaultError;
 #[derive(Debug)]
 pub enum AppError {
     Api(StatusCode, ApiError),
-    /// RFC 6749/8628 error body, for the pairing token endpoint.
-    OAuth(StatusCode, OAuthErrorBody),
+    /// A refusal to try again after this many seconds (`429`, `503`): sent with `Retry-After`.
+    Later(StatusCode, ApiError, u64),
+    /// RFC 6749/8628 error body, for the pairing endpoints; with `Retry-After` when set.
+    OAuth(StatusCode, OAuthErrorBody, Option<u64>),
     /// Logged in full; the caller sees only that something failed.
     Internal(String),
 }
@@ -35,11 +37,45 @@ impl AppError {
                 error: code,
                 error_description: Some(description.into()),
             },
+            None,
+        )
+    }
+
+    /// An OAuth-shaped `429 rate_limited`, again after `retry_after` seconds.
+    pub fn oauth_rate_limited(description: impl Into<String>, retry_after: u64) -> Self {
+        Self::OAuth(
+            StatusCode::TOO_MANY_REQUESTS,
+            OAuthErrorBody {
+                error: ErrorCode::RateLimited,
+                error_description: Some(description.into()),
+            },
+            Some(retry_after),
         )
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal(e.to_string())
+    }
+
+    /// Too many of something: `429 rate_limited`, again after `retry_after` seconds.
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        Self::Later(
+            StatusCode::TOO_MANY_REQUESTS,
+            ApiError::new(ErrorCode::RateLimited, message),
+            retry_after,
+        )
+    }
+
+    /// Nothing was stored: `503 unavailable`, again after a few seconds.
+    pub fn unavailable() -> Self {
+        Self::Later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "Nothing was stored: the proxy cannot save anything just now. Send the same request again in a moment.",
+            ),
+            UNAVAILABLE_RETRY_SECS,
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -49,8 +85,8 @@ impl AppError {
     /// The error code a client would branch on, for tests and logs.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Api(_, e) => e.code,
-            Self::OAuth(_, e) => e.error,
+            Self::Api(_, e) | Self::Later(_, e, _) => e.code,
+            Self::OAuth(_, e, _) => e.error,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -59,8 +95,8 @@ impl AppError {
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Api(status, e) => write!(f, "{status}: {e}"),
-            Self::OAuth(status, e) => write!(f, "{status}: {}", e.error),
+            Self::Api(status, e) | Self::Later(status, e, _) => write!(f, "{status}: {e}"),
+            Self::OAuth(status, e, _) => write!(f, "{status}: {}", e.error),
             Self::Internal(detail) => f.write_str(detail),
         }
     }
@@ -70,8 +106,21 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             Self::Api(status, body) => (status, Json(body)).into_response(),
-            Self::OAuth(status, body) => {
-                (status, [("cache-control", "no-store")], Json(body)).into_response()
+            Self::Later(status, body, secs) => (
+                status,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                Json(body),
+            )
+                .into_response(),
+            Self::OAuth(status, body, retry_after) => {
+                let mut response =
+                    (status, [("cache-control", "no-store")], Json(body)).into_response();
+                if let Some(secs) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, secs.into());
+                }
+                response
             }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -88,9 +137,16 @@ impl IntoResponse for AppError {
     }
 }
 
+/// How long a device is asked to wait before sending again what could not be stored.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            // Logged (at most once a minute) where it happened.
+            StoreError::Unavailable(_) => Self::unavailable(),
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -107,6 +163,7 @@ impl From<VaultError> for AppError {
                 ErrorCode::ProviderUnavailable,
                 format!("Xero could not be reached: {m}"),
             ),
+            VaultError::Store(e) => e.into(),
             other => Self::internal(other),
         }
     }
@@ -124,6 +181,6 @@ pub fn parse_form_or_json<T: serde::de::DeserializeOwned>(
     if content_type.starts_with("application/x-www-form-urlencoded") {
         serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())
     } else {
-        serde_json::from_slice(body).map_err(|e| e.to_string())
+        ledgerlink_wire::strict::from_json(body).map_err(|e| e.to_string())
     }
 }

@@ -1,12 +1,69 @@
 //! Loading the master keys: from `LEDGERLINK_MASTER_KEY` (base64, comma-separated for several) and
 //! key files; the first key seals new data, every key opens old data. Without a key the proxy refuses
 //! to start, except with `--dev`, which makes a key file readable only by its owner.
+//!
+//! The keys are then checked against the database: it holds a record sealed under the key it was
+//! made with, and a start whose keys cannot open it is refused, rather than failing every call
+//! that needs a token later.
 
 use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
-use crate::crypto::{Keyring, MasterKey};
+use crate::crypto::{CryptoError, Keyring, MasterKey};
 use crate::settings::Settings;
+use crate::store::{Sealed, Store};
+
+/// The key check record: this text sealed under the master key, bound to its own label.
+const CHECK_AAD: &[u8] = b"ledgerlink:key_check";
+const CHECK_TEXT: &[u8] = b"ledgerlink master key check v1";
+
+/// Refuses keys that cannot open the database's key check. A database without one (new, or made
+/// before the check existed) gets one, sealed under the primary key, once every value sealed in it
+/// opens with the keys given.
+pub fn check_database(
+    store: &dyn Store,
+    keyring: &Keyring,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    const HOW: &str = "start the proxy with the master key the database was made with \
+        (LEDGERLINK_MASTER_KEY or --master-key-file; to rotate, give the new key first and the old one after it)";
+    if let Some(sealed) = store.key_check()? {
+        return match keyring.open(CHECK_AAD, &sealed) {
+            Ok(text) if text == CHECK_TEXT => Ok(()),
+            Err(CryptoError::UnknownKey(id)) => bail!(
+                "the database was sealed under master key {id}, which is not among the keys given: {HOW}"
+            ),
+            _ => bail!("the master keys given do not open this database's key check: {HOW}"),
+        };
+    }
+    let sealed = store.sealed()?;
+    let closed = sealed
+        .iter()
+        .filter(|s| {
+            let (aad, blob) = match s {
+                Sealed::TokenSet { id, ciphertext } => (crate::vault::aad(*id), ciphertext),
+                Sealed::Successor {
+                    old_hash,
+                    ciphertext,
+                } => (crate::device::successor_aad(old_hash), ciphertext),
+                Sealed::Verifier {
+                    state_hash,
+                    ciphertext,
+                } => (crate::pairing::verifier_aad(state_hash), ciphertext),
+            };
+            keyring.open(&aad, blob).is_err()
+        })
+        .count();
+    if closed > 0 {
+        bail!(
+            "{closed} of the {} encrypted values in the database do not open with the master keys given: {HOW}",
+            sealed.len()
+        );
+    }
+    store.put_key_check(&keyring.seal(CHECK_AAD, CHECK_TEXT), now)?;
+    Ok(())
+}
 
 /// Where `--dev` keeps its key when no file is named: beside the database.
 pub fn default_dev_key_file(settings: &Settings) -> PathBuf {
@@ -89,7 +146,57 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
     use ledgerlink_wire::Secret;
+
+    #[test]
+    fn a_database_opens_only_with_the_key_it_was_made_with() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let right = Keyring::new(vec![MasterKey::from_bytes([1; 32])]);
+        let wrong = Keyring::new(vec![MasterKey::from_bytes([2; 32])]);
+        check_database(&store, &right, now).expect("a new database takes the key");
+        check_database(&store, &right, now).expect("and opens with it again");
+        let refused = check_database(&store, &wrong, now).unwrap_err().to_string();
+        assert!(
+            refused.contains("not among the keys given")
+                && refused.contains("LEDGERLINK_MASTER_KEY"),
+            "{refused}"
+        );
+        let rotated = Keyring::new(vec![
+            MasterKey::from_bytes([2; 32]),
+            MasterKey::from_bytes([1; 32]),
+        ]);
+        check_database(&store, &rotated, now).expect("a new key in front of the old one");
+    }
+
+    #[test]
+    fn an_older_database_gets_its_check_only_if_everything_in_it_opens() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let right = Keyring::new(vec![MasterKey::from_bytes([1; 32])]);
+        let wrong = Keyring::new(vec![MasterKey::from_bytes([2; 32])]);
+        let id = uuid::Uuid::new_v4();
+        store
+            .insert_token_set(&crate::store::TokenSetRow {
+                id,
+                provider: "xero".into(),
+                ciphertext: right.seal(&crate::vault::aad(id), b"{}"),
+                access_expires_at: now,
+                last_refresh_at: None,
+                created_at: now,
+                version: 1,
+            })
+            .unwrap();
+        let refused = check_database(&store, &wrong, now).unwrap_err().to_string();
+        assert!(refused.contains("1 of the 1 encrypted values"), "{refused}");
+        assert!(
+            store.key_check().unwrap().is_none(),
+            "no check sealed under a wrong key"
+        );
+        check_database(&store, &right, now).unwrap();
+        assert!(store.key_check().unwrap().is_some());
+    }
 
     fn temp() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ll-keys-{}", uuid::Uuid::new_v4()));

@@ -5,6 +5,7 @@
 //! Start it in-process with [`Proxy::start`] (tests bind `127.0.0.1:0`) or run the binary.
 
 pub mod api;
+pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod connections;
@@ -14,10 +15,13 @@ pub mod device;
 pub mod documents;
 pub mod error;
 pub mod keys;
+pub mod logs;
 pub mod openapi;
 pub mod pairing;
+pub mod server;
 pub mod settings;
 pub mod store;
+pub mod streams;
 pub mod vault;
 pub mod webhooks;
 pub mod xero;
@@ -49,6 +53,8 @@ pub struct AppState {
     pub events_ready: Arc<tokio::sync::Notify>,
     /// Each organisation's accounts and tax rates as last read from Xero, and when.
     pub offers: Arc<Mutex<Offers>>,
+    /// Open event feeds per device (capped, and ended with the credentials that opened them).
+    pub streams: Arc<streams::Streams>,
 }
 
 /// Accounts and tax rates per connection, with the time they were read.
@@ -62,17 +68,25 @@ pub type Offers = HashMap<
 >;
 
 impl AppState {
-    /// Opens the database (creating and migrating it), loads the master keys and builds the Xero
-    /// client. Fails with a message that says what to fix.
+    /// Opens the database (creating and migrating it; refused when another proxy has it open),
+    /// loads the master keys and checks them against it, and builds the Xero client. Fails with a
+    /// message that says what to fix.
     pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let problems = settings.problems();
         anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         let keyring = Arc::new(keys::load(&settings)?);
-        let storage =
-            store::Storage::new(store::SqliteStore::open(&settings.database).map_err(|e| {
-                anyhow::anyhow!("opening the database {}: {e}", settings.database.display())
-            })?);
+        let storage = store::Storage::new(store::SqliteStore::open(&settings.database).map_err(
+            |e| match e {
+                store::StoreError::InUse(why) => anyhow::anyhow!("{why}"),
+                other => anyhow::anyhow!(
+                    "opening the database {}: {other}",
+                    settings.database.display()
+                ),
+            },
+        )?);
+        keys::check_database(storage.store(), &keyring, clock.now())?;
         let xero = Arc::new(xero::XeroClient::new(&settings)?);
+        let settings_streams = settings.server.max_event_streams_per_device;
         let vault = Arc::new(vault::Vault::new(
             storage.clone(),
             keyring.clone(),
@@ -92,6 +106,7 @@ impl AppState {
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
             events_ready: Arc::new(tokio::sync::Notify::new()),
             offers: Arc::default(),
+            streams: streams::Streams::new(settings_streams),
         })
     }
 }
@@ -99,7 +114,7 @@ impl AppState {
 /// Every route of the proxy.
 pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
-        .merge(pairing::routes())
+        .merge(pairing::routes(&state))
         .merge(api::routes())
         .merge(documents::routes())
         .merge(webhooks::routes())
@@ -108,7 +123,7 @@ pub fn router(state: AppState) -> axum::Router {
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish. Runs the idle refresher
-/// alongside.
+/// and the delivery engine alongside.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -116,12 +131,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // Aborted when this future ends or is dropped (a killed server takes its workers with it).
     let _idle = AbortOnDrop(tokio::spawn(idle_refresher(state.clone())));
+    let _reprobe = AbortOnDrop(tokio::spawn(reprober(state.clone())));
     let _delivery = AbortOnDrop(tokio::spawn(delivery::run(state.clone())));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    result
+    let limits = state.settings.server;
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -157,10 +170,25 @@ async fn idle_refresher(state: AppState) {
     }
 }
 
+/// Every `refresh.reprobe_secs`, asks Xero again about connections parked by refused API calls.
+async fn reprober(state: AppState) {
+    let every = std::time::Duration::from_secs(state.settings.refresh.reprobe_secs.max(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let n = connections::reprobe(&state).await;
+        if n > 0 {
+            tracing::info!(recovered = n, "connections recovered by the re-probe");
+        }
+    }
+}
+
 /// A running proxy: its address, its state, and a handle that stops it.
 pub struct Proxy {
     addr: SocketAddr,
-    state: AppState,
+    state: Option<AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -180,7 +208,7 @@ impl Proxy {
         }));
         Ok(Self {
             addr,
-            state,
+            state: Some(state),
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -194,17 +222,34 @@ impl Proxy {
         format!("http://{}", self.addr)
     }
 
+    /// The running proxy's state. Panics after [`Proxy::kill`].
     pub fn state(&self) -> &AppState {
-        &self.state
+        self.state.as_ref().expect("the proxy is running")
     }
 
     /// Ends the server and its workers at once, mid-request if need be (as a crash would), and waits
-    /// until they are gone.
+    /// until they are gone and the database is closed (its lock let go, as the kernel does for a
+    /// killed process), so a new proxy can open it.
     pub async fn kill(&mut self) {
         self.shutdown.take();
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        let store = state.storage.downgrade();
+        drop(state);
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
+        }
+        // Aborted tasks let go of the store as the runtime drops them; a blocking call under way
+        // finishes first.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.strong_count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the killed proxy still holds its database after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

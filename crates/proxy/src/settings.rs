@@ -41,6 +41,84 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub refresh: RefreshSettings,
     pub delivery: DeliverySettings,
+    pub server: ServerSettings,
+    pub limits: LimitsSettings,
+    pub admin: AdminSettings,
+}
+
+/// What one client may hold of the proxy's connections and time.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// A request's headers must arrive within this many seconds (slow or half-sent requests are
+    /// cut off).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight is closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// A request's whole body must arrive within this many seconds.
+    pub body_read_timeout_secs: u64,
+    /// Open connections one client address may hold (IPv6: one /64); more are closed as they are
+    /// accepted. Behind a reverse proxy every connection comes from its address: raise this, or set
+    /// 0 for no limit, and let the reverse proxy limit clients.
+    pub max_connections_per_address: usize,
+    /// Event feeds (`GET /v1/events`) one device may hold open at once; one more answers `429`.
+    pub max_event_streams_per_device: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 5,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            max_connections_per_address: 256,
+            max_event_streams_per_device: 8,
+        }
+    }
+}
+
+/// How large a pushed document may be: derived from Xero's, so nothing is accepted that could only
+/// fail there (and no request can make the proxy hold much more than it must).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Lines in one document. The default keeps any one document's Xero JSON under Xero's 3.5 MB
+    /// request limit in the worst case: a line whose 4,000-character description is all 4-byte
+    /// characters takes 16,000 bytes, its codes (10 and 40 characters, 4 bytes each) 200, its
+    /// amounts and keys about 110: 16,310 bytes; 200 lines are 3,262,000 bytes, and the invoice's
+    /// other fields (a 255-character reference, contact, dates) stay under 2,000.
+    pub max_lines_per_document: usize,
+    /// Bytes in one request body; a larger one answers `413 payload_too_large`. 4 MiB: one
+    /// document at the line limit, or a batch of smaller ones.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_lines_per_document: ledgerlink_wire::validate::DEFAULT_MAX_LINES,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The operator API's guard against guessing its token.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Wrong tokens one client address may present per window; after that every call from it
+    /// answers `429` until the window turns.
+    pub max_failures_per_address: u32,
+    pub window_secs: u64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            max_failures_per_address: 10,
+            window_secs: 600,
+        }
+    }
 }
 
 /// How fast the delivery engine calls Xero: Xero's limits, which the engine stays under.
@@ -85,6 +163,9 @@ impl Default for Settings {
             devices: DeviceSettings::default(),
             refresh: RefreshSettings::default(),
             delivery: DeliverySettings::default(),
+            server: ServerSettings::default(),
+            limits: LimitsSettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -217,6 +298,9 @@ pub struct RefreshSettings {
     pub idle_check_secs: u64,
     /// Attempts for one refresh when Xero cannot be reached or its answer is lost.
     pub attempts: u32,
+    /// How often a connection parked because Xero refused its API calls (while the refresh
+    /// worked) is probed again with `GET /Organisation`.
+    pub reprobe_secs: u64,
 }
 
 impl Default for RefreshSettings {
@@ -226,6 +310,7 @@ impl Default for RefreshSettings {
             idle_refresh_days: 30,
             idle_check_secs: 3600,
             attempts: 4,
+            reprobe_secs: 300,
         }
     }
 }
@@ -262,6 +347,15 @@ impl Settings {
         }
         if self.pairing.interval_secs == 0 {
             out.push("pairing.interval_secs must be at least 1".into());
+        }
+        if self.server.max_event_streams_per_device == 0 {
+            out.push("server.max_event_streams_per_device must be at least 1".into());
+        }
+        if self.limits.max_lines_per_document == 0 {
+            out.push("limits.max_lines_per_document must be at least 1".into());
+        }
+        if self.limits.max_body_bytes < 64 * 1024 {
+            out.push("limits.max_body_bytes must be at least 65536".into());
         }
         out
     }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Keyring};
 use crate::settings::RefreshSettings;
-use crate::store::{Storage, StoreError, TokenSetRow};
+use crate::store::{StatusReason, Storage, StoreError, TokenSetRow};
 use crate::xero::{TokenError, XeroClient, XeroTokens};
 
 /// A token set in the clear: only ever in memory, only inside the vault.
@@ -64,7 +64,7 @@ pub struct Vault {
     refreshes: AtomicU64,
 }
 
-fn aad(id: Uuid) -> Vec<u8> {
+pub(crate) fn aad(id: Uuid) -> Vec<u8> {
     format!("ledgerlink:token_set:{id}").into_bytes()
 }
 
@@ -218,13 +218,14 @@ impl Vault {
                 self.storage
                     .call(move |s| {
                         for c in s.connections_using(id)? {
-                            if c.status == ConnectionStatus::Connected {
-                                s.set_connection_status(
-                                    c.id,
-                                    ConnectionStatus::NeedsReconnect,
-                                    now,
-                                )?;
-                            }
+                            s.mark_connection(
+                                c.id,
+                                Some(id),
+                                ConnectionStatus::Connected,
+                                ConnectionStatus::NeedsReconnect,
+                                Some(StatusReason::RefreshRefused),
+                                now,
+                            )?;
                         }
                         Ok(())
                     })

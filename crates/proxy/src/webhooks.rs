@@ -136,12 +136,17 @@ async fn process(state: &AppState, event: &Value) -> anyhow::Result<()> {
                     .await?;
             }
             _ => {
+                let money = |v: &Value| {
+                    ledgerlink_wire::money::parse_lenient(v)
+                        .ok()
+                        .map(|d| d.to_string())
+                };
                 let body = json!({
                     "type": "provider",
                     "document": doc.view(),
                     "xero_status": status,
-                    "amount_due": invoice["AmountDue"],
-                    "amount_paid": invoice["AmountPaid"],
+                    "amount_due": money(&invoice["AmountDue"]),
+                    "amount_paid": money(&invoice["AmountPaid"]),
                 })
                 .to_string();
                 state

@@ -138,3 +138,89 @@ fn help_names_every_setting_and_its_variable() {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
 }
+
+/// Starts the binary and waits for its first line; `None` (with what it said) if it exits first.
+fn start(mut command: Command) -> Result<(std::process::Child, String), String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    if first.starts_with("ledgerlink-proxy listening on") {
+        return Ok((child, first));
+    }
+    let out = child.wait_with_output().unwrap();
+    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_second_proxy_on_the_same_database_is_refused_and_a_killed_one_lets_go() {
+    let dir = temp();
+    let (mut first, _) = start({
+        let mut c = base(&dir);
+        c.arg("--dev");
+        c
+    })
+    .expect("the first proxy starts");
+    let refused = start({
+        let mut c = base(&dir);
+        c.arg("--dev");
+        c
+    })
+    .expect_err("a second proxy on the same database is refused");
+    assert!(
+        refused.contains("is in use by process") && refused.contains(&first.id().to_string()),
+        "{refused}"
+    );
+    // SIGKILL: the kernel lets go of the lock, and the next start works.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut again, _) = start({
+        let mut c = base(&dir);
+        c.arg("--dev");
+        c
+    })
+    .expect("a proxy starts again after the last one was killed");
+    again.kill().unwrap();
+    again.wait().unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_at_start() {
+    let dir = temp();
+    let right = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // 32 bytes, base64
+    let wrong = "HxwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEAAAA="; // another 32
+    let (mut first, _) = start({
+        let mut c = base(&dir);
+        c.env("LEDGERLINK_MASTER_KEY", right);
+        c
+    })
+    .expect("a new database takes the key it is given");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let refused = start({
+        let mut c = base(&dir);
+        c.env("LEDGERLINK_MASTER_KEY", wrong);
+        c
+    })
+    .expect_err("a start with another key is refused");
+    assert!(
+        refused.contains("not among the keys given") && refused.contains("LEDGERLINK_MASTER_KEY"),
+        "{refused}"
+    );
+    // The old key after a new one (a rotation) is fine.
+    let (mut rotated, _) = start({
+        let mut c = base(&dir);
+        c.env("LEDGERLINK_MASTER_KEY", format!("{wrong},{right}"));
+        c
+    })
+    .expect("a rotation (new key first, old one after) starts");
+    rotated.kill().unwrap();
+    rotated.wait().unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}

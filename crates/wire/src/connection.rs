@@ -71,6 +71,7 @@ pub struct ConnectionInfo {
 /// `DELETE /v1/connection` needs `{"confirm": true}`: it disconnects the organisation for every device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct DisconnectRequest {
     #[serde(default)]
     pub confirm: bool,

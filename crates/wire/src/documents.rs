@@ -279,15 +279,55 @@ pub struct DocumentList {
     pub documents: Vec<DocumentView>,
 }
 
-/// One entry of `GET /v1/events`: a document's new state (`type: document`) or what Xero said
-/// about it (`type: provider`, with `xero_status` and `amount_due`).
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A document's new state.
+    Document,
+    /// What Xero said about a document (it was paid, voided, or its amount due changed).
+    Provider,
+    /// The connection's new status (it needs reconnecting, was disconnected, or works again).
+    Connection,
+    /// A kind this device does not know yet (newer proxies may add kinds): skip it.
+    #[serde(other)]
+    Other,
+}
+
+/// One entry of `GET /v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventEntry {
+    /// The cursor: ask `?after=` this to read on from here.
     pub seq: i64,
     #[serde(rename = "type")]
-    pub kind: String,
-    pub document: DocumentView,
+    pub kind: EventKind,
+    /// `document` and `provider`: the document as it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<DocumentView>,
+    /// `provider`: the invoice's status in Xero (`AUTHORISED`, `PAID`, `VOIDED`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xero_status: Option<String>,
+    /// `provider`: what is still to be paid.
+    #[serde(
+        default,
+        with = "crate::money::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "12.50"))]
+    pub amount_due: Option<Decimal>,
+    /// `provider`: what has been paid.
+    #[serde(
+        default,
+        with = "crate::money::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "12.50"))]
+    pub amount_paid: Option<Decimal>,
+    /// `connection`: the connection's status now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::ConnectionStatus>,
 }
 
 /// `GET /v1/events`: the events after the cursor and the cursor to ask from next.
@@ -385,6 +425,7 @@ pub struct BatchResult {
 /// document naming an unmapped category or tender is refused with [`ProblemCode::Unmapped`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Mappings {
     #[serde(default)]
     pub categories: BTreeMap<String, CategoryMapping>,
@@ -416,6 +457,7 @@ pub fn pos_contact() -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CategoryMapping {
     pub account_code: String,
     pub tax_type: String,
@@ -423,6 +465,7 @@ pub struct CategoryMapping {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TenderMapping {
     /// A bank account or an account with payments enabled.
     pub account_code: String,

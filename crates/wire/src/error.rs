@@ -50,6 +50,11 @@ pub enum ErrorCode {
     Conflict,
     /// Something failed inside the proxy; it is logged there.
     Internal,
+    /// Nothing was stored: the proxy cannot write just now (its database is full or failing). Send
+    /// the same request again after `Retry-After`; resending is always safe.
+    Unavailable,
+    /// The request body is larger than the proxy takes: send fewer documents per request.
+    PayloadTooLarge,
 }
 
 impl ErrorCode {
@@ -76,6 +81,8 @@ impl ErrorCode {
             Self::DeviceIdInUse => "device_id_in_use",
             Self::Conflict => "conflict",
             Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+            Self::PayloadTooLarge => "payload_too_large",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod error;
 pub mod pairing;
 pub mod secret;
+pub mod strict;
 
 pub use connection::{ConnectionInfo, ConnectionStatus, Provider};
 pub use error::{ApiError, ErrorCode};

@@ -3,9 +3,34 @@
 //! JSON so a wrong type in one field does not hide the problems in others.
 
 use crate::documents::{Invoice, Mappings, Payment, Problem, ProblemCode, Shift};
+use crate::strict::{code_point, forbidden_in_name, forbidden_in_text};
+use crate::totals;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+/// Lines one document may have unless the proxy is set otherwise: any document at this length
+/// stays under Xero's 3.5 MB request limit, however long its descriptions (see the proxy's
+/// `limits.max_lines_per_document`).
+pub const DEFAULT_MAX_LINES: usize = 200;
+
+/// The largest amount anywhere (a unit amount, a line amount, a total, a payment):
+/// 999,999,999,999.99.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(276_447_231, 23_283, 0, false, 2);
+
+/// Tenders in one shift: their payments go to Xero in one call of at most 50.
+pub const MAX_TENDERS: usize = 50;
+
+/// The largest quantity on a line: 10^9.
+pub const MAX_QUANTITY: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
+/// Whether a field holds a name (no control characters at all) or free text (line feeds and tabs
+/// allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Name,
+    Text,
+}
 
 /// Collects the problems of one document.
 pub struct Check<'a> {
@@ -13,6 +38,7 @@ pub struct Check<'a> {
     /// `None` on the device, which checks shape and amounts but leaves mappings to the proxy (its
     /// copy may be stale).
     mappings: Option<&'a Mappings>,
+    max_lines: usize,
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -24,6 +50,7 @@ impl<'a> Check<'a> {
         Self {
             problems: Vec::new(),
             mappings: Some(mappings),
+            max_lines: DEFAULT_MAX_LINES,
         }
     }
 
@@ -32,7 +59,14 @@ impl<'a> Check<'a> {
         Self {
             problems: Vec::new(),
             mappings: None,
+            max_lines: DEFAULT_MAX_LINES,
         }
+    }
+
+    /// At most `max` lines per document (the proxy's `limits.max_lines_per_document`).
+    pub fn max_lines(mut self, max: usize) -> Self {
+        self.max_lines = max;
+        self
     }
 
     fn problem(&mut self, path: String, code: ProblemCode, message: impl Into<String>) {
@@ -65,6 +99,7 @@ impl<'a> Check<'a> {
         Some(map)
     }
 
+    /// A name or code: no control or bidirectional formatting characters.
     fn text(
         &mut self,
         v: &Value,
@@ -72,6 +107,18 @@ impl<'a> Check<'a> {
         name: &str,
         required: bool,
         max: usize,
+    ) -> Option<String> {
+        self.string(v, path, name, required, max, Kind::Name)
+    }
+
+    fn string(
+        &mut self,
+        v: &Value,
+        path: &str,
+        name: &str,
+        required: bool,
+        max: usize,
+        kind: Kind,
     ) -> Option<String> {
         let p = join(path, name);
         match v.get(name) {
@@ -95,7 +142,25 @@ impl<'a> Check<'a> {
                 );
                 None
             }
-            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(Value::String(s)) => {
+                let bad = match kind {
+                    Kind::Name => forbidden_in_name(s),
+                    Kind::Text => forbidden_in_text(s),
+                };
+                if let Some(c) = bad {
+                    let allowed = match kind {
+                        Kind::Name => "",
+                        Kind::Text => " (line feeds and tabs are fine)",
+                    };
+                    self.problem(
+                        p,
+                        ProblemCode::Invalid,
+                        format!("must not contain control or bidirectional formatting characters{allowed}: remove {}", code_point(c)),
+                    );
+                    return None;
+                }
+                Some(s.trim().to_string())
+            }
             Some(other) => {
                 self.problem(
                     p,
@@ -105,6 +170,25 @@ impl<'a> Check<'a> {
                 None
             }
         }
+    }
+
+    /// An amount of money (at most 2 decimal places, at most [`MAX_AMOUNT`] either way).
+    fn amount(&mut self, v: &Value, path: &str, name: &str) -> Option<Decimal> {
+        let d = self.money(v, path, name)?;
+        self.within(join(path, name), d, MAX_AMOUNT)
+    }
+
+    /// `Some(d)` when |d| ≤ `max`; else an `out_of_range` problem at `path`.
+    fn within(&mut self, path: String, d: Decimal, max: Decimal) -> Option<Decimal> {
+        if d.abs() > max {
+            self.problem(
+                path,
+                ProblemCode::OutOfRange,
+                format!("must be at most {max} either way"),
+            );
+            return None;
+        }
+        Some(d)
     }
 
     /// Money: at most two decimal places (what Xero keeps).
@@ -129,10 +213,6 @@ impl<'a> Check<'a> {
                 None
             }
             Some(x) => match crate::money::parse(x) {
-                Ok(d) if d.abs() >= Decimal::from(1_000_000_000_000i64) => {
-                    self.problem(p, ProblemCode::OutOfRange, "must be less than a trillion");
-                    None
-                }
                 Ok(d) if d.normalize().scale() > 4 => {
                     self.problem(p, ProblemCode::Invalid, "has more than 4 decimal places");
                     None
@@ -249,7 +329,7 @@ impl<'a> Check<'a> {
         if !self.problems.is_empty() {
             return None;
         }
-        serde_json::from_value(v.clone())
+        T::deserialize(v)
             .map_err(|e| self.problem(path.to_string(), ProblemCode::Invalid, e.to_string()))
             .ok()
     }
@@ -316,7 +396,22 @@ impl<'a> Check<'a> {
             }
         }
         let lines_path = join(path, "lines");
-        for (i, line) in self.list(v, path, "lines", true).iter().enumerate() {
+        let lines = self.list(v, path, "lines", true);
+        if lines.len() > self.max_lines {
+            // Not checked line by line: one problem says what to do.
+            self.problem(
+                lines_path,
+                ProblemCode::TooLong,
+                format!(
+                    "has {} lines; a document may have at most {} (Xero takes at most 3.5 MB a request): split it into several",
+                    lines.len(),
+                    self.max_lines
+                ),
+            );
+            return None;
+        }
+        let mut sum = Some(Decimal::ZERO);
+        for (i, line) in lines.iter().enumerate() {
             let lp = format!("{lines_path}[{i}]");
             if self
                 .object(
@@ -335,9 +430,30 @@ impl<'a> Check<'a> {
             {
                 continue;
             }
-            self.text(line, &lp, "description", true, 4000);
-            self.decimal(line, &lp, "quantity");
-            self.decimal(line, &lp, "unit_amount");
+            self.string(line, &lp, "description", true, 4000, Kind::Text);
+            let quantity = self
+                .decimal(line, &lp, "quantity")
+                .and_then(|q| self.within(join(&lp, "quantity"), q, MAX_QUANTITY));
+            let unit = self
+                .decimal(line, &lp, "unit_amount")
+                .and_then(|u| self.within(join(&lp, "unit_amount"), u, MAX_AMOUNT));
+            match (quantity, unit) {
+                (Some(q), Some(u)) => {
+                    // Within the bounds above the product cannot overflow (at most 10^21).
+                    let amount = totals::line_amount(q, u).unwrap_or(Decimal::MAX);
+                    if amount.abs() > MAX_AMOUNT {
+                        self.problem(
+                            lp.clone(),
+                            ProblemCode::OutOfRange,
+                            format!("its amount (quantity × unit amount, {amount}) must be at most {MAX_AMOUNT} either way"),
+                        );
+                        sum = None;
+                    } else {
+                        sum = sum.and_then(|s| s.checked_add(amount));
+                    }
+                }
+                _ => sum = None,
+            }
             let account = self.text(line, &lp, "account_code", false, 10);
             let tax = self.text(line, &lp, "tax_type", false, 40);
             let category = self.text(line, &lp, "sales_category", false, 100);
@@ -359,6 +475,15 @@ impl<'a> Check<'a> {
                 ),
                 (None, Some(c)) => self.category(join(&lp, "sales_category"), c),
                 _ => {}
+            }
+        }
+        if let Some(total) = sum {
+            if total.abs() > MAX_AMOUNT {
+                self.problem(
+                    lines_path,
+                    ProblemCode::OutOfRange,
+                    format!("the lines add up to {total}; a document's total must be at most {MAX_AMOUNT} either way"),
+                );
             }
         }
         self.typed(v, path)
@@ -402,7 +527,7 @@ impl<'a> Check<'a> {
                 }
             }
         }
-        if let Some(a) = self.money(v, path, "amount") {
+        if let Some(a) = self.amount(v, path, "amount") {
             if a <= Decimal::ZERO {
                 self.problem(
                     join(path, "amount"),
@@ -415,7 +540,8 @@ impl<'a> Check<'a> {
         if let Some(t) = self.text(v, path, "tender", true, 100) {
             self.tender(join(path, "tender"), &t);
         }
-        self.text(v, path, "reference", false, 255);
+        // 255 in Xero, less the marker Ledgerlink appends (" LL-" and 12 characters).
+        self.text(v, path, "reference", false, 239);
         self.typed(v, path)
     }
 
@@ -459,7 +585,7 @@ impl<'a> Check<'a> {
                 if let Some(c) = self.text(item, &ip, "category", true, 100) {
                     self.category(join(&ip, "category"), &c);
                 }
-                if let Some(a) = self.money(item, &ip, "amount") {
+                if let Some(a) = self.amount(item, &ip, "amount") {
                     if a < Decimal::ZERO {
                         self.problem(
                             join(&ip, "amount"),
@@ -487,7 +613,7 @@ impl<'a> Check<'a> {
                     );
                 }
             }
-            if let Some(a) = self.money(item, &ip, "amount") {
+            if let Some(a) = self.amount(item, &ip, "amount") {
                 if a < Decimal::ZERO {
                     self.problem(
                         join(&ip, "amount"),
@@ -497,7 +623,7 @@ impl<'a> Check<'a> {
                 }
             }
         }
-        if let Some(c) = self.money(v, path, "counted_cash") {
+        if let Some(c) = self.amount(v, path, "counted_cash") {
             if c < Decimal::ZERO {
                 self.problem(
                     join(path, "counted_cash"),
@@ -507,9 +633,42 @@ impl<'a> Check<'a> {
             }
         }
         let shift: Shift = self.typed(v, path)?;
+        // Each sale and refund becomes a line of the shift's invoice (and over/short one more);
+        // each tender a payment, all in one call.
+        let lines = shift.sales.len() + shift.refunds.len() + 1;
+        if lines > self.max_lines {
+            self.problem(
+                join(path, "sales"),
+                ProblemCode::TooLong,
+                format!(
+                    "sales and refunds make {lines} invoice lines; at most {} are allowed: give one entry per category",
+                    self.max_lines
+                ),
+            );
+        }
+        if shift.tenders.len() > MAX_TENDERS {
+            self.problem(
+                join(path, "tenders"),
+                ProblemCode::TooLong,
+                format!("at most {MAX_TENDERS} tenders: give each tender once, with its total"),
+            );
+        }
+        if !self.problems.is_empty() {
+            return None;
+        }
+        // Every amount is at most MAX_AMOUNT and there are at most a few hundred: no overflow.
         let sales: Decimal = shift.sales.iter().map(|s| s.amount).sum();
         let refunds: Decimal = shift.refunds.iter().map(|s| s.amount).sum();
         let over_short = over_short(&shift);
+        for (name, total) in [("sales", sales), ("refunds", refunds)] {
+            if total > MAX_AMOUNT {
+                self.problem(
+                    join(path, name),
+                    ProblemCode::OutOfRange,
+                    format!("adds up to {total}; a shift's {name} must total at most {MAX_AMOUNT}"),
+                );
+            }
+        }
         if sales - refunds + over_short < Decimal::ZERO {
             self.problem(path.to_string(), ProblemCode::NegativeShift, "the shift's total is negative: refunds exceed sales (credit notes are not supported yet)");
         }
@@ -598,5 +757,183 @@ mod tests {
             )
             .unwrap_or_else(|| panic!("{:?}", c.problems));
         assert_eq!(inv.lines[0].unit_amount.to_string(), "4.80");
+    }
+
+    fn problems_of(invoice: serde_json::Value) -> Vec<(String, ProblemCode)> {
+        let m = mappings();
+        let mut c = Check::new(&m);
+        c.invoice(&invoice, "invoices[0]");
+        c.problems.into_iter().map(|p| (p.path, p.code)).collect()
+    }
+
+    fn line(quantity: serde_json::Value, unit: serde_json::Value) -> serde_json::Value {
+        json!({"description": "x", "quantity": quantity, "unit_amount": unit, "sales_category": "Drinks"})
+    }
+
+    #[test]
+    fn the_bounds_are_what_they_say() {
+        assert_eq!(MAX_AMOUNT.to_string(), "999999999999.99");
+        assert_eq!(MAX_QUANTITY.to_string(), "1000000000");
+    }
+
+    #[test]
+    fn amounts_and_quantities_out_of_bounds_are_out_of_range_and_never_overflow() {
+        let invoice = |lines: Vec<serde_json::Value>| json!({"client_ref": "r", "contact": {"name": "c"}, "date": "2026-11-20", "lines": lines});
+        // 10^9 × 999,999,999,999.99: each bound holds alone, the line amount does not.
+        let p = problems_of(invoice(vec![line(
+            json!("1000000000"),
+            json!("999999999999.99"),
+        )]));
+        assert_eq!(
+            p,
+            vec![("invoices[0].lines[0]".into(), ProblemCode::OutOfRange)]
+        );
+        let p = problems_of(invoice(vec![line(json!("1000000001"), json!("1"))]));
+        assert_eq!(
+            p,
+            vec![(
+                "invoices[0].lines[0].quantity".into(),
+                ProblemCode::OutOfRange
+            )]
+        );
+        let p = problems_of(invoice(vec![line(json!(1), json!("1000000000000"))]));
+        assert_eq!(
+            p,
+            vec![(
+                "invoices[0].lines[0].unit_amount".into(),
+                ProblemCode::OutOfRange
+            )]
+        );
+        let p = problems_of(invoice(vec![line(json!(1), json!("1e24"))]));
+        assert_eq!(
+            p,
+            vec![(
+                "invoices[0].lines[0].unit_amount".into(),
+                ProblemCode::Invalid
+            )]
+        );
+        // Two lines within bounds whose sum is not.
+        let big = line(json!(1), json!("600000000000"));
+        let p = problems_of(invoice(vec![big.clone(), big]));
+        assert_eq!(
+            p,
+            vec![("invoices[0].lines".into(), ProblemCode::OutOfRange)]
+        );
+        for written in [json!("1_000"), json!(" 5"), json!("+5")] {
+            let p = problems_of(invoice(vec![line(json!(1), written.clone())]));
+            assert_eq!(
+                p,
+                vec![(
+                    "invoices[0].lines[0].unit_amount".into(),
+                    ProblemCode::Invalid
+                )],
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_over_the_line_limit_is_too_long_with_one_problem() {
+        let lines: Vec<_> = (0..40_000).map(|_| line(json!(1), json!("1.00"))).collect();
+        let doc = json!({"client_ref": "r", "contact": {"name": "c"}, "date": "2026-11-20", "lines": lines});
+        let m = mappings();
+        let mut c = Check::new(&m);
+        assert!(c.invoice(&doc, "invoices[0]").is_none());
+        assert_eq!(c.problems.len(), 1);
+        assert_eq!(c.problems[0].path, "invoices[0].lines");
+        assert_eq!(c.problems[0].code, ProblemCode::TooLong);
+        assert!(
+            c.problems[0].message.contains("at most 200"),
+            "{}",
+            c.problems[0].message
+        );
+        let mut c = Check::new(&m).max_lines(50_000);
+        assert!(
+            c.invoice(&doc, "invoices[0]").is_some(),
+            "{:?}",
+            c.problems.first()
+        );
+    }
+
+    #[test]
+    fn names_refuse_control_and_bidi_characters_and_descriptions_keep_lines() {
+        let doc = json!({"client_ref": "r", "contact": {"name": "Front \u{202E}retnuoc"}, "date": "2026-11-20",
+            "reference": "a\u{0007}b",
+            "lines": [{"description": "two\nlines\tok", "quantity": 1, "unit_amount": 1, "sales_category": "Drinks"},
+                      {"description": "bell\u{0007}", "quantity": 1, "unit_amount": 1, "sales_category": "Drinks"}]});
+        let p = problems_of(doc);
+        assert_eq!(
+            p,
+            vec![
+                ("invoices[0].contact.name".into(), ProblemCode::Invalid),
+                ("invoices[0].reference".into(), ProblemCode::Invalid),
+                (
+                    "invoices[0].lines[1].description".into(),
+                    ProblemCode::Invalid
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_payment_reference_leaves_room_for_the_marker() {
+        let pay = |reference: String| {
+            let mut c = Check::without_mappings();
+            c.payment(
+                &json!({"client_ref": "p", "invoice": {"client_ref": "i"}, "amount": "1.00", "date": "2026-11-20",
+                        "tender": "cash", "reference": reference}),
+                "payments[0]",
+            );
+            c.problems
+        };
+        assert!(pay("x".repeat(239)).is_empty());
+        assert_eq!(pay("x".repeat(240))[0].code, ProblemCode::TooLong);
+    }
+
+    /// Any JSON value, nested a little.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[-0-9.eE_]{0,30}"
+                .prop_map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
+            "\\PC{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            let key = prop_oneof![
+                Just("client_ref".to_string()),
+                Just("contact".to_string()),
+                Just("name".to_string()),
+                Just("date".to_string()),
+                Just("lines".to_string()),
+                Just("quantity".to_string()),
+                Just("unit_amount".to_string()),
+                Just("amount".to_string()),
+                Just("sales".to_string()),
+                Just("tenders".to_string()),
+                Just("counted_cash".to_string()),
+                Just("invoice".to_string()),
+                "[a-z_]{1,8}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(key, inner, 0..8)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a device sends as a document: problems or a typed document, never a panic.
+        #[test]
+        fn checking_anything_never_panics(v in any_json()) {
+            let m = mappings();
+            let _ = Check::new(&m).invoice(&v, "invoices[0]");
+            let _ = Check::new(&m).payment(&v, "payments[0]");
+            let _ = Check::new(&m).shift(&v, "shifts[0]");
+            let _ = Check::without_mappings().invoice(&v, "invoice");
+        }
     }
 }

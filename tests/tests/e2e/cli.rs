@@ -67,7 +67,10 @@ impl Cli {
     /// `ledgerlink pair [--name NAME]`: answers the page the person saw at the end.
     async fn pair_named(&self, world: &World, name: Option<&str>) -> String {
         let mut command = self.command();
-        command.args(["pair", "--proxy", &world.proxy_url, "--no-browser"]);
+        // As docs/client.md says: LEDGERLINK_NO_BROWSER=1 (not only "true").
+        command
+            .args(["pair", "--proxy", &world.proxy_url])
+            .env("LEDGERLINK_NO_BROWSER", "1");
         if let Some(name) = name {
             command.args(["--name", name]);
         }

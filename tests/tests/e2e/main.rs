@@ -3,8 +3,10 @@
 
 mod cli;
 mod crash;
+mod hardening;
 mod pairing;
 mod push;
 mod push_faults;
 mod refresh;
 mod security;
+mod strict_input;

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn paired_with_mappings(world: &World) -> (Device, Paired) {
+pub(crate) async fn paired_with_mappings(world: &World) -> (Device, Paired) {
     let device = world.device("Till 1");
     let p = world.pair(&device, &[NZ], None).await;
     let m = device
@@ -25,7 +25,7 @@ async fn paired_with_mappings(world: &World) -> (Device, Paired) {
     (device, p)
 }
 
-fn invoice(client_ref: &str, contact: &str) -> Value {
+pub(crate) fn invoice(client_ref: &str, contact: &str) -> Value {
     json!({
         "client_ref": client_ref,
         "contact": {"name": contact},

@@ -460,3 +460,162 @@ async fn a_shift_whose_payments_answer_was_lost_is_paid_once() {
     assert_eq!(tenant.payments.len(), 2, "each tender paid once");
     assert_eq!(tenant.invoices[0].status, "PAID");
 }
+
+/// `count` answers of `status` to the next calls to `path` (before Xero does anything).
+async fn refuse_next(world: &World, path: &str, status: u16, count: u64) {
+    let rule = json!({"path_prefix": path, "status": status, "count": count});
+    assert_eq!(
+        world.control(Method::POST, "/faults", rule).await.status,
+        201
+    );
+}
+
+async fn connection_status(device: &Device, access: &str) -> String {
+    let info = device
+        .call(Method::GET, "/v1/connection", access, None)
+        .await;
+    info.json["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn two_refusals_in_a_row_are_waited_out_not_taken_for_a_lost_organisation() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    // A 401 (the tokens are refreshed), then a 401 again right after the refresh worked.
+    refuse_next(&world, "/api.xro/2.0/Invoices", 401, 2).await;
+    device
+        .push("invoices", &p.access, invoices("a", 3)["invoices"].clone())
+        .await;
+    let docs = device.settle(&p.access, 3, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+    assert_eq!(connection_status(&device, &p.access).await, "connected");
+    // A 403 for an organisation Xero still lists: asked, and tried again.
+    let since = world.last_seq().await;
+    refuse_next(&world, "/api.xro/2.0/Invoices", 403, 1).await;
+    device
+        .push("invoices", &p.access, invoices("b", 3)["invoices"].clone())
+        .await;
+    let docs = device.settle(&p.access, 6, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+    assert_eq!(connection_status(&device, &p.access).await, "connected");
+    let asked = world.sandbox_requests(since).await;
+    assert!(
+        asked.iter().any(|r| r["path"] == "/connections"),
+        "a 403 makes the proxy ask Xero whether the organisation is still connected"
+    );
+    exactly_once(&world, &docs).await;
+}
+
+#[tokio::test]
+async fn a_connection_parked_by_refused_calls_recovers_by_itself_and_its_devices_hear() {
+    let mut s = settings();
+    s.refresh.reprobe_secs = 1;
+    let world = World::start_with(s).await;
+    let (device, p) = setup(&world).await;
+    // Xero refuses every call for a while, however fresh the tokens: after its retries the proxy
+    // parks the organisation...
+    refuse_next(&world, "/api.xro/2.0/", 401, 5).await;
+    device
+        .push("invoices", &p.access, invoices("a", 2)["invoices"].clone())
+        .await;
+    // ...then the re-probe finds the tokens work again: connected, its devices told, and the
+    // documents go.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let events = device
+            .call(Method::GET, "/v1/events?after=0", &p.access, None)
+            .await;
+        let told: Vec<String> = events.json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "connection")
+            .map(|e| e["status"].as_str().unwrap().to_string())
+            .collect();
+        let docs = device
+            .call(Method::GET, "/v1/documents", &p.access, None)
+            .await;
+        let sent = docs.json["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "sent");
+        if told == ["needs_reconnect", "connected"] && sent {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "told {told:?}; documents: {}",
+            docs.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(connection_status(&device, &p.access).await, "connected");
+}
+
+#[tokio::test]
+async fn an_organisation_removed_in_xero_is_disconnected_when_a_call_is_refused() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    // Someone removes the app from the organisation in Xero.
+    let grant = world
+        .control(
+            Method::POST,
+            "/grants",
+            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [UK]}),
+        )
+        .await;
+    let token = grant.json["access_token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let list: Value = http
+        .get(format!("{}/connections", world.sandbox_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nz = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["tenantId"] == NZ.to_string())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .delete(format!("{}/connections/{nz}", world.sandbox_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    device
+        .push("invoices", &p.access, invoices("a", 1)["invoices"].clone())
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = device
+            .call(Method::GET, "/v1/events?after=0", &p.access, None)
+            .await;
+        let told = events.json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "connection" && e["status"] == "disconnected");
+        if told {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", events.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let docs = device
+        .call(Method::GET, "/v1/documents", &p.access, None)
+        .await;
+    assert_eq!(
+        docs.json["documents"][0]["state"], "queued",
+        "kept for a reconnect"
+    );
+}

@@ -291,12 +291,27 @@ async fn a_device_only_ever_sees_its_own_connection() {
         )
         .await;
     assert_eq!(tries.json["tenant_id"], NZ.to_string());
-    let disconnect = a
+    // A body naming another connection is refused by name (the call takes `confirm` only)...
+    let naming = a
         .call(
             Method::DELETE,
             "/v1/connection",
             &pa.access,
             Some(json!({"confirm": true, "connection_id": b_connection})),
+        )
+        .await;
+    assert_eq!(naming.status, 400, "{}", naming.text);
+    assert!(naming.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("connection_id"));
+    // ...and the one it takes disconnects the device's own organisation.
+    let disconnect = a
+        .call(
+            Method::DELETE,
+            "/v1/connection",
+            &pa.access,
+            Some(json!({"confirm": true})),
         )
         .await;
     assert_eq!(disconnect.json["tenant_id"], NZ.to_string());

@@ -1,10 +1,13 @@
-//! The operator API: list connections with their devices, disconnect one. Bearer admin token.
+//! The operator API: list connections with their devices, disconnect one. Bearer admin token; wrong
+//! tokens are logged (never the token) and, past `admin.max_failures_per_address` in a window,
+//! every call from that address is refused until the window turns.
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledgerlink_wire::ErrorCode;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -13,7 +16,7 @@ use crate::error::AppError;
 use crate::store::ConnectionRow;
 use crate::AppState;
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), AppError> {
     let Some(expected) = &state.settings.admin_token else {
         return Err(AppError::api(
             StatusCode::NOT_FOUND,
@@ -21,14 +24,26 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
             "The admin API is off: start the proxy with --admin-token.",
         ));
     };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let address = crate::pairing::client_address(state, peer, headers);
+    let now = state.clock.now();
+    let limits = &state.settings.admin;
+    if state.throttle.admin_blocked(address, now, limits) {
+        tracing::warn!(%address, "operator API: refused, too many wrong tokens from this address");
+        return Err(AppError::rate_limited(
+            "Too many wrong admin tokens from this address: wait before trying again.",
+            crate::pairing::Throttle::admin_retry_after(now, limits),
+        ));
+    }
+    let given = crate::device::bearer(headers).unwrap_or_default();
     if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         Ok(())
     } else {
+        state.throttle.admin_failed(address, now, limits);
+        tracing::warn!(
+            %address,
+            token_given = !given.is_empty(),
+            "operator API: wrong or missing admin token"
+        );
         Err(AppError::api(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthenticated,
@@ -60,9 +75,10 @@ async fn describe(state: &AppState, c: &ConnectionRow) -> Result<Value, AppError
 
 pub async fn list(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
-    authorize(&state, &headers)?;
+    authorize(&state, peer, &headers)?;
     let rows = state.storage.call(|s| s.connections()).await?;
     let mut out = Vec::with_capacity(rows.len());
     for c in &rows {
@@ -73,10 +89,11 @@ pub async fn list(
 
 pub async fn disconnect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Value>, AppError> {
-    authorize(&state, &headers)?;
+    authorize(&state, peer, &headers)?;
     let connection = state
         .storage
         .call(move |s| s.connection(id))

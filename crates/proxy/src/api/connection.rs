@@ -43,6 +43,7 @@ pub async fn unpair(
         .storage
         .call(move |s| s.revoke_device(id, now))
         .await?;
+    state.streams.end([id]);
     tracing::info!(device = %id, "device unpaired");
     Ok(StatusCode::NO_CONTENT)
 }

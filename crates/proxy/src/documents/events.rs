@@ -1,6 +1,8 @@
 //! `GET /v1/events?after=CURSOR`: every state change of the device's documents and every provider
 //! event about them, in order, resumable from a cursor. Long-poll (`wait` seconds, at most 60) or,
-//! with `Accept: text/event-stream`, Server-Sent Events (resuming from `Last-Event-ID`).
+//! with `Accept: text/event-stream`, Server-Sent Events (resuming from `Last-Event-ID`). A device
+//! holds at most `server.max_event_streams_per_device` feeds at once, and each ends when the
+//! credentials that opened it do (see `crate::streams`).
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
@@ -56,8 +58,21 @@ pub async fn events(
         .and_then(|v| v.parse::<i64>().ok());
     let after = q.after.or(last_id).unwrap_or(0);
     let device = auth.device.id;
+    let feed = state.streams.open(device).ok_or_else(|| {
+        AppError::rate_limited(
+            format!(
+                "This device has {} event feeds open already: close one before opening another.",
+                state.settings.server.max_event_streams_per_device
+            ),
+            FEED_RETRY_SECS,
+        )
+    })?;
+    // A feed lasts no longer than the access token that opened it.
+    let credentials_left = auth
+        .expires_at
+        .map(|at| (at - state.clock.now()).to_std().unwrap_or_default());
     if wants_sse {
-        let stream = async_stream(state, device, after);
+        let stream = async_stream(state, device, after, feed, credentials_left);
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());
@@ -79,33 +94,72 @@ pub async fn events(
             return Ok(Json(json!({ "events": events, "next": next })).into_response());
         }
         // Woken by a new event, or the deadline: either way, read again (and answer at the deadline).
-        let _ = tokio::time::timeout_at(deadline, notified).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, notified) => {}
+            () = feed.ended() => return Err(ended(&state, &headers).await),
+        }
     }
 }
 
-/// Events from `after` on, then each new one as it is stored.
+/// Seconds a device is asked to wait before opening a feed over its limit.
+const FEED_RETRY_SECS: u64 = 10;
+
+/// Why the credentials that opened a feed no longer work, exactly as a new call with them would be
+/// told (`disconnected` when the organisation was, `device_revoked` when the device was unpaired).
+async fn ended(state: &AppState, headers: &HeaderMap) -> AppError {
+    let token = crate::device::bearer(headers).unwrap_or_default();
+    match crate::device::authenticate(state, token).await {
+        Err(e) => e,
+        // Ended, yet they work (paired again under the same token cannot happen): say so plainly.
+        Ok(_) => AppError::api(
+            axum::http::StatusCode::UNAUTHORIZED,
+            ledgerlink_wire::ErrorCode::DeviceRevoked,
+            "The credentials this feed was opened with were revoked.",
+        ),
+    }
+}
+
+/// Events from `after` on, then each new one as it is stored, until the device's credentials end
+/// (revoked, or the access token expires): then the stream closes and the device reconnects with
+/// what it has.
 fn async_stream(
     state: AppState,
     device: uuid::Uuid,
     after: i64,
+    feed: crate::streams::Feed,
+    credentials_left: Option<Duration>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
+    let expires = credentials_left.map(|left| tokio::time::Instant::now() + left);
     futures_util::stream::unfold(
-        (state, after, Vec::<(i64, Value)>::new()),
-        move |(state, mut cursor, mut pending)| async move {
+        (state, after, Vec::<(i64, Value)>::new(), feed),
+        move |(state, mut cursor, mut pending, feed)| async move {
             loop {
+                if feed.is_ended() {
+                    return None;
+                }
                 if let Some((seq, e)) = (!pending.is_empty()).then(|| pending.remove(0)) {
                     cursor = seq;
                     let event = Event::default()
                         .id(seq.to_string())
                         .event("ledgerlink")
                         .data(e.to_string());
-                    return Some((Ok(event), (state, cursor, pending)));
+                    return Some((Ok(event), (state, cursor, pending, feed)));
                 }
                 let notified = state.events_ready.notified();
                 match page(&state, device, cursor).await {
                     Ok(found) if !found.is_empty() => pending = found,
                     Ok(_) => {
-                        let _ = tokio::time::timeout(Duration::from_secs(15), notified).await;
+                        let expiry = async {
+                            match expires {
+                                Some(at) => tokio::time::sleep_until(at).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        tokio::select! {
+                            _ = tokio::time::timeout(Duration::from_secs(15), notified) => {}
+                            () = feed.ended() => return None,
+                            () = expiry => return None,
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "event stream stopped");

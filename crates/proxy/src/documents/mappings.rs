@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::accounting::{self, CallError};
+use crate::body::StrictJson;
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::store::ConnectionRow;
@@ -46,16 +47,24 @@ pub(crate) async fn offered(
         let answer = accounting::call(state, connection, Method::GET, path, None, None)
             .await
             .map_err(|e| match e {
-                CallError::NeedsReconnect => AppError::api(
+                CallError::NeedsReconnect | CallError::NotConnected => AppError::api(
                     StatusCode::CONFLICT,
                     ErrorCode::NeedsReconnect,
                     "Connect Xero again to read the organisation's accounts.",
                 ),
-                other => AppError::api(
+                CallError::Disconnected => AppError::api(
+                    StatusCode::CONFLICT,
+                    ErrorCode::Disconnected,
+                    "The organisation was disconnected from Xero: connect Xero again.",
+                ),
+                CallError::Transport(why) => AppError::api(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::ProviderUnavailable,
-                    format!("Could not read {path} from Xero: {other}"),
+                    format!("Could not read {path} from Xero: {why}"),
                 ),
+                // The vault's trouble (a database, a key) is the operator's, logged in full
+                // there; the device hears only that something failed.
+                CallError::Vault(v) => AppError::from(v),
             })?;
         if !answer.status.is_success() {
             return Err(AppError::api(
@@ -115,6 +124,30 @@ async fn read(
 
 fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> {
     let mut problems = Vec::new();
+    // Names and codes are shown to people and sent to Xero: no control or bidirectional
+    // characters, as in documents.
+    let mut named = |path: String, text: &str| {
+        if let Some(c) = ledgerlink_wire::strict::forbidden_in_name(text) {
+            problems.push(Problem {
+                path,
+                code: ProblemCode::Invalid,
+                message: format!(
+                    "must not contain control or bidirectional formatting characters: remove {}",
+                    ledgerlink_wire::strict::code_point(c)
+                ),
+            });
+        }
+    };
+    for (name, c) in &m.categories {
+        named(format!("categories.{name}"), name);
+        named(format!("categories.{name}.account_code"), &c.account_code);
+        named(format!("categories.{name}.tax_type"), &c.tax_type);
+    }
+    for (name, t) in &m.tenders {
+        named(format!("tenders.{name}"), name);
+        named(format!("tenders.{name}.account_code"), &t.account_code);
+    }
+    named("pos_contact_name".into(), &m.pos_contact_name);
     let account = |code: &str| {
         accounts.iter().find(|a| {
             a["Code"]
@@ -186,7 +219,7 @@ fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> 
 async fn write(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Json(m): Json<Mappings>,
+    StrictJson(m): StrictJson<Mappings>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     // Checked against what the books hold now, not the cache.
     let (accounts, tax_rates) = offered(&state, &auth.connection, true).await?;

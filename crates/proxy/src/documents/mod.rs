@@ -6,7 +6,7 @@ mod mappings;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ledgerlink_wire::documents::{
@@ -19,6 +19,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
 
+use crate::body::RawBody;
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::store::{DocumentFilter, DocumentRow};
@@ -40,7 +41,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/documents/{id}", get(one))
         .route("/v1/events", get(events::events))
         .merge(mappings::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
 }
 
 /// The organisation's tax rates by tax type (from the ten-minute cache of what Xero offers).
@@ -53,7 +53,7 @@ pub async fn tax_rates(
         .iter()
         .filter_map(|r| {
             let tax_type = r["TaxType"].as_str()?.to_ascii_uppercase();
-            let rate = ledgerlink_wire::money::parse(&r["EffectiveRate"]).ok()?;
+            let rate = ledgerlink_wire::money::parse_lenient(&r["EffectiveRate"]).ok()?;
             Some((tax_type, rate))
         })
         .collect())
@@ -71,25 +71,28 @@ pub async fn mappings(state: &AppState, connection: Uuid) -> Result<Mappings, Ap
 async fn push_invoices(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    body: Bytes,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<BatchResult>), AppError> {
-    push(&state, &auth, DocumentKind::Invoice, &body).await
+    push(&state, &auth, DocumentKind::Invoice, &headers, body).await
 }
 
 async fn push_payments(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    body: Bytes,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<BatchResult>), AppError> {
-    push(&state, &auth, DocumentKind::Payment, &body).await
+    push(&state, &auth, DocumentKind::Payment, &headers, body).await
 }
 
 async fn push_shifts(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    body: Bytes,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<BatchResult>), AppError> {
-    push(&state, &auth, DocumentKind::Shift, &body).await
+    push(&state, &auth, DocumentKind::Shift, &headers, body).await
 }
 
 fn collection(kind: DocumentKind) -> &'static str {
@@ -106,26 +109,35 @@ async fn push(
     state: &AppState,
     auth: &DeviceAuth,
     kind: DocumentKind,
-    body: &[u8],
+    headers: &HeaderMap,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<BatchResult>), AppError> {
     let key = collection(kind);
-    let parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| AppError::bad_request(format!("the body is not JSON: {e}")))?;
-    let items = match &parsed {
-        Value::Array(items) => items.clone(),
-        Value::Object(map) => match map.get(key) {
-            Some(Value::Array(items)) => items.clone(),
-            _ => {
+    if !crate::body::json_content(headers) {
+        return Err(AppError::api(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidRequest,
+            format!("Send the {key} as JSON (Content-Type: application/json)."),
+        ));
+    }
+    let parsed = ledgerlink_wire::strict::parse_json(&body)
+        .map_err(|e| AppError::bad_request(crate::body::json_problem(&e)))?;
+    drop(body);
+    let shape = || AppError::bad_request(format!("send {{\"{key}\": [...]}}: a list of documents"));
+    let items = match parsed {
+        Value::Array(items) => items,
+        Value::Object(mut map) => {
+            if let Some(other) = map.keys().find(|k| *k != key) {
                 return Err(AppError::bad_request(format!(
-                    "send {{\"{key}\": [...]}}: a list of documents"
-                )))
+                    "'{other}' is not part of this call: send {{\"{key}\": [...]}} and nothing else"
+                )));
             }
-        },
-        _ => {
-            return Err(AppError::bad_request(format!(
-                "send {{\"{key}\": [...]}}: a list of documents"
-            )))
+            match map.remove(key) {
+                Some(Value::Array(items)) => items,
+                _ => return Err(shape()),
+            }
         }
+        _ => return Err(shape()),
     };
     if items.is_empty() || items.len() > MAX_BATCH {
         return Err(AppError::bad_request(format!(
@@ -134,25 +146,32 @@ async fn push(
         )));
     }
     let mappings = mappings(state, auth.connection.id).await?;
+    let max_lines = state.settings.limits.max_lines_per_document;
     let now = state.clock.now();
     let mut seen = HashSet::new();
     let mut outcomes: Vec<Result<DocumentRow, Refused>> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    // Each document is checked, typed and serialized, then its parsed form dropped: a batch is
+    // never held twice over.
+    for (i, item) in items.into_iter().enumerate() {
         let path = format!("{key}[{i}]");
-        let mut check = Check::new(&mappings);
+        let mut check = Check::new(&mappings).max_lines(max_lines);
         let typed = match kind {
             DocumentKind::Invoice => check
-                .invoice(item, &path)
-                .map(|d| serde_json::to_string(&d)),
-            DocumentKind::Payment => check
-                .payment(item, &path)
-                .map(|d| serde_json::to_string(&d)),
-            DocumentKind::Shift => check.shift(item, &path).map(|d| serde_json::to_string(&d)),
+                .invoice(&item, &path)
+                .map(|d| (serde_json::to_string(&d), None)),
+            DocumentKind::Payment => check.payment(&item, &path).map(|d| {
+                let waits_for = d.invoice.client_ref.clone();
+                (serde_json::to_string(&d), waits_for)
+            }),
+            DocumentKind::Shift => check
+                .shift(&item, &path)
+                .map(|d| (serde_json::to_string(&d), None)),
         };
         let client_ref = item
             .get("client_ref")
             .and_then(Value::as_str)
             .map(|s| s.trim().to_string());
+        drop(item);
         if let Some(r) = &client_ref {
             if !seen.insert(r.clone()) {
                 check.problems.push(Problem {
@@ -163,30 +182,35 @@ async fn push(
             }
         }
         match typed {
-            Some(Ok(json)) if check.problems.is_empty() => outcomes.push(Ok(DocumentRow {
-                id: Uuid::new_v4(),
-                device_id: auth.device.id,
-                connection_id: auth.connection.id,
-                kind,
-                client_ref: client_ref.unwrap_or_default(),
-                body: json,
-                state: DocumentState::Queued,
-                xero_id: None,
-                xero_number: None,
-                message: None,
-                attempts: 0,
-                created_at: now,
-                updated_at: now,
-                unknown_since: None,
-                bundle_key: None,
-            })),
-            Some(Err(e)) => return Err(AppError::internal(e)),
+            Some((Ok(json), waits_for)) if check.problems.is_empty() => {
+                outcomes.push(Ok(DocumentRow {
+                    id: Uuid::new_v4(),
+                    device_id: auth.device.id,
+                    connection_id: auth.connection.id,
+                    kind,
+                    client_ref: client_ref.unwrap_or_default(),
+                    body: json,
+                    state: DocumentState::Queued,
+                    xero_id: None,
+                    xero_number: None,
+                    message: None,
+                    attempts: 0,
+                    created_at: now,
+                    updated_at: now,
+                    unknown_since: None,
+                    bundle_key: None,
+                    waits_for,
+                }))
+            }
+            Some((Err(e), _)) => return Err(AppError::internal(e)),
             _ => outcomes.push(Err((client_ref, check.problems))),
         }
     }
-    let rows: Vec<DocumentRow> = outcomes
-        .iter()
-        .filter_map(|o| o.as_ref().ok().cloned())
+    // The accepted rows move to the store; the outcomes keep only what the answer needs.
+    let mut rows = Vec::new();
+    let outcomes: Vec<Result<(), Refused>> = outcomes
+        .into_iter()
+        .map(|o| o.map(|row| rows.push(row)))
         .collect();
     let stored = if rows.is_empty() {
         Vec::new()
@@ -204,15 +228,16 @@ async fn push(
     };
     for (index, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
-            Ok(_) => {
-                let (row, duplicate) = stored.next().expect("one stored row per accepted document");
-                if duplicate && row.kind != kind {
+            Ok(()) => {
+                let (view, duplicate) =
+                    stored.next().expect("one stored row per accepted document");
+                if duplicate && view.kind != kind {
                     // The client_ref names another kind of document: not a resend, a clash.
                     result.rejected += 1;
                     result.items.push(BatchItem {
                         index,
                         outcome: Outcome::Rejected,
-                        client_ref: Some(row.client_ref.clone()),
+                        client_ref: Some(view.client_ref.clone()),
                         duplicate: false,
                         document: None,
                         problems: vec![Problem {
@@ -220,8 +245,8 @@ async fn push(
                             code: ProblemCode::Invalid,
                             message: format!(
                                 "'{}' is already the client_ref of a {} from this device",
-                                row.client_ref,
-                                row.kind.as_str()
+                                view.client_ref,
+                                view.kind.as_str()
                             ),
                         }],
                     });
@@ -231,9 +256,9 @@ async fn push(
                 result.items.push(BatchItem {
                     index,
                     outcome: Outcome::Accepted,
-                    client_ref: Some(row.client_ref.clone()),
+                    client_ref: Some(view.client_ref.clone()),
                     duplicate,
-                    document: Some(row.view()),
+                    document: Some(view),
                     problems: Vec::new(),
                 });
             }

@@ -82,7 +82,7 @@ fn wrong_code_message(state: &AppState) -> String {
 
 /// The client's address for throttling: the peer, or the left-most `X-Forwarded-For` entry when the
 /// proxy is configured to sit behind a trusted reverse proxy.
-pub(super) fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+pub fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     if state.settings.pairing.trust_forwarded_for {
         if let Some(ip) = headers
             .get("x-forwarded-for")
@@ -342,7 +342,7 @@ pub async fn continue_to_xero(
     browser.finish(&state, response)
 }
 
-fn verifier_aad(state_hash: &[u8]) -> Vec<u8> {
+pub(crate) fn verifier_aad(state_hash: &[u8]) -> Vec<u8> {
     let mut aad = b"ledgerlink:pkce_verifier:".to_vec();
     aad.extend_from_slice(state_hash);
     aad

@@ -20,7 +20,9 @@ use ledgerlink_wire::{ConnectionStatus, ErrorCode, Secret};
 use rand::Rng;
 use uuid::Uuid;
 
-pub use throttle::Throttle;
+pub use browser::client_address;
+pub(crate) use browser::verifier_aad;
+pub use throttle::{bucket, Throttle};
 
 use crate::device;
 use crate::error::{parse_form_or_json, AppError};
@@ -28,15 +30,32 @@ use crate::store::{ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
 use crate::xero::XeroConnection;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/pairings", post(create))
-        .route("/v1/pairings/token", post(token))
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let csp = axum::http::HeaderValue::from_str(&pages::content_security_policy(
+        &state.xero.endpoints().authorize,
+    ))
+    .expect("the policy is ASCII");
+    let pages = Router::new()
         .route("/pair", get(browser::enter).post(browser::submit))
         .route("/pair/continue", post(browser::continue_to_xero))
         .route("/pair/cancel", post(browser::cancel))
         .route("/pair/organisation", post(browser::choose))
         .route("/oauth/xero/callback", get(browser::callback))
+        .layer(axum::middleware::map_response(
+            move |mut response: axum::response::Response| {
+                let csp = csp.clone();
+                async move {
+                    response
+                        .headers_mut()
+                        .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+                    response
+                }
+            },
+        ));
+    Router::new()
+        .route("/v1/pairings", post(create))
+        .route("/v1/pairings/token", post(token))
+        .merge(pages)
 }
 
 /// Consonants only: no vowels (no words), no look-alikes (no 0/O, 1/I).
@@ -90,6 +109,17 @@ async fn create(
             "device_name must be 1 to 100 characters.",
         ));
     }
+    // The name is shown to the person who approves the pairing: nothing may make it read as
+    // something it is not (a right-to-left override turns "Front counter" around).
+    if let Some(c) = ledgerlink_wire::strict::forbidden_in_name(&req.device_name) {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidRequest,
+            format!(
+                "device_name must not contain control or bidirectional formatting characters: remove {}.",
+                ledgerlink_wire::strict::code_point(c)
+            ),
+        ));
+    }
     if req.device_id.is_nil() {
         return Err(AppError::oauth(
             ErrorCode::InvalidRequest,
@@ -102,9 +132,9 @@ async fn create(
         .throttle
         .pairing_started(address, now, &state.settings.pairing)
     {
-        return Err(AppError::oauth(
-            ErrorCode::RateLimited,
+        return Err(AppError::oauth_rate_limited(
             "Too many pairings were started from this network: wait a few minutes.",
+            Throttle::retry_after(now, &state.settings.pairing),
         ));
     }
     let device_code = Secret::new(crate::device::random_secret());
@@ -340,6 +370,8 @@ async fn poll(
                     ))
                 }
             }
+            // Feeds opened with the device's earlier credentials end with them.
+            state.streams.end([device.id]);
             tracing::info!(device = %device.id, connection = %connection_id, "device paired");
             Ok(DeviceTokens {
                 access_token: issued.access(),
@@ -370,6 +402,7 @@ async fn finish(
         xero_connection_id: Some(tenant.id),
         token_set_id: Some(token_set),
         status: ConnectionStatus::Connected,
+        status_reason: None,
         created_at: now,
         updated_at: now,
     };

@@ -41,6 +41,20 @@ button.secondary { background: #fff; color: #1f6f4a; }
 .hint { color: #5a6a62; font-size: .92rem; }
 "#;
 
+/// The pages' Content-Security-Policy: nothing loads but their own inline style (by its hash), no
+/// script at all, forms post only to the proxy (and, from "Continue", on to Xero's login), and no
+/// other site may frame them.
+pub fn content_security_policy(authorize: &url::Url) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'sha256-{style}'; img-src 'self' data:; form-action 'self' {}; \
+         frame-ancestors 'none'; base-uri 'none'",
+        authorize.origin().ascii_serialization()
+    )
+}
+
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

@@ -1,14 +1,15 @@
 //! Brute-force protection for user codes: wrong entries lock code entry for a browser session, and
 //! every entry counts against the client address (IPv6 by /64), so dropping cookies or hopping
-//! addresses inside one network buys no extra guesses. Pairing creation is limited per address too.
-//! Memory is bounded: past the cap, new addresses are refused (fail closed) until the window turns.
+//! addresses inside one network buys no extra guesses. Pairing creation is limited per address too,
+//! and so are wrong operator tokens. Memory is bounded: past the cap, new addresses are refused
+//! (fail closed) until the window turns.
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use crate::settings::PairingSettings;
+use crate::settings::{AdminSettings, PairingSettings};
 
 /// Most addresses or sessions remembered at once.
 const CAP: usize = 100_000;
@@ -18,10 +19,11 @@ pub struct Throttle {
     wrong_by_session: Mutex<HashMap<Vec<u8>, u32>>,
     codes_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
     pairings_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    admin_failures_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
 }
 
 /// The key an address is counted under: IPv4 as is, IPv6 by its /64 (one customer's network).
-fn bucket(address: IpAddr) -> IpAddr {
+pub fn bucket(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => {
@@ -98,6 +100,45 @@ impl Throttle {
             Self::window(now, settings),
             settings.max_code_attempts_per_address,
         )
+    }
+
+    /// Whether `address` presented too many wrong operator tokens this window (then every operator
+    /// call from it is refused, right token or not, until the window turns).
+    pub fn admin_blocked(
+        &self,
+        address: IpAddr,
+        now: DateTime<Utc>,
+        settings: &AdminSettings,
+    ) -> bool {
+        let window = now
+            .timestamp()
+            .div_euclid(settings.window_secs.max(1) as i64);
+        let map = self
+            .admin_failures_by_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.get(&bucket(address))
+            .is_some_and(|(w, n)| *w == window && *n >= settings.max_failures_per_address)
+    }
+
+    /// Counts one wrong operator token from `address`.
+    pub fn admin_failed(&self, address: IpAddr, now: DateTime<Utc>, settings: &AdminSettings) {
+        let window = now
+            .timestamp()
+            .div_euclid(settings.window_secs.max(1) as i64);
+        count(&self.admin_failures_by_address, address, window, u32::MAX);
+    }
+
+    /// Seconds until `now`'s operator window turns.
+    pub fn admin_retry_after(now: DateTime<Utc>, settings: &AdminSettings) -> u64 {
+        let len = settings.window_secs.max(1) as i64;
+        (len - now.timestamp().rem_euclid(len)) as u64
+    }
+
+    /// Seconds until `now`'s pairing window turns.
+    pub fn retry_after(now: DateTime<Utc>, settings: &PairingSettings) -> u64 {
+        let len = settings.address_window_secs.max(1) as i64;
+        (len - now.timestamp().rem_euclid(len)) as u64
     }
 
     /// Counts one new pairing from `address`; false when it started too many this window.

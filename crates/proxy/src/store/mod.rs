@@ -14,8 +14,15 @@ pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot take this call now (its disk is full, its I/O fails, it stayed busy past
+    /// the timeout): nothing was stored, and the same call may well work later.
+    #[error("the database cannot be used just now: {0}")]
+    Unavailable(String),
+    /// Another proxy process has the database open (one process per SQLite database).
+    #[error("{0}")]
+    InUse(String),
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("migration {version} failed: {source}")]
@@ -25,6 +32,19 @@ pub enum StoreError {
     },
     #[error("the storage task stopped: {0}")]
     Join(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::*;
+        match e.sqlite_error_code() {
+            Some(
+                DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked | CannotOpen | ReadOnly
+                | OutOfMemory,
+            ) => Self::Unavailable(e.to_string()),
+            _ => Self::Sqlite(e),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -119,6 +139,40 @@ pub struct TokenSetRow {
     pub version: i64,
 }
 
+/// Why a connection left `connected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusReason {
+    /// Xero refused the refresh token (`invalid_grant`): only connecting again helps.
+    RefreshRefused,
+    /// Xero kept refusing API calls although the tokens refreshed: probed again now and then.
+    ApiRefused,
+    /// The organisation is no longer among Xero's connections for these tokens.
+    TenantGone,
+    /// Disconnected from Ledgerlink (a device or the operator).
+    Disconnected,
+}
+
+impl StatusReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RefreshRefused => "refresh_refused",
+            Self::ApiRefused => "api_refused",
+            Self::TenantGone => "tenant_gone",
+            Self::Disconnected => "disconnected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "refresh_refused" => Self::RefreshRefused,
+            "api_refused" => Self::ApiRefused,
+            "tenant_gone" => Self::TenantGone,
+            "disconnected" => Self::Disconnected,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: Uuid,
@@ -128,6 +182,8 @@ pub struct ConnectionRow {
     pub xero_connection_id: Option<Uuid>,
     pub token_set_id: Option<Uuid>,
     pub status: ConnectionStatus,
+    /// Why it is not `connected` (none while it is).
+    pub status_reason: Option<StatusReason>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -182,6 +238,9 @@ pub struct DocumentRow {
     pub unknown_since: Option<DateTime<Utc>>,
     /// The bundle it was last sent in, while its fate is open.
     pub bundle_key: Option<String>,
+    /// For a payment: the `client_ref` of the invoice (or shift) it pays, which must reach Xero
+    /// first.
+    pub waits_for: Option<String>,
 }
 
 /// A bundle as sent to Xero: resent byte for byte under its key while its outcome is unknown.
@@ -244,9 +303,40 @@ pub enum Consumed {
     DeviceInUse,
 }
 
+/// A value sealed under the master key, and what it is (so its associated data can be rebuilt).
+#[derive(Debug, Clone)]
+pub enum Sealed {
+    TokenSet {
+        id: Uuid,
+        ciphertext: Vec<u8>,
+    },
+    /// A rotated device refresh token's successor pair.
+    Successor {
+        old_hash: Vec<u8>,
+        ciphertext: Vec<u8>,
+    },
+    /// A PKCE verifier of an authorization request.
+    Verifier {
+        state_hash: Vec<u8>,
+        ciphertext: Vec<u8>,
+    },
+}
+
 /// What the proxy keeps. Every method is one transaction.
 pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> Result<()>;
+    /// Whether writes work: at once while none has failed; after a failure (a full disk), by
+    /// trying a write that needs fresh pages. `Unavailable` while they still fail.
+    fn writable(&self) -> Result<()>;
+    /// Caps how large the database may grow (SQLite's `max_page_count`), `None` lifting the cap:
+    /// how the tests fill the disk. Answers the cap now in force, in bytes.
+    fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64>;
+
+    /// The master-key check record, if the database has one.
+    fn key_check(&self) -> Result<Option<Vec<u8>>>;
+    fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()>;
+    /// Every value sealed under the master key (to check the keys before the key check exists).
+    fn sealed(&self) -> Result<Vec<Sealed>>;
 
     fn insert_pairing(&self, p: &Pairing) -> Result<()>;
     fn pairing(&self, id: Uuid) -> Result<Option<Pairing>>;
@@ -306,12 +396,21 @@ pub trait Store: Send + Sync + 'static {
     fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>>;
     fn connections(&self) -> Result<Vec<ConnectionRow>>;
     fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>>;
-    fn set_connection_status(
+    /// Moves the connection from `from` to `to` (saying why), only if it is still `from` and
+    /// still on `token_set` (a reconnect in the meantime wins), and tells each of its devices with
+    /// a `connection` event, in one transaction. False when it was not moved.
+    fn mark_connection(
         &self,
         id: Uuid,
-        status: ConnectionStatus,
+        token_set: Option<Uuid>,
+        from: ConnectionStatus,
+        to: ConnectionStatus,
+        reason: Option<StatusReason>,
         now: DateTime<Utc>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
+    /// Connections that left `connected` because Xero refused API calls (not the refresh): worth
+    /// asking Xero again now and then.
+    fn connections_to_reprobe(&self) -> Result<Vec<ConnectionRow>>;
     /// Marks the connection disconnected, detaches its token set and revokes every device on it, if
     /// it still uses `token_set` (a reconnect in the meantime wins). False when it did not.
     fn disconnect(&self, id: Uuid, token_set: Option<Uuid>, now: DateTime<Utc>) -> Result<bool>;
@@ -324,20 +423,23 @@ pub trait Store: Send + Sync + 'static {
     /// Stores accepted documents and their `queued` events in one transaction. A document whose
     /// (device, client_ref) is already stored is not written again: the stored one is answered,
     /// marked duplicate.
-    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentRow, bool)>>;
+    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentView, bool)>>;
     /// One of a device's documents.
     fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>>;
     fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>>;
     fn documents(&self, device: Uuid, filter: &DocumentFilter) -> Result<Vec<DocumentRow>>;
-    /// The oldest documents of a kind waiting in a connection's outbox.
+    /// The oldest documents of a kind in a connection's outbox that can go now: a payment whose
+    /// invoice has not reached Xero (nor failed, nor stayed away an hour) is left where it is, so it
+    /// never holds back the ones behind it.
     fn outbox(
         &self,
         connection: Uuid,
         kind: DocumentKind,
         limit: usize,
+        now: DateTime<Utc>,
     ) -> Result<Vec<DocumentRow>>;
-    /// Connected connections with documents waiting.
-    fn connections_with_work(&self) -> Result<Vec<Uuid>>;
+    /// Connected connections with documents that can go now.
+    fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>>;
     /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
     /// queue; they go again under the same idempotency key. Answers how many.
     fn requeue_sending(&self) -> Result<usize>;
@@ -351,7 +453,8 @@ pub trait Store: Send + Sync + 'static {
     fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
     fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
-    /// Applies delivery outcomes and records an event for each, in one transaction.
+    /// Applies delivery outcomes and records an event for each, in one transaction. A bundle whose
+    /// documents all have their outcome is deleted with it (its body is no longer needed).
     fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
     /// Documents of a connection that Xero knows by this id (invoices and shifts).
     fn documents_by_xero_id(&self, connection: Uuid, xero_id: Uuid) -> Result<Vec<DocumentRow>>;
@@ -378,6 +481,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 }
 
+/// How long a payment waits for its invoice to arrive from its device before it fails.
+pub const PAYMENT_WAITS_FOR_INVOICE: chrono::Duration = chrono::Duration::hours(1);
+
 /// The store, called from async code: each call runs on the blocking pool.
 #[derive(Clone)]
 pub struct Storage {
@@ -389,6 +495,16 @@ impl Storage {
         Self {
             inner: Arc::new(store),
         }
+    }
+
+    /// The store itself, for synchronous checks at start.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.as_ref()
+    }
+
+    /// A handle that does not keep the store open (to wait until it is closed).
+    pub fn downgrade(&self) -> std::sync::Weak<dyn Store> {
+        Arc::downgrade(&self.inner)
     }
 
     pub async fn call<R, F>(&self, f: F) -> Result<R>

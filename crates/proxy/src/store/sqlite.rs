@@ -23,6 +23,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/sqlite/0003_unknown_outcomes.sql"),
     ),
     (4, include_str!("../../migrations/sqlite/0004_bundles.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_hardening.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -34,6 +38,12 @@ pub struct SqliteStore {
     next_reader: std::sync::atomic::AtomicUsize,
     /// Stops the background checkpointer when the store goes.
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `<database>.lock`, locked (`flock`) while this store is open: one process per database.
+    /// The kernel lets go of it when the process ends, however it ends.
+    _lock: Option<std::fs::File>,
+    /// Whether the last write failed for want of disk (or I/O), and the once-a-minute warning.
+    failing: std::sync::atomic::AtomicBool,
+    warned: crate::logs::Every,
 }
 
 impl Drop for SqliteStore {
@@ -77,10 +87,13 @@ fn status(text: String) -> rusqlite::Result<ConnectionStatus> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Opens (creating if needed) the database file and brings its schema up to date. Refused when
+    /// another process has it open.
     pub fn open(path: &Path) -> Result<Self> {
+        let lock = lock(path)?;
         let conn = Connection::open(path)?;
         let mut store = Self::setup(conn)?;
+        store._lock = Some(lock);
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
                 path,
@@ -102,12 +115,21 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                let warned = crate::logs::Every::minute();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(std::time::Duration::from_millis(250));
-                    if let Err(e) =
-                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    match checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        Ok(()) if warned.reported() => {
+                            tracing::info!("WAL checkpoints work again");
+                            warned.reset();
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            if let Some(skipped) = warned.due_counting() {
+                                tracing::warn!(error = %e, failed_since_last_warning = skipped, "WAL checkpoint failed");
+                            }
+                        }
                     }
                 }
             })
@@ -155,6 +177,9 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: Default::default(),
             stop: Default::default(),
+            _lock: None,
+            failing: Default::default(),
+            warned: crate::logs::Every::minute(),
         })
     }
 
@@ -183,6 +208,88 @@ impl SqliteStore {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         Ok(f(&mut conn)?)
     }
+
+    /// A write on the writer connection. A write refused for want of disk (or failing I/O) is
+    /// remembered, so readiness says so, and warned about at most once a minute.
+    fn write<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
+        let result = self.with(f);
+        self.note(&result);
+        result
+    }
+
+    fn note<R>(&self, result: &Result<R>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Err(StoreError::Unavailable(why)) => {
+                self.failing.store(true, Relaxed);
+                if let Some(skipped) = self.warned.due_counting() {
+                    tracing::warn!(error = %why, failed_since_last_warning = skipped, "the database refuses writes: devices are told to send again later");
+                }
+            }
+            Ok(_) if self.failing.swap(false, Relaxed) => {
+                self.warned.reset();
+                tracing::info!("the database takes writes again");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Takes `<database>.lock` (`flock`, exclusive): a second proxy on the same database is refused.
+/// A file of its own, not the database: closing any descriptor of the database file would drop
+/// SQLite's own (POSIX) locks on it.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", lock_path.display())))?;
+    // A proxy that is just stopping (or a child process it started that has not yet run its
+    // program, which briefly shares its descriptors) may hold the lock a moment longer: wait a
+    // little before refusing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut locked = file.try_lock();
+    while matches!(locked, Err(std::fs::TryLockError::WouldBlock))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        locked = file.try_lock();
+    }
+    match locked {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                format!("process {holder}")
+            };
+            return Err(StoreError::InUse(format!(
+                "the database {} is in use by {who} (it holds {}): run one proxy per SQLite database, or use Postgres to run several",
+                path.display(),
+                lock_path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError::Unavailable(format!(
+                "locking {}: {e}",
+                lock_path.display()
+            )))
+        }
+    }
+    // Who holds it, for the message a second proxy gets.
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
 }
 
 const PAIRING_COLUMNS: &str = "id, device_code_hash, user_code, client_id, device_id, device_name, provider, status, connection_id, created_at, expires_at, interval_secs, last_poll_at";
@@ -213,7 +320,7 @@ fn pairing_row(r: &Row) -> rusqlite::Result<Pairing> {
 }
 
 const CONNECTION_COLUMNS: &str =
-    "id, provider, tenant_id, tenant_name, xero_connection_id, token_set_id, status, created_at, updated_at";
+    "id, provider, tenant_id, tenant_name, xero_connection_id, token_set_id, status, created_at, updated_at, status_reason";
 
 fn connection_row(r: &Row) -> rusqlite::Result<ConnectionRow> {
     Ok(ConnectionRow {
@@ -226,6 +333,10 @@ fn connection_row(r: &Row) -> rusqlite::Result<ConnectionRow> {
         status: status(r.get(6)?)?,
         created_at: time(r.get(7)?),
         updated_at: time(r.get(8)?),
+        status_reason: r
+            .get::<_, Option<String>>(9)?
+            .as_deref()
+            .and_then(StatusReason::parse),
     })
 }
 
@@ -257,7 +368,7 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
 }
 
 const DOCUMENT_COLUMNS: &str =
-    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key";
+    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key, waits_for";
 
 fn conversion(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
@@ -284,8 +395,18 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
         updated_at: time(r.get(12)?),
         unknown_since: opt_time(r.get(13)?),
         bundle_key: r.get(14)?,
+        waits_for: r.get(15)?,
     })
 }
+
+/// A queued document `d` that can go now (`:cutoff`: the oldest creation time of a payment whose invoice
+/// never came that is still waited for): anything that waits for nothing; a payment whose invoice
+/// from the same device is past `queued`/`sending` (sent, paid, failed: delivery pays or fails it);
+/// a payment whose invoice never came once it has waited long enough (delivery fails it).
+const READY: &str = "(d.waits_for IS NULL
+     OR EXISTS (SELECT 1 FROM documents t WHERE t.device_id = d.device_id AND t.client_ref = d.waits_for
+                  AND t.state NOT IN ('queued', 'sending'))
+     OR (d.created_at < :cutoff AND NOT EXISTS (SELECT 1 FROM documents t WHERE t.device_id = d.device_id AND t.client_ref = d.waits_for)))";
 
 fn document_event(tx: &Connection, d: &DocumentRow) -> rusqlite::Result<()> {
     let body = serde_json::json!({"type": "document", "document": d.view()}).to_string();
@@ -331,7 +452,7 @@ fn upsert_connection_in(
     Ok(match existing {
         Some(old) => {
             tx.execute(
-                "UPDATE connections SET tenant_name = ?2, xero_connection_id = ?3, token_set_id = ?4, status = ?5, updated_at = ?6 WHERE id = ?1",
+                "UPDATE connections SET tenant_name = ?2, xero_connection_id = ?3, token_set_id = ?4, status = ?5, updated_at = ?6, status_reason = ?7 WHERE id = ?1",
                 params![
                     old.id.to_string(),
                     row.tenant_name,
@@ -339,6 +460,7 @@ fn upsert_connection_in(
                     row.token_set_id.map(|u| u.to_string()),
                     row.status.as_str(),
                     ms(row.updated_at),
+                    row.status_reason.map(StatusReason::as_str),
                 ],
             )?;
             let replaced = old.token_set_id.filter(|t| Some(*t) != row.token_set_id);
@@ -353,7 +475,7 @@ fn upsert_connection_in(
         }
         None => {
             tx.execute(
-                &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
                 params![
                     row.id.to_string(),
                     row.provider,
@@ -364,6 +486,7 @@ fn upsert_connection_in(
                     row.status.as_str(),
                     ms(row.created_at),
                     ms(row.updated_at),
+                    row.status_reason.map(StatusReason::as_str),
                 ],
             )?;
             (row.clone(), None)
@@ -384,8 +507,84 @@ impl Store for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
 
-    fn insert_pairing(&self, p: &Pairing) -> Result<()> {
+    fn writable(&self) -> Result<()> {
+        if !self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        // 64 KiB needs fresh pages, as a pushed batch does; written and removed in one transaction.
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.execute("INSERT INTO write_probe (pad) VALUES (zeroblob(65536))", [])?;
+            tx.execute("DELETE FROM write_probe", [])?;
+            tx.commit()
+        })
+    }
+
+    fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64> {
         self.with(|c| {
+            let page: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            // SQLite's own ceiling when lifted.
+            let pages = max_bytes.map_or(4_294_967_294, |b| (b / page).max(1));
+            let now: u64 = c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })?;
+            Ok(now * page)
+        })
+    }
+
+    fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            c.query_row("SELECT sealed FROM key_check WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO key_check (id, sealed, created_at) VALUES (1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
+                params![sealed, ms(now)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn sealed(&self) -> Result<Vec<Sealed>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            let mut stmt = c.prepare("SELECT id, ciphertext FROM token_sets")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+                let (id, ciphertext) = row?;
+                out.push(Sealed::TokenSet {
+                    id: uuid(id)?,
+                    ciphertext,
+                });
+            }
+            let mut stmt =
+                c.prepare("SELECT hash, successor FROM device_tokens WHERE successor IS NOT NULL")?;
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                let (old_hash, ciphertext) = row?;
+                out.push(Sealed::Successor {
+                    old_hash,
+                    ciphertext,
+                });
+            }
+            let mut stmt = c.prepare("SELECT state_hash, verifier FROM oauth_states")?;
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                let (state_hash, ciphertext) = row?;
+                out.push(Sealed::Verifier {
+                    state_hash,
+                    ciphertext,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn insert_pairing(&self, p: &Pairing) -> Result<()> {
+        self.write(|c| {
             c.execute(
                 &format!("INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
@@ -442,7 +641,7 @@ impl Store for SqliteStore {
     }
 
     fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE pairings SET last_poll_at = ?2, interval_secs = ?3 WHERE id = ?1",
                 params![id.to_string(), ms(at), interval_secs],
@@ -452,7 +651,7 @@ impl Store for SqliteStore {
     }
 
     fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE pairings SET status = 'denied' WHERE id = ?1 AND status = 'pending' AND expires_at > ?2",
                 params![id.to_string(), ms(now)],
@@ -467,7 +666,7 @@ impl Store for SqliteStore {
         row: &ConnectionRow,
         now: DateTime<Utc>,
     ) -> Result<Option<(ConnectionRow, Option<Uuid>)>> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let (stored, replaced) = upsert_connection_in(&tx, row)?;
             let approved = tx.execute(
@@ -490,7 +689,7 @@ impl Store for SqliteStore {
         access: &DeviceTokenRow,
         refresh: &DeviceTokenRow,
     ) -> Result<Consumed> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let consumed = tx.execute(
                 "UPDATE pairings SET status = 'consumed' WHERE id = ?1 AND status = 'approved'",
@@ -522,7 +721,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_oauth_state(&self, s: &OAuthState) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO oauth_states (state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
@@ -554,7 +753,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE oauth_states SET used_at = ?2 WHERE state_hash = ?1 AND used_at IS NULL",
                 params![hash, ms(now)],
@@ -564,7 +763,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_choice(&self, ch: &PendingChoice) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO pending_choices (id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
@@ -596,7 +795,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE pending_choices SET used_at = ?2 WHERE id_hash = ?1 AND used_at IS NULL",
                 params![hash, ms(now)],
@@ -606,7 +805,7 @@ impl Store for SqliteStore {
     }
 
     fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let t = ms(short);
             let mut n = 0;
@@ -643,7 +842,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_token_set(&self, t: &TokenSetRow) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO token_sets (id, provider, ciphertext, access_expires_at, last_refresh_at, created_at, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -665,7 +864,7 @@ impl Store for SqliteStore {
     }
 
     fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE token_sets SET ciphertext = ?2, access_expires_at = ?3, last_refresh_at = ?4, version = version + 1
                  WHERE id = ?1 AND version = ?5",
@@ -676,7 +875,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_token_set(&self, id: Uuid) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "DELETE FROM pending_choices WHERE token_set_id = ?1",
@@ -705,7 +904,7 @@ impl Store for SqliteStore {
     }
 
     fn upsert_connection(&self, row: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let out = upsert_connection_in(&tx, row)?;
             tx.commit()?;
@@ -746,26 +945,59 @@ impl Store for SqliteStore {
         })
     }
 
-    fn set_connection_status(
+    fn mark_connection(
         &self,
         id: Uuid,
-        status: ConnectionStatus,
+        token_set: Option<Uuid>,
+        from: ConnectionStatus,
+        to: ConnectionStatus,
+        reason: Option<StatusReason>,
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE connections SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id.to_string(), status.as_str(), ms(now)],
-            )
-            .map(|_| ())
+    ) -> Result<bool> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let moved = tx.execute(
+                "UPDATE connections SET status = ?2, status_reason = ?3, updated_at = ?4
+                 WHERE id = ?1 AND token_set_id IS ?5 AND status = ?6",
+                params![
+                    id.to_string(),
+                    to.as_str(),
+                    reason.map(StatusReason::as_str),
+                    ms(now),
+                    token_set.map(|t| t.to_string()),
+                    from.as_str()
+                ],
+            )?;
+            if moved != 1 {
+                return Ok(false);
+            }
+            let body = serde_json::json!({"type": "connection", "status": to}).to_string();
+            tx.execute(
+                "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
+                 SELECT connection_id, id, NULL, ?2, ?3 FROM devices WHERE connection_id = ?1 AND revoked_at IS NULL",
+                params![id.to_string(), body, ms(now)],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn connections_to_reprobe(&self) -> Result<Vec<ConnectionRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {CONNECTION_COLUMNS} FROM connections
+                 WHERE status = 'needs_reconnect' AND status_reason = 'api_refused' AND token_set_id IS NOT NULL"
+            ))?;
+            let rows = stmt.query_map([], connection_row)?.collect();
+            rows
         })
     }
 
     fn disconnect(&self, id: Uuid, token_set: Option<Uuid>, now: DateTime<Utc>) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let changed = tx.execute(
-                "UPDATE connections SET status = 'disconnected', token_set_id = NULL, updated_at = ?2
+                "UPDATE connections SET status = 'disconnected', status_reason = 'disconnected', token_set_id = NULL, updated_at = ?2
                  WHERE id = ?1 AND token_set_id IS ?3",
                 params![id.to_string(), ms(now), token_set.map(|t| t.to_string())],
             )?;
@@ -810,7 +1042,7 @@ impl Store for SqliteStore {
     }
 
     fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             revoke_tokens_of(&tx, id, now)?;
             tx.execute(
@@ -822,7 +1054,7 @@ impl Store for SqliteStore {
     }
 
     fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
                 params![id.to_string(), ms(now)],
@@ -831,14 +1063,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentRow, bool)>> {
-        self.with(|c| {
+    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentView, bool)>> {
+        self.write(|c| {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {
                 let inserted = tx.execute(
                     &format!(
-                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL)
+                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14)
                          ON CONFLICT(device_id, client_ref) DO NOTHING"
                     ),
                     params![
@@ -855,18 +1087,19 @@ impl Store for SqliteStore {
                         d.attempts,
                         ms(d.created_at),
                         ms(d.updated_at),
+                        d.waits_for,
                     ],
                 )?;
                 if inserted == 1 {
                     document_event(&tx, d)?;
-                    out.push((d.clone(), false));
+                    out.push((d.view(), false));
                 } else {
                     let existing = tx.query_row(
                         &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
                         params![d.device_id.to_string(), d.client_ref],
                         document_row,
                     )?;
-                    out.push((existing, true));
+                    out.push((existing.view(), true));
                 }
             }
             tx.commit()?;
@@ -926,30 +1159,47 @@ impl Store for SqliteStore {
         connection: Uuid,
         kind: DocumentKind,
         limit: usize,
+        now: DateTime<Utc>,
     ) -> Result<Vec<DocumentRow>> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = ?1 AND state = 'queued' AND kind = ?2
-                 ORDER BY created_at, id LIMIT ?3"
+                "SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE connection_id = :connection AND state = 'queued' AND kind = :kind
+                   AND {READY}
+                 ORDER BY created_at, id LIMIT :limit"
             ))?;
-            let rows = stmt.query_map(params![connection.to_string(), kind.as_str(), limit as i64], document_row)?.collect();
+            let rows = stmt
+                .query_map(
+                    rusqlite::named_params! {
+                        ":connection": connection.to_string(),
+                        ":kind": kind.as_str(),
+                        ":limit": limit as i64,
+                        ":cutoff": ms(now - PAYMENT_WAITS_FOR_INVOICE),
+                    },
+                    document_row,
+                )?
+                .collect();
             rows
         })
     }
 
-    fn connections_with_work(&self) -> Result<Vec<Uuid>> {
+    fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
         self.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare(&format!(
                 "SELECT c.id FROM connections c WHERE c.status = 'connected'
-                   AND EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued')",
-            )?;
-            let ids = stmt.query_map([], |r| uuid(r.get(0)?))?.collect();
+                   AND EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {READY})"
+            ))?;
+            let ids = stmt
+                .query_map(
+                    rusqlite::named_params! {":cutoff": ms(now - PAYMENT_WAITS_FOR_INVOICE)},
+                    |r| uuid(r.get(0)?),
+                )?
+                .collect();
             ids
         })
     }
 
     fn start_bundle(&self, b: &Bundle, now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT INTO bundles (idempotency_key, connection_id, path, collection, body, members, created_at)
@@ -1009,7 +1259,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             for id in ids {
                 tx.execute(
@@ -1022,7 +1272,7 @@ impl Store for SqliteStore {
     }
 
     fn requeue_sending_for(&self, connection: Uuid) -> Result<usize> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
                  WHERE state = 'sending' AND connection_id = ?1",
@@ -1032,7 +1282,7 @@ impl Store for SqliteStore {
     }
 
     fn requeue_sending(&self) -> Result<usize> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at) WHERE state = 'sending'",
                 [],
@@ -1041,9 +1291,19 @@ impl Store for SqliteStore {
     }
 
     fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
+            let mut bundles = std::collections::BTreeSet::new();
             for u in updates {
+                let key: Option<String> = tx
+                    .query_row(
+                        "SELECT bundle_key FROM documents WHERE id = ?1",
+                        [u.id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten();
+                bundles.extend(key);
                 tx.execute(
                     "UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
                        message = ?5, attempts = attempts + ?6, updated_at = ?7,
@@ -1063,6 +1323,14 @@ impl Store for SqliteStore {
                 let row = tx.query_row(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [u.id.to_string()], document_row)?;
                 document_event(&tx, &row)?;
             }
+            // A bundle none of whose documents still refers to it is settled: its body goes.
+            for key in &bundles {
+                tx.execute(
+                    "DELETE FROM bundles WHERE idempotency_key = ?1
+                       AND NOT EXISTS (SELECT 1 FROM documents WHERE bundle_key = ?1)",
+                    [key],
+                )?;
+            }
             tx.commit()
         })
     }
@@ -1076,7 +1344,7 @@ impl Store for SqliteStore {
     }
 
     fn record_event(&self, d: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(now)],
@@ -1105,7 +1373,7 @@ impl Store for SqliteStore {
     }
 
     fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO mappings (connection_id, body, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(connection_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
@@ -1129,7 +1397,7 @@ impl Store for SqliteStore {
     }
 
     fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO contact_ids (connection_id, name_key, contact_id) VALUES (?1, ?2, ?3)
                  ON CONFLICT(connection_id, name_key) DO UPDATE SET contact_id = excluded.contact_id",
@@ -1170,7 +1438,7 @@ impl Store for SqliteStore {
         refresh: &DeviceTokenRow,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction()?;
             let changed = tx.execute(
                 "UPDATE device_tokens SET rotated_at = ?2, successor = ?3
@@ -1298,6 +1566,7 @@ mod tests {
             xero_connection_id: None,
             token_set_id: None,
             status: ConnectionStatus::Connected,
+            status_reason: None,
             created_at: now,
             updated_at: now,
         }
@@ -1383,5 +1652,99 @@ mod tests {
         assert!(swept >= 1);
         assert!(store.pairing(old.id).unwrap().is_none());
         assert!(store.pairing(live.id).unwrap().is_some());
+    }
+
+    fn document(
+        c: &ConnectionRow,
+        device: Uuid,
+        kind: DocumentKind,
+        client_ref: &str,
+        now: DateTime<Utc>,
+    ) -> DocumentRow {
+        DocumentRow {
+            id: Uuid::new_v4(),
+            device_id: device,
+            connection_id: c.id,
+            kind,
+            client_ref: client_ref.into(),
+            body: "{}".into(),
+            state: DocumentState::Queued,
+            xero_id: None,
+            xero_number: None,
+            message: None,
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+            unknown_since: None,
+            bundle_key: None,
+            waits_for: None,
+        }
+    }
+
+    #[test]
+    fn the_outbox_offers_only_what_can_go_now() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let (c, _) = store.upsert_connection(&connection(now)).unwrap();
+        let device = Uuid::new_v4();
+        store
+            .write(|x| {
+                x.execute(
+                    "INSERT INTO devices (id, name, client_id, connection_id, paired_at) VALUES (?1, 'Till', 'c', ?2, 0)",
+                    params![device.to_string(), c.id.to_string()],
+                )
+            })
+            .unwrap();
+        let earlier = now - chrono::Duration::minutes(5);
+        let mut docs = Vec::new();
+        // 520 payments waiting for invoices that have not come, then one whose invoice is in Xero.
+        for i in 0..520 {
+            let mut p = document(&c, device, DocumentKind::Payment, &format!("p{i}"), earlier);
+            p.waits_for = Some(format!("absent-{i}"));
+            docs.push(p);
+        }
+        let mut sent = document(&c, device, DocumentKind::Invoice, "inv", earlier);
+        sent.state = DocumentState::Sent;
+        let mut ready = document(&c, device, DocumentKind::Payment, "ready", now);
+        ready.waits_for = Some("inv".into());
+        // A payment whose invoice never came, waited for an hour: offered, so delivery fails it.
+        let mut stale = document(
+            &c,
+            device,
+            DocumentKind::Payment,
+            "stale",
+            now - chrono::Duration::hours(2),
+        );
+        stale.waits_for = Some("never".into());
+        docs.extend([sent.clone(), ready.clone(), stale.clone()]);
+        store.insert_documents(&docs).unwrap();
+        store
+            .write(|x| {
+                x.execute(
+                    "UPDATE documents SET state = 'sent' WHERE client_ref = 'inv'",
+                    [],
+                )
+            })
+            .unwrap();
+        let offered: Vec<String> = store
+            .outbox(c.id, DocumentKind::Payment, 50, now)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.client_ref)
+            .collect();
+        assert_eq!(offered, vec!["stale".to_string(), "ready".to_string()]);
+        assert_eq!(store.connections_with_work(now).unwrap(), vec![c.id]);
+        store
+            .write(|x| {
+                x.execute(
+                    "UPDATE documents SET state = 'failed' WHERE client_ref IN ('ready', 'stale')",
+                    [],
+                )
+            })
+            .unwrap();
+        assert!(
+            store.connections_with_work(now).unwrap().is_empty(),
+            "nothing can go: no worker is started for waiting payments"
+        );
     }
 }
