@@ -49,3 +49,18 @@ ensure_desktop_test() {
   fi
   command -v node >/dev/null 2>&1 || ensure_apt nodejs
 }
+
+# schemathesis, for the API conformance test: one pinned 4.x release in a virtual environment under
+# target/ (kept between runs), never in the system's Python. Exports LEDGERLINK_SCHEMATHESIS.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="$PWD/target/schemathesis-venv"
+  if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    step "installing schemathesis $SCHEMATHESIS_VERSION (in $venv)"
+    command -v python3 >/dev/null 2>&1 || ensure_apt python3
+    rm -rf "$venv"
+    python3 -m venv "$venv" 2>/dev/null || { ensure_apt python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export LEDGERLINK_SCHEMATHESIS="$venv/bin/st"
+}

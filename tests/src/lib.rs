@@ -117,6 +117,18 @@ pub fn process_family(pid: u32) -> Vec<u32> {
     out
 }
 
+/// The proxy binary running as a process of its own; killed (SIGKILL) when dropped.
+pub struct ProxyProcess {
+    pub child: std::process::Child,
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
 
@@ -239,6 +251,57 @@ impl World {
         self.proxy.kill().await;
     }
 
+    /// The proxy binary `bin` as a real process on this world's address, database and keys (the
+    /// in-process proxy must be stopped first: one process per database), with the settings file
+    /// `config` and its log appended to `log`. Answers once it listens.
+    pub fn spawn_proxy(
+        &self,
+        bin: &str,
+        config: &std::path::Path,
+        log: &std::path::Path,
+    ) -> ProxyProcess {
+        use std::io::BufRead;
+        let s = &self.proxy_settings;
+        let mut child = std::process::Command::new(bin)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LEDGERLINK_XERO_CLIENT_SECRET", CLIENT_SECRET)
+            .env("LEDGERLINK_MASTER_KEY", s.master_keys[0].expose())
+            .arg("--config")
+            .arg(config)
+            .args([
+                "--listen",
+                &s.listen.to_string(),
+                "--public-url",
+                &self.proxy_url,
+                "--xero-client-id",
+                CLIENT_ID,
+            ])
+            .args(["--xero-base-url", &self.sandbox_url])
+            .arg("--database")
+            .arg(&self.db)
+            .stdout(std::process::Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(
+            first.starts_with("ledgerlink-proxy listening on"),
+            "the proxy did not start: {first:?} (log: {})",
+            log.display()
+        );
+        ProxyProcess { child }
+    }
+
     /// Starts the proxy again on its address, database and keys.
     pub async fn start_proxy(&mut self) {
         let addr = self.proxy.addr();
@@ -308,6 +371,46 @@ impl World {
             .control(Method::POST, "/clock", json!({"advance_seconds": seconds}))
             .await;
         assert_eq!(a.status, 200);
+    }
+
+    /// Someone removes the app from `tenant` in Xero (its connection deleted through another
+    /// consent of the demo user, one that covers the UK organisation).
+    pub async fn remove_at_xero(&self, tenant: Uuid) {
+        let grant = self
+            .control(
+                Method::POST,
+                "/grants",
+                json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [UK]}),
+            )
+            .await;
+        let token = grant.json["access_token"].as_str().unwrap().to_string();
+        let list: Value = self
+            .http
+            .get(format!("{}/connections", self.sandbox_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["tenantId"] == tenant.to_string())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = self
+            .http
+            .delete(format!("{}/connections/{id}", self.sandbox_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
     }
 
     /// Requests the sandbox received since `seq`, as `(method, path, status)`.

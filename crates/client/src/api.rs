@@ -159,18 +159,10 @@ impl ProxyClient {
                 .map_err(|e| ClientError::Protocol(e.to_string()));
         }
         if let Ok(e) = serde_json::from_slice::<ApiError>(&bytes) {
-            #[derive(serde::Deserialize)]
-            struct WithProblems {
-                #[serde(default)]
-                problems: Vec<Problem>,
-            }
-            let problems = serde_json::from_slice::<WithProblems>(&bytes)
-                .map(|w| w.problems)
-                .unwrap_or_default();
             return Err(ClientError::Api {
                 code: e.code,
                 message: e.message,
-                problems,
+                problems: e.problems,
             });
         }
         if let Ok(e) = serde_json::from_slice::<OAuthErrorBody>(&bytes) {

@@ -103,3 +103,23 @@ pub fn json_problem(e: &JsonError) -> String {
         dup @ JsonError::DuplicateKey { .. } => format!("The body is refused: {dup}."),
     }
 }
+
+/// Query parameters read into `T`, refused as `400 invalid_request` (JSON, naming what is wrong)
+/// like every other mistake, not axum's plain-text rejection.
+#[derive(Debug, Clone)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, AppError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| {
+                AppError::bad_request(format!("The query is not valid: {}", e.body_text()))
+            })
+    }
+}

@@ -55,6 +55,9 @@ pub struct AppState {
     pub offers: Arc<Mutex<Offers>>,
     /// Open event feeds per device (capped, and ended with the credentials that opened them).
     pub streams: Arc<streams::Streams>,
+    /// Pushes being checked at once: one per processor. A parsed body takes several times its
+    /// size, so eight 4 MiB pushes at once would hold eight times that; in turn they hold two.
+    pub intake: Arc<tokio::sync::Semaphore>,
 }
 
 /// Accounts and tax rates per connection, with the time they were read.
@@ -107,18 +110,38 @@ impl AppState {
             events_ready: Arc::new(tokio::sync::Notify::new()),
             offers: Arc::default(),
             streams: streams::Streams::new(settings_streams),
+            intake: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 }
 
-/// Every route of the proxy.
-pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new()
-        .merge(pairing::routes(&state))
+/// The routes the OpenAPI document describes: the device API and the operator API, each handler
+/// carrying its own description.
+pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(pairing::api_routes())
         .merge(api::routes())
         .merge(documents::routes())
+}
+
+/// Every route of the proxy.
+pub fn router(state: AppState) -> axum::Router {
+    let (api, description) = api_routes().split_for_parts();
+    let description = Arc::new(description);
+    axum::Router::new()
+        .merge(api)
+        .merge(pairing::page_routes(&state))
         .merge(webhooks::routes())
-        .merge(openapi::routes())
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || {
+                let description = description.clone();
+                async move { axum::Json(description.as_ref().clone()) }
+            }),
+        )
         .with_state(state)
 }
 
@@ -132,6 +155,7 @@ pub async fn serve(
     // Aborted when this future ends or is dropped (a killed server takes its workers with it).
     let _idle = AbortOnDrop(tokio::spawn(idle_refresher(state.clone())));
     let _reprobe = AbortOnDrop(tokio::spawn(reprober(state.clone())));
+    let _release = AbortOnDrop(tokio::spawn(memory_releaser(state.clone())));
     let _delivery = AbortOnDrop(tokio::spawn(delivery::run(state.clone())));
     let limits = state.settings.server;
     server::serve(listener, router(state), limits, shutdown).await
@@ -166,6 +190,20 @@ async fn idle_refresher(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "swept expired pairings and credentials"),
             Err(e) => tracing::error!(error = %e, "sweeping failed"),
+        }
+    }
+}
+
+/// Gives back the database's page caches once it has been quiet for half a minute, so the memory
+/// of a burst goes back to the system (docs/BENCHMARKS.md, "Proxy memory").
+async fn memory_releaser(state: AppState) {
+    let quiet = std::time::Duration::from_secs(30);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Ok(true) = state.storage.call(move |s| s.release_memory(quiet)).await {
+            tracing::debug!("released the database's page caches");
         }
     }
 }

@@ -1,32 +1,15 @@
-//! The device API described as OpenAPI 3.1, generated from the wire types, served at
-//! `/v1/openapi.json`. The functions below only carry the path descriptions; the handlers live with
-//! their modules.
+//! The API described as OpenAPI 3.1, served at `/v1/openapi.json`. The paths come from the
+//! `#[utoipa::path]` annotations on the handlers as they are routed (`utoipa_axum`), and the schemas
+//! from the wire types those handlers take and return, so the description cannot drift from what
+//! the server answers; this module adds only the document's header and its security schemes.
 
-use axum::routing::get;
-use axum::{Json, Router};
-use ledgerlink_wire::connection::DisconnectRequest;
-use ledgerlink_wire::documents::{
-    BatchResult, DocumentList, DocumentView, EventPage, InvoiceBatch, Mappings, PaymentBatch,
-    ShiftBatch,
-};
-use ledgerlink_wire::error::OAuthErrorBody;
-use ledgerlink_wire::pairing::{DeviceTokens, PairingRequest, PairingResponse, TokenRequest};
-use ledgerlink_wire::{ApiError, ConnectionInfo};
+use ledgerlink_wire::ApiError;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::AppState;
+struct Security;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/v1/openapi.json",
-        get(|| async { Json(ApiDoc::openapi()) }),
-    )
-}
-
-struct DeviceToken;
-
-impl Modify for DeviceToken {
+impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -38,81 +21,111 @@ impl Modify for DeviceToken {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's admin token (--admin-token)"))
+                    .build(),
+            ),
+        );
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ledgerlink device API", version = "1", description = "What a desktop app or the CLI sends to the Ledgerlink comms proxy. Amounts are exact decimals, written as strings."),
-    paths(pairings, pairings_token, connection_get, connection_delete, device_delete, invoices, payments, shifts, documents, document, events, mappings_get, mappings_put),
-    components(schemas(ApiError, OAuthErrorBody)),
-    modifiers(&DeviceToken)
+    info(
+        title = "Ledgerlink API",
+        version = "1",
+        description = "What a desktop app or the CLI sends to the Ledgerlink comms proxy (`/v1`), and the operator API (`/admin/v1`). Amounts are exact decimals, written as strings. Errors are `{code, message}` with stable codes; the pairing endpoints answer in OAuth's `{error, error_description}`."
+    ),
+    components(schemas(
+        ledgerlink_wire::ApiError,
+        ledgerlink_wire::error::OAuthErrorBody,
+        ledgerlink_wire::ErrorCode
+    )),
+    modifiers(&Security)
 )]
 pub struct ApiDoc;
 
-#[utoipa::path(post, path = "/v1/pairings", request_body = PairingRequest, tag = "pairing",
-    responses((status = 200, body = PairingResponse), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody)))]
-#[allow(dead_code)]
-fn pairings() {}
+/// What every call made with a device's credentials may answer besides its own outcomes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built: the errors are `AppError`s
+pub enum DeviceRefusals {
+    /// `unauthenticated`, `token_expired` (refresh it), `device_revoked` or `disconnected` (pair
+    /// again).
+    #[response(status = 401)]
+    Unauthenticated(ApiError),
+    /// `unavailable`: nothing was stored, send the same request again after `Retry-After`; or
+    /// `provider_unavailable`: Xero could not be reached.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ApiError),
+}
 
-#[utoipa::path(post, path = "/v1/pairings/token", request_body = TokenRequest, tag = "pairing",
-    description = "Poll with the device code (RFC 8628), or rotate the refresh token.",
-    responses((status = 200, body = DeviceTokens), (status = 400, description = "authorization_pending, slow_down, access_denied, expired_token, invalid_grant, ...", body = OAuthErrorBody)))]
+/// What every call that takes a body may answer about the body itself.
+#[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
-fn pairings_token() {}
+pub enum BodyRefusals {
+    /// `invalid_request`: the body did not arrive within `server.body_read_timeout_secs`.
+    #[response(status = 408)]
+    TooSlow(ApiError),
+    /// `payload_too_large`: over `limits.max_body_bytes`; send fewer documents per request.
+    #[response(status = 413)]
+    TooLarge(ApiError),
+    /// `invalid_request`: the body must be JSON.
+    #[response(status = 415)]
+    NotJson(ApiError),
+}
 
-#[utoipa::path(get, path = "/v1/connection", tag = "connection", security(("device" = [])),
-    responses((status = 200, body = ConnectionInfo), (status = 401, body = ApiError)))]
-#[allow(dead_code)]
-fn connection_get() {}
+/// The whole description, collected from the routes.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, api) = crate::api_routes().split_for_parts();
+    api
+}
 
-#[utoipa::path(delete, path = "/v1/connection", tag = "connection", security(("device" = [])), request_body = DisconnectRequest,
-    responses((status = 200, body = ConnectionInfo), (status = 400, description = "confirmation_required", body = ApiError)))]
-#[allow(dead_code)]
-fn connection_delete() {}
-
-#[utoipa::path(delete, path = "/v1/device", tag = "connection", security(("device" = [])), responses((status = 204, description = "Unpaired")))]
-#[allow(dead_code)]
-fn device_delete() {}
-
-#[utoipa::path(post, path = "/v1/invoices", tag = "documents", security(("device" = [])), request_body = InvoiceBatch,
-    responses((status = 202, description = "All accepted", body = BatchResult), (status = 422, description = "Some refused; the rest accepted", body = BatchResult)))]
-#[allow(dead_code)]
-fn invoices() {}
-
-#[utoipa::path(post, path = "/v1/payments", tag = "documents", security(("device" = [])), request_body = PaymentBatch,
-    responses((status = 202, body = BatchResult), (status = 422, body = BatchResult)))]
-#[allow(dead_code)]
-fn payments() {}
-
-#[utoipa::path(post, path = "/v1/shifts", tag = "documents", security(("device" = [])), request_body = ShiftBatch,
-    responses((status = 202, body = BatchResult), (status = 422, body = BatchResult)))]
-#[allow(dead_code)]
-fn shifts() {}
-
-#[utoipa::path(get, path = "/v1/documents", tag = "documents", security(("device" = [])),
-    params(("state" = Option<String>, Query), ("kind" = Option<String>, Query), ("client_ref" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = DocumentList)))]
-#[allow(dead_code)]
-fn documents() {}
-
-#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents", security(("device" = [])), params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = DocumentView), (status = 404, body = ApiError)))]
-#[allow(dead_code)]
-fn document() {}
-
-#[utoipa::path(get, path = "/v1/events", tag = "documents", security(("device" = [])),
-    description = "Long-poll with `wait`, or send `Accept: text/event-stream` for Server-Sent Events (resumes from `Last-Event-ID`).",
-    params(("after" = Option<i64>, Query), ("wait" = Option<u32>, Query)),
-    responses((status = 200, body = EventPage)))]
-#[allow(dead_code)]
-fn events() {}
-
-#[utoipa::path(get, path = "/v1/mappings", tag = "mappings", security(("device" = [])), responses((status = 200, body = Mappings)))]
-#[allow(dead_code)]
-fn mappings_get() {}
-
-#[utoipa::path(put, path = "/v1/mappings", tag = "mappings", security(("device" = [])), request_body = Mappings,
-    responses((status = 200, body = Mappings), (status = 422, body = ApiError)))]
-#[allow(dead_code)]
-fn mappings_put() {}
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_routed_operation_is_described_with_its_answers() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        if let Ok(path) = std::env::var("LEDGERLINK_DUMP_OPENAPI") {
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        }
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, methods) in [
+            ("/v1/pairings", &["post"][..]),
+            ("/v1/pairings/token", &["post"]),
+            ("/v1/connection", &["get", "delete"]),
+            ("/v1/device", &["get", "delete"]),
+            ("/v1/invoices", &["post"]),
+            ("/v1/payments", &["post"]),
+            ("/v1/shifts", &["post"]),
+            ("/v1/documents", &["get"]),
+            ("/v1/documents/{id}", &["get"]),
+            ("/v1/events", &["get"]),
+            ("/v1/mappings", &["get", "put"]),
+            ("/admin/v1/connections", &["get"]),
+            ("/admin/v1/connections/{id}", &["delete"]),
+        ] {
+            for method in methods {
+                let op = &paths[path][method];
+                assert!(op.is_object(), "{method} {path} is not described");
+                assert!(
+                    op["responses"].as_object().unwrap().len() >= 2,
+                    "{method} {path} describes its errors too"
+                );
+            }
+        }
+        // The answers that were free JSON are wire types now.
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for name in [
+            "MappingsAnswer",
+            "EventPage",
+            "DeviceInfo",
+            "AdminConnectionList",
+        ] {
+            assert!(schemas.contains_key(name), "{name} is described");
+        }
+    }
+}

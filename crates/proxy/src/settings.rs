@@ -63,6 +63,9 @@ pub struct ServerSettings {
     pub max_connections_per_address: usize,
     /// Event feeds (`GET /v1/events`) one device may hold open at once; one more answers `429`.
     pub max_event_streams_per_device: usize,
+    /// The longest a long-poll of the event feed waits (a device may ask for up to 60 s; lower
+    /// this behind a load balancer that cuts requests idle for less).
+    pub long_poll_max_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -73,6 +76,7 @@ impl Default for ServerSettings {
             body_read_timeout_secs: 30,
             max_connections_per_address: 256,
             max_event_streams_per_device: 8,
+            long_poll_max_secs: 60,
         }
     }
 }

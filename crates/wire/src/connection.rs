@@ -68,6 +68,16 @@ pub struct ConnectionInfo {
     pub device_name: String,
 }
 
+/// `GET /v1/device`: which device these credentials are (no call to Xero).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceInfo {
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub connection_id: Uuid,
+    pub paired_at: DateTime<Utc>,
+}
+
 /// `DELETE /v1/connection` needs `{"confirm": true}`: it disconnects the organisation for every device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

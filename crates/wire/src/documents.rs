@@ -129,38 +129,100 @@ pub enum InvoiceStatus {
 /// The contact, by name (Xero finds or creates it), optionally with email and contact number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Contact {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 50,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub contact_number: Option<String>,
 }
 
 /// One line: either an account code and tax type, or a sales category the mappings resolve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct InvoiceLine {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 4000,
+            pattern = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub description: String,
     #[serde(with = "crate::money")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub quantity: Decimal,
     #[serde(with = "crate::money")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub unit_amount: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 10,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub account_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 40,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub tax_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub sales_category: Option<String>,
 }
 
 /// `POST /v1/invoices` takes a batch of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Invoice {
     /// The device's own reference: (device, client_ref) is unique, so a resend never duplicates.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub client_ref: String,
     #[serde(default, rename = "type")]
     pub invoice_type: InvoiceType,
@@ -169,68 +231,151 @@ pub struct Invoice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 239,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub reference: Option<String>,
     /// The organisation's currency when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*[A-Z]{3}\s*$"))]
     pub currency: Option<String>,
     #[serde(default)]
     pub tax_mode: TaxMode,
     #[serde(default)]
     pub status: InvoiceStatus,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub lines: Vec<InvoiceLine>,
 }
 
 /// Which invoice a payment pays: one it pushed (by `client_ref`) or one in Xero (by number).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct InvoiceTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub client_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 255,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub xero_number: Option<String>,
 }
 
 /// `POST /v1/payments` takes a batch of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Payment {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub client_ref: String,
     pub invoice: InvoiceTarget,
     #[serde(with = "crate::money")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub amount: Decimal,
     pub date: NaiveDate,
     /// How it was paid (`cash`, `card`, ...): mapped to the account the money goes to.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub tender: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 239,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub reference: Option<String>,
 }
 
 /// An amount for a sales category (sales or refunds) as the till records it, in the shift's tax mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CategoryAmount {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub category: String,
     #[serde(with = "crate::money")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub amount: Decimal,
 }
 
 /// What a tender took in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TenderAmount {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub tender: String,
     #[serde(with = "crate::money")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub amount: Decimal,
 }
 
 /// `POST /v1/shifts`: the end-of-shift summary of one register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Shift {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub client_ref: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub register: String,
     pub opened_at: DateTime<Utc>,
     pub closed_at: DateTime<Utc>,
@@ -243,7 +388,7 @@ pub struct Shift {
     pub tenders: Vec<TenderAmount>,
     /// Cash counted in the drawer; counted minus expected is the over/short.
     #[serde(with = "crate::money")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub counted_cash: Decimal,
 }
 
@@ -254,21 +399,27 @@ fn inclusive() -> TaxMode {
 /// `POST /v1/invoices`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct InvoiceBatch {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub invoices: Vec<Invoice>,
 }
 
 /// `POST /v1/payments`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct PaymentBatch {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub payments: Vec<Payment>,
 }
 
 /// `POST /v1/shifts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ShiftBatch {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub shifts: Vec<Shift>,
 }
 
@@ -453,6 +604,43 @@ impl Default for Mappings {
 
 pub fn pos_contact() -> String {
     "POS Sales".to_string()
+}
+
+/// An account the organisation offers for mapping: active and not a system account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferedAccount {
+    pub code: String,
+    pub name: String,
+    /// Xero's account type (`REVENUE`, `BANK`, `CURRLIAB`, ...).
+    #[serde(rename = "type")]
+    pub account_type: String,
+    /// Whether a tender can be mapped to it (a bank account, or payments enabled).
+    pub takes_payments: bool,
+}
+
+/// A tax rate the organisation offers: active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfferedTaxRate {
+    pub tax_type: String,
+    pub name: String,
+    /// The effective rate in percent (`15.0000`).
+    #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub rate: Decimal,
+}
+
+/// `GET`/`PUT /v1/mappings`: the mappings, and (unless `offered=false`) what the organisation
+/// offers to map to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MappingsAnswer {
+    pub mappings: Mappings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<OfferedAccount>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_rates: Option<Vec<OfferedTaxRate>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

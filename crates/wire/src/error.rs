@@ -93,12 +93,15 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// The body of every non-OAuth error answer: `{"code": "...", "message": "..."}`.
+/// The body of every non-OAuth error answer: `{"code": "...", "message": "..."}`, and for a
+/// refused body (mappings that do not fit the books) every problem by field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<crate::documents::Problem>,
 }
 
 impl ApiError {
@@ -106,7 +109,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            problems: Vec::new(),
         }
+    }
+
+    /// With every problem of a refused body.
+    pub fn with_problems(mut self, problems: Vec<crate::documents::Problem>) -> Self {
+        self.problems = problems;
+        self
     }
 }
 

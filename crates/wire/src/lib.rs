@@ -2,13 +2,16 @@
 //! back. Plain serde types only (no HTTP framework), so the proxy, the client core and the UI share
 //! one definition of every field and every error code.
 
+pub mod admin;
 pub mod connection;
 pub mod error;
 pub mod pairing;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod secret;
 pub mod strict;
 
-pub use connection::{ConnectionInfo, ConnectionStatus, Provider};
+pub use connection::{ConnectionInfo, ConnectionStatus, DeviceInfo, Provider};
 pub use error::{ApiError, ErrorCode};
 pub use secret::Secret;
 

@@ -16,7 +16,17 @@ pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairingRequest {
     pub client_id: String,
+    /// The device's own id (a UUID made on first run), not the nil UUID.
     pub device_id: Uuid,
+    /// Shown on the pairing page: 1 to 100 characters, no control or bidirectional characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
     pub device_name: String,
     #[serde(default)]
     pub provider: Provider,
@@ -44,6 +54,11 @@ pub struct PairingResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
+    /// `urn:ietf:params:oauth:grant-type:device_code` to poll, `refresh_token` to rotate.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(urn:ietf:params:oauth:grant-type:device_code|refresh_token)$")
+    )]
     pub grant_type: String,
     #[serde(
         default,

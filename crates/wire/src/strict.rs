@@ -59,9 +59,14 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, JsonError> {
     serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
-/// Like [`parse_json`], then reads the value as `T` (whose own rules name unknown fields).
+/// Like [`parse_json`], then reads the value, which must be an object, as `T` (whose own rules name
+/// unknown fields). An object, because serde would also read a struct from a list of its fields in
+/// order, and `[]` is not a request.
 pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     let value = parse_json(bytes)?;
+    if !value.is_object() {
+        return Err(JsonError::Syntax("expected a JSON object".into()));
+    }
     T::deserialize(&value).map_err(|e| JsonError::Syntax(e.to_string()))
 }
 
@@ -223,6 +228,27 @@ mod tests {
         assert_eq!(v[0]["a"].to_string(), "1.10");
         assert!(matches!(parse_json(b"{\"a\": "), Err(JsonError::Syntax(_))));
         assert!(matches!(parse_json(b"{} {}"), Err(JsonError::Syntax(_))));
+    }
+
+    #[test]
+    fn a_request_is_an_object_not_a_list_of_its_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Confirm {
+            #[serde(default)]
+            confirm: bool,
+        }
+        assert!(
+            from_json::<Confirm>(br#"{"confirm": true}"#)
+                .unwrap()
+                .confirm
+        );
+        assert!(
+            serde_json::from_slice::<Confirm>(b"[true]").is_ok(),
+            "serde alone takes it"
+        );
+        assert!(from_json::<Confirm>(b"[true]").is_err());
+        assert!(from_json::<Confirm>(b"[]").is_err());
     }
 
     #[test]

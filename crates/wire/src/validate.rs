@@ -226,7 +226,25 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// Dates and times are read exactly as written: no spaces around them.
+    fn unpadded(&mut self, v: &Value, path: &str, name: &str) -> bool {
+        match v.get(name).and_then(Value::as_str) {
+            Some(raw) if !raw.trim().is_empty() && raw.trim() != raw => {
+                self.problem(
+                    join(path, name),
+                    ProblemCode::Invalid,
+                    "must not have spaces around it",
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
     fn date(&mut self, v: &Value, path: &str, name: &str, required: bool) -> Option<NaiveDate> {
+        if !self.unpadded(v, path, name) {
+            return None;
+        }
         let text = self.text(v, path, name, required, 10)?;
         NaiveDate::parse_from_str(&text, "%Y-%m-%d")
             .ok()
@@ -241,6 +259,9 @@ impl<'a> Check<'a> {
     }
 
     fn datetime(&mut self, v: &Value, path: &str, name: &str) -> Option<DateTime<Utc>> {
+        if !self.unpadded(v, path, name) {
+            return None;
+        }
         let text = self.text(v, path, name, true, 40)?;
         DateTime::parse_from_rfc3339(&text)
             .ok()

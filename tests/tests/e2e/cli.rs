@@ -540,3 +540,30 @@ async fn processes_sharing_a_device_refresh_its_credentials_one_at_a_time() {
     let (ok, lines) = till.run(&["status"]).await;
     assert!(ok, "{lines:?}");
 }
+
+#[tokio::test]
+async fn absurd_amounts_are_refused_before_saving_not_a_panic() {
+    let cli = Cli::new();
+    // 150 lines of 10^11 × 10^12 each: the file that made `push` panic ("Addition overflowed").
+    let line = serde_json::json!({"description": "x", "quantity": "99999999999",
+        "unit_amount": "999999999999", "account_code": "200", "tax_type": "OUTPUT2"});
+    let file = cli.dir.join("huge.json");
+    std::fs::create_dir_all(&cli.dir).unwrap();
+    std::fs::write(
+        &file,
+        serde_json::json!({"client_ref": "huge", "contact": {"name": "c"}, "date": "2026-11-20",
+            "lines": vec![line; 150]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut command = cli.command();
+    command.args(["push", "invoice", "--no-send"]).arg(&file);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.status.success(), "nothing is saved");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("out_of_range"), "{said}");
+}

@@ -6,8 +6,6 @@
 use ledgerlink_e2e::*;
 use reqwest::Method;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ledgerlink-proxy-under-test");
@@ -17,59 +15,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Process {
-    child: Child,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(world: &World, config: &std::path::Path, log: &std::path::Path) -> Process {
-    let s = &world.proxy_settings;
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LEDGERLINK_XERO_CLIENT_SECRET", CLIENT_SECRET)
-        .env("LEDGERLINK_MASTER_KEY", s.master_keys[0].expose())
-        .arg("--config")
-        .arg(config)
-        .args([
-            "--listen",
-            &s.listen.to_string(),
-            "--public-url",
-            &world.proxy_url,
-            "--xero-client-id",
-            CLIENT_ID,
-        ])
-        .args(["--xero-base-url", &world.sandbox_url])
-        .arg("--database")
-        .arg(&world.db)
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(
-        first.starts_with("ledgerlink-proxy listening on"),
-        "the proxy did not start: {first:?} (log: {})",
-        log.display()
-    );
-    Process { child }
 }
 
 #[tokio::test]
@@ -110,14 +55,14 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let config = dir.join("proxy.toml");
     std::fs::write(&config, "[delivery]\ntenant_per_window = 100000\n").unwrap();
     let log = dir.join("proxy.log");
-    let mut process = spawn(&world, &config, &log);
+    let mut process = world.spawn_proxy(BIN, &config, &log);
     for k in 0..kills {
         let pause = 150 + (uuid::Uuid::new_v4().as_u128() % 500) as u64;
         tokio::time::sleep(Duration::from_millis(pause)).await;
         process.child.kill().unwrap(); // SIGKILL
         process.child.wait().unwrap();
         drop(process);
-        process = spawn(&world, &config, &log);
+        process = world.spawn_proxy(BIN, &config, &log);
         let _ = k;
     }
     world.control(Method::DELETE, "/faults", json!({})).await;

@@ -293,40 +293,7 @@ async fn a_disconnection_made_in_xero_is_noticed() {
     let device = world.device("Till");
     let p = world.pair(&device, &[NZ], None).await;
     // Someone removes the app from the organisation in Xero.
-    let grant = world
-        .control(
-            Method::POST,
-            "/grants",
-            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [UK]}),
-        )
-        .await;
-    let token = grant.json["access_token"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
-    let list: serde_json::Value = http
-        .get(format!("{}/connections", world.sandbox_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let nz = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["tenantId"] == NZ.to_string())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = http
-        .delete(format!("{}/connections/{nz}", world.sandbox_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    world.remove_at_xero(NZ).await;
     let info = device
         .call(Method::GET, "/v1/connection", &p.access, None)
         .await;

@@ -455,9 +455,12 @@ async fn the_examples_push_as_they_are_and_the_openapi_document_describes_them()
         );
     }
     assert_eq!(
-        spec["components"]["schemas"]["InvoiceLine"]["properties"]["unit_amount"]["type"], "string",
-        "money is a string"
+        spec["components"]["schemas"]["InvoiceLine"]["properties"]["unit_amount"]["$ref"],
+        "#/components/schemas/PlainDecimal"
     );
+    let plain = &spec["components"]["schemas"]["PlainDecimal"]["oneOf"];
+    assert_eq!(plain[0]["type"], "string", "money is written as a string");
+    assert_eq!(plain[0]["pattern"], r"^-?[0-9]+(\.[0-9]+)?$");
 }
 
 #[tokio::test]

@@ -558,40 +558,7 @@ async fn an_organisation_removed_in_xero_is_disconnected_when_a_call_is_refused(
     let world = World::start().await;
     let (device, p) = setup(&world).await;
     // Someone removes the app from the organisation in Xero.
-    let grant = world
-        .control(
-            Method::POST,
-            "/grants",
-            json!({"client_id": CLIENT_ID, "user": "demo@ledgerlink.test", "tenant_ids": [UK]}),
-        )
-        .await;
-    let token = grant.json["access_token"].as_str().unwrap().to_string();
-    let http = reqwest::Client::new();
-    let list: Value = http
-        .get(format!("{}/connections", world.sandbox_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let nz = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["tenantId"] == NZ.to_string())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = http
-        .delete(format!("{}/connections/{nz}", world.sandbox_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    world.remove_at_xero(NZ).await;
     device
         .push("invoices", &p.access, invoices("a", 1)["invoices"].clone())
         .await;

@@ -5,8 +5,8 @@
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use ledgerlink_wire::ErrorCode;
-use serde_json::{json, Value};
+use ledgerlink_wire::admin::{AdminConnection, AdminConnectionList, AdminDevice};
+use ledgerlink_wire::{ApiError, ErrorCode};
 use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -52,59 +52,85 @@ fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<
     }
 }
 
-async fn describe(state: &AppState, c: &ConnectionRow) -> Result<Value, AppError> {
+async fn describe(state: &AppState, c: &ConnectionRow) -> Result<AdminConnection, AppError> {
     let id = c.id;
     let devices = state.storage.call(move |s| s.devices_on(id)).await?;
-    Ok(json!({
-        "id": c.id,
-        "provider": c.provider,
-        "tenant_id": c.tenant_id,
-        "tenant_name": c.tenant_name,
-        "status": c.status,
-        "created_at": c.created_at,
-        "updated_at": c.updated_at,
-        "devices": devices.iter().map(|d| json!({
-            "id": d.id,
-            "name": d.name,
-            "paired_at": d.paired_at,
-            "last_seen_at": d.last_seen_at,
-            "revoked_at": d.revoked_at,
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(AdminConnection {
+        id: c.id,
+        provider: c.provider.clone(),
+        tenant_id: c.tenant_id,
+        tenant_name: c.tenant_name.clone(),
+        status: c.status,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        devices: devices
+            .into_iter()
+            .map(|d| AdminDevice {
+                id: d.id,
+                name: d.name,
+                paired_at: d.paired_at,
+                last_seen_at: d.last_seen_at,
+                revoked_at: d.revoked_at,
+            })
+            .collect(),
+    })
 }
 
+/// Every connection, with its devices.
+#[utoipa::path(get, path = "/admin/v1/connections", tag = "operator", security(("admin" = [])),
+    responses(
+        (status = 200, body = AdminConnectionList),
+        (status = 401, description = "unauthenticated: no admin token, or a wrong one", body = ApiError),
+        (status = 404, description = "not_found: the admin API is off (no admin token set)", body = ApiError),
+        (status = 429, description = "rate_limited: too many wrong tokens from this address", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<AdminConnectionList>, AppError> {
     authorize(&state, peer, &headers)?;
     let rows = state.storage.call(|s| s.connections()).await?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut connections = Vec::with_capacity(rows.len());
     for c in &rows {
-        out.push(describe(&state, c).await?);
+        connections.push(describe(&state, c).await?);
     }
-    Ok(Json(json!({ "connections": out })))
+    Ok(Json(AdminConnectionList { connections }))
 }
 
+/// Disconnects an organisation for every device (as `DELETE /v1/connection` does).
+#[utoipa::path(delete, path = "/admin/v1/connections/{id}", tag = "operator", security(("admin" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The connection")),
+    responses(
+        (status = 200, description = "Disconnected", body = AdminConnection),
+        (status = 401, description = "unauthenticated: no admin token, or a wrong one", body = ApiError),
+        (status = 404, description = "not_found: no such connection, or the admin API is off", body = ApiError),
+        (status = 409, description = "conflict: the organisation was connected again meanwhile", body = ApiError),
+        (status = 429, description = "rate_limited: too many wrong tokens from this address", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "provider_unavailable or unavailable: nothing was changed", body = ApiError),
+    ))]
 pub async fn disconnect(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Path(id): Path<Uuid>,
-) -> Result<Json<Value>, AppError> {
+    Path(id): Path<String>,
+) -> Result<Json<AdminConnection>, AppError> {
     authorize(&state, peer, &headers)?;
+    let not_found = || {
+        AppError::api(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("No connection {id}."),
+        )
+    };
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let connection = state
         .storage
         .call(move |s| s.connection(id))
         .await?
-        .ok_or_else(|| {
-            AppError::api(
-                StatusCode::NOT_FOUND,
-                ErrorCode::NotFound,
-                format!("No connection {id}."),
-            )
-        })?;
+        .ok_or_else(not_found)?;
     let done = connections::disconnect(&state, connection).await?;
     Ok(Json(describe(&state, &done).await?))
 }

@@ -1,19 +1,24 @@
 //! `GET /v1/connection` (the organisation and its health), `DELETE /v1/device` (unpair this device),
 //! `DELETE /v1/connection` (disconnect the organisation for every device).
 
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledgerlink_wire::connection::DisconnectRequest;
-use ledgerlink_wire::{ConnectionInfo, ErrorCode};
+use ledgerlink_wire::{ApiError, ConnectionInfo, DeviceInfo, ErrorCode};
 use serde::Deserialize;
 
+use crate::body::{Params, RawBody};
 use crate::connections;
 use crate::device::{connection_info, DeviceAuth};
 use crate::error::{parse_form_or_json, AppError};
+use crate::openapi::{BodyRefusals, DeviceRefusals};
 use crate::AppState;
 
+/// The organisation this device sends to, and its status (asking Xero at most once a minute
+/// whether it is still connected).
+#[utoipa::path(get, path = "/v1/connection", tag = "connection", security(("device" = [])),
+    responses((status = 200, body = ConnectionInfo), DeviceRefusals))]
 pub async fn get(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -24,16 +29,21 @@ pub async fn get(
     ))
 }
 
-/// `GET /v1/device`: which device these credentials are (cheap: no call to Xero).
-pub async fn whoami(auth: DeviceAuth) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "device_id": auth.device.id,
-        "device_name": auth.device.name,
-        "connection_id": auth.connection.id,
-        "paired_at": auth.device.paired_at,
-    }))
+/// Which device these credentials are (cheap: no call to Xero).
+#[utoipa::path(get, path = "/v1/device", tag = "connection", security(("device" = [])),
+    responses((status = 200, body = DeviceInfo), DeviceRefusals))]
+pub async fn whoami(auth: DeviceAuth) -> Json<DeviceInfo> {
+    Json(DeviceInfo {
+        device_id: auth.device.id,
+        device_name: auth.device.name,
+        connection_id: auth.connection.id,
+        paired_at: auth.device.paired_at,
+    })
 }
 
+/// Unpairs this device: its credentials are revoked at once, its event feeds end.
+#[utoipa::path(delete, path = "/v1/device", tag = "connection", security(("device" = [])),
+    responses((status = 204, description = "Unpaired"), DeviceRefusals))]
 pub async fn unpair(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -48,26 +58,45 @@ pub async fn unpair(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConfirmQuery {
-    /// `?confirm=true` (read leniently: anything but `true`/`1`/`yes` is no).
-    confirm: Option<String>,
+    /// `true` disconnects (or send `{"confirm": true}` as the body).
+    confirm: Option<bool>,
 }
 
+/// Disconnects the organisation from Xero for every device (Xero's connection deleted, the refresh
+/// token revoked when nothing else uses it, every device's credentials revoked). Needs
+/// `?confirm=true` or `{"confirm": true}`.
+#[utoipa::path(delete, path = "/v1/connection", tag = "connection", security(("device" = [])),
+    params(ConfirmQuery),
+    request_body(content = Option<DisconnectRequest>, content_type = "application/json", description = "Optional: the confirmation, when not in the query"),
+    responses(
+        (status = 200, description = "Disconnected", body = ConnectionInfo),
+        (status = 400, description = "confirmation_required, or a body that is not `{\"confirm\": ...}`", body = ApiError),
+        (status = 409, description = "conflict: the organisation was connected again meanwhile", body = ApiError),
+        DeviceRefusals,
+        BodyRefusals,
+    ))]
 pub async fn disconnect(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Query(q): Query<ConfirmQuery>,
+    Params(q): Params<ConfirmQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<ConnectionInfo>, AppError> {
-    let confirmed = q
-        .confirm
-        .is_some_and(|c| matches!(c.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-        || (!body.is_empty()
-            && parse_form_or_json::<DisconnectRequest>(&headers, &body)
+    // A body, when there is one, is read (and refused when it is not `{"confirm": ...}`) whatever
+    // the query says.
+    let in_body = if body.is_empty() {
+        None
+    } else {
+        Some(
+            parse_form_or_json::<DisconnectRequest>(&headers, &body)
                 .map_err(AppError::bad_request)?
-                .confirm);
+                .confirm,
+        )
+    };
+    let confirmed = q.confirm == Some(true) || in_body == Some(true);
     if !confirmed {
         return Err(AppError::api(
             StatusCode::BAD_REQUEST,

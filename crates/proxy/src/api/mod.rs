@@ -1,26 +1,21 @@
-//! The device API (`/v1/...`) beyond pairing, the operator API (`/admin/v1/...`) and health.
+//! The device API (`/v1/...`) beyond pairing and documents, the operator API (`/admin/v1/...`)
+//! and health.
 
 mod admin;
 mod connection;
 mod health;
 
-use axum::routing::{delete, get};
-use axum::Router;
+use axum::routing::get;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route(
-            "/v1/connection",
-            get(connection::get).delete(connection::disconnect),
-        )
-        .route(
-            "/v1/device",
-            get(connection::whoami).delete(connection::unpair),
-        )
-        .route("/admin/v1/connections", get(admin::list))
-        .route("/admin/v1/connections/{id}", delete(admin::disconnect))
+        .routes(routes!(connection::get, connection::disconnect))
+        .routes(routes!(connection::whoami, connection::unpair))
+        .routes(routes!(admin::list))
+        .routes(routes!(admin::disconnect))
 }

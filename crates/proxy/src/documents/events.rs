@@ -4,50 +4,95 @@
 //! holds at most `server.max_event_streams_per_device` feeds at once, and each ends when the
 //! credentials that opened it do (see `crate::streams`).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ledgerlink_wire::documents::{EventEntry, EventKind, EventPage};
+use ledgerlink_wire::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::body::Params;
 use crate::device::DeviceAuth;
 use crate::error::AppError;
+use crate::openapi::DeviceRefusals;
 use crate::AppState;
 
 const PAGE: usize = 500;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The cursor: events after this one (`next` of the last page; 0 from the start).
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// Seconds to wait for something new when nothing is there yet (long-poll).
+    #[param(minimum = 0, maximum = 60)]
     wait: Option<u64>,
+}
+
+/// One stored event as the wire type: a stored body that no longer reads (it was checked when
+/// written, so this means damage) still moves the cursor, as an event of no kind.
+fn entry(seq: i64, body: &str) -> EventEntry {
+    let parsed = serde_json::from_str::<Value>(body).ok().and_then(|mut v| {
+        v["seq"] = json!(seq);
+        serde_json::from_value::<EventEntry>(v).ok()
+    });
+    parsed.unwrap_or_else(|| {
+        tracing::warn!(seq, "a stored event does not read");
+        EventEntry {
+            seq,
+            kind: EventKind::Other,
+            document: None,
+            xero_status: None,
+            amount_due: None,
+            amount_paid: None,
+            status: None,
+        }
+    })
 }
 
 async fn page(
     state: &AppState,
     device: uuid::Uuid,
     after: i64,
-) -> Result<Vec<(i64, Value)>, AppError> {
+) -> Result<Vec<EventEntry>, AppError> {
     let rows = state
         .storage
         .call(move |s| s.events_after(device, after, PAGE))
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, body)| (seq, serde_json::from_str(&body).unwrap_or(Value::Null)))
-        .collect())
+    Ok(rows.iter().map(|(seq, body)| entry(*seq, body)).collect())
 }
 
+/// Every state change of this device's documents, every provider event about them and every change
+/// of its connection's status, in order, from a cursor. Long-poll with `wait`; or send
+/// `Accept: text/event-stream` for Server-Sent Events (resuming from `Last-Event-ID`). At most 8
+/// feeds per device; each ends when the credentials that opened it do.
+#[utoipa::path(get, path = "/v1/events", tag = "documents", security(("device" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 400, description = "invalid_request: a cursor or wait that is not valid", body = ApiError),
+        (status = 429, description = "rate_limited: this device has 8 feeds open", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        DeviceRefusals,
+    ))]
 pub async fn events(
     State(state): State<AppState>,
     auth: DeviceAuth,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    Params(q): Params<EventsQuery>,
 ) -> Result<Response, AppError> {
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(AppError::bad_request("after must be 0 or more"));
+    }
+    if q.wait.is_some_and(|w| w > 60) {
+        return Err(AppError::bad_request("wait must be 0 to 60 seconds"));
+    }
     let wants_sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -77,21 +122,22 @@ pub async fn events(
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(60));
+    let wait = q
+        .wait
+        .unwrap_or(0)
+        .min(state.settings.server.long_poll_max_secs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         // Subscribe before reading, so an event stored between the read and the wait is not missed.
         let notified = state.events_ready.notified();
         let found = page(&state, device, after).await?;
         if !found.is_empty() || tokio::time::Instant::now() >= deadline {
-            let next = found.last().map_or(after, |(seq, _)| *seq);
-            let events: Vec<Value> = found
-                .into_iter()
-                .map(|(seq, mut e)| {
-                    e["seq"] = json!(seq);
-                    e
-                })
-                .collect();
-            return Ok(Json(json!({ "events": events, "next": next })).into_response());
+            let next = found.last().map_or(after, |e| e.seq);
+            return Ok(Json(EventPage {
+                events: found,
+                next,
+            })
+            .into_response());
         }
         // Woken by a new event, or the deadline: either way, read again (and answer at the deadline).
         tokio::select! {
@@ -131,18 +177,19 @@ fn async_stream(
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
     let expires = credentials_left.map(|left| tokio::time::Instant::now() + left);
     futures_util::stream::unfold(
-        (state, after, Vec::<(i64, Value)>::new(), feed),
+        (state, after, Vec::<EventEntry>::new(), feed),
         move |(state, mut cursor, mut pending, feed)| async move {
             loop {
                 if feed.is_ended() {
                     return None;
                 }
-                if let Some((seq, e)) = (!pending.is_empty()).then(|| pending.remove(0)) {
-                    cursor = seq;
+                if let Some(e) = (!pending.is_empty()).then(|| pending.remove(0)) {
+                    cursor = e.seq;
                     let event = Event::default()
-                        .id(seq.to_string())
+                        .id(e.seq.to_string())
                         .event("ledgerlink")
-                        .data(e.to_string());
+                        .json_data(&e)
+                        .unwrap_or_default();
                     return Some((Ok(event), (state, cursor, pending, feed)));
                 }
                 let notified = state.events_ready.notified();

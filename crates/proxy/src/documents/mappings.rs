@@ -2,25 +2,28 @@
 //! `PUT /v1/mappings` (checked against what Xero has: active, non-system accounts; existing tax
 //! rates; payment accounts that accept payments).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use ledgerlink_wire::documents::{Mappings, Problem, ProblemCode};
-use ledgerlink_wire::ErrorCode;
+use axum::Json;
+use ledgerlink_wire::documents::{
+    Mappings, MappingsAnswer, OfferedAccount, OfferedTaxRate, Problem, ProblemCode,
+};
+use ledgerlink_wire::{ApiError, ErrorCode};
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::accounting::{self, CallError};
-use crate::body::StrictJson;
+use crate::body::{Params, StrictJson};
 use crate::device::DeviceAuth;
 use crate::error::AppError;
+use crate::openapi::{BodyRefusals, DeviceRefusals};
 use crate::store::ConnectionRow;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/mappings", get(read).put(write))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(read, write))
 }
 
 /// How long the organisation's accounts and tax rates are kept before asking Xero again.
@@ -85,39 +88,68 @@ pub(crate) async fn offered(
     Ok((accounts, tax_rates))
 }
 
-fn summary(accounts: &[Value], tax_rates: &[Value]) -> Value {
-    json!({
-        "accounts": accounts.iter().filter(|a| a["Status"] == "ACTIVE" && a.get("SystemAccount").is_none_or(Value::is_null)).map(|a| json!({
-            "code": a["Code"], "name": a["Name"], "type": a["Type"],
-            "takes_payments": a["Type"] == "BANK" || a["EnablePaymentsToAccount"] == true,
-        })).collect::<Vec<_>>(),
-        "tax_rates": tax_rates.iter().filter(|t| t["Status"] == "ACTIVE").map(|t| json!({
-            "tax_type": t["TaxType"], "name": t["Name"], "rate": t["EffectiveRate"],
-        })).collect::<Vec<_>>(),
-    })
+/// What the organisation offers for mapping: active, non-system accounts and active tax rates.
+fn summary(accounts: &[Value], tax_rates: &[Value]) -> (Vec<OfferedAccount>, Vec<OfferedTaxRate>) {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let accounts = accounts
+        .iter()
+        .filter(|a| a["Status"] == "ACTIVE" && a.get("SystemAccount").is_none_or(Value::is_null))
+        .map(|a| OfferedAccount {
+            code: text(&a["Code"]),
+            name: text(&a["Name"]),
+            account_type: text(&a["Type"]),
+            takes_payments: a["Type"] == "BANK" || a["EnablePaymentsToAccount"] == true,
+        })
+        .collect();
+    let tax_rates = tax_rates
+        .iter()
+        .filter(|t| t["Status"] == "ACTIVE")
+        .filter_map(|t| {
+            Some(OfferedTaxRate {
+                tax_type: text(&t["TaxType"]),
+                name: text(&t["Name"]),
+                rate: ledgerlink_wire::money::parse_lenient(&t["EffectiveRate"]).ok()?,
+            })
+        })
+        .collect();
+    (accounts, tax_rates)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
-    /// `offered=false` leaves out the organisation's accounts and tax rates.
+    /// `false` leaves out the organisation's accounts and tax rates (no call to Xero).
     offered: Option<bool>,
-    /// `refresh=true` reads them from Xero now instead of the ten-minute cache.
+    /// `true` reads them from Xero now instead of the ten-minute cache.
     refresh: Option<bool>,
 }
 
+/// The mappings, and (unless `offered=false`) the accounts and tax rates the organisation offers.
+#[utoipa::path(get, path = "/v1/mappings", tag = "mappings", security(("device" = [])),
+    params(ReadQuery),
+    responses(
+        (status = 200, body = MappingsAnswer),
+        (status = 400, description = "invalid_request: a query that is not valid", body = ApiError),
+        (status = 409, description = "needs_reconnect or disconnected: Xero does not take the organisation's authorisation", body = ApiError),
+        DeviceRefusals,
+    ))]
 async fn read(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Query(q): Query<ReadQuery>,
-) -> Result<Json<Value>, AppError> {
+    Params(q): Params<ReadQuery>,
+) -> Result<Json<MappingsAnswer>, AppError> {
     let mappings = super::mappings(&state, auth.connection.id).await?;
-    let mut out = json!({ "mappings": mappings });
+    let mut out = MappingsAnswer {
+        mappings,
+        accounts: None,
+        tax_rates: None,
+    };
     if q.offered.unwrap_or(true) {
         let (accounts, tax_rates) =
             offered(&state, &auth.connection, q.refresh.unwrap_or(false)).await?;
-        let s = summary(&accounts, &tax_rates);
-        out["accounts"] = s["accounts"].clone();
-        out["tax_rates"] = s["tax_rates"].clone();
+        let (accounts, tax_rates) = summary(&accounts, &tax_rates);
+        out.accounts = Some(accounts);
+        out.tax_rates = Some(tax_rates);
     }
     Ok(Json(out))
 }
@@ -216,20 +248,34 @@ fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> 
     problems
 }
 
+/// Replaces the mappings, after checking them against what the organisation's books hold now:
+/// active, non-system accounts, active tax rates, payment accounts that take payments.
+#[utoipa::path(put, path = "/v1/mappings", tag = "mappings", security(("device" = [])),
+    request_body(content((Mappings = "application/json"))),
+    responses(
+        (status = 200, description = "Stored", body = MappingsAnswer),
+        (status = 400, description = "invalid_request: not JSON, a key given twice, or one mappings do not take", body = ApiError),
+        (status = 409, description = "needs_reconnect or disconnected", body = ApiError),
+        (status = 422, description = "invalid_request: mappings that do not fit the organisation's books, every problem by field", body = ApiError),
+        DeviceRefusals,
+        BodyRefusals,
+    ))]
 async fn write(
     State(state): State<AppState>,
     auth: DeviceAuth,
     StrictJson(m): StrictJson<Mappings>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<Json<MappingsAnswer>, AppError> {
     // Checked against what the books hold now, not the cache.
     let (accounts, tax_rates) = offered(&state, &auth.connection, true).await?;
     let problems = check(&m, &accounts, &tax_rates);
     if !problems.is_empty() {
-        return Ok((
+        return Err(AppError::Api(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(
-                json!({ "code": "invalid_request", "message": "Some mappings do not fit the organisation's books.", "problems": problems }),
-            ),
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "Some mappings do not fit the organisation's books.",
+            )
+            .with_problems(problems),
         ));
     }
     let body = serde_json::to_string(&m).map_err(AppError::internal)?;
@@ -238,9 +284,10 @@ async fn write(
         .storage
         .call(move |s| s.put_mappings(connection, &body, now))
         .await?;
-    let s = summary(&accounts, &tax_rates);
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "mappings": m, "accounts": s["accounts"], "tax_rates": s["tax_rates"] })),
-    ))
+    let (accounts, tax_rates) = summary(&accounts, &tax_rates);
+    Ok(Json(MappingsAnswer {
+        mappings: m,
+        accounts: Some(accounts),
+        tax_rates: Some(tax_rates),
+    }))
 }

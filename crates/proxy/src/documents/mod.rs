@@ -5,26 +5,43 @@ mod events;
 mod mappings;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use ledgerlink_wire::documents::{
-    BatchItem, BatchResult, DocumentKind, DocumentState, DocumentView, Mappings, Outcome, Problem,
-    ProblemCode,
+    BatchItem, BatchResult, DocumentKind, DocumentList, DocumentState, DocumentView, InvoiceBatch,
+    Mappings, Outcome, PaymentBatch, Problem, ProblemCode, ShiftBatch,
 };
-use ledgerlink_wire::ErrorCode;
+use ledgerlink_wire::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashSet;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::body::RawBody;
+use crate::body::{Params, RawBody};
 use crate::device::DeviceAuth;
 use crate::error::AppError;
+use crate::openapi::{BodyRefusals, DeviceRefusals};
 use crate::store::{DocumentFilter, DocumentRow};
 use crate::AppState;
 use ledgerlink_wire::validate::Check;
+
+/// What a push answers about its documents.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built
+enum PushAnswers {
+    /// Every document accepted (or already stored: `duplicate`).
+    #[response(status = 202)]
+    Accepted(BatchResult),
+    /// `invalid_request`: not JSON, a key given twice, a key this call does not take, or not 1 to
+    /// 1,000 documents.
+    #[response(status = 400)]
+    Refused(ApiError),
+    /// Some documents refused, each with every problem by field; the others accepted.
+    #[response(status = 422)]
+    Partly(BatchResult),
+}
 
 /// A document refused by validation: its `client_ref` (when readable) and every problem.
 type Refused = (Option<String>, Vec<Problem>);
@@ -32,14 +49,14 @@ type Refused = (Option<String>, Vec<Problem>);
 /// Most documents in one push.
 pub const MAX_BATCH: usize = 1000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/invoices", post(push_invoices))
-        .route("/v1/payments", post(push_payments))
-        .route("/v1/shifts", post(push_shifts))
-        .route("/v1/documents", get(list))
-        .route("/v1/documents/{id}", get(one))
-        .route("/v1/events", get(events::events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(push_invoices))
+        .routes(routes!(push_payments))
+        .routes(routes!(push_shifts))
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(events::events))
         .merge(mappings::routes())
 }
 
@@ -68,6 +85,11 @@ pub async fn mappings(state: &AppState, connection: Uuid) -> Result<Mappings, Ap
     }
 }
 
+/// Pushes sales invoices and bills: each checked (every problem by field path), the good ones stored in the outbox
+/// before the answer.
+#[utoipa::path(post, path = "/v1/invoices", tag = "documents", security(("device" = [])),
+    request_body(content((InvoiceBatch = "application/json"))),
+    responses(PushAnswers, DeviceRefusals, BodyRefusals))]
 async fn push_invoices(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -77,6 +99,11 @@ async fn push_invoices(
     push(&state, &auth, DocumentKind::Invoice, &headers, body).await
 }
 
+/// Pushes payments of invoices (by `client_ref` or Xero number): each checked (every problem by field path), the good ones stored in the outbox
+/// before the answer.
+#[utoipa::path(post, path = "/v1/payments", tag = "documents", security(("device" = [])),
+    request_body(content((PaymentBatch = "application/json"))),
+    responses(PushAnswers, DeviceRefusals, BodyRefusals))]
 async fn push_payments(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -86,6 +113,11 @@ async fn push_payments(
     push(&state, &auth, DocumentKind::Payment, &headers, body).await
 }
 
+/// Pushes end-of-shift summaries: each checked (every problem by field path), the good ones stored in the outbox
+/// before the answer.
+#[utoipa::path(post, path = "/v1/shifts", tag = "documents", security(("device" = [])),
+    request_body(content((ShiftBatch = "application/json"))),
+    responses(PushAnswers, DeviceRefusals, BodyRefusals))]
 async fn push_shifts(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -120,6 +152,13 @@ async fn push(
             format!("Send the {key} as JSON (Content-Type: application/json)."),
         ));
     }
+    // One push per processor is checked at a time (see `AppState::intake`); its turn ends once its
+    // documents are typed, before they are stored, so checking and storing overlap.
+    let turn = state
+        .intake
+        .acquire()
+        .await
+        .map_err(|_| AppError::internal("the intake semaphore is closed"))?;
     let parsed = ledgerlink_wire::strict::parse_json(&body)
         .map_err(|e| AppError::bad_request(crate::body::json_problem(&e)))?;
     drop(body);
@@ -206,6 +245,7 @@ async fn push(
             _ => outcomes.push(Err((client_ref, check.problems))),
         }
     }
+    drop(turn);
     // The accepted rows move to the store; the outcomes keep only what the answer needs.
     let mut rows = Vec::new();
     let outcomes: Vec<Result<(), Refused>> = outcomes
@@ -287,6 +327,14 @@ async fn push(
     Ok((status, Json(result)))
 }
 
+/// One of this device's documents.
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents", security(("device" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The document's id")),
+    responses(
+        (status = 200, body = DocumentView),
+        (status = 404, description = "not_found: no such document from this device", body = ApiError),
+        DeviceRefusals,
+    ))]
 async fn one(
     State(state): State<AppState>,
     auth: DeviceAuth,
@@ -309,41 +357,51 @@ async fn one(
     Ok(Json(row.view()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    state: Option<String>,
-    kind: Option<String>,
+    /// Only documents in this state.
+    state: Option<DocumentState>,
+    /// Only documents of this kind.
+    kind: Option<DocumentKind>,
+    /// Only the document with this `client_ref`.
     client_ref: Option<String>,
-    limit: Option<usize>,
+    /// At most this many, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
 }
 
+/// This device's documents, newest first.
+#[utoipa::path(get, path = "/v1/documents", tag = "documents", security(("device" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, body = DocumentList),
+        (status = 400, description = "invalid_request: a filter that is not valid", body = ApiError),
+        DeviceRefusals,
+    ))]
 async fn list(
     State(state): State<AppState>,
     auth: DeviceAuth,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+    Params(q): Params<ListQuery>,
+) -> Result<Json<DocumentList>, AppError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::bad_request(format!(
+            "limit must be 1 to 1000, not {limit}"
+        )));
+    }
     let filter = DocumentFilter {
-        state: match q.state.as_deref() {
-            None => None,
-            Some(s) => Some(DocumentState::parse(s).ok_or_else(|| {
-                AppError::bad_request(format!("state '{s}' is not a document state"))
-            })?),
-        },
-        kind: match q.kind.as_deref() {
-            None => None,
-            Some(k) => Some(DocumentKind::parse(k).ok_or_else(|| {
-                AppError::bad_request(format!("kind '{k}' is not invoice, payment or shift"))
-            })?),
-        },
+        state: q.state,
+        kind: q.kind,
         client_ref: q.client_ref,
-        limit: q.limit.unwrap_or(100),
+        limit: limit as usize,
     };
     let device = auth.device.id;
     let rows = state
         .storage
         .call(move |s| s.documents(device, &filter))
         .await?;
-    Ok(Json(
-        serde_json::json!({ "documents": rows.iter().map(DocumentRow::view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(DocumentList {
+        documents: rows.iter().map(DocumentRow::view).collect(),
+    }))
 }

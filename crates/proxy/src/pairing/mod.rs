@@ -5,7 +5,6 @@ mod browser;
 mod pages;
 mod throttle;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -24,18 +23,31 @@ pub use browser::client_address;
 pub(crate) use browser::verifier_aad;
 pub use throttle::{bucket, Throttle};
 
+use crate::body::RawBody;
 use crate::device;
 use crate::error::{parse_form_or_json, AppError};
+use crate::openapi::BodyRefusals;
 use crate::store::{ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
 use crate::xero::XeroConnection;
 use crate::AppState;
+use ledgerlink_wire::error::OAuthErrorBody;
+use ledgerlink_wire::ApiError;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes(state: &AppState) -> Router<AppState> {
+/// The device's half of pairing, described in the OpenAPI document.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(token))
+}
+
+/// The person's half: HTML pages, each sent with the Content-Security-Policy.
+pub fn page_routes(state: &AppState) -> Router<AppState> {
     let csp = axum::http::HeaderValue::from_str(&pages::content_security_policy(
         &state.xero.endpoints().authorize,
     ))
     .expect("the policy is ASCII");
-    let pages = Router::new()
+    Router::new()
         .route("/pair", get(browser::enter).post(browser::submit))
         .route("/pair/continue", post(browser::continue_to_xero))
         .route("/pair/cancel", post(browser::cancel))
@@ -51,11 +63,16 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                     response
                 }
             },
-        ));
-    Router::new()
-        .route("/v1/pairings", post(create))
-        .route("/v1/pairings/token", post(token))
-        .merge(pages)
+        ))
+}
+
+/// The pairing endpoints' answer when nothing could be stored.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built
+enum Unstored {
+    /// `unavailable`: nothing was stored; send the same request again after `Retry-After`.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ApiError),
 }
 
 /// Consonants only: no vowels (no words), no look-alikes (no 0/O, 1/I).
@@ -84,11 +101,26 @@ pub fn display(code: &str) -> String {
     format!("{}-{}", &code[..4], &code[4..])
 }
 
+/// Starts pairing a device (RFC 8628 device authorization request).
+#[utoipa::path(post, path = "/v1/pairings", tag = "pairing",
+    request_body(content(
+        (PairingRequest = "application/json"),
+        (PairingRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The codes to show and to poll with", body = PairingResponse),
+        (status = 400, description = "invalid_request: the request is not valid (says what)", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: an unknown public client id", body = OAuthErrorBody),
+        (status = 429, description = "rate_limited: too many pairings from this network", body = OAuthErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        Unstored,
+        BodyRefusals,
+    ))]
 async fn create(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<PairingResponse>, AppError> {
     let req: PairingRequest = parse_form_or_json(&headers, &body).map_err(|e| {
         AppError::oauth(
@@ -188,7 +220,25 @@ async fn create(
     }))
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Polls for the device's credentials with the device code (RFC 8628), or rotates them with the
+/// refresh token.
+#[utoipa::path(post, path = "/v1/pairings/token", tag = "pairing",
+    request_body(content(
+        (TokenRequest = "application/json"),
+        (TokenRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The device's credentials", body = DeviceTokens),
+        (status = 400, description = "authorization_pending, slow_down, access_denied, expired_token, invalid_grant, invalid_request, unsupported_grant_type, device_id_in_use", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: the code or token belongs to another client", body = OAuthErrorBody),
+        Unstored,
+        BodyRefusals,
+    ))]
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
     match exchange(&state, &headers, &body).await {
         Ok(tokens) => ([("cache-control", "no-store")], Json(tokens)).into_response(),
         Err(e) => e.into_response(),

@@ -328,6 +328,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether writes work: at once while none has failed; after a failure (a full disk), by
     /// trying a write that needs fresh pages. `Unavailable` while they still fail.
     fn writable(&self) -> Result<()>;
+    /// Gives back memory held only for speed (page caches) when the store has had no write for a
+    /// while, so a burst's memory goes back to the system. Answers whether it did.
+    fn release_memory(&self, quiet_for: std::time::Duration) -> Result<bool>;
     /// Caps how large the database may grow (SQLite's `max_page_count`), `None` lifting the cap:
     /// how the tests fill the disk. Answers the cap now in force, in bytes.
     fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64>;

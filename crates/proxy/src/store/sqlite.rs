@@ -43,6 +43,10 @@ pub struct SqliteStore {
     _lock: Option<std::fs::File>,
     /// Whether the last write failed for want of disk (or I/O), and the once-a-minute warning.
     failing: std::sync::atomic::AtomicBool,
+    /// When the last write was made (to release caches once the store is quiet), and whether they
+    /// were released since.
+    last_write: Mutex<std::time::Instant>,
+    released: std::sync::atomic::AtomicBool,
     warned: crate::logs::Every,
 }
 
@@ -111,6 +115,8 @@ impl SqliteStore {
         store.with(|c| c.pragma_update(None, "wal_autocheckpoint", 20_000))?;
         let checkpointer = Connection::open(path)?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
+        // It only copies pages from the WAL into the database: a small cache will do.
+        checkpointer.pragma_update(None, "cache_size", -256)?;
         let stop = store.stop.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
@@ -179,6 +185,8 @@ impl SqliteStore {
             stop: Default::default(),
             _lock: None,
             failing: Default::default(),
+            last_write: Mutex::new(std::time::Instant::now()),
+            released: Default::default(),
             warned: crate::logs::Every::minute(),
         })
     }
@@ -214,6 +222,9 @@ impl SqliteStore {
     fn write<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
         let result = self.with(f);
         self.note(&result);
+        *self.last_write.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        self.released
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         result
     }
 
@@ -518,6 +529,24 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM write_probe", [])?;
             tx.commit()
         })
+    }
+
+    fn release_memory(&self, quiet_for: std::time::Duration) -> Result<bool> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = *self.last_write.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < quiet_for || self.released.load(Relaxed) {
+            return Ok(false);
+        }
+        // A connection in use keeps its cache this time round.
+        let shrink = |conn: &Mutex<Connection>| {
+            if let Ok(c) = conn.try_lock() {
+                let _ = c.execute_batch("PRAGMA shrink_memory");
+            }
+        };
+        shrink(&self.conn);
+        self.readers.iter().for_each(shrink);
+        self.released.store(true, Relaxed);
+        Ok(true)
     }
 
     fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64> {
@@ -1161,8 +1190,9 @@ impl Store for SqliteStore {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<DocumentRow>> {
-        self.with(|c| {
-            let mut stmt = c.prepare(&format!(
+        // A reader: it sees every commit, and leaves the writer to the pushes.
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE connection_id = :connection AND state = 'queued' AND kind = :kind
                    AND {READY}
                  ORDER BY created_at, id LIMIT :limit"
