@@ -204,6 +204,7 @@ pub fn state_label(state: DocumentState) -> (&'static str, &'static str) {
         DocumentState::Failed => ("Failed", "bad"),
         DocumentState::Rejected => ("Needs fixing", "bad"),
         DocumentState::Voided => ("Voided", "done"),
+        DocumentState::Discarded => ("Discarded", "done"),
     }
 }
 

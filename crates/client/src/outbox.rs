@@ -63,6 +63,7 @@ pub struct Counts {
     pub paid: usize,
     pub voided: usize,
     pub rejected: usize,
+    pub discarded: usize,
 }
 
 impl Counts {
@@ -75,6 +76,13 @@ impl Counts {
             + self.paid
             + self.voided
             + self.rejected
+            + self.discarded
+    }
+
+    /// Documents waiting for a person: failed or rejected, neither corrected (a correction is
+    /// queued again) nor discarded.
+    pub fn needs_attention(&self) -> usize {
+        self.failed + self.rejected
     }
 
     /// Documents the proxy does not have yet.
@@ -423,6 +431,7 @@ impl Outbox {
                     Some(DocumentState::Failed) => counts.failed += n,
                     Some(DocumentState::Paid) => counts.paid += n,
                     Some(DocumentState::Voided) => counts.voided += n,
+                    Some(DocumentState::Discarded) => counts.discarded += n,
                     Some(DocumentState::Rejected) | None => counts.rejected += n,
                 }
             }
@@ -458,8 +467,11 @@ mod tests {
             xero_id: number.map(|_| uuid::Uuid::new_v4()),
             xero_number: number.map(str::to_string),
             message: None,
+            version: 1,
+            discard_reason: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            history: None,
         }
     }
 

@@ -753,7 +753,13 @@ impl Delivery<'_> {
                     .as_ref()
                     .is_some_and(|c| !self.mappings.categories.contains_key(c))
             }) {
-                updates.push(update(doc.id, DocumentState::Failed, None, None, Some("a sales category is no longer mapped: map it and push again under a new client_ref".into())));
+                let unmapped: Vec<&str> = inv
+                    .lines
+                    .iter()
+                    .filter_map(|l| l.sales_category.as_deref())
+                    .filter(|c| !self.mappings.categories.contains_key(*c))
+                    .collect();
+                updates.push(update(doc.id, DocumentState::Failed, None, None, Some(format!("the sales category '{}' is not mapped: map it, then send the invoice again", unmapped.join("', '")))));
                 continue;
             }
             match self
@@ -795,10 +801,8 @@ impl Delivery<'_> {
         number_field: Option<&str>,
         part: &[(DocumentRow, Value)],
     ) -> Result<(), Stop> {
-        let ids: Vec<&[u8]> = part
-            .iter()
-            .map(|(d, _)| d.id.as_bytes().as_slice())
-            .collect();
+        let identities: Vec<[u8; 24]> = part.iter().map(|(d, _)| d.send_identity()).collect();
+        let ids: Vec<&[u8]> = identities.iter().map(|i| i.as_slice()).collect();
         let bundle = Bundle {
             key: key_for(&ids),
             connection_id: self.connection.id,
@@ -825,11 +829,17 @@ impl Delivery<'_> {
     ) -> Result<(), Stop> {
         let now = self.state.clock.now();
         let b = bundle.clone();
-        self.state
+        let started = self
+            .state
             .storage
             .call(move |s| s.start_bundle(&b, now))
             .await
             .map_err(|e| Stop::Later(e.to_string()))?;
+        if !started {
+            // A member was discarded since the bundle was made: nothing was sent, and the next
+            // round makes the bundle again without it.
+            return Ok(());
+        }
         self.state.events_ready.notify_waiters();
         let answer = match self
             .call(
@@ -948,7 +958,13 @@ impl Delivery<'_> {
                                 )));
                                 continue;
                             }
-                            (DocumentState::Failed | DocumentState::Voided, _) => {
+                            (DocumentState::Failed, _) => {
+                                updates.push(refuse(format!(
+                                    "the invoice '{r}' failed in Xero, so it cannot be paid: correct the invoice, then send this payment again"
+                                )));
+                                continue;
+                            }
+                            (DocumentState::Voided | DocumentState::Discarded, _) => {
                                 updates.push(refuse(format!(
                                     "the invoice '{r}' is {}: it cannot be paid",
                                     t.state.as_str()
@@ -1100,7 +1116,7 @@ impl Delivery<'_> {
                     "Status": "AUTHORISED",
                     "LineItems": lines,
                 });
-                let key = key_for(&[doc.id.as_bytes(), b"invoice"]);
+                let key = key_for(&[&doc.send_identity(), b"invoice"]);
                 let body = json!({"Invoices": [x]}).to_string();
                 let answer = match self
                     .call(
@@ -1172,7 +1188,8 @@ impl Delivery<'_> {
             .collect();
         let payments: Vec<Value> = indexed.into_iter().map(|(_, p)| p).collect();
         if !payments.is_empty() {
-            let mut parts: Vec<&[u8]> = vec![doc.id.as_bytes(), b"payments"];
+            let identity = doc.send_identity();
+            let mut parts: Vec<&[u8]> = vec![&identity, b"payments"];
             parts.extend(positions.iter().map(|p| p.as_slice()));
             let key = key_for(&parts);
             let body = json!({"Payments": payments}).to_string();

@@ -103,6 +103,8 @@ mod tests {
             ("/v1/shifts", &["post"]),
             ("/v1/documents", &["get"]),
             ("/v1/documents/{id}", &["get"]),
+            ("/v1/documents/{id}/retry", &["post"]),
+            ("/v1/documents/{id}/discard", &["post"]),
             ("/v1/events", &["get"]),
             ("/v1/mappings", &["get", "put"]),
             ("/admin/v1/connections", &["get"]),

@@ -26,6 +26,9 @@ pub enum DocumentState {
     Voided,
     /// Refused by validation: never stored as a document.
     Rejected,
+    /// Put aside by a person (with their reason): it will not be sent. Only a document that is not
+    /// in Xero can be discarded.
+    Discarded,
 }
 
 impl DocumentState {
@@ -39,6 +42,7 @@ impl DocumentState {
             Self::Paid => "paid",
             Self::Voided => "voided",
             Self::Rejected => "rejected",
+            Self::Discarded => "discarded",
         }
     }
 
@@ -52,16 +56,30 @@ impl DocumentState {
             "paid" => Self::Paid,
             "voided" => Self::Voided,
             "rejected" => Self::Rejected,
+            "discarded" => Self::Discarded,
             _ => return None,
         })
     }
 
-    /// Nothing more will happen to it without a new push.
+    /// Nothing more will happen to it unless someone acts.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Failed | Self::Paid | Self::Voided | Self::Rejected
+            Self::Failed | Self::Paid | Self::Voided | Self::Rejected | Self::Discarded
         )
+    }
+
+    /// Refused (by Xero or by validation) and waiting for a person: correct it, send it again or
+    /// discard it. A corrected document is queued again and a discarded one is settled, so neither
+    /// counts.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, Self::Failed | Self::Rejected)
+    }
+
+    /// A document in this state may be replaced by a corrected version under the same
+    /// `client_ref`; in any other state a different body for it is refused (`client_ref_in_use`).
+    pub fn correctable(self) -> bool {
+        self.needs_attention()
     }
 }
 
@@ -504,8 +522,83 @@ pub struct DocumentView {
     /// Xero's own message when it refused the document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// 1 for the document as first accepted; each correction under the same `client_ref` adds one.
+    #[serde(default = "first_version")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub version: u32,
+    /// Why a person discarded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discard_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Earlier versions, oldest first: only when asked for (`?history=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<DocumentVersion>>,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// An earlier version of a corrected document, as it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentVersion {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub version: u32,
+    /// How it ended (`failed`, or `rejected`).
+    pub state: DocumentState,
+    /// Xero's own message about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The document as it was pushed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub document: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// When the correction replaced it.
+    pub replaced_at: DateTime<Utc>,
+}
+
+/// `POST /v1/documents/{id}/discard`: why the document is put aside (kept with it, shown to whoever
+/// looks at it later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DiscardRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
+    pub reason: String,
+}
+
+/// Longest discard reason, in characters.
+pub const MAX_DISCARD_REASON: usize = 500;
+
+impl DiscardRequest {
+    /// The reason, trimmed, or what is wrong with it (said so a person can fix it).
+    pub fn checked_reason(&self) -> Result<String, String> {
+        let reason = self.reason.trim();
+        if reason.is_empty() {
+            return Err("say why the document is discarded (a reason is kept with it)".into());
+        }
+        if reason.chars().count() > MAX_DISCARD_REASON {
+            return Err(format!(
+                "the reason is longer than {MAX_DISCARD_REASON} characters"
+            ));
+        }
+        if let Some(c) = crate::strict::forbidden_in_text(reason) {
+            return Err(format!(
+                "the reason holds the control character {}: only lines and tabs are allowed",
+                crate::strict::code_point(c)
+            ));
+        }
+        Ok(reason.to_string())
+    }
 }
 
 /// Why one field of a document is refused.
@@ -532,6 +625,9 @@ pub enum ProblemCode {
     NegativeShift,
     /// The same `client_ref` twice in one batch.
     DuplicateInBatch,
+    /// The `client_ref` already names another document from this device that cannot be replaced
+    /// (it is queued, in Xero, or discarded, or of another kind): give this one its own.
+    ClientRefInUse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -556,6 +652,10 @@ pub struct BatchItem {
     /// For an accepted document: whether it was already stored by an earlier push.
     #[serde(default)]
     pub duplicate: bool,
+    /// For an accepted document: whether it replaced a failed version of the same `client_ref`
+    /// (it is queued again as the next `version`).
+    #[serde(default)]
+    pub corrected: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<DocumentView>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -690,6 +790,7 @@ mod tests {
             outcome: Outcome::Rejected,
             client_ref: Some("x".into()),
             duplicate: false,
+            corrected: false,
             document: None,
             problems: vec![Problem {
                 path: "invoices[3].lines[0].unit_amount".into(),

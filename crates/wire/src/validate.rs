@@ -327,7 +327,9 @@ impl<'a> Check<'a> {
             self.problem(
                 path,
                 ProblemCode::Unmapped,
-                format!("map the sales category '{category}' to an account and tax type first (PUT /v1/mappings)"),
+                format!(
+                    "the sales category '{category}' is not mapped to an account and tax type yet"
+                ),
             );
         }
     }
@@ -340,7 +342,7 @@ impl<'a> Check<'a> {
             self.problem(
                 path,
                 ProblemCode::Unmapped,
-                format!("map the tender '{tender}' to a payment account first (PUT /v1/mappings)"),
+                format!("the tender '{tender}' is not mapped to a payment account yet"),
             );
         }
     }
@@ -701,7 +703,7 @@ impl<'a> Check<'a> {
             self.problem(
                 join(path, "counted_cash"),
                 ProblemCode::Unmapped,
-                format!("the cash is over/short by {over_short}: map an over/short account first (PUT /v1/mappings)"),
+                format!("the cash is over/short by {over_short} and no over/short account is mapped yet"),
             );
         }
         self.problems.is_empty().then_some(shift)

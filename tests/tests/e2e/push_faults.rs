@@ -586,3 +586,45 @@ async fn an_organisation_removed_in_xero_is_disconnected_when_a_call_is_refused(
         "kept for a reconnect"
     );
 }
+
+#[tokio::test]
+async fn a_correction_whose_answer_was_lost_past_the_replay_window_reaches_xero_once() {
+    let world = World::start().await;
+    let (device, p) = setup(&world).await;
+    let mut batch = invoices("c", 3);
+    batch["invoices"][1]["lines"][0]["account_code"] = json!("999");
+    batch["invoices"][1]["lines"][0]["tax_type"] = json!("OUTPUT2");
+    batch["invoices"][1]["lines"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("sales_category");
+    let pushed = device
+        .call(Method::POST, "/v1/invoices", &p.access, Some(batch.clone()))
+        .await;
+    assert_eq!(pushed.status, 202, "{}", pushed.text);
+    let docs = device.settle(&p.access, 3, Duration::from_secs(30)).await;
+    assert_eq!(
+        docs.iter().filter(|d| d["state"] == "failed").count(),
+        1,
+        "{docs:?}"
+    );
+
+    // The correction is created in Xero, but the answer never arrives, and the proxy only tries
+    // again after Xero stopped replaying the key.
+    let since = lose_next_answer(&world, "/api.xro/2.0/Invoices").await;
+    let mut fixed = batch["invoices"][1].clone();
+    fixed["lines"][0]["account_code"] = json!("200");
+    let corrected = device.push("invoices", &p.access, json!([fixed])).await;
+    assert_eq!(
+        corrected.json["items"][0]["corrected"], true,
+        "{}",
+        corrected.text
+    );
+    world
+        .wait_for_lost_call(since, "/api.xro/2.0/Invoices")
+        .await;
+    world.advance(400).await;
+    let docs = device.settle(&p.access, 3, Duration::from_secs(30)).await;
+    assert!(docs.iter().all(|d| d["state"] == "sent"), "{docs:?}");
+    exactly_once(&world, &docs).await;
+}

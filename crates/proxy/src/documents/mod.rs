@@ -1,6 +1,7 @@
 //! Pushed documents: intake (validated, stored in the outbox in the same transaction that answers
 //! `202`), reading them back, and the per-connection mappings they rely on.
 
+mod actions;
 mod events;
 mod mappings;
 
@@ -9,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledgerlink_wire::documents::{
-    BatchItem, BatchResult, DocumentKind, DocumentList, DocumentState, DocumentView, InvoiceBatch,
-    Mappings, Outcome, PaymentBatch, Problem, ProblemCode, ShiftBatch,
+    BatchItem, BatchResult, DocumentKind, DocumentList, DocumentState, DocumentVersion,
+    DocumentView, InvoiceBatch, Mappings, Outcome, PaymentBatch, Problem, ProblemCode, ShiftBatch,
 };
 use ledgerlink_wire::{ApiError, ErrorCode};
 use serde::Deserialize;
@@ -23,7 +24,7 @@ use crate::body::{Params, RawBody};
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::openapi::{BodyRefusals, DeviceRefusals};
-use crate::store::{DocumentFilter, DocumentRow};
+use crate::store::{DocumentFilter, DocumentRow, Stored};
 use crate::AppState;
 use ledgerlink_wire::validate::Check;
 
@@ -58,6 +59,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(one))
         .routes(routes!(events::events))
         .merge(mappings::routes())
+        .merge(actions::routes())
 }
 
 /// The organisation's tax rates by tax type (from the ten-minute cache of what Xero offers).
@@ -239,6 +241,9 @@ async fn push(
                     unknown_since: None,
                     bundle_key: None,
                     waits_for,
+                    version: 1,
+                    resends: 0,
+                    discard_reason: None,
                 }))
             }
             Some((Err(e), _)) => return Err(AppError::internal(e)),
@@ -269,35 +274,36 @@ async fn push(
     for (index, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
             Ok(()) => {
-                let (view, duplicate) =
-                    stored.next().expect("one stored row per accepted document");
-                if duplicate && view.kind != kind {
-                    // The client_ref names another kind of document: not a resend, a clash.
-                    result.rejected += 1;
-                    result.items.push(BatchItem {
-                        index,
-                        outcome: Outcome::Rejected,
-                        client_ref: Some(view.client_ref.clone()),
-                        duplicate: false,
-                        document: None,
-                        problems: vec![Problem {
-                            path: format!("{key}[{index}].client_ref"),
-                            code: ProblemCode::Invalid,
-                            message: format!(
-                                "'{}' is already the client_ref of a {} from this device",
-                                view.client_ref,
-                                view.kind.as_str()
-                            ),
-                        }],
-                    });
-                    continue;
-                }
+                let stored = stored.next().expect("one stored row per accepted document");
+                let (view, duplicate, corrected) = match stored {
+                    Stored::New(view) => (view, false, false),
+                    Stored::Duplicate(view) if view.kind == kind => (view, true, false),
+                    Stored::Corrected(view) => (view, false, true),
+                    Stored::Duplicate(view) | Stored::InUse(view) => {
+                        result.rejected += 1;
+                        result.items.push(BatchItem {
+                            index,
+                            outcome: Outcome::Rejected,
+                            client_ref: Some(view.client_ref.clone()),
+                            duplicate: false,
+                            corrected: false,
+                            document: None,
+                            problems: vec![Problem {
+                                path: format!("{key}[{index}].client_ref"),
+                                code: ProblemCode::ClientRefInUse,
+                                message: in_use(&view, kind),
+                            }],
+                        });
+                        continue;
+                    }
+                };
                 result.accepted += 1;
                 result.items.push(BatchItem {
                     index,
                     outcome: Outcome::Accepted,
                     client_ref: Some(view.client_ref.clone()),
                     duplicate,
+                    corrected,
                     document: Some(view),
                     problems: Vec::new(),
                 });
@@ -309,6 +315,7 @@ async fn push(
                     outcome: Outcome::Rejected,
                     client_ref,
                     duplicate: false,
+                    corrected: false,
                     document: None,
                     problems,
                 });
@@ -327,11 +334,42 @@ async fn push(
     Ok((status, Json(result)))
 }
 
-/// One of this device's documents.
+/// Why a pushed document cannot take the `client_ref` another document of the device has.
+fn in_use(existing: &DocumentView, kind: DocumentKind) -> String {
+    let r = &existing.client_ref;
+    if existing.kind != kind {
+        return format!(
+            "'{r}' is already the client_ref of a {} from this device: give this {} its own",
+            existing.kind.as_str(),
+            kind.as_str()
+        );
+    }
+    let why = match existing.state {
+        DocumentState::Discarded => "was discarded".to_string(),
+        DocumentState::Queued | DocumentState::Sending => {
+            "is on its way to Xero, as it was first sent".to_string()
+        }
+        state => format!("is already {} in Xero", state.as_str()),
+    };
+    format!(
+        "'{r}' {why}: only a failed document can be corrected. Give this {} its own client_ref",
+        kind.as_str()
+    )
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OneQuery {
+    /// `true` adds the earlier versions of a corrected document (`history`), oldest first.
+    history: Option<bool>,
+}
+
+/// One of this device's documents (with its earlier versions when asked).
 #[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents", security(("device" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The document's id")),
+    params(("id" = uuid::Uuid, Path, description = "The document's id"), OneQuery),
     responses(
         (status = 200, body = DocumentView),
+        (status = 400, description = "invalid_request: a query that is not valid", body = ApiError),
         (status = 404, description = "not_found: no such document from this device", body = ApiError),
         DeviceRefusals,
     ))]
@@ -339,6 +377,7 @@ async fn one(
     State(state): State<AppState>,
     auth: DeviceAuth,
     Path(id): Path<String>,
+    Params(q): Params<OneQuery>,
 ) -> Result<Json<DocumentView>, AppError> {
     let not_found = || {
         AppError::api(
@@ -349,12 +388,41 @@ async fn one(
     };
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let device = auth.device.id;
-    let row = state
+    let history = q.history.unwrap_or(false);
+    let (row, versions) = state
         .storage
-        .call(move |s| s.document(device, uuid))
+        .call(move |s| {
+            let Some(row) = s.document(device, uuid)? else {
+                return Ok(None);
+            };
+            let versions = if history {
+                s.document_versions(uuid)?
+            } else {
+                Vec::new()
+            };
+            Ok(Some((row, versions)))
+        })
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(row.view()))
+    let mut view = row.view();
+    if history {
+        let versions = versions
+            .into_iter()
+            .map(|v| {
+                let document = serde_json::from_str(&v.body).map_err(AppError::internal)?;
+                Ok(DocumentVersion {
+                    version: v.version,
+                    state: v.state,
+                    message: v.message,
+                    document,
+                    created_at: v.created_at,
+                    replaced_at: v.replaced_at,
+                })
+            })
+            .collect::<Result<_, AppError>>()?;
+        view.history = Some(versions);
+    }
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

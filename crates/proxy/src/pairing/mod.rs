@@ -416,7 +416,7 @@ async fn poll(
                 Consumed::DeviceInUse => {
                     return Err(AppError::oauth(
                         ErrorCode::DeviceIdInUse,
-                        "This device id is paired with another organisation: unpair it there first (DELETE /v1/device) or pair under a new device id.",
+                        "This device id is paired with another organisation: unpair it there first, or pair under a new device id.",
                     ))
                 }
             }

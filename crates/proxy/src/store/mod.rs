@@ -241,6 +241,12 @@ pub struct DocumentRow {
     /// For a payment: the `client_ref` of the invoice (or shift) it pays, which must reach Xero
     /// first.
     pub waits_for: Option<String>,
+    /// 1, and one more for each correction.
+    pub version: u32,
+    /// How many times a person asked for it to be sent again unchanged.
+    pub resends: u32,
+    /// Why a person discarded it.
+    pub discard_reason: Option<String>,
 }
 
 /// A bundle as sent to Xero: resent byte for byte under its key while its outcome is unknown.
@@ -266,10 +272,58 @@ impl DocumentRow {
             xero_id: self.xero_id,
             xero_number: self.xero_number.clone(),
             message: self.message.clone(),
+            version: self.version,
+            discard_reason: self.discard_reason.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            history: None,
         }
     }
+
+    /// What its sends to Xero are told apart by: the id, the version and the resends. Every
+    /// Idempotency-Key derived from a document includes it, so a corrected or resent document is
+    /// a new request to Xero, never a replay of the answer to the last one.
+    pub fn send_identity(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[..16].copy_from_slice(self.id.as_bytes());
+        out[16..20].copy_from_slice(&self.version.to_be_bytes());
+        out[20..].copy_from_slice(&self.resends.to_be_bytes());
+        out
+    }
+}
+
+/// What storing one pushed document did.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    New(DocumentView),
+    /// The same document was already stored: the stored one.
+    Duplicate(DocumentView),
+    /// It replaced a failed version: the document as it is now (queued, the next version).
+    Corrected(DocumentView),
+    /// The `client_ref` is taken by a document that cannot be replaced by this one: that document.
+    InUse(DocumentView),
+}
+
+/// An earlier version of a corrected document.
+#[derive(Debug, Clone)]
+pub struct DocumentVersionRow {
+    pub version: u32,
+    pub body: String,
+    pub state: DocumentState,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub replaced_at: DateTime<Utc>,
+}
+
+/// What a person's action on a document did.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// No such document from this device.
+    NotFound,
+    /// Its state does not allow it: the document as it is.
+    Refused(DocumentRow),
+    /// Done: the document as it is now.
+    Done(DocumentRow),
 }
 
 /// A document's new state after a delivery attempt.
@@ -423,10 +477,26 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
     fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
 
-    /// Stores accepted documents and their `queued` events in one transaction. A document whose
-    /// (device, client_ref) is already stored is not written again: the stored one is answered,
-    /// marked duplicate.
-    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentView, bool)>>;
+    /// Stores accepted documents and their `queued` events in one transaction, one answer per
+    /// document. A document whose (device, client_ref) is already stored with the same kind and
+    /// body is not written again (`Duplicate`); with a different body it replaces a correctable
+    /// (failed) one as its next version, the replaced version kept (`Corrected`), and is refused
+    /// otherwise (`InUse`).
+    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<Stored>>;
+    /// A document's earlier versions, oldest first.
+    fn document_versions(&self, id: Uuid) -> Result<Vec<DocumentVersionRow>>;
+    /// A failed document of the device back in the queue, unchanged (one more resend, so its next
+    /// send has Idempotency-Keys of its own), with its `queued` event.
+    fn resend_document(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
+    /// Puts a document of the device aside (`discarded`, with the reason) if it is failed, or
+    /// queued and not in a call nor of unknown outcome (it may be in Xero), with its event.
+    fn discard_document(
+        &self,
+        device: Uuid,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Change>;
     /// One of a device's documents.
     fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>>;
     fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>>;
@@ -449,8 +519,10 @@ pub trait Store: Send + Sync + 'static {
     /// The same for one connection (its worker runs alone, so nothing of it is in flight between
     /// rounds): a round that stopped halfway never strands a document in `sending`.
     fn requeue_sending_for(&self, connection: Uuid) -> Result<usize>;
-    /// Records a bundle about to be sent and marks its documents `sending` in it.
-    fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<()>;
+    /// Records a bundle about to be sent and marks its documents `sending` in it, if every one of
+    /// them is still queued. False (nothing changed) when one is not: a person discarded it since
+    /// the bundle was made, and the bundle is made again next round.
+    fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<bool>;
     fn bundle(&self, key: &str) -> Result<Option<Bundle>>;
     /// Bundles of a connection with documents waiting whose outcome became unknown after `since`.
     fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_hardening.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_corrections.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -91,6 +95,34 @@ fn status(text: String) -> rusqlite::Result<ConnectionStatus> {
 }
 
 impl SqliteStore {
+    /// A person's action on one of a device's documents, in one transaction: `act` changes the
+    /// row (answering whether its state allowed it); when it did, the change is told to the device
+    /// as a `document` event.
+    fn change_document(
+        &self,
+        device: Uuid,
+        id: Uuid,
+        act: impl FnOnce(&Connection, &DocumentRow) -> rusqlite::Result<bool>,
+    ) -> Result<Change> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let select = format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
+            );
+            let keys = params![id.to_string(), device.to_string()];
+            let Some(row) = tx.query_row(&select, keys, document_row).optional()? else {
+                return Ok(Change::NotFound);
+            };
+            if !act(&tx, &row)? {
+                return Ok(Change::Refused(row));
+            }
+            let row = tx.query_row(&select, keys, document_row)?;
+            document_event(&tx, &row)?;
+            tx.commit()?;
+            Ok(Change::Done(row))
+        })
+    }
+
     /// Opens (creating if needed) the database file and brings its schema up to date. Refused when
     /// another process has it open.
     pub fn open(path: &Path) -> Result<Self> {
@@ -379,7 +411,7 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
 }
 
 const DOCUMENT_COLUMNS: &str =
-    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key, waits_for";
+    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key, waits_for, version, resends, discard_reason";
 
 fn conversion(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
@@ -407,6 +439,9 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
         unknown_since: opt_time(r.get(13)?),
         bundle_key: r.get(14)?,
         waits_for: r.get(15)?,
+        version: r.get(16)?,
+        resends: r.get(17)?,
+        discard_reason: r.get(18)?,
     })
 }
 
@@ -1092,47 +1127,127 @@ impl Store for SqliteStore {
         })
     }
 
-    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<(DocumentView, bool)>> {
+    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<Stored>> {
         self.write(|c| {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {
-                let inserted = tx.execute(
-                    &format!(
-                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14)
-                         ON CONFLICT(device_id, client_ref) DO NOTHING"
-                    ),
-                    params![
-                        d.id.to_string(),
-                        d.device_id.to_string(),
-                        d.connection_id.to_string(),
-                        d.kind.as_str(),
-                        d.client_ref,
-                        d.body,
-                        d.state.as_str(),
-                        d.xero_id.map(|u| u.to_string()),
-                        d.xero_number,
-                        d.message,
-                        d.attempts,
-                        ms(d.created_at),
-                        ms(d.updated_at),
-                        d.waits_for,
-                    ],
-                )?;
-                if inserted == 1 {
-                    document_event(&tx, d)?;
-                    out.push((d.view(), false));
-                } else {
-                    let existing = tx.query_row(
+                let existing = tx
+                    .query_row(
                         &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
                         params![d.device_id.to_string(), d.client_ref],
                         document_row,
-                    )?;
-                    out.push((existing.view(), true));
-                }
+                    )
+                    .optional()?;
+                let stored = match existing {
+                    None => {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14, 1, 0, NULL)"
+                            ),
+                            params![
+                                d.id.to_string(),
+                                d.device_id.to_string(),
+                                d.connection_id.to_string(),
+                                d.kind.as_str(),
+                                d.client_ref,
+                                d.body,
+                                d.state.as_str(),
+                                d.xero_id.map(|u| u.to_string()),
+                                d.xero_number,
+                                d.message,
+                                d.attempts,
+                                ms(d.created_at),
+                                ms(d.updated_at),
+                                d.waits_for,
+                            ],
+                        )?;
+                        document_event(&tx, d)?;
+                        Stored::New(d.view())
+                    }
+                    Some(e) if e.kind == d.kind && e.body == d.body => Stored::Duplicate(e.view()),
+                    Some(e) if e.kind == d.kind && e.state.correctable() => {
+                        tx.execute(
+                            "INSERT INTO document_versions (document_id, version, body, state, message, created_at, replaced_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            params![e.id.to_string(), e.version, e.body, e.state.as_str(), e.message, ms(e.updated_at), ms(d.updated_at)],
+                        )?;
+                        tx.execute(
+                            "UPDATE documents SET body = ?2, state = 'queued', version = version + 1, resends = 0,
+                               xero_id = NULL, xero_number = NULL, message = NULL, attempts = 0, updated_at = ?3,
+                               unknown_since = NULL, bundle_key = NULL, waits_for = ?4, connection_id = ?5
+                             WHERE id = ?1",
+                            params![e.id.to_string(), d.body, ms(d.updated_at), d.waits_for, d.connection_id.to_string()],
+                        )?;
+                        let row = tx.query_row(
+                            &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"),
+                            [e.id.to_string()],
+                            document_row,
+                        )?;
+                        document_event(&tx, &row)?;
+                        Stored::Corrected(row.view())
+                    }
+                    Some(e) => Stored::InUse(e.view()),
+                };
+                out.push(stored);
             }
             tx.commit()?;
             Ok(out)
+        })
+    }
+
+    fn document_versions(&self, id: Uuid) -> Result<Vec<DocumentVersionRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT version, body, state, message, created_at, replaced_at FROM document_versions
+                 WHERE document_id = ?1 ORDER BY version",
+            )?;
+            let rows = stmt.query_map([id.to_string()], |r| {
+                let state: String = r.get(2)?;
+                Ok(DocumentVersionRow {
+                    version: r.get(0)?,
+                    body: r.get(1)?,
+                    state: DocumentState::parse(&state)
+                        .ok_or_else(|| conversion(format!("document state {state}")))?,
+                    message: r.get(3)?,
+                    created_at: time(r.get(4)?),
+                    replaced_at: time(r.get(5)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn resend_document(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change> {
+        self.change_document(device, id, |tx, d| {
+            if d.state != DocumentState::Failed {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE documents SET state = 'queued', resends = resends + 1, message = NULL, attempts = 0,
+                   updated_at = ?2, unknown_since = NULL, bundle_key = NULL
+                 WHERE id = ?1 AND state = 'failed'",
+                params![id.to_string(), ms(now)],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn discard_document(
+        &self,
+        device: Uuid,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Change> {
+        self.change_document(device, id, |tx, _| {
+            tx.execute(
+                "UPDATE documents SET state = 'discarded', discard_reason = ?2, updated_at = ?3
+                 WHERE id = ?1 AND (state IN ('failed', 'rejected')
+                   OR (state = 'queued' AND unknown_since IS NULL AND bundle_key IS NULL))",
+                params![id.to_string(), reason, ms(now)],
+            )
+            .map(|n| n == 1)
         })
     }
 
@@ -1228,9 +1343,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn start_bundle(&self, b: &Bundle, now: DateTime<Utc>) -> Result<()> {
+    fn start_bundle(&self, b: &Bundle, now: DateTime<Utc>) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
+            for id in &b.members {
+                let state: Option<String> = tx
+                    .query_row("SELECT state FROM documents WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                    .optional()?;
+                if state.as_deref() != Some("queued") {
+                    return Ok(false);
+                }
+            }
             tx.execute(
                 "INSERT INTO bundles (idempotency_key, connection_id, path, collection, body, members, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(idempotency_key) DO NOTHING",
@@ -1252,7 +1375,8 @@ impl Store for SqliteStore {
                 let row = tx.query_row(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [id.to_string()], document_row)?;
                 document_event(&tx, &row)?;
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -1339,7 +1463,7 @@ impl Store for SqliteStore {
                        message = ?5, attempts = attempts + ?6, updated_at = ?7,
                        unknown_since = CASE WHEN ?2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END,
                        bundle_key = CASE WHEN ?2 IN ('queued', 'sending') THEN bundle_key ELSE NULL END
-                     WHERE id = ?1 AND (state NOT IN ('paid', 'voided') OR ?2 IN ('paid', 'voided'))",
+                     WHERE id = ?1 AND state != 'discarded' AND (state NOT IN ('paid', 'voided') OR ?2 IN ('paid', 'voided'))",
                     params![
                         u.id.to_string(),
                         u.state.as_str(),
@@ -1708,7 +1832,98 @@ mod tests {
             unknown_since: None,
             bundle_key: None,
             waits_for: None,
+            version: 1,
+            resends: 0,
+            discard_reason: None,
         }
+    }
+
+    #[test]
+    fn only_what_cannot_be_in_xero_is_discarded_and_a_bundle_never_sends_a_discarded_document() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let (c, _) = store.upsert_connection(&connection(now)).unwrap();
+        let device = Uuid::new_v4();
+        store
+            .write(|x| {
+                x.execute(
+                    "INSERT INTO devices (id, name, client_id, connection_id, paired_at) VALUES (?1, 'Till', 'c', ?2, 0)",
+                    params![device.to_string(), c.id.to_string()],
+                )
+            })
+            .unwrap();
+        let queued = document(&c, device, DocumentKind::Invoice, "queued", now);
+        let unknown = document(&c, device, DocumentKind::Invoice, "unknown", now);
+        let other = document(&c, device, DocumentKind::Invoice, "other", now);
+        store
+            .insert_documents(&[queued.clone(), unknown.clone(), other.clone()])
+            .unwrap();
+        let sent = Bundle {
+            key: "u".into(),
+            connection_id: c.id,
+            path: "Invoices".into(),
+            collection: "Invoices".into(),
+            body: "{}".into(),
+            members: vec![unknown.id],
+        };
+        assert!(store.start_bundle(&sent, now).unwrap());
+        let in_call = store
+            .discard_document(device, unknown.id, "x", now)
+            .unwrap();
+        assert!(matches!(in_call, Change::Refused(ref r) if r.state == DocumentState::Sending));
+        store.mark_unknown(&[unknown.id], now).unwrap();
+        // A bundle is made of two queued documents; one is discarded before it is sent.
+        let bundle = Bundle {
+            key: "k".into(),
+            connection_id: c.id,
+            path: "Invoices".into(),
+            collection: "Invoices".into(),
+            body: "{}".into(),
+            members: vec![queued.id, other.id],
+        };
+        let done = store
+            .discard_document(device, queued.id, "twice", now)
+            .unwrap();
+        assert!(
+            matches!(done, Change::Done(ref r) if r.state == DocumentState::Discarded && r.discard_reason.as_deref() == Some("twice"))
+        );
+        assert!(!store.start_bundle(&bundle, now).unwrap(), "not sent");
+        assert_eq!(
+            store.document(device, other.id).unwrap().unwrap().state,
+            DocumentState::Queued,
+            "the rest of the bundle is left queued, to go in the next"
+        );
+        assert!(store.bundle("k").unwrap().is_none());
+        // Its outcome is unknown: it may be in Xero, so it stays.
+        let refused = store
+            .discard_document(device, unknown.id, "x", now)
+            .unwrap();
+        assert!(matches!(refused, Change::Refused(ref r) if r.state == DocumentState::Queued));
+        // Delivery never moves a discarded document again.
+        store
+            .update_documents(
+                &[DocumentUpdate {
+                    id: queued.id,
+                    state: DocumentState::Failed,
+                    xero_id: None,
+                    xero_number: None,
+                    message: Some("late".into()),
+                    attempt: true,
+                }],
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            store.document(device, queued.id).unwrap().unwrap().state,
+            DocumentState::Discarded
+        );
+        // Another device's document is not found.
+        assert!(matches!(
+            store
+                .discard_document(Uuid::new_v4(), other.id, "x", now)
+                .unwrap(),
+            Change::NotFound
+        ));
     }
 
     #[test]
