@@ -878,10 +878,7 @@ impl App {
 
     /// Keeps what the proxy last said of the connection, for Home while offline.
     fn remember_connection(&self, info: &ConnectionInfo) -> Result<(), OutboxError> {
-        self.outbox().set_meta(
-            "connection",
-            &serde_json::to_string(info).expect("connection info serializes"),
-        )
+        self.syncer.remember_connection(info)
     }
 
     fn set_status(&self, f: impl FnOnce(&mut SyncStatus)) {

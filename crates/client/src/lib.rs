@@ -4,11 +4,13 @@
 //! for), documents with Xero's totals, the local outbox that keeps working offline, and the sync
 //! loop that sends it and mirrors the proxy's events.
 
+pub mod advice;
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod credentials;
 pub mod documents;
+pub mod fix;
 pub mod identity;
 pub mod outbox;
 pub mod pairing;

@@ -30,6 +30,10 @@ pub struct Entry {
     pub xero_number: Option<String>,
     /// Xero's message when it refused the document, or the proxy's reasons when it rejected it.
     pub message: Option<String>,
+    /// 1, and one more for each correction the proxy accepted (as the proxy counts them).
+    pub version: u32,
+    /// Why a person discarded it.
+    pub discard_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -40,16 +44,43 @@ pub enum Saved {
     New,
     /// The same document was already in the outbox: nothing changed.
     AlreadySaved,
-    /// It replaces a document of the same `client_ref` that the proxy had rejected.
+    /// It replaces a document of the same `client_ref` that the proxy had rejected (the proxy never
+    /// had it: the same version).
     Replaced,
+    /// It corrects a document of the same `client_ref` that Xero refused: the next version, sent
+    /// as a correction.
+    Corrected,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("'{client_ref}' is already used by another {kind} in the outbox: give this document its own client_ref")]
-    ClientRefInUse { client_ref: String, kind: String },
+    #[error("{}", in_use_message(client_ref, kind, *state))]
+    ClientRefInUse {
+        client_ref: String,
+        kind: String,
+        state: DocumentState,
+    },
+    /// The document is not in a state the action takes.
+    #[error("'{client_ref}' cannot be {action}: {why}")]
+    NotNow {
+        client_ref: String,
+        action: &'static str,
+        why: String,
+    },
+    #[error("there is no document '{0}' on this device")]
+    NotFound(String),
     #[error("the outbox at {path} cannot be used: {reason}")]
     Storage { path: String, reason: String },
+}
+
+fn in_use_message(client_ref: &str, kind: &str, state: DocumentState) -> String {
+    if !matches!(kind, "invoice" | "payment" | "shift") || state.correctable() {
+        return format!("'{client_ref}' is already used by a {kind} in the outbox: give this document its own client_ref");
+    }
+    format!(
+        "'{client_ref}' is already {} ({kind}): only a failed or rejected document can be corrected; give this document its own client_ref",
+        state.as_str()
+    )
 }
 
 /// How many documents are in each state.
@@ -96,7 +127,8 @@ impl Counts {
     }
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE documents (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     client_ref  TEXT NOT NULL UNIQUE,
@@ -111,7 +143,12 @@ CREATE TABLE documents (
 );
 CREATE INDEX documents_by_state ON documents (state, seq);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"#];
+"#,
+    r#"
+ALTER TABLE documents ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE documents ADD COLUMN discard_reason TEXT;
+"#,
+];
 
 pub struct Outbox {
     conn: Mutex<Connection>,
@@ -148,11 +185,13 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         message: r.get(7)?,
         created_at: time(8)?,
         updated_at: time(9)?,
+        version: r.get(10)?,
+        discard_reason: r.get(11)?,
     })
 }
 
 const COLUMNS: &str =
-    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at";
+    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at, version, discard_reason";
 
 /// The proxy's reasons for refusing a document, as one message.
 pub fn problems_message(problems: &[Problem]) -> String {
@@ -208,7 +247,11 @@ impl Outbox {
         f(&mut conn).map_err(|e| storage(&self.path, e))
     }
 
-    /// Saves a document (already checked, with its `client_ref`) as `pending`.
+    /// Saves a document (already checked, with its `client_ref`) as `pending`, by the proxy's
+    /// rule: the same document again changes nothing; a different one under the `client_ref` of a
+    /// rejected document replaces it, and of a failed one corrects it (the next version); under
+    /// any other document's `client_ref` it is refused. A replaced or corrected document moves to
+    /// the end: it is sent after what was saved before it now.
     pub fn save(&self, kind: DocumentKind, document: &Value) -> Result<Saved, OutboxError> {
         let client_ref = document["client_ref"]
             .as_str()
@@ -220,45 +263,111 @@ impl Outbox {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| storage(&self.path, e))?;
-        let existing: Option<(String, String, String)> = tx
+        let existing: Option<(String, String, String, u32)> = tx
             .query_row(
-                "SELECT kind, state, body FROM documents WHERE client_ref = ?1",
+                "SELECT kind, state, body, version FROM documents WHERE client_ref = ?1",
                 [&client_ref],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(|e| storage(&self.path, e))?;
-        let saved = match existing {
-            None => Saved::New,
-            // A rejected document goes again even unchanged: most rejections are mappings, fixed
-            // at the proxy, not in the document. Moved to the end: it is sent after what was
-            // saved before it now.
-            Some((k, state, _)) if k == kind.as_str() && state == "rejected" => {
-                tx.execute("DELETE FROM documents WHERE client_ref = ?1", [&client_ref])
-                    .map_err(|e| storage(&self.path, e))?;
-                Saved::Replaced
-            }
-            Some((k, _, b))
+        let state_of = |s: &str| DocumentState::parse(s).unwrap_or(DocumentState::Pending);
+        let (saved, version) = match existing {
+            None => (Saved::New, 1),
+            Some((k, _, b, _))
                 if k == kind.as_str()
                     && serde_json::from_str::<Value>(&b).ok().as_ref() == Some(document) =>
             {
                 return Ok(Saved::AlreadySaved);
             }
-            Some((k, _, _)) => {
+            Some((k, state, _, version))
+                if k == kind.as_str() && state_of(&state).correctable() =>
+            {
+                tx.execute("DELETE FROM documents WHERE client_ref = ?1", [&client_ref])
+                    .map_err(|e| storage(&self.path, e))?;
+                if state_of(&state) == DocumentState::Failed {
+                    (Saved::Corrected, version + 1)
+                } else {
+                    (Saved::Replaced, version)
+                }
+            }
+            Some((k, state, _, _)) => {
                 return Err(OutboxError::ClientRefInUse {
                     client_ref,
                     kind: k,
+                    state: state_of(&state),
                 })
             }
         };
         tx.execute(
-            "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at)
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
-            params![client_ref, kind.as_str(), body, now],
+            "INSERT INTO documents (client_ref, kind, state, body, created_at, updated_at, version)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?4, ?5)",
+            params![client_ref, kind.as_str(), body, now, version],
         )
         .map_err(|e| storage(&self.path, e))?;
         tx.commit().map_err(|e| storage(&self.path, e))?;
         Ok(saved)
+    }
+
+    /// A rejected document back to `pending`, unchanged, to go to the proxy again (its mapping may
+    /// be set now).
+    pub fn resend_rejected(&self, client_ref: &str) -> Result<Entry, OutboxError> {
+        self.change(client_ref, "sent again", &[DocumentState::Rejected], |c, now| {
+            c.execute(
+                "UPDATE documents SET state = 'pending', message = NULL, updated_at = ?2 WHERE client_ref = ?1",
+                params![client_ref, now],
+            )
+        })
+    }
+
+    /// Puts aside a document the proxy does not have (pending or rejected), with the reason.
+    pub fn discard_local(&self, client_ref: &str, reason: &str) -> Result<Entry, OutboxError> {
+        self.change(
+            client_ref,
+            "discarded here",
+            &[DocumentState::Pending, DocumentState::Rejected],
+            |c, now| {
+                c.execute(
+                    "UPDATE documents SET state = 'discarded', discard_reason = ?2, updated_at = ?3 WHERE client_ref = ?1",
+                    params![client_ref, reason, now],
+                )
+            },
+        )
+    }
+
+    /// Changes one document if it is in one of `states` (in one transaction), answering it as it is
+    /// now.
+    fn change(
+        &self,
+        client_ref: &str,
+        action: &'static str,
+        states: &[DocumentState],
+        f: impl FnOnce(&Connection, &str) -> rusqlite::Result<usize>,
+    ) -> Result<Entry, OutboxError> {
+        let now = Utc::now().to_rfc3339();
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| storage(&self.path, e))?;
+        let select = format!("SELECT {COLUMNS} FROM documents WHERE client_ref = ?1");
+        let entry = tx
+            .query_row(&select, [client_ref], row)
+            .optional()
+            .map_err(|e| storage(&self.path, e))?
+            .ok_or_else(|| OutboxError::NotFound(client_ref.to_string()))?;
+        if !states.contains(&entry.state) {
+            return Err(OutboxError::NotNow {
+                client_ref: client_ref.to_string(),
+                action,
+                why: format!("it is {}", entry.state.as_str()),
+            });
+        }
+        f(&tx, &now).map_err(|e| storage(&self.path, e))?;
+        let entry = tx
+            .query_row(&select, [client_ref], row)
+            .map_err(|e| storage(&self.path, e))?;
+        tx.commit().map_err(|e| storage(&self.path, e))?;
+        Ok(entry)
     }
 
     /// Whether any document waits to go to the proxy (an index lookup: cheap to ask often).
@@ -293,14 +402,17 @@ impl Outbox {
                     Upload::Accepted(view) => {
                         tx.execute(
                             "UPDATE documents SET state = ?2, xero_id = ?3, xero_number = ?4, message = ?5,
-                             updated_at = ?6 WHERE seq = ?1 AND state = 'pending'",
+                             updated_at = ?6, version = COALESCE(?7, version), discard_reason = ?8
+                             WHERE seq = ?1 AND state = 'pending'",
                             params![
                                 seq,
                                 view.as_ref().map_or("queued", |v| v.state.as_str()),
                                 view.as_ref().and_then(|v| v.xero_id.map(|i| i.to_string())),
                                 view.as_ref().and_then(|v| v.xero_number.clone()),
                                 view.as_ref().and_then(|v| v.message.clone()),
-                                now
+                                now,
+                                view.as_ref().map(|v| v.version),
+                                view.as_ref().and_then(|v| v.discard_reason.clone()),
                             ],
                         )?;
                     }
@@ -336,21 +448,7 @@ impl Outbox {
                 .unwrap_or(0);
             let mut changed = 0;
             for (_, v) in events.iter().filter(|(seq, _)| *seq > stored) {
-                changed += tx.execute(
-                    "UPDATE documents SET state = ?3, xero_id = COALESCE(?4, xero_id),
-                     xero_number = COALESCE(?5, xero_number), message = ?6, updated_at = ?7
-                     WHERE client_ref = ?1 AND kind = ?2
-                       AND (state != ?3 OR xero_number IS NOT ?5 OR message IS NOT ?6)",
-                    params![
-                        v.client_ref,
-                        v.kind.as_str(),
-                        v.state.as_str(),
-                        v.xero_id.map(|i| i.to_string()),
-                        v.xero_number,
-                        v.message,
-                        now
-                    ],
-                )?;
+                changed += follow(&tx, v, &now)?;
             }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('events_cursor', ?1)
@@ -360,6 +458,12 @@ impl Outbox {
             tx.commit()?;
             Ok(changed)
         })
+    }
+
+    /// Takes the proxy's word for one document (its answer to a person's action).
+    pub fn record(&self, view: &DocumentView) -> Result<(), OutboxError> {
+        let now = Utc::now().to_rfc3339();
+        self.with(|c| follow(c, view, &now).map(|_| ()))
     }
 
     /// Starts the event feed from the beginning: after pairing, the feed is a new one (another
@@ -438,6 +542,29 @@ impl Outbox {
             Ok(counts)
         })
     }
+}
+
+/// Moves a document to the state the proxy reports. A report about an older version than the
+/// device has (a correction not yet uploaded) is left alone: it would undo the correction.
+fn follow(c: &Connection, v: &DocumentView, now: &str) -> rusqlite::Result<usize> {
+    c.execute(
+        "UPDATE documents SET state = ?3, xero_id = COALESCE(?4, xero_id),
+         xero_number = COALESCE(?5, xero_number), message = ?6, updated_at = ?7, version = ?8,
+         discard_reason = ?9
+         WHERE client_ref = ?1 AND kind = ?2 AND version <= ?8
+           AND (state != ?3 OR xero_number IS NOT ?5 OR message IS NOT ?6 OR version != ?8)",
+        params![
+            v.client_ref,
+            v.kind.as_str(),
+            v.state.as_str(),
+            v.xero_id.map(|i| i.to_string()),
+            v.xero_number,
+            v.message,
+            now,
+            v.version,
+            v.discard_reason,
+        ],
+    )
 }
 
 /// The proxy's answer about one uploaded document.
@@ -531,25 +658,22 @@ mod tests {
         let counts = outbox.counts().unwrap();
         assert_eq!((counts.sent, counts.rejected, counts.total()), (1, 1, 2));
 
-        // A rejected document goes again when saved again, even unchanged (its category may have
-        // been mapped since), and can be fixed under its client_ref.
+        // A rejected document saved again unchanged is the same document: it is sent again
+        // with `resend_rejected` (its category may be mapped since), and fixed under its
+        // client_ref by saving the fixed one.
         let old_b = seq("b");
         assert_eq!(
             outbox
                 .save(DocumentKind::Payment, &json!({"client_ref": "b"}))
                 .unwrap(),
-            Saved::Replaced
+            Saved::AlreadySaved
         );
-        // A late answer about the old row leaves the new one alone.
-        outbox
-            .uploaded(&[(old_b, Upload::Rejected("late".into()))])
-            .unwrap();
         assert_eq!(
-            outbox.get("b").unwrap().unwrap().state,
+            outbox.resend_rejected("b").unwrap().state,
             DocumentState::Pending
         );
         outbox
-            .uploaded(&[(seq("b"), Upload::Rejected("still unmapped".into()))])
+            .uploaded(&[(old_b, Upload::Rejected("still unmapped".into()))])
             .unwrap();
         assert_eq!(
             outbox
@@ -560,11 +684,75 @@ mod tests {
                 .unwrap(),
             Saved::Replaced
         );
+        // A late answer about the old row leaves the new one alone.
+        outbox
+            .uploaded(&[(old_b, Upload::Rejected("late".into()))])
+            .unwrap();
+        let b = outbox.get("b").unwrap().unwrap();
+        assert_eq!((b.state, b.version), (DocumentState::Pending, 1));
         assert_eq!(outbox.counts().unwrap().pending, 1);
+        // Neither a sent document can be changed, nor a pending one discarded twice.
+        let sent = outbox
+            .save(DocumentKind::Invoice, &json!({"client_ref": "a", "n": 3}))
+            .unwrap_err();
+        assert!(sent.to_string().contains("already sent"), "{sent}");
+        outbox.discard_local("b", "typed twice").unwrap();
+        assert!(matches!(
+            outbox.discard_local("b", "again"),
+            Err(OutboxError::NotNow { .. })
+        ));
+        assert_eq!(outbox.counts().unwrap().discarded, 1);
         drop(outbox);
         // Reopened: everything is still there.
         let again = Outbox::open(&dir).unwrap();
         assert_eq!(again.list(None).unwrap().len(), 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_failed_document_is_corrected_as_its_next_version_and_old_news_cannot_undo_it() {
+        let dir = temp();
+        let outbox = Outbox::open(&dir).unwrap();
+        outbox
+            .save(DocumentKind::Invoice, &json!({"client_ref": "c", "n": 1}))
+            .unwrap();
+        outbox
+            .uploaded(&[(
+                1,
+                Upload::Accepted(Some(view("c", DocumentState::Queued, None))),
+            )])
+            .unwrap();
+        let mut failed = view("c", DocumentState::Failed, None);
+        failed.message = Some("Account code '999' is not valid".into());
+        outbox.apply(&[(1, &failed)], 1).unwrap();
+        assert_eq!(outbox.counts().unwrap().needs_attention(), 1);
+        assert_eq!(
+            outbox
+                .save(DocumentKind::Invoice, &json!({"client_ref": "c", "n": 2}))
+                .unwrap(),
+            Saved::Corrected
+        );
+        let c = outbox.get("c").unwrap().unwrap();
+        assert_eq!(
+            (c.state, c.version, c.message),
+            (DocumentState::Pending, 2, None)
+        );
+        assert_eq!(outbox.counts().unwrap().needs_attention(), 0);
+        // The feed repeats the old version's failure (another process read it late): the
+        // correction, not yet sent, stays.
+        outbox.apply(&[(2, &failed)], 2).unwrap();
+        assert_eq!(
+            outbox.get("c").unwrap().unwrap().state,
+            DocumentState::Pending
+        );
+        // The proxy's word on the new version is taken.
+        let mut queued = view("c", DocumentState::Queued, None);
+        queued.version = 2;
+        outbox.apply(&[(3, &queued)], 3).unwrap();
+        assert_eq!(
+            outbox.get("c").unwrap().unwrap().state,
+            DocumentState::Queued
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

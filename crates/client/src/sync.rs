@@ -55,6 +55,9 @@ impl SyncError {
             | Self::Credentials(FreshError::Client(ClientError::Api { code, .. })) => code.as_str(),
             Self::Client(ClientError::Protocol(_))
             | Self::Credentials(FreshError::Client(ClientError::Protocol(_))) => "protocol",
+            Self::Outbox(OutboxError::NotFound(_)) => "not_found",
+            Self::Outbox(OutboxError::NotNow { .. }) => "conflict",
+            Self::Outbox(OutboxError::ClientRefInUse { .. }) => "client_ref_in_use",
             Self::Outbox(_) => "outbox",
         }
     }
@@ -257,10 +260,34 @@ impl Syncer {
         }
     }
 
-    /// The connection as the proxy reports it.
+    /// The connection as the proxy reports it (kept, for when the proxy cannot be reached).
     pub async fn connection(&self) -> Result<ConnectionInfo, SyncError> {
-        self.authed(|client, creds| async move { client.connection(&creds.access_token).await })
-            .await
+        let info = self
+            .authed(|client, creds| async move { client.connection(&creds.access_token).await })
+            .await?;
+        self.remember_connection(&info)?;
+        Ok(info)
+    }
+
+    /// Keeps what the proxy last said of the connection.
+    pub fn remember_connection(&self, info: &ConnectionInfo) -> Result<(), OutboxError> {
+        self.outbox.set_meta(
+            "connection",
+            &serde_json::to_string(info).expect("connection info serializes"),
+        )
+    }
+
+    /// What the device last heard of its connection: from the proxy, or else from pairing.
+    /// `None` when it is not paired.
+    pub fn known_connection(&self) -> Option<ConnectionInfo> {
+        let heard = self
+            .outbox
+            .meta("connection")
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str::<Option<ConnectionInfo>>(&t).ok())
+            .flatten();
+        heard.or_else(|| self.store.load().ok().flatten().map(|c| c.connection))
     }
 
     /// `GET /v1/mappings`: the mappings and, with `offered`, the organisation's accounts and tax
@@ -320,7 +347,8 @@ impl Syncer {
         }
         self.store
             .delete()
-            .map_err(|e| SyncError::Credentials(FreshError::Store(e)))
+            .map_err(|e| SyncError::Credentials(FreshError::Store(e)))?;
+        Ok(self.outbox.set_meta("connection", "null")?)
     }
 
     /// Passes until `until` holds, backing off while the proxy is unreachable; stops on an error

@@ -8,18 +8,18 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const CLI: &str = env!("CARGO_BIN_EXE_ledgerlink-under-test");
+pub(crate) const CLI: &str = env!("CARGO_BIN_EXE_ledgerlink-under-test");
 
 /// A device's data directory and the CLI run on it (with the file credential store, as in CI).
 #[derive(Clone)]
-struct Cli {
-    dir: PathBuf,
+pub(crate) struct Cli {
+    pub(crate) dir: PathBuf,
     /// Removes the directory when the last clone goes.
     _guard: std::sync::Arc<TempDir>,
 }
 
 impl Cli {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("ll-cli-{}", uuid::Uuid::new_v4()));
         Self {
             _guard: std::sync::Arc::new(TempDir(dir.clone())),
@@ -27,7 +27,7 @@ impl Cli {
         }
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut c = Command::new(CLI);
         c.arg("--data-dir")
             .arg(&self.dir)
@@ -38,8 +38,15 @@ impl Cli {
         c
     }
 
-    /// Runs the CLI to the end: its exit status and every JSON line it printed.
-    async fn run(&self, args: &[&str]) -> (bool, Vec<Value>) {
+    /// Runs the CLI to the end (with no terminal: standard input closed): whether it succeeded
+    /// and every JSON line it printed.
+    pub(crate) async fn run(&self, args: &[&str]) -> (bool, Vec<Value>) {
+        let (code, lines, _) = self.exit(args).await;
+        (code == 0, lines)
+    }
+
+    /// Runs the CLI to the end: its exit code, every JSON line it printed, and its stderr.
+    pub(crate) async fn exit(&self, args: &[&str]) -> (i32, Vec<Value>, String) {
         let mut command = self.command();
         command.args(args);
         let out = tokio::task::spawn_blocking(move || command.output().unwrap())
@@ -49,18 +56,22 @@ impl Cli {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not a JSON line: {l}")))
             .collect();
-        (out.status.success(), lines)
+        (
+            out.status.code().expect("ended, not killed"),
+            lines,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// The last line of a successful run.
-    async fn ok(&self, args: &[&str]) -> Value {
+    pub(crate) async fn ok(&self, args: &[&str]) -> Value {
         let (ok, lines) = self.run(args).await;
         assert!(ok, "ledgerlink {args:?} failed: {lines:?}");
         lines.last().cloned().unwrap_or(Value::Null)
     }
 
     /// `ledgerlink pair`, with the person's browser step done over HTTP.
-    async fn pair(&self, world: &World) {
+    pub(crate) async fn pair(&self, world: &World) {
         self.pair_named(world, None).await;
     }
 
@@ -106,7 +117,7 @@ impl Cli {
     }
 
     /// The mappings the examples need, set through the CLI.
-    async fn map_the_examples(&self) {
+    pub(crate) async fn map_the_examples(&self) {
         for args in [
             &[
                 "mappings",
@@ -131,14 +142,14 @@ impl Cli {
             &["mappings", "set", "tender", "cash", "--account", "092"],
             &["mappings", "set", "tender", "card", "--account", "615"],
             &["mappings", "set", "tender", "voucher", "--account", "091"],
-            &["mappings", "set", "over-short", "408"],
+            &["mappings", "set", "over-short", "--account", "408"],
         ] {
             self.ok(args).await;
         }
     }
 
     /// `ledgerlink outbox --json`, by client_ref.
-    async fn outbox(&self, extra: &[&str]) -> std::collections::BTreeMap<String, Value> {
+    pub(crate) async fn outbox(&self, extra: &[&str]) -> std::collections::BTreeMap<String, Value> {
         let mut args = vec!["outbox"];
         args.extend_from_slice(extra);
         let (ok, lines) = self.run(&args).await;
@@ -150,7 +161,7 @@ impl Cli {
     }
 }
 
-fn example(name: &str) -> Value {
+pub(crate) fn example(name: &str) -> Value {
     serde_json::from_str(
         &std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}")),

@@ -2,6 +2,7 @@
 //! drive them over plain HTTP, as the desktop app and a person would.
 
 mod cli;
+mod cli_fix;
 mod corrections;
 mod crash;
 mod hardening;
