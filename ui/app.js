@@ -2,6 +2,7 @@
 // decimal string from Rust; nothing here does arithmetic on money.
 import {
   problemsByField, invoiceDraft, shiftDraft, formatMoney, overShort, ago, homeCounts,
+  invoiceFormValues, invoiceFitsForm,
   connectionLabel, offlineNotice,
 } from "./logic.js";
 
@@ -428,10 +429,44 @@ async function openInvoice() {
   await resetInvoice();
 }
 
+/** The invoice form filled with a saved invoice that needs fixing: saving it sends the correction. */
+async function fixInvoice(d) {
+  if (!app.offer) await loadOffer(false);
+  const f = $("invoice-form");
+  f.reset();
+  app.invoiceTried = true;
+  showProblems(f, []);
+  const v = invoiceFormValues(d.body);
+  app.invoiceRef = d.client_ref;
+  app.fixing = d.client_ref;
+  f.contact.value = v.contact;
+  f.email.value = v.email;
+  f.date.value = v.date;
+  f.due_date.value = v.due_date;
+  f.reference.value = v.reference;
+  f.tax_mode.value = v.tax_mode;
+  f.approve.checked = v.approve;
+  $("invoice-lines").replaceChildren();
+  for (const l of v.lines) {
+    const tr = addLine(l);
+    tr.querySelector("[name=choice]").value = l.choice;
+    syncTaxSelect(tr);
+    if (!l.choice.startsWith("cat:")) tr.querySelector("[name=tax_type]").value = l.tax_type;
+  }
+  $("invoice-heading").textContent = `Fix invoice ${d.client_ref}`;
+  $("invoice-cancel-fix").hidden = false;
+  say("invoice-message", d.message ? `${d.state === "rejected" ? "Ledgerlink" : "Xero"} said: ${d.message}` : "", "bad");
+  location.hash = "#invoice";
+  previewInvoice();
+}
+
 async function resetInvoice() {
   const f = $("invoice-form");
   f.reset();
   app.invoiceTried = false;
+  app.fixing = null;
+  $("invoice-heading").textContent = "New invoice";
+  $("invoice-cancel-fix").hidden = true;
   showProblems(f, []);
   app.invoiceRef = await call("new_client_ref", { kindWord: "invoice" });
   f.date.value = new Date().toISOString().slice(0, 10);
@@ -448,6 +483,7 @@ function wireInvoice() {
   const f = $("invoice-form");
   f.addEventListener("input", previewInvoice);
   f.addEventListener("change", previewInvoice);
+  $("invoice-cancel-fix").addEventListener("click", () => resetInvoice());
   $("invoice-add-line").addEventListener("click", () => {
     addLine().querySelector("[name=description]").focus();
     previewInvoice();
@@ -457,11 +493,16 @@ function wireInvoice() {
     app.invoiceTried = true;
     $("invoice-save").disabled = true;
     try {
+      const fixing = app.fixing;
       const saved = await call("save_document", { kindWord: "invoice", draft: invoiceDraft(invoiceValues()) });
-      toast(saved.already_saved ? "Already saved." : "Saved. Sending to Xero…");
+      if (fixing && saved.already_saved) {
+        say("invoice-message", "Nothing changed: correct the invoice first, or use Send again in Documents.", "bad");
+        return;
+      }
+      toast(saved.already_saved ? "Already saved." : saved.corrected ? "Correction saved. Sending to Xero…" : "Saved. Sending to Xero…");
       app.invoiceRef = null;
       await resetInvoice();
-      say("invoice-message", `Saved ${saved.client_ref}: see Documents for its state.`, "good");
+      say("invoice-message", `${saved.corrected ? "Corrected" : "Saved"} ${saved.client_ref}: see Documents for its state.`, "good");
     } catch (e) {
       showProblems(f, e.problems || []);
       say("invoice-message", e.message, "bad");
@@ -583,7 +624,7 @@ function stateCell(r) {
 function docRow(r) {
   const tr = el("tr", { class: `doc${app.selected === r.client_ref ? " selected" : ""}`, dataset: { ref: r.client_ref, state: r.state }, tabindex: "0" },
     el("td", {}, el("div", { class: "title" }, r.title || r.client_ref), el("div", { class: "ref" }, r.client_ref),
-      r.message ? el("div", { class: "message" }, r.message) : null),
+      r.message && ["failed", "rejected"].includes(r.state) ? el("div", { class: "message" }, r.message) : null),
     el("td", {}, r.kind),
     el("td", { class: "num" }, r.amount ? formatMoney(r.amount) : ""),
     el("td", {}, stateCell(r)),
@@ -625,11 +666,25 @@ async function showDocument(clientRef, highlight = true) {
     ...fact("Amount", d.amount ? formatMoney(d.amount) : null),
     ...fact("Reference", d.body.reference),
     ...fact("Client ref", d.client_ref),
+    ...fact("Version", d.version > 1 ? `${d.version} (corrected)` : null),
+    ...fact("Discarded because", d.discard_reason),
     ...fact("Saved", new Date(d.created_at).toLocaleString()),
     ...fact("Updated", new Date(d.updated_at).toLocaleString()));
+  // A refusal waiting for a person is red; one put right or put aside is history.
+  const open = ["failed", "rejected"].includes(d.state);
   $("doc-message").hidden = !d.message;
-  $("doc-message").className = "banner bad";
-  $("doc-message").textContent = d.message ? `${d.state === "rejected" ? "Ledgerlink" : "Xero"} says: ${d.message}` : "";
+  $("doc-message").className = open ? "banner bad" : "banner plain";
+  $("doc-message").textContent = d.message ? `${d.state === "rejected" ? "Ledgerlink" : "Xero"} ${open ? "says" : "said"}: ${d.message}` : "";
+  $("doc-advice").hidden = !d.advice;
+  $("doc-advice").textContent = d.advice || "";
+  const fits = d.kind === "invoice" && invoiceFitsForm(d.body);
+  $("doc-actions").hidden = !(d.can_fix || d.can_retry || d.can_discard);
+  $("doc-fix").hidden = !d.can_fix;
+  $("doc-fix").disabled = !fits;
+  $("doc-fix").title = fits ? "" : "This invoice has details the form does not show: correct it with `ledgerlink push` under the same client_ref.";
+  $("doc-retry").hidden = !d.can_retry;
+  $("doc-discard").hidden = !d.can_discard;
+  app.shown = d;
   const lines = d.kind === "invoice"
     ? (d.body.lines || []).map((l, i) => el("tr", {}, el("td", {}, l.description), el("td", { class: "num" }, l.quantity), el("td", { class: "num" }, formatMoney(l.unit_amount)),
       el("td", { class: "num" }, d.totals?.lines[i] ? formatMoney(d.totals.lines[i].amount) : "")))
@@ -651,6 +706,22 @@ function wireDocuments() {
   }
   $("docs-kind").addEventListener("change", renderDocuments);
   $("docs-text").addEventListener("input", renderDocuments);
+  $("doc-fix").addEventListener("click", () => app.shown && fixInvoice(app.shown));
+  $("doc-retry").addEventListener("click", async () => {
+    const d = app.shown;
+    if (!d) return;
+    $("doc-retry").disabled = true;
+    try {
+      const now = await call("retry_document", { clientRef: d.client_ref });
+      toast(now.state === "rejected" ? `Refused again: ${now.message}` : "Sending again…");
+      await renderDocuments();
+    } catch (e) {
+      toast(e.advice ? `${e.message} ${e.advice}` : e.message);
+    } finally {
+      $("doc-retry").disabled = false;
+    }
+  });
+  $("doc-discard").addEventListener("click", () => app.shown && discardDocument(app.shown));
   $("doc-close").addEventListener("click", () => {
     app.selected = null;
     $("doc-detail").hidden = true;
@@ -711,6 +782,35 @@ function collectMappings() {
   }
   if ($("map-over-short").value) out.over_short_account = $("map-over-short").value;
   return out;
+}
+
+/** Asks why, then discards: the dialog stays open with the problem when the reason is refused. */
+function discardDocument(d) {
+  const dialog = $("discard-dialog");
+  const f = $("discard-form");
+  f.reset();
+  showProblems(f, []);
+  say("discard-message", "");
+  $("discard-title").textContent = `Discard ${d.title || d.client_ref}?`;
+  const submit = async (ev) => {
+    if (ev.submitter?.value !== "ok") return;
+    ev.preventDefault();
+    try {
+      await call("discard_document", { clientRef: d.client_ref, reason: f.reason.value });
+      dialog.close();
+      toast(`Discarded ${d.client_ref}: it will not be sent.`);
+      await renderDocuments();
+    } catch (e) {
+      // A problem with the reason shows under it; anything else (the proxy refused) here.
+      showProblems(f, e.problems || []);
+      say("discard-message", e.problems?.length ? "" : [e.message, e.advice].filter(Boolean).join(" "), "bad");
+    }
+  };
+  f.reason.oninput = () => showProblems(f, []);
+  f.addEventListener("submit", submit);
+  dialog.addEventListener("close", () => f.removeEventListener("submit", submit), { once: true });
+  dialog.showModal();
+  f.reason.focus();
 }
 
 function confirmDialog(title, text, ok) {

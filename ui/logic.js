@@ -55,6 +55,51 @@ export function invoiceDraft(v) {
   return draft;
 }
 
+/**
+ * The invoice form's values for a saved invoice (to fix it): the inverse of invoiceDraft. The
+ * form keeps the document's client_ref, so saving it sends a correction of the same document.
+ */
+export function invoiceFormValues(doc) {
+  const d = doc || {};
+  return {
+    client_ref: d.client_ref,
+    contact: d.contact?.name || "",
+    email: d.contact?.email || "",
+    date: d.date || "",
+    due_date: d.due_date || "",
+    reference: d.reference || "",
+    tax_mode: d.tax_mode || "exclusive",
+    approve: d.status !== "draft",
+    lines: (d.lines || []).map((l) => ({
+      description: l.description || "",
+      quantity: l.quantity == null ? "" : String(l.quantity),
+      unit_amount: l.unit_amount == null ? "" : String(l.unit_amount),
+      choice: l.sales_category ? `cat:${l.sales_category}` : l.account_code ? `acc:${l.account_code}` : "",
+      tax_type: l.tax_type || "",
+    })),
+  };
+}
+
+/** Keys in a stable order, so two documents compare by content, not by how they were written. */
+function canonical(v) {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(Object.keys(v).sort().filter((k) => v[k] !== undefined).map((k) => [k, canonical(v[k])]));
+  }
+  return v;
+}
+
+/**
+ * Whether the invoice form shows everything of this invoice (a bill, a contact number or a line
+ * with an item code is not on the form): only then is Fix offered, or saving would drop them.
+ */
+export function invoiceFitsForm(doc) {
+  const withDefaults = { type: "sale", tax_mode: "exclusive", status: "authorised", ...doc };
+  const round = invoiceDraft(invoiceFormValues(doc));
+  const norm = (d) => JSON.stringify(canonical({ ...d, lines: (d.lines || []).map((l) => ({ ...l, quantity: String(l.quantity), unit_amount: String(l.unit_amount) })) }));
+  return norm(round) === norm(withDefaults);
+}
+
 /** A datetime-local value ("2026-11-20T08:00") as UTC RFC 3339, or "" when empty/invalid. */
 export function localToUtc(value) {
   if (!trim(value)) return "";
@@ -122,6 +167,8 @@ export function homeCounts(c) {
   return {
     queued: n("pending") + n("queued") + n("sending"),
     sent: n("sent"),
+    // What needs attention: refused by Xero or by the proxy, and neither corrected (queued again)
+    // nor discarded.
     failed: n("failed") + n("rejected"),
     paid: n("paid"),
   };

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   fieldPath, problemsByField, invoiceDraft, shiftDraft, localToUtc, formatMoney, overShort, ago,
-  homeCounts, connectionLabel, offlineNotice,
+  homeCounts, connectionLabel, offlineNotice, invoiceFormValues, invoiceFitsForm,
 } from "./logic.js";
 
 test("problems land on their form fields", () => {
@@ -61,6 +61,26 @@ test("money is formatted without floats", () => {
   assert.deepEqual(overShort("-1.50"), { label: "Short", amount: "1.50", tone: "bad" });
   assert.deepEqual(overShort("0.00"), { label: "Balanced", amount: "0.00", tone: "good" });
   assert.equal(overShort("2").label, "Over");
+});
+
+test("a saved invoice fills the form it came from, and only such an invoice is fixed in the form", () => {
+  const doc = {
+    client_ref: "till-0007", type: "sale", contact: { name: "Harbour Cafe", email: "a@b.c" }, date: "2026-11-20",
+    tax_mode: "inclusive", status: "authorised", reference: "Table 4",
+    lines: [
+      { description: "Flat white", quantity: "2", unit_amount: "4.80", sales_category: "Drinks" },
+      { description: "Muffin", quantity: 1, unit_amount: "3.95", account_code: "200", tax_type: "OUTPUT2" },
+    ],
+  };
+  const v = invoiceFormValues(doc);
+  assert.equal(v.client_ref, "till-0007");
+  assert.equal(v.lines[0].choice, "cat:Drinks");
+  assert.equal(v.lines[1].choice, "acc:200");
+  assert.equal(v.lines[1].quantity, "1");
+  assert.equal(invoiceDraft(v).client_ref, "till-0007", "saving the form corrects the same document");
+  assert.equal(invoiceFitsForm(doc), true);
+  assert.equal(invoiceFitsForm({ ...doc, type: "bill" }), false, "a bill is not on the form");
+  assert.equal(invoiceFitsForm({ ...doc, contact: { name: "X", contact_number: "C-1" } }), false);
 });
 
 test("states and counts read as people say them", () => {

@@ -94,6 +94,20 @@ fn document(app: Shared<'_>, client_ref: String) -> Result<DocumentDetail, UiErr
 }
 
 #[tauri::command]
+async fn retry_document(app: Shared<'_>, client_ref: String) -> Result<DocumentDetail, UiError> {
+    app.retry(&client_ref).await
+}
+
+#[tauri::command]
+async fn discard_document(
+    app: Shared<'_>,
+    client_ref: String,
+    reason: String,
+) -> Result<DocumentDetail, UiError> {
+    app.discard(&client_ref, &reason).await
+}
+
+#[tauri::command]
 async fn mappings(app: Shared<'_>, refresh: bool) -> Result<Value, UiError> {
     app.mappings(refresh).await
 }
@@ -209,6 +223,8 @@ pub fn run() {
             save_document,
             documents,
             document,
+            retry_document,
+            discard_document,
             mappings,
             save_mappings,
             settings,

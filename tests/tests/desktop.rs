@@ -3,6 +3,7 @@
 //! `WebKitWebDriver`), against the sandbox and the proxy. Connect (the browser step done over HTTP
 //! with the code the app shows), map categories and tenders, create an invoice in the form and see
 //! it sent with Xero's number, pay it in the sandbox and see it paid, send an end-of-shift summary,
+//! fix an invoice Xero refused and see the correction sent, discard another,
 //! disconnect. A screenshot of each screen goes to `target/e2e-screens/`.
 //!
 //! It needs a display, a D-Bus session and the driver: `./scripts/test` runs it inside
@@ -538,6 +539,155 @@ async fn flow() {
     )
     .await;
     ui.shot("documents-shift").await;
+
+    // A mistake put right: an invoice to a contact archived in Xero fails with the reason and what
+    // to do; Fix opens it in the form, the corrected one is sent as the same document.
+    ui.go("invoice").await;
+    ui.fill("#invoice-form [name=contact]", "Old Supplies Ltd")
+        .await;
+    ui.fill("#invoice-lines tr:first-child [name=description]", "Scones")
+        .await;
+    ui.fill("#invoice-lines tr:first-child [name=unit_amount]", "5.00")
+        .await;
+    ui.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
+        .await;
+    ui.until_text("#invoice-total", "5.75", |t| t == "5.75")
+        .await;
+    ui.click("#invoice-save").await;
+    let saved = ui
+        .until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
+        .await;
+    let fixed_ref = saved
+        .trim_start_matches("Saved ")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    ui.go("documents").await;
+    let failed_row = format!("#docs-rows tr.doc[data-ref='{fixed_ref}'][data-state=failed]");
+    ui.find(&failed_row).await;
+    ui.click(&format!("{failed_row} .title")).await;
+    let message = ui
+        .until_text("#doc-message", "Xero's refusal", |t| t.contains("archived"))
+        .await;
+    assert!(message.contains("Old Supplies Ltd"), "{message}");
+    let advice = ui.text("#doc-advice").await;
+    assert!(
+        advice.contains("Fix") && !advice.contains("ledgerlink"),
+        "{advice}"
+    );
+    ui.go("home").await;
+    ui.until_text("#count-failed", "one needing attention", |t| t == "1")
+        .await;
+    ui.go("documents").await;
+    ui.click(&format!("{failed_row} .title")).await;
+    ui.find("#doc-fix").await;
+    ui.shot("document-failed").await;
+    ui.click("#doc-fix").await;
+    ui.until_text("#invoice-heading", "the fix form", |t| {
+        t == format!("Fix invoice {fixed_ref}")
+    })
+    .await;
+    assert_eq!(
+        ui.find("#invoice-form [name=contact]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Old Supplies Ltd"),
+        "the form opens with the document"
+    );
+    ui.until_text("#invoice-total", "the same total", |t| t == "5.75")
+        .await;
+    ui.fill("#invoice-form [name=contact]", "Harbour Cafe")
+        .await;
+    ui.shot("invoice-fix").await;
+    ui.click("#invoice-save").await;
+    ui.until_text("#invoice-message", "corrected", |t| {
+        t.starts_with(&format!("Corrected {fixed_ref}"))
+    })
+    .await;
+    ui.go("documents").await;
+    let fixed_number = ui
+        .until_text(
+            &format!("#docs-rows tr.doc[data-ref='{fixed_ref}'][data-state=sent] .xero-number"),
+            "the correction in Xero",
+            |t| t.starts_with("INV-"),
+        )
+        .await;
+    let invoices = world.xero_get("Invoices").await;
+    let fixed_in_xero: Vec<_> = invoices["Invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["InvoiceNumber"] == fixed_number.as_str())
+        .collect();
+    assert_eq!(fixed_in_xero.len(), 1);
+    assert_eq!(fixed_in_xero[0]["Contact"]["Name"], "Harbour Cafe");
+    ui.click(&format!("#docs-rows tr.doc[data-ref='{fixed_ref}'] .title"))
+        .await;
+    ui.until_text("#doc-facts", "version 2", |t| t.contains("2 (corrected)"))
+        .await;
+    ui.shot("document-fixed").await;
+
+    // Another one is discarded, with a reason; it leaves what needs attention.
+    ui.go("invoice").await;
+    ui.fill("#invoice-form [name=contact]", "Old Supplies Ltd")
+        .await;
+    ui.fill(
+        "#invoice-lines tr:first-child [name=description]",
+        "Rung up twice",
+    )
+    .await;
+    ui.fill("#invoice-lines tr:first-child [name=unit_amount]", "1.00")
+        .await;
+    ui.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
+        .await;
+    ui.until_text("#invoice-total", "1.15", |t| t == "1.15")
+        .await;
+    ui.click("#invoice-save").await;
+    let saved = ui
+        .until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
+        .await;
+    let discard_ref = saved
+        .trim_start_matches("Saved ")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    ui.go("documents").await;
+    let failed_row = format!("#docs-rows tr.doc[data-ref='{discard_ref}'][data-state=failed]");
+    ui.find(&failed_row).await;
+    ui.click(&format!("{failed_row} .title")).await;
+    ui.click("#doc-discard").await;
+    ui.click("#discard-ok").await;
+    ui.until_text("#discard-form .field-msg", "a reason asked for", |t| {
+        t.contains("say why")
+    })
+    .await;
+    ui.fill(
+        "#discard-form [name=reason]",
+        "Rung up twice; the customer paid once",
+    )
+    .await;
+    ui.shot("discard").await;
+    ui.click("#discard-ok").await;
+    ui.until_text(
+        &format!("#docs-rows tr.doc[data-ref='{discard_ref}']"),
+        "discarded",
+        |t| t.contains("Discarded"),
+    )
+    .await;
+    ui.until_text("#doc-facts", "the reason", |t| {
+        t.contains("Rung up twice; the customer paid once")
+    })
+    .await;
+    ui.shot("document-discarded").await;
+    ui.go("home").await;
+    ui.until_text("#count-failed", "nothing needing attention", |t| t == "0")
+        .await;
+    ui.go("documents").await;
 
     // Offline: with the proxy gone, an invoice is still taken, the app says it waits on this
     // device, and it goes out once the proxy is back.

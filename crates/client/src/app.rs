@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
+use crate::advice::{self, Surface};
 use crate::api::ProxyClient;
 use crate::credentials::{CredentialStore, FreshError};
 use crate::documents::{self, InvoiceTotals, ShiftSummary, TaxRates};
@@ -32,6 +33,9 @@ pub struct UiError {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
+    /// What to do, as an action on a screen (from [`crate::advice`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 impl UiError {
@@ -40,6 +44,7 @@ impl UiError {
             code: code.into(),
             message: message.into(),
             problems: Vec::new(),
+            advice: advice::advice(code, Surface::Desktop, None),
         }
     }
 }
@@ -59,9 +64,8 @@ impl From<SyncError> for UiError {
                     message, problems, ..
                 }) if !problems.is_empty() => {
                     return Self {
-                        code: code.into(),
-                        message: message.clone(),
                         problems: problems.clone(),
+                        ..Self::new(code, message.clone())
                     }
                 }
                 _ => e.to_string(),
@@ -151,6 +155,15 @@ pub struct DocumentRow {
     pub xero_id: Option<String>,
     pub xero_number: Option<String>,
     pub message: Option<String>,
+    /// 1, and one more for each correction.
+    pub version: u32,
+    pub discard_reason: Option<String>,
+    /// For a document that needs attention: what to do, as screen actions.
+    pub advice: Option<String>,
+    /// Which of Fix, Send again and Discard the document takes now.
+    pub can_fix: bool,
+    pub can_retry: bool,
+    pub can_discard: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -191,6 +204,8 @@ pub struct ShiftPreview {
 pub struct SavedDocument {
     pub client_ref: String,
     pub already_saved: bool,
+    /// It corrects a failed or rejected document of the same `client_ref`.
+    pub corrected: bool,
 }
 
 /// A state in words, and how its badge looks.
@@ -335,6 +350,7 @@ impl App {
                     code: ledgerlink_wire::documents::ProblemCode::Invalid,
                     message: "must be an http:// or https:// address, like https://ledgerlink.example.com".into(),
                 }],
+                advice: None,
             });
         }
         let device_name = s.device_name.trim().to_string();
@@ -347,6 +363,7 @@ impl App {
                     code: ledgerlink_wire::documents::ProblemCode::Invalid,
                     message: "give the device a name of 1 to 100 characters".into(),
                 }],
+                advice: None,
             });
         }
         self.write_settings(&Settings {
@@ -637,6 +654,7 @@ impl App {
                 code: "invalid_document".into(),
                 message: "Some fields need attention.".into(),
                 problems: prepared.problems,
+                advice: None,
             });
         }
         let document = prepared
@@ -656,6 +674,7 @@ impl App {
         Ok(SavedDocument {
             client_ref,
             already_saved: saved == Saved::AlreadySaved,
+            corrected: matches!(saved, Saved::Corrected | Saved::Replaced),
         })
     }
 
@@ -705,9 +724,52 @@ impl App {
             xero_id: e.xero_id.clone(),
             xero_number: e.xero_number.clone(),
             message: e.message.clone(),
+            version: e.version,
+            discard_reason: e.discard_reason.clone(),
+            advice: advice::for_document(
+                e.state,
+                e.message.as_deref(),
+                Surface::Desktop,
+                &e.client_ref,
+            ),
+            // Only invoices have a form that shows all of a document; a payment or a shift is
+            // sent again or discarded here, and corrected from the CLI.
+            can_fix: e.state.correctable() && e.kind == DocumentKind::Invoice,
+            can_retry: e.state.needs_attention(),
+            can_discard: matches!(
+                e.state,
+                DocumentState::Pending | DocumentState::Failed | DocumentState::Rejected
+            ),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
+    }
+
+    /// Sends a refused document again, unchanged (once what made it fail is put right).
+    pub async fn retry(&self, client_ref: &str) -> Result<DocumentDetail, UiError> {
+        self.syncer.retry(client_ref).await?;
+        self.wake.notify_one();
+        self.document(client_ref)
+    }
+
+    /// Puts a document aside for good, with the reason.
+    pub async fn discard(&self, client_ref: &str, reason: &str) -> Result<DocumentDetail, UiError> {
+        let reason = ledgerlink_wire::documents::DiscardRequest {
+            reason: reason.to_string(),
+        }
+        .checked_reason()
+        .map_err(|why| {
+            let mut e = UiError::new("invalid_request", capitalised(&why));
+            e.problems.push(Problem {
+                path: "reason".into(),
+                code: ledgerlink_wire::documents::ProblemCode::Invalid,
+                message: why,
+            });
+            e
+        })?;
+        self.syncer.discard(client_ref, &reason).await?;
+        self.wake.notify_one();
+        self.document(client_ref)
     }
 
     /// The document list, newest first.
