@@ -646,6 +646,12 @@ impl Device {
     }
 }
 
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A person's browser: keeps cookies, follows nothing by itself.
 pub struct Browser {
     pub http: reqwest::Client,
@@ -653,6 +659,18 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser of its own (not a world's): for servers the test did not start itself.
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            seen: Default::default(),
+        }
+    }
+
     pub async fn get(&self, url: &str) -> Answer {
         let a = Answer::read(self.http.get(url).send().await.unwrap()).await;
         self.seen.lock().unwrap().push(a.text.clone());

@@ -19,6 +19,15 @@ impl Clock {
         self.offset_ms.fetch_add(seconds * 1000, Ordering::Relaxed);
     }
 
+    /// How far it was moved, in milliseconds (kept in the state file).
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn set_offset_ms(&self, ms: i64) {
+        self.offset_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn reset(&self) {
         self.offset_ms.store(0, Ordering::Relaxed);
     }

@@ -19,11 +19,13 @@ mod secret;
 pub mod seed;
 mod server;
 pub mod settings;
+mod state;
 pub mod totals;
 mod webhooks;
 mod where_filter;
 pub mod xjson;
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -41,29 +43,105 @@ pub struct Shared {
     idempotency: Mutex<api::idempotency::Store>,
     counters: Mutex<limits::Counters>,
     webhooks: webhooks::Outbox,
-    /// Key that signs access tokens (HS256); made fresh at every start.
+    /// Key that signs access tokens (HS256): made fresh at start, or kept in the state file.
     jwt_key: [u8; 32],
+    /// Where the whole state is kept between runs (`--state`), if anywhere.
+    state: Option<state::StateFile>,
     /// `http://host:port` once bound: the issuer of tokens and the base of webhook resource URLs.
     base_url: OnceLock<String>,
 }
 
 impl Shared {
-    pub fn new(settings: Settings) -> Arc<Self> {
+    /// The sandbox's state: seeded, or as `settings.state_file` kept it (written there first when
+    /// there is no file yet).
+    pub fn open(settings: Settings) -> anyhow::Result<Arc<Self>> {
         let clock = Clock::default();
-        let world = seed::world(&settings, clock.now());
+        let file = settings.state_file.clone().map(state::StateFile::new);
+        let saved = match &file {
+            Some(f) => f.load()?,
+            None => None,
+        };
+        let loaded = saved.is_some();
+        let (world, idempotency, jwt_key) = match saved {
+            Some(s) => {
+                clock.set_offset_ms(s.clock_offset_ms);
+                let mut world = s.world;
+                // The app and the limits are configuration: this start's settings say what they are.
+                let fresh = seed::world(&settings, clock.now());
+                world.apps = fresh.apps;
+                world.limits = fresh.limits;
+                (
+                    world,
+                    api::idempotency::Store::restore(s.idempotency),
+                    s.jwt_key,
+                )
+            }
+            None => (
+                seed::world(&settings, clock.now()),
+                api::idempotency::Store::default(),
+                rand::random(),
+            ),
+        };
         let capacity = settings.request_log_capacity;
-        Arc::new(Self {
+        let shared = Arc::new(Self {
             clock,
             world: Mutex::new(world),
             log: Mutex::new(log::RequestLog::new(capacity)),
             faults: Mutex::new(faults::Faults::default()),
-            idempotency: Mutex::new(api::idempotency::Store::default()),
+            idempotency: Mutex::new(idempotency),
             counters: Mutex::new(limits::Counters::default()),
             webhooks: webhooks::Outbox::new(settings.webhooks),
-            jwt_key: rand::random(),
+            jwt_key,
+            state: file,
             base_url: OnceLock::new(),
             settings,
+        });
+        if let Some(f) = &shared.state {
+            if loaded {
+                tracing::info!(file = %f.path().display(), "state loaded");
+            } else {
+                shared
+                    .persist()
+                    .with_context(|| format!("writing the state file {}", f.path().display()))?;
+                tracing::info!(file = %f.path().display(), "state file made from the seed");
+            }
+        }
+        Ok(shared)
+    }
+
+    /// A sandbox that keeps nothing between runs (tests, benchmarks).
+    pub fn new(settings: Settings) -> Arc<Self> {
+        let settings = Settings {
+            state_file: None,
+            ..settings
+        };
+        Self::open(settings).expect("a sandbox without a state file always starts")
+    }
+
+    /// Writes the whole state to the state file, if there is one (see [`state`]).
+    pub fn persist(&self) -> std::io::Result<()> {
+        let Some(file) = &self.state else {
+            return Ok(());
+        };
+        file.save(|| {
+            let idempotency = self
+                .idempotency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entries();
+            let world = self.world();
+            serde_json::to_vec(&state::SnapshotRef {
+                format: state::format(),
+                clock_offset_ms: self.clock.offset_ms(),
+                jwt_key: self.jwt_key,
+                world: &world,
+                idempotency,
+            })
         })
+    }
+
+    pub fn keeps_state(&self) -> bool {
+        self.state.is_some()
     }
 
     /// The world, locked. Never hold the guard across an `.await`.
@@ -150,8 +228,17 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let shared = Shared::open(settings).map_err(std::io::Error::other)?;
+    serve_shared(listener, shared, shutdown).await
+}
+
+/// Serves an opened sandbox (see [`Shared::open`]) on `listener` until `shutdown` resolves.
+pub async fn serve_shared(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let shared = Shared::new(settings);
     let _ = shared.base_url.set(format!("http://{addr}"));
     server::serve(listener, shared, shutdown).await;
     Ok(())

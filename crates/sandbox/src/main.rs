@@ -76,6 +76,11 @@ struct Args {
     /// First webhook retry delay in milliseconds; each retry doubles it (default 5000).
     #[arg(long)]
     webhook_retry_initial_ms: Option<u64>,
+    /// Keep the whole state in this file (written atomically after every change, read at start),
+    /// so a restarted sandbox still knows its organisations, grants, tokens and invoices.
+    /// `POST /_sandbox/reset` seeds it afresh.
+    #[arg(long = "state", env = "LEDGERLINK_SANDBOX_STATE")]
+    state_file: Option<PathBuf>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -106,6 +111,9 @@ impl Args {
         }
         if self.webhook_url.is_some() {
             s.webhook_url = self.webhook_url;
+        }
+        if self.state_file.is_some() {
+            s.state_file = self.state_file;
         }
         if self.no_limits {
             s.limits = ledgerlink_sandbox::Limits::lifted();
@@ -158,6 +166,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let settings = args.settings()?;
+    // The state (seeded, or read back from --state) before anything is printed: a state file that
+    // cannot be read stops the start, and once the first line is out the file exists.
+    let shared = ledgerlink_sandbox::Shared::open(settings.clone())?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -183,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::debug!(error = %e, "stdout closed while printing the banner");
     }
     tracing::info!(%addr, "sandbox ready");
-    ledgerlink_sandbox::serve(listener, settings, shutdown_signal()).await?;
+    ledgerlink_sandbox::serve_shared(listener, shared, shutdown_signal()).await?;
     tracing::info!("sandbox stopped");
     Ok(())
 }

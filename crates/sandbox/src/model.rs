@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -10,26 +11,29 @@ use crate::secret::Secret;
 use crate::settings::Limits;
 use crate::totals::TaxMode;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct App {
     pub client_id: String,
+    #[serde(with = "crate::secret::stored")]
     pub client_secret: Secret,
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub webhook_url: Option<String>,
+    #[serde(with = "crate::secret::stored")]
     pub webhook_key: Secret,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
+    #[serde(with = "crate::secret::stored")]
     pub password: Secret,
     pub first_name: String,
     pub last_name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Country {
     Nz,
     Uk,
@@ -66,19 +70,19 @@ impl Country {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Account {
     pub id: Uuid,
     pub code: String,
     pub name: String,
-    pub kind: &'static str,
-    pub class: &'static str,
-    pub status: &'static str,
-    pub tax_type: &'static str,
+    pub kind: String,
+    pub class: String,
+    pub status: String,
+    pub tax_type: String,
     pub enable_payments: bool,
-    pub system_account: Option<&'static str>,
-    pub bank_account_number: Option<&'static str>,
-    pub description: Option<&'static str>,
+    pub system_account: Option<String>,
+    pub bank_account_number: Option<String>,
+    pub description: Option<String>,
 }
 
 impl Account {
@@ -92,16 +96,16 @@ impl Account {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaxRate {
-    pub name: &'static str,
-    pub tax_type: &'static str,
+    pub name: String,
+    pub tax_type: String,
     pub rate: Decimal,
-    pub status: &'static str,
-    pub report_tax_type: &'static str,
+    pub status: String,
+    pub report_tax_type: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Contact {
     pub id: Uuid,
     pub name: String,
@@ -115,7 +119,7 @@ pub struct Contact {
     pub updated: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LineItem {
     pub id: Uuid,
     pub description: Option<String>,
@@ -129,7 +133,7 @@ pub struct LineItem {
     pub discount_rate: Option<Decimal>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Invoice {
     pub id: Uuid,
     pub kind: String,
@@ -154,7 +158,7 @@ pub struct Invoice {
     pub unit_dp: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Payment {
     pub id: Uuid,
     pub invoice_id: Uuid,
@@ -163,12 +167,12 @@ pub struct Payment {
     pub amount: Decimal,
     pub reference: Option<String>,
     pub status: String,
-    pub payment_type: &'static str,
+    pub payment_type: String,
     pub updated: DateTime<Utc>,
 }
 
 /// An organisation with its books. Lookups are indexed: benchmarks grow tenants to many invoices.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,
@@ -247,7 +251,7 @@ impl Tenant {
 }
 
 /// An authorization code, bound to the client, redirect URI and PKCE challenge it was issued for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthCode {
     pub client_id: String,
     pub redirect_uri: String,
@@ -263,7 +267,7 @@ pub struct AuthCode {
 }
 
 /// A consent turned into tokens: one token set per (user, app, consent).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
     pub id: Uuid,
     pub client_id: String,
@@ -275,7 +279,7 @@ pub struct Grant {
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshRecord {
     pub grant_id: Uuid,
     pub issued: DateTime<Utc>,
@@ -284,7 +288,7 @@ pub struct RefreshRecord {
 }
 
 /// A tenant connected to an app for a user. Unique per (app, user, tenant); a new consent updates it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connection {
     pub id: Uuid,
     pub client_id: String,
@@ -297,14 +301,14 @@ pub struct Connection {
 
 /// The consent page's proof that the person logged in, carried in a hidden field so plain form posts
 /// work without cookies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginTicket {
     pub user_id: Uuid,
     pub issued: DateTime<Utc>,
 }
 
 /// The mutable part of the sandbox. Guarded by one mutex; no lock is held across an `.await`.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct World {
     pub apps: HashMap<String, App>,
     pub users: Vec<User>,

@@ -25,6 +25,20 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// For `#[serde(with)]` on the fields of the sandbox's state file (`--state`), the one place the
+/// sandbox writes its own credentials out: a `Secret` has no `Serialize`, so nothing else can.
+pub mod stored {
+    use super::Secret;
+
+    pub fn serialize<S: serde::Serializer>(secret: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(secret.expose())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        <String as serde::Deserialize>::deserialize(d).map(Secret)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -412,15 +412,18 @@ fn accounts(tenant: Uuid, country: Country) -> Vec<Account> {
                 id: derived(tenant, 0xA000 + i as u128),
                 code: code.into(),
                 name: name.into(),
-                kind,
-                class,
-                status,
-                tax_type,
+                kind: kind.into(),
+                class: class.into(),
+                status: status.into(),
+                tax_type: tax_type.into(),
                 enable_payments: pay && kind != "BANK",
-                system_account: system,
-                bank_account_number: (kind == "BANK").then_some(match country {
-                    Country::Nz => "0102030123456700",
-                    Country::Uk => "40123412345678",
+                system_account: system.map(Into::into),
+                bank_account_number: (kind == "BANK").then(|| {
+                    match country {
+                        Country::Nz => "0102030123456700",
+                        Country::Uk => "40123412345678",
+                    }
+                    .to_string()
                 }),
                 description: None,
             },
@@ -429,12 +432,12 @@ fn accounts(tenant: Uuid, country: Country) -> Vec<Account> {
 }
 
 fn tax_rates(country: Country) -> Vec<TaxRate> {
-    let r = |name, tax_type, rate: i64, report| TaxRate {
-        name,
-        tax_type,
+    let r = |name: &str, tax_type: &str, rate: i64, report: &str| TaxRate {
+        name: name.into(),
+        tax_type: tax_type.into(),
         rate: Decimal::from(rate),
-        status: "ACTIVE",
-        report_tax_type: report,
+        status: "ACTIVE".into(),
+        report_tax_type: report.into(),
     };
     match country {
         Country::Nz => vec![

@@ -160,6 +160,24 @@ async fn handle(
         Ok(r) => r,
         Err(never) => match never {},
     };
+    // With `--state`, whatever this request changed is on disk before anyone hears of it. The
+    // identity pages change things on GET too (a login's ticket); the API's reads change nothing.
+    let may_change =
+        !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") || path.starts_with("/identity/");
+    if may_change && shared.keeps_state() {
+        let s = shared.clone();
+        let saved = tokio::task::spawn_blocking(move || s.persist())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "the state file could not be written");
+            response = plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the sandbox could not write its state file (see its log)",
+            );
+        }
+    }
 
     if let Some(rule) = fault.as_ref().filter(|r| r.phase == Phase::After) {
         // The request was processed; what the client sees is late, lost or replaced.

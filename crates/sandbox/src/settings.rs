@@ -27,6 +27,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// How many received requests the inspection API keeps (oldest dropped first).
     pub request_log_capacity: usize,
+    /// Where the whole state is kept between runs (see `state.rs`); none keeps nothing.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             idempotency_window_seconds: 360,
             webhooks: WebhookSettings::default(),
             request_log_capacity: 100_000,
+            state_file: None,
         }
     }
 }

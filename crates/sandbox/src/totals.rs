@@ -6,7 +6,7 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TaxMode {
     Exclusive,
     Inclusive,

@@ -9,6 +9,7 @@ mod hardening;
 mod pairing;
 mod push;
 mod push_faults;
+mod readme;
 mod refresh;
 mod security;
 mod strict_input;

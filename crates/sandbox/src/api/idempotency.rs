@@ -94,4 +94,53 @@ impl Store {
     pub fn clear(&mut self) {
         self.entries.clear();
     }
+
+    /// Every kept answer, for the state file.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .map(|((app, tenant, key), e)| Entry {
+                app: app.clone(),
+                tenant: *tenant,
+                key: key.clone(),
+                fingerprint: e.fingerprint,
+                status: e.status.as_u16(),
+                body: e.body.clone(),
+                stored: e.stored,
+            })
+            .collect()
+    }
+
+    /// The kept answers of a state file.
+    pub fn restore(entries: Vec<Entry>) -> Self {
+        Self {
+            entries: entries
+                .into_iter()
+                .map(|e| {
+                    (
+                        (e.app, e.tenant, e.key),
+                        Stored {
+                            fingerprint: e.fingerprint,
+                            status: StatusCode::from_u16(e.status)
+                                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                            body: e.body,
+                            stored: e.stored,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One kept answer as the state file holds it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    app: String,
+    tenant: Uuid,
+    key: String,
+    fingerprint: [u8; 32],
+    status: u16,
+    body: Value,
+    stored: DateTime<Utc>,
 }

@@ -51,9 +51,9 @@ pub fn record_payment(
         reference,
         status: "AUTHORISED".into(),
         payment_type: if inv.kind == "ACCPAY" {
-            "ACCPAYPAYMENT"
+            "ACCPAYPAYMENT".to_string()
         } else {
-            "ACCRECPAYMENT"
+            "ACCRECPAYMENT".to_string()
         },
         updated: now,
     };

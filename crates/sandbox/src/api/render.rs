@@ -60,14 +60,14 @@ pub fn account(a: &Account, updated: chrono::DateTime<chrono::Utc>) -> Value {
         "UpdatedDateUTC": ms_date(updated),
         "AddToWatchlist": false,
     });
-    if let Some(system) = a.system_account {
+    if let Some(system) = &a.system_account {
         v["SystemAccount"] = json!(system);
     }
-    if let Some(number) = a.bank_account_number {
+    if let Some(number) = &a.bank_account_number {
         v["BankAccountNumber"] = json!(number);
         v["BankAccountType"] = json!("BANK");
     }
-    if let Some(d) = a.description {
+    if let Some(d) = &a.description {
         v["Description"] = json!(d);
     }
     v

@@ -129,3 +129,150 @@ fn bad_settings_are_refused_with_what_to_fix() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an absolute URL"));
 }
+
+/// Starts the binary with `--state FILE` on a free port; answers its URL and the process.
+fn with_state(file: &std::path::Path) -> (String, Killed) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--state"])
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("ledgerlink-sandbox listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    (url, Killed(child))
+}
+
+#[tokio::test]
+async fn a_sandbox_with_a_state_file_is_the_same_xero_after_a_kill_9_until_it_is_reset() {
+    use crate::common::{invoice, CLIENT_ID, CLIENT_SECRET, NZ, USER};
+    let dir = std::env::temp_dir().join(format!("sandbox-state-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("state.json");
+    let http = reqwest::Client::new();
+
+    let (url, first) = with_state(&file);
+    assert!(file.exists(), "made from the seed at the first start");
+    let grant: serde_json::Value = http
+        .post(format!("{url}/_sandbox/grants"))
+        .json(&serde_json::json!({"client_id": CLIENT_ID, "user": USER}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = grant["access_token"].as_str().unwrap().to_string();
+    let refresh = grant["refresh_token"].as_str().unwrap().to_string();
+    let api = |url: &str, method: reqwest::Method, path: &str, token: &str| {
+        http.request(method, format!("{url}/api.xro/2.0/{path}"))
+            .bearer_auth(token)
+            .header("xero-tenant-id", NZ.to_string())
+            .header("accept", "application/json")
+    };
+    let made = api(&url, reqwest::Method::PUT, "Invoices", &access)
+        .header("idempotency-key", "state-test-1")
+        .json(&serde_json::json!({"Invoices": [invoice("Harbour Cafe", "2", "10.00")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let made: serde_json::Value = made.json().await.unwrap();
+    let number = made["Invoices"][0]["InvoiceNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    http.post(format!("{url}/_sandbox/clock"))
+        .json(&serde_json::json!({"advance_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+
+    // kill -9: nothing gets to flush anything.
+    drop(first);
+    let (url, second) = with_state(&file);
+    // The access token still works (same signing key), the invoice is there, the replay of the
+    // same Idempotency-Key answers the same invoice, and the refresh token still refreshes.
+    let found: serde_json::Value = api(&url, reqwest::Method::GET, "Invoices", &access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = found["Invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["InvoiceNumber"].as_str())
+        .collect();
+    assert_eq!(numbers, [number.as_str()]);
+    let replay: serde_json::Value = api(&url, reqwest::Method::PUT, "Invoices", &access)
+        .header("idempotency-key", "state-test-1")
+        .json(&serde_json::json!({"Invoices": [invoice("Harbour Cafe", "2", "10.00")]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["Invoices"][0]["InvoiceNumber"], number.as_str());
+    let clock: serde_json::Value = http
+        .get(format!("{url}/_sandbox/clock"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339(clock["now"].as_str().unwrap()).unwrap();
+    assert!(
+        now > chrono::Utc::now() + chrono::Duration::seconds(50),
+        "the moved clock is kept: {clock}"
+    );
+    let refreshed = http
+        .post(format!("{url}/connect/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+
+    // Reset seeds it afresh, in the file too.
+    let reset = http
+        .post(format!("{url}/_sandbox/reset"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    drop(second);
+    let (url, third) = with_state(&file);
+    let gone = api(&url, reqwest::Method::GET, "Invoices", &access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401, "the grant went with the reset");
+
+    // A damaged file is refused, saying which and what to do, rather than silently reseeded.
+    drop(third);
+    std::fs::write(&file, "{not json").unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--state"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("state.json") && err.contains("remove it"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
