@@ -77,14 +77,19 @@ impl Cli {
 
     /// `ledgerlink pair [--name NAME]`: answers the page the person saw at the end.
     async fn pair_named(&self, world: &World, name: Option<&str>) -> String {
+        let mut args = vec!["pair", "--proxy", &world.proxy_url];
+        if let Some(name) = name {
+            args.extend(["--name", name]);
+        }
+        self.pair_by(world, &args).await
+    }
+
+    /// A command that pairs (`pair`, `reconnect`), with the person's browser step done over HTTP:
+    /// answers the page the person saw at the end.
+    pub(crate) async fn pair_by(&self, world: &World, args: &[&str]) -> String {
         let mut command = self.command();
         // As docs/client.md says: LEDGERLINK_NO_BROWSER=1 (not only "true").
-        command
-            .args(["pair", "--proxy", &world.proxy_url])
-            .env("LEDGERLINK_NO_BROWSER", "1");
-        if let Some(name) = name {
-            command.args(["--name", name]);
-        }
+        command.args(args).env("LEDGERLINK_NO_BROWSER", "1");
         let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let code: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();

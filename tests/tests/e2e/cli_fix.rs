@@ -261,3 +261,43 @@ async fn status_answers_with_the_proxy_down_and_output_into_a_closed_pipe_ends_q
         "relative in words: {line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_organisation_is_connected_again_with_reconnect() {
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    let world = World::start_with(settings).await;
+    let till = Cli::new();
+    till.pair(&world).await;
+    let (code, lines, _) = till.exit(&["disconnect", "--yes"]).await;
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(lines.last().unwrap()["event"], "disconnected");
+    // Disconnecting revoked every device of the organisation, this one too: status says so, and
+    // how to come back, in words it can act on.
+    let (code, lines, _) = till.exit(&["status"]).await;
+    assert_eq!(code, 0, "{lines:?}");
+    let status = lines.last().unwrap();
+    assert_eq!(status["status"], "disconnected", "{status}");
+    assert!(
+        status["advice"]
+            .as_str()
+            .unwrap()
+            .contains("ledgerlink reconnect"),
+        "{status}"
+    );
+    let (code, lines, _) = till.exit(&["sync", "--timeout", "10"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        lines.last().unwrap()["advice"]
+            .as_str()
+            .unwrap()
+            .contains("ledgerlink reconnect"),
+        "{lines:?}"
+    );
+    // `reconnect` pairs the same device again, with the proxy it used: no URL to remember.
+    let page = till.pair_by(&world, &["reconnect"]).await;
+    assert!(page.contains("Demo Company (NZ)"), "{page}");
+    let status = till.ok(&["status"]).await;
+    assert_eq!(status["status"], "connected", "{status}");
+    assert_eq!(status["online"], true);
+}

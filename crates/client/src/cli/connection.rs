@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{confirm, describe, fail, note, out, Context, Failure, PairArgs, Result};
+use crate::advice::{self, Surface};
 use crate::api::ProxyClient;
 use crate::credentials::Place;
 use crate::identity::Identity;
@@ -131,6 +132,18 @@ pub(super) async fn status(cx: &Context) -> Result<()> {
             Some(known) => (known, false, Some(e.to_string())),
             None => return Err(Failure::from(e)),
         },
+        // The proxy's answer is the status: the organisation was disconnected (which revoked
+        // this device's credentials with it).
+        Err(e) if e.code() == "disconnected" => match cx.syncer.known_connection() {
+            Some(mut known) => {
+                known.status = ledgerlink_wire::ConnectionStatus::Disconnected;
+                cx.syncer
+                    .remember_connection(&known)
+                    .map_err(|e| fail("outbox", e.to_string()))?;
+                (known, true, None)
+            }
+            None => return Err(Failure::from(e)),
+        },
         Err(e) => return Err(e.into()),
     };
     let counts = cx.counts()?;
@@ -151,6 +164,11 @@ pub(super) async fn status(cx: &Context) -> Result<()> {
     value["outbox"] = json!(counts);
     value["needs_attention"] = json!(counts.needs_attention());
     value["last_sync_at"] = json!(last_sync.map(|t| t.to_rfc3339()));
+    let advice = match info.status {
+        ledgerlink_wire::ConnectionStatus::Connected => None,
+        other => advice::advice(other.as_str(), Surface::Cli, None),
+    };
+    value["advice"] = json!(advice);
     out(cx.json, value, || {
         let status = if online {
             info.status.as_str().to_string()
@@ -170,6 +188,10 @@ pub(super) async fn status(cx: &Context) -> Result<()> {
             describe(&counts),
             ago(last_sync)
         );
+        if let Some(a) = &advice {
+            text.push('\n');
+            text.push_str(a);
+        }
         if let Some(hint) = super::attention_hint(&counts) {
             text.push('\n');
             text.push_str(&hint);
