@@ -7,7 +7,6 @@ use ledgerlink_wire::documents::{
     DocumentKind, DocumentState, Invoice, InvoiceLine, Mappings, Problem, Shift, TaxMode,
 };
 use ledgerlink_wire::{ConnectionInfo, ConnectionStatus};
-use reqwest::Method;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -854,21 +853,7 @@ impl App {
 
     /// Disconnects the organisation from Xero: every device of it stops syncing.
     pub async fn disconnect(&self) -> Result<ConnectionInfo, UiError> {
-        let info: ConnectionInfo = self
-            .syncer
-            .authed(|client, creds| async move {
-                client
-                    .call(
-                        Method::DELETE,
-                        "/v1/connection?confirm=true",
-                        &creds.access_token,
-                        None::<&()>,
-                    )
-                    .await
-            })
-            .await?;
-        self.remember_connection(&info)?;
-        Ok(info)
+        Ok(self.syncer.disconnect().await?)
     }
 
     /// The sync loop, for the app's lifetime: sends, follows the feed, backs off while the proxy is

@@ -269,6 +269,25 @@ impl Syncer {
         Ok(info)
     }
 
+    /// Disconnects the organisation from Xero, for every device of it (this one's credentials
+    /// end with it); answers, and keeps, the connection as it is then.
+    pub async fn disconnect(&self) -> Result<ConnectionInfo, SyncError> {
+        let info: ConnectionInfo = self
+            .authed(|client, creds| async move {
+                client
+                    .call(
+                        Method::DELETE,
+                        "/v1/connection?confirm=true",
+                        &creds.access_token,
+                        None::<&()>,
+                    )
+                    .await
+            })
+            .await?;
+        self.remember_connection(&info)?;
+        Ok(info)
+    }
+
     /// Keeps what the proxy last said of the connection.
     pub fn remember_connection(&self, info: &ConnectionInfo) -> Result<(), OutboxError> {
         self.outbox.set_meta(

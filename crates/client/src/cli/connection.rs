@@ -1,8 +1,6 @@
 //! The device and its organisation: `pair`, `reconnect`, `status`, `unpair`, `disconnect`.
 
 use chrono::{DateTime, Utc};
-use ledgerlink_wire::ConnectionInfo;
-use reqwest::Method;
 use serde_json::json;
 
 use super::{confirm, describe, fail, note, out, Context, Failure, PairArgs, Result};
@@ -224,22 +222,7 @@ pub(super) async fn disconnect(cx: &Context, yes: bool) -> Result<()> {
         &format!("Disconnect {name} from Xero for every device paired with it?"),
         "disconnect stops every device of the organisation from sending",
     )?;
-    let info: ConnectionInfo = cx
-        .syncer
-        .authed(|client, creds| async move {
-            client
-                .call(
-                    Method::DELETE,
-                    "/v1/connection?confirm=true",
-                    &creds.access_token,
-                    None::<&()>,
-                )
-                .await
-        })
-        .await?;
-    cx.syncer
-        .remember_connection(&info)
-        .map_err(|e| fail("outbox", e.to_string()))?;
+    let info = cx.syncer.disconnect().await?;
     out(
         cx.json,
         json!({"event": "disconnected", "tenant_id": info.tenant_id, "tenant_name": info.organisation_name}),
