@@ -209,6 +209,44 @@ impl Ui {
         }
     }
 
+    /// A new invoice of one line in the Food category, saved once its total shows `total`:
+    /// answers its client_ref.
+    async fn one_line_invoice(
+        &self,
+        contact: &str,
+        description: &str,
+        price: &str,
+        total: &str,
+    ) -> String {
+        self.go("invoice").await;
+        self.fill("#invoice-form [name=contact]", contact).await;
+        self.fill(
+            "#invoice-lines tr:first-child [name=description]",
+            description,
+        )
+        .await;
+        self.fill("#invoice-lines tr:first-child [name=unit_amount]", price)
+            .await;
+        self.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
+            .await;
+        self.until_text("#invoice-total", total, |t| t == total)
+            .await;
+        // The form still says what happened to the one before: wait for news of this one.
+        let before = self.text("#invoice-message").await;
+        self.click("#invoice-save").await;
+        let saved = self
+            .until_text("#invoice-message", "saved", |t| {
+                t.starts_with("Saved") && t != before
+            })
+            .await;
+        saved
+            .trim_start_matches("Saved ")
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     async fn go(&self, screen: &str) {
         self.click(&format!(".sidebar a[data-screen={screen}]"))
             .await;
@@ -542,27 +580,9 @@ async fn flow() {
 
     // A mistake put right: an invoice to a contact archived in Xero fails with the reason and what
     // to do; Fix opens it in the form, the corrected one is sent as the same document.
-    ui.go("invoice").await;
-    ui.fill("#invoice-form [name=contact]", "Old Supplies Ltd")
+    let fixed_ref = ui
+        .one_line_invoice("Old Supplies Ltd", "Scones", "5.00", "5.75")
         .await;
-    ui.fill("#invoice-lines tr:first-child [name=description]", "Scones")
-        .await;
-    ui.fill("#invoice-lines tr:first-child [name=unit_amount]", "5.00")
-        .await;
-    ui.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
-        .await;
-    ui.until_text("#invoice-total", "5.75", |t| t == "5.75")
-        .await;
-    ui.click("#invoice-save").await;
-    let saved = ui
-        .until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
-        .await;
-    let fixed_ref = saved
-        .trim_start_matches("Saved ")
-        .split(':')
-        .next()
-        .unwrap()
-        .to_string();
     ui.go("documents").await;
     let failed_row = format!("#docs-rows tr.doc[data-ref='{fixed_ref}'][data-state=failed]");
     ui.find(&failed_row).await;
@@ -632,30 +652,9 @@ async fn flow() {
     ui.shot("document-fixed").await;
 
     // Another one is discarded, with a reason; it leaves what needs attention.
-    ui.go("invoice").await;
-    ui.fill("#invoice-form [name=contact]", "Old Supplies Ltd")
+    let discard_ref = ui
+        .one_line_invoice("Old Supplies Ltd", "Rung up twice", "1.00", "1.15")
         .await;
-    ui.fill(
-        "#invoice-lines tr:first-child [name=description]",
-        "Rung up twice",
-    )
-    .await;
-    ui.fill("#invoice-lines tr:first-child [name=unit_amount]", "1.00")
-        .await;
-    ui.select("#invoice-lines tr:first-child [name=choice]", "cat:Food")
-        .await;
-    ui.until_text("#invoice-total", "1.15", |t| t == "1.15")
-        .await;
-    ui.click("#invoice-save").await;
-    let saved = ui
-        .until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
-        .await;
-    let discard_ref = saved
-        .trim_start_matches("Saved ")
-        .split(':')
-        .next()
-        .unwrap()
-        .to_string();
     ui.go("documents").await;
     let failed_row = format!("#docs-rows tr.doc[data-ref='{discard_ref}'][data-state=failed]");
     ui.find(&failed_row).await;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{confirm, describe, fail, note, out, Context, Failure, PairArgs, Result};
+use super::{confirm, describe, fail, note, out, BrowserArg, Context, Failure, PairArgs, Result};
 use crate::advice::{self, Surface};
 use crate::api::ProxyClient;
 use crate::credentials::Place;
@@ -27,7 +27,7 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
         .map_err(|e| fail("data_dir", e.to_string()))?;
     let client = ProxyClient::new(&p.proxy);
     let json = cx.json;
-    let no_browser = p.no_browser;
+    let no_browser = p.browser.no_browser;
     let creds = pairing::pair(&client, &p.proxy, &identity, |p| {
         out(
             json,
@@ -87,7 +87,7 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
 
 /// Pairs the same device again with the proxy it last used: how a connection that needs
 /// reconnecting (or was disconnected) is connected again from a terminal.
-pub(super) async fn reconnect(cx: &Context, no_browser: bool) -> Result<()> {
+pub(super) async fn reconnect(cx: &Context, browser: BrowserArg) -> Result<()> {
     let saved = cx.syncer.store.load().ok().flatten().map(|c| c.proxy_url);
     let remembered = cx.outbox().meta("proxy_url").ok().flatten();
     let Some(proxy) = saved.or(remembered) else {
@@ -99,7 +99,7 @@ pub(super) async fn reconnect(cx: &Context, no_browser: bool) -> Result<()> {
     let p = PairArgs {
         proxy,
         name: None,
-        no_browser,
+        browser,
     };
     pair(cx, &p).await
 }

@@ -82,6 +82,13 @@ struct PairArgs {
     /// This device's name, shown on the pairing page (default: the host name).
     #[arg(long)]
     name: Option<String>,
+    #[command(flatten)]
+    browser: BrowserArg,
+}
+
+/// Whether pairing opens the browser.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct BrowserArg {
     /// Do not open the browser (the link is printed either way). The variable takes 1/0,
     /// true/false, yes/no or on/off.
     #[arg(
@@ -103,16 +110,8 @@ enum Command {
     /// Connect Xero again for this device (when the connection needs reconnecting or was
     /// disconnected): the same device, paired again through the browser, with the proxy it used.
     Reconnect {
-        /// Do not open the browser (the link is printed either way).
-        #[arg(
-            long,
-            env = "LEDGERLINK_NO_BROWSER",
-            value_parser = clap::builder::BoolishValueParser::new(),
-            num_args = 0..=1,
-            default_missing_value = "true",
-            default_value = "false"
-        )]
-        no_browser: bool,
+        #[command(flatten)]
+        browser: BrowserArg,
     },
     /// Show the connected organisation, its status, and the outbox (from what this device knows
     /// when the proxy cannot be reached).
@@ -383,7 +382,7 @@ async fn run(args: Args) -> Result<Done> {
     let all_good = |r: Result<()>| r.map(|()| Done::AllGood);
     match args.command {
         Command::Pair(p) => all_good(connection::pair(&cx, &p).await),
-        Command::Reconnect { no_browser } => all_good(connection::reconnect(&cx, no_browser).await),
+        Command::Reconnect { browser } => all_good(connection::reconnect(&cx, browser).await),
         Command::Status => all_good(connection::status(&cx).await),
         Command::Unpair => all_good(connection::unpair(&cx).await),
         Command::Disconnect { yes } => all_good(connection::disconnect(&cx, yes).await),

@@ -1838,8 +1838,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_what_cannot_be_in_xero_is_discarded_and_a_bundle_never_sends_a_discarded_document() {
+    /// A store with a connection and one device paired on it.
+    fn a_paired_device() -> (SqliteStore, ConnectionRow, Uuid, DateTime<Utc>) {
         let store = SqliteStore::memory().unwrap();
         let now = Utc::now();
         let (c, _) = store.upsert_connection(&connection(now)).unwrap();
@@ -1852,6 +1852,12 @@ mod tests {
                 )
             })
             .unwrap();
+        (store, c, device, now)
+    }
+
+    #[test]
+    fn only_what_cannot_be_in_xero_is_discarded_and_a_bundle_never_sends_a_discarded_document() {
+        let (store, c, device, now) = a_paired_device();
         let queued = document(&c, device, DocumentKind::Invoice, "queued", now);
         let unknown = document(&c, device, DocumentKind::Invoice, "unknown", now);
         let other = document(&c, device, DocumentKind::Invoice, "other", now);
@@ -1928,18 +1934,7 @@ mod tests {
 
     #[test]
     fn the_outbox_offers_only_what_can_go_now() {
-        let store = SqliteStore::memory().unwrap();
-        let now = Utc::now();
-        let (c, _) = store.upsert_connection(&connection(now)).unwrap();
-        let device = Uuid::new_v4();
-        store
-            .write(|x| {
-                x.execute(
-                    "INSERT INTO devices (id, name, client_id, connection_id, paired_at) VALUES (?1, 'Till', 'c', ?2, 0)",
-                    params![device.to_string(), c.id.to_string()],
-                )
-            })
-            .unwrap();
+        let (store, c, device, now) = a_paired_device();
         let earlier = now - chrono::Duration::minutes(5);
         let mut docs = Vec::new();
         // 520 payments waiting for invoices that have not come, then one whose invoice is in Xero.
