@@ -379,6 +379,7 @@ impl<'a> Check<'a> {
         self.one_of(v, path, "tax_mode", &["inclusive", "exclusive", "no_tax"]);
         self.one_of(v, path, "status", &["draft", "authorised"]);
         let no_tax = v.get("tax_mode").and_then(Value::as_str) == Some("no_tax");
+        let sale = v.get("type").and_then(Value::as_str).unwrap_or("sale") == "sale";
         let contact_path = join(path, "contact");
         match v.get("contact") {
             None | Some(Value::Null) => self.problem(
@@ -457,6 +458,17 @@ impl<'a> Check<'a> {
             let quantity = self
                 .decimal(line, &lp, "quantity")
                 .and_then(|q| self.within(join(&lp, "quantity"), q, MAX_QUANTITY));
+            // Xero refuses it too ("use a credit note instead"), but only once it is sent: a
+            // negative quantity is something given back, which is a refund, not a sale. (A
+            // discount is a line with a negative unit amount, allowed while the total is not
+            // negative.)
+            if sale && quantity.is_some_and(|q| q.is_sign_negative() && !q.is_zero()) {
+                self.problem(
+                    join(&lp, "quantity"),
+                    ProblemCode::Invalid,
+                    "is negative: a sale cannot take back what was sold; record the refund instead (a credit note)",
+                );
+            }
             let unit = self
                 .decimal(line, &lp, "unit_amount")
                 .and_then(|u| self.within(join(&lp, "unit_amount"), u, MAX_AMOUNT));
@@ -506,6 +518,12 @@ impl<'a> Check<'a> {
                     lines_path,
                     ProblemCode::OutOfRange,
                     format!("the lines add up to {total}; a document's total must be at most {MAX_AMOUNT} either way"),
+                );
+            } else if total.is_sign_negative() && !total.is_zero() {
+                self.problem(
+                    lines_path,
+                    ProblemCode::OutOfRange,
+                    format!("the lines add up to {total}: an invoice cannot be negative (discounts may not exceed what is sold); record a refund instead (a credit note)"),
                 );
             }
         }
@@ -737,6 +755,30 @@ mod tests {
             },
         );
         m
+    }
+
+    #[test]
+    fn a_sale_takes_discounts_but_not_negative_quantities_or_a_negative_total() {
+        let line = |q: &str, u: &str| serde_json::json!({"description": "x", "quantity": q, "unit_amount": u, "account_code": "200", "tax_type": "OUTPUT2"});
+        let doc = |lines: Vec<serde_json::Value>, kind: &str| serde_json::json!({"client_ref": "r", "type": kind, "contact": {"name": "A"}, "date": "2026-11-20", "lines": lines});
+        let m = mappings();
+        let problems = |d: &serde_json::Value| {
+            let mut c = Check::new(&m);
+            c.invoice(d, "invoices[0]");
+            c.problems
+        };
+        // A discount line: allowed while the invoice stays positive.
+        assert!(problems(&doc(vec![line("1", "10.00"), line("1", "-2.00")], "sale")).is_empty());
+        let negative = problems(&doc(vec![line("-1", "10.00")], "sale"));
+        assert_eq!(negative[0].path, "invoices[0].lines[0].quantity");
+        assert!(negative[0].message.contains("refund"), "{negative:?}");
+        let below_zero = problems(&doc(vec![line("1", "2.00"), line("1", "-5.00")], "sale"));
+        assert_eq!(below_zero.len(), 1, "{below_zero:?}");
+        assert_eq!(below_zero[0].path, "invoices[0].lines");
+        assert!(below_zero[0].message.contains("cannot be negative"));
+        // A bill may carry a negative quantity (a return on a supplier's bill) while its total is
+        // not negative, as Xero allows.
+        assert!(problems(&doc(vec![line("2", "10.00"), line("-1", "5.00")], "bill")).is_empty());
     }
 
     #[test]

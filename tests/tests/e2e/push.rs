@@ -650,3 +650,43 @@ async fn clashing_client_refs_and_repeated_tenders_are_refused() {
         .unwrap()
         .contains("2 decimal places"));
 }
+
+#[tokio::test]
+async fn a_negative_quantity_is_refused_at_intake_with_the_advice_to_refund_and_a_discount_is_not()
+{
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let mut give_back = invoice("minus-1", "Walk-in");
+    give_back["lines"][0]["quantity"] = json!("-2");
+    let mut discounted = invoice("discount-1", "Walk-in");
+    discounted["lines"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"description": "Loyalty discount", "quantity": 1, "unit_amount": "-1.00", "sales_category": "Drinks"}));
+    let since = world.last_seq().await;
+    let answer = device
+        .push("invoices", &p.access, json!([give_back, discounted]))
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.text);
+    let refused = &answer.json["items"][0];
+    assert_eq!(refused["outcome"], "rejected");
+    assert_eq!(
+        refused["problems"][0]["path"],
+        "invoices[0].lines[0].quantity"
+    );
+    assert!(
+        refused["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("record the refund instead"),
+        "{refused}"
+    );
+    assert_eq!(answer.json["items"][1]["outcome"], "accepted");
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
+    assert_eq!(docs[0]["state"], "sent", "{docs:?}");
+    // The refused one never went to Xero.
+    assert_eq!(
+        sandbox_invoice_puts(&world.sandbox_requests(since).await),
+        1
+    );
+}
