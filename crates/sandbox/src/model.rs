@@ -156,12 +156,54 @@ pub struct Invoice {
     pub updated: DateTime<Utc>,
     /// `unitdp` the invoice was written with: how many decimals unit amounts keep.
     pub unit_dp: u32,
+    /// What credit notes allocated to it took off what is due.
+    #[serde(default)]
+    pub amount_credited: Decimal,
+}
+
+/// A credit note (`ACCRECCREDIT`: money owed back to a customer; `ACCPAYCREDIT`: by a supplier).
+/// Its credit is used up by allocations to invoices of the same contact and by refund payments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreditNote {
+    pub id: Uuid,
+    pub kind: String,
+    pub contact_id: Uuid,
+    pub number: Option<String>,
+    pub reference: Option<String>,
+    pub date: NaiveDate,
+    pub status: String,
+    pub mode: TaxMode,
+    pub currency: String,
+    pub lines: Vec<LineItem>,
+    pub sub_total: Decimal,
+    pub total_tax: Decimal,
+    pub total: Decimal,
+    pub remaining_credit: Decimal,
+    pub allocations: Vec<Allocation>,
+    /// Refund payments made against it.
+    pub payment_ids: Vec<Uuid>,
+    pub fully_paid_on: Option<NaiveDate>,
+    pub updated: DateTime<Utc>,
+    pub unit_dp: u32,
+}
+
+/// Part of a credit note's credit applied to an invoice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Allocation {
+    pub id: Uuid,
+    pub invoice_id: Uuid,
+    pub amount: Decimal,
+    pub date: NaiveDate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Payment {
     pub id: Uuid,
+    /// The invoice it pays (nil for a refund of a credit note).
     pub invoice_id: Uuid,
+    /// For a refund: the credit note it pays out.
+    #[serde(default)]
+    pub credit_note_id: Option<Uuid>,
     pub account_id: Uuid,
     pub date: NaiveDate,
     pub amount: Decimal,
@@ -190,6 +232,16 @@ pub struct Tenant {
     pub invoice_by_number: HashMap<String, usize>,
     pub payments: Vec<Payment>,
     pub next_invoice_number: u32,
+    #[serde(default)]
+    pub credit_notes: Vec<CreditNote>,
+    #[serde(default)]
+    pub credit_note_by_id: HashMap<Uuid, usize>,
+    #[serde(default = "first_number")]
+    pub next_credit_note_number: u32,
+}
+
+fn first_number() -> u32 {
+    1
 }
 
 impl Tenant {
@@ -226,6 +278,28 @@ impl Tenant {
     pub fn add_contact(&mut self, contact: Contact) {
         self.contact_by_id.insert(contact.id, self.contacts.len());
         self.contacts.push(contact);
+    }
+
+    pub fn credit_note(&self, id: Uuid) -> Option<&CreditNote> {
+        self.credit_note_by_id
+            .get(&id)
+            .map(|&i| &self.credit_notes[i])
+    }
+
+    /// Credit note numbers are unique among ACCRECCREDIT ones, as invoice numbers among ACCREC.
+    pub fn credit_note_by_number(&self, number: &str) -> Option<&CreditNote> {
+        self.credit_notes.iter().find(|c| {
+            c.kind == "ACCRECCREDIT"
+                && c.number
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(number.trim()))
+        })
+    }
+
+    pub fn add_credit_note(&mut self, note: CreditNote) {
+        self.credit_note_by_id
+            .insert(note.id, self.credit_notes.len());
+        self.credit_notes.push(note);
     }
 
     pub fn invoice(&self, id: Uuid) -> Option<&Invoice> {

@@ -81,6 +81,9 @@ pub fn tenant(id: Uuid, name: &str, country: Country, member: Uuid, now: DateTim
         invoice_by_number: HashMap::new(),
         payments: Vec::new(),
         next_invoice_number: 1,
+        credit_notes: Vec::new(),
+        credit_note_by_id: HashMap::new(),
+        next_credit_note_number: 1,
     };
     for (i, (name, number, status)) in [
         ("Ridgeway University", Some("RIDGE-01"), "ACTIVE"),

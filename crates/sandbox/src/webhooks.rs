@@ -36,6 +36,14 @@ impl Event {
         }
     }
 
+    pub fn credit_note(kind: &'static str, id: Uuid) -> Self {
+        Self {
+            category: "CREDITNOTE",
+            kind,
+            resource_id: id,
+        }
+    }
+
     pub fn contact(kind: &'static str, id: Uuid) -> Self {
         Self {
             category: "CONTACT",

@@ -73,9 +73,9 @@ struct Draft {
 
 /// What earlier elements of the same batch claimed.
 #[derive(Default)]
-struct Batch {
-    numbers: HashSet<String>,
-    new_contacts: HashMap<String, Uuid>,
+pub(super) struct Batch {
+    pub numbers: HashSet<String>,
+    pub new_contacts: HashMap<String, Uuid>,
 }
 
 pub fn write(
@@ -278,14 +278,17 @@ fn validate(
         }
         (Some(b), None) => b.status.clone(),
         (Some(b), Some(s)) => {
+            let settled = !b.amount_paid.is_zero() || !b.amount_credited.is_zero();
             let allowed = match b.status.as_str() {
                 "DRAFT" | "SUBMITTED" => {
                     matches!(s.as_str(), "DRAFT" | "SUBMITTED" | "AUTHORISED" | "DELETED")
                 }
-                "AUTHORISED" => s == "AUTHORISED" || (s == "VOIDED" && b.amount_paid.is_zero()),
+                "AUTHORISED" => s == "AUTHORISED" || (s == "VOIDED" && !settled),
                 _ => false,
             };
-            if !allowed {
+            if b.status == "AUTHORISED" && s == "VOIDED" && settled {
+                errors.push("This document cannot be edited as it has a payment or credit note allocated to it.".into());
+            } else if !allowed {
                 errors.push(format!(
                     "Invoice Status cannot change from {} to {s}",
                     b.status
@@ -316,7 +319,7 @@ fn validate(
     match field(el, "LineItems") {
         None => lines = base.map(|b| b.lines.clone()).unwrap_or_default(),
         Some(Value::Array(items)) => {
-            if base.is_some_and(|b| !b.amount_paid.is_zero()) {
+            if base.is_some_and(|b| !b.amount_paid.is_zero() || !b.amount_credited.is_zero()) {
                 errors.push("This document cannot be edited as it has a payment or credit note allocated to it.".into());
             }
             for (n, item) in items.iter().enumerate() {
@@ -369,10 +372,11 @@ fn validate(
         }
     }
     let amount_paid = base.map_or(Decimal::ZERO, |b| b.amount_paid);
+    let amount_credited = base.map_or(Decimal::ZERO, |b| b.amount_credited);
     let amount_due = if matches!(status.as_str(), "VOIDED" | "DELETED") {
         Decimal::ZERO
     } else {
-        t.total - amount_paid
+        t.total - amount_paid - amount_credited
     };
     Ok(Draft {
         existing,
@@ -398,11 +402,12 @@ fn validate(
             payment_ids: base.map(|b| b.payment_ids.clone()).unwrap_or_default(),
             updated: ctx.now,
             unit_dp,
+            amount_credited,
         },
     })
 }
 
-fn resolve_contact(
+pub(super) fn resolve_contact(
     tenant: &Tenant,
     c: &Value,
     errors: &mut Vec<String>,
@@ -487,7 +492,7 @@ fn resolve_contact(
     Some(id)
 }
 
-fn line(
+pub(super) fn line(
     tenant: &Tenant,
     item: &Value,
     n: usize,

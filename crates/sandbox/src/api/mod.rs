@@ -3,6 +3,7 @@
 //! by resource name (matched case-insensitively, as Xero does).
 
 mod contacts;
+mod credit_notes;
 pub mod idempotency;
 mod invoices;
 mod listing;
@@ -172,6 +173,7 @@ pub async fn dispatch(
     let mut segments = rest.split('/');
     let resource = segments.next().unwrap_or_default().to_ascii_lowercase();
     let id = segments.next().map(str::to_string);
+    let sub = segments.next().map(str::to_ascii_lowercase);
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
             .into_owned()
@@ -192,7 +194,14 @@ pub async fn dispatch(
         .map(str::to_string)
         .filter(|_| is_write);
     let reply = match key {
-        None => route(&ctx, &method, &resource, id.as_deref(), &body),
+        None => route(
+            &ctx,
+            &method,
+            &resource,
+            id.as_deref(),
+            sub.as_deref(),
+            &body,
+        ),
         Some(key) if key.is_empty() || key.len() > 128 => {
             Reply::bad_request("Idempotency-Key must be between 1 and 128 characters")
         }
@@ -218,7 +227,14 @@ pub async fn dispatch(
                     "The Idempotency-Key was already used for a different request",
                 ),
                 idempotency::Lookup::New => {
-                    let reply = route(&ctx, &method, &resource, id.as_deref(), &body);
+                    let reply = route(
+                        &ctx,
+                        &method,
+                        &resource,
+                        id.as_deref(),
+                        sub.as_deref(),
+                        &body,
+                    );
                     store.store(
                         scope,
                         print,
@@ -309,10 +325,27 @@ pub fn elements(body: Value, collection: &str) -> Vec<Value> {
     }
 }
 
-fn route(ctx: &Ctx, method: &Method, resource: &str, id: Option<&str>, body: &[u8]) -> Reply {
+fn route(
+    ctx: &Ctx,
+    method: &Method,
+    resource: &str,
+    id: Option<&str>,
+    sub: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let mut world = ctx.shared.world();
     let world: &mut World = &mut world;
     let result = (|| -> Result<Reply, Reply> {
+        if let Some(sub) = sub {
+            return Ok(match (resource, sub, method, id) {
+                ("creditnotes", "allocations", &Method::PUT, Some(id)) => {
+                    scope_check(ctx.caller, WRITE_SCOPES)?;
+                    credit_notes::allocate(ctx, world, id, parse_body(body)?)
+                }
+                ("creditnotes", "allocations", _, _) => Reply::method_not_allowed(),
+                _ => Reply::not_found(),
+            });
+        }
         Ok(match (resource, method) {
             ("organisation" | "organisations", &Method::GET) => {
                 organisation::organisation(ctx, world)
@@ -341,6 +374,14 @@ fn route(ctx: &Ctx, method: &Method, resource: &str, id: Option<&str>, body: &[u
                 scope_check(ctx.caller, WRITE_SCOPES)?;
                 invoices::write(ctx, world, id, parse_body(body)?, method == Method::PUT)
             }
+            ("creditnotes", &Method::GET) => {
+                scope_check(ctx.caller, READ_TRANSACTIONS)?;
+                credit_notes::get(ctx, world, id)?
+            }
+            ("creditnotes", &Method::PUT | &Method::POST) => {
+                scope_check(ctx.caller, WRITE_SCOPES)?;
+                credit_notes::write(ctx, world, id, parse_body(body)?, method == Method::PUT)
+            }
             ("payments", &Method::GET) => {
                 scope_check(ctx.caller, PAYMENT_READ)?;
                 payments::get(ctx, world, id)?
@@ -351,7 +392,7 @@ fn route(ctx: &Ctx, method: &Method, resource: &str, id: Option<&str>, body: &[u
             }
             (
                 "organisation" | "organisations" | "accounts" | "taxrates" | "contacts"
-                | "invoices" | "payments",
+                | "invoices" | "payments" | "creditnotes",
                 _,
             ) => Reply::method_not_allowed(),
             _ => Reply::not_found(),

@@ -45,6 +45,7 @@ pub fn record_payment(
     let payment = Payment {
         id: Uuid::new_v4(),
         invoice_id: inv.id,
+        credit_note_id: None,
         account_id,
         date,
         amount,
@@ -69,8 +70,47 @@ pub fn record_payment(
     payment
 }
 
+/// What a payment pays: an invoice, or out of a credit note (a refund).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Target {
+    Invoice(usize),
+    CreditNote(usize),
+}
+
+/// Records a refund paid out of a credit note's credit.
+fn record_refund(
+    tenant: &mut Tenant,
+    note: usize,
+    account_id: Uuid,
+    amount: Decimal,
+    date: NaiveDate,
+    reference: Option<String>,
+    now: DateTime<Utc>,
+) -> Payment {
+    let n = &tenant.credit_notes[note];
+    let payment = Payment {
+        id: Uuid::new_v4(),
+        invoice_id: Uuid::nil(),
+        credit_note_id: Some(n.id),
+        account_id,
+        date,
+        amount,
+        reference,
+        status: "AUTHORISED".into(),
+        payment_type: if n.kind == "ACCPAYCREDIT" {
+            "APCREDITPAYMENT".to_string()
+        } else {
+            "ARCREDITPAYMENT".to_string()
+        },
+        updated: now,
+    };
+    super::credit_notes::refund(tenant, note, payment.id, amount, date, now);
+    tenant.payments.push(payment.clone());
+    payment
+}
+
 struct Draft {
-    invoice: usize,
+    target: Target,
     account_id: Uuid,
     amount: Decimal,
     date: NaiveDate,
@@ -84,7 +124,7 @@ pub fn write(ctx: &Ctx, world: &mut World, path_id: Option<&str>, body: Value) -
     if let Some(id) = path_id {
         return delete(ctx, tenant, id, &body);
     }
-    let mut outstanding: HashMap<usize, Decimal> = HashMap::new();
+    let mut outstanding: HashMap<Target, Decimal> = HashMap::new();
     let drafts: Vec<Result<Draft, Value>> = elements(body, "Payments")
         .into_iter()
         .map(|el| {
@@ -101,16 +141,34 @@ pub fn write(ctx: &Ctx, world: &mut World, path_id: Option<&str>, body: Value) -
         .into_iter()
         .map(|d| {
             d.map(|d| {
-                let p = record_payment(
-                    tenant,
-                    d.invoice,
-                    d.account_id,
-                    d.amount,
-                    d.date,
-                    d.reference,
-                    ctx.now,
-                );
-                events.push(Event::invoice("UPDATE", p.invoice_id));
+                let p = match d.target {
+                    Target::Invoice(i) => {
+                        let p = record_payment(
+                            tenant,
+                            i,
+                            d.account_id,
+                            d.amount,
+                            d.date,
+                            d.reference,
+                            ctx.now,
+                        );
+                        events.push(Event::invoice("UPDATE", p.invoice_id));
+                        p
+                    }
+                    Target::CreditNote(n) => {
+                        let p = record_refund(
+                            tenant,
+                            n,
+                            d.account_id,
+                            d.amount,
+                            d.date,
+                            d.reference,
+                            ctx.now,
+                        );
+                        events.push(Event::credit_note("UPDATE", tenant.credit_notes[n].id));
+                        p
+                    }
+                };
                 render::payment(tenant, &p)
             })
         })
@@ -122,9 +180,35 @@ fn validate(
     ctx: &Ctx,
     tenant: &Tenant,
     el: &Value,
-    outstanding: &mut HashMap<usize, Decimal>,
+    outstanding: &mut HashMap<Target, Decimal>,
 ) -> Result<Draft, Vec<String>> {
     let mut errors = Vec::new();
+    if let Some(note_ref) = field(el, "CreditNote") {
+        if field(el, "Invoice").is_some() {
+            errors.push("A payment pays an Invoice or refunds a CreditNote, not both".into());
+        }
+        let note = match uuid_field(note_ref, "CreditNoteID") {
+            Ok(Some(id)) => tenant.credit_note_by_id.get(&id).copied(),
+            _ => text(note_ref, "CreditNoteNumber")
+                .and_then(|n| tenant.credit_note_by_number(&n).map(|c| c.id))
+                .and_then(|id| tenant.credit_note_by_id.get(&id).copied()),
+        };
+        match note {
+            None => errors.push("Credit note could not be found".into()),
+            Some(n) if tenant.credit_notes[n].status != "AUTHORISED" => {
+                errors.push("Credit note not of valid status for creation of a payment".into())
+            }
+            Some(_) => {}
+        }
+        return finish(
+            ctx,
+            tenant,
+            el,
+            note.map(Target::CreditNote),
+            outstanding,
+            errors,
+        );
+    }
     let invoice_ref = field(el, "Invoice");
     let by_id = invoice_ref.and_then(|i| uuid_field(i, "InvoiceID").ok().flatten());
     let by_number = invoice_ref
@@ -149,6 +233,25 @@ fn validate(
             errors.push("Invoice not of valid status for creation of a payment".into());
         }
     }
+    finish(
+        ctx,
+        tenant,
+        el,
+        invoice.map(Target::Invoice),
+        outstanding,
+        errors,
+    )
+}
+
+/// The account, amount and date of a payment to `target`, checked against what is left on it.
+fn finish(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    el: &Value,
+    target: Option<Target>,
+    outstanding: &mut HashMap<Target, Decimal>,
+    mut errors: Vec<String>,
+) -> Result<Draft, Vec<String>> {
     let account_ref = field(el, "Account");
     let account = match account_ref {
         None => {
@@ -200,21 +303,29 @@ fn validate(
             ctx.now.date_naive()
         }),
     };
-    if let (Some(i), Some(a)) = (invoice, amount) {
-        let due = *outstanding
-            .entry(i)
-            .or_insert(tenant.invoices[i].amount_due);
-        if a > due {
-            errors.push("Payment amount exceeds the amount outstanding on this document".into());
+    if let (Some(t), Some(a)) = (target, amount) {
+        let left = *outstanding.entry(t).or_insert(match t {
+            Target::Invoice(i) => tenant.invoices[i].amount_due,
+            Target::CreditNote(n) => tenant.credit_notes[n].remaining_credit,
+        });
+        if a > left {
+            errors.push(match t {
+                Target::Invoice(_) => {
+                    "Payment amount exceeds the amount outstanding on this document".into()
+                }
+                Target::CreditNote(_) => {
+                    "Payment amount exceeds the remaining credit on this credit note".into()
+                }
+            });
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (invoice, amount) = (invoice.expect("checked"), amount.expect("checked"));
-    *outstanding.get_mut(&invoice).expect("entered above") -= amount;
+    let (target, amount) = (target.expect("checked"), amount.expect("checked"));
+    *outstanding.get_mut(&target).expect("entered above") -= amount;
     Ok(Draft {
-        invoice,
+        target,
         account_id: account.expect("checked"),
         amount,
         date,
@@ -244,6 +355,27 @@ fn delete(ctx: &Ctx, tenant: &mut Tenant, id: &str, body: &Value) -> Reply {
     p.updated = ctx.now;
     let (invoice_id, amount) = (p.invoice_id, p.amount);
     let payment = p.clone();
+    if let Some(&n) = payment
+        .credit_note_id
+        .and_then(|id| tenant.credit_note_by_id.get(&id))
+    {
+        let note = &mut tenant.credit_notes[n];
+        note.remaining_credit += amount;
+        note.payment_ids.retain(|x| *x != payment.id);
+        note.status = "AUTHORISED".into();
+        note.fully_paid_on = None;
+        note.updated = ctx.now;
+        let mut reply = batch_reply(
+            ctx,
+            "Payments",
+            vec![Ok(render::payment(tenant, &payment))],
+            Vec::new(),
+        );
+        reply
+            .events
+            .push(Event::credit_note("UPDATE", note_id(tenant, n)));
+        return reply;
+    }
     if let Some(&i) = tenant.invoice_by_id.get(&invoice_id) {
         let inv = &mut tenant.invoices[i];
         inv.amount_paid -= amount;
@@ -261,4 +393,8 @@ fn delete(ctx: &Ctx, tenant: &mut Tenant, id: &str, body: &Value) -> Reply {
     );
     reply.events.push(Event::invoice("UPDATE", invoice_id));
     reply
+}
+
+fn note_id(tenant: &Tenant, n: usize) -> Uuid {
+    tenant.credit_notes[n].id
 }

@@ -2,7 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::model::{Account, Contact, Invoice, Payment, TaxRate, Tenant};
+use crate::model::{
+    Account, Allocation, Contact, CreditNote, Invoice, LineItem, Payment, TaxRate, Tenant,
+};
 use crate::xjson::{money, ms_date, ms_day, num};
 
 pub fn organisation(t: &Tenant) -> Value {
@@ -136,14 +138,14 @@ fn invoice_contact(c: Option<&Contact>, id: uuid::Uuid) -> Value {
     }
 }
 
-pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
+/// Line items as Xero renders them, unit amounts to the `unitdp` they were written with.
+fn line_items(t: &Tenant, lines: &[LineItem], unit_dp: u32) -> Vec<Value> {
     let unit = |d: rust_decimal::Decimal| {
         let mut d = d;
-        d.rescale(inv.unit_dp.max(2));
+        d.rescale(unit_dp.max(2));
         num(d)
     };
-    let lines: Vec<Value> = inv
-        .lines
+    lines
         .iter()
         .map(|l| {
             let mut v = json!({
@@ -174,7 +176,11 @@ pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
             }
             v
         })
-        .collect();
+        .collect()
+}
+
+pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
+    let lines = line_items(t, &inv.lines, inv.unit_dp);
     let payments: Vec<Value> = inv
         .payment_ids
         .iter()
@@ -207,7 +213,7 @@ pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
         "CurrencyRate": 1,
         "AmountDue": money(inv.amount_due),
         "AmountPaid": money(inv.amount_paid),
-        "AmountCredited": money(rust_decimal::Decimal::ZERO),
+        "AmountCredited": money(inv.amount_credited),
         "SentToContact": false,
         "IsDiscounted": inv.lines.iter().any(|l| l.discount_rate.is_some()),
         "HasAttachments": false,
@@ -215,7 +221,7 @@ pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
         "Payments": payments,
         "Prepayments": [],
         "Overpayments": [],
-        "CreditNotes": [],
+        "CreditNotes": credited(t, inv),
     });
     if let Some(n) = &inv.number {
         v["InvoiceNumber"] = json!(n);
@@ -230,6 +236,105 @@ pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
         v["FullyPaidOnDate"] = json!(ms_day(d));
     }
     v
+}
+
+/// The credit notes allocated to an invoice, in the short form an invoice carries them.
+fn credited(t: &Tenant, inv: &Invoice) -> Vec<Value> {
+    t.credit_notes
+        .iter()
+        .filter(|c| c.allocations.iter().any(|a| a.invoice_id == inv.id))
+        .map(|c| {
+            let applied: rust_decimal::Decimal = c
+                .allocations
+                .iter()
+                .filter(|a| a.invoice_id == inv.id)
+                .map(|a| a.amount)
+                .sum();
+            let mut v = json!({
+                "CreditNoteID": c.id,
+                "Type": c.kind,
+                "Date": ms_day(c.date),
+                "Total": money(c.total),
+                "AppliedAmount": num(applied.normalize()),
+                "LineItems": [],
+                "Allocations": [],
+                "Payments": [],
+            });
+            if let Some(n) = &c.number {
+                v["CreditNoteNumber"] = json!(n);
+            }
+            v
+        })
+        .collect()
+}
+
+pub fn credit_note(t: &Tenant, c: &CreditNote) -> Value {
+    let allocations: Vec<Value> = c.allocations.iter().map(|a| allocation(t, c, a)).collect();
+    let payments: Vec<Value> = c
+        .payment_ids
+        .iter()
+        .filter_map(|id| t.payments.iter().find(|p| p.id == *id))
+        .map(|p| {
+            json!({
+                "PaymentID": p.id,
+                "Date": ms_day(p.date),
+                "Amount": money(p.amount),
+                "CurrencyRate": 1,
+                "HasAccount": true,
+                "HasValidationErrors": false,
+            })
+        })
+        .collect();
+    let mut v = json!({
+        "Type": c.kind,
+        "CreditNoteID": c.id,
+        "Contact": invoice_contact(t.contact(c.contact_id), c.contact_id),
+        "Date": ms_day(c.date),
+        "Status": c.status,
+        "LineAmountTypes": c.mode.as_str(),
+        "LineItems": line_items(t, &c.lines, c.unit_dp),
+        "SubTotal": money(c.sub_total),
+        "TotalTax": money(c.total_tax),
+        "Total": money(c.total),
+        "UpdatedDateUTC": ms_date(c.updated),
+        "CurrencyCode": c.currency,
+        "CurrencyRate": 1,
+        "RemainingCredit": money(c.remaining_credit),
+        "Allocations": allocations,
+        "Payments": payments,
+        "SentToContact": false,
+        "HasAttachments": false,
+        "HasErrors": false,
+    });
+    if let Some(n) = &c.number {
+        v["CreditNoteNumber"] = json!(n);
+    }
+    if let Some(r) = &c.reference {
+        v["Reference"] = json!(r);
+    }
+    if let Some(d) = c.fully_paid_on {
+        v["FullyPaidOnDate"] = json!(ms_day(d));
+    }
+    v
+}
+
+pub fn allocation(t: &Tenant, c: &CreditNote, a: &Allocation) -> Value {
+    let mut invoice = json!({"InvoiceID": a.invoice_id, "LineItems": []});
+    if let Some(n) = t.invoice(a.invoice_id).and_then(|i| i.number.clone()) {
+        invoice["InvoiceNumber"] = json!(n);
+    }
+    let mut note = json!({"CreditNoteID": c.id, "LineItems": []});
+    if let Some(n) = &c.number {
+        note["CreditNoteNumber"] = json!(n);
+    }
+    json!({
+        "AllocationID": a.id,
+        "Amount": money(a.amount),
+        "Date": ms_day(a.date),
+        "Invoice": invoice,
+        "CreditNote": note,
+        "IsDeleted": false,
+    })
 }
 
 pub fn payment(t: &Tenant, p: &Payment) -> Value {
@@ -251,6 +356,19 @@ pub fn payment(t: &Tenant, p: &Payment) -> Value {
     });
     if let Some(r) = &p.reference {
         v["Reference"] = json!(r);
+    }
+    if let Some(c) = p.credit_note_id.and_then(|id| t.credit_note(id)) {
+        let mut n = json!({
+            "CreditNoteID": c.id,
+            "Type": c.kind,
+            "Contact": invoice_contact(t.contact(c.contact_id), c.contact_id),
+            "CurrencyCode": c.currency,
+            "LineItems": [],
+        });
+        if let Some(number) = &c.number {
+            n["CreditNoteNumber"] = json!(number);
+        }
+        v["CreditNote"] = n;
     }
     if let Some(inv) = inv {
         let mut i = json!({

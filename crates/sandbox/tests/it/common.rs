@@ -103,6 +103,8 @@ impl Answer {
             .or_else(|| self.body["Invoices"].as_array())
             .or_else(|| self.body["Payments"].as_array())
             .or_else(|| self.body["Contacts"].as_array())
+            .or_else(|| self.body["CreditNotes"].as_array())
+            .or_else(|| self.body["Allocations"].as_array())
             .cloned()
             .unwrap_or_default();
         elements
@@ -263,6 +265,14 @@ pub fn invoice(contact: &str, qty: &str, unit: &str) -> Value {
             "TaxType": "OUTPUT2",
         }],
     })
+}
+
+/// A valid customer credit note to the named contact: one line of `qty` × `unit` to account 200.
+pub fn credit_note(contact: &str, qty: &str, unit: &str) -> Value {
+    let mut c = invoice(contact, qty, unit);
+    c["Type"] = json!("ACCRECCREDIT");
+    c.as_object_mut().unwrap().remove("DueDate");
+    c
 }
 
 /// A JSON number's exact text: amounts compare as the digits Xero sent.

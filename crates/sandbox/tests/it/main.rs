@@ -5,6 +5,7 @@ mod accounting;
 mod binary;
 mod common;
 mod control;
+mod credit_notes;
 mod identity;
 mod limits;
 mod schemas;

@@ -180,7 +180,7 @@ fn check(
     }
 }
 
-fn assert_fits(file: &str, name: &str, value: &Value) {
+pub fn assert_fits(file: &str, name: &str, value: &Value) {
     let errors = mismatches(file, name, value);
     assert!(
         errors.is_empty(),
