@@ -274,6 +274,7 @@ impl ProxyClient {
             DocumentKind::Invoice => ("/v1/invoices", "invoices"),
             DocumentKind::Payment => ("/v1/payments", "payments"),
             DocumentKind::Shift => ("/v1/shifts", "shifts"),
+            DocumentKind::CreditNote => ("/v1/credit-notes", "credit_notes"),
         };
         let r = self
             .http

@@ -691,6 +691,19 @@ impl App {
                     .map(|t| t.total.to_string());
                 (title, amount)
             }
+            DocumentKind::CreditNote => {
+                let title = format!(
+                    "Refund to {}",
+                    e.body["contact"]["name"].as_str().unwrap_or_default()
+                );
+                let amount = serde_json::from_value::<ledgerlink_wire::documents::CreditNote>(
+                    e.body.clone(),
+                )
+                .ok()
+                .and_then(|c| documents::credit_note_totals(&c, rates, mappings).ok())
+                .map(|t| t.total.to_string());
+                (title, amount)
+            }
             DocumentKind::Payment => (
                 format!(
                     "Payment of {}",

@@ -27,11 +27,7 @@ pub struct Prepared {
 }
 
 fn plural(kind: DocumentKind) -> &'static str {
-    match kind {
-        DocumentKind::Invoice => "invoices",
-        DocumentKind::Payment => "payments",
-        DocumentKind::Shift => "shifts",
-    }
+    kind.collection()
 }
 
 /// Reads `text` as documents of `kind`: `{...}` (one), `[{...}, ...]`, or `{"invoices": [...]}`.
@@ -101,6 +97,7 @@ pub fn prepare(kind: DocumentKind, text: &str) -> Prepared {
             DocumentKind::Invoice => check.invoice(&item, &path).map(serde_json::to_value),
             DocumentKind::Payment => check.payment(&item, &path).map(serde_json::to_value),
             DocumentKind::Shift => check.shift(&item, &path).map(serde_json::to_value),
+            DocumentKind::CreditNote => check.credit_note(&item, &path).map(serde_json::to_value),
         };
         match typed {
             Some(Ok(document)) if check.problems.is_empty() => out.documents.push(document),
@@ -180,6 +177,27 @@ pub enum TotalsError {
 
 /// Xero's totals of `invoice`: each line's amount is quantity × unit amount to 2 decimals, its tax
 /// is worked out on that amount at its rate and rounded half away from zero; totals are sums.
+/// A refund's totals: what was given back, totalled as a sale's lines are.
+pub fn credit_note_totals(
+    note: &ledgerlink_wire::documents::CreditNote,
+    rates: &TaxRates,
+    mappings: &Mappings,
+) -> Result<InvoiceTotals, TotalsError> {
+    let as_sale = Invoice {
+        client_ref: note.client_ref.clone(),
+        invoice_type: Default::default(),
+        contact: note.contact.clone(),
+        date: note.date,
+        due_date: None,
+        reference: note.reference.clone(),
+        currency: note.currency.clone(),
+        tax_mode: note.tax_mode,
+        status: Default::default(),
+        lines: note.lines.clone(),
+    };
+    invoice_totals(&as_sale, rates, mappings)
+}
+
 pub fn invoice_totals(
     invoice: &Invoice,
     rates: &TaxRates,

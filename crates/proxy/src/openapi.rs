@@ -101,6 +101,7 @@ mod tests {
             ("/v1/invoices", &["post"]),
             ("/v1/payments", &["post"]),
             ("/v1/shifts", &["post"]),
+            ("/v1/credit-notes", &["post"]),
             ("/v1/documents", &["get"]),
             ("/v1/documents/{id}", &["get"]),
             ("/v1/documents/{id}/retry", &["post"]),

@@ -90,6 +90,9 @@ pub enum DocumentKind {
     Invoice,
     Payment,
     Shift,
+    /// A refund: a credit note to the customer, allocated to the sale it names and paid back by
+    /// tender.
+    CreditNote,
 }
 
 impl DocumentKind {
@@ -98,6 +101,7 @@ impl DocumentKind {
             Self::Invoice => "invoice",
             Self::Payment => "payment",
             Self::Shift => "shift",
+            Self::CreditNote => "credit_note",
         }
     }
 
@@ -106,8 +110,19 @@ impl DocumentKind {
             "invoice" => Self::Invoice,
             "payment" => Self::Payment,
             "shift" => Self::Shift,
+            "credit_note" => Self::CreditNote,
             _ => return None,
         })
+    }
+
+    /// The collection a batch of this kind is pushed as: `{"invoices": [...]}`.
+    pub fn collection(self) -> &'static str {
+        match self {
+            Self::Invoice => "invoices",
+            Self::Payment => "payments",
+            Self::Shift => "shifts",
+            Self::CreditNote => "credit_notes",
+        }
     }
 }
 
@@ -412,6 +427,60 @@ pub struct Shift {
 
 fn inclusive() -> TaxMode {
     TaxMode::Inclusive
+}
+
+/// A refund to a customer: Xero's credit note (`ACCRECCREDIT`). What was given back is `lines`, as on
+/// an invoice; when it names the sale it refunds (`invoice`) and that sale still has something due,
+/// the credit goes to it first; the rest is what the till paid back, by tender (`refunds`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreditNote {
+    /// The device's own reference: (device, client_ref) is unique, so a resend never duplicates.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069][^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
+    pub client_ref: String,
+    pub contact: Contact,
+    pub date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 239,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
+    pub reference: Option<String>,
+    /// The organisation's currency when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*[A-Z]{3}\s*$"))]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub tax_mode: TaxMode,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
+    pub lines: Vec<InvoiceLine>,
+    /// The sale it refunds, pushed by this device (`client_ref`) or in Xero (`xero_number`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<InvoiceTarget>,
+    /// What the till paid back, by tender (each mapped, like a payment's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
+    pub refunds: Vec<TenderAmount>,
+}
+
+/// `POST /v1/credit-notes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreditNoteBatch {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
+    pub credit_notes: Vec<CreditNote>,
 }
 
 /// `POST /v1/invoices`.

@@ -2,7 +2,7 @@
 //! (`invoices[3].lines[0].unit_amount`), a code and a sentence that says what to fix. Runs on the raw
 //! JSON so a wrong type in one field does not hide the problems in others.
 
-use crate::documents::{Invoice, Mappings, Payment, Problem, ProblemCode, Shift};
+use crate::documents::{CreditNote, Invoice, Mappings, Payment, Problem, ProblemCode, Shift};
 use crate::strict::{code_point, forbidden_in_name, forbidden_in_text};
 use crate::totals;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -530,27 +530,17 @@ impl<'a> Check<'a> {
         self.typed(v, path)
     }
 
-    pub fn payment(&mut self, v: &Value, path: &str) -> Option<Payment> {
-        self.object(
-            v,
-            path,
-            &[
-                "client_ref",
-                "invoice",
-                "amount",
-                "date",
-                "tender",
-                "reference",
-            ],
-        )?;
-        self.client_ref(v, path);
+    /// `invoice`: the sale a payment pays or a refund refunds, `{"client_ref"}` (pushed by this
+    /// device) or `{"xero_number"}`.
+    fn invoice_target(&mut self, v: &Value, path: &str, required: bool) {
         let ip = join(path, "invoice");
         match v.get("invoice") {
-            None | Some(Value::Null) => self.problem(
+            None | Some(Value::Null) if required => self.problem(
                 ip,
                 ProblemCode::Required,
                 "is required: {\"client_ref\": ...} or {\"xero_number\": ...}",
             ),
+            None | Some(Value::Null) => {}
             Some(target) => {
                 if self
                     .object(target, &ip, &["client_ref", "xero_number"])
@@ -568,6 +558,99 @@ impl<'a> Check<'a> {
                 }
             }
         }
+    }
+
+    /// A list of `{tender, amount}` under `name`: each tender mapped and given once, each amount
+    /// at least zero (`positive`: more than zero).
+    fn tender_amounts(&mut self, v: &Value, path: &str, name: &str, positive: bool) {
+        let mut seen = std::collections::HashSet::new();
+        let tp = join(path, name);
+        for (i, item) in self.list(v, path, name, false).iter().enumerate() {
+            let ip = format!("{tp}[{i}]");
+            if self.object(item, &ip, &["tender", "amount"]).is_none() {
+                continue;
+            }
+            if let Some(t) = self.text(item, &ip, "tender", true, 100) {
+                self.tender(join(&ip, "tender"), &t);
+                if !seen.insert(t.to_lowercase()) {
+                    self.problem(
+                        join(&ip, "tender"),
+                        ProblemCode::Invalid,
+                        format!("'{t}' appears twice: give each tender once, with its total"),
+                    );
+                }
+            }
+            if let Some(a) = self.amount(item, &ip, "amount") {
+                if a < Decimal::ZERO || (positive && a.is_zero()) {
+                    self.problem(
+                        join(&ip, "amount"),
+                        ProblemCode::OutOfRange,
+                        if positive {
+                            "must be more than zero"
+                        } else {
+                            "must not be negative"
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// A refund: the invoice's checks for what was given back (a credit note's lines are what the
+    /// customer returns, so a negative quantity is as wrong as on a sale), then the sale it names
+    /// and what was paid back by tender.
+    pub fn credit_note(&mut self, v: &Value, path: &str) -> Option<CreditNote> {
+        self.object(
+            v,
+            path,
+            &[
+                "client_ref",
+                "contact",
+                "date",
+                "reference",
+                "currency",
+                "tax_mode",
+                "lines",
+                "invoice",
+                "refunds",
+            ],
+        )?;
+        let mut given_back = v.clone();
+        if let Some(fields) = given_back.as_object_mut() {
+            fields.remove("invoice");
+            fields.remove("refunds");
+        }
+        self.invoice(&given_back, path);
+        self.invoice_target(v, path, false);
+        self.tender_amounts(v, path, "refunds", true);
+        if self.list(v, path, "refunds", false).len() > MAX_TENDERS {
+            self.problem(
+                join(path, "refunds"),
+                ProblemCode::TooLong,
+                format!("at most {MAX_TENDERS} tenders: give each tender once, with its total"),
+            );
+        }
+        if !self.problems.is_empty() {
+            return None;
+        }
+        self.typed(v, path)
+    }
+
+    pub fn payment(&mut self, v: &Value, path: &str) -> Option<Payment> {
+        self.object(
+            v,
+            path,
+            &[
+                "client_ref",
+                "invoice",
+                "amount",
+                "date",
+                "tender",
+                "reference",
+            ],
+        )?;
+        self.client_ref(v, path);
+        self.invoice_target(v, path, true);
         if let Some(a) = self.amount(v, path, "amount") {
             if a <= Decimal::ZERO {
                 self.problem(
@@ -637,33 +720,7 @@ impl<'a> Check<'a> {
                 }
             }
         }
-        let mut seen_tenders = std::collections::HashSet::new();
-        let tp = join(path, "tenders");
-        for (i, item) in self.list(v, path, "tenders", false).iter().enumerate() {
-            let ip = format!("{tp}[{i}]");
-            if self.object(item, &ip, &["tender", "amount"]).is_none() {
-                continue;
-            }
-            if let Some(t) = self.text(item, &ip, "tender", true, 100) {
-                self.tender(join(&ip, "tender"), &t);
-                if !seen_tenders.insert(t.to_lowercase()) {
-                    self.problem(
-                        join(&ip, "tender"),
-                        ProblemCode::Invalid,
-                        format!("'{t}' appears twice: give each tender once, with its total"),
-                    );
-                }
-            }
-            if let Some(a) = self.amount(item, &ip, "amount") {
-                if a < Decimal::ZERO {
-                    self.problem(
-                        join(&ip, "amount"),
-                        ProblemCode::OutOfRange,
-                        "must not be negative",
-                    );
-                }
-            }
-        }
+        self.tender_amounts(v, path, "tenders", false);
         if let Some(c) = self.amount(v, path, "counted_cash") {
             if c < Decimal::ZERO {
                 self.problem(
@@ -779,6 +836,53 @@ mod tests {
         // A bill may carry a negative quantity (a return on a supplier's bill) while its total is
         // not negative, as Xero allows.
         assert!(problems(&doc(vec![line("2", "10.00"), line("-1", "5.00")], "bill")).is_empty());
+    }
+
+    #[test]
+    fn a_refund_is_checked_as_a_sale_plus_its_invoice_and_tenders() {
+        let mut m = mappings();
+        m.tenders.insert(
+            "cash".into(),
+            crate::documents::TenderMapping {
+                account_code: "090".into(),
+            },
+        );
+        let check = |d: serde_json::Value| {
+            let mut c = Check::new(&m);
+            let typed = c.credit_note(&d, "credit_notes[0]");
+            (typed, c.problems)
+        };
+        let good = serde_json::json!({"client_ref": "r1", "contact": {"name": "A"}, "date": "2026-11-20",
+            "lines": [{"description": "Returned mug", "quantity": 1, "unit_amount": "8.00", "sales_category": "Drinks"}],
+            "invoice": {"client_ref": "inv-1"}, "refunds": [{"tender": "cash", "amount": "9.20"}]});
+        let (typed, problems) = check(good.clone());
+        assert!(problems.is_empty(), "{problems:?}");
+        let typed = typed.unwrap();
+        assert_eq!(typed.refunds[0].amount.to_string(), "9.20");
+        assert_eq!(typed.invoice.unwrap().client_ref.as_deref(), Some("inv-1"));
+        let mut bad = good.clone();
+        bad["refunds"] = serde_json::json!([{"tender": "gold", "amount": "0"}, {"tender": "cash", "amount": "1"}, {"tender": "cash", "amount": "1"}]);
+        bad["invoice"] = serde_json::json!({"client_ref": "a", "xero_number": "INV-1"});
+        bad["status"] = serde_json::json!("draft");
+        let (_, problems) = check(bad.clone());
+        assert_eq!(
+            problems[0].path, "credit_notes[0].status",
+            "no status on a refund: {problems:?}"
+        );
+        bad.as_object_mut().unwrap().remove("status");
+        let (typed, problems) = check(bad);
+        assert!(typed.is_none());
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "credit_notes[0].invoice",
+                "credit_notes[0].refunds[0].tender",
+                "credit_notes[0].refunds[0].amount",
+                "credit_notes[0].refunds[2].tender",
+            ],
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -11,5 +11,6 @@ mod push;
 mod push_faults;
 mod readme;
 mod refresh;
+mod refunds;
 mod security;
 mod strict_input;

@@ -1,6 +1,6 @@
 //! Documents: `push`, `outbox`, `show`, `retry`, `discard`, `sync`.
 
-use ledgerlink_wire::documents::{DocumentKind, DocumentState, Invoice, Shift};
+use ledgerlink_wire::documents::{CreditNote, DocumentKind, DocumentState, Invoice, Shift};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read};
@@ -72,6 +72,17 @@ pub(super) async fn push(
                         summary = format!(
                             ": {}, total {} (tax {})",
                             inv.contact.name, t.total, t.total_tax
+                        );
+                        line["totals"] = json!(t);
+                    }
+                }
+            }
+            DocumentKind::CreditNote => {
+                if let Ok(note) = serde_json::from_value::<CreditNote>(document.clone()) {
+                    if let Ok(t) = documents::credit_note_totals(&note, &rates, &mappings) {
+                        summary = format!(
+                            ": refund to {}, total {} (tax {})",
+                            note.contact.name, t.total, t.total_tax
                         );
                         line["totals"] = json!(t);
                     }

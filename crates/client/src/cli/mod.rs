@@ -57,6 +57,8 @@ enum Kind {
     Invoice,
     Payment,
     Shift,
+    /// A refund (examples/credit-note.json).
+    CreditNote,
 }
 
 impl From<Kind> for DocumentKind {
@@ -65,6 +67,7 @@ impl From<Kind> for DocumentKind {
             Kind::Invoice => DocumentKind::Invoice,
             Kind::Payment => DocumentKind::Payment,
             Kind::Shift => DocumentKind::Shift,
+            Kind::CreditNote => DocumentKind::CreditNote,
         }
     }
 }

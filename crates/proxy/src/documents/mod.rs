@@ -10,8 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledgerlink_wire::documents::{
-    BatchItem, BatchResult, DocumentKind, DocumentList, DocumentState, DocumentVersion,
-    DocumentView, InvoiceBatch, Mappings, Outcome, PaymentBatch, Problem, ProblemCode, ShiftBatch,
+    BatchItem, BatchResult, CreditNoteBatch, DocumentKind, DocumentList, DocumentState,
+    DocumentVersion, DocumentView, InvoiceBatch, Mappings, Outcome, PaymentBatch, Problem,
+    ProblemCode, ShiftBatch,
 };
 use ledgerlink_wire::{ApiError, ErrorCode};
 use serde::Deserialize;
@@ -55,6 +56,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(push_invoices))
         .routes(routes!(push_payments))
         .routes(routes!(push_shifts))
+        .routes(routes!(push_credit_notes))
         .routes(routes!(list))
         .routes(routes!(one))
         .routes(routes!(events::events))
@@ -115,6 +117,20 @@ async fn push_payments(
     push(&state, &auth, DocumentKind::Payment, &headers, body).await
 }
 
+/// Pushes refunds (credit notes): each checked (every problem by field path), the good ones stored
+/// in the outbox before the answer. One naming a sale of this device waits for it to reach Xero.
+#[utoipa::path(post, path = "/v1/credit-notes", tag = "documents", security(("device" = [])),
+    request_body(content((CreditNoteBatch = "application/json"))),
+    responses(PushAnswers, DeviceRefusals, BodyRefusals))]
+async fn push_credit_notes(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<BatchResult>), AppError> {
+    push(&state, &auth, DocumentKind::CreditNote, &headers, body).await
+}
+
 /// Pushes end-of-shift summaries: each checked (every problem by field path), the good ones stored in the outbox
 /// before the answer.
 #[utoipa::path(post, path = "/v1/shifts", tag = "documents", security(("device" = [])),
@@ -130,11 +146,7 @@ async fn push_shifts(
 }
 
 fn collection(kind: DocumentKind) -> &'static str {
-    match kind {
-        DocumentKind::Invoice => "invoices",
-        DocumentKind::Payment => "payments",
-        DocumentKind::Shift => "shifts",
-    }
+    kind.collection()
 }
 
 /// Validates every document of a batch, stores the good ones (and their `queued` events) in one
@@ -207,6 +219,12 @@ async fn push(
             DocumentKind::Shift => check
                 .shift(&item, &path)
                 .map(|d| (serde_json::to_string(&d), None)),
+            // A refund naming a sale this device pushed waits for it, as a payment does: its
+            // credit goes to that invoice.
+            DocumentKind::CreditNote => check.credit_note(&item, &path).map(|d| {
+                let waits_for = d.invoice.as_ref().and_then(|i| i.client_ref.clone());
+                (serde_json::to_string(&d), waits_for)
+            }),
         };
         let client_ref = item
             .get("client_ref")

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_corrections.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_credit_notes.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1853,6 +1857,46 @@ mod tests {
             })
             .unwrap();
         (store, c, device, now)
+    }
+
+    #[test]
+    fn credit_notes_are_stored_and_the_kind_check_still_holds() {
+        let dir = std::env::temp_dir().join(format!("ll-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("proxy.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let now = Utc::now();
+        let (c, _) = store.upsert_connection(&connection(now)).unwrap();
+        let device = Uuid::new_v4();
+        store
+            .write(|x| {
+                x.execute(
+                    "INSERT INTO devices (id, name, client_id, connection_id, paired_at) VALUES (?1, 'Till', 'c', ?2, 0)",
+                    params![device.to_string(), c.id.to_string()],
+                )
+            })
+            .unwrap();
+        let note = document(&c, device, DocumentKind::CreditNote, "refund-1", now);
+        store.insert_documents(std::slice::from_ref(&note)).unwrap();
+        // Read back through a reader connection, which loaded the schema on its own.
+        let read = store.document(device, note.id).unwrap().unwrap();
+        assert_eq!(read.kind, DocumentKind::CreditNote);
+        let unknown = store.write(|x| {
+            x.execute(
+                "UPDATE documents SET kind = 'refund' WHERE id = ?1",
+                [note.id.to_string()],
+            )
+        });
+        assert!(
+            unknown.is_err(),
+            "the CHECK constraint still refuses other kinds"
+        );
+        let ok: String = store
+            .with(|x| x.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        drop(store);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -1,0 +1,392 @@
+//! A refund: one credit note (`ACCRECCREDIT`) to the customer; its credit allocated to the sale it
+//! names, up to what that sale still owes; then one refund payment per tender (`PUT /Payments`
+//! naming the `CreditNote`) for what the till paid back. Like a shift it goes one document at a
+//! time, each step under an Idempotency-Key of its own, and each thing made in Xero is found again
+//! after an answer lost past the replay window: the credit note and the refunds by the document's
+//! marker in their `Reference`, the allocation among the credit note's own.
+
+use ledgerlink_wire::documents::{CreditNote, DocumentKind, DocumentState, Invoice};
+use ledgerlink_wire::totals;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use std::str::FromStr;
+use uuid::Uuid;
+
+use super::{carries, key_for, marker, num, outcome_of, update, Delivery, Stop};
+use crate::store::{DocumentRow, DocumentUpdate};
+
+/// A decimal Xero sent as a JSON number.
+fn decimal(v: &Value) -> Option<Decimal> {
+    Decimal::from_str(&v.to_string()).ok()
+}
+
+impl Delivery<'_> {
+    pub(super) async fn credit_note(&mut self, doc: DocumentRow) -> Result<(), Stop> {
+        let fail = |why: String| update(doc.id, DocumentState::Failed, None, None, Some(why));
+        let note: CreditNote = match serde_json::from_str(&doc.body) {
+            Ok(n) => n,
+            Err(e) => return self.save(vec![super::unreadable(doc.id, &e)]).await,
+        };
+        // Everything that can be refused here is, before anything is made in Xero: a refund that
+        // failed halfway would leave a credit note a correction could make twice.
+        if let Some(c) = note
+            .lines
+            .iter()
+            .filter_map(|l| l.sales_category.as_ref())
+            .find(|c| !self.mappings.categories.contains_key(*c))
+        {
+            return self
+                .save(vec![fail(format!(
+                    "the sales category '{c}' is not mapped: map it, then send the refund again"
+                ))])
+                .await;
+        }
+        let mut refunds = Vec::with_capacity(note.refunds.len());
+        for r in &note.refunds {
+            match self.mappings.tenders.get(&r.tender) {
+                Some(m) => refunds.push((r.amount, m.account_code.clone())),
+                None => {
+                    return self
+                        .save(vec![fail(format!(
+                            "the tender '{}' is not mapped: map it, then send the refund again",
+                            r.tender
+                        ))])
+                        .await
+                }
+            }
+        }
+        let paid_back = totals::sum(refunds.iter().map(|(a, _)| *a)).unwrap_or(Decimal::MAX);
+        let as_sale = self.as_sale(&note);
+        let total = match self.expected_total(&as_sale).await? {
+            Ok(t) => t,
+            Err(why) => return self.save(vec![fail(why)]).await,
+        };
+        if paid_back > total {
+            return self
+                .save(vec![fail(format!(
+                    "the refunds add up to {paid_back}, more than the credit note's total of {total}"
+                ))])
+                .await;
+        }
+        let sale = match self.sale_refunded(&doc, &note).await? {
+            Ok(s) => s,
+            Err(why) => return self.save(vec![fail(why)]).await,
+        };
+        let contact = match self
+            .contact(
+                &note.contact.name,
+                note.contact.email.as_deref(),
+                note.contact.contact_number.as_deref(),
+            )
+            .await?
+        {
+            Ok(c) => c,
+            Err(why) => return self.save(vec![fail(why)]).await,
+        };
+
+        let window =
+            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        let past_window = doc
+            .unknown_since
+            .is_some_and(|t| self.state.clock.now() - t > window);
+        let m = marker(&doc);
+        // An earlier attempt may have made it without our hearing of it.
+        let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
+        if known.is_none() && past_window {
+            let found = self
+                .find_by_markers("CreditNotes", std::slice::from_ref(&m))
+                .await?;
+            known = found.iter().find(|c| carries(c, &m)).and_then(|c| {
+                Some((
+                    Uuid::parse_str(c["CreditNoteID"].as_str()?).ok()?,
+                    c["CreditNoteNumber"].as_str().map(str::to_string),
+                ))
+            });
+        }
+        self.mark(&[&doc], DocumentState::Sending).await?;
+        let (note_id, number) = match known {
+            Some(k) => k,
+            None => {
+                let mut x = self.xero_invoice(&as_sale, contact, &m);
+                x["Type"] = json!("ACCRECCREDIT");
+                x["Status"] = json!("AUTHORISED");
+                let key = key_for(&[&doc.send_identity(), b"credit_note"]);
+                let body = json!({"CreditNotes": [x]}).to_string();
+                let answer = match self
+                    .call(
+                        Method::PUT,
+                        "CreditNotes?summarizeErrors=false&unitdp=4",
+                        Some(&body),
+                        Some(&key),
+                    )
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(stop) => {
+                        self.requeue(&[&doc], &stop).await?;
+                        return Err(stop);
+                    }
+                };
+                let outcome = outcome_of(
+                    doc.id,
+                    &answer,
+                    "CreditNotes",
+                    0,
+                    "CreditNoteID",
+                    Some("CreditNoteNumber"),
+                );
+                let (Some(id), DocumentState::Sent) = (outcome.xero_id, outcome.state) else {
+                    return self.save(vec![outcome]).await;
+                };
+                // Keep its id while the allocation and the refunds go (still `sending`).
+                self.save(vec![DocumentUpdate {
+                    state: DocumentState::Sending,
+                    attempt: false,
+                    ..outcome.clone()
+                }])
+                .await?;
+                (id, outcome.xero_number)
+            }
+        };
+        let done =
+            |why: Option<String>, state| update(doc.id, state, Some(note_id), number.clone(), why);
+
+        // The credit goes to the sale first, up to what it still owes; the rest was paid back.
+        if let Some(invoice_id) = sale {
+            let step = self
+                .allocate(&doc, note_id, invoice_id, total - paid_back, past_window)
+                .await;
+            match step {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    return self
+                        .save(vec![done(
+                            Some(format!("the credit note was made but could not be allocated to the sale: {why}")),
+                            DocumentState::Failed,
+                        )])
+                        .await
+                }
+                Err(stop) => {
+                    self.requeue(&[&doc], &stop).await?;
+                    return Err(stop);
+                }
+            }
+        }
+
+        let date = note.date.to_string();
+        let mut indexed: Vec<(usize, Value)> = refunds
+            .iter()
+            .enumerate()
+            .map(|(i, (amount, account))| {
+                (
+                    i,
+                    json!({"CreditNote": {"CreditNoteID": note_id}, "Account": {"Code": account},
+                    "Date": date, "Amount": num(*amount), "Reference": format!("Refund {m}-{i}")}),
+                )
+            })
+            .collect();
+        if !indexed.is_empty() && past_window {
+            let markers: Vec<String> = indexed.iter().map(|(i, _)| format!("{m}-{i}")).collect();
+            let found = self.find_by_markers("Payments", &markers).await?;
+            indexed.retain(|(i, _)| !found.iter().any(|p| carries(p, &format!("{m}-{i}"))));
+        }
+        if !indexed.is_empty() {
+            let positions: Vec<[u8; 8]> = indexed
+                .iter()
+                .map(|(i, _)| (*i as u64).to_be_bytes())
+                .collect();
+            let identity = doc.send_identity();
+            let mut parts: Vec<&[u8]> = vec![&identity, b"refunds"];
+            parts.extend(positions.iter().map(|p| p.as_slice()));
+            let key = key_for(&parts);
+            let payments: Vec<Value> = indexed.into_iter().map(|(_, p)| p).collect();
+            let body = json!({"Payments": payments}).to_string();
+            let answer = match self
+                .call(
+                    Method::PUT,
+                    "Payments?summarizeErrors=false",
+                    Some(&body),
+                    Some(&key),
+                )
+                .await
+            {
+                Ok(a) => a,
+                Err(stop) => {
+                    self.requeue(&[&doc], &stop).await?;
+                    return Err(stop);
+                }
+            };
+            let failed: Vec<String> = (0..payments.len())
+                .filter_map(|i| {
+                    let o = outcome_of(doc.id, &answer, "Payments", i, "PaymentID", None);
+                    (o.state == DocumentState::Failed).then(|| o.message.unwrap_or_default())
+                })
+                .collect();
+            if !failed.is_empty() {
+                return self
+                    .save(vec![done(
+                        Some(format!(
+                            "the credit note was made but a refund was refused: {}",
+                            failed.join("; ")
+                        )),
+                        DocumentState::Failed,
+                    )])
+                    .await;
+            }
+        }
+        self.save(vec![done(None, DocumentState::Sent)]).await
+    }
+
+    /// The refund's lines as a sale's, to build Xero's lines and work out the total the same way.
+    fn as_sale(&self, note: &CreditNote) -> Invoice {
+        Invoice {
+            client_ref: note.client_ref.clone(),
+            invoice_type: Default::default(),
+            contact: note.contact.clone(),
+            date: note.date,
+            due_date: None,
+            reference: note.reference.clone(),
+            currency: note.currency.clone(),
+            tax_mode: note.tax_mode,
+            status: Default::default(),
+            lines: note.lines.clone(),
+        }
+    }
+
+    /// The total Xero will give the credit note (its per-line rule, the organisation's rates), to
+    /// check the refunds against before anything is made. `Err` with the reason it cannot be known.
+    async fn expected_total(&mut self, sale: &Invoice) -> Result<Result<Decimal, String>, Stop> {
+        let rates = crate::documents::tax_rates(self.state, self.connection)
+            .await
+            .map_err(|e| Stop::Later(e.to_string()))?;
+        let mut lines = Vec::with_capacity(sale.lines.len());
+        for l in &sale.lines {
+            let tax_type = match &l.sales_category {
+                Some(c) => Some(self.mappings.categories[c].tax_type.clone()),
+                None => l.tax_type.clone(),
+            };
+            let rate = match tax_type {
+                None => Decimal::ZERO,
+                Some(t) => match rates.get(&t.to_ascii_uppercase()) {
+                    Some(r) => *r,
+                    None => return Ok(Err(format!("the organisation has no tax rate '{t}'"))),
+                },
+            };
+            let Some(amount) = totals::line_amount(l.quantity, l.unit_amount) else {
+                return Ok(Err("a line's amount is out of range".into()));
+            };
+            lines.push((amount, rate));
+        }
+        Ok(totals::total(lines, sale.tax_mode).ok_or_else(|| "the total is out of range".into()))
+    }
+
+    /// The Xero id of the sale a refund names, if it names one. `Err` when the sale cannot take
+    /// credit (refused, voided, another kind, not in Xero).
+    async fn sale_refunded(
+        &mut self,
+        doc: &DocumentRow,
+        note: &CreditNote,
+    ) -> Result<Result<Option<Uuid>, String>, Stop> {
+        let Some(target) = &note.invoice else {
+            return Ok(Ok(None));
+        };
+        if let Some(r) = &target.client_ref {
+            let (device, r2) = (doc.device_id, r.clone());
+            let found = self
+                .state
+                .storage
+                .call(move |s| s.document_by_ref(device, &r2))
+                .await
+                .map_err(|e| Stop::Later(e.to_string()))?;
+            return Ok(match found {
+                None => Err(format!(
+                    "no invoice with client_ref '{r}' arrived from this device within an hour"
+                )),
+                Some(t) if !matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift) => {
+                    Err(format!(
+                        "'{r}' is a {} from this device, not a sale",
+                        t.kind.as_str()
+                    ))
+                }
+                Some(t) => match (t.state, t.xero_id) {
+                    (DocumentState::Sent | DocumentState::Paid, Some(id)) => Ok(Some(id)),
+                    (state, _) => Err(format!(
+                        "the sale '{r}' is {} and not in Xero: refund it once it is",
+                        state.as_str()
+                    )),
+                },
+            });
+        }
+        let n = target.xero_number.clone().unwrap_or_default();
+        let clause = format!("InvoiceNumber==\"{}\"", n.replace('"', ""));
+        let path = format!(
+            "Invoices?where={}",
+            url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
+        );
+        let found = self.call(Method::GET, &path, None, None).await?;
+        Ok(found.body["Invoices"]
+            .as_array()
+            .and_then(|list| list.first())
+            .and_then(|i| Uuid::parse_str(i["InvoiceID"].as_str()?).ok())
+            .map(Some)
+            .ok_or_else(|| format!("Xero has no invoice numbered '{n}'")))
+    }
+
+    /// Allocates up to `credit` of the credit note to the sale, no more than the sale still owes.
+    /// `Ok(Err(why))` when Xero refuses it.
+    async fn allocate(
+        &mut self,
+        doc: &DocumentRow,
+        note_id: Uuid,
+        invoice_id: Uuid,
+        credit: Decimal,
+        past_window: bool,
+    ) -> Result<Result<(), String>, Stop> {
+        if credit <= Decimal::ZERO {
+            return Ok(Ok(()));
+        }
+        if past_window {
+            // A lost answer: the allocation may be there already.
+            let found = self
+                .call(Method::GET, &format!("CreditNotes/{note_id}"), None, None)
+                .await?;
+            let allocated = found.body["CreditNotes"][0]["Allocations"]
+                .as_array()
+                .is_some_and(|list| {
+                    list.iter().any(|a| {
+                        a["Invoice"]["InvoiceID"].as_str() == Some(&invoice_id.to_string())
+                    })
+                });
+            if allocated {
+                return Ok(Ok(()));
+            }
+        }
+        let sale = self
+            .call(Method::GET, &format!("Invoices/{invoice_id}"), None, None)
+            .await?;
+        let inv = &sale.body["Invoices"][0];
+        let due = decimal(&inv["AmountDue"]).unwrap_or(Decimal::ZERO);
+        if inv["Status"] != "AUTHORISED" || due <= Decimal::ZERO {
+            // Paid (or voided) already: the whole credit is what was paid back.
+            return Ok(Ok(()));
+        }
+        let amount = credit.min(due);
+        let body = json!({"Allocations": [{"Invoice": {"InvoiceID": invoice_id}, "Amount": num(amount), "Date": self.state.clock.now().date_naive().to_string()}]}).to_string();
+        let key = key_for(&[&doc.send_identity(), b"allocation"]);
+        let answer = self
+            .call(
+                Method::PUT,
+                &format!("CreditNotes/{note_id}/Allocations?summarizeErrors=false"),
+                Some(&body),
+                Some(&key),
+            )
+            .await?;
+        let o = outcome_of(doc.id, &answer, "Allocations", 0, "AllocationID", None);
+        Ok(if o.state == DocumentState::Failed {
+            Err(o.message.unwrap_or_default())
+        } else {
+            Ok(())
+        })
+    }
+}
