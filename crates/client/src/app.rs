@@ -217,6 +217,7 @@ pub fn state_label(state: DocumentState) -> (&'static str, &'static str) {
         DocumentState::Paid => ("Paid", "done"),
         DocumentState::Failed => ("Failed", "bad"),
         DocumentState::Rejected => ("Needs fixing", "bad"),
+        DocumentState::Voiding => ("Voiding", "waiting"),
         DocumentState::Voided => ("Voided", "done"),
         DocumentState::Discarded => ("Discarded", "done"),
     }

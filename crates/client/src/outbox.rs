@@ -95,6 +95,7 @@ pub struct Counts {
     pub voided: usize,
     pub rejected: usize,
     pub discarded: usize,
+    pub voiding: usize,
 }
 
 impl Counts {
@@ -108,6 +109,7 @@ impl Counts {
             + self.voided
             + self.rejected
             + self.discarded
+            + self.voiding
     }
 
     /// Documents waiting for a person: failed or rejected, neither corrected (a correction is
@@ -123,7 +125,7 @@ impl Counts {
 
     /// Documents not yet in Xero, nor refused.
     pub fn in_flight(&self) -> usize {
-        self.pending + self.queued + self.sending
+        self.pending + self.queued + self.sending + self.voiding
     }
 }
 
@@ -535,6 +537,7 @@ impl Outbox {
                     Some(DocumentState::Failed) => counts.failed += n,
                     Some(DocumentState::Paid) => counts.paid += n,
                     Some(DocumentState::Voided) => counts.voided += n,
+                    Some(DocumentState::Voiding) => counts.voiding += n,
                     Some(DocumentState::Discarded) => counts.discarded += n,
                     Some(DocumentState::Rejected) | None => counts.rejected += n,
                 }

@@ -106,6 +106,7 @@ mod tests {
             ("/v1/documents/{id}", &["get"]),
             ("/v1/documents/{id}/retry", &["post"]),
             ("/v1/documents/{id}/discard", &["post"]),
+            ("/v1/documents/{id}/void", &["post"]),
             ("/v1/events", &["get"]),
             ("/v1/mappings", &["get", "put"]),
             ("/admin/v1/connections", &["get"]),

@@ -23,6 +23,9 @@ pub enum DocumentState {
     /// Xero refused it; `message` is Xero's own text.
     Failed,
     Paid,
+    /// A void was asked for: it goes to Xero (from `sent`); back to `sent` with Xero's message if
+    /// Xero refuses it.
+    Voiding,
     Voided,
     /// Refused by validation: never stored as a document.
     Rejected,
@@ -40,6 +43,7 @@ impl DocumentState {
             Self::Sent => "sent",
             Self::Failed => "failed",
             Self::Paid => "paid",
+            Self::Voiding => "voiding",
             Self::Voided => "voided",
             Self::Rejected => "rejected",
             Self::Discarded => "discarded",
@@ -54,6 +58,7 @@ impl DocumentState {
             "sent" => Self::Sent,
             "failed" => Self::Failed,
             "paid" => Self::Paid,
+            "voiding" => Self::Voiding,
             "voided" => Self::Voided,
             "rejected" => Self::Rejected,
             "discarded" => Self::Discarded,

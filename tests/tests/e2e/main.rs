@@ -14,3 +14,4 @@ mod refresh;
 mod refunds;
 mod security;
 mod strict_input;
+mod voids;

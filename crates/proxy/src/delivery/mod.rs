@@ -8,6 +8,7 @@
 //! Not yet here: spreading one connection's calls over Xero's 5 concurrent slots.
 
 mod credit_notes;
+mod voids;
 
 use chrono::{DateTime, Utc};
 use ledgerlink_wire::documents::{
@@ -282,11 +283,13 @@ async fn deliver(
         let shifts = d.outbox(DocumentKind::Shift, 1).await?;
         let payments = d.outbox(DocumentKind::Payment, BUNDLE).await?;
         let refunds = d.outbox(DocumentKind::CreditNote, 1).await?;
+        let voids = d.voids().await?;
         let pass: Vec<Uuid> = invoices
             .iter()
             .chain(&shifts)
             .chain(&payments)
             .chain(&refunds)
+            .chain(&voids)
             .map(|d| d.id)
             .collect();
         if pass.is_empty() {
@@ -310,6 +313,9 @@ async fn deliver(
         }
         for refund in refunds {
             d.credit_note(refund).await?;
+        }
+        for void in voids {
+            d.void(void).await?;
         }
     }
 }
@@ -393,6 +399,16 @@ impl Delivery<'_> {
         self.state
             .storage
             .call(move |s| s.outbox(id, kind, limit, now))
+            .await
+            .map_err(|e| Stop::Later(e.to_string()))
+    }
+
+    /// Documents waiting to be voided in Xero.
+    async fn voids(&self) -> Result<Vec<DocumentRow>, Stop> {
+        let id = self.connection.id;
+        self.state
+            .storage
+            .call(move |s| s.voids(id, BUNDLE))
             .await
             .map_err(|e| Stop::Later(e.to_string()))
     }

@@ -21,6 +21,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(retry))
         .routes(utoipa_axum::routes!(discard))
+        .routes(utoipa_axum::routes!(void))
 }
 
 fn not_found(id: &str) -> AppError {
@@ -45,6 +46,7 @@ fn refused(row: &DocumentRow, action: &str) -> AppError {
             format!("it is {} in Xero", state.as_str())
         }
         DocumentState::Discarded => "it was discarded".to_string(),
+        DocumentState::Voiding => "it is being voided".to_string(),
         other => format!("it is {}", other.as_str()),
     };
     AppError::api(
@@ -68,6 +70,11 @@ async fn act(
     match state.storage.call(move |s| f(s, device, uuid)).await? {
         Change::NotFound => Err(not_found(id)),
         Change::Refused(row) => Err(refused(&row, action)),
+        Change::Blocked(row, why) => Err(AppError::api(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!("'{}' cannot be {action}: {why}.", row.client_ref),
+        )),
         Change::Done(row) => {
             state.outbox_ready.notify_one();
             state.events_ready.notify_waiters();
@@ -126,6 +133,29 @@ async fn discard(
     let now = state.clock.now();
     act(&state, &auth, &id, "discarded", move |s, device, id| {
         s.discard_document(device, id, &reason, now)
+    })
+    .await
+}
+
+/// Voids a sent invoice in Xero: queued like a push (`voiding`), then `voided`, or back to `sent`
+/// with Xero's message if Xero refuses. Refused at once while a payment or a refund of this device
+/// names the invoice: Xero does not void what money has touched.
+#[utoipa::path(post, path = "/v1/documents/{id}/void", tag = "documents", security(("device" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "Queued to be voided (`voiding`)", body = DocumentView),
+        (status = 404, description = "not_found: no such document from this device", body = ApiError),
+        (status = 409, description = "conflict: not a sent invoice, or money is recorded against it", body = ApiError),
+        DeviceRefusals,
+    ))]
+async fn void(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentView>, AppError> {
+    let now = state.clock.now();
+    act(&state, &auth, &id, "voided", move |s, device, id| {
+        s.request_void(device, id, now)
     })
     .await
 }

@@ -324,6 +324,8 @@ pub enum Change {
     Refused(DocumentRow),
     /// Done: the document as it is now.
     Done(DocumentRow),
+    /// Its state would allow it, but something else stands in the way: the document, and why.
+    Blocked(DocumentRow, String),
 }
 
 /// A document's new state after a delivery attempt.
@@ -488,6 +490,12 @@ pub trait Store: Send + Sync + 'static {
     /// A failed document of the device back in the queue, unchanged (one more resend, so its next
     /// send has Idempotency-Keys of its own), with its `queued` event.
     fn resend_document(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
+    /// Asks for a sent invoice of the device to be voided (`voiding`: delivery takes it to Xero).
+    /// Refused (`Blocked`, with the reason) while a payment or a refund of this device names it:
+    /// Xero refuses to void what money has touched.
+    fn request_void(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
+    /// A connection's documents waiting to be voided in Xero.
+    fn voids(&self, connection: Uuid, limit: usize) -> Result<Vec<DocumentRow>>;
     /// Puts a document of the device aside (`discarded`, with the reason) if it is failed, or
     /// queued and not in a call nor of unknown outcome (it may be in Xero), with its event.
     fn discard_document(

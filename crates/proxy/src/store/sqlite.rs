@@ -1237,6 +1237,60 @@ impl Store for SqliteStore {
         })
     }
 
+    fn request_void(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let select = format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
+            );
+            let keys = params![id.to_string(), device.to_string()];
+            let Some(row) = tx.query_row(&select, keys, document_row).optional()? else {
+                return Ok(Change::NotFound);
+            };
+            if row.state != DocumentState::Sent || row.kind != DocumentKind::Invoice {
+                return Ok(Change::Refused(row));
+            }
+            let money: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT kind, client_ref FROM documents WHERE device_id = ?1 AND waits_for = ?2
+                       AND kind IN ('payment', 'credit_note')
+                       AND state NOT IN ('failed', 'rejected', 'discarded', 'voided')
+                     ORDER BY created_at LIMIT 1",
+                    params![device.to_string(), row.client_ref],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((kind, r)) = money {
+                let what = if kind == "payment" { "payment" } else { "refund" };
+                return Ok(Change::Blocked(
+                    row,
+                    format!("the {what} '{r}' from this device is recorded against it, and Xero does not void an invoice money has touched"),
+                ));
+            }
+            tx.execute(
+                "UPDATE documents SET state = 'voiding', message = NULL, updated_at = ?2 WHERE id = ?1",
+                params![id.to_string(), ms(now)],
+            )?;
+            let row = tx.query_row(&select, keys, document_row)?;
+            document_event(&tx, &row)?;
+            tx.commit()?;
+            Ok(Change::Done(row))
+        })
+    }
+
+    fn voids(&self, connection: Uuid, limit: usize) -> Result<Vec<DocumentRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = ?1 AND state = 'voiding'
+                 ORDER BY updated_at, id LIMIT ?2"
+            ))?;
+            let rows = stmt
+                .query_map(params![connection.to_string(), limit as i64], document_row)?
+                .collect();
+            rows
+        })
+    }
+
     fn discard_document(
         &self,
         device: Uuid,
@@ -1335,7 +1389,8 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT c.id FROM connections c WHERE c.status = 'connected'
-                   AND EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {READY})"
+                   AND (EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {READY})
+                        OR EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'voiding'))"
             ))?;
             let ids = stmt
                 .query_map(
