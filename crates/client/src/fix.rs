@@ -93,6 +93,26 @@ impl Syncer {
         self.local(client_ref)
     }
 
+    /// Sends the voids asked for on this device to the proxy. A refusal (the proxy knows of a
+    /// payment, the invoice is gone) puts the document back to `sent` with the reason; while the
+    /// proxy cannot be reached they wait here.
+    pub async fn send_voids(&self) -> Result<usize, SyncError> {
+        let mut sent = 0;
+        for entry in self.outbox.void_requests()? {
+            let r = &entry.client_ref;
+            match self.act(r, "void", None).await {
+                Ok(view) => {
+                    self.outbox.void_answered(r, Ok(&view))?;
+                    sent += 1;
+                }
+                Err(e) if e.is_transient() => return Err(e),
+                Err(SyncError::Credentials(c)) => return Err(SyncError::Credentials(c)),
+                Err(e) => self.outbox.void_answered(r, Err(&e.to_string()))?,
+            }
+        }
+        Ok(sent)
+    }
+
     fn local(&self, client_ref: &str) -> Result<Entry, SyncError> {
         Ok(self
             .outbox

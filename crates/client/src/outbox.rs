@@ -150,6 +150,10 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ALTER TABLE documents ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE documents ADD COLUMN discard_reason TEXT;
 "#,
+    r#"
+-- A void asked for on this device that the proxy has not heard of yet (it goes with the next sync).
+ALTER TABLE documents ADD COLUMN void_requested INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub struct Outbox {
@@ -322,6 +326,69 @@ impl Outbox {
         })
     }
 
+    /// Asks for a sent invoice to be voided: `voiding` here at once, and the request goes to the
+    /// proxy with the next sync (so it works offline).
+    pub fn request_void(&self, client_ref: &str) -> Result<Entry, OutboxError> {
+        let entry = self
+            .get(client_ref)?
+            .ok_or_else(|| OutboxError::NotFound(client_ref.to_string()))?;
+        if entry.kind != DocumentKind::Invoice {
+            return Err(OutboxError::NotNow {
+                client_ref: client_ref.to_string(),
+                action: "voided",
+                why: format!("it is a {}; only an invoice is voided", entry.kind.as_str()),
+            });
+        }
+        self.change(client_ref, "voided", &[DocumentState::Sent], |c, now| {
+            c.execute(
+                "UPDATE documents SET state = 'voiding', void_requested = 1, message = NULL, updated_at = ?2
+                 WHERE client_ref = ?1",
+                params![client_ref, now],
+            )
+        })
+    }
+
+    /// The voids asked for here that the proxy has not answered yet.
+    pub fn void_requests(&self) -> Result<Vec<Entry>, OutboxError> {
+        self.with(|c| {
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM documents WHERE void_requested = 1 ORDER BY updated_at"
+            ))?;
+            let rows = q.query_map([], row)?;
+            rows.collect()
+        })
+    }
+
+    /// The proxy's answer to a void asked for here: its view of the document, or why it refused
+    /// (the document is `sent` again, with the reason).
+    pub fn void_answered(
+        &self,
+        client_ref: &str,
+        answer: Result<&DocumentView, &str>,
+    ) -> Result<(), OutboxError> {
+        let now = Utc::now().to_rfc3339();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE documents SET void_requested = 0 WHERE client_ref = ?1",
+                [client_ref],
+            )?;
+            match answer {
+                Ok(view) => {
+                    follow(&tx, view, &now)?;
+                }
+                Err(why) => {
+                    tx.execute(
+                        "UPDATE documents SET state = 'sent', message = ?2, updated_at = ?3
+                         WHERE client_ref = ?1 AND state = 'voiding'",
+                        params![client_ref, why, now],
+                    )?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
     /// Puts aside a document the proxy does not have (pending or rejected), with the reason.
     pub fn discard_local(&self, client_ref: &str, reason: &str) -> Result<Entry, OutboxError> {
         self.change(
@@ -372,10 +439,12 @@ impl Outbox {
         Ok(entry)
     }
 
-    /// Whether any document waits to go to the proxy (an index lookup: cheap to ask often).
+    /// Whether anything waits to go to the proxy, a document or a void (cheap to ask often).
     pub fn has_pending(&self) -> Result<bool, OutboxError> {
         self.with(|c| {
-            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM documents WHERE state = 'pending')")?
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM documents WHERE state = 'pending' OR void_requested = 1)",
+            )?
                 .query_row([], |r| r.get(0))
         })
     }
@@ -555,6 +624,7 @@ fn follow(c: &Connection, v: &DocumentView, now: &str) -> rusqlite::Result<usize
          xero_number = COALESCE(?5, xero_number), message = ?6, updated_at = ?7, version = ?8,
          discard_reason = ?9
          WHERE client_ref = ?1 AND kind = ?2 AND version <= ?8
+           AND NOT (void_requested = 1 AND ?3 = 'sent')
            AND (state != ?3 OR xero_number IS NOT ?5 OR message IS NOT ?6 OR version != ?8)",
         params![
             v.client_ref,

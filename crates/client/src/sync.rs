@@ -232,6 +232,7 @@ impl Syncer {
     /// Sends what is pending, then reads what happened, waiting up to `wait` seconds for news.
     pub async fn pass(&self, wait: u64) -> Result<Pass, SyncError> {
         let mut pass = self.upload().await?;
+        self.send_voids().await?;
         pass.changed = if wait == 0 {
             self.pull(0).await?
         } else {

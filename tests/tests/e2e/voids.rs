@@ -118,3 +118,72 @@ async fn an_invoice_paid_in_xero_meanwhile_is_not_voided_and_says_so() {
     let inv = world.xero_get(&format!("Invoices/{xero_id}")).await;
     assert_eq!(inv["Invoices"][0]["Status"], "PAID");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_voids_with_the_cli_even_while_the_proxy_is_away() {
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    let mut world = World::start_with(settings).await;
+    let till = crate::cli::Cli::new();
+    till.pair(&world).await;
+    till.map_the_examples().await;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let file = |name: &str, client_ref: &str| {
+        let mut inv: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{examples}/{name}")).unwrap())
+                .unwrap();
+        inv["client_ref"] = json!(client_ref);
+        let path = till.dir.join(format!("{client_ref}.json"));
+        std::fs::write(&path, inv.to_string()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    for r in ["oops-1", "oops-2"] {
+        till.ok(&["push", "invoice", &file("invoice.json", r)])
+            .await;
+    }
+    till.ok(&["push", "invoice", &format!("{examples}/invoice.json")])
+        .await;
+    till.ok(&["push", "payment", &format!("{examples}/payment.json")])
+        .await;
+    assert_eq!(till.exit(&["sync", "--timeout", "60"]).await.0, 0);
+
+    // Destructive: not without a terminal and without --yes.
+    assert_eq!(till.exit(&["void", "oops-1"]).await.0, 2);
+    let asked = till.ok(&["void", "oops-1", "--yes"]).await;
+    assert_eq!(asked["event"], "voiding");
+    assert_eq!(till.exit(&["sync", "--timeout", "60"]).await.0, 0);
+    let outbox = till.outbox(&[]).await;
+    assert_eq!(
+        outbox["oops-1"]["state"], "voided",
+        "{:?}",
+        outbox["oops-1"]
+    );
+
+    // A paid sale is refused at once, with the reason.
+    let (code, lines, _) = till.exit(&["void", "till1-2026-11-20-0042", "--yes"]).await;
+    assert_eq!(code, 1, "{lines:?}");
+    let err = lines.last().unwrap();
+    assert_eq!(err["code"], "conflict");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("till1-2026-11-20-0042-pay"),
+        "{err}"
+    );
+    assert_eq!(
+        till.outbox(&[]).await["till1-2026-11-20-0042"]["state"],
+        "sent"
+    );
+
+    // Offline: asked for here, sent once the proxy is back.
+    world.stop_proxy().await;
+    let asked = till.ok(&["void", "oops-2", "--yes"]).await;
+    assert_eq!(asked["document"]["state"], "voiding");
+    world.start_proxy().await;
+    assert_eq!(till.exit(&["sync", "--timeout", "60"]).await.0, 0);
+    assert_eq!(
+        till.outbox(&["--offline"]).await["oops-2"]["state"],
+        "voided"
+    );
+}

@@ -478,6 +478,60 @@ pub(super) async fn discard(cx: &Context, client_ref: &str, reason: &str, yes: b
     Ok(())
 }
 
+/// Asks for a sent invoice to be voided: recorded here (`voiding`), then sent to the proxy now if
+/// it can be reached, or with the next sync.
+pub(super) async fn void(cx: &Context, client_ref: &str, yes: bool) -> Result<()> {
+    let entry = cx
+        .outbox()
+        .get(client_ref)
+        .map_err(|e| fail("outbox", e.to_string()))?
+        .ok_or_else(|| {
+            fail(
+                "not_found",
+                format!("There is no document '{client_ref}' on this device."),
+            )
+            .about(client_ref)
+        })?;
+    confirm(
+        yes,
+        &format!(
+            "Void {client_ref} ({}) in Xero?",
+            entry.xero_number.as_deref().unwrap_or("no number yet")
+        ),
+        "void cancels the invoice in Xero for good",
+    )?;
+    cx.outbox()
+        .request_void(client_ref)
+        .map_err(|e| Failure::from(crate::sync::SyncError::from(e)).about(client_ref))?;
+    let sent = cx.syncer.send_voids().await;
+    let entry = cx
+        .outbox()
+        .get(client_ref)
+        .map_err(|e| fail("outbox", e.to_string()))?
+        .expect("it was there a moment ago");
+    if entry.state == DocumentState::Sent {
+        // The proxy refused it at once: why is the document's message.
+        return Err(fail(
+            "conflict",
+            entry
+                .message
+                .unwrap_or_else(|| "The proxy refused the void.".into()),
+        )
+        .about(client_ref));
+    }
+    out(
+        cx.json,
+        json!({"event": "voiding", "document": entry_json(&entry)}),
+        || {
+            match sent {
+        Ok(_) => format!("{client_ref} is being voided in Xero; `ledgerlink sync` waits until it is."),
+        Err(e) => format!("{client_ref} will be voided once the proxy can be reached ({e}): `ledgerlink sync` sends it."),
+    }
+        },
+    );
+    Ok(())
+}
+
 /// Sends everything, then waits for Xero. Exit code 3 when documents need attention at the end.
 pub(super) async fn sync(cx: &Context, timeout: Option<u64>, no_wait: bool) -> Result<Done> {
     let json = cx.json;

@@ -176,6 +176,15 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Void a sent invoice in Xero (a sale made by mistake). Asked for here at once and sent with
+    /// the next sync, so it works offline; refused when a payment or refund is recorded against it.
+    Void {
+        /// Its client_ref.
+        client_ref: String,
+        /// Do not ask for confirmation (needed when there is no terminal to ask in).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Send everything saved, then wait until Xero has it all, showing progress. Retries (with
     /// growing pauses) while the proxy is unreachable.
     Sync {
@@ -409,6 +418,7 @@ async fn run(args: Args) -> Result<Done> {
             reason,
             yes,
         } => all_good(documents::discard(&cx, &client_ref, &reason, yes).await),
+        Command::Void { client_ref, yes } => all_good(documents::void(&cx, &client_ref, yes).await),
         Command::Sync { timeout, no_wait } => documents::sync(&cx, timeout, no_wait).await,
         Command::Mappings { change, refresh } => {
             all_good(mappings::mappings(&cx, change, refresh).await)
