@@ -2,7 +2,7 @@
 // decimal string from Rust; nothing here does arithmetic on money.
 import {
   problemsByField, invoiceDraft, shiftDraft, formatMoney, overShort, ago, homeCounts,
-  invoiceFormValues, invoiceFitsForm,
+  invoiceFormValues, invoiceFitsForm, refundDraft,
   connectionLabel, offlineNotice,
 } from "./logic.js";
 
@@ -625,7 +625,7 @@ function docRow(r) {
   const tr = el("tr", { class: `doc${app.selected === r.client_ref ? " selected" : ""}`, dataset: { ref: r.client_ref, state: r.state }, tabindex: "0" },
     el("td", {}, el("div", { class: "title" }, r.title || r.client_ref), el("div", { class: "ref" }, r.client_ref),
       r.message && ["failed", "rejected"].includes(r.state) ? el("div", { class: "message" }, r.message) : null),
-    el("td", {}, r.kind),
+    el("td", {}, r.kind === "credit_note" ? "refund" : r.kind),
     el("td", { class: "num" }, r.amount ? formatMoney(r.amount) : ""),
     el("td", {}, stateCell(r)),
     el("td", { class: "xero-number" }, r.xero_number || ""),
@@ -678,7 +678,9 @@ async function showDocument(clientRef, highlight = true) {
   $("doc-advice").hidden = !d.advice;
   $("doc-advice").textContent = d.advice || "";
   const fits = d.kind === "invoice" && invoiceFitsForm(d.body);
-  $("doc-actions").hidden = !(d.can_fix || d.can_retry || d.can_discard);
+  $("doc-actions").hidden = !(d.can_fix || d.can_retry || d.can_discard || d.can_refund || d.can_void);
+  $("doc-refund").hidden = !d.can_refund;
+  $("doc-void").hidden = !d.can_void;
   $("doc-fix").hidden = !d.can_fix;
   $("doc-fix").disabled = !fits;
   $("doc-fix").title = fits ? "" : "This invoice has details the form does not show: correct it with `ledgerlink push` under the same client_ref.";
@@ -722,6 +724,20 @@ function wireDocuments() {
     }
   });
   $("doc-discard").addEventListener("click", () => app.shown && discardDocument(app.shown));
+  $("doc-refund").addEventListener("click", () => app.shown && refundSale(app.shown));
+  $("doc-void").addEventListener("click", async () => {
+    const d = app.shown;
+    if (!d) return;
+    const number = d.xero_number ? ` (${d.xero_number})` : "";
+    if (!(await confirmDialog(`Void ${d.title || d.client_ref}${number}?`, "It is cancelled in Xero for good. A sale the customer paid is refunded instead.", "Void"))) return;
+    try {
+      await call("void_document", { clientRef: d.client_ref });
+      toast("Voiding in Xero…");
+      await renderDocuments();
+    } catch (e) {
+      toast(e.advice ? `${e.message} ${e.advice}` : e.message);
+    }
+  });
   $("doc-close").addEventListener("click", () => {
     app.selected = null;
     $("doc-detail").hidden = true;
@@ -782,6 +798,56 @@ function collectMappings() {
   }
   if ($("map-over-short").value) out.over_short_account = $("map-over-short").value;
   return out;
+}
+
+/** The refund dialog for a sale: tick lines (quantities editable), the tender and amount paid back. */
+function refundSale(d) {
+  const dialog = $("refund-dialog");
+  const f = $("refund-form");
+  f.reset();
+  showProblems(f, []);
+  say("refund-message", "");
+  $("refund-title").textContent = `Refund ${d.title || d.client_ref}${d.xero_number ? ` (${d.xero_number})` : ""}`;
+  const sale = { ...d.body, client_ref: d.client_ref };
+  $("refund-lines").replaceChildren(...(sale.lines || []).map((l, i) => el("tr", { dataset: { index: i } },
+    el("td", {}, el("input", { type: "checkbox", name: "pick", checked: true, "aria-label": `Refund ${l.description}` })),
+    el("td", {}, l.description),
+    el("td", {}, el("input", { name: "quantity", class: "qty num", inputmode: "decimal", value: String(l.quantity), "aria-label": "Quantity", "data-field": `lines[${i}].quantity` })),
+    el("td", { class: "num" }, formatMoney(l.unit_amount)))));
+  const tenders = Object.keys(app.offer?.mappings?.tenders || {});
+  f.tender.replaceChildren(...tenders.map((t) => el("option", { value: t }, t)));
+  const picks = () => [...$("refund-lines").children]
+    .filter((tr) => tr.querySelector("[name=pick]").checked)
+    .map((tr) => ({ index: Number(tr.dataset.index), quantity: tr.querySelector("[name=quantity]").value }));
+  const today = new Date().toISOString().slice(0, 10);
+  // The total of what is given back, as Xero will work it out: offered as the amount paid back.
+  const total = async (fill) => {
+    const draft = refundDraft("preview", sale, picks(), null, today);
+    const p = await call("preview_invoice", { draft: { ...draft, type: "sale", status: "authorised", invoice: undefined, refunds: undefined } });
+    const t = p.totals?.total;
+    $("refund-total").textContent = t ? `Refund total ${formatMoney(t)}` : "";
+    if (fill && t) f.amount.value = t;
+  };
+  f.oninput = (ev) => { if (ev.target.name !== "amount") total(true); };
+  total(true);
+  const submit = async (ev) => {
+    if (ev.submitter?.value !== "ok") return;
+    ev.preventDefault();
+    try {
+      const ref = await call("new_client_ref", { kindWord: "credit_note" });
+      const draft = refundDraft(ref, sale, picks(), { tender: f.tender.value, amount: f.amount.value }, today);
+      await call("save_document", { kindWord: "credit_note", draft });
+      dialog.close();
+      toast("Refund saved. Sending to Xero…");
+      await renderDocuments();
+    } catch (e) {
+      showProblems(f, e.problems || []);
+      say("refund-message", e.problems?.length ? "Check the fields marked." : e.message, "bad");
+    }
+  };
+  f.addEventListener("submit", submit);
+  dialog.addEventListener("close", () => f.removeEventListener("submit", submit), { once: true });
+  dialog.showModal();
 }
 
 /** Asks why, then discards: the dialog stays open with the problem when the reason is refused. */

@@ -4,7 +4,7 @@
 
 /** Where a problem belongs in a form: "invoice.lines[0].quantity" -> "lines[0].quantity". */
 export function fieldPath(problemPath) {
-  return String(problemPath || "").replace(/^(invoice|shift|payment)s?(\[\d+\])?\.?/, "");
+  return String(problemPath || "").replace(/^(invoice|shift|payment|credit_note)s?(\[\d+\])?\.?/, "");
 }
 
 /** Problems grouped by form field (fieldPath), in order; a problem of the whole form under "". */
@@ -98,6 +98,29 @@ export function invoiceFitsForm(doc) {
   const round = invoiceDraft(invoiceFormValues(doc));
   const norm = (d) => JSON.stringify(canonical({ ...d, lines: (d.lines || []).map((l) => ({ ...l, quantity: String(l.quantity), unit_amount: String(l.unit_amount) })) }));
   return norm(round) === norm(withDefaults);
+}
+
+/**
+ * A refund (a credit note) of some of a sale's lines, as the wire document. `picks` are
+ * `{index, quantity}` of the sale's lines (a blank or zero quantity leaves the line out);
+ * `refund` is `{tender, amount}` paid back (no amount: nothing paid back, the credit goes to the
+ * sale). Amounts and quantities stay the strings they were typed as.
+ */
+export function refundDraft(clientRef, sale, picks, refund, today) {
+  const lines = (picks || [])
+    .filter((p) => !/^0*(\.0*)?$/.test(trim(p.quantity)))
+    .map((p) => ({ ...sale.lines[p.index], quantity: trim(p.quantity) }));
+  const draft = {
+    client_ref: clientRef,
+    contact: sale.contact,
+    date: today,
+    tax_mode: sale.tax_mode || "exclusive",
+    invoice: { client_ref: sale.client_ref },
+    lines,
+    refunds: optional(refund?.amount) ? [{ tender: trim(refund.tender), amount: trim(refund.amount) }] : [],
+  };
+  if (optional(sale.reference)) draft.reference = `Refund: ${trim(sale.reference)}`.slice(0, 239);
+  return draft;
 }
 
 /** A datetime-local value ("2026-11-20T08:00") as UTC RFC 3339, or "" when empty/invalid. */

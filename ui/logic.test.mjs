@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   fieldPath, problemsByField, invoiceDraft, shiftDraft, localToUtc, formatMoney, overShort, ago,
-  homeCounts, connectionLabel, offlineNotice, invoiceFormValues, invoiceFitsForm,
+  homeCounts, connectionLabel, offlineNotice, invoiceFormValues, invoiceFitsForm, refundDraft,
 } from "./logic.js";
 
 test("problems land on their form fields", () => {
@@ -81,6 +81,25 @@ test("a saved invoice fills the form it came from, and only such an invoice is f
   assert.equal(invoiceFitsForm(doc), true);
   assert.equal(invoiceFitsForm({ ...doc, type: "bill" }), false, "a bill is not on the form");
   assert.equal(invoiceFitsForm({ ...doc, contact: { name: "X", contact_number: "C-1" } }), false);
+});
+
+test("a refund takes the picked lines of the sale and what was paid back", () => {
+  const sale = {
+    client_ref: "till-0042", contact: { name: "Harbour Cafe" }, tax_mode: "inclusive", reference: "Table 7",
+    lines: [
+      { description: "Flat white", quantity: "2", unit_amount: "4.80", sales_category: "Drinks" },
+      { description: "Muffin", quantity: "1", unit_amount: "3.95", account_code: "200", tax_type: "OUTPUT2" },
+    ],
+  };
+  const d = refundDraft("refund-1", sale, [{ index: 0, quantity: "1" }, { index: 1, quantity: "0" }], { tender: "card", amount: "4.80" }, "2026-11-21");
+  assert.equal(d.lines.length, 1, "a zero quantity leaves the line out");
+  assert.deepEqual(d.lines[0], { description: "Flat white", quantity: "1", unit_amount: "4.80", sales_category: "Drinks" });
+  assert.deepEqual(d.invoice, { client_ref: "till-0042" });
+  assert.deepEqual(d.refunds, [{ tender: "card", amount: "4.80" }]);
+  assert.equal(d.tax_mode, "inclusive");
+  assert.equal(d.reference, "Refund: Table 7");
+  assert.deepEqual(refundDraft("r2", sale, [{ index: 1, quantity: "1" }], { tender: "cash", amount: " " }, "2026-11-21").refunds, [],
+    "nothing paid back: the credit goes to the sale");
 });
 
 test("states and counts read as people say them", () => {

@@ -107,6 +107,11 @@ async fn discard_document(
     app.discard(&client_ref, &reason).await
 }
 
+#[tauri::command(async)]
+fn void_document(app: Shared<'_>, client_ref: String) -> Result<DocumentDetail, UiError> {
+    app.void(&client_ref)
+}
+
 #[tauri::command]
 async fn mappings(app: Shared<'_>, refresh: bool) -> Result<Value, UiError> {
     app.mappings(refresh).await
@@ -225,6 +230,7 @@ pub fn run() {
             document,
             retry_document,
             discard_document,
+            void_document,
             mappings,
             save_mappings,
             settings,

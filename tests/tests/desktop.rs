@@ -503,8 +503,14 @@ async fn flow() {
     );
     ui.shot("invoice").await;
     ui.click("#invoice-save").await;
-    ui.until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
-        .await;
+    let first_ref = ui
+        .until_text("#invoice-message", "saved", |t| t.starts_with("Saved"))
+        .await
+        .trim_start_matches("Saved ")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
 
     // Documents: it becomes sent with Xero's number, without a refresh.
     ui.go("documents").await;
@@ -687,6 +693,57 @@ async fn flow() {
     ui.until_text("#count-failed", "nothing needing attention", |t| t == "0")
         .await;
     ui.go("documents").await;
+
+    // A refund of the paid sale: its lines ticked, the total offered as what is paid back in cash;
+    // it reaches Xero as a credit note, with Xero's number.
+    ui.click(&format!(
+        "#docs-rows tr.doc[data-ref='{first_ref}'][data-state=paid] .title"
+    ))
+    .await;
+    ui.click("#doc-refund").await;
+    ui.until_text("#refund-total", "the refund's total", |t| {
+        t == "Refund total 11.04"
+    })
+    .await;
+    ui.select("#refund-form [name=tender]", "cash").await;
+    ui.shot("refund").await;
+    ui.click("#refund-ok").await;
+    let credit_number = ui
+        .until_text(
+            "#docs-rows tr.doc[data-state=sent] .xero-number",
+            "the credit note's number",
+            |t| t.starts_with("CN-"),
+        )
+        .await;
+    let notes = world.xero_get("CreditNotes").await;
+    let note = &notes["CreditNotes"][0];
+    assert_eq!(note["CreditNoteNumber"], credit_number.as_str());
+    assert_eq!(note["Total"].to_string(), "11.04");
+    assert_eq!(note["Status"], "PAID", "paid back in full");
+    ui.shot("documents-refund").await;
+
+    // Void the corrected sale (sent, unpaid): after a confirmation, it is voided in Xero.
+    ui.click(&format!("#docs-rows tr.doc[data-ref='{fixed_ref}'] .title"))
+        .await;
+    ui.click("#doc-void").await;
+    let warning = ui.text("#confirm-text").await;
+    assert!(warning.contains("cancelled in Xero"), "{warning}");
+    ui.click("#confirm-ok").await;
+    ui.until_text(
+        &format!("#docs-rows tr.doc[data-ref='{fixed_ref}']"),
+        "voided",
+        |t| t.contains("Voided"),
+    )
+    .await;
+    let voided = world
+        .xero_get("Invoices?where=Status%3D%3D%22VOIDED%22")
+        .await;
+    assert_eq!(
+        voided["Invoices"].as_array().unwrap().len(),
+        1,
+        "the corrected sale, voided in Xero"
+    );
+    ui.shot("documents-void").await;
 
     // Offline: with the proxy gone, an invoice is still taken, the app says it waits on this
     // device, and it goes out once the proxy is back.

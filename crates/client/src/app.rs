@@ -163,6 +163,9 @@ pub struct DocumentRow {
     pub can_fix: bool,
     pub can_retry: bool,
     pub can_discard: bool,
+    /// A sale in Xero: refunded with a credit note, or voided when no money touched it.
+    pub can_refund: bool,
+    pub can_void: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -753,6 +756,10 @@ impl App {
                 e.state,
                 DocumentState::Pending | DocumentState::Failed | DocumentState::Rejected
             ),
+            can_refund: e.kind == DocumentKind::Invoice
+                && matches!(e.state, DocumentState::Sent | DocumentState::Paid)
+                && e.body["type"].as_str().unwrap_or("sale") == "sale",
+            can_void: e.kind == DocumentKind::Invoice && e.state == DocumentState::Sent,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -761,6 +768,16 @@ impl App {
     /// Sends a refused document again, unchanged (once what made it fail is put right).
     pub async fn retry(&self, client_ref: &str) -> Result<DocumentDetail, UiError> {
         self.syncer.retry(client_ref).await?;
+        self.wake.notify_one();
+        self.document(client_ref)
+    }
+
+    /// Asks for a sent invoice to be voided in Xero: `voiding` at once, sent by the sync loop (so
+    /// it works offline); a refusal comes back as the document's message.
+    pub fn void(&self, client_ref: &str) -> Result<DocumentDetail, UiError> {
+        self.outbox()
+            .request_void(client_ref)
+            .map_err(|e| UiError::from(SyncError::from(e)))?;
         self.wake.notify_one();
         self.document(client_ref)
     }
