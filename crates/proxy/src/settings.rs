@@ -13,9 +13,10 @@ pub const XERO_TOKEN_URL: &str = "https://identity.xero.com/connect/token";
 pub const XERO_REVOCATION_URL: &str = "https://identity.xero.com/connect/revocation";
 pub const XERO_CONNECTIONS_URL: &str = "https://api.xero.com/connections";
 pub const XERO_API_URL: &str = "https://api.xero.com/api.xro/2.0";
-/// The least an invoice, payment and shift pusher needs, `offline_access` for refresh included.
-pub const DEFAULT_SCOPES: &str =
-    "offline_access accounting.transactions accounting.contacts accounting.settings.read";
+/// The least an invoice, payment, shift and refund pusher needs, `offline_access` for refresh
+/// included. Granular scopes: Xero refuses the broad `accounting.transactions` (`invalid_scope`) to
+/// every app registered since 2 March 2026, and apps registered before must move by September 2027.
+pub const DEFAULT_SCOPES: &str = "offline_access accounting.invoices accounting.payments accounting.contacts accounting.settings.read";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/limits", put(set_limits).get(get_limits))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/tenants", post(create_tenant))
+        .route("/apps", post(create_app))
         .route("/apps/{client_id}", put(update_app))
         .route("/webhooks/intent", post(webhook_intent))
         .route("/webhooks/deliveries", get(webhook_deliveries))
@@ -274,6 +275,89 @@ struct AppPatch {
     redirect_uris: Option<Vec<String>>,
     /// An empty string removes the webhook.
     webhook_url: Option<String>,
+    created_at: Option<chrono::NaiveDate>,
+    certified: Option<bool>,
+    tier: Option<String>,
+}
+
+const TIERS: &[&str] = &["starter", "core", "plus", "advanced", "enterprise"];
+
+/// What an app is told about itself (its secret only when it is made).
+fn app_view(app: &crate::model::App) -> serde_json::Value {
+    json!({
+        "client_id": app.client_id,
+        "redirect_uris": app.redirect_uris,
+        "webhook_url": app.webhook_url,
+        "created_at": app.created_at,
+        "certified": app.certified,
+        "tier": app.tier,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApp {
+    client_id: Option<String>,
+    name: Option<String>,
+    redirect_uris: Vec<String>,
+    webhook_url: Option<String>,
+    created_at: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    certified: bool,
+    tier: Option<String>,
+}
+
+/// `POST /_sandbox/apps`: registers another app (a developer's second app, say one made after the
+/// granular-scopes rule); answers its credentials.
+async fn create_app(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let req: NewApp = body(&bytes)?;
+    if let Some(bad) = req
+        .redirect_uris
+        .iter()
+        .chain(req.webhook_url.iter())
+        .find(|u| url::Url::parse(u).is_err())
+    {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("'{bad}' is not an absolute URL"),
+        ));
+    }
+    let tier = req.tier.unwrap_or_else(|| "starter".into());
+    if !TIERS.contains(&tier.as_str()) {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("tier must be one of {}", TIERS.join(", ")),
+        ));
+    }
+    let client_id = req
+        .client_id
+        .unwrap_or_else(|| Uuid::new_v4().simple().to_string().to_uppercase());
+    let secret = crate::identity::random_token();
+    let app = crate::model::App {
+        client_id: client_id.clone(),
+        client_secret: crate::Secret::new(secret.clone()),
+        name: req.name.unwrap_or_else(|| "Another app".into()),
+        redirect_uris: req.redirect_uris,
+        webhook_url: req.webhook_url,
+        webhook_key: crate::Secret::new(crate::identity::random_token()),
+        created_at: req
+            .created_at
+            .unwrap_or_else(|| shared.clock.now().date_naive()),
+        certified: req.certified,
+        tier,
+    };
+    let mut world = shared.world();
+    if world.apps.contains_key(&client_id) {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            format!("an app with client_id '{client_id}' exists"),
+        ));
+    }
+    let mut view = app_view(&app);
+    view["client_secret"] = json!(secret);
+    view["webhook_key"] = json!(app.webhook_key.expose());
+    world.apps.insert(client_id, app);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 async fn update_app(
@@ -307,12 +391,22 @@ async fn update_app(
     if let Some(url) = patch.webhook_url {
         app.webhook_url = (!url.is_empty()).then_some(url);
     }
-    Ok(Json(json!({
-        "client_id": app.client_id,
-        "redirect_uris": app.redirect_uris,
-        "webhook_url": app.webhook_url,
-    }))
-    .into_response())
+    if let Some(d) = patch.created_at {
+        app.created_at = d;
+    }
+    if let Some(c) = patch.certified {
+        app.certified = c;
+    }
+    if let Some(t) = patch.tier {
+        if !TIERS.contains(&t.as_str()) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("tier must be one of {}", TIERS.join(", ")),
+            ));
+        }
+        app.tier = t;
+    }
+    Ok(Json(app_view(app)).into_response())
 }
 
 #[derive(Deserialize)]

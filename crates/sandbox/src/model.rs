@@ -21,6 +21,39 @@ pub struct App {
     pub webhook_url: Option<String>,
     #[serde(with = "crate::secret::stored")]
     pub webhook_key: Secret,
+    /// When the app was registered: apps made on or after 2 March 2026 get granular scopes only.
+    #[serde(default = "App::seeded_on")]
+    pub created_at: NaiveDate,
+    /// Whether Xero certified it (an uncertified app may connect 25 organisations at most).
+    #[serde(default)]
+    pub certified: bool,
+    /// Its pricing tier (`starter`, `core`, `plus`, `advanced`, `enterprise`).
+    #[serde(default = "App::starter")]
+    pub tier: String,
+}
+
+/// The first day of Xero's granular scopes: an app registered from then on may not ask for a
+/// broad scope such as `accounting.transactions`.
+pub const GRANULAR_SCOPES_FROM: (i32, u32, u32) = (2026, 3, 2);
+
+/// The broad scopes granular scopes replace.
+pub const BROAD_SCOPES: &[&str] = &["accounting.transactions", "accounting.transactions.read"];
+
+impl App {
+    /// The demo app's registration date: before the granular-scopes rule.
+    pub fn seeded_on() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 6, 1).expect("a date")
+    }
+
+    fn starter() -> String {
+        "starter".into()
+    }
+
+    /// Whether it may only ask for granular scopes.
+    pub fn granular_only(&self) -> bool {
+        let (y, m, d) = GRANULAR_SCOPES_FROM;
+        self.created_at >= NaiveDate::from_ymd_opt(y, m, d).expect("a date")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -25,6 +25,9 @@ pub fn world(settings: &Settings, now: DateTime<Utc>) -> World {
         redirect_uris: settings.redirect_uris.clone(),
         webhook_url: settings.webhook_url.clone(),
         webhook_key: settings.webhook_key.clone(),
+        created_at: App::seeded_on(),
+        certified: false,
+        tier: "starter".into(),
     };
     let user = User {
         id: DEMO_USER_ID,

@@ -15,3 +15,4 @@ mod refunds;
 mod security;
 mod strict_input;
 mod voids;
+mod xero_2026;

@@ -446,6 +446,15 @@ pub async fn callback(
             };
         }
         let detail = q.error_description.unwrap_or_default();
+        if error == "invalid_scope" {
+            // The operator's setting, not the person's doing: say so, and log it for them.
+            tracing::warn!(scopes = %state.settings.xero.scopes(), detail = %detail, "Xero refused the scopes this proxy asks for");
+            return pages::message(
+                StatusCode::BAD_GATEWAY,
+                "Xero did not connect",
+                &format!("Xero refused the access this Ledgerlink asks for ({detail}). Whoever runs it needs to change its Xero scopes (apps made since March 2026 may only ask for granular ones); nothing was connected."),
+            );
+        }
         return pages::message(
             StatusCode::BAD_GATEWAY,
             "Xero did not connect",

@@ -102,6 +102,21 @@ fn validate(world: &World, pairs: &[(String, String)]) -> Result<AuthRequest, Bo
         ));
     }
     match parse_scope(param(pairs, "scope").unwrap_or_default()) {
+        // Apps registered since granular scopes came in may not ask for a broad one.
+        Ok(scope)
+            if app.granular_only()
+                && scope
+                    .iter()
+                    .any(|s| crate::model::BROAD_SCOPES.contains(&s.as_str())) =>
+        {
+            return Err(Box::new(request.redirect(&[
+                ("error", "invalid_scope"),
+                (
+                    "error_description",
+                    "This app was created on or after 2 March 2026 and can only request granular scopes",
+                ),
+            ])))
+        }
         Ok(scope) if !scope.is_empty() => request.scope = scope,
         _ => return Err(Box::new(request.redirect(&[("error", "invalid_scope")]))),
     }

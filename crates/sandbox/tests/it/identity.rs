@@ -645,3 +645,81 @@ async fn connections_can_be_deleted_once_and_the_tenant_is_then_forbidden() {
         .unwrap();
     assert_eq!(no_token.status(), 401);
 }
+
+#[tokio::test]
+async fn an_app_made_since_march_2026_gets_granular_scopes_only() {
+    let env = start().await;
+    let made = env
+        .control(
+            Method::POST,
+            "/apps",
+            json!({"redirect_uris": [REDIRECT], "created_at": "2026-04-01", "name": "New till app"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let client_id = made.body["client_id"].as_str().unwrap().to_string();
+    assert!(made.body["client_secret"].as_str().unwrap().len() >= 32);
+    assert_eq!(made.body["certified"], false);
+    assert_eq!(made.body["tier"], "starter");
+    let ask = |scope: &str| {
+        let mut q = authorize_query("s", scope, REDIRECT);
+        q[1].1 = client_id.clone();
+        q
+    };
+    let broad = Answer::read(
+        env.http
+            .get(format!("{}/identity/connect/authorize", env.url))
+            .query(&ask(SCOPE))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let params = location_params(&broad);
+    assert_eq!(
+        get(&params, "error"),
+        Some("invalid_scope"),
+        "{}",
+        broad.text
+    );
+    assert!(get(&params, "error_description")
+        .unwrap()
+        .contains("granular"));
+    let granular = env
+        .http
+        .get(format!("{}/identity/connect/authorize", env.url))
+        .query(&ask(
+            "openid offline_access accounting.invoices accounting.payments accounting.contacts accounting.settings.read",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granular.status(), 200, "the login page");
+    // The seeded demo app predates the rule: its broad scope still works.
+    let demo = env
+        .http
+        .get(format!("{}/identity/connect/authorize", env.url))
+        .query(&authorize_query("s", SCOPE, REDIRECT))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(demo.status(), 200);
+    // Tiers are Xero's names.
+    let bad = env
+        .control(
+            Method::PUT,
+            &format!("/apps/{client_id}"),
+            json!({"tier": "gold"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let certified = env
+        .control(
+            Method::PUT,
+            &format!("/apps/{client_id}"),
+            json!({"certified": true, "tier": "core"}),
+        )
+        .await;
+    assert_eq!(certified.body["tier"], "core");
+    assert_eq!(certified.body["certified"], true);
+}
