@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/limits", put(set_limits).get(get_limits))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/tenants", post(create_tenant))
+        .route("/tenants/{tenant}/contacts/{id}", delete(remove_contact))
         .route("/apps", post(create_app))
         .route("/apps/{client_id}", put(update_app))
         .route("/webhooks/intent", post(webhook_intent))
@@ -407,6 +408,33 @@ async fn update_app(
         app.tier = t;
     }
     Ok(Json(app_view(app)).into_response())
+}
+
+/// `DELETE /_sandbox/tenants/{tenant}/contacts/{id}`: the contact is gone from the organisation,
+/// as after a reset of the organisation or a merge of contacts; documents keep its id.
+async fn remove_contact(
+    State(shared): State<Arc<Shared>>,
+    Path((tenant, id)): Path<(Uuid, Uuid)>,
+) -> Answer {
+    let mut world = shared.world();
+    let Some(t) = world.tenant_mut(tenant) else {
+        return Err(fail(StatusCode::NOT_FOUND, format!("no tenant {tenant}")));
+    };
+    let before = t.contacts.len();
+    t.contacts.retain(|c| c.id != id);
+    if t.contacts.len() == before {
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no contact {id} in tenant {tenant}"),
+        ));
+    }
+    t.contact_by_id = t
+        .contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i))
+        .collect();
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]

@@ -690,3 +690,77 @@ async fn a_negative_quantity_is_refused_at_intake_with_the_advice_to_refund_and_
         1
     );
 }
+
+#[tokio::test]
+async fn a_contact_removed_in_xero_after_it_was_cached_does_not_fail_the_next_invoice() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let first = device
+        .push(
+            "invoices",
+            &p.access,
+            json!([invoice("c-1", "Harbour Cafe")]),
+        )
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    device.settle(&p.access, 1, Duration::from_secs(30)).await;
+    let contacts = world
+        .xero_get("Contacts?where=Name%3D%3D%22Harbour%20Cafe%22")
+        .await;
+    let old = contacts["Contacts"][0]["ContactID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The organisation loses the contact (a reset, a merge) while the proxy still has its id.
+    let removed = world
+        .control(
+            Method::DELETE,
+            &format!("/tenants/{NZ}/contacts/{old}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    let since = world.last_seq().await;
+    let second = device
+        .push(
+            "invoices",
+            &p.access,
+            json!([invoice("c-2", "Harbour Cafe")]),
+        )
+        .await;
+    assert_eq!(second.status, 202);
+    let docs = device.settle(&p.access, 2, Duration::from_secs(30)).await;
+    let doc = docs.iter().find(|d| d["client_ref"] == "c-2").unwrap();
+    assert_eq!(doc["state"], "sent", "{doc}");
+    let contacts = world
+        .xero_get("Contacts?where=Name%3D%3D%22Harbour%20Cafe%22")
+        .await;
+    let new = contacts["Contacts"][0]["ContactID"].as_str().unwrap();
+    assert_ne!(new, old, "made again by name");
+    let inv = world
+        .xero_get(&format!("Invoices/{}", doc["xero_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(inv["Invoices"][0]["Contact"]["ContactID"], new);
+    // Once: the refused call, then the lookup by name and the invoice again.
+    assert_eq!(
+        sandbox_invoice_puts(&world.sandbox_requests(since).await),
+        2
+    );
+    // And a third invoice uses the contact cached anew, without a lookup.
+    let since = world.last_seq().await;
+    device
+        .push(
+            "invoices",
+            &p.access,
+            json!([invoice("c-3", "Harbour Cafe")]),
+        )
+        .await;
+    device.settle(&p.access, 3, Duration::from_secs(30)).await;
+    let lookups = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == "/api.xro/2.0/Contacts")
+        .count();
+    assert_eq!(lookups, 0);
+}

@@ -265,6 +265,8 @@ async fn deliver(
         pacer,
         app,
         contacts: HashMap::new(),
+        from_cache: Default::default(),
+        second_chance: HashMap::new(),
     };
     let stranded = state
         .storage
@@ -328,6 +330,11 @@ struct Delivery<'a> {
     app: &'a AppPacer,
     /// Contacts resolved in this round (name key → id or the reason it cannot be used).
     contacts: HashMap<String, Result<Uuid, String>>,
+    /// The name keys whose ContactID came from the store's cache this round (not found or made
+    /// in Xero just now).
+    from_cache: std::collections::HashSet<String>,
+    /// For the bundle being sent: its documents that used a cached ContactID, with the name key.
+    second_chance: HashMap<Uuid, String>,
 }
 
 fn num(d: Decimal) -> Value {
@@ -606,6 +613,7 @@ impl Delivery<'_> {
             .await
             .map_err(|e| Stop::Later(e.to_string()))?
         {
+            self.from_cache.insert(key.clone());
             self.contacts.insert(key, Ok(id));
             return Ok(Ok(id));
         }
@@ -655,7 +663,19 @@ impl Delivery<'_> {
                 contact["ContactNumber"] = json!(n);
             }
             let body = json!({"Contacts": [contact]}).to_string();
-            let idem = key_for(&[self.connection.id.as_bytes(), b"contact", key.as_bytes()]);
+            let (connection, k) = (self.connection.id, key.clone());
+            let generation = self
+                .state
+                .storage
+                .call(move |s| s.contact_generation(connection, &k))
+                .await
+                .map_err(|e| Stop::Later(e.to_string()))?;
+            let idem = key_for(&[
+                self.connection.id.as_bytes(),
+                b"contact",
+                key.as_bytes(),
+                &generation.to_be_bytes(),
+            ]);
             let made = self
                 .call(
                     Method::PUT,
@@ -809,6 +829,14 @@ impl Delivery<'_> {
     }
 
     async fn send_invoices(&mut self, part: Vec<(DocumentRow, Value)>) -> Result<(), Stop> {
+        self.second_chance = part
+            .iter()
+            .filter_map(|(doc, _)| {
+                let inv: Invoice = serde_json::from_str(&doc.body).ok()?;
+                let key = inv.contact.name.trim().to_lowercase();
+                self.from_cache.contains(&key).then_some((doc.id, key))
+            })
+            .collect();
         self.send_bundle("Invoices", "InvoiceID", Some("InvoiceNumber"), &part)
             .await
     }
@@ -824,9 +852,14 @@ impl Delivery<'_> {
         part: &[(DocumentRow, Value)],
     ) -> Result<(), Stop> {
         let identities: Vec<[u8; 24]> = part.iter().map(|(d, _)| d.send_identity()).collect();
-        let ids: Vec<&[u8]> = identities.iter().map(|i| i.as_slice()).collect();
+        let body = json!({ collection: part.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>() })
+            .to_string();
+        // The key covers what is sent, not only which documents: the same documents sent again
+        // with something changed (a contact found again by name) are a new request to Xero.
+        let mut parts: Vec<&[u8]> = identities.iter().map(|i| i.as_slice()).collect();
+        parts.push(body.as_bytes());
         let bundle = Bundle {
-            key: key_for(&ids),
+            key: key_for(&parts),
             connection_id: self.connection.id,
             // unitdp=4: unit amounts keep the four decimals intake accepts.
             path: if collection == "Invoices" {
@@ -835,8 +868,7 @@ impl Delivery<'_> {
                 format!("{collection}?summarizeErrors=false")
             },
             collection: collection.to_string(),
-            body: json!({ collection: part.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>() })
-                .to_string(),
+            body,
             members: part.iter().map(|(d, _)| d.id).collect(),
         };
         self.send_recorded(&bundle, id_field, number_field).await
@@ -879,13 +911,48 @@ impl Delivery<'_> {
                 return Err(stop);
             }
         };
-        let updates = bundle
+        let mut updates: Vec<DocumentUpdate> = bundle
             .members
             .iter()
             .enumerate()
             .map(|(i, id)| outcome_of(*id, &answer, &bundle.collection, i, id_field, number_field))
             .collect();
+        // A document refused while it used a ContactID from the cache may have met a contact
+        // removed in Xero since (an organisation reset, a merge): the cache entry goes and the
+        // document goes once more, its contact looked up by name. Decided by which ContactID it
+        // used, never by the wording of Xero's message; a second refusal stands.
+        for u in updates.iter_mut() {
+            if u.state != DocumentState::Failed {
+                continue;
+            }
+            let Some(key) = self.second_chance.remove(&u.id) else {
+                continue;
+            };
+            tracing::info!(document = %u.id, "refused with a cached contact: looking the contact up again by name");
+            self.forget_contact(&key).await?;
+            *u = DocumentUpdate {
+                id: u.id,
+                state: DocumentState::Queued,
+                xero_id: None,
+                xero_number: None,
+                message: None,
+                attempt: false,
+            };
+        }
+        self.second_chance.clear();
         self.save(updates).await
+    }
+
+    /// Drops a cached ContactID (from this round and from the store).
+    async fn forget_contact(&mut self, key: &str) -> Result<(), Stop> {
+        self.contacts.remove(key);
+        self.from_cache.remove(key);
+        let (connection, k) = (self.connection.id, key.to_string());
+        self.state
+            .storage
+            .call(move |s| s.forget_contact_id(connection, &k))
+            .await
+            .map_err(|e| Stop::Later(e.to_string()))
     }
 
     /// Bundles whose outcome is unknown and still inside Xero's replay window go again exactly as

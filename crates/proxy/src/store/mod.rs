@@ -550,6 +550,11 @@ pub trait Store: Send + Sync + 'static {
     fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()>;
     fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>>;
     fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()>;
+    /// Drops a cached ContactID Xero no longer knows, and counts it (see `contact_generation`).
+    fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()>;
+    /// How many times the name's cached ContactID was dropped: part of the Idempotency-Key of the
+    /// contact made again, or Xero would replay the first creation's answer.
+    fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32>;
 
     fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>>;
     /// Rotates a refresh token: marks `old` rotated (only if it was not yet) with `successor`, and

@@ -35,6 +35,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_credit_notes.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_contact_generations.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1617,6 +1621,34 @@ impl Store for SqliteStore {
                 params![connection.to_string(), name_key, id.to_string()],
             )
             .map(|_| ())
+        })
+    }
+
+    fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM contact_ids WHERE connection_id = ?1 AND name_key = ?2",
+                params![connection.to_string(), name_key],
+            )?;
+            tx.execute(
+                "INSERT INTO contact_generations (connection_id, name_key, generation) VALUES (?1, ?2, 1)
+                 ON CONFLICT(connection_id, name_key) DO UPDATE SET generation = generation + 1",
+                params![connection.to_string(), name_key],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT generation FROM contact_generations WHERE connection_id = ?1 AND name_key = ?2",
+                params![connection.to_string(), name_key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
         })
     }
 
