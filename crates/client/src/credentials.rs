@@ -352,6 +352,8 @@ mod tests {
                 last_refresh_at: None,
                 device_id: Uuid::new_v4(),
                 device_name: "Till".into(),
+                timezone: None,
+                short_code: None,
             },
         }
     }

@@ -311,7 +311,11 @@ pub async fn connection_info(
             .map(|t| t.last_refresh_at.unwrap_or(t.created_at)),
         None => None,
     };
+    let id = connection.id;
+    let org = state.storage.call(move |s| s.organisation(id)).await?;
     Ok(ConnectionInfo {
+        timezone: org.as_ref().map(|o| o.timezone.clone()),
+        short_code: org.and_then(|o| o.short_code),
         connection_id: connection.id,
         provider: Provider::Xero,
         tenant_id: connection.tenant_id,

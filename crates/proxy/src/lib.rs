@@ -22,6 +22,7 @@ pub mod server;
 pub mod settings;
 pub mod store;
 pub mod streams;
+pub mod timezone;
 pub mod vault;
 pub mod webhooks;
 pub mod xero;

@@ -66,6 +66,13 @@ pub struct ConnectionInfo {
     pub last_refresh_at: Option<DateTime<Utc>>,
     pub device_id: Uuid,
     pub device_name: String,
+    /// The organisation's time zone (IANA), once the proxy has read it from Xero: the dates a person
+    /// sees are the organisation's local dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// The organisation's short code in Xero (for links to its documents there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_code: Option<String>,
 }
 
 /// `GET /v1/device`: which device these credentials are (no call to Xero).

@@ -764,3 +764,51 @@ async fn a_contact_removed_in_xero_after_it_was_cached_does_not_fail_the_next_in
         .count();
     assert_eq!(lookups, 0);
 }
+
+#[tokio::test]
+async fn a_shift_closed_at_eight_in_the_morning_in_auckland_is_dated_that_day_in_xero() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    // 19:00 UTC on the 20th is 08:00 on the 21st in Auckland (NZDT, UTC+13).
+    let shift = json!({
+        "client_ref": "early-1", "register": "Register 1",
+        "opened_at": "2026-11-20T18:00:00Z", "closed_at": "2026-11-20T19:00:00Z",
+        "sales": [{"category": "Food", "amount": "10.00"}],
+        "tenders": [{"tender": "card", "amount": "10.00"}],
+        "counted_cash": "0",
+    });
+    let pushed = device.push("shifts", &p.access, json!([shift])).await;
+    assert_eq!(pushed.status, 202, "{}", pushed.text);
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
+    assert!(
+        docs[0]["state"] == "sent" || docs[0]["state"] == "paid",
+        "{docs:?}"
+    );
+    let inv = world
+        .xero_get(&format!(
+            "Invoices/{}",
+            docs[0]["xero_id"].as_str().unwrap()
+        ))
+        .await;
+    // Xero's /Date(ms)/ of the invoice's day.
+    let local_day = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    let ms = local_day
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    assert_eq!(
+        inv["Invoices"][0]["Date"],
+        format!("/Date({ms}+0000)/"),
+        "{}",
+        inv["Invoices"][0]
+    );
+    // The device hears the organisation's zone and short code.
+    let info = device
+        .call(Method::GET, "/v1/connection", &p.access, None)
+        .await;
+    assert_eq!(info.json["timezone"], "Pacific/Auckland", "{}", info.text);
+    assert!(info.json["short_code"]
+        .as_str()
+        .is_some_and(|c| c.starts_with('!')));
+}

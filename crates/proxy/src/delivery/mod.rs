@@ -410,6 +410,11 @@ impl Delivery<'_> {
             .map_err(|e| Stop::Later(e.to_string()))
     }
 
+    /// The organisation's time zone (read from Xero once, then kept).
+    async fn organisation_zone(&mut self) -> Result<chrono_tz::Tz, Stop> {
+        Ok(crate::timezone::of_organisation(self.state, self.connection).await?)
+    }
+
     /// Documents waiting to be voided in Xero.
     async fn voids(&self) -> Result<Vec<DocumentRow>, Stop> {
         let id = self.connection.id;
@@ -1117,6 +1122,13 @@ impl Delivery<'_> {
                     .await
             }
         };
+        // A shift closed at 08:00 in Auckland is that morning's, not the previous UTC day's.
+        let zone = self.organisation_zone().await?;
+        let day = shift
+            .closed_at
+            .with_timezone(&zone)
+            .date_naive()
+            .to_string();
         let rates = if shift.tax_mode == TaxMode::Exclusive {
             crate::documents::tax_rates(self.state, self.connection)
                 .await
@@ -1198,8 +1210,8 @@ impl Delivery<'_> {
                 let x = json!({
                     "Type": "ACCREC",
                     "Contact": {"ContactID": contact},
-                    "Date": shift.closed_at.date_naive().to_string(),
-                    "DueDate": shift.closed_at.date_naive().to_string(),
+                    "Date": day,
+                    "DueDate": day,
                     "Reference": format!("{} {}", reference(&shift), marker(&doc)),
                     "LineAmountTypes": tax_mode(shift.tax_mode),
                     "Status": "AUTHORISED",
@@ -1251,7 +1263,7 @@ impl Delivery<'_> {
             .iter()
             .enumerate()
             .map(|(i, (amount, account))| {
-                (i, json!({"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": account}, "Date": shift.closed_at.date_naive().to_string(),
+                (i, json!({"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": account}, "Date": day,
                     "Amount": num(*amount), "Reference": format!("{} {shift_marker}-{i}", reference(&shift))}))
             })
             .collect();

@@ -292,6 +292,16 @@ impl DocumentRow {
     }
 }
 
+/// An organisation's details from Xero's `GET /Organisation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganisationRow {
+    /// IANA (`Pacific/Auckland`); `UTC` when Xero's name is one CLDR does not map.
+    pub timezone: String,
+    /// As Xero wrote it (`NEWZEALANDSTANDARDTIME`).
+    pub xero_timezone: String,
+    pub short_code: Option<String>,
+}
+
 /// What storing one pushed document did.
 #[derive(Debug, Clone)]
 pub enum Stored {
@@ -555,6 +565,14 @@ pub trait Store: Send + Sync + 'static {
     /// How many times the name's cached ContactID was dropped: part of the Idempotency-Key of the
     /// contact made again, or Xero would replay the first creation's answer.
     fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32>;
+    /// What the proxy keeps of the connection's organisation (its time zone, its short code).
+    fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>>;
+    fn put_organisation(
+        &self,
+        connection: Uuid,
+        org: &OrganisationRow,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>>;
     /// Rotates a refresh token: marks `old` rotated (only if it was not yet) with `successor`, and

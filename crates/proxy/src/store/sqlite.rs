@@ -39,6 +39,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_contact_generations.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_organisations.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1637,6 +1641,42 @@ impl Store for SqliteStore {
                 params![connection.to_string(), name_key],
             )?;
             tx.commit()
+        })
+    }
+
+    fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT timezone, xero_timezone, short_code FROM organisations WHERE connection_id = ?1",
+                [connection.to_string()],
+                |r| {
+                    Ok(OrganisationRow {
+                        timezone: r.get(0)?,
+                        xero_timezone: r.get(1)?,
+                        short_code: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn put_organisation(
+        &self,
+        connection: Uuid,
+        org: &OrganisationRow,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO organisations (connection_id, timezone, xero_timezone, short_code, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(connection_id) DO UPDATE SET timezone = excluded.timezone,
+                   xero_timezone = excluded.xero_timezone, short_code = excluded.short_code,
+                   updated_at = excluded.updated_at",
+                params![connection.to_string(), org.timezone, org.xero_timezone, org.short_code, ms(now)],
+            )
+            .map(|_| ())
         })
     }
 
