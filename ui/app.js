@@ -546,6 +546,8 @@ function shiftValues() {
     refunds: rows("refunds", "category"),
     tenders: rows("tenders", "tender"),
     counted_cash: f.counted_cash.value,
+    opening_float: f.opening_float.value,
+    notes: f.notes.value,
   };
 }
 
@@ -694,7 +696,9 @@ async function showDocument(clientRef, highlight = true) {
       ? [...(d.body.sales || []).map((s) => el("tr", {}, el("td", {}, `Sales: ${s.category}`), el("td", { class: "num" }, formatMoney(s.amount)))),
         ...(d.body.refunds || []).map((s) => el("tr", {}, el("td", {}, `Refunds: ${s.category}`), el("td", { class: "num" }, formatMoney(s.amount)))),
         ...(d.body.tenders || []).map((t) => el("tr", {}, el("td", {}, `Tender: ${t.tender}`), el("td", { class: "num" }, formatMoney(t.amount)))),
-        el("tr", {}, el("td", {}, "Cash counted"), el("td", { class: "num" }, formatMoney(d.body.counted_cash)))]
+        ...(d.body.opening_float ? [el("tr", {}, el("td", {}, "Opening float"), el("td", { class: "num" }, formatMoney(d.body.opening_float)))] : []),
+        el("tr", {}, el("td", {}, "Cash counted"), el("td", { class: "num" }, formatMoney(d.body.counted_cash))),
+        ...(d.body.notes ? [el("tr", {}, el("td", { colspan: 2, class: "muted" }, `Notes: ${d.body.notes}`))] : [])]
       : [el("tr", {}, el("td", {}, `${d.body.tender} payment`), el("td", { class: "num" }, formatMoney(d.body.amount)))];
   if (d.totals) lines.push(el("tr", {}, el("td", { colspan: 3 }, el("strong", {}, "Total")), el("td", { class: "num" }, el("strong", {}, formatMoney(d.totals.total)))));
   $("doc-lines").replaceChildren(...lines);

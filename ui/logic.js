@@ -146,6 +146,9 @@ export function shiftDraft(v) {
     refunds: rows(v.refunds, "category"),
     tenders: rows(v.tenders, "tender"),
     counted_cash: trim(v.counted_cash),
+    // The float stays in the drawer: expected cash is the float plus the cash takings.
+    opening_float: trim(v.opening_float) || "0",
+    ...(optional(v.notes) ? { notes: trim(v.notes) } : {}),
   };
 }
 

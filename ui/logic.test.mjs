@@ -49,6 +49,12 @@ test("the shift form drops empty rows and sends times in UTC", () => {
   assert.deepEqual(d.sales, [{ category: "Food", amount: "100" }]);
   assert.deepEqual(d.tenders, [{ tender: "cash", amount: "60" }]);
   assert.equal(d.counted_cash, "59.50");
+  assert.equal(d.opening_float, "0", "no float given: none");
+  assert.equal(d.notes, undefined);
+  const floated = shiftDraft({ register: "R", opened_at: "", closed_at: "", sales: [], refunds: [], tenders: [],
+    counted_cash: "150", opening_float: " 100.00 ", notes: " Till roll " });
+  assert.equal(floated.opening_float, "100.00");
+  assert.equal(floated.notes, "Till roll");
   assert.match(localToUtc("2026-11-20T08:00"), /^2026-11-2\dT\d\d:00:00Z$/);
 });
 

@@ -272,13 +272,7 @@ pub fn shift_summary(shift: &Shift) -> Option<ShiftSummary> {
     let sales = totals::sum(shift.sales.iter().map(|s| s.amount))?;
     let refunds = totals::sum(shift.refunds.iter().map(|s| s.amount))?;
     let taken = totals::sum(shift.tenders.iter().map(|t| t.amount))?;
-    let expected = totals::sum(
-        shift
-            .tenders
-            .iter()
-            .filter(|t| t.tender.eq_ignore_ascii_case("cash"))
-            .map(|t| t.amount),
-    )?;
+    let expected = shift.expected_cash()?;
     Some(ShiftSummary {
         sales,
         refunds,

@@ -424,10 +424,44 @@ pub struct Shift {
     pub refunds: Vec<CategoryAmount>,
     /// Takings by tender. The cash tender's amount is what the till expected in the drawer.
     pub tenders: Vec<TenderAmount>,
-    /// Cash counted in the drawer; counted minus expected is the over/short.
+    /// Cash counted in the drawer at the close, the float included; counted minus expected (the
+    /// float plus the cash tender's takings) is the over/short.
     #[serde(with = "crate::money")]
     #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
     pub counted_cash: Decimal,
+    /// Cash in the drawer when the shift opened; it stays there, so it is not paid into the bank.
+    #[serde(
+        default,
+        with = "crate::money",
+        skip_serializing_if = "rust_decimal::Decimal::is_zero"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub opening_float: Decimal,
+    /// What staff noted about the shift: kept and shown, not sent to Xero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$"
+        )
+    )]
+    pub notes: Option<String>,
+}
+
+impl Shift {
+    /// The cash the drawer should hold at the close: the float and the cash tender's takings.
+    pub fn expected_cash(&self) -> Option<Decimal> {
+        self.tenders
+            .iter()
+            .filter(|t| t.tender.eq_ignore_ascii_case("cash"))
+            .try_fold(self.opening_float, |sum, t| sum.checked_add(t.amount))
+    }
+
+    /// The cash the shift took: what was counted less the float left in the drawer.
+    pub fn cash_taken(&self) -> Option<Decimal> {
+        self.counted_cash.checked_sub(self.opening_float)
+    }
 }
 
 fn inclusive() -> TaxMode {

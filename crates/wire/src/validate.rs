@@ -683,6 +683,8 @@ impl<'a> Check<'a> {
                 "refunds",
                 "tenders",
                 "counted_cash",
+                "opening_float",
+                "notes",
             ],
         )?;
         self.client_ref(v, path);
@@ -721,15 +723,21 @@ impl<'a> Check<'a> {
             }
         }
         self.tender_amounts(v, path, "tenders", false);
-        if let Some(c) = self.amount(v, path, "counted_cash") {
-            if c < Decimal::ZERO {
-                self.problem(
-                    join(path, "counted_cash"),
-                    ProblemCode::OutOfRange,
-                    "must not be negative",
-                );
+        for name in ["counted_cash", "opening_float"] {
+            if v.get(name).is_none() && name == "opening_float" {
+                continue;
+            }
+            if let Some(c) = self.amount(v, path, name) {
+                if c < Decimal::ZERO {
+                    self.problem(
+                        join(path, name),
+                        ProblemCode::OutOfRange,
+                        "must not be negative",
+                    );
+                }
             }
         }
+        self.string(v, path, "notes", false, 500, Kind::Text);
         let shift: Shift = self.typed(v, path)?;
         // Each sale and refund becomes a line of the shift's invoice (and over/short one more);
         // each tender a payment, all in one call.
@@ -785,15 +793,10 @@ impl<'a> Check<'a> {
     }
 }
 
-/// Counted cash minus the cash the till expected (its `cash` tender).
+/// Counted cash minus the cash the drawer should hold (the opening float and the `cash` tender).
 pub fn over_short(shift: &Shift) -> Decimal {
-    let expected: Decimal = shift
-        .tenders
-        .iter()
-        .filter(|t| t.tender.eq_ignore_ascii_case("cash"))
-        .map(|t| t.amount)
-        .sum();
-    shift.counted_cash - expected
+    // Validated amounts (each at most 10^12, a few dozen of them) always add up.
+    shift.counted_cash - shift.expected_cash().unwrap_or(Decimal::MAX)
 }
 
 #[cfg(test)]

@@ -812,3 +812,44 @@ async fn a_shift_closed_at_eight_in_the_morning_in_auckland_is_dated_that_day_in
         .as_str()
         .is_some_and(|c| c.starts_with('!')));
 }
+
+#[tokio::test]
+async fn a_shift_with_an_opening_float_pays_in_only_what_the_drawer_took() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    // 100.00 float; cash sales 40.00 and card 60.00; 139.00 counted: 1.00 short. The float stays in
+    // the drawer: 39.00 of cash goes to the bank.
+    let shift = json!({
+        "client_ref": "float-1", "register": "Register 1",
+        "opened_at": "2026-11-20T20:00:00Z", "closed_at": "2026-11-21T04:00:00Z",
+        "tax_mode": "inclusive",
+        "sales": [{"category": "Food", "amount": "100.00"}],
+        "tenders": [{"tender": "cash", "amount": "40.00"}, {"tender": "card", "amount": "60.00"}],
+        "opening_float": "100.00", "counted_cash": "139.00",
+        "notes": "Till roll replaced at noon",
+    });
+    let pushed = device.push("shifts", &p.access, json!([shift])).await;
+    assert_eq!(pushed.status, 202, "{}", pushed.text);
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
+    let xero_id = docs[0]["xero_id"].as_str().unwrap();
+    let inv = world.xero_get(&format!("Invoices/{xero_id}")).await;
+    let inv = &inv["Invoices"][0];
+    assert_eq!(inv["Total"].to_string(), "99.00", "{inv}");
+    let short = inv["LineItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["Description"] == "Cash short")
+        .expect("the shortfall is a line");
+    assert_eq!(short["LineAmount"].to_string(), "-1.00");
+    let payments = world.xero_get("Payments").await;
+    let mut amounts: Vec<String> = payments["Payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Amount"].to_string())
+        .collect();
+    amounts.sort();
+    assert_eq!(amounts, ["39.00", "60.00"], "the float is not banked");
+    assert_eq!(inv["Status"], "PAID");
+}

@@ -1421,12 +1421,14 @@ pub fn plan_shift(
     m: &Mappings,
     rates: &HashMap<String, Decimal>,
 ) -> Option<ShiftPlan> {
-    // The payments first: what each tender took (cash: what was counted).
+    // The payments first: what each tender took (cash: what was counted, less the float that
+    // stays in the drawer; nothing when the drawer holds less than its float).
+    let cash_taken = shift.cash_taken()?.max(Decimal::ZERO);
     let mut payments = Vec::new();
     for t in &shift.tenders {
         let account = m.tenders.get(&t.tender)?;
         let amount = if t.tender.eq_ignore_ascii_case("cash") {
-            shift.counted_cash
+            cash_taken
         } else {
             t.amount
         };
@@ -1438,14 +1440,14 @@ pub fn plan_shift(
         .tenders
         .iter()
         .any(|t| t.tender.eq_ignore_ascii_case("cash"))
-        && !shift.counted_cash.is_zero()
+        && !cash_taken.is_zero()
     {
         let account = m
             .tenders
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("cash"))
             .map(|(_, v)| v)?;
-        payments.push((shift.counted_cash, account.account_code.clone()));
+        payments.push((cash_taken, account.account_code.clone()));
     }
     let mut lines = Vec::new();
     let mut priced = Vec::new();
