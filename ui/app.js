@@ -2,7 +2,7 @@
 // decimal string from Rust; nothing here does arithmetic on money.
 import {
   problemsByField, invoiceDraft, shiftDraft, formatMoney, overShort, ago, homeCounts,
-  invoiceFormValues, invoiceFitsForm, refundDraft,
+  invoiceFormValues, invoiceFitsForm, refundDraft, localDay, localMinute,
   connectionLabel, offlineNotice,
 } from "./logic.js";
 
@@ -37,6 +37,12 @@ const app = {
   shiftTried: false,
   pairingTimer: null,
 };
+
+/** What time it is, for the forms' defaults: the device's clock (a debug build can be told another
+ * with LEDGERLINK_TEST_NOW, so a test can be at 08:00 in Auckland whatever the machine says). */
+async function now() {
+  return new Date(await call("clock_now"));
+}
 
 async function call(cmd, args) {
   try {
@@ -469,7 +475,7 @@ async function resetInvoice() {
   $("invoice-cancel-fix").hidden = true;
   showProblems(f, []);
   app.invoiceRef = await call("new_client_ref", { kindWord: "invoice" });
-  f.date.value = new Date().toISOString().slice(0, 10);
+  f.date.value = localDay(await now());
   if (!app.offer) await loadOffer(false);
   $("invoice-lines").replaceChildren();
   addLine();
@@ -575,12 +581,11 @@ async function resetShift() {
   showProblems(f, []);
   app.shiftRef = await call("new_client_ref", { kindWord: "shift" });
   if (!app.offer) await loadOffer(false);
-  const now = new Date();
-  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  const opened = new Date(now);
+  const at = await now();
+  const opened = new Date(at);
   opened.setHours(8, 0, 0, 0);
-  f.opened_at.value = local(opened < now ? opened : new Date(now.getTime() - 3600000));
-  f.closed_at.value = local(now);
+  f.opened_at.value = localMinute(opened < at ? opened : new Date(at.getTime() - 3600000));
+  f.closed_at.value = localMinute(at);
   f.register.value = (await call("settings")).device_name;
   for (const k of ["sales", "refunds", "tenders"]) $(`shift-${k}`).replaceChildren();
   shiftRow("sales");
@@ -805,7 +810,7 @@ function collectMappings() {
 }
 
 /** The refund dialog for a sale: tick lines (quantities editable), the tender and amount paid back. */
-function refundSale(d) {
+async function refundSale(d) {
   const dialog = $("refund-dialog");
   const f = $("refund-form");
   f.reset();
@@ -823,7 +828,7 @@ function refundSale(d) {
   const picks = () => [...$("refund-lines").children]
     .filter((tr) => tr.querySelector("[name=pick]").checked)
     .map((tr) => ({ index: Number(tr.dataset.index), quantity: tr.querySelector("[name=quantity]").value }));
-  const today = new Date().toISOString().slice(0, 10);
+  const today = localDay(await now());
   // The total of what is given back, as Xero will work it out: offered as the amount paid back.
   const total = async (fill) => {
     const draft = refundDraft("preview", sale, picks(), null, today);

@@ -123,6 +123,19 @@ export function refundDraft(clientRef, sale, picks, refund, today) {
   return draft;
 }
 
+/** The device's local day of `date` as YYYY-MM-DD (not the UTC day: a morning in Auckland is still
+ * yesterday in UTC). */
+export function localDay(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+/** The device's local date and time of `date` as a datetime-local value (YYYY-MM-DDTHH:MM). */
+export function localMinute(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${localDay(date)}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
 /** A datetime-local value ("2026-11-20T08:00") as UTC RFC 3339, or "" when empty/invalid. */
 export function localToUtc(value) {
   if (!trim(value)) return "";

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   fieldPath, problemsByField, invoiceDraft, shiftDraft, localToUtc, formatMoney, overShort, ago,
   homeCounts, connectionLabel, offlineNotice, invoiceFormValues, invoiceFitsForm, refundDraft,
+  localDay, localMinute,
 } from "./logic.js";
 
 test("problems land on their form fields", () => {
@@ -106,6 +107,12 @@ test("a refund takes the picked lines of the sale and what was paid back", () =>
   assert.equal(d.reference, "Refund: Table 7");
   assert.deepEqual(refundDraft("r2", sale, [{ index: 1, quantity: "1" }], { tender: "cash", amount: " " }, "2026-11-21").refunds, [],
     "nothing paid back: the credit goes to the sale");
+});
+
+test("the forms fill the device's local day and time, not UTC's", () => {
+  const d = new Date(2026, 10, 21, 8, 5); // 21 Nov 2026 08:05 wherever the test runs
+  assert.equal(localDay(d), "2026-11-21");
+  assert.equal(localMinute(d), "2026-11-21T08:05");
 });
 
 test("states and counts read as people say them", () => {

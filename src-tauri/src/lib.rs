@@ -148,6 +148,21 @@ async fn disconnect(app: Shared<'_>, confirm: bool) -> Result<ConnectionInfo, Ui
     app.disconnect().await
 }
 
+/// What time it is, for the forms' defaults. A debug build takes `LEDGERLINK_TEST_NOW` (RFC 3339)
+/// when it is set, so the desktop test can run at a chosen local time; a release build always
+/// answers the device's clock.
+#[tauri::command]
+fn clock_now() -> String {
+    #[cfg(debug_assertions)]
+    if let Some(at) = std::env::var("LEDGERLINK_TEST_NOW")
+        .ok()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+    {
+        return at.to_rfc3339();
+    }
+    chrono::Utc::now().to_rfc3339()
+}
+
 /// The window's first screen is up: logged (and printed for the start-up benchmark) once.
 #[tauri::command]
 fn ui_ready(started: State<'_, Started>) {
@@ -238,6 +253,7 @@ pub fn run() {
             unpair,
             disconnect,
             ui_ready,
+            clock_now,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the Ledgerlink window runs");

@@ -366,6 +366,10 @@ async fn flow() {
             .env_remove("LEDGERLINK_NO_BROWSER")
             .env_remove("LEDGERLINK_WINDOW_GL")
             .env("LEDGERLINK_CREDENTIALS", "file")
+            // A till in Auckland at 08:30 on the 21st, which is still the 20th in UTC: the forms
+            // must fill the local day.
+            .env("TZ", "Pacific/Auckland")
+            .env("LEDGERLINK_TEST_NOW", "2026-11-20T19:30:00Z")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -468,6 +472,17 @@ async fn flow() {
 
     // A new invoice: totals live as Xero will compute them; a missing contact is caught at the field.
     ui.go("invoice").await;
+    let date = ui
+        .find("#invoice-form [name=date]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        date.as_deref(),
+        Some("2026-11-21"),
+        "the till's local day, not the UTC one"
+    );
     ui.fill(
         "#invoice-lines tr:first-child [name=description]",
         "Flat white",
