@@ -490,6 +490,23 @@ function wireInvoice() {
   f.addEventListener("input", previewInvoice);
   f.addEventListener("change", previewInvoice);
   $("invoice-cancel-fix").addEventListener("click", () => resetInvoice());
+  // The organisation's contacts whose name holds what is typed (from 2 characters), as
+  // suggestions; archived ones are not offered (Xero refuses documents to them).
+  let asked = null;
+  f.contact.addEventListener("input", () => {
+    clearTimeout(asked);
+    const q = f.contact.value.trim();
+    if (q.length < 2) return;
+    asked = setTimeout(async () => {
+      try {
+        const found = await call("search_contacts", { q });
+        $("contact-suggestions").replaceChildren(...found.contacts.filter((c) => !c.archived)
+          .map((c) => el("option", { value: c.name }, c.contact_number ? `#${c.contact_number}` : "")));
+      } catch (_) {
+        // Offline or not connected: typing goes on without suggestions.
+      }
+    }, 200);
+  });
   $("invoice-add-line").addEventListener("click", () => {
     addLine().querySelector("[name=description]").focus();
     previewInvoice();

@@ -107,6 +107,14 @@ async fn discard_document(
     app.discard(&client_ref, &reason).await
 }
 
+#[tauri::command]
+async fn search_contacts(
+    app: Shared<'_>,
+    q: String,
+) -> Result<ledgerlink_wire::documents::ContactList, UiError> {
+    app.contacts(&q).await
+}
+
 #[tauri::command(async)]
 fn void_document(app: Shared<'_>, client_ref: String) -> Result<DocumentDetail, UiError> {
     app.void(&client_ref)
@@ -246,6 +254,7 @@ pub fn run() {
             retry_document,
             discard_document,
             void_document,
+            search_contacts,
             mappings,
             save_mappings,
             settings,

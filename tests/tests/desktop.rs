@@ -643,6 +643,9 @@ async fn flow() {
         .await;
     ui.fill("#invoice-form [name=contact]", "Harbour Cafe")
         .await;
+    // The organisation's contacts are suggested as a name is typed (archived ones are not).
+    ui.find("#contact-suggestions option[value='Harbour Cafe']")
+        .await;
     ui.shot("invoice-fix").await;
     ui.click("#invoice-save").await;
     ui.until_text("#invoice-message", "corrected", |t| {

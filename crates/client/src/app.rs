@@ -772,6 +772,14 @@ impl App {
         self.document(client_ref)
     }
 
+    /// The organisation's contacts whose name holds `q`, for the contact field's suggestions.
+    pub async fn contacts(
+        &self,
+        q: &str,
+    ) -> Result<ledgerlink_wire::documents::ContactList, UiError> {
+        Ok(self.syncer.contacts(q).await?)
+    }
+
     /// Asks for a sent invoice to be voided in Xero: `voiding` at once, sent by the sync loop (so
     /// it works offline); a refusal comes back as the document's message.
     pub fn void(&self, client_ref: &str) -> Result<DocumentDetail, UiError> {

@@ -344,6 +344,23 @@ impl Syncer {
         .map(|_| ())
     }
 
+    /// The organisation's contacts whose name holds `search` (`GET /v1/contacts`).
+    pub async fn contacts(
+        &self,
+        search: &str,
+    ) -> Result<ledgerlink_wire::documents::ContactList, SyncError> {
+        let mut url = reqwest::Url::parse("http://proxy/v1/contacts").expect("a valid URL");
+        url.query_pairs_mut().append_pair("q", search);
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let path = &path;
+        self.authed(|client, creds| async move {
+            client
+                .call(Method::GET, path, &creds.access_token, None::<&()>)
+                .await
+        })
+        .await
+    }
+
     /// The last full mappings answer kept by [`Syncer::read_mappings`].
     pub fn cached_mappings(&self) -> Option<Value> {
         self.outbox

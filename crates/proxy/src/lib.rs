@@ -56,10 +56,21 @@ pub struct AppState {
     pub offers: Arc<Mutex<Offers>>,
     /// Open event feeds per device (capped, and ended with the credentials that opened them).
     pub streams: Arc<streams::Streams>,
+    /// Contact searches per (connection, lower-cased query), kept a minute.
+    pub contact_searches: Arc<Mutex<ContactSearches>>,
     /// Pushes being checked at once: one per processor. A parsed body takes several times its
     /// size, so eight 4 MiB pushes at once would hold eight times that; in turn they hold two.
     pub intake: Arc<tokio::sync::Semaphore>,
 }
+
+/// Contact searches per (connection, query), with the time they were answered.
+pub type ContactSearches = HashMap<
+    (Uuid, String),
+    (
+        DateTime<Utc>,
+        Vec<ledgerlink_wire::documents::ContactSuggestion>,
+    ),
+>;
 
 /// Accounts and tax rates per connection, with the time they were read.
 pub type Offers = HashMap<
@@ -110,6 +121,7 @@ impl AppState {
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
             events_ready: Arc::new(tokio::sync::Notify::new()),
             offers: Arc::default(),
+            contact_searches: Arc::default(),
             streams: streams::Streams::new(settings_streams),
             intake: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

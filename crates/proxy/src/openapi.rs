@@ -109,6 +109,7 @@ mod tests {
             ("/v1/documents/{id}/void", &["post"]),
             ("/v1/events", &["get"]),
             ("/v1/mappings", &["get", "put"]),
+            ("/v1/contacts", &["get"]),
             ("/admin/v1/connections", &["get"]),
             ("/admin/v1/connections/{id}", &["delete"]),
         ] {

@@ -513,6 +513,26 @@ pub struct CreditNote {
     pub refunds: Vec<TenderAmount>,
 }
 
+/// One of the organisation's contacts, as `GET /v1/contacts?q=` suggests it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactSuggestion {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Archived in Xero: a document to it is refused until someone restores it there.
+    pub archived: bool,
+}
+
+/// `GET /v1/contacts?q=`: at most 20 contacts whose name holds `q`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContactList {
+    pub contacts: Vec<ContactSuggestion>,
+}
+
 /// `POST /v1/credit-notes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -853,3 +853,48 @@ async fn a_shift_with_an_opening_float_pays_in_only_what_the_drawer_took() {
     assert_eq!(amounts, ["39.00", "60.00"], "the float is not banked");
     assert_eq!(inv["Status"], "PAID");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_found_by_part_of_their_name_archived_ones_marked_and_kept_a_minute() {
+    let world = World::start().await;
+    let (device, p) = paired_with_mappings(&world).await;
+    let search = |q: &str| {
+        let q = url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
+        format!("/v1/contacts?q={q}")
+    };
+    let found = device
+        .call(Method::GET, &search("supplies"), &p.access, None)
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let contacts = found.json["contacts"].as_array().unwrap();
+    let old = contacts
+        .iter()
+        .find(|c| c["name"] == "Old Supplies Ltd")
+        .unwrap_or_else(|| panic!("{contacts:?}"));
+    assert_eq!(old["archived"], true);
+    for bad in ["a", "  ", &"x".repeat(101)] {
+        let refused = device
+            .call(Method::GET, &search(bad), &p.access, None)
+            .await;
+        assert_eq!(refused.status, 400, "'{bad}': {}", refused.text);
+    }
+    // Asked again within the minute: answered without asking Xero.
+    let since = world.last_seq().await;
+    let again = device
+        .call(Method::GET, &search("Supplies"), &p.access, None)
+        .await;
+    assert_eq!(again.json, found.json);
+    assert!(world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .all(|r| r["path"] != "/api.xro/2.0/Contacts"));
+
+    // The same from the CLI.
+    let till = crate::cli::Cli::new();
+    till.pair(&world).await;
+    let (code, lines, _) = till.exit(&["contacts", "old supp"]).await;
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(lines[0]["name"], "Old Supplies Ltd");
+    assert_eq!(lines[0]["archived"], true);
+}

@@ -181,3 +181,31 @@ fn mappings_text(answer: &Value) -> String {
     }
     lines.join("\n")
 }
+
+/// `ledgerlink contacts SEARCH`: the organisation's contacts whose name holds SEARCH.
+pub(super) async fn contacts(cx: &Context, search: &str) -> Result<()> {
+    let found = cx.syncer.contacts(search).await?;
+    if cx.json {
+        for c in &found.contacts {
+            super::say(&serde_json::to_string(c).expect("a contact serializes"));
+        }
+        return Ok(());
+    }
+    if found.contacts.is_empty() {
+        super::say(&format!("No contact's name holds '{search}'."));
+    }
+    for c in &found.contacts {
+        let mut line = c.name.clone();
+        if let Some(n) = &c.contact_number {
+            line.push_str(&format!("  #{n}"));
+        }
+        if let Some(e) = &c.email {
+            line.push_str(&format!("  {e}"));
+        }
+        if c.archived {
+            line.push_str("  (archived in Xero)");
+        }
+        super::say(&line);
+    }
+    Ok(())
+}

@@ -204,6 +204,11 @@ enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Find the organisation's contacts by part of their name (archived ones marked).
+    Contacts {
+        /// At least 2 characters of the name.
+        search: String,
+    },
     /// Unpair this device: its credentials stop working at once.
     Unpair,
     /// Disconnect the organisation from Xero, for every device paired with it (they stop sending
@@ -420,6 +425,7 @@ async fn run(args: Args) -> Result<Done> {
         } => all_good(documents::discard(&cx, &client_ref, &reason, yes).await),
         Command::Void { client_ref, yes } => all_good(documents::void(&cx, &client_ref, yes).await),
         Command::Sync { timeout, no_wait } => documents::sync(&cx, timeout, no_wait).await,
+        Command::Contacts { search } => all_good(mappings::contacts(&cx, &search).await),
         Command::Mappings { change, refresh } => {
             all_good(mappings::mappings(&cx, change, refresh).await)
         }

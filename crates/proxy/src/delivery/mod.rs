@@ -689,6 +689,13 @@ impl Delivery<'_> {
                     Some(&idem),
                 )
                 .await?;
+            // A contact made here is one a search a minute ago could not know of.
+            let connection = self.connection.id;
+            self.state
+                .contact_searches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(c, _), _| *c != connection);
             let element = &made.body["Contacts"][0];
             match element["ContactID"]
                 .as_str()

@@ -2,6 +2,7 @@
 //! `202`), reading them back, and the per-connection mappings they rely on.
 
 mod actions;
+mod contacts;
 mod events;
 mod mappings;
 
@@ -62,6 +63,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::events))
         .merge(mappings::routes())
         .merge(actions::routes())
+        .merge(contacts::routes())
 }
 
 /// The organisation's tax rates by tax type (from the ten-minute cache of what Xero offers).
