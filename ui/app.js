@@ -805,6 +805,12 @@ async function renderSettings() {
   f.proxy_url.value = s.proxy_url;
   f.device_name.value = s.device_name;
   $("settings-device-id").textContent = s.device_id;
+  app.pinSet = s.pin_set;
+  $("current-pin-label").hidden = !s.pin_set;
+  $("pin-save").textContent = s.pin_set ? "Change the PIN" : "Set the PIN";
+  $("pin-state").textContent = s.pin_set
+    ? "A PIN is set: disconnecting the organisation or unpairing this device asks for it."
+    : "No PIN is set: anyone at this till can disconnect the organisation or unpair this device.";
   $("settings-dir").textContent = s.data_dir;
   await loadOffer(false);
   renderMappings();
@@ -905,6 +911,43 @@ function discardDocument(d) {
   f.reason.focus();
 }
 
+/**
+ * Asks for the manager PIN before `act(pin)` (which calls the app); a wrong PIN keeps the dialog
+ * open, saying so. Answers whether it went ahead.
+ */
+function withPin(title, text, ok, act) {
+  return new Promise((resolve) => {
+    const dialog = $("pin-dialog");
+    const f = $("pin-ask-form");
+    f.reset();
+    showProblems(f, []);
+    say("pin-ask-message", "");
+    $("pin-ask-title").textContent = title;
+    $("pin-ask-text").textContent = text;
+    $("pin-ask-ok").textContent = ok;
+    let done = false;
+    const submit = async (ev) => {
+      if (ev.submitter?.value !== "ok") return;
+      ev.preventDefault();
+      try {
+        await act(f.pin.value);
+        done = true;
+        dialog.close();
+      } catch (e) {
+        showProblems(f, e.problems || []);
+        say("pin-ask-message", e.problems?.length ? "" : e.message, "bad");
+      }
+    };
+    f.addEventListener("submit", submit);
+    dialog.addEventListener("close", () => {
+      f.removeEventListener("submit", submit);
+      resolve(done);
+    }, { once: true });
+    dialog.showModal();
+    f.pin.focus();
+  });
+}
+
 function confirmDialog(title, text, ok) {
   return new Promise((resolve) => {
     const d = $("confirm-dialog");
@@ -950,10 +993,33 @@ function wireSettings() {
     }
   });
   $("home-reconnect").addEventListener("click", startPairing);
-  $("unpair").addEventListener("click", async () => {
-    if (!(await confirmDialog("Unpair this device?", "This device stops sending to Xero until it is connected again. Documents not yet sent stay on it.", "Unpair"))) return;
+  $("pin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
     try {
-      await call("unpair");
+      await call("set_manager_pin", { current: f.current_pin.value || null, new: f.new_pin.value });
+      showProblems(f, []);
+      f.reset();
+      await renderSettings();
+      say("pin-message", "The manager PIN is set.", "good");
+    } catch (e) {
+      showProblems(f, e.problems || []);
+      say("pin-message", e.message, "bad");
+    }
+  });
+  $("unpair").addEventListener("click", async () => {
+    const text = "This device stops sending to Xero until it is connected again. Documents not yet sent stay on it.";
+    if (app.pinSet) {
+      if (await withPin("Unpair this device?", text, "Unpair", (pin) => call("unpair", { pin }))) {
+        app.overview = await call("overview");
+        location.hash = "";
+        await showConnect();
+      }
+      return;
+    }
+    if (!(await confirmDialog("Unpair this device?", text, "Unpair"))) return;
+    try {
+      await call("unpair", { pin: null });
       app.overview = await call("overview");
       location.hash = "";
       await showConnect();
@@ -963,9 +1029,18 @@ function wireSettings() {
   });
   $("disconnect").addEventListener("click", async () => {
     const org = app.overview?.connection?.organisation_name || "the organisation";
-    if (!(await confirmDialog(`Disconnect ${org} from Xero?`, "Every device of the organisation stops syncing, not just this one. Someone will need to connect Xero again to resume.", "Disconnect"))) return;
+    const text = "Every device of the organisation stops syncing, not just this one. Someone will need to connect Xero again to resume.";
+    if (app.pinSet) {
+      if (await withPin(`Disconnect ${org} from Xero?`, text, "Disconnect", (pin) => call("disconnect", { confirm: true, pin }))) {
+        toast(`${org} was disconnected from Xero.`);
+        location.hash = "#home";
+        await route();
+      }
+      return;
+    }
+    if (!(await confirmDialog(`Disconnect ${org} from Xero?`, text, "Disconnect"))) return;
     try {
-      await call("disconnect", { confirm: true });
+      await call("disconnect", { confirm: true, pin: null });
       toast(`${org} was disconnected from Xero.`);
       location.hash = "#home";
       await route();

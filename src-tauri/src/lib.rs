@@ -141,19 +141,32 @@ fn save_settings(app: Shared<'_>, settings: Settings) -> Result<SettingsView, Ui
 }
 
 #[tauri::command]
-async fn unpair(app: Shared<'_>) -> Result<(), UiError> {
-    app.unpair().await
+async fn unpair(app: Shared<'_>, pin: Option<String>) -> Result<(), UiError> {
+    app.unpair(pin.as_deref()).await
+}
+
+#[tauri::command(async)]
+fn set_manager_pin(
+    app: Shared<'_>,
+    current: Option<String>,
+    new: String,
+) -> Result<SettingsView, UiError> {
+    app.set_manager_pin(current.as_deref(), &new)
 }
 
 #[tauri::command]
-async fn disconnect(app: Shared<'_>, confirm: bool) -> Result<ConnectionInfo, UiError> {
+async fn disconnect(
+    app: Shared<'_>,
+    confirm: bool,
+    pin: Option<String>,
+) -> Result<ConnectionInfo, UiError> {
     if !confirm {
         return Err(UiError::new(
             "confirmation_required",
             "Disconnecting stops every device of the organisation: confirm it first.",
         ));
     }
-    app.disconnect().await
+    app.disconnect(pin.as_deref()).await
 }
 
 /// What time it is, for the forms' defaults. A debug build takes `LEDGERLINK_TEST_NOW` (RFC 3339)
@@ -263,6 +276,7 @@ pub fn run() {
             disconnect,
             ui_ready,
             clock_now,
+            set_manager_pin,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the Ledgerlink window runs");

@@ -797,13 +797,38 @@ async fn flow() {
     ui.until_text("#offline", "the banner gone", |t| t.is_empty())
         .await;
 
-    // Disconnect, after a confirmation that says what it does.
+    // A manager PIN guards what stops every till: set it, then Disconnect asks for it, says what
+    // it does, and refuses a wrong one.
     ui.go("settings").await;
+    ui.fill("#pin-form [name=new_pin]", "24a8").await;
+    ui.click("#pin-save").await;
+    ui.until_text("#pin-form .field-msg", "the PIN's form", |t| {
+        t.contains("4 to 8 digits")
+    })
+    .await;
+    ui.fill("#pin-form [name=new_pin]", "2468").await;
+    ui.click("#pin-save").await;
+    ui.until_text("#pin-message", "the PIN set", |t| {
+        t == "The manager PIN is set."
+    })
+    .await;
     ui.click("#disconnect").await;
-    let warning = ui.text("#confirm-text").await;
+    let warning = ui.text("#pin-ask-text").await;
     assert!(warning.contains("Every device"), "{warning}");
-    ui.shot("disconnect-confirm").await;
-    ui.click("#confirm-ok").await;
+    ui.fill("#pin-ask-form [name=pin]", "1111").await;
+    ui.click("#pin-ask-ok").await;
+    ui.until_text("#pin-ask-form .field-msg", "a wrong PIN refused", |t| {
+        t.contains("not the manager PIN")
+    })
+    .await;
+    ui.shot("disconnect-pin").await;
+    assert_eq!(
+        world.connections().await[0].status.as_str(),
+        "connected",
+        "nothing happened on a wrong PIN"
+    );
+    ui.fill("#pin-ask-form [name=pin]", "2468").await;
+    ui.click("#pin-ask-ok").await;
     ui.until_text("#home-status", "disconnected", |t| {
         t == "Disconnected from Xero"
     })

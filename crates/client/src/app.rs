@@ -94,6 +94,8 @@ pub struct SettingsView {
     pub settings: Settings,
     pub device_id: String,
     pub data_dir: String,
+    /// Whether a manager PIN guards Disconnect and Unpair.
+    pub pin_set: bool,
 }
 
 /// A pairing in progress, as the Connect screen shows it.
@@ -329,7 +331,48 @@ impl App {
             settings,
             device_id: identity.device_id.to_string(),
             data_dir: self.dir.display().to_string(),
+            pin_set: self.pin().is_set(),
         })
+    }
+
+    fn pin(&self) -> crate::pin::ManagerPin {
+        crate::pin::ManagerPin::new(&self.dir)
+    }
+
+    /// The manager PIN before something that stops tills: refused, saying so, when it is wrong.
+    fn manager_allows(&self, pin: Option<&str>) -> Result<(), UiError> {
+        self.pin().check(pin).map_err(|e| {
+            let mut err = UiError::new("pin", capitalised(&e.to_string()));
+            err.problems.push(Problem {
+                path: "pin".into(),
+                code: ledgerlink_wire::documents::ProblemCode::Invalid,
+                message: e.to_string(),
+            });
+            err
+        })
+    }
+
+    /// Sets or changes the manager PIN (changing it needs the current one).
+    pub fn set_manager_pin(
+        &self,
+        current: Option<&str>,
+        new: &str,
+    ) -> Result<SettingsView, UiError> {
+        self.pin().set(current, new).map_err(|e| {
+            let field = if e == crate::pin::PinError::Wrong {
+                "current_pin"
+            } else {
+                "new_pin"
+            };
+            let mut err = UiError::new("pin", capitalised(&e.to_string()));
+            err.problems.push(Problem {
+                path: field.into(),
+                code: ledgerlink_wire::documents::ProblemCode::Invalid,
+                message: e.to_string(),
+            });
+            err
+        })?;
+        self.settings()
     }
 
     fn write_settings(&self, s: &Settings) -> Result<(), UiError> {
@@ -880,7 +923,8 @@ impl App {
     }
 
     /// Unpairs this device (its credentials stop working); documents not yet sent stay.
-    pub async fn unpair(&self) -> Result<(), UiError> {
+    pub async fn unpair(&self, pin: Option<&str>) -> Result<(), UiError> {
+        self.manager_allows(pin)?;
         self.cancel_pairing();
         match self.syncer.unpair().await {
             Ok(()) | Err(SyncError::Credentials(FreshError::NotPaired)) => {}
@@ -891,7 +935,8 @@ impl App {
     }
 
     /// Disconnects the organisation from Xero: every device of it stops syncing.
-    pub async fn disconnect(&self) -> Result<ConnectionInfo, UiError> {
+    pub async fn disconnect(&self, pin: Option<&str>) -> Result<ConnectionInfo, UiError> {
+        self.manager_allows(pin)?;
         Ok(self.syncer.disconnect().await?)
     }
 

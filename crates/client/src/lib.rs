@@ -14,4 +14,5 @@ pub mod fix;
 pub mod identity;
 pub mod outbox;
 pub mod pairing;
+pub mod pin;
 pub mod sync;
