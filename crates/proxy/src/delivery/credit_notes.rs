@@ -85,11 +85,7 @@ impl Delivery<'_> {
             Err(why) => return self.save(vec![fail(why)]).await,
         };
 
-        let window =
-            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
-        let past_window = doc
-            .unknown_since
-            .is_some_and(|t| self.state.clock.now() - t > window);
+        let past_window = self.past_replay_window(&doc);
         let m = marker(&doc);
         // An earlier attempt may have made it without our hearing of it.
         let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
@@ -175,7 +171,7 @@ impl Delivery<'_> {
         }
 
         let date = note.date.to_string();
-        let mut indexed: Vec<(usize, Value)> = refunds
+        let indexed: Vec<(usize, Value)> = refunds
             .iter()
             .enumerate()
             .map(|(i, (amount, account))| {
@@ -186,54 +182,18 @@ impl Delivery<'_> {
                 )
             })
             .collect();
-        if !indexed.is_empty() && past_window {
-            let markers: Vec<String> = indexed.iter().map(|(i, _)| format!("{m}-{i}")).collect();
-            let found = self.find_by_markers("Payments", &markers).await?;
-            indexed.retain(|(i, _)| !found.iter().any(|p| carries(p, &format!("{m}-{i}"))));
-        }
-        if !indexed.is_empty() {
-            let positions: Vec<[u8; 8]> = indexed
-                .iter()
-                .map(|(i, _)| (*i as u64).to_be_bytes())
-                .collect();
-            let identity = doc.send_identity();
-            let mut parts: Vec<&[u8]> = vec![&identity, b"refunds"];
-            parts.extend(positions.iter().map(|p| p.as_slice()));
-            let key = key_for(&parts);
-            let payments: Vec<Value> = indexed.into_iter().map(|(_, p)| p).collect();
-            let body = json!({"Payments": payments}).to_string();
-            let answer = match self
-                .call(
-                    Method::PUT,
-                    "Payments?summarizeErrors=false",
-                    Some(&body),
-                    Some(&key),
-                )
-                .await
-            {
-                Ok(a) => a,
-                Err(stop) => {
-                    self.requeue(&[&doc], &stop).await?;
-                    return Err(stop);
-                }
-            };
-            let failed: Vec<String> = (0..payments.len())
-                .filter_map(|i| {
-                    let o = outcome_of(doc.id, &answer, "Payments", i, "PaymentID", None);
-                    (o.state == DocumentState::Failed).then(|| o.message.unwrap_or_default())
-                })
-                .collect();
-            if !failed.is_empty() {
-                return self
-                    .save(vec![done(
-                        Some(format!(
-                            "the credit note was made but a refund was refused: {}",
-                            failed.join("; ")
-                        )),
-                        DocumentState::Failed,
-                    )])
-                    .await;
-            }
+        if let Err(refused) = self
+            .marked_payments(&doc, indexed, past_window, b"refunds")
+            .await?
+        {
+            return self
+                .save(vec![done(
+                    Some(format!(
+                        "the credit note was made but a refund was refused: {refused}"
+                    )),
+                    DocumentState::Failed,
+                )])
+                .await;
         }
         self.save(vec![done(None, DocumentState::Sent)]).await
     }

@@ -333,7 +333,8 @@ struct Delivery<'a> {
     /// The name keys whose ContactID came from the store's cache this round (not found or made
     /// in Xero just now).
     from_cache: std::collections::HashSet<String>,
-    /// For the bundle being sent: its documents that used a cached ContactID, with the name key.
+    /// Invoices of this round that use a ContactID from the cache, with its name key: refused,
+    /// they go once more with the contact looked up by name.
     second_chance: HashMap<Uuid, String>,
 }
 
@@ -497,12 +498,8 @@ impl Delivery<'_> {
         docs: Vec<DocumentRow>,
         collection: &str,
     ) -> Result<Vec<DocumentRow>, Stop> {
-        let window =
-            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
-        let now = self.state.clock.now();
-        let (stale, fresh): (Vec<DocumentRow>, Vec<DocumentRow>) = docs
-            .into_iter()
-            .partition(|d| d.unknown_since.is_some_and(|t| now - t > window));
+        let (stale, fresh): (Vec<DocumentRow>, Vec<DocumentRow>) =
+            docs.into_iter().partition(|d| self.past_replay_window(d));
         if stale.is_empty() {
             return Ok(fresh);
         }
@@ -825,6 +822,10 @@ impl Delivery<'_> {
                 .await?
             {
                 Ok(contact) => {
+                    let key = inv.contact.name.trim().to_lowercase();
+                    if self.from_cache.contains(&key) {
+                        self.second_chance.insert(doc.id, key);
+                    }
                     let x = self.xero_invoice(&inv, contact, &marker(&doc));
                     ready.push((doc, x));
                 }
@@ -841,14 +842,6 @@ impl Delivery<'_> {
     }
 
     async fn send_invoices(&mut self, part: Vec<(DocumentRow, Value)>) -> Result<(), Stop> {
-        self.second_chance = part
-            .iter()
-            .filter_map(|(doc, _)| {
-                let inv: Invoice = serde_json::from_str(&doc.body).ok()?;
-                let key = inv.contact.name.trim().to_lowercase();
-                self.from_cache.contains(&key).then_some((doc.id, key))
-            })
-            .collect();
         self.send_bundle("Invoices", "InvoiceID", Some("InvoiceNumber"), &part)
             .await
     }
@@ -951,8 +944,78 @@ impl Delivery<'_> {
                 attempt: false,
             };
         }
-        self.second_chance.clear();
+        for id in &bundle.members {
+            self.second_chance.remove(id);
+        }
         self.save(updates).await
+    }
+
+    /// Whether the document's last send has had no answer for longer than Xero replays a key: what
+    /// it made must then be looked up in Xero before anything is sent again.
+    fn past_replay_window(&self, doc: &DocumentRow) -> bool {
+        let window =
+            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        doc.unknown_since
+            .is_some_and(|t| self.state.clock.now() - t > window)
+    }
+
+    /// The payments of one document (a shift's tenders, a refund's), each `(position, payment)` with
+    /// `Reference` ending in the document's marker and `-{position}`. Past the replay window those
+    /// Xero already has are found by their markers and left out; the rest go in one call under a
+    /// key from the document, `tag` and their positions. On a failed call the document goes back to
+    /// the queue. `Ok(Err(why))` with Xero's refusals.
+    async fn marked_payments(
+        &mut self,
+        doc: &DocumentRow,
+        mut indexed: Vec<(usize, Value)>,
+        past_window: bool,
+        tag: &[u8],
+    ) -> Result<Result<(), String>, Stop> {
+        let m = marker(doc);
+        if !indexed.is_empty() && past_window {
+            let markers: Vec<String> = indexed.iter().map(|(i, _)| format!("{m}-{i}")).collect();
+            let found = self.find_by_markers("Payments", &markers).await?;
+            indexed.retain(|(i, _)| !found.iter().any(|p| carries(p, &format!("{m}-{i}"))));
+        }
+        if indexed.is_empty() {
+            return Ok(Ok(()));
+        }
+        let positions: Vec<[u8; 8]> = indexed
+            .iter()
+            .map(|(i, _)| (*i as u64).to_be_bytes())
+            .collect();
+        let identity = doc.send_identity();
+        let mut parts: Vec<&[u8]> = vec![&identity, tag];
+        parts.extend(positions.iter().map(|p| p.as_slice()));
+        let key = key_for(&parts);
+        let payments: Vec<Value> = indexed.into_iter().map(|(_, p)| p).collect();
+        let body = json!({"Payments": payments}).to_string();
+        let answer = match self
+            .call(
+                Method::PUT,
+                "Payments?summarizeErrors=false",
+                Some(&body),
+                Some(&key),
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(stop) => {
+                self.requeue(&[doc], &stop).await?;
+                return Err(stop);
+            }
+        };
+        let refused: Vec<String> = (0..payments.len())
+            .filter_map(|i| {
+                let o = outcome_of(doc.id, &answer, "Payments", i, "PaymentID", None);
+                (o.state == DocumentState::Failed).then(|| o.message.unwrap_or_default())
+            })
+            .collect();
+        Ok(if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(refused.join("; "))
+        })
     }
 
     /// Drops a cached ContactID (from this round and from the store).
@@ -1184,14 +1247,9 @@ impl Delivery<'_> {
         };
         // An earlier attempt may have made the invoice without our hearing of it (looked up before
         // the shift is marked sending, so a failed lookup leaves it queued).
-        let window =
-            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        let past_window = self.past_replay_window(&doc);
         let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
-        if known.is_none()
-            && doc
-                .unknown_since
-                .is_some_and(|t| self.state.clock.now() - t > window)
-        {
+        if known.is_none() && past_window {
             let m = marker(&doc);
             let found = self
                 .find_by_markers("Invoices", std::slice::from_ref(&m))
@@ -1265,7 +1323,7 @@ impl Delivery<'_> {
         // Each tender's payment carries the shift's marker and its position, so a lost answer can be
         // checked against Xero once the replay window has passed.
         let shift_marker = marker(&doc);
-        let mut indexed: Vec<(usize, Value)> = plan
+        let indexed: Vec<(usize, Value)> = plan
             .payments
             .iter()
             .enumerate()
@@ -1274,68 +1332,21 @@ impl Delivery<'_> {
                     "Amount": num(*amount), "Reference": format!("{} {shift_marker}-{i}", reference(&shift))}))
             })
             .collect();
-        if !indexed.is_empty()
-            && doc
-                .unknown_since
-                .is_some_and(|t| self.state.clock.now() - t > window)
+        if let Err(refused) = self
+            .marked_payments(&doc, indexed, past_window, b"payments")
+            .await?
         {
-            let markers: Vec<String> = indexed
-                .iter()
-                .map(|(i, _)| format!("{shift_marker}-{i}"))
-                .collect();
-            let found = self.find_by_markers("Payments", &markers).await?;
-            indexed.retain(|(i, _)| {
-                !found
-                    .iter()
-                    .any(|p| carries(p, &format!("{shift_marker}-{i}")))
-            });
-        }
-        let positions: Vec<[u8; 8]> = indexed
-            .iter()
-            .map(|(i, _)| (*i as u64).to_be_bytes())
-            .collect();
-        let payments: Vec<Value> = indexed.into_iter().map(|(_, p)| p).collect();
-        if !payments.is_empty() {
-            let identity = doc.send_identity();
-            let mut parts: Vec<&[u8]> = vec![&identity, b"payments"];
-            parts.extend(positions.iter().map(|p| p.as_slice()));
-            let key = key_for(&parts);
-            let body = json!({"Payments": payments}).to_string();
-            let answer = match self
-                .call(
-                    Method::PUT,
-                    "Payments?summarizeErrors=false",
-                    Some(&body),
-                    Some(&key),
-                )
-                .await
-            {
-                Ok(a) => a,
-                Err(stop) => {
-                    self.requeue(&[&doc], &stop).await?;
-                    return Err(stop);
-                }
-            };
-            let failed: Vec<String> = (0..payments.len())
-                .filter_map(|i| {
-                    let o = outcome_of(doc.id, &answer, "Payments", i, "PaymentID", None);
-                    (o.state == DocumentState::Failed).then(|| o.message.unwrap_or_default())
-                })
-                .collect();
-            if !failed.is_empty() {
-                return self
-                    .save(vec![update(
-                        doc.id,
-                        DocumentState::Failed,
-                        Some(invoice_id),
-                        number,
-                        Some(format!(
-                            "the invoice was made but a payment was refused: {}",
-                            failed.join("; ")
-                        )),
-                    )])
-                    .await;
-            }
+            return self
+                .save(vec![update(
+                    doc.id,
+                    DocumentState::Failed,
+                    Some(invoice_id),
+                    number,
+                    Some(format!(
+                        "the invoice was made but a payment was refused: {refused}"
+                    )),
+                )])
+                .await;
         }
         self.save(vec![update(
             doc.id,

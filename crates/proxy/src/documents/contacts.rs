@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::accounting::{self, CallError};
+use crate::accounting;
 use crate::body::Params;
 use crate::device::DeviceAuth;
 use crate::error::AppError;
@@ -84,24 +84,7 @@ async fn search(
     );
     let answer = accounting::call(&state, &auth.connection, Method::GET, &path, None, None)
         .await
-        .map_err(|e| match e {
-            CallError::NeedsReconnect | CallError::NotConnected => AppError::api(
-                StatusCode::CONFLICT,
-                ErrorCode::NeedsReconnect,
-                "Connect Xero again to look up the organisation's contacts.",
-            ),
-            CallError::Disconnected => AppError::api(
-                StatusCode::CONFLICT,
-                ErrorCode::Disconnected,
-                "The organisation was disconnected from Xero: connect Xero again.",
-            ),
-            CallError::Transport(why) => AppError::api(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ProviderUnavailable,
-                format!("Could not look up contacts in Xero: {why}"),
-            ),
-            CallError::Vault(v) => AppError::from(v),
-        })?;
+        .map_err(|e| super::call_failed(e, "look up the organisation's contacts"))?;
     if !answer.status.is_success() {
         return Err(AppError::api(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::accounting::{self, CallError};
+use crate::accounting;
 use crate::body::{Params, StrictJson};
 use crate::device::DeviceAuth;
 use crate::error::AppError;
@@ -49,26 +49,7 @@ pub(crate) async fn offered(
     for (path, key) in [("Accounts", "Accounts"), ("TaxRates", "TaxRates")] {
         let answer = accounting::call(state, connection, Method::GET, path, None, None)
             .await
-            .map_err(|e| match e {
-                CallError::NeedsReconnect | CallError::NotConnected => AppError::api(
-                    StatusCode::CONFLICT,
-                    ErrorCode::NeedsReconnect,
-                    "Connect Xero again to read the organisation's accounts.",
-                ),
-                CallError::Disconnected => AppError::api(
-                    StatusCode::CONFLICT,
-                    ErrorCode::Disconnected,
-                    "The organisation was disconnected from Xero: connect Xero again.",
-                ),
-                CallError::Transport(why) => AppError::api(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::ProviderUnavailable,
-                    format!("Could not read {path} from Xero: {why}"),
-                ),
-                // The vault's trouble (a database, a key) is the operator's, logged in full
-                // there; the device hears only that something failed.
-                CallError::Vault(v) => AppError::from(v),
-            })?;
+            .map_err(|e| super::call_failed(e, "read the organisation's accounts"))?;
         if !answer.status.is_success() {
             return Err(AppError::api(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::invoices::{line, resolve_contact, Batch};
+use super::invoices::{currency, line_items, resolve_contact, tax_mode, Batch};
 use super::{batch_reply, elements, failed_element, listing, render, Ctx, Reply};
 use crate::model::{Allocation, Contact, CreditNote, Tenant, World};
 use crate::totals::{totals, TaxMode};
@@ -156,23 +156,8 @@ fn validate(
             "ACCRECCREDIT".into()
         }
     };
-    let mode = match text(el, "LineAmountTypes") {
-        Some(t) => TaxMode::parse(t.trim()).unwrap_or_else(|| {
-            errors.push(format!(
-                "LineAmountTypes '{t}' is not valid; use Exclusive, Inclusive or NoTax"
-            ));
-            TaxMode::Exclusive
-        }),
-        None => TaxMode::Exclusive,
-    };
-    let currency = text(el, "CurrencyCode")
-        .map(|c| c.trim().to_ascii_uppercase())
-        .unwrap_or_else(|| tenant.country.currency().to_string());
-    if currency != tenant.country.currency() {
-        errors.push(format!(
-            "Organisation is not subscribed to currency {currency}"
-        ));
-    }
+    let mode = tax_mode(el, &mut errors).unwrap_or(TaxMode::Exclusive);
+    let currency = currency(tenant, el, &mut errors);
     let date = match text(el, "Date") {
         None => ctx.now.date_naive(),
         Some(raw) => parse_date(&raw).unwrap_or_else(|| {
@@ -204,19 +189,9 @@ fn validate(
             }
         }
     }
-    let mut lines = Vec::new();
-    match field(el, "LineItems") {
-        None => {}
-        Some(Value::Array(items)) => {
-            for (n, item) in items.iter().enumerate() {
-                match line(tenant, item, n + 1, mode, unit_dp, approved) {
-                    Ok(l) => lines.push(l),
-                    Err(mut e) => errors.append(&mut e),
-                }
-            }
-        }
-        Some(_) => errors.push("LineItems must be a list of line items".into()),
-    }
+    let lines = field(el, "LineItems")
+        .map(|items| line_items(tenant, items, mode, unit_dp, approved, &mut errors))
+        .unwrap_or_default();
     if approved && lines.is_empty() {
         errors.push("A credit note must have at least one line item before it is approved".into());
     }

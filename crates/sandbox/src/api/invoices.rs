@@ -235,23 +235,9 @@ fn validate(
             "ACCREC".into()
         }
     };
-    let mode = match text(el, "LineAmountTypes") {
-        Some(t) => TaxMode::parse(t.trim()).unwrap_or_else(|| {
-            errors.push(format!(
-                "LineAmountTypes '{t}' is not valid; use Exclusive, Inclusive or NoTax"
-            ));
-            TaxMode::Exclusive
-        }),
-        None => base.map_or(TaxMode::Exclusive, |b| b.mode),
-    };
-    let currency = text(el, "CurrencyCode")
-        .map(|c| c.trim().to_ascii_uppercase())
-        .unwrap_or_else(|| tenant.country.currency().to_string());
-    if currency != tenant.country.currency() {
-        errors.push(format!(
-            "Organisation is not subscribed to currency {currency}"
-        ));
-    }
+    let mode =
+        tax_mode(el, &mut errors).unwrap_or_else(|| base.map_or(TaxMode::Exclusive, |b| b.mode));
+    let currency = currency(tenant, el, &mut errors);
     let mut date_field = |name: &str| -> Option<NaiveDate> {
         let raw = text(el, name)?;
         let parsed = parse_date(&raw);
@@ -315,22 +301,15 @@ fn validate(
     let reference = text(el, "Reference").or(base.and_then(|b| b.reference.clone()));
 
     // Lines.
-    let mut lines: Vec<LineItem> = Vec::new();
-    match field(el, "LineItems") {
-        None => lines = base.map(|b| b.lines.clone()).unwrap_or_default(),
-        Some(Value::Array(items)) => {
+    let lines = match field(el, "LineItems") {
+        None => base.map(|b| b.lines.clone()).unwrap_or_default(),
+        Some(items) => {
             if base.is_some_and(|b| !b.amount_paid.is_zero() || !b.amount_credited.is_zero()) {
                 errors.push("This document cannot be edited as it has a payment or credit note allocated to it.".into());
             }
-            for (n, item) in items.iter().enumerate() {
-                match line(tenant, item, n + 1, mode, unit_dp, approved) {
-                    Ok(l) => lines.push(l),
-                    Err(mut e) => errors.append(&mut e),
-                }
-            }
+            line_items(tenant, items, mode, unit_dp, approved, &mut errors)
         }
-        Some(_) => errors.push("LineItems must be a list of line items".into()),
-    }
+    };
     if approved && lines.is_empty() {
         errors.push("An invoice must have at least one line item before it is approved".into());
     }
@@ -405,6 +384,53 @@ fn validate(
             amount_credited,
         },
     })
+}
+
+/// `LineAmountTypes` when given (a wrong one is an error, read as Exclusive).
+pub(super) fn tax_mode(el: &Value, errors: &mut Vec<String>) -> Option<TaxMode> {
+    let t = text(el, "LineAmountTypes")?;
+    Some(TaxMode::parse(t.trim()).unwrap_or_else(|| {
+        errors.push(format!(
+            "LineAmountTypes '{t}' is not valid; use Exclusive, Inclusive or NoTax"
+        ));
+        TaxMode::Exclusive
+    }))
+}
+
+/// `CurrencyCode`, the organisation's when not given; another one is an error.
+pub(super) fn currency(tenant: &Tenant, el: &Value, errors: &mut Vec<String>) -> String {
+    let currency = text(el, "CurrencyCode")
+        .map(|c| c.trim().to_ascii_uppercase())
+        .unwrap_or_else(|| tenant.country.currency().to_string());
+    if currency != tenant.country.currency() {
+        errors.push(format!(
+            "Organisation is not subscribed to currency {currency}"
+        ));
+    }
+    currency
+}
+
+/// The `LineItems` given, each checked (every problem, numbered from 1).
+pub(super) fn line_items(
+    tenant: &Tenant,
+    items: &Value,
+    mode: TaxMode,
+    unit_dp: u32,
+    approved: bool,
+    errors: &mut Vec<String>,
+) -> Vec<LineItem> {
+    let Value::Array(items) = items else {
+        errors.push("LineItems must be a list of line items".into());
+        return Vec::new();
+    };
+    let mut lines = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        match line(tenant, item, n + 1, mode, unit_dp, approved) {
+            Ok(l) => lines.push(l),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    lines
 }
 
 pub(super) fn resolve_contact(
@@ -492,7 +518,7 @@ pub(super) fn resolve_contact(
     Some(id)
 }
 
-pub(super) fn line(
+fn line(
     tenant: &Tenant,
     item: &Value,
     n: usize,

@@ -181,21 +181,7 @@ fn line_items(t: &Tenant, lines: &[LineItem], unit_dp: u32) -> Vec<Value> {
 
 pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
     let lines = line_items(t, &inv.lines, inv.unit_dp);
-    let payments: Vec<Value> = inv
-        .payment_ids
-        .iter()
-        .filter_map(|id| t.payments.iter().find(|p| p.id == *id))
-        .map(|p| {
-            json!({
-                "PaymentID": p.id,
-                "Date": ms_day(p.date),
-                "Amount": money(p.amount),
-                "CurrencyRate": 1,
-                "HasAccount": true,
-                "HasValidationErrors": false,
-            })
-        })
-        .collect();
+    let payments = short_payments(t, &inv.payment_ids);
     let mut v = json!({
         "Type": inv.kind,
         "InvoiceID": inv.id,
@@ -238,6 +224,23 @@ pub fn invoice(t: &Tenant, inv: &Invoice) -> Value {
     v
 }
 
+/// Payments in the short form an invoice or a credit note carries them.
+fn short_payments(t: &Tenant, ids: &[uuid::Uuid]) -> Vec<Value> {
+    ids.iter()
+        .filter_map(|id| t.payments.iter().find(|p| p.id == *id))
+        .map(|p| {
+            json!({
+                "PaymentID": p.id,
+                "Date": ms_day(p.date),
+                "Amount": money(p.amount),
+                "CurrencyRate": 1,
+                "HasAccount": true,
+                "HasValidationErrors": false,
+            })
+        })
+        .collect()
+}
+
 /// The credit notes allocated to an invoice, in the short form an invoice carries them.
 fn credited(t: &Tenant, inv: &Invoice) -> Vec<Value> {
     t.credit_notes
@@ -270,21 +273,7 @@ fn credited(t: &Tenant, inv: &Invoice) -> Vec<Value> {
 
 pub fn credit_note(t: &Tenant, c: &CreditNote) -> Value {
     let allocations: Vec<Value> = c.allocations.iter().map(|a| allocation(t, c, a)).collect();
-    let payments: Vec<Value> = c
-        .payment_ids
-        .iter()
-        .filter_map(|id| t.payments.iter().find(|p| p.id == *id))
-        .map(|p| {
-            json!({
-                "PaymentID": p.id,
-                "Date": ms_day(p.date),
-                "Amount": money(p.amount),
-                "CurrencyRate": 1,
-                "HasAccount": true,
-                "HasValidationErrors": false,
-            })
-        })
-        .collect();
+    let payments = short_payments(t, &c.payment_ids);
     let mut v = json!({
         "Type": c.kind,
         "CreditNoteID": c.id,
