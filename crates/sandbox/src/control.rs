@@ -292,6 +292,7 @@ fn app_view(app: &crate::model::App) -> serde_json::Value {
         "created_at": app.created_at,
         "certified": app.certified,
         "tier": app.tier,
+        "connection_cap": app.connection_cap(),
     })
 }
 

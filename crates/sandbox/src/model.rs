@@ -54,7 +54,25 @@ impl App {
         let (y, m, d) = GRANULAR_SCOPES_FROM;
         self.created_at >= NaiveDate::from_ymd_opt(y, m, d).expect("a date")
     }
+
+    /// How many organisations it may have connected at once: 25 until Xero certifies it, then its
+    /// tier's allowance (Starter 5, Core 50, Plus 1,000, Advanced 10,000; Enterprise unlimited).
+    pub fn connection_cap(&self) -> Option<usize> {
+        if !self.certified {
+            return Some(UNCERTIFIED_CAP);
+        }
+        match self.tier.as_str() {
+            "starter" => Some(5),
+            "core" => Some(50),
+            "plus" => Some(1_000),
+            "advanced" => Some(10_000),
+            _ => None,
+        }
+    }
 }
+
+/// The connections an app that Xero has not certified may have.
+pub const UNCERTIFIED_CAP: usize = 25;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -431,6 +449,15 @@ pub struct World {
 }
 
 impl World {
+    /// The organisations connected to an app (by any of its users), each once.
+    pub fn connected_tenants(&self, client_id: &str) -> std::collections::BTreeSet<Uuid> {
+        self.connections
+            .iter()
+            .filter(|c| c.client_id == client_id)
+            .map(|c| c.tenant_id)
+            .collect()
+    }
+
     pub fn tenant(&self, id: Uuid) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.id == id)
     }

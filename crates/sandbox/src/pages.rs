@@ -35,6 +35,7 @@ fieldset { border: 1px solid #dbe2e8; border-radius: 8px; padding: 8px 14px; mar
 legend { font-weight: 600; padding: 0 6px; }
 .org { display: flex; align-items: center; gap: 10px; padding: 10px 0; font-weight: 400; margin: 0; }
 .org input { width: 20px; height: 20px; }
+.org.disabled { color: #8a969c; }
 ul.scopes { padding-left: 20px; margin: 0 0 10px; color: #44525e; }
 .actions { display: flex; gap: 12px; margin-top: 20px; }
 /* Allow comes first in the form (Enter submits it) but sits on the right. */

@@ -221,6 +221,20 @@ pub async fn submit(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
                     Some("Select at least one organisation to connect."),
                 );
             }
+            // Xero refuses, on its own consent page, an organisation beyond the app's cap; ones
+            // already connected may always be chosen again.
+            if let Some(cap) = world
+                .apps
+                .get(&request.client_id)
+                .and_then(|a| a.connection_cap())
+            {
+                let connected = world.connected_tenants(&request.client_id);
+                let new = chosen.iter().filter(|t| !connected.contains(t)).count();
+                if connected.len() + new > cap {
+                    let refusal = cap_refusal(&world, &request.client_id, cap);
+                    return consent_page(&shared, &mut world, &request, user, Some(&refusal));
+                }
+            }
             let auth_event_id = Uuid::new_v4();
             world.connect(&request.client_id, user, &chosen, auth_event_id, now);
             let code = random_token();
@@ -312,18 +326,39 @@ fn consent_page(
         .get(&request.client_id)
         .map(|a| a.name.clone())
         .unwrap_or_default();
+    let connected = world.connected_tenants(&request.client_id);
+    let cap = world
+        .apps
+        .get(&request.client_id)
+        .and_then(|a| a.connection_cap());
+    let at_cap = cap.filter(|&c| connected.len() >= c);
     let orgs: String = world
         .tenants
         .iter()
         .filter(|t| t.members.contains(&user))
         .map(|t| {
+            let blocked = at_cap.is_some() && !connected.contains(&t.id);
             format!(
-                "<label class=\"org\"><input type=\"checkbox\" name=\"tenant\" value=\"{}\"> {}</label>",
+                "<label class=\"org{}\"><input type=\"checkbox\" name=\"tenant\" value=\"{}\"{}> {}{}</label>",
+                if blocked { " disabled" } else { "" },
                 t.id,
-                escape(&t.name)
+                if blocked { " disabled" } else { "" },
+                escape(&t.name),
+                if blocked { " <span class=\"hint\">(limit reached)</span>" } else { "" },
             )
         })
         .collect();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    // At the cap the page explains it even before anything is chosen.
+    let error = match (error, at_cap) {
+        (Some(e), _) => Some(e.to_string()),
+        (None, Some(cap)) => Some(cap_refusal(world, &request.client_id, cap)),
+        (None, None) => None,
+    };
     let mut scopes: Vec<&str> = request.scope.iter().filter_map(|s| scope_text(s)).collect();
     scopes.dedup();
     let scopes: String = scopes
@@ -331,13 +366,8 @@ fn consent_page(
         .map(|s| format!("<li>{}</li>", escape(s)))
         .collect();
     let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e)))
         .unwrap_or_default();
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
     pages::page(
         status,
         "Allow access",
@@ -351,5 +381,18 @@ fn consent_page(
             request.hidden_fields(),
             hidden(&[("ticket", &ticket)]),
         ),
+    )
+}
+
+/// Xero's refusal at an app's connection cap.
+fn cap_refusal(world: &World, client_id: &str, cap: usize) -> String {
+    let name = world
+        .apps
+        .get(client_id)
+        .map(|a| a.name.as_str())
+        .unwrap_or("This app");
+    format!(
+        "{name} has reached its limit of {cap} connected organisations, so it can't be connected to another one. \
+         Organisations already connected to it can still be chosen."
     )
 }

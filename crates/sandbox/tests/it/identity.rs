@@ -723,3 +723,71 @@ async fn an_app_made_since_march_2026_gets_granular_scopes_only() {
     assert_eq!(certified.body["tier"], "core");
     assert_eq!(certified.body["certified"], true);
 }
+
+#[tokio::test]
+async fn at_an_apps_connection_cap_the_consent_page_refuses_new_organisations_only() {
+    let env = start().await;
+    // The seeded app is uncertified: 25 organisations.
+    let demo = env
+        .control(Method::PUT, &format!("/apps/{CLIENT_ID}"), json!({}))
+        .await;
+    assert_eq!(demo.body["connection_cap"], 25, "{}", demo.text);
+    // A certified Starter app may connect five.
+    let made = env
+        .control(
+            Method::POST,
+            "/apps",
+            json!({"redirect_uris": [REDIRECT], "certified": true, "tier": "starter", "name": "Small till app"}),
+        )
+        .await;
+    assert_eq!(made.body["connection_cap"], 5, "{}", made.text);
+    let client_id = made.body["client_id"].as_str().unwrap().to_string();
+    let mut tenants = vec![NZ, UK];
+    for i in 0..4 {
+        let t = env
+            .control(
+                Method::POST,
+                "/tenants",
+                json!({"name": format!("Shop {i}"), "country": "NZ"}),
+            )
+            .await;
+        tenants.push(t.body["tenant_id"].as_str().unwrap().parse().unwrap());
+    }
+    let query = {
+        let mut q = authorize_query("s", "offline_access accounting.invoices", REDIRECT);
+        q[1].1 = client_id.clone();
+        q
+    };
+    let consent = login(&env, &query).await;
+    assert!(!consent.contains("limit of"), "below the cap: no refusal");
+    let five = decide(&env, &query, &consent, "allow", &tenants[..5]).await;
+    assert_eq!(five.status, 302, "{}", five.text);
+
+    // At the cap: Xero's refusal on the page, the sixth organisation disabled, nothing redirected.
+    let consent = login(&env, &query).await;
+    assert!(consent.contains("has reached its limit of 5 connected organisations"));
+    let sixth = tenants[5].to_string();
+    let box_of = |page: &str, id: &str| {
+        let at = page.find(&format!("value=\"{id}\"")).unwrap();
+        page[at..].split('>').next().unwrap().to_string()
+    };
+    assert!(box_of(&consent, &sixth).contains("disabled"));
+    assert!(!box_of(&consent, &NZ.to_string()).contains("disabled"));
+    let refused = decide(&env, &query, &consent, "allow", &tenants[4..6]).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.header("location").is_none());
+    assert!(refused.text.contains("has reached its limit of 5"));
+    // One already connected may always be chosen again.
+    let again = decide(&env, &query, &refused.text, "allow", &[NZ]).await;
+    assert_eq!(again.status, 302, "{}", again.text);
+    // Certified on a bigger tier, the sixth connects.
+    env.control(
+        Method::PUT,
+        &format!("/apps/{client_id}"),
+        json!({"tier": "core"}),
+    )
+    .await;
+    let consent = login(&env, &query).await;
+    let now = decide(&env, &query, &consent, "allow", &tenants[5..6]).await;
+    assert_eq!(now.status, 302, "{}", now.text);
+}
