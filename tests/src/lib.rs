@@ -544,16 +544,21 @@ impl Device {
     }
 
     pub async fn start(&self) -> Answer {
-        self.send(
-            self.http
-                .post(format!("{}/v1/pairings", self.url))
-                .json(&json!({
-                    "client_id": "ledgerlink-desktop",
-                    "device_id": self.id,
-                    "device_name": self.name,
-                    "provider": "xero",
-                })),
-        )
+        self.start_as(None).await
+    }
+
+    /// Starts pairing; a paired device sends its access token (`current`) to be allowed to move.
+    pub async fn start_as(&self, current: Option<&str>) -> Answer {
+        let mut req = self.http.post(format!("{}/v1/pairings", self.url));
+        if let Some(token) = current {
+            req = req.bearer_auth(token);
+        }
+        self.send(req.json(&json!({
+            "client_id": "ledgerlink-desktop",
+            "device_id": self.id,
+            "device_name": self.name,
+            "provider": "xero",
+        })))
         .await
     }
 
@@ -710,6 +715,18 @@ impl Browser {
     /// proxy's page.
     pub async fn consent(&self, link: &str, tick: &[Uuid], allow: bool) -> Answer {
         let proxy = origin(link);
+        let callback = self.consent_redirect(link, tick, allow).await;
+        let page = self.get(&callback).await;
+        if page.status == 303 {
+            // A consent of several organisations: the chooser is at its own address.
+            return self.get(&format!("{proxy}{}", page.location())).await;
+        }
+        page
+    }
+
+    /// Like `consent`, but stops at Xero's redirect: answers the proxy's callback URL.
+    pub async fn consent_redirect(&self, link: &str, tick: &[Uuid], allow: bool) -> String {
+        let proxy = origin(link);
         let confirm = self.get(link).await;
         assert_eq!(confirm.status, 200, "{}", confirm.text);
         let to_xero = self.submit(&proxy, &confirm, "/pair/continue", &[]).await;
@@ -739,7 +756,7 @@ impl Browser {
             .submit(&sandbox, &consent, "/identity/connect/authorize", &extra)
             .await;
         assert_eq!(back.status, 302, "{}", back.text);
-        self.get(back.location()).await
+        back.location().to_string()
     }
 
     /// Picks `tenant` on the proxy's organisation picker.

@@ -187,10 +187,13 @@ impl ProxyClient {
         )))
     }
 
+    /// Starts pairing; a device paired now sends its access token (`current`), which lets the
+    /// pairing move it to another organisation.
     pub async fn start_pairing(
         &self,
         device_id: uuid::Uuid,
         device_name: &str,
+        current: Option<&Secret>,
     ) -> Result<PairingResponse, ClientError> {
         let req = PairingRequest {
             client_id: DEFAULT_PUBLIC_CLIENT_ID.into(),
@@ -198,9 +201,11 @@ impl ProxyClient {
             device_name: device_name.into(),
             provider: Default::default(),
         };
-        let r = self
-            .http
-            .post(format!("{}/v1/pairings", self.base))
+        let mut request = self.http.post(format!("{}/v1/pairings", self.base));
+        if let Some(token) = current {
+            request = request.bearer_auth(token.expose());
+        }
+        let r = request
             .json(&req)
             .send()
             .await

@@ -482,7 +482,19 @@ impl App {
         let app = self.clone();
         let task = tokio::spawn(async move {
             let client = ProxyClient::new(&settings.proxy_url);
-            let result = pairing::pair(&client, &settings.proxy_url, &identity, |p| {
+            // Paired now (with this proxy)? Then the pairing may move the device, and says so.
+            let current = app
+                .syncer
+                .store
+                .fresh()
+                .await
+                .ok()
+                .filter(|c| c.proxy_url == settings.proxy_url);
+            let before = current
+                .as_ref()
+                .map(|c| c.connection.organisation_name.clone());
+            let token = current.as_ref().map(|c| &c.access_token);
+            let result = pairing::pair(&client, &settings.proxy_url, &identity, token, |p| {
                 let view = PairingView {
                     user_code: p.user_code.clone(),
                     verification_uri: p.verification_uri.clone(),
@@ -505,10 +517,7 @@ impl App {
                         app.wake.notify_one();
                         PairOutcome {
                             outcome: "paired".into(),
-                            message: format!(
-                                "Connected to {}.",
-                                creds.connection.organisation_name
-                            ),
+                            message: paired_message(before.as_deref(), &creds.connection),
                             organisation_name: Some(creds.connection.organisation_name.clone()),
                         }
                     }
@@ -1070,6 +1079,18 @@ pub fn qr_svg(link: &str) -> String {
                 .build()
         })
         .unwrap_or_default()
+}
+
+/// What the person is told when pairing ends well: where the device now sends, and where it moved
+/// from if it was paired with another organisation.
+pub fn paired_message(before: Option<&str>, now: &ConnectionInfo) -> String {
+    match before.filter(|b| *b != now.organisation_name) {
+        Some(before) => format!(
+            "Moved from {before} to {}. Documents already sent to {before} stay there.",
+            now.organisation_name
+        ),
+        None => format!("Connected to {}.", now.organisation_name),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use ledgerlink_wire::pairing::{DeviceTokens, PairingResponse};
-use ledgerlink_wire::ErrorCode;
+use ledgerlink_wire::{ErrorCode, Secret};
 use std::time::Duration;
 
 use crate::api::{ClientError, ProxyClient};
@@ -34,15 +34,22 @@ impl PairError {
 }
 
 /// Pairs the device: `show` is called once with the code to display; answers the credentials.
+/// `current` is the device's access token while it is paired (with this proxy): it proves the
+/// device asked to move, so the person may move it to another organisation.
 pub async fn pair(
     client: &ProxyClient,
     proxy_url: &str,
     identity: &Identity,
+    current: Option<&Secret>,
     show: impl FnOnce(&PairingResponse),
 ) -> Result<Credentials, PairError> {
-    let started = client
-        .start_pairing(identity.device_id, &identity.device_name)
-        .await?;
+    let (id, name) = (identity.device_id, identity.device_name.as_str());
+    let started = match client.start_pairing(id, name, current).await {
+        // The device's credentials no longer work (unpaired, disconnected): there is nothing to
+        // move it from, so it pairs as a new device.
+        Err(e) if current.is_some() && is_stale(&e) => client.start_pairing(id, name, None).await?,
+        other => other?,
+    };
     show(&started);
     let mut interval = Duration::from_secs(started.interval.clamp(1, 60));
     let expires = tokio::time::Instant::now() + Duration::from_secs(started.expires_in.min(86_400));
@@ -62,6 +69,18 @@ pub async fn pair(
             },
         }
     }
+}
+
+fn is_stale(e: &ClientError) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            ErrorCode::Unauthenticated
+                | ErrorCode::DeviceRevoked
+                | ErrorCode::Disconnected
+                | ErrorCode::TokenExpired
+        )
+    )
 }
 
 pub fn credentials(proxy_url: &str, tokens: DeviceTokens) -> Credentials {

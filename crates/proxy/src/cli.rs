@@ -57,6 +57,9 @@ struct Args {
     /// Scopes to ask Xero for, space-separated.
     #[arg(long, env = "LEDGERLINK_XERO_SCOPES")]
     xero_scopes: Option<String>,
+    /// Organisations that may be connected at once (the Xero app's cap; 0: none). Default 25.
+    #[arg(long, env = "LEDGERLINK_XERO_CONNECTION_CAP")]
+    xero_connection_cap: Option<u32>,
     /// The Xero app's webhooks key: signatures of POST /webhooks/xero are checked with it.
     #[arg(long, env = "LEDGERLINK_XERO_WEBHOOK_KEY", hide_env_values = true)]
     xero_webhook_key: Option<String>,
@@ -124,6 +127,7 @@ impl Args {
         x.connections_url = self.xero_connections_url.or(x.connections_url.take());
         x.api_url = self.xero_api_url.or(x.api_url.take());
         x.scopes = self.xero_scopes.or(x.scopes.take());
+        x.connection_cap = self.xero_connection_cap.or(x.connection_cap);
         if let Some(v) = self.xero_webhook_key {
             s.xero.webhook_key = Some(Secret::new(v));
         }

@@ -175,6 +175,9 @@ impl Default for Settings {
     }
 }
 
+/// An uncertified Xero app's cap on connected organisations.
+pub const DEFAULT_CONNECTION_CAP: u32 = 25;
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct XeroSettings {
@@ -193,6 +196,9 @@ pub struct XeroSettings {
     pub webhook_key: Option<Secret>,
     /// How long one call to Xero may take before it counts as lost (its outcome unknown).
     pub timeout_secs: Option<u64>,
+    /// How many organisations may be connected at once: the Xero app's own cap (25 until Xero
+    /// certifies it, then its tier's). `0` means no cap (an Enterprise app). Default 25.
+    pub connection_cap: Option<u32>,
 }
 
 /// Where each Xero endpoint is.
@@ -231,6 +237,14 @@ impl XeroSettings {
             connections: pick(&self.connections_url, "/connections", XERO_CONNECTIONS_URL)?,
             api: pick(&self.api_url, "/api.xro/2.0", XERO_API_URL)?,
         })
+    }
+
+    /// The cap on connected organisations, `None` when there is none.
+    pub fn connection_cap(&self) -> Option<u32> {
+        match self.connection_cap.unwrap_or(DEFAULT_CONNECTION_CAP) {
+            0 => None,
+            n => Some(n),
+        }
     }
 
     pub fn scopes(&self) -> &str {

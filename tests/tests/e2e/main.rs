@@ -3,9 +3,11 @@
 
 mod cli;
 mod cli_fix;
+mod connection_cap;
 mod corrections;
 mod crash;
 mod hardening;
+mod moving;
 mod pairing;
 mod push;
 mod push_faults;

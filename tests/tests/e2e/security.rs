@@ -72,9 +72,21 @@ async fn a_wrong_or_replayed_state_is_refused() {
     assert!(forged.text.contains("not valid"));
     let ok = browser.get(&callback).await;
     assert!(ok.text.contains("Connected"), "{}", ok.text);
+    // Replayed in the same browser (a reload), it shows the outcome and exchanges nothing again.
+    let since = world.last_seq().await;
     let replay = browser.get(&callback).await;
+    assert_eq!(replay.status, 200);
+    assert!(replay.text.contains("now sends to"), "{}", replay.text);
+    assert!(
+        world.sandbox_requests(since).await.is_empty(),
+        "no second code exchange"
+    );
+    // Anywhere else it is refused.
+    let elsewhere = world.browser();
+    elsewhere.get(&format!("{}/pair", world.proxy_url)).await;
+    let replay = elsewhere.get(&callback).await;
     assert_eq!(replay.status, 400);
-    assert!(replay.text.contains("already used"));
+    assert!(replay.text.contains("already used"), "{}", replay.text);
     // The forged attempt did not spoil the real one: the device is paired once.
     world.advance(5).await;
     let poll = world
@@ -482,12 +494,13 @@ async fn a_device_id_paired_elsewhere_cannot_be_taken_over() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(world
-        .browser()
-        .consent(&link, &[UK], true)
-        .await
-        .text
-        .contains("Connected"));
+    // The page names no organisation, and the browser is told the truth at the end.
+    let browser = world.browser();
+    let confirm = browser.get(&link).await;
+    assert!(confirm.text.contains("already paired"), "{}", confirm.text);
+    assert!(!confirm.text.contains("Demo Company"), "{}", confirm.text);
+    let end = browser.consent(&link, &[UK], true).await;
+    assert!(end.text.contains("was not moved"), "{}", end.text);
     world.advance(5).await;
     let refused = attacker
         .poll(started.json["device_code"].as_str().unwrap())

@@ -28,7 +28,18 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
     let client = ProxyClient::new(&p.proxy);
     let json = cx.json;
     let no_browser = p.browser.no_browser;
-    let creds = pairing::pair(&client, &p.proxy, &identity, |p| {
+    let current = cx
+        .syncer
+        .store
+        .fresh()
+        .await
+        .ok()
+        .filter(|c| c.proxy_url == p.proxy);
+    let before = current
+        .as_ref()
+        .map(|c| c.connection.organisation_name.clone());
+    let token = current.as_ref().map(|c| &c.access_token);
+    let creds = pairing::pair(&client, &p.proxy, &identity, token, |p| {
         out(
             json,
             json!({"event": "code", "user_code": p.user_code, "verification_uri": p.verification_uri,
@@ -72,8 +83,12 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
         cx.json,
         json!({"event": "paired", "tenant_id": c.tenant_id, "tenant_name": c.organisation_name}),
         || {
+            let moved = match before.as_deref().filter(|b| *b != c.organisation_name) {
+                Some(b) => format!(" It moved from {b}: documents already sent to {b} stay there."),
+                None => String::new(),
+            };
             format!(
-                "Paired with {} (credentials kept in {}).\nNext: map your sales categories and tenders (`ledgerlink mappings`), then `ledgerlink push invoice FILE`.",
+                "Paired with {}{moved} (credentials kept in {}).\nNext: map your sales categories and tenders (`ledgerlink mappings`), then `ledgerlink push invoice FILE`.",
                 c.organisation_name,
                 match place {
                     Place::Keychain => "the OS keychain".to_string(),

@@ -16,8 +16,9 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::pages;
+use super::Finished;
 use crate::device::{hash, random_secret};
-use crate::store::{OAuthState, Pairing, PendingChoice};
+use crate::store::{OAuthState, Pairing, PairingStatus, PendingChoice};
 use crate::xero::{TokenError, XeroConnection};
 use crate::AppState;
 
@@ -189,12 +190,54 @@ fn form_refused() -> Response {
     )
 }
 
-fn confirm_page(browser: &Browser, p: &Pairing) -> Response {
-    pages::confirm(
-        &p.device_name,
-        &super::display(&p.user_code),
-        &form_token(browser, p.id),
-    )
+/// The organisation the pairing's device is paired with now (its connection id and name), if any.
+async fn paired_now(state: &AppState, p: &Pairing) -> Result<Option<(Uuid, String)>, Response> {
+    let device_id = p.device_id;
+    let found = state
+        .storage
+        .call(move |s| {
+            let Some(device) = s.device(device_id)?.filter(|d| d.revoked_at.is_none()) else {
+                return Ok(None);
+            };
+            s.connection(device.connection_id)
+        })
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(found.map(|c| (c.id, c.tenant_name)))
+}
+
+/// The confirm page, saying beforehand what the proxy already knows will happen: the device moves
+/// from the organisation it is paired with, or only an organisation already connected can be
+/// chosen because the proxy has its cap of connected organisations.
+async fn confirm_page(state: &AppState, browser: &Browser, p: &Pairing) -> Response {
+    let paired = match paired_now(state, p).await {
+        Ok(paired) => paired,
+        Err(page) => return page,
+    };
+    let at_cap = match state.settings.xero.connection_cap() {
+        Some(cap) => match state.storage.call(|s| s.connected_count("xero")).await {
+            Ok(n) if n >= cap => Some(cap),
+            Ok(_) => None,
+            Err(e) => return internal(&e),
+        },
+        None => None,
+    };
+    // Moving is offered only to a pairing the device itself started; for any other under a paired
+    // device's id, the page names no organisation and the device can only be reconnected.
+    let unproven = paired
+        .as_ref()
+        .is_some_and(|(id, _)| p.moves_from != Some(*id));
+    let paired = paired.filter(|(id, _)| p.moves_from == Some(*id));
+    pages::confirm(&pages::Confirm {
+        device_name: &p.device_name,
+        code: &super::display(&p.user_code),
+        form_token: &form_token(browser, p.id),
+        paired_with: paired
+            .as_ref()
+            .map(|(id, name)| (id.to_string(), name.as_str())),
+        paired_unproven: unproven,
+        at_cap,
+    })
 }
 
 #[derive(Deserialize)]
@@ -209,6 +252,9 @@ pub struct CodeForm {
     /// The confirm page's form token (continue and cancel only).
     #[serde(default)]
     form: String,
+    /// The connection the confirm page said the device moves from (continue only).
+    #[serde(default)]
+    moving: String,
 }
 
 /// `GET /pair[?code=XXXX-XXXX]` (the code is in the link a device shows as a QR code).
@@ -228,7 +274,7 @@ pub async fn enter(
         )
         .await
         {
-            Ok(p) => confirm_page(&browser, &p),
+            Ok(p) => confirm_page(&state, &browser, &p).await,
             Err(page) => page,
         },
         None => pages::enter_code(StatusCode::OK, None, ""),
@@ -252,7 +298,7 @@ pub async fn submit(
     )
     .await
     {
-        Ok(p) => confirm_page(&browser, &p),
+        Ok(p) => confirm_page(&state, &browser, &p).await,
         Err(page) => page,
     };
     browser.finish(&state, response)
@@ -317,6 +363,16 @@ pub async fn continue_to_xero(
         Ok(p) => p,
         Err(page) => return browser.finish(&state, page),
     };
+    // A paired device that asked to move moves only once the person saw that it would, for the
+    // organisation it is paired with now; otherwise the page is shown again.
+    match paired_now(&state, &pairing).await {
+        Ok(Some((id, _))) if pairing.moves_from == Some(id) && form.moving != id.to_string() => {
+            let page = confirm_page(&state, &browser, &pairing).await;
+            return browser.finish(&state, page);
+        }
+        Ok(_) => {}
+        Err(page) => return browser.finish(&state, page),
+    }
     let (url, oauth_state, verifier) = state.xero.authorize_url();
     let state_hash = hash(oauth_state.expose());
     let now = state.clock.now();
@@ -398,6 +454,10 @@ pub async fn callback(
         Err(e) => return internal(&e),
     };
     if stored.used_at.is_some() {
+        // A reload, or Back: the same browser sees where its pairing got to.
+        if stored.browser_hash == browser.hash() {
+            return where_it_got_to(&state, &browser, stored.pairing_id).await;
+        }
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Sign-in link already used",
@@ -528,13 +588,9 @@ pub async fn callback(
         }
         [one] => connected(&state, &pairing, token_set, one).await,
         several => {
-            let choice = random_secret();
-            let list: Vec<(String, String)> = several
-                .iter()
-                .map(|t| (t.tenant_id.to_string(), t.tenant_name.clone()))
-                .collect();
             let row = PendingChoice {
-                id_hash: hash(&choice),
+                // An opaque handle: the choice is bound to this browser's cookie, not to it.
+                id_hash: hash(&random_secret()),
                 pairing_id: pairing.id,
                 browser_hash: browser.hash(),
                 token_set_id: token_set,
@@ -549,7 +605,12 @@ pub async fn callback(
                 let _ = state.vault.delete(token_set).await;
                 return internal(&e);
             }
-            pages::choose(&pairing.device_name, &choice, &list)
+            // Shown at its own address, so a reload shows it again (or where it got to).
+            (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/pair/organisation")],
+            )
+                .into_response()
         }
     }
 }
@@ -562,8 +623,34 @@ async fn connected(
     tenant: &XeroConnection,
 ) -> Response {
     match super::finish(state, pairing, token_set, tenant).await {
-        Ok(Some(c)) => pages::connected(&pairing.device_name, &c.tenant_name),
-        Ok(None) => over(),
+        Ok(Finished::Connected {
+            connection,
+            moved_from,
+        }) => pages::connected(
+            &pairing.device_name,
+            &connection.tenant_name,
+            moved_from.as_deref(),
+        ),
+        Ok(Finished::NotPending) => over(),
+        Ok(Finished::NotMoved(connection)) => pages::message(
+            StatusCode::CONFLICT,
+            "The device was not moved",
+            &format!(
+                "Xero connected {}, but {} stays with the organisation it is paired with: only a pairing started on the device itself can move it. \
+                 Press Connect on the device to move it, or unpair it first. The device has been told.",
+                connection.tenant_name, pairing.device_name
+            ),
+        ),
+        Ok(Finished::AtCap(cap)) => pages::message(
+            StatusCode::FORBIDDEN,
+            "Not connected: the limit is reached",
+            &format!(
+                "{} is not connected: this Ledgerlink already has its limit of {cap} connected Xero organisations. \
+                 To add it, ask whoever runs Ledgerlink to disconnect an organisation no longer used, or to raise the limit. \
+                 An organisation already connected can still be chosen: open the link from the device again and choose that one.",
+                tenant.tenant_name
+            ),
+        ),
         Err(e) => {
             let _ = state.vault.delete(token_set).await;
             internal(&e)
@@ -596,6 +683,123 @@ pub struct ChoiceForm {
     tenant: Option<String>,
 }
 
+fn choice_handle(c: &PendingChoice) -> String {
+    URL_SAFE_NO_PAD.encode(&c.id_hash)
+}
+
+fn tenants_of(c: &PendingChoice) -> Result<Vec<Tenant>, Box<Response>> {
+    serde_json::from_str(&c.tenants).map_err(|e| Box::new(internal(&e)))
+}
+
+async fn chooser(state: &AppState, c: &PendingChoice) -> Response {
+    let tenants = match tenants_of(c) {
+        Ok(t) => t,
+        Err(page) => return *page,
+    };
+    let pairing_id = c.pairing_id;
+    let name = match state.storage.call(move |s| s.pairing(pairing_id)).await {
+        Ok(Some(p)) => p.device_name,
+        _ => String::from("the device"),
+    };
+    let list: Vec<(String, String)> = tenants
+        .iter()
+        .map(|t| (t.tenant_id.to_string(), t.tenant_name.clone()))
+        .collect();
+    pages::choose(&name, &choice_handle(c), &list)
+}
+
+/// Where a pairing got to, for the browser that ran it: the chooser again while the choice is
+/// open, else the outcome (connected, or not). A reload never dead-ends.
+async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) -> Response {
+    let now = state.clock.now();
+    let browser_hash = browser.hash();
+    let (pairing, choice) = match state
+        .storage
+        .call(move |s| Ok((s.pairing(pairing_id)?, s.latest_choice(&browser_hash)?)))
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return internal(&e),
+    };
+    let Some(pairing) = pairing else {
+        return over();
+    };
+    let open_choice =
+        choice.filter(|c| c.pairing_id == pairing_id && c.used_at.is_none() && now < c.expires_at);
+    if open_choice.is_some() && pairing.is_open(now) {
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, "/pair/organisation")],
+        )
+            .into_response();
+    }
+    match (pairing.status, pairing.connection_id) {
+        (PairingStatus::Approved | PairingStatus::Consumed, Some(connection)) => {
+            let from = pairing.moves_from.filter(|f| *f != connection);
+            let names = state
+                .storage
+                .call(move |s| {
+                    let to = s.connection(connection)?.map(|c| c.tenant_name);
+                    let from = match from {
+                        Some(f) => s.connection(f)?.map(|c| c.tenant_name),
+                        None => None,
+                    };
+                    Ok((to, from))
+                })
+                .await;
+            match names {
+                Ok((Some(to), from)) => {
+                    pages::connected(&pairing.device_name, &to, from.as_deref())
+                }
+                Ok((None, _)) => over(),
+                Err(e) => internal(&e),
+            }
+        }
+        (PairingStatus::Denied, _) => pages::message(
+            StatusCode::OK,
+            "Not connected",
+            "Nothing was connected: the pairing was cancelled. The device has been told.",
+        ),
+        _ => over(),
+    }
+}
+
+/// `GET /pair/organisation`: the organisation chooser of this browser's consent (after a consent
+/// that covered several), or where the pairing got to once the choice is made.
+pub async fn choice_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let browser = Browser::from(&headers);
+    if browser.new {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "Finish in the same browser",
+            "This browser has no organisation to choose. Finish in the browser where you entered the device's code.",
+        );
+    }
+    let browser_hash = browser.hash();
+    let latest = match state
+        .storage
+        .call(move |s| s.latest_choice(&browser_hash))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return internal(&e),
+    };
+    let Some(choice) = latest else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "Nothing to choose here",
+            START_AGAIN,
+        );
+    };
+    if choice.used_at.is_some() {
+        return where_it_got_to(&state, &browser, choice.pairing_id).await;
+    }
+    if state.clock.now() >= choice.expires_at {
+        return pages::message(StatusCode::BAD_REQUEST, "This choice expired", START_AGAIN);
+    }
+    chooser(&state, &choice).await
+}
+
 /// `POST /pair/organisation`: the organisation picked from a consent that covered several.
 pub async fn choose(
     State(state): State<AppState>,
@@ -604,7 +808,22 @@ pub async fn choose(
 ) -> Response {
     let browser = Browser::from(&headers);
     let now = state.clock.now();
-    let lookup = hash(&form.choice);
+    let cross_site =
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
+    if browser.new || cross_site {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "Finish in the same browser",
+            START_AGAIN,
+        );
+    }
+    let Ok(lookup) = URL_SAFE_NO_PAD.decode(form.choice.as_bytes()) else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "This choice is not valid",
+            START_AGAIN,
+        );
+    };
     let stored = match state.storage.call(move |s| s.choice(&lookup)).await {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -616,23 +835,23 @@ pub async fn choose(
         }
         Err(e) => return internal(&e),
     };
-    if stored.used_at.is_some() || now >= stored.expires_at {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "This choice was already made or expired",
-            START_AGAIN,
-        );
-    }
-    if browser.new || stored.browser_hash != browser.hash() {
+    if stored.browser_hash != browser.hash() {
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Finish in the same browser",
             START_AGAIN,
         );
     }
-    let tenants: Vec<Tenant> = match serde_json::from_str(&stored.tenants) {
+    if stored.used_at.is_some() {
+        // Sent again (a reload of the answer): say where it got to.
+        return where_it_got_to(&state, &browser, stored.pairing_id).await;
+    }
+    if now >= stored.expires_at {
+        return pages::message(StatusCode::BAD_REQUEST, "This choice expired", START_AGAIN);
+    }
+    let tenants = match tenants_of(&stored) {
         Ok(t) => t,
-        Err(e) => return internal(&e),
+        Err(page) => return *page,
     };
     let picked = form
         .tenant
@@ -640,24 +859,17 @@ pub async fn choose(
         .and_then(|id| tenants.iter().find(|t| t.tenant_id == id));
     let Some(picked) = picked else {
         // Nothing spent: show the choice again.
-        let pairing_id = stored.pairing_id;
-        let name = match state.storage.call(move |s| s.pairing(pairing_id)).await {
-            Ok(Some(p)) => p.device_name,
-            _ => String::from("the device"),
-        };
-        let list: Vec<(String, String)> = tenants
-            .iter()
-            .map(|t| (t.tenant_id.to_string(), t.tenant_name.clone()))
-            .collect();
-        return pages::choose(&name, &form.choice, &list);
+        return chooser(&state, &stored).await;
     };
-    let mark = hash(&form.choice);
+    let mark = stored.id_hash.clone();
     let taken = state
         .storage
         .call(move |s| s.mark_choice_used(&mark, now))
         .await;
-    if let Some(page) = first_use(taken, "This choice was already made") {
-        return page;
+    match taken {
+        Ok(true) => {}
+        Ok(false) => return where_it_got_to(&state, &browser, stored.pairing_id).await,
+        Err(e) => return internal(&e),
     }
     let pairing_id = stored.pairing_id;
     let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {

@@ -27,7 +27,7 @@ use crate::body::RawBody;
 use crate::device;
 use crate::error::{parse_form_or_json, AppError};
 use crate::openapi::BodyRefusals;
-use crate::store::{ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
+use crate::store::{Approval, ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
 use crate::xero::XeroConnection;
 use crate::AppState;
 use ledgerlink_wire::error::OAuthErrorBody;
@@ -51,7 +51,10 @@ pub fn page_routes(state: &AppState) -> Router<AppState> {
         .route("/pair", get(browser::enter).post(browser::submit))
         .route("/pair/continue", post(browser::continue_to_xero))
         .route("/pair/cancel", post(browser::cancel))
-        .route("/pair/organisation", post(browser::choose))
+        .route(
+            "/pair/organisation",
+            get(browser::choice_page).post(browser::choose),
+        )
         .route("/oauth/xero/callback", get(browser::callback))
         .layer(axum::middleware::map_response(
             move |mut response: axum::response::Response| {
@@ -101,7 +104,9 @@ pub fn display(code: &str) -> String {
     format!("{}-{}", &code[..4], &code[4..])
 }
 
-/// Starts pairing a device (RFC 8628 device authorization request).
+/// Starts pairing a device (RFC 8628 device authorization request). A device already paired that
+/// wants to move to another organisation sends its own access token (`Authorization: Bearer`): only
+/// a pairing started that way may move it.
 #[utoipa::path(post, path = "/v1/pairings", tag = "pairing",
     request_body(content(
         (PairingRequest = "application/json"),
@@ -110,7 +115,7 @@ pub fn display(code: &str) -> String {
     responses(
         (status = 200, description = "The codes to show and to poll with", body = PairingResponse),
         (status = 400, description = "invalid_request: the request is not valid (says what)", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client: an unknown public client id", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: an unknown public client id; invalid_token: the bearer token sent is not valid", body = OAuthErrorBody),
         (status = 429, description = "rate_limited: too many pairings from this network", body = OAuthErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         Unstored,
@@ -158,6 +163,21 @@ async fn create(
             "device_id must be the device's own UUID, not the nil UUID.",
         ));
     }
+    // A paired device asking to pair again proves it with its own credentials: only then may the
+    // pairing move it from the organisation it is paired with (a device id alone is no proof).
+    let moves_from = match device::bearer(&headers) {
+        Some(token) => {
+            let auth = device::authenticate(&state, token).await?;
+            if auth.device.id != req.device_id {
+                return Err(AppError::oauth(
+                    ErrorCode::InvalidRequest,
+                    "The bearer token belongs to another device: send this device's own token, or none.",
+                ));
+            }
+            Some(auth.device.connection_id)
+        }
+        None => None,
+    };
     let now = state.clock.now();
     let address = browser::client_address(&state, peer, &headers);
     if !state
@@ -185,6 +205,7 @@ async fn create(
         expires_at: now + Duration::seconds(settings.expires_in_secs as i64),
         interval_secs: settings.interval_secs as i64,
         last_poll_at: None,
+        moves_from,
     };
     // A live pairing never shares its code with another: draw again on the (rare) clash.
     let stored = state
@@ -434,15 +455,31 @@ async fn poll(
     }
 }
 
+/// How finishing a pairing went, for the page the person sees.
+pub(crate) enum Finished {
+    /// Connected; `moved_from` names the organisation the device was moved from, if it was.
+    Connected {
+        connection: ConnectionRow,
+        moved_from: Option<String>,
+    },
+    /// The pairing is no longer pending (cancelled, expired, or finished in another tab).
+    NotPending,
+    /// The organisation is new and the proxy already has its cap of connected organisations.
+    AtCap(u32),
+    /// Connected, but the device is paired with another organisation and this pairing was not
+    /// started by the device itself, so it stays where it is (its poll says `device_id_in_use`).
+    NotMoved(ConnectionRow),
+}
+
 /// The consent is done and the organisation chosen: make (or refresh) the connection and approve the
-/// pairing, in one transaction. `None` when the pairing is no longer pending (cancelled, expired, or
-/// finished in another tab): then nothing changed and the new token set is forgotten.
+/// pairing, in one transaction. Unless it finishes, nothing changed and the new token set is
+/// forgotten; an organisation refused at the cap is disconnected at Xero again.
 async fn finish(
     state: &AppState,
     pairing: &Pairing,
     token_set: Uuid,
     tenant: &XeroConnection,
-) -> Result<Option<ConnectionRow>, AppError> {
+) -> Result<Finished, AppError> {
     let now = state.clock.now();
     let row = ConnectionRow {
         id: Uuid::new_v4(),
@@ -457,13 +494,37 @@ async fn finish(
         updated_at: now,
     };
     let pairing_id = pairing.id;
+    let cap = state.settings.xero.connection_cap();
     let approved = state
         .storage
-        .call(move |s| s.approve_pairing(pairing_id, &row, now))
+        .call(move |s| s.approve_pairing(pairing_id, &row, cap, now))
         .await?;
-    let Some((connection, replaced)) = approved else {
-        state.vault.delete(token_set).await?;
-        return Ok(None);
+    let (connection, replaced) = match approved {
+        Approval::Approved(connection, replaced) => (connection, replaced),
+        Approval::NotPending => {
+            state.vault.delete(token_set).await?;
+            return Ok(Finished::NotPending);
+        }
+        Approval::AtCap(cap) => {
+            // Xero connected it on its side (its own cap may be higher): take that back, so the
+            // organisation does not count against the app's allowance for nothing.
+            match state.vault.access_token(token_set).await {
+                Ok(access) => {
+                    if let Err(e) = state.xero.delete_connection(&access, tenant.id).await {
+                        tracing::warn!(error = %e, "could not remove a connection refused at the cap");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove a connection refused at the cap")
+                }
+            }
+            state.vault.delete(token_set).await?;
+            tracing::warn!(
+                cap,
+                "a new organisation was refused: the connection cap is reached"
+            );
+            return Ok(Finished::AtCap(cap));
+        }
     };
     if let Some(old) = replaced {
         // The old token set is still valid at Xero, but revoking it there would remove this very
@@ -477,6 +538,27 @@ async fn finish(
             state.vault.delete(old).await?;
         }
     }
+    let device_id = pairing.device_id;
+    let paired_on = state
+        .storage
+        .call(move |s| s.device(device_id))
+        .await?
+        .filter(|d| d.revoked_at.is_none())
+        .map(|d| d.connection_id);
+    if paired_on.is_some_and(|on| on != connection.id && pairing.moves_from != Some(on)) {
+        return Ok(Finished::NotMoved(connection));
+    }
+    let moved_from = match pairing.moves_from.filter(|from| *from != connection.id) {
+        Some(from) => state
+            .storage
+            .call(move |s| s.connection(from))
+            .await?
+            .map(|c| c.tenant_name),
+        None => None,
+    };
     tracing::info!(connection = %connection.id, tenant = %connection.tenant_id, "organisation connected");
-    Ok(Some(connection))
+    Ok(Finished::Connected {
+        connection,
+        moved_from,
+    })
 }

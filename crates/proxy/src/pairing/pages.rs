@@ -37,6 +37,8 @@ button.secondary { background: #fff; color: #1f6f4a; }
 .org { display: flex; gap: 10px; align-items: center; padding: 12px; border: 1px solid #d6e0da; border-radius: 8px; margin: 8px 0; font-weight: 500; }
 .org input { width: 20px; height: 20px; }
 .error { background: #fdecea; color: #8a1c12; border-radius: 8px; padding: 10px 12px; }
+.warn { background: #fff6e0; color: #6b4a00; border-radius: 8px; padding: 10px 12px; margin: 0 0 14px; }
+.warn p:last-child, .error p:last-child { margin: 0; }
 .ok { background: #e8f5ec; color: #145c37; border-radius: 8px; padding: 10px 12px; }
 .hint { color: #5a6a62; font-size: .92rem; }
 "#;
@@ -102,23 +104,81 @@ pub fn enter_code(status: StatusCode, error: Option<&str>, typed: &str) -> Respo
     )
 }
 
-pub fn confirm(device_name: &str, code: &str, form_token: &str) -> Response {
+/// What the confirm page shows.
+pub struct Confirm<'a> {
+    pub device_name: &'a str,
+    pub code: &'a str,
+    pub form_token: &'a str,
+    /// The organisation the device is paired with now: its connection id and name.
+    pub paired_with: Option<(String, &'a str)>,
+    /// The device id is paired, but this pairing was not started by that device: it cannot move.
+    pub paired_unproven: bool,
+    /// The proxy's cap on connected organisations, when it has reached it.
+    pub at_cap: Option<u32>,
+}
+
+pub fn confirm(c: &Confirm) -> Response {
+    let moving = c
+        .paired_with
+        .as_ref()
+        .map(|(id, _)| {
+            format!(
+                "<input type=\"hidden\" name=\"moving\" value=\"{}\">",
+                escape(id)
+            )
+        })
+        .unwrap_or_default();
     let hidden = format!(
         "<input type=\"hidden\" name=\"code\" value=\"{}\"><input type=\"hidden\" name=\"form\" value=\"{}\">",
-        escape(code),
-        escape(form_token)
+        escape(c.code),
+        escape(c.form_token)
     );
+    let device = format!("<span class=\"device\">{}</span>", escape(c.device_name));
+    let moves = c
+        .paired_with
+        .as_ref()
+        .map(|(_, org)| {
+            let org = format!("<strong>{}</strong>", escape(org));
+            format!(
+                "<div class=\"warn\" id=\"moving\" role=\"alert\"><p>{device} is already connected to {org}.</p>\
+<p>If you choose another organisation in Xero, the device moves there: what it sends from now on goes to the organisation you choose, \
+documents it already sent stay with {org} (any still waiting are still delivered there), and its old sign-in stops working. \
+Choosing {org} again only reconnects it.</p></div>"
+            )
+        })
+        .unwrap_or_default();
+    let unproven = if c.paired_unproven {
+        "<div class=\"warn\" id=\"paired\" role=\"alert\"><p>A device with this id is already paired with an organisation. \
+Continuing can only reconnect it to that organisation: to move it to another one, press Connect on the device itself, or unpair it first.</p></div>"
+    } else {
+        ""
+    };
+    let cap = c
+        .at_cap
+        .map(|cap| {
+            format!(
+                "<div class=\"error\" id=\"cap\" role=\"alert\"><p><strong>No new organisation can be connected.</strong> \
+This Ledgerlink already has its limit of {cap} connected Xero organisations.</p>\
+<p>You can still reconnect an organisation that is already connected: choose that one in Xero. To connect a new one, \
+ask whoever runs Ledgerlink to disconnect an organisation no longer used, or to raise the limit.</p></div>"
+            )
+        })
+        .unwrap_or_default();
+    let button = match (c.at_cap, &c.paired_with) {
+        (Some(_), _) => "Continue to Xero to reconnect",
+        (None, Some(_)) => "Continue to Xero and move",
+        (None, None) => "Continue to Xero",
+    };
     page(
         StatusCode::OK,
         "Check the code",
         &format!(
-            "<h1>Connect <span class=\"device\">{}</span> to Xero?</h1>\
+            "<h1>Connect {device} to Xero?</h1>\
 <p>Check that this code is the one on the device's screen:</p><div class=\"code\">{}</div>\
-<p class=\"hint\">If it is not, cancel: someone else may be trying to connect.</p>\
+<p class=\"hint\">If it is not, cancel: someone else may be trying to connect.</p>{moves}{unproven}{cap}\
 <div class=\"actions\"><form method=\"post\" action=\"/pair/cancel\">{hidden}<button class=\"secondary\" type=\"submit\">Cancel</button></form>\
-<form method=\"post\" action=\"/pair/continue\">{hidden}<button id=\"continue\" class=\"primary\" type=\"submit\">Continue to Xero</button></form></div>",
-            escape(device_name),
-            escape(code)
+<form method=\"post\" action=\"/pair/continue\">{hidden}{moving}<button id=\"continue\" class=\"primary\" type=\"submit\">{button}</button></form></div>",
+            escape(c.code)
         ),
     )
 }
@@ -149,12 +209,20 @@ pub fn choose(device_name: &str, choice: &str, tenants: &[(String, String)]) -> 
     )
 }
 
-pub fn connected(device_name: &str, organisation: &str) -> Response {
+pub fn connected(device_name: &str, organisation: &str, moved_from: Option<&str>) -> Response {
+    let moved = moved_from
+        .map(|from| {
+            format!(
+                "<p id=\"moved\">It moved from <strong>{}</strong>: documents it already sent stay there, and any still waiting are still delivered there.</p>",
+                escape(from)
+            )
+        })
+        .unwrap_or_default();
     page(
         StatusCode::OK,
         "Connected",
         &format!(
-            "<h1>Connected</h1><p class=\"ok\" role=\"status\"><span class=\"device\">{}</span> now sends to <strong>{}</strong> in Xero.</p>\
+            "<h1>Connected</h1><p class=\"ok\" role=\"status\"><span class=\"device\">{}</span> now sends to <strong>{}</strong> in Xero.</p>{moved}\
 <p>You can close this window and go back to the device.</p>",
             escape(device_name),
             escape(organisation)

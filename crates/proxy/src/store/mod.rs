@@ -95,6 +95,9 @@ pub struct Pairing {
     pub expires_at: DateTime<Utc>,
     pub interval_secs: i64,
     pub last_poll_at: Option<DateTime<Utc>>,
+    /// The connection the device was paired with when it asked to pair again, proving it with its
+    /// credentials: the only one it may be moved from (once the person agrees on the page).
+    pub moves_from: Option<Uuid>,
 }
 
 impl Pairing {
@@ -365,8 +368,20 @@ pub enum Consumed {
     Paired,
     /// Not approved (any more): a second poller, or a pairing that was never approved.
     NotApproved,
-    /// The device id is paired, and active, on another organisation: it must be unpaired first.
+    /// The device id is paired, and active, on another organisation the person did not agree to
+    /// move it from (it was paired there after the pairing page warned): it stays where it is.
     DeviceInUse,
+}
+
+/// How approving a pairing went.
+#[derive(Debug, Clone)]
+pub enum Approval {
+    /// The connection as stored, and the token set it replaced (if any).
+    Approved(ConnectionRow, Option<Uuid>),
+    /// The pairing is no longer pending: nothing changed.
+    NotPending,
+    /// The organisation is not connected yet and the proxy already has its cap of connected ones.
+    AtCap(u32),
 }
 
 /// A value sealed under the master key, and what it is (so its associated data can be rebuilt).
@@ -419,12 +434,18 @@ pub trait Store: Send + Sync + 'static {
     /// In one transaction: creates the connection for (provider, tenant) or points the existing one at
     /// the new token set, and approves the pairing with it. `None` (and nothing changed) when the
     /// pairing is no longer pending. Otherwise the stored connection and the token set it replaced.
+    /// With a `cap`, an organisation not connected yet is refused once that many of the provider's
+    /// organisations are connected (checked in the same transaction); reconnecting one never is.
     fn approve_pairing(
         &self,
         pairing: Uuid,
         connection: &ConnectionRow,
+        cap: Option<u32>,
         now: DateTime<Utc>,
-    ) -> Result<Option<(ConnectionRow, Option<Uuid>)>>;
+    ) -> Result<Approval>;
+    /// The provider's organisations connected now (not disconnected).
+    fn connected_count(&self, provider: &str) -> Result<u32>;
+
     /// In one transaction: the approved pairing becomes consumed and the device is paired (earlier
     /// credentials of the device revoked, the new pair stored).
     fn consume_pairing(
@@ -442,6 +463,8 @@ pub trait Store: Send + Sync + 'static {
 
     fn insert_choice(&self, c: &PendingChoice) -> Result<()>;
     fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>>;
+    /// The newest choice made in a browser (for a reloaded chooser).
+    fn latest_choice(&self, browser_hash: &[u8]) -> Result<Option<PendingChoice>>;
     fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
 
     /// Deletes what can no longer be used: pairings, states, choices and access tokens that expired

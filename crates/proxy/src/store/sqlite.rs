@@ -43,6 +43,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_organisations.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_moving_devices.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -347,7 +351,7 @@ fn lock(path: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
-const PAIRING_COLUMNS: &str = "id, device_code_hash, user_code, client_id, device_id, device_name, provider, status, connection_id, created_at, expires_at, interval_secs, last_poll_at";
+const PAIRING_COLUMNS: &str = "id, device_code_hash, user_code, client_id, device_id, device_name, provider, status, connection_id, created_at, expires_at, interval_secs, last_poll_at, moves_from";
 
 fn pairing_row(r: &Row) -> rusqlite::Result<Pairing> {
     let status_text: String = r.get(7)?;
@@ -371,6 +375,7 @@ fn pairing_row(r: &Row) -> rusqlite::Result<Pairing> {
         expires_at: time(r.get(10)?),
         interval_secs: r.get(11)?,
         last_poll_at: opt_time(r.get(12)?),
+        moves_from: opt_uuid(r.get(13)?)?,
     })
 }
 
@@ -494,6 +499,29 @@ fn insert_device_token(tx: &Connection, t: &DeviceTokenRow) -> rusqlite::Result<
         ],
     )?;
     Ok(())
+}
+
+const CHOICE_COLUMNS: &str =
+    "id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at";
+
+fn choice_row(r: &Row) -> rusqlite::Result<PendingChoice> {
+    Ok(PendingChoice {
+        id_hash: r.get(0)?,
+        pairing_id: uuid(r.get(1)?)?,
+        browser_hash: r.get(2)?,
+        token_set_id: uuid(r.get(3)?)?,
+        tenants: r.get(4)?,
+        expires_at: time(r.get(5)?),
+        used_at: opt_time(r.get(6)?),
+    })
+}
+
+fn connected_count_in(c: &Connection, provider: &str) -> rusqlite::Result<u32> {
+    c.query_row(
+        "SELECT COUNT(*) FROM connections WHERE provider = ?1 AND status != ?2",
+        params![provider, ConnectionStatus::Disconnected.as_str()],
+        |r| r.get(0),
+    )
 }
 
 fn upsert_connection_in(
@@ -662,7 +690,7 @@ impl Store for SqliteStore {
     fn insert_pairing(&self, p: &Pairing) -> Result<()> {
         self.write(|c| {
             c.execute(
-                &format!("INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                &format!("INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
                     p.id.to_string(),
                     p.device_code_hash,
@@ -677,10 +705,15 @@ impl Store for SqliteStore {
                     ms(p.expires_at),
                     p.interval_secs,
                     p.last_poll_at.map(ms),
+                    p.moves_from.map(|u| u.to_string()),
                 ],
             )
             .map(|_| ())
         })
+    }
+
+    fn connected_count(&self, provider: &str) -> Result<u32> {
+        self.read(|c| connected_count_in(c, provider))
     }
 
     fn pairing(&self, id: Uuid) -> Result<Option<Pairing>> {
@@ -740,10 +773,25 @@ impl Store for SqliteStore {
         &self,
         pairing: Uuid,
         row: &ConnectionRow,
+        cap: Option<u32>,
         now: DateTime<Utc>,
-    ) -> Result<Option<(ConnectionRow, Option<Uuid>)>> {
+    ) -> Result<Approval> {
         self.write(|c| {
             let tx = c.transaction()?;
+            if let Some(cap) = cap {
+                let connected: Option<String> = tx
+                    .query_row(
+                        "SELECT status FROM connections WHERE provider = ?1 AND tenant_id = ?2",
+                        params![row.provider, row.tenant_id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let reconnect =
+                    connected.is_some_and(|s| s != ConnectionStatus::Disconnected.as_str());
+                if !reconnect && connected_count_in(&tx, &row.provider)? >= cap {
+                    return Ok(Approval::AtCap(cap));
+                }
+            }
             let (stored, replaced) = upsert_connection_in(&tx, row)?;
             let approved = tx.execute(
                 "UPDATE pairings SET status = 'approved', connection_id = ?2
@@ -751,10 +799,10 @@ impl Store for SqliteStore {
                 params![pairing.to_string(), stored.id.to_string(), ms(now)],
             )?;
             if approved != 1 {
-                return Ok(None); // dropped transaction: rolled back
+                return Ok(Approval::NotPending); // dropped transaction: rolled back
             }
             tx.commit()?;
-            Ok(Some((stored, replaced)))
+            Ok(Approval::Approved(stored, replaced))
         })
     }
 
@@ -777,7 +825,18 @@ impl Store for SqliteStore {
             let existing = tx
                 .query_row(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"), [d.id.to_string()], device_row)
                 .optional()?;
-            if existing.is_some_and(|e| e.revoked_at.is_none() && e.connection_id != d.connection_id) {
+            // A device paired elsewhere moves only from the organisation the person agreed to
+            // move it from; its documents keep their own connection and are still delivered there.
+            let moves_from: Option<String> = tx.query_row(
+                "SELECT moves_from FROM pairings WHERE id = ?1",
+                [pairing.to_string()],
+                |r| r.get(0),
+            )?;
+            if existing.is_some_and(|e| {
+                e.revoked_at.is_none()
+                    && e.connection_id != d.connection_id
+                    && moves_from.as_deref() != Some(e.connection_id.to_string().as_str())
+            }) {
                 return Ok(Consumed::DeviceInUse); // rolled back: the pairing stays approved
             }
             revoke_tokens_of(&tx, d.id, d.paired_at)?;
@@ -852,19 +911,20 @@ impl Store for SqliteStore {
     fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>> {
         self.read(|c| {
             c.query_row(
-                "SELECT id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at FROM pending_choices WHERE id_hash = ?1",
+                &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE id_hash = ?1"),
                 [hash],
-                |r| {
-                    Ok(PendingChoice {
-                        id_hash: r.get(0)?,
-                        pairing_id: uuid(r.get(1)?)?,
-                        browser_hash: r.get(2)?,
-                        token_set_id: uuid(r.get(3)?)?,
-                        tenants: r.get(4)?,
-                        expires_at: time(r.get(5)?),
-                        used_at: opt_time(r.get(6)?),
-                    })
-                },
+                choice_row,
+            )
+            .optional()
+        })
+    }
+
+    fn latest_choice(&self, browser_hash: &[u8]) -> Result<Option<PendingChoice>> {
+        self.read(|c| {
+            c.query_row(
+                &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE browser_hash = ?1 ORDER BY expires_at DESC LIMIT 1"),
+                [browser_hash],
+                choice_row,
             )
             .optional()
         })
@@ -1839,6 +1899,14 @@ mod tests {
             expires_at: now + chrono::Duration::seconds(expires_in),
             interval_secs: 5,
             last_poll_at: None,
+            moves_from: None,
+        }
+    }
+
+    fn approved(a: Approval) -> ConnectionRow {
+        match a {
+            Approval::Approved(c, _) => c,
+            other => panic!("not approved: {other:?}"),
         }
     }
 
@@ -1863,15 +1931,18 @@ mod tests {
         let now = Utc::now();
         let p = pairing(now, 600);
         store.insert_pairing(&p).unwrap();
-        let (c, _) = store
-            .approve_pairing(p.id, &connection(now), now)
-            .unwrap()
-            .expect("approved");
-        assert!(
+        let c = approved(
             store
-                .approve_pairing(p.id, &connection(now), now)
-                .unwrap()
-                .is_none(),
+                .approve_pairing(p.id, &connection(now), None, now)
+                .unwrap(),
+        );
+        assert!(
+            matches!(
+                store
+                    .approve_pairing(p.id, &connection(now), None, now)
+                    .unwrap(),
+                Approval::NotPending
+            ),
             "approved once"
         );
         assert!(
@@ -1891,14 +1962,105 @@ mod tests {
 
         let expired = pairing(now, -1);
         store.insert_pairing(&expired).unwrap();
-        assert!(store
-            .approve_pairing(expired.id, &connection(now), now)
-            .unwrap()
-            .is_none());
+        assert!(matches!(
+            store
+                .approve_pairing(expired.id, &connection(now), None, now)
+                .unwrap(),
+            Approval::NotPending
+        ));
         assert!(
             store.connections().unwrap().len() == 1,
             "a refused approval leaves no connection behind"
         );
+    }
+
+    #[test]
+    fn the_cap_refuses_a_new_organisation_but_never_a_reconnect() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let first = connection(now);
+        let p = pairing(now, 600);
+        store.insert_pairing(&p).unwrap();
+        approved(store.approve_pairing(p.id, &first, Some(1), now).unwrap());
+        assert_eq!(store.connected_count("xero").unwrap(), 1);
+
+        let q = pairing(now, 600);
+        store.insert_pairing(&q).unwrap();
+        assert!(matches!(
+            store
+                .approve_pairing(q.id, &connection(now), Some(1), now)
+                .unwrap(),
+            Approval::AtCap(1)
+        ));
+        assert_eq!(
+            store.pairing(q.id).unwrap().unwrap().status,
+            PairingStatus::Pending
+        );
+        assert_eq!(store.connections().unwrap().len(), 1, "nothing added");
+        // The organisation already connected, again: allowed at the cap.
+        let again = ConnectionRow {
+            id: Uuid::new_v4(),
+            ..first.clone()
+        };
+        let c = approved(store.approve_pairing(q.id, &again, Some(1), now).unwrap());
+        assert_eq!(c.tenant_id, first.tenant_id);
+        // A disconnected organisation no longer counts.
+        store.disconnect(c.id, None, now).unwrap();
+        assert_eq!(store.connected_count("xero").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_paired_device_moves_only_from_the_organisation_the_person_agreed_to() {
+        let store = SqliteStore::memory().unwrap();
+        let now = Utc::now();
+        let pair = |c: &ConnectionRow, moves_from: Option<Uuid>, device: Uuid| {
+            let mut p = pairing(now, 600);
+            p.device_id = device;
+            p.moves_from = moves_from;
+            store.insert_pairing(&p).unwrap();
+            let c = approved(store.approve_pairing(p.id, c, None, now).unwrap());
+            let d = DeviceRow {
+                id: device,
+                name: "Till".into(),
+                client_id: "c".into(),
+                connection_id: c.id,
+                paired_at: now,
+                revoked_at: None,
+                last_seen_at: None,
+            };
+            let token = |kind: TokenKind| DeviceTokenRow {
+                hash: Uuid::new_v4().as_bytes().to_vec(),
+                device_id: device,
+                kind,
+                created_at: now,
+                expires_at: None,
+                rotated_at: None,
+                successor: None,
+                revoked_at: None,
+            };
+            let consumed = store
+                .consume_pairing(
+                    p.id,
+                    &d,
+                    &token(TokenKind::Access),
+                    &token(TokenKind::Refresh),
+                )
+                .unwrap();
+            (c.id, consumed)
+        };
+        let device = Uuid::new_v4();
+        let (a, first) = pair(&connection(now), None, device);
+        assert!(matches!(first, Consumed::Paired));
+        let b = connection(now);
+        let (_, unasked) = pair(&b, None, device);
+        assert!(
+            matches!(unasked, Consumed::DeviceInUse),
+            "not moved without agreement"
+        );
+        assert_eq!(store.device(device).unwrap().unwrap().connection_id, a);
+        let (b_id, moved) = pair(&b, Some(a), device);
+        assert!(matches!(moved, Consumed::Paired));
+        assert_eq!(store.device(device).unwrap().unwrap().connection_id, b_id);
     }
 
     #[test]
