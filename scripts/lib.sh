@@ -48,6 +48,15 @@ ensure_desktop_test() {
     cargo install tauri-driver --locked
   fi
   command -v node >/dev/null 2>&1 || ensure_apt nodejs
+  # The desktop test is a till in New Zealand: the web view writes its date and time fields as the
+  # C library's locale says, so that locale must exist (Debian ships only C and POSIX built).
+  if ! locale -a 2>/dev/null | grep -qi '^en_NZ\.utf-\?8$'; then
+    ensure_apt locales
+    step "generating the en_NZ.UTF-8 locale"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo localedef -i en_NZ -f UTF-8 en_NZ.UTF-8
+  fi
 }
 
 # schemathesis, for the API conformance test: one pinned 4.x release in a virtual environment under

@@ -3,7 +3,7 @@
 import {
   problemsByField, invoiceDraft, shiftDraft, formatMoney, overShort, ago, homeCounts,
   invoiceFormValues, invoiceFitsForm, refundDraft, localDay, localMinute,
-  connectionLabel, offlineNotice,
+  connectionLabel, offlineNotice, setLocale, currentLocale, showDate, showDateTime,
 } from "./logic.js";
 
 const { invoke } = window.__TAURI__.core;
@@ -106,11 +106,17 @@ async function boot() {
   await listen("sync", (e) => onSync(e.payload));
   await listen("pairing", (e) => onPairing(e.payload));
   window.addEventListener("hashchange", route);
+  // Dates and times as the device's locale writes them (the web view's own default is en-US).
+  setLocale(await call("device_locale").catch(() => null));
+  // (The date and time fields are the web view's own, written as the operating system's locale
+  // says: that locale must exist there, as `locale -a` lists it.)
+  if (currentLocale()) document.documentElement.lang = currentLocale();
   wireConnect();
   wireInvoice();
   wireShift();
   wireDocuments();
   wireSettings();
+  wireReceipt();
   app.overview = await call("overview");
   app.sync = app.overview.sync;
   $("loading").hidden = true;
@@ -647,17 +653,22 @@ function stateCell(r) {
 
 function docRow(r) {
   const tr = el("tr", { class: `doc${app.selected === r.client_ref ? " selected" : ""}`, dataset: { ref: r.client_ref, state: r.state }, tabindex: "0" },
-    el("td", {}, el("div", { class: "title" }, r.title || r.client_ref), el("div", { class: "ref" }, r.client_ref),
+    el("td", { class: "date" }, r.date ? showDate(r.date) : showDate(r.created_at)),
+    el("td", {}, el("div", { class: "title" }, r.contact || r.title),
+      r.kind === "invoice" ? null : el("div", { class: "kind" }, kindLabel(r)),
       r.message && ["failed", "rejected"].includes(r.state) ? el("div", { class: "message" }, r.message) : null),
-    el("td", {}, r.kind === "credit_note" ? "refund" : r.kind),
+    el("td", { class: "reference" }, r.reference || ""),
     el("td", { class: "num" }, r.amount ? formatMoney(r.amount) : ""),
     el("td", {}, stateCell(r)),
-    el("td", { class: "xero-number" }, r.xero_number || ""),
-    el("td", { class: "muted" }, ago(r.created_at)));
+    el("td", { class: "xero-number" }, r.xero_number || ""));
   const open = () => showDocument(r.client_ref);
   tr.addEventListener("click", open);
   tr.addEventListener("keydown", (e) => e.key === "Enter" && open());
   return tr;
+}
+
+function kindLabel(r) {
+  return { credit_note: "Refund", payment: r.title, shift: "End of shift" }[r.kind] || r.kind;
 }
 
 async function renderDocuments() {
@@ -680,20 +691,25 @@ async function showDocument(clientRef, highlight = true) {
   }
   if (highlight) for (const tr of $("docs-rows").children) tr.classList.toggle("selected", tr.dataset.ref === clientRef);
   $("doc-detail").hidden = false;
-  $("doc-title").textContent = d.title || d.client_ref;
+  $("doc-title").textContent = d.kind === "invoice" ? (d.contact || d.title) : d.title;
   const fact = (k, v) => (v ? [el("dt", {}, k), el("dd", {}, v)] : []);
+  const number = d.xero_number && d.xero_url
+    ? el("a", { href: d.xero_url, id: "doc-xero-link", title: `Open ${d.xero_number} in Xero (${d.organisation || "its organisation"})`,
+      onclick: (ev) => { ev.preventDefault(); call("open_in_xero", { clientRef: d.client_ref }).catch((e) => toast(e.message)); } }, d.xero_number)
+    : d.xero_number;
   $("doc-facts").replaceChildren(
     ...fact("State", stateCell(d)),
-    ...fact("Kind", d.kind),
-    ...fact("Xero number", d.xero_number),
-    ...fact("Xero id", d.xero_id),
-    ...fact("Amount", d.amount ? formatMoney(d.amount) : null),
-    ...fact("Reference", d.body.reference),
-    ...fact("Client ref", d.client_ref),
+    ...fact("Date", d.date ? showDate(d.date) : null),
+    ...fact(d.kind === "shift" ? "Register" : "Contact", d.contact),
+    ...fact("Reference", d.reference),
+    ...fact("In Xero", number),
+    ...fact("Organisation", d.organisation),
+    ...fact("Total", d.amount ? formatMoney(d.amount) : null),
     ...fact("Version", d.version > 1 ? `${d.version} (corrected)` : null),
     ...fact("Discarded because", d.discard_reason),
-    ...fact("Saved", new Date(d.created_at).toLocaleString()),
-    ...fact("Updated", new Date(d.updated_at).toLocaleString()));
+    ...fact("Saved", showDateTime(d.created_at)),
+    ...fact("Updated", showDateTime(d.updated_at)),
+    ...fact("Till ref", el("span", { class: "mono muted" }, d.client_ref)));
   // A refusal waiting for a person is red; one put right or put aside is history.
   const open = ["failed", "rejected"].includes(d.state);
   $("doc-message").hidden = !d.message;
@@ -702,7 +718,8 @@ async function showDocument(clientRef, highlight = true) {
   $("doc-advice").hidden = !d.advice;
   $("doc-advice").textContent = d.advice || "";
   const fits = d.kind === "invoice" && invoiceFitsForm(d.body);
-  $("doc-actions").hidden = !(d.can_fix || d.can_retry || d.can_discard || d.can_refund || d.can_void);
+  const receipt = d.kind === "invoice" && ["sent", "paid"].includes(d.state) && !!d.totals;
+  $("doc-actions").hidden = !(d.can_fix || d.can_retry || d.can_discard || d.can_refund || d.can_void || receipt);
   $("doc-refund").hidden = !d.can_refund;
   $("doc-void").hidden = !d.can_void;
   $("doc-fix").hidden = !d.can_fix;
@@ -710,20 +727,76 @@ async function showDocument(clientRef, highlight = true) {
   $("doc-fix").title = fits ? "" : "This invoice has details the form does not show: correct it with `ledgerlink push` under the same client_ref.";
   $("doc-retry").hidden = !d.can_retry;
   $("doc-discard").hidden = !d.can_discard;
+  $("doc-receipt").hidden = !receipt;
   app.shown = d;
-  const lines = d.kind === "invoice"
-    ? (d.body.lines || []).map((l, i) => el("tr", {}, el("td", {}, l.description), el("td", { class: "num" }, l.quantity), el("td", { class: "num" }, formatMoney(l.unit_amount)),
-      el("td", { class: "num" }, d.totals?.lines[i] ? formatMoney(d.totals.lines[i].amount) : "")))
-    : d.kind === "shift"
-      ? [...(d.body.sales || []).map((s) => el("tr", {}, el("td", {}, `Sales: ${s.category}`), el("td", { class: "num" }, formatMoney(s.amount)))),
-        ...(d.body.refunds || []).map((s) => el("tr", {}, el("td", {}, `Refunds: ${s.category}`), el("td", { class: "num" }, formatMoney(s.amount)))),
-        ...(d.body.tenders || []).map((t) => el("tr", {}, el("td", {}, `Tender: ${t.tender}`), el("td", { class: "num" }, formatMoney(t.amount)))),
-        ...(d.body.opening_float ? [el("tr", {}, el("td", {}, "Opening float"), el("td", { class: "num" }, formatMoney(d.body.opening_float)))] : []),
-        el("tr", {}, el("td", {}, "Cash counted"), el("td", { class: "num" }, formatMoney(d.body.counted_cash))),
-        ...(d.body.notes ? [el("tr", {}, el("td", { colspan: 2, class: "muted" }, `Notes: ${d.body.notes}`))] : [])]
-      : [el("tr", {}, el("td", {}, `${d.body.tender} payment`), el("td", { class: "num" }, formatMoney(d.body.amount)))];
-  if (d.totals) lines.push(el("tr", {}, el("td", { colspan: 3 }, el("strong", {}, "Total")), el("td", { class: "num" }, el("strong", {}, formatMoney(d.totals.total)))));
-  $("doc-lines").replaceChildren(...lines);
+  $("doc-lines-head").replaceChildren(...linesHead(d));
+  $("doc-lines").replaceChildren(...documentLines(d));
+}
+
+/** The header of a document's lines: what each column is. */
+function linesHead(d) {
+  const th = (t, num) => el("th", num ? { class: "num" } : {}, t);
+  if (d.kind === "invoice" || d.kind === "credit_note") {
+    return [el("tr", {}, th("Description"), th("Qty", 1), th("Unit price", 1), th("Tax", 1), th("Amount", 1))];
+  }
+  return [el("tr", {}, th("What"), th("Amount", 1))];
+}
+
+/** A document's lines, with tax and totals as Xero shows them. */
+function documentLines(d) {
+  const num = (v, strong) => el("td", { class: "num" }, strong ? el("strong", {}, v) : v);
+  if (d.kind === "invoice" || d.kind === "credit_note") {
+    const lines = (d.body.lines || []).map((l, i) => el("tr", {},
+      el("td", {}, l.description, l.tax_type || l.sales_category ? el("div", { class: "muted small" }, [l.sales_category, l.tax_type].filter(Boolean).join(" · ")) : null),
+      num(l.quantity ?? "1"), num(formatMoney(l.unit_amount)),
+      num(d.totals?.lines[i] ? formatMoney(d.totals.lines[i].tax) : ""),
+      num(d.totals?.lines[i] ? formatMoney(d.totals.lines[i].amount) : "")));
+    if (d.totals) {
+      const inclusive = d.body.tax_mode === "inclusive";
+      lines.push(
+        el("tr", { class: "sum" }, el("td", { colspan: 4 }, inclusive ? "Subtotal (tax inclusive)" : "Subtotal"), num(formatMoney(d.totals.subtotal))),
+        el("tr", {}, el("td", { colspan: 4 }, inclusive ? "Includes tax" : "Tax"), num(formatMoney(d.totals.total_tax))),
+        el("tr", {}, el("td", { colspan: 4 }, el("strong", {}, "Total")), num(formatMoney(d.totals.total), true)));
+    }
+    return lines;
+  }
+  const row = (k, v, extra = {}) => el("tr", extra, el("td", {}, k), num(formatMoney(v)));
+  if (d.kind === "shift") {
+    return [...(d.body.sales || []).map((s) => row(`Sales: ${s.category}`, s.amount)),
+      ...(d.body.refunds || []).map((s) => row(`Refunds: ${s.category}`, s.amount)),
+      ...(d.body.tenders || []).map((t) => row(`Tender: ${t.tender}`, t.amount)),
+      ...(d.body.opening_float ? [row("Opening float (stays in the drawer)", d.body.opening_float)] : []),
+      row("Cash counted", d.body.counted_cash),
+      ...(d.body.notes ? [el("tr", {}, el("td", { colspan: 2, class: "muted" }, `Notes: ${d.body.notes}`))] : [])];
+  }
+  return [row(`${d.body.tender} payment`, d.body.amount)];
+}
+
+// ---------- receipt ----------
+
+/** A printable receipt of what was sent: number, date, lines, tax and total, as in Xero. */
+function showReceipt(d) {
+  $("receipt-org").textContent = d.organisation || "";
+  $("receipt-number").textContent = d.xero_number || "";
+  $("receipt-date").textContent = d.date ? showDate(d.date) : "";
+  $("receipt-contact").textContent = d.contact || "";
+  $("receipt-reference").textContent = d.reference ? `Reference ${d.reference}` : "";
+  const num = (v) => el("td", { class: "num" }, v);
+  const lines = (d.body.lines || []).map((l, i) => el("tr", {},
+    el("td", {}, l.description), num(l.quantity ?? "1"), num(formatMoney(l.unit_amount)),
+    num(d.totals?.lines[i] ? formatMoney(d.totals.lines[i].amount) : "")));
+  $("receipt-lines").replaceChildren(...lines);
+  const inclusive = d.body.tax_mode === "inclusive";
+  $("receipt-totals").replaceChildren(
+    el("tr", {}, el("td", { colspan: 3 }, inclusive ? "Subtotal (tax inclusive)" : "Subtotal"), num(formatMoney(d.totals.subtotal))),
+    el("tr", {}, el("td", { colspan: 3 }, inclusive ? "Includes tax" : "Tax"), num(formatMoney(d.totals.total_tax))),
+    el("tr", { class: "total" }, el("td", { colspan: 3 }, "Total"), num(formatMoney(d.totals.total))));
+  $("receipt-paid").textContent = d.state === "paid" ? "Paid" : "";
+  $("receipt-dialog").showModal();
+}
+
+function wireReceipt() {
+  $("receipt-print").addEventListener("click", () => window.print());
 }
 
 function wireDocuments() {
@@ -751,6 +824,7 @@ function wireDocuments() {
   });
   $("doc-discard").addEventListener("click", () => app.shown && discardDocument(app.shown));
   $("doc-refund").addEventListener("click", () => app.shown && refundSale(app.shown));
+  $("doc-receipt").addEventListener("click", () => app.shown && showReceipt(app.shown));
   $("doc-void").addEventListener("click", async () => {
     const d = app.shown;
     if (!d) return;
@@ -960,6 +1034,18 @@ function confirmDialog(title, text, ok) {
   });
 }
 
+/** ": Front till (this one), Back office" — the devices a disconnect stops, as the proxy lists
+ * them; nothing when it cannot be asked. */
+async function stoppingDevices() {
+  try {
+    const devices = await call("devices");
+    if (!devices.length) return "";
+    return `: ${devices.map((d) => (d.this_device ? `${d.device_name} (this one)` : d.device_name)).join(", ")}`;
+  } catch {
+    return "";
+  }
+}
+
 function wireSettings() {
   $("settings-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -1008,7 +1094,9 @@ function wireSettings() {
     }
   });
   $("unpair").addEventListener("click", async () => {
-    const text = "This device stops sending to Xero until it is connected again. Documents not yet sent stay on it.";
+    const own = app.overview?.connection?.device_name;
+    const name = own ? `This device, ${own},` : "This device";
+    const text = `${name} stops sending to Xero until it is connected again. Documents not yet sent stay on it. Other devices of the organisation carry on.`;
     if (app.pinSet) {
       if (await withPin("Unpair this device?", text, "Unpair", (pin) => call("unpair", { pin }))) {
         app.overview = await call("overview");
@@ -1029,7 +1117,7 @@ function wireSettings() {
   });
   $("disconnect").addEventListener("click", async () => {
     const org = app.overview?.connection?.organisation_name || "the organisation";
-    const text = "Every device of the organisation stops syncing, not just this one. Someone will need to connect Xero again to resume.";
+    const text = `Every device of the organisation stops syncing, not just this one${await stoppingDevices()}. Someone will need to connect Xero again to resume.`;
     if (app.pinSet) {
       if (await withPin(`Disconnect ${org} from Xero?`, text, "Disconnect", (pin) => call("disconnect", { confirm: true, pin }))) {
         toast(`${org} was disconnected from Xero.`);

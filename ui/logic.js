@@ -184,6 +184,36 @@ export function overShort(text) {
   return { label: "Over", amount: formatMoney(s), tone: "waiting" };
 }
 
+/** The device's locale (BCP 47, from the operating system); the web view's default otherwise. */
+let locale;
+export function setLocale(tag) {
+  try {
+    locale = tag ? Intl.getCanonicalLocales(tag)[0] : undefined;
+  } catch {
+    locale = undefined;
+  }
+}
+
+export function currentLocale() {
+  return locale;
+}
+
+/** A document's date ("2026-11-21") as a person reads it where the device is: "21 Nov 2026" in
+ * New Zealand, "Nov 21, 2026" in the US; never a month-first number that reads as another day. */
+export function showDate(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(trim(text));
+  if (!m) return text ? showDateTime(text) : "";
+  const day = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" }).format(day);
+}
+
+/** A moment (RFC 3339) in the device's zone and locale: "21 Nov 2026, 8:30 am" in New Zealand. */
+export function showDateTime(iso) {
+  const t = new Date(iso);
+  if (isNaN(t.getTime())) return String(iso ?? "");
+  return new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric", hour: "numeric", minute: "2-digit" }).format(t);
+}
+
 /** "2 minutes ago" style, from an RFC 3339 time. */
 export function ago(iso, now = new Date()) {
   if (!iso) return "never";
@@ -196,7 +226,7 @@ export function ago(iso, now = new Date()) {
   if (m < 60) return m === 1 ? "a minute ago" : `${m} minutes ago`;
   const h = Math.round(m / 60);
   if (h < 24) return h === 1 ? "an hour ago" : `${h} hours ago`;
-  return t.toLocaleString();
+  return showDateTime(iso);
 }
 
 /** The Home screen's four counts from the outbox's states. */

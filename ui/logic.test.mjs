@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import {
   fieldPath, problemsByField, invoiceDraft, shiftDraft, localToUtc, formatMoney, overShort, ago,
   homeCounts, connectionLabel, offlineNotice, invoiceFormValues, invoiceFitsForm, refundDraft,
-  localDay, localMinute,
+  localDay, localMinute, setLocale, showDate, showDateTime,
 } from "./logic.js";
 
 test("problems land on their form fields", () => {
@@ -129,4 +129,15 @@ test("states and counts read as people say them", () => {
   const now = new Date("2026-11-22T12:00:00Z");
   assert.equal(ago("2026-11-22T11:58:00Z", now), "2 minutes ago");
   assert.equal(ago(null, now), "never");
+});
+
+test("dates read as the device's locale says, never month-first for a New Zealand till", () => {
+  setLocale("en-NZ");
+  assert.equal(showDate("2026-11-21"), "21 Nov 2026");
+  assert.match(showDateTime("2026-11-20T19:30:00Z"), /Nov 2026/);
+  setLocale("en-US");
+  assert.equal(showDate("2026-11-21"), "Nov 21, 2026");
+  setLocale("not a locale!");
+  assert.match(showDate("2026-11-21"), /2026/, "an unusable locale falls back to the default");
+  setLocale(null);
 });

@@ -155,6 +155,37 @@ fn set_manager_pin(
 }
 
 #[tauri::command]
+fn open_in_xero(app: Shared<'_>, client_ref: String) -> Result<bool, UiError> {
+    app.open_in_xero(&client_ref)
+}
+
+#[tauri::command]
+async fn devices(app: Shared<'_>) -> Result<Vec<ledgerlink_wire::PairedDevice>, UiError> {
+    app.devices().await
+}
+
+/// The device's locale for dates, times and numbers (`en-NZ`), from the operating system: the
+/// web view's own default may be another (WebKitGTK falls back to `en-US`).
+///
+/// Dates follow the time locale, as POSIX orders it (`LC_ALL`, then `LC_TIME`, then `LANG`);
+/// where those are not set (Windows, macOS) the system's own locale.
+#[tauri::command]
+fn device_locale() -> Option<String> {
+    ["LC_ALL", "LC_TIME", "LANG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty())
+        .and_then(|v| bcp47(&v))
+        .or_else(|| sys_locale::get_locale().and_then(|l| bcp47(&l)))
+}
+
+/// `en_NZ.UTF-8` (POSIX) or `en-NZ` → `en-NZ`; `C` and `POSIX` say nothing.
+fn bcp47(posix: &str) -> Option<String> {
+    let tag = posix.split(['.', '@']).next()?.replace('_', "-");
+    (!tag.is_empty() && tag != "C" && tag != "POSIX").then_some(tag)
+}
+
+#[tauri::command]
 async fn disconnect(
     app: Shared<'_>,
     confirm: bool,
@@ -276,8 +307,25 @@ pub fn run() {
             disconnect,
             ui_ready,
             clock_now,
+            device_locale,
+            devices,
+            open_in_xero,
             set_manager_pin,
         ])
         .run(tauri::generate_context!("../tauri.conf.json"))
         .expect("the Ledgerlink window runs");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bcp47;
+
+    #[test]
+    fn posix_locales_become_bcp47_tags() {
+        assert_eq!(bcp47("en_NZ.UTF-8").as_deref(), Some("en-NZ"));
+        assert_eq!(bcp47("de_DE@euro").as_deref(), Some("de-DE"));
+        assert_eq!(bcp47("en-GB").as_deref(), Some("en-GB"));
+        assert_eq!(bcp47("C.UTF-8"), None);
+        assert_eq!(bcp47("POSIX"), None);
+    }
 }

@@ -370,6 +370,10 @@ async fn flow() {
             // must fill the local day.
             .env("TZ", "Pacific/Auckland")
             .env("LEDGERLINK_TEST_NOW", "2026-11-20T19:30:00Z")
+            // A New Zealand till's locale: dates read day first.
+            .env("LANG", "en_NZ.UTF-8")
+            .env("LC_TIME", "en_NZ.UTF-8")
+            .env_remove("LC_ALL")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -536,6 +540,18 @@ async fn flow() {
             |t| t.starts_with("INV-"),
         )
         .await;
+    // A row reads as staff know the sale: the local date, the contact, the total, the state and
+    // Xero's number; no till reference in hex.
+    let row = ui.text("#docs-rows tr.doc[data-state=sent]").await;
+    assert!(
+        row.contains("21 Nov 2026"),
+        "the local date, day first: {row}"
+    );
+    assert!(
+        row.contains("Harbour Cafe") && row.contains("11.04") && row.contains(&number),
+        "{row}"
+    );
+    assert!(!row.contains(&first_ref), "no client_ref in the row: {row}");
     ui.shot("documents-sent").await;
     let invoices = world.xero_get("Invoices").await;
     let inv = invoices["Invoices"]
@@ -563,7 +579,54 @@ async fn flow() {
     ui.click("#docs-rows tr.doc[data-state=paid] .title").await;
     ui.until_text("#doc-facts", "the detail", |t| t.contains(&number))
         .await;
+    // The detail: lines under their headers with tax, and Xero's number linked to the invoice in
+    // Xero through the organisation's short code.
+    let head = ui.text("#doc-lines-head").await;
+    assert!(
+        head.contains("Qty") && head.contains("Tax") && head.contains("Amount"),
+        "{head}"
+    );
+    let lines = ui.text("#doc-lines").await;
+    assert!(
+        lines.contains("Flat white") && lines.contains("1.44") && lines.contains("11.04"),
+        "{lines}"
+    );
+    let href = ui
+        .find("#doc-xero-link")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        href.starts_with("https://go.xero.com/organisationlogin/default.aspx?shortcode=")
+            && href.ends_with(&format!(
+                "&redirecturl=/AccountsReceivable/View.aspx?InvoiceID={id}"
+            )),
+        "{href}"
+    );
     ui.shot("documents-paid").await;
+    // A printable receipt of what was sent.
+    ui.click("#doc-receipt").await;
+    let receipt = ui
+        .until_text("#receipt", "the receipt", |t| t.contains(&number))
+        .await;
+    for part in [
+        "Demo Company (NZ)",
+        "21 Nov 2026",
+        "Flat white",
+        "Subtotal",
+        "1.44",
+        "11.04",
+        "Paid",
+    ] {
+        assert!(
+            receipt.contains(part),
+            "the receipt shows {part}: {receipt}"
+        );
+    }
+    ui.shot("receipt").await;
+    ui.click("#receipt-close").await;
     ui.click("#doc-close").await;
 
     // End of shift: the over/short shows before sending.
@@ -579,7 +642,11 @@ async fn flow() {
         .await;
     ui.fill("#shift-tenders .row:last-child [name=amount]", "40.00")
         .await;
-    ui.fill("#shift-form [name=counted_cash]", "59.50").await;
+    // The drawer started with a 200.00 float: expected cash is the float plus the cash takings.
+    ui.fill("#shift-form [name=opening_float]", "200.00").await;
+    ui.fill("#shift-form [name=counted_cash]", "259.50").await;
+    ui.fill("#shift-form [name=notes]", "Till roll changed at noon")
+        .await;
     ui.until_text("#shift-over-short", "short by 0.50", |t| t == "Short 0.50")
         .await;
     ui.shot("shift").await;
@@ -598,6 +665,28 @@ async fn flow() {
     )
     .await;
     ui.shot("documents-shift").await;
+    // The float stays in the drawer: Xero is paid the cash counted less the float.
+    ui.click("#docs-rows tr.doc:first-child .title").await;
+    let shift_lines = ui
+        .until_text("#doc-lines", "the shift's lines", |t| {
+            t.contains("Opening float")
+        })
+        .await;
+    assert!(
+        shift_lines.contains("200.00") && shift_lines.contains("Till roll changed at noon"),
+        "{shift_lines}"
+    );
+    let payments = world.xero_get("Payments").await;
+    assert!(
+        payments["Payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| matches!(p["Amount"].to_string().as_str(), "59.5" | "59.50")),
+        "the cash payment is 259.50 - 200.00: {payments}"
+    );
+    ui.shot("document-shift").await;
+    ui.click("#doc-close").await;
 
     // A mistake put right: an invoice to a contact archived in Xero fails with the reason and what
     // to do; Fix opens it in the form, the corrected one is sent as the same document.
@@ -762,6 +851,9 @@ async fn flow() {
         "the corrected sale, voided in Xero"
     );
     ui.shot("documents-void").await;
+    // The list, all of it: dates, contacts, references, totals, states and Xero's numbers.
+    ui.click("#doc-close").await;
+    ui.shot("documents").await;
 
     // Offline: with the proxy gone, an invoice is still taken, the app says it waits on this
     // device, and it goes out once the proxy is back.
@@ -797,6 +889,21 @@ async fn flow() {
     ui.until_text("#offline", "the banner gone", |t| t.is_empty())
         .await;
 
+    // A second till of the same shop. Without a manager PIN, Disconnect asks for a confirmation
+    // that names every device that stops.
+    world.pair(&world.device("Back office"), &[NZ], None).await;
+    ui.go("settings").await;
+    ui.click("#disconnect").await;
+    let confirm = ui
+        .until_text("#confirm-text", "the confirmation", |t| !t.is_empty())
+        .await;
+    assert!(
+        confirm.contains("(this one)") && confirm.contains("Back office"),
+        "{confirm}"
+    );
+    ui.shot("disconnect-confirm").await;
+    ui.click("#confirm-cancel").await;
+
     // A manager PIN guards what stops every till: set it, then Disconnect asks for it, says what
     // it does, and refuses a wrong one.
     ui.go("settings").await;
@@ -813,8 +920,14 @@ async fn flow() {
     })
     .await;
     ui.click("#disconnect").await;
-    let warning = ui.text("#pin-ask-text").await;
+    let warning = ui
+        .until_text("#pin-ask-text", "the warning", |t| !t.is_empty())
+        .await;
     assert!(warning.contains("Every device"), "{warning}");
+    assert!(
+        warning.contains("(this one)") && warning.contains("Back office"),
+        "it names every device that stops: {warning}"
+    );
     ui.fill("#pin-ask-form [name=pin]", "1111").await;
     ui.click("#pin-ask-ok").await;
     ui.until_text("#pin-ask-form .field-msg", "a wrong PIN refused", |t| {

@@ -152,9 +152,20 @@ pub struct DocumentRow {
     /// `waiting`, `good`, `bad`, `done`: how the badge looks.
     pub tone: &'static str,
     pub title: String,
+    /// The document's own date (`YYYY-MM-DD`; a shift's `closed_at`, RFC 3339): shown in the
+    /// device's locale.
+    pub date: Option<String>,
+    /// Who it is for (a shift: its register).
+    pub contact: Option<String>,
+    /// The reference staff gave it (a payment: the number of the invoice it pays).
+    pub reference: Option<String>,
     pub amount: Option<String>,
     pub xero_id: Option<String>,
     pub xero_number: Option<String>,
+    /// The organisation it went to.
+    pub organisation: Option<String>,
+    /// The document in Xero (invoices and shifts, once sent): opened with `open_in_xero`.
+    pub xero_url: Option<String>,
     pub message: Option<String>,
     /// 1, and one more for each correction.
     pub version: u32,
@@ -682,6 +693,8 @@ impl App {
             "sales": sum("sales", "category"), "refunds": sum("refunds", "category"),
             "tenders": sum("tenders", "tender"),
             "counted_cash": decimal(&draft["counted_cash"]).unwrap_or_default().to_string(),
+            // The float stays in the drawer: expected cash is the float plus the cash takings.
+            "opening_float": decimal(&draft["opening_float"]).unwrap_or_default().to_string(),
         });
         let summary = serde_json::from_value::<Shift>(lenient)
             .ok()
@@ -733,8 +746,59 @@ impl App {
         })
     }
 
-    fn row(&self, e: &Entry, rates: &TaxRates, mappings: &Mappings) -> DocumentRow {
+    fn row(
+        &self,
+        e: &Entry,
+        rates: &TaxRates,
+        mappings: &Mappings,
+        known: Option<&ConnectionInfo>,
+    ) -> DocumentRow {
         let (label, tone) = state_label(e.state);
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let date = match e.kind {
+            DocumentKind::Shift => text(&e.body["closed_at"]),
+            _ => text(&e.body["date"]),
+        };
+        let contact = match e.kind {
+            DocumentKind::Shift => text(&e.body["register"]),
+            DocumentKind::Payment => None,
+            _ => text(&e.body["contact"]["name"]),
+        };
+        // A payment or a refund is known by the sale it is for.
+        let sale_number = || {
+            text(&e.body["invoice"]["xero_number"]).or_else(|| {
+                let sale = text(&e.body["invoice"]["client_ref"])?;
+                self.outbox().get(&sale).ok().flatten()?.xero_number
+            })
+        };
+        let reference = match e.kind {
+            DocumentKind::Payment => sale_number(),
+            DocumentKind::CreditNote => text(&e.body["reference"]).or_else(sale_number),
+            _ => text(&e.body["reference"]),
+        };
+        // Documents from before the outbox kept where each went belong to the organisation the
+        // device knows.
+        let (organisation, short_code) = match &e.organisation {
+            Some(o) => (Some(o.clone()), e.short_code.clone()),
+            None => (
+                known.map(|k| k.organisation_name.clone()),
+                known.and_then(|k| k.short_code.clone()),
+            ),
+        };
+        // Only what a short code and an id can be goes into the link.
+        let short_code = short_code.filter(|c| {
+            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '!')
+        });
+        let invoice_id = e
+            .xero_id
+            .as_deref()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let xero_url = match (e.kind, invoice_id, short_code) {
+            (DocumentKind::Invoice | DocumentKind::Shift, Some(id), Some(code)) => {
+                Some(xero_invoice_url(&code, &id.to_string()))
+            }
+            _ => None,
+        };
         let (title, amount) = match e.kind {
             DocumentKind::Invoice => {
                 let title = e.body["contact"]["name"]
@@ -788,9 +852,14 @@ impl App {
             state_label: label.into(),
             tone,
             title,
+            date,
+            contact,
+            reference,
             amount,
             xero_id: e.xero_id.clone(),
             xero_number: e.xero_number.clone(),
+            organisation,
+            xero_url,
             message: e.message.clone(),
             version: e.version,
             discard_reason: e.discard_reason.clone(),
@@ -865,6 +934,7 @@ impl App {
     /// The document list, newest first.
     pub fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, UiError> {
         let (mappings, rates) = self.offer();
+        let known = self.syncer.known_connection();
         let states = filter.state.as_deref().and_then(states_of);
         let kind = filter.kind.as_deref().and_then(DocumentKind::parse);
         let text = filter
@@ -878,12 +948,14 @@ impl App {
             .iter()
             .filter(|e| states.is_none_or(|s| s.contains(&e.state)))
             .filter(|e| kind.is_none_or(|k| k == e.kind))
-            .map(|e| self.row(e, &rates, &mappings))
+            .map(|e| self.row(e, &rates, &mappings, known.as_ref()))
             .filter(|r| {
                 text.as_ref().is_none_or(|t| {
                     [
                         Some(&r.client_ref),
                         Some(&r.title),
+                        r.contact.as_ref(),
+                        r.reference.as_ref(),
                         r.xero_number.as_ref(),
                         r.message.as_ref(),
                     ]
@@ -905,7 +977,12 @@ impl App {
             .flatten()
             .and_then(|i| documents::invoice_totals(&i, &rates, &mappings).ok());
         Ok(DocumentDetail {
-            row: self.row(&e, &rates, &mappings),
+            row: self.row(
+                &e,
+                &rates,
+                &mappings,
+                self.syncer.known_connection().as_ref(),
+            ),
             body: e.body,
             totals,
         })
@@ -941,6 +1018,26 @@ impl App {
         }
         self.outbox().set_meta("connection", "null")?;
         Ok(())
+    }
+
+    /// Opens a document in Xero, in the browser (only a link the app built from the document).
+    pub fn open_in_xero(&self, client_ref: &str) -> Result<bool, UiError> {
+        let url = self.document(client_ref)?.row.xero_url.ok_or_else(|| {
+            UiError::new(
+                "no_link",
+                "This document has no page in Xero to open (not sent yet, or Xero's short code for the organisation is not known).",
+            )
+        })?;
+        if self.no_browser {
+            return Ok(false);
+        }
+        Ok((self.browser)(&url))
+    }
+
+    /// The devices paired with the organisation, for the confirmation that names those a
+    /// disconnect stops.
+    pub async fn devices(&self) -> Result<Vec<ledgerlink_wire::PairedDevice>, UiError> {
+        Ok(self.syncer.devices().await?)
     }
 
     /// Disconnects the organisation from Xero: every device of it stops syncing.
@@ -1079,6 +1176,15 @@ pub fn qr_svg(link: &str) -> String {
                 .build()
         })
         .unwrap_or_default()
+}
+
+/// Xero's link to an invoice: its organisation by short code (Xero switches to it after login),
+/// then the invoice.
+pub fn xero_invoice_url(short_code: &str, invoice_id: &str) -> String {
+    // As Xero documents it; a short code is letters, digits and `!`, an id a UUID.
+    format!(
+        "https://go.xero.com/organisationlogin/default.aspx?shortcode={short_code}&redirecturl=/AccountsReceivable/View.aspx?InvoiceID={invoice_id}"
+    )
 }
 
 /// What the person is told when pairing ends well: where the device now sends, and where it moved

@@ -34,6 +34,9 @@ pub struct Entry {
     pub version: u32,
     /// Why a person discarded it.
     pub discard_reason: Option<String>,
+    /// The organisation the proxy took it for, and its Xero short code.
+    pub organisation: Option<String>,
+    pub short_code: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -154,6 +157,12 @@ ALTER TABLE documents ADD COLUMN discard_reason TEXT;
 -- A void asked for on this device that the proxy has not heard of yet (it goes with the next sync).
 ALTER TABLE documents ADD COLUMN void_requested INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- The organisation a document went to, and its Xero short code (for the link into Xero): a device
+-- moved to another organisation keeps where each earlier document went.
+ALTER TABLE documents ADD COLUMN organisation TEXT;
+ALTER TABLE documents ADD COLUMN short_code TEXT;
+"#,
 ];
 
 pub struct Outbox {
@@ -193,11 +202,13 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         updated_at: time(9)?,
         version: r.get(10)?,
         discard_reason: r.get(11)?,
+        organisation: r.get(12)?,
+        short_code: r.get(13)?,
     })
 }
 
 const COLUMNS: &str =
-    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at, version, discard_reason";
+    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at, version, discard_reason, organisation, short_code";
 
 /// The proxy's reasons for refusing a document, as one message.
 pub fn problems_message(problems: &[Problem]) -> String {
@@ -464,7 +475,13 @@ impl Outbox {
     /// event may already have moved the document further (another process sent it too), and a
     /// rejected document saved again is a new row that a late answer about the old one must not
     /// touch.
-    pub fn uploaded(&self, answers: &[(i64, Upload)]) -> Result<(), OutboxError> {
+    /// Records the proxy's answers to an upload; accepted documents remember the organisation they
+    /// went to (`sent_to`: its name and Xero short code).
+    pub fn uploaded(
+        &self,
+        answers: &[(i64, Upload)],
+        sent_to: Option<(&str, Option<&str>)>,
+    ) -> Result<(), OutboxError> {
         let now = Utc::now().to_rfc3339();
         self.with(|c| {
             let tx = c.transaction()?;
@@ -473,7 +490,8 @@ impl Outbox {
                     Upload::Accepted(view) => {
                         tx.execute(
                             "UPDATE documents SET state = ?2, xero_id = ?3, xero_number = ?4, message = ?5,
-                             updated_at = ?6, version = COALESCE(?7, version), discard_reason = ?8
+                             updated_at = ?6, version = COALESCE(?7, version), discard_reason = ?8,
+                             organisation = COALESCE(?9, organisation), short_code = COALESCE(?10, short_code)
                              WHERE seq = ?1 AND state = 'pending'",
                             params![
                                 seq,
@@ -484,6 +502,8 @@ impl Outbox {
                                 now,
                                 view.as_ref().map(|v| v.version),
                                 view.as_ref().and_then(|v| v.discard_reason.clone()),
+                                sent_to.map(|(name, _)| name),
+                                sent_to.and_then(|(_, code)| code),
                             ],
                         )?;
                     }
@@ -711,18 +731,26 @@ mod tests {
             .unwrap();
         let seq = |r: &str| outbox.get(r).unwrap().unwrap().seq;
         outbox
-            .uploaded(&[
-                (
-                    seq("a"),
-                    Upload::Accepted(Some(view("a", DocumentState::Queued, None))),
-                ),
-                (
-                    seq("b"),
-                    Upload::Rejected("payments[0].tender: map it".into()),
-                ),
-            ])
+            .uploaded(
+                &[
+                    (
+                        seq("a"),
+                        Upload::Accepted(Some(view("a", DocumentState::Queued, None))),
+                    ),
+                    (
+                        seq("b"),
+                        Upload::Rejected("payments[0].tender: map it".into()),
+                    ),
+                ],
+                Some(("Demo Company (NZ)", Some("!kX9pQ"))),
+            )
             .unwrap();
         let a = outbox.get("a").unwrap().unwrap();
+        assert_eq!(
+            (a.organisation.as_deref(), a.short_code.as_deref()),
+            (Some("Demo Company (NZ)"), Some("!kX9pQ")),
+            "an accepted document keeps where it went"
+        );
         assert_eq!(
             (a.state, a.xero_number.as_deref()),
             (DocumentState::Sent, Some("INV-0001"))
@@ -746,7 +774,7 @@ mod tests {
             DocumentState::Pending
         );
         outbox
-            .uploaded(&[(old_b, Upload::Rejected("still unmapped".into()))])
+            .uploaded(&[(old_b, Upload::Rejected("still unmapped".into()))], None)
             .unwrap();
         assert_eq!(
             outbox
@@ -759,7 +787,7 @@ mod tests {
         );
         // A late answer about the old row leaves the new one alone.
         outbox
-            .uploaded(&[(old_b, Upload::Rejected("late".into()))])
+            .uploaded(&[(old_b, Upload::Rejected("late".into()))], None)
             .unwrap();
         let b = outbox.get("b").unwrap().unwrap();
         assert_eq!((b.state, b.version), (DocumentState::Pending, 1));
@@ -790,10 +818,13 @@ mod tests {
             .save(DocumentKind::Invoice, &json!({"client_ref": "c", "n": 1}))
             .unwrap();
         outbox
-            .uploaded(&[(
-                1,
-                Upload::Accepted(Some(view("c", DocumentState::Queued, None))),
-            )])
+            .uploaded(
+                &[(
+                    1,
+                    Upload::Accepted(Some(view("c", DocumentState::Queued, None))),
+                )],
+                None,
+            )
             .unwrap();
         let mut failed = view("c", DocumentState::Failed, None);
         failed.message = Some("Account code '999' is not valid".into());

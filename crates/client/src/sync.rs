@@ -170,11 +170,19 @@ impl Syncer {
                 .collect();
             let bodies: Vec<Value> = run.iter().map(|e| e.body.clone()).collect();
             let bodies = &bodies;
-            let result = self
+            let (result, organisation) = self
                 .authed(|client, creds| async move {
-                    client.push(&creds.access_token, kind, bodies).await
+                    let answer = client.push(&creds.access_token, kind, bodies).await?;
+                    Ok((answer, creds.connection))
                 })
                 .await?;
+            // The organisation they went to, with its short code as last heard (pairing's answer
+            // may predate the proxy reading it).
+            let short_code = organisation.short_code.clone().or_else(|| {
+                self.known_connection()
+                    .filter(|k| k.tenant_id == organisation.tenant_id)
+                    .and_then(|k| k.short_code)
+            });
             let mut answers = Vec::with_capacity(run.len());
             for item in result.items {
                 let Some(entry) = run.get(item.index) else {
@@ -198,7 +206,10 @@ impl Syncer {
                     "the proxy's answer to a batch named none of its documents".into(),
                 )));
             }
-            self.outbox.uploaded(&answers)?;
+            self.outbox.uploaded(
+                &answers,
+                Some((&organisation.organisation_name, short_code.as_deref())),
+            )?;
         }
     }
 
@@ -268,6 +279,18 @@ impl Syncer {
             .await?;
         self.remember_connection(&info)?;
         Ok(info)
+    }
+
+    /// Every device paired with the organisation (the ones a disconnect stops).
+    pub async fn devices(&self) -> Result<Vec<ledgerlink_wire::PairedDevice>, SyncError> {
+        let list: ledgerlink_wire::DeviceList = self
+            .authed(|client, creds| async move {
+                client
+                    .call(Method::GET, "/v1/devices", &creds.access_token, None::<&()>)
+                    .await
+            })
+            .await?;
+        Ok(list.devices)
     }
 
     /// Disconnects the organisation from Xero, for every device of it (this one's credentials

@@ -110,6 +110,7 @@ mod tests {
             ("/v1/events", &["get"]),
             ("/v1/mappings", &["get", "put"]),
             ("/v1/contacts", &["get"]),
+            ("/v1/devices", &["get"]),
             ("/admin/v1/connections", &["get"]),
             ("/admin/v1/connections/{id}", &["delete"]),
         ] {
@@ -128,6 +129,7 @@ mod tests {
             "MappingsAnswer",
             "EventPage",
             "DeviceInfo",
+            "DeviceList",
             "AdminConnectionList",
         ] {
             assert!(schemas.contains_key(name), "{name} is described");

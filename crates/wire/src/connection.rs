@@ -85,6 +85,27 @@ pub struct DeviceInfo {
     pub paired_at: DateTime<Utc>,
 }
 
+/// One device paired with the organisation, as `GET /v1/devices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PairedDevice {
+    pub device_id: Uuid,
+    pub device_name: String,
+    pub paired_at: DateTime<Utc>,
+    /// When it last called the proxy (to the minute); `null` before its first call.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The device asking.
+    pub this_device: bool,
+}
+
+/// `GET /v1/devices`: every device paired with this device's organisation, the ones that stop
+/// when the organisation is disconnected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceList {
+    pub devices: Vec<PairedDevice>,
+}
+
 /// `DELETE /v1/connection` needs `{"confirm": true}`: it disconnects the organisation for every device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

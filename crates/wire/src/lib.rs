@@ -11,7 +11,9 @@ pub mod schema;
 pub mod secret;
 pub mod strict;
 
-pub use connection::{ConnectionInfo, ConnectionStatus, DeviceInfo, Provider};
+pub use connection::{
+    ConnectionInfo, ConnectionStatus, DeviceInfo, DeviceList, PairedDevice, Provider,
+};
 pub use error::{ApiError, ErrorCode};
 pub use secret::Secret;
 

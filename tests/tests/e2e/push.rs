@@ -898,3 +898,46 @@ async fn contacts_are_found_by_part_of_their_name_archived_ones_marked_and_kept_
     assert_eq!(lines[0]["name"], "Old Supplies Ltd");
     assert_eq!(lines[0]["archived"], true);
 }
+
+#[tokio::test]
+async fn an_invoice_to_an_archived_contact_fails_with_xeros_own_words() {
+    let world = World::start().await;
+    let device = world.device("Till");
+    let p = world.pair(&device, &[NZ], None).await;
+    let sale = |r: &str| {
+        json!({"client_ref": r, "contact": {"name": "Old Supplies Ltd"}, "date": "2026-11-20",
+            "lines": [{"description": "Scones", "quantity": 1, "unit_amount": "5.00", "account_code": "200", "tax_type": "OUTPUT2"}]})
+    };
+    let pushed = device
+        .push("invoices", &p.access, json!([sale("arch-1")]))
+        .await;
+    assert_eq!(pushed.status, 202, "{}", pushed.text);
+    let docs = device
+        .settle(&p.access, 1, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(docs[0]["state"], "failed", "{docs:?}");
+    // Xero's message, as Xero words it, not one the proxy made up.
+    let message = docs[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "The contact 'Old Supplies Ltd' is archived and cannot be used on a transaction"
+        ),
+        "{message}"
+    );
+    // The archived contact's id is not kept: the next invoice looks it up again.
+    let since = world.last_seq().await;
+    device
+        .push("invoices", &p.access, json!([sale("arch-2")]))
+        .await;
+    let docs = device
+        .settle(&p.access, 2, std::time::Duration::from_secs(30))
+        .await;
+    assert!(docs.iter().all(|d| d["state"] == "failed"), "{docs:?}");
+    let lookups = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == "/api.xro/2.0/Contacts")
+        .count();
+    assert_eq!(lookups, 1, "looked up again, not taken from the cache");
+}

@@ -1,11 +1,12 @@
 //! `GET /v1/connection` (the organisation and its health), `DELETE /v1/device` (unpair this device),
-//! `DELETE /v1/connection` (disconnect the organisation for every device).
+//! `DELETE /v1/connection` (disconnect the organisation for every device), `GET /v1/devices` (the
+//! devices that would stop).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use ledgerlink_wire::connection::DisconnectRequest;
-use ledgerlink_wire::{ApiError, ConnectionInfo, DeviceInfo, ErrorCode};
+use ledgerlink_wire::{ApiError, ConnectionInfo, DeviceInfo, DeviceList, ErrorCode, PairedDevice};
 use serde::Deserialize;
 
 use crate::body::{Params, RawBody};
@@ -39,6 +40,34 @@ pub async fn whoami(auth: DeviceAuth) -> Json<DeviceInfo> {
         connection_id: auth.connection.id,
         paired_at: auth.device.paired_at,
     })
+}
+
+/// Every device paired with this device's organisation (oldest first): the ones that stop when
+/// it is disconnected, for the confirmation that names them.
+#[utoipa::path(get, path = "/v1/devices", tag = "connection", security(("device" = [])),
+    responses((status = 200, body = DeviceList), DeviceRefusals))]
+pub async fn devices(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+) -> Result<Json<DeviceList>, AppError> {
+    let connection = auth.connection.id;
+    let rows = state
+        .storage
+        .call(move |s| s.devices_on(connection))
+        .await?;
+    Ok(Json(DeviceList {
+        devices: rows
+            .into_iter()
+            .filter(|d| d.revoked_at.is_none())
+            .map(|d| PairedDevice {
+                this_device: d.id == auth.device.id,
+                device_id: d.id,
+                device_name: d.name,
+                paired_at: d.paired_at,
+                last_seen_at: d.last_seen_at,
+            })
+            .collect(),
+    }))
 }
 
 /// Unpairs this device: its credentials are revoked at once, its event feeds end.

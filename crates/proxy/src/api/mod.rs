@@ -16,6 +16,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .route("/readyz", get(health::readyz))
         .routes(routes!(connection::get, connection::disconnect))
         .routes(routes!(connection::whoami, connection::unpair))
+        .routes(routes!(connection::devices))
         .routes(routes!(admin::list))
         .routes(routes!(admin::disconnect))
 }

@@ -644,18 +644,27 @@ impl Delivery<'_> {
                 c["ContactNumber"].as_str() == Some(n.trim()) && c["ContactStatus"] == "ACTIVE"
             })
         });
-        let outcome = if let Some(active) =
-            by_number.or_else(|| list.iter().find(|c| c["ContactStatus"] == "ACTIVE"))
-        {
-            active["ContactID"]
+        let id_of = |c: &Value| {
+            c["ContactID"]
                 .as_str()
                 .and_then(|s| Uuid::parse_str(s).ok())
                 .ok_or_else(|| "Xero sent a contact without an id".to_string())
-        } else if !list.is_empty() {
-            Err(format!(
-                "The contact '{}' is archived in Xero: restore it there or use another name",
-                name.trim()
-            ))
+        };
+        if let (None, Some(archived)) = (
+            by_number.or_else(|| list.iter().find(|c| c["ContactStatus"] == "ACTIVE")),
+            list.first(),
+        ) {
+            // Only an archived contact has this name: the document goes to it, and Xero's own
+            // refusal (its words, shown to the person) says what to do. Never kept: once someone
+            // restores the contact it is found again, and if they make another it is that one.
+            let outcome = id_of(archived);
+            self.contacts.insert(key, outcome.clone());
+            return Ok(outcome);
+        }
+        let outcome = if let Some(active) =
+            by_number.or_else(|| list.iter().find(|c| c["ContactStatus"] == "ACTIVE"))
+        {
+            id_of(active)
         } else {
             let mut contact = json!({"Name": name.trim()});
             if let Some(e) = email {

@@ -557,6 +557,19 @@ async fn finish(
         None => None,
     };
     tracing::info!(connection = %connection.id, tenant = %connection.tenant_id, "organisation connected");
+    // The organisation's time zone and short code, read once now so the device has them from its
+    // first answer (its local dates, its links into Xero). Not worth holding the page for: a slow
+    // or failed read is tried again when a shift needs the zone.
+    let read = crate::timezone::of_organisation(state, &connection);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(connection = %connection.id, error = %e, "could not read the organisation; it is read again when needed")
+        }
+        Err(_) => {
+            tracing::warn!(connection = %connection.id, "reading the organisation took too long; it is read again when needed")
+        }
+    }
     Ok(Finished::Connected {
         connection,
         moved_from,
