@@ -521,14 +521,17 @@ impl App {
             })
             .await;
             let outcome = match result {
-                Ok(creds) => match app.syncer.store.save(&creds) {
+                Ok((creds, proved)) => match app.syncer.store.save(&creds) {
                     Ok(_) => {
                         let _ = app.outbox().reset_cursor();
                         let _ = app.remember_connection(&creds.connection);
                         app.wake.notify_one();
                         PairOutcome {
                             outcome: "paired".into(),
-                            message: paired_message(before.as_deref(), &creds.connection),
+                            message: paired_message(
+                                before.as_deref().filter(|_| proved),
+                                &creds.connection,
+                            ),
                             organisation_name: Some(creds.connection.organisation_name.clone()),
                         }
                     }
@@ -1202,6 +1205,37 @@ pub fn paired_message(before: Option<&str>, now: &ConnectionInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_into_xero_is_xeros_documented_form() {
+        assert_eq!(
+            xero_invoice_url("!kX9pQ", "6f1c5c2e-0b7a-4d7e-9a51-2f1d3c4b5a69"),
+            "https://go.xero.com/organisationlogin/default.aspx?shortcode=!kX9pQ&redirecturl=/AccountsReceivable/View.aspx?InvoiceID=6f1c5c2e-0b7a-4d7e-9a51-2f1d3c4b5a69"
+        );
+    }
+
+    #[test]
+    fn a_moved_device_says_where_from() {
+        let info: ConnectionInfo = serde_json::from_value(json!({
+            "connection_id": uuid::Uuid::nil(), "provider": "xero", "tenant_id": uuid::Uuid::nil(),
+            "organisation_name": "Demo Company (UK)", "status": "connected",
+            "paired_at": "2026-11-20T00:00:00Z", "last_refresh_at": null,
+            "device_id": uuid::Uuid::nil(), "device_name": "Till",
+        }))
+        .unwrap();
+        assert_eq!(
+            paired_message(Some("Demo Company (NZ)"), &info),
+            "Moved from Demo Company (NZ) to Demo Company (UK). Documents already sent to Demo Company (NZ) stay there."
+        );
+        assert_eq!(
+            paired_message(Some("Demo Company (UK)"), &info),
+            "Connected to Demo Company (UK)."
+        );
+        assert_eq!(
+            paired_message(None, &info),
+            "Connected to Demo Company (UK)."
+        );
+    }
 
     fn app() -> (Arc<App>, PathBuf) {
         let dir = std::env::temp_dir().join(format!("ll-app-{}", uuid::Uuid::new_v4()));

@@ -33,22 +33,25 @@ impl PairError {
     }
 }
 
-/// Pairs the device: `show` is called once with the code to display; answers the credentials.
-/// `current` is the device's access token while it is paired (with this proxy): it proves the
-/// device asked to move, so the person may move it to another organisation.
+/// Pairs the device: `show` is called once with the code to display; answers the credentials,
+/// and whether `current` was taken as proof. `current` is the device's access token while it is
+/// paired (with this proxy): it proves the device asked to move, so the person may move it to
+/// another organisation.
 pub async fn pair(
     client: &ProxyClient,
     proxy_url: &str,
     identity: &Identity,
     current: Option<&Secret>,
     show: impl FnOnce(&PairingResponse),
-) -> Result<Credentials, PairError> {
+) -> Result<(Credentials, bool), PairError> {
     let (id, name) = (identity.device_id, identity.device_name.as_str());
-    let started = match client.start_pairing(id, name, current).await {
+    let (started, proved) = match client.start_pairing(id, name, current).await {
         // The device's credentials no longer work (unpaired, disconnected): there is nothing to
         // move it from, so it pairs as a new device.
-        Err(e) if current.is_some() && is_stale(&e) => client.start_pairing(id, name, None).await?,
-        other => other?,
+        Err(e) if current.is_some() && is_stale(&e) => {
+            (client.start_pairing(id, name, None).await?, false)
+        }
+        other => (other?, current.is_some()),
     };
     show(&started);
     let mut interval = Duration::from_secs(started.interval.clamp(1, 60));
@@ -56,7 +59,7 @@ pub async fn pair(
     loop {
         tokio::time::sleep(interval).await;
         match client.poll(&started.device_code).await {
-            Ok(tokens) => return Ok(credentials(proxy_url, tokens)),
+            Ok(tokens) => return Ok((credentials(proxy_url, tokens), proved)),
             // A blip (the proxy restarting, a gateway's 502): keep polling until the code expires.
             Err(e) if e.is_transient() && tokio::time::Instant::now() < expires => {}
             Err(e) if e.is_transient() => return Err(PairError::Expired),

@@ -87,6 +87,18 @@ impl Cli {
     /// A command that pairs (`pair`, `reconnect`), with the person's browser step done over HTTP:
     /// answers the page the person saw at the end.
     pub(crate) async fn pair_by(&self, world: &World, args: &[&str]) -> String {
+        let (page, paired) = self.pair_to(world, args, NZ).await;
+        assert_eq!(paired["tenant_name"], "Demo Company (NZ)");
+        page
+    }
+
+    /// Like `pair_by`, consenting to `tenant`: answers the page and the `paired` line.
+    pub(crate) async fn pair_to(
+        &self,
+        world: &World,
+        args: &[&str],
+        tenant: uuid::Uuid,
+    ) -> (String, Value) {
         let mut command = self.command();
         // As docs/client.md says: LEDGERLINK_NO_BROWSER=1 (not only "true").
         command.args(args).env("LEDGERLINK_NO_BROWSER", "1");
@@ -99,7 +111,7 @@ impl Cli {
             .browser()
             .consent(
                 code["verification_uri_complete"].as_str().unwrap(),
-                &[NZ],
+                &[tenant],
                 true,
             )
             .await;
@@ -117,8 +129,7 @@ impl Cli {
         )
         .unwrap();
         assert_eq!(paired["event"], "paired", "{paired}");
-        assert_eq!(paired["tenant_name"], "Demo Company (NZ)");
-        page.text
+        (page.text, paired)
     }
 
     /// The mappings the examples need, set through the CLI.
@@ -582,4 +593,38 @@ async fn absurd_amounts_are_refused_before_saving_not_a_panic() {
     assert!(!out.status.success(), "nothing is saved");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("out_of_range"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_a_paired_till_again_moves_it_and_says_so() {
+    let world = World::start().await;
+    let till = Cli::new();
+    till.pair(&world).await;
+    let args = ["pair", "--proxy", world.proxy_url.as_str()];
+    // The CLI pairs with the till's own credentials, so the person may move it.
+    let (page, paired) = till.pair_to(&world, &args, UK).await;
+    assert!(
+        page.contains("It moved from <strong>Demo Company (NZ)</strong>"),
+        "{page}"
+    );
+    assert_eq!(paired["tenant_name"], "Demo Company (UK)");
+    assert_eq!(paired["moved_from"], "Demo Company (NZ)", "{paired}");
+    // Unpaired at the proxy behind its back, its credentials no longer prove anything: it pairs
+    // again as a new device, without a word about moving.
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(till.dir.join("credentials.json")).unwrap())
+            .unwrap();
+    let unpaired = world
+        .device("the till")
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/device",
+            creds["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(unpaired.status, 204);
+    let (_, paired) = till.pair_to(&world, &args, NZ).await;
+    assert_eq!(paired["tenant_name"], "Demo Company (NZ)");
+    assert!(paired.get("moved_from").is_none(), "{paired}");
 }

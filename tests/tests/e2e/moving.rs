@@ -225,3 +225,67 @@ async fn a_reloaded_organisation_chooser_shows_the_choice_again_then_the_outcome
         polled.text
     );
 }
+
+#[tokio::test]
+async fn a_device_lists_the_devices_a_disconnect_would_stop() {
+    let world = World::start().await;
+    let front = world.device("Front till");
+    let back = world.device("Back office");
+    let f = world.pair(&front, &[NZ], None).await;
+    let b = world.pair(&back, &[NZ], None).await;
+    world.pair(&world.device("Elsewhere"), &[UK], None).await;
+    let listed = front
+        .call(Method::GET, "/v1/devices", &f.access, None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let names: Vec<(String, bool)> = listed.json["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["device_name"].as_str().unwrap().to_string(),
+                d["this_device"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("Front till".to_string(), true),
+            ("Back office".to_string(), false)
+        ],
+        "the organisation's devices only, this one marked"
+    );
+    // One unpaired no longer stops with the rest.
+    let gone = back
+        .call(Method::DELETE, "/v1/device", &b.access, None)
+        .await;
+    assert_eq!(gone.status, 204);
+    let listed = front
+        .call(Method::GET, "/v1/devices", &f.access, None)
+        .await;
+    assert_eq!(
+        listed.json["devices"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.text
+    );
+}
+
+#[tokio::test]
+async fn a_pairing_started_with_a_token_that_is_not_the_devices_is_refused() {
+    let world = World::start().await;
+    let till = world.device("Front till");
+    let other = world.device("Back office");
+    let o = world.pair(&other, &[NZ], None).await;
+    let refused = till.start_as(Some(&o.access)).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("belongs to another device"),
+        "{}",
+        refused.text
+    );
+    let unknown = till.start_as(Some("not-a-token")).await;
+    assert_eq!(unknown.status, 401, "{}", unknown.text);
+}

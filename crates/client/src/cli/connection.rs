@@ -39,7 +39,7 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
         .as_ref()
         .map(|c| c.connection.organisation_name.clone());
     let token = current.as_ref().map(|c| &c.access_token);
-    let creds = pairing::pair(&client, &p.proxy, &identity, token, |p| {
+    let (creds, proved) = pairing::pair(&client, &p.proxy, &identity, token, |p| {
         out(
             json,
             json!({"event": "code", "user_code": p.user_code, "verification_uri": p.verification_uri,
@@ -67,6 +67,8 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
         };
         fail(code, e.to_string())
     })?;
+    // Moved only when the pairing went with the device's own credentials.
+    let before = before.filter(|_| proved);
     let place = cx
         .syncer
         .store
@@ -81,7 +83,13 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
     let c = &creds.connection;
     out(
         cx.json,
-        json!({"event": "paired", "tenant_id": c.tenant_id, "tenant_name": c.organisation_name}),
+        {
+            let mut line = json!({"event": "paired", "tenant_id": c.tenant_id, "tenant_name": c.organisation_name});
+            if let Some(b) = before.as_deref().filter(|b| *b != c.organisation_name) {
+                line["moved_from"] = json!(b);
+            }
+            line
+        },
         || {
             let moved = match before.as_deref().filter(|b| *b != c.organisation_name) {
                 Some(b) => format!(" It moved from {b}: documents already sent to {b} stay there."),
