@@ -490,8 +490,7 @@ impl Outbox {
                     Upload::Accepted(view) => {
                         tx.execute(
                             "UPDATE documents SET state = ?2, xero_id = ?3, xero_number = ?4, message = ?5,
-                             updated_at = ?6, version = COALESCE(?7, version), discard_reason = ?8,
-                             organisation = COALESCE(?9, organisation), short_code = COALESCE(?10, short_code)
+                             updated_at = ?6, version = COALESCE(?7, version), discard_reason = ?8
                              WHERE seq = ?1 AND state = 'pending'",
                             params![
                                 seq,
@@ -502,10 +501,16 @@ impl Outbox {
                                 now,
                                 view.as_ref().map(|v| v.version),
                                 view.as_ref().and_then(|v| v.discard_reason.clone()),
-                                sent_to.map(|(name, _)| name),
-                                sent_to.and_then(|(_, code)| code),
                             ],
                         )?;
+                        // Where it went, even when its events got here before this answer did.
+                        if let Some((name, code)) = sent_to {
+                            tx.execute(
+                                "UPDATE documents SET organisation = ?2, short_code = ?3
+                                 WHERE seq = ?1 AND organisation IS NULL",
+                                params![seq, name, code],
+                            )?;
+                        }
                     }
                     Upload::Rejected(message) => {
                         tx.execute(
