@@ -527,6 +527,12 @@ impl Paired {
     }
 }
 
+/// A pairing a device started: the link it shows, the code it polls with.
+pub struct Started {
+    pub link: String,
+    pub device_code: String,
+}
+
 /// The device side, speaking the proxy's device API.
 pub struct Device {
     pub id: Uuid,
@@ -545,6 +551,23 @@ impl Device {
 
     pub async fn start(&self) -> Answer {
         self.start_as(None).await
+    }
+
+    /// Starts pairing (with the device's access token when it asks to move): the link it shows
+    /// and the code it polls with.
+    pub async fn begin(&self, current: Option<&str>) -> Started {
+        let a = self.start_as(current).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        Started {
+            link: a.json["verification_uri_complete"].as_str().unwrap().into(),
+            device_code: a.json["device_code"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Polls once for a pairing begun with `begin`, after its interval.
+    pub async fn poll_after(&self, world: &World, started: &Started) -> Answer {
+        world.advance(5).await;
+        self.poll(&started.device_code).await
     }
 
     /// Starts pairing; a paired device sends its access token (`current`) to be allowed to move.
@@ -726,6 +749,16 @@ impl Browser {
 
     /// Like `consent`, but stops at Xero's redirect: answers the proxy's callback URL.
     pub async fn consent_redirect(&self, link: &str, tick: &[Uuid], allow: bool) -> String {
+        let (sandbox, consent) = self.to_consent(link).await;
+        assert_eq!(consent.status, 200, "{}", consent.text);
+        let back = self.decide(&sandbox, &consent, tick, allow).await;
+        assert_eq!(back.status, 302, "{}", back.text);
+        back.location().to_string()
+    }
+
+    /// From the device's link to Xero's consent page: opens the link, continues to Xero and logs
+    /// in. Answers Xero's origin and its consent page.
+    pub async fn to_consent(&self, link: &str) -> (String, Answer) {
         let proxy = origin(link);
         let confirm = self.get(link).await;
         assert_eq!(confirm.status, 200, "{}", confirm.text);
@@ -747,16 +780,23 @@ impl Browser {
                 ],
             )
             .await;
-        assert_eq!(consent.status, 200, "{}", consent.text);
+        (sandbox, consent)
+    }
+
+    /// Ticks `tick` on Xero's consent page and allows (or denies): answers Xero's answer.
+    pub async fn decide(
+        &self,
+        sandbox: &str,
+        consent: &Answer,
+        tick: &[Uuid],
+        allow: bool,
+    ) -> Answer {
         let mut extra: Vec<(&str, String)> =
             tick.iter().map(|t| ("tenant", t.to_string())).collect();
         extra.push(("action", if allow { "allow".into() } else { "deny".into() }));
         let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let back = self
-            .submit(&sandbox, &consent, "/identity/connect/authorize", &extra)
-            .await;
-        assert_eq!(back.status, 302, "{}", back.text);
-        back.location().to_string()
+        self.submit(sandbox, consent, "/identity/connect/authorize", &extra)
+            .await
     }
 
     /// Picks `tenant` on the proxy's organisation picker.

@@ -494,44 +494,40 @@ impl App {
         let task = tokio::spawn(async move {
             let client = ProxyClient::new(&settings.proxy_url);
             // Paired now (with this proxy)? Then the pairing may move the device, and says so.
-            let current = app
-                .syncer
-                .store
-                .fresh()
-                .await
-                .ok()
-                .filter(|c| c.proxy_url == settings.proxy_url);
-            let before = current
-                .as_ref()
-                .map(|c| c.connection.organisation_name.clone());
-            let token = current.as_ref().map(|c| &c.access_token);
-            let result = pairing::pair(&client, &settings.proxy_url, &identity, token, |p| {
-                let view = PairingView {
-                    user_code: p.user_code.clone(),
-                    verification_uri: p.verification_uri.clone(),
-                    verification_uri_complete: p.verification_uri_complete.clone(),
-                    expires_at: Utc::now()
-                        + chrono::Duration::seconds(p.expires_in.min(86_400) as i64),
-                    qr_svg: qr_svg(&p.verification_uri_complete),
-                    browser_opened: false,
-                };
-                if let Some(tx) = shown.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    let _ = tx.send(Ok(view));
-                }
-            })
+            let current = app.syncer.current_for(&settings.proxy_url).await;
+            let result = pairing::pair(
+                &client,
+                &settings.proxy_url,
+                &identity,
+                current.as_ref(),
+                |p| {
+                    let view = PairingView {
+                        user_code: p.user_code.clone(),
+                        verification_uri: p.verification_uri.clone(),
+                        verification_uri_complete: p.verification_uri_complete.clone(),
+                        expires_at: Utc::now()
+                            + chrono::Duration::seconds(p.expires_in.min(86_400) as i64),
+                        qr_svg: qr_svg(&p.verification_uri_complete),
+                        browser_opened: false,
+                    };
+                    if let Some(tx) = shown.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        let _ = tx.send(Ok(view));
+                    }
+                },
+            )
             .await;
             let outcome = match result {
-                Ok((creds, proved)) => match app.syncer.store.save(&creds) {
+                Ok(pairing::Paired {
+                    credentials: creds,
+                    moved_from,
+                }) => match app.syncer.store.save(&creds) {
                     Ok(_) => {
                         let _ = app.outbox().reset_cursor();
                         let _ = app.remember_connection(&creds.connection);
                         app.wake.notify_one();
                         PairOutcome {
                             outcome: "paired".into(),
-                            message: paired_message(
-                                before.as_deref().filter(|_| proved),
-                                &creds.connection,
-                            ),
+                            message: paired_message(moved_from.as_deref(), &creds.connection),
                             organisation_name: Some(creds.connection.organisation_name.clone()),
                         }
                     }
@@ -1191,9 +1187,9 @@ pub fn xero_invoice_url(short_code: &str, invoice_id: &str) -> String {
 }
 
 /// What the person is told when pairing ends well: where the device now sends, and where it moved
-/// from if it was paired with another organisation.
-pub fn paired_message(before: Option<&str>, now: &ConnectionInfo) -> String {
-    match before.filter(|b| *b != now.organisation_name) {
+/// from if the pairing moved it.
+pub fn paired_message(moved_from: Option<&str>, now: &ConnectionInfo) -> String {
+    match moved_from {
         Some(before) => format!(
             "Moved from {before} to {}. Documents already sent to {before} stay there.",
             now.organisation_name
@@ -1226,10 +1222,6 @@ mod tests {
         assert_eq!(
             paired_message(Some("Demo Company (NZ)"), &info),
             "Moved from Demo Company (NZ) to Demo Company (UK). Documents already sent to Demo Company (NZ) stay there."
-        );
-        assert_eq!(
-            paired_message(Some("Demo Company (UK)"), &info),
-            "Connected to Demo Company (UK)."
         );
         assert_eq!(
             paired_message(None, &info),

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use ledgerlink_wire::pairing::{DeviceTokens, PairingResponse};
-use ledgerlink_wire::{ErrorCode, Secret};
+use ledgerlink_wire::ErrorCode;
 use std::time::Duration;
 
 use crate::api::{ClientError, ProxyClient};
@@ -33,33 +33,50 @@ impl PairError {
     }
 }
 
-/// Pairs the device: `show` is called once with the code to display; answers the credentials,
-/// and whether `current` was taken as proof. `current` is the device's access token while it is
-/// paired (with this proxy): it proves the device asked to move, so the person may move it to
-/// another organisation.
+/// A finished pairing: the device's new credentials, and the organisation it moved from, if the
+/// pairing moved it.
+pub struct Paired {
+    pub credentials: Credentials,
+    pub moved_from: Option<String>,
+}
+
+/// Pairs the device: `show` is called once with the code to display. `current` are the device's
+/// credentials while it is paired (with this proxy): sent as proof that the device itself asks,
+/// so the person may move it to another organisation.
 pub async fn pair(
     client: &ProxyClient,
     proxy_url: &str,
     identity: &Identity,
-    current: Option<&Secret>,
+    current: Option<&Credentials>,
     show: impl FnOnce(&PairingResponse),
-) -> Result<(Credentials, bool), PairError> {
+) -> Result<Paired, PairError> {
     let (id, name) = (identity.device_id, identity.device_name.as_str());
-    let (started, proved) = match client.start_pairing(id, name, current).await {
+    let token = current.map(|c| &c.access_token);
+    let (started, proved) = match client.start_pairing(id, name, token).await {
         // The device's credentials no longer work (unpaired, disconnected): there is nothing to
         // move it from, so it pairs as a new device.
-        Err(e) if current.is_some() && is_stale(&e) => {
+        Err(e) if token.is_some() && is_stale(&e) => {
             (client.start_pairing(id, name, None).await?, false)
         }
-        other => (other?, current.is_some()),
+        other => (other?, token.is_some()),
     };
+    let before = current
+        .filter(|_| proved)
+        .map(|c| c.connection.organisation_name.clone());
     show(&started);
     let mut interval = Duration::from_secs(started.interval.clamp(1, 60));
     let expires = tokio::time::Instant::now() + Duration::from_secs(started.expires_in.min(86_400));
     loop {
         tokio::time::sleep(interval).await;
         match client.poll(&started.device_code).await {
-            Ok(tokens) => return Ok((credentials(proxy_url, tokens), proved)),
+            Ok(tokens) => {
+                let credentials = credentials(proxy_url, tokens);
+                let moved_from = before.filter(|b| *b != credentials.connection.organisation_name);
+                return Ok(Paired {
+                    credentials,
+                    moved_from,
+                });
+            }
             // A blip (the proxy restarting, a gateway's 502): keep polling until the code expires.
             Err(e) if e.is_transient() && tokio::time::Instant::now() < expires => {}
             Err(e) if e.is_transient() => return Err(PairError::Expired),

@@ -281,6 +281,16 @@ impl Syncer {
         Ok(info)
     }
 
+    /// The device's credentials for `proxy_url`, fresh, while it is paired there: what a new
+    /// pairing sends to show the device itself asks (so it may be moved).
+    pub async fn current_for(&self, proxy_url: &str) -> Option<Credentials> {
+        self.store
+            .fresh()
+            .await
+            .ok()
+            .filter(|c| c.proxy_url == proxy_url)
+    }
+
     /// Every device paired with the organisation (the ones a disconnect stops).
     pub async fn devices(&self) -> Result<Vec<ledgerlink_wire::PairedDevice>, SyncError> {
         let list: ledgerlink_wire::DeviceList = self

@@ -34,11 +34,8 @@ async fn the_26th_organisation_of_an_uncertified_app_is_stopped_on_the_pairing_p
 
     // The 26th: the pairing page explains before Xero.
     let till = world.device("Till 26");
-    let started = till.start().await;
-    let link = started.json["verification_uri_complete"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let started = till.begin(None).await;
+    let link = started.link.clone();
     let browser = world.browser();
     let confirm = browser.get(&link).await;
     assert!(
@@ -54,24 +51,7 @@ async fn the_26th_organisation_of_an_uncertified_app_is_stopped_on_the_pairing_p
     assert!(confirm.text.contains("Continue to Xero to reconnect"));
 
     // Going on anyway, Xero itself refuses it: disabled on its consent page, refused if sent.
-    let to_xero = browser
-        .submit(&world.proxy_url, &confirm, "/pair/continue", &[])
-        .await;
-    let authorize = to_xero.location().to_string();
-    let sandbox = origin(&authorize);
-    let login = browser.get(&authorize).await;
-    let consent = browser
-        .submit(
-            &sandbox,
-            &login,
-            "/identity/connect/authorize",
-            &[
-                ("action", "login"),
-                ("email", "demo@ledgerlink.test"),
-                ("password", "demo"),
-            ],
-        )
-        .await;
+    let (sandbox, consent) = browser.to_consent(&link).await;
     assert!(
         consent
             .text
@@ -83,12 +63,7 @@ async fn the_26th_organisation_of_an_uncertified_app_is_stopped_on_the_pairing_p
     let checkbox = &consent.text[consent.text.find(&format!("value=\"{last}\"")).unwrap()..];
     assert!(checkbox.split('>').next().unwrap().contains("disabled"));
     let refused = browser
-        .submit(
-            &sandbox,
-            &consent,
-            "/identity/connect/authorize",
-            &[("tenant", &last), ("action", "allow")],
-        )
+        .decide(&sandbox, &consent, &[organisations[25]], true)
         .await;
     assert_eq!(refused.status, 400, "{}", refused.text);
     assert!(
@@ -113,11 +88,8 @@ async fn the_proxys_own_cap_refuses_a_new_organisation_after_xero_and_takes_its_
     world.pair(&world.device("Till 1"), &[NZ], None).await;
 
     let till = world.device("Till 2");
-    let started = till.start().await;
-    let link = started.json["verification_uri_complete"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let started = till.begin(None).await;
+    let link = started.link.clone();
     let browser = world.browser();
     let confirm = browser.get(&link).await;
     assert!(
@@ -152,10 +124,7 @@ async fn the_proxys_own_cap_refuses_a_new_organisation_after_xero_and_takes_its_
         "{}",
         page.text
     );
-    world.advance(5).await;
-    let polled = till
-        .poll(started.json["device_code"].as_str().unwrap())
-        .await;
+    let polled = till.poll_after(&world, &started).await;
     assert_eq!(
         polled.json["connection"]["tenant_id"],
         NZ.to_string(),

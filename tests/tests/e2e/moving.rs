@@ -47,12 +47,8 @@ async fn a_paired_till_moves_to_the_other_organisation_and_its_queued_documents_
     let since = world.last_seq().await;
 
     // The till asks to pair again, proving it is the till: the page says what will happen.
-    let started = till.start_as(Some(&first.access)).await;
-    assert_eq!(started.status, 200, "{}", started.text);
-    let link = started.json["verification_uri_complete"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let started = till.begin(Some(&first.access)).await;
+    let link = started.link.clone();
     let browser = world.browser();
     let confirm = browser.get(&link).await;
     assert!(
@@ -79,10 +75,7 @@ async fn a_paired_till_moves_to_the_other_organisation_and_its_queued_documents_
     );
 
     // The till learns where it is now; its old credentials stop working.
-    world.advance(5).await;
-    let polled = till
-        .poll(started.json["device_code"].as_str().unwrap())
-        .await;
+    let polled = till.poll_after(&world, &started).await;
     assert_eq!(polled.status, 200, "{}", polled.text);
     let moved = Paired::from(&polled.json);
     assert_eq!(moved.connection["tenant_id"], UK.to_string());
@@ -124,11 +117,8 @@ async fn choosing_the_same_organisation_again_only_reconnects_the_till() {
     let world = World::start().await;
     let till = world.device("Front till");
     let first = world.pair(&till, &[NZ], None).await;
-    let started = till.start_as(Some(&first.access)).await;
-    let link = started.json["verification_uri_complete"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let started = till.begin(Some(&first.access)).await;
+    let link = started.link.clone();
     let done = world.browser().consent(&link, &[NZ], true).await;
     assert!(
         done.text
@@ -137,10 +127,7 @@ async fn choosing_the_same_organisation_again_only_reconnects_the_till() {
         done.text
     );
     assert!(!done.text.contains("moved from"), "{}", done.text);
-    world.advance(5).await;
-    let polled = till
-        .poll(started.json["device_code"].as_str().unwrap())
-        .await;
+    let polled = till.poll_after(&world, &started).await;
     assert_eq!(
         polled.json["connection"]["tenant_id"],
         NZ.to_string(),
@@ -153,11 +140,8 @@ async fn choosing_the_same_organisation_again_only_reconnects_the_till() {
 async fn a_reloaded_organisation_chooser_shows_the_choice_again_then_the_outcome() {
     let world = World::start().await;
     let till = world.device("Back office");
-    let started = till.start().await;
-    let link = started.json["verification_uri_complete"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let started = till.begin(None).await;
+    let link = started.link.clone();
     let proxy = world.proxy_url.clone();
     let browser = world.browser();
     let callback = browser.consent_redirect(&link, &[NZ, UK], true).await;
@@ -214,10 +198,7 @@ async fn a_reloaded_organisation_chooser_shows_the_choice_again_then_the_outcome
         "a second pick changes nothing: {}",
         resent.text
     );
-    world.advance(5).await;
-    let polled = till
-        .poll(started.json["device_code"].as_str().unwrap())
-        .await;
+    let polled = till.poll_after(&world, &started).await;
     assert_eq!(
         polled.json["connection"]["tenant_id"],
         UK.to_string(),

@@ -28,18 +28,9 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
     let client = ProxyClient::new(&p.proxy);
     let json = cx.json;
     let no_browser = p.browser.no_browser;
-    let current = cx
-        .syncer
-        .store
-        .fresh()
-        .await
-        .ok()
-        .filter(|c| c.proxy_url == p.proxy);
-    let before = current
-        .as_ref()
-        .map(|c| c.connection.organisation_name.clone());
-    let token = current.as_ref().map(|c| &c.access_token);
-    let (creds, proved) = pairing::pair(&client, &p.proxy, &identity, token, |p| {
+    // Paired now (with this proxy)? Then the pairing may move the device, and says so.
+    let current = cx.syncer.current_for(&p.proxy).await;
+    let paired = pairing::pair(&client, &p.proxy, &identity, current.as_ref(), |p| {
         out(
             json,
             json!({"event": "code", "user_code": p.user_code, "verification_uri": p.verification_uri,
@@ -67,8 +58,7 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
         };
         fail(code, e.to_string())
     })?;
-    // Moved only when the pairing went with the device's own credentials.
-    let before = before.filter(|_| proved);
+    let (creds, moved_from) = (paired.credentials, paired.moved_from);
     let place = cx
         .syncer
         .store
@@ -85,13 +75,13 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
         cx.json,
         {
             let mut line = json!({"event": "paired", "tenant_id": c.tenant_id, "tenant_name": c.organisation_name});
-            if let Some(b) = before.as_deref().filter(|b| *b != c.organisation_name) {
+            if let Some(b) = &moved_from {
                 line["moved_from"] = json!(b);
             }
             line
         },
         || {
-            let moved = match before.as_deref().filter(|b| *b != c.organisation_name) {
+            let moved = match &moved_from {
                 Some(b) => format!(" It moved from {b}: documents already sent to {b} stay there."),
                 None => String::new(),
             };
