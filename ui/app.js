@@ -320,6 +320,8 @@ async function renderHome(ask) {
   $("home-reconnect-note").textContent = c.reconnect
     ? "Documents wait at the proxy until someone connects this organisation's Xero again."
     : "";
+  $("home-timezone").hidden = !conn?.timezone_warning;
+  $("home-timezone").textContent = conn?.timezone_warning || "";
   const s = ov.sync;
   $("home-last-sync").textContent = `Last sync: ${ago(s.last_sync_at)}`;
   const counts = homeCounts(s.counts);

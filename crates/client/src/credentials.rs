@@ -354,6 +354,7 @@ mod tests {
                 device_name: "Till".into(),
                 timezone: None,
                 short_code: None,
+                timezone_warning: None,
             },
         }
     }

@@ -313,7 +313,17 @@ pub async fn connection_info(
     };
     let id = connection.id;
     let org = state.storage.call(move |s| s.organisation(id)).await?;
+    let timezone_warning = org
+        .as_ref()
+        .filter(|o| crate::timezone::from_xero(&o.xero_timezone).is_none())
+        .map(|o| {
+            format!(
+                "Xero's time zone for the organisation, '{}', is not one Ledgerlink knows: its documents are dated in UTC.",
+                o.xero_timezone
+            )
+        });
     Ok(ConnectionInfo {
+        timezone_warning,
         timezone: org.as_ref().map(|o| o.timezone.clone()),
         short_code: org.and_then(|o| o.short_code),
         connection_id: connection.id,

@@ -242,6 +242,9 @@ struct TenantRequest {
     name: String,
     country: String,
     user: Option<String>,
+    /// Xero's name of its time zone (`CHATHAMISLANDSSTANDARDTIME`): capitals only, as Xero
+    /// writes them. Default: the country's (`NEWZEALANDSTANDARDTIME`, `GMTSTANDARDTIME`).
+    timezone: Option<String>,
 }
 
 async fn create_tenant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
@@ -255,13 +258,22 @@ async fn create_tenant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answe
     if req.name.trim().is_empty() {
         return Err(fail(StatusCode::BAD_REQUEST, "name must not be empty"));
     }
+    if let Some(tz) = req.timezone.as_deref() {
+        if tz.is_empty() || !tz.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("timezone '{tz}' is not a Xero time zone name: capital letters only, e.g. NEWZEALANDSTANDARDTIME"),
+            ));
+        }
+    }
     let mut world = shared.world();
     let email = req.user.as_deref().unwrap_or(crate::seed::DEMO_USER_EMAIL);
     let Some(user) = world.user_by_email(email).map(|u| u.id) else {
         return Err(fail(StatusCode::NOT_FOUND, format!("no user '{email}'")));
     };
     let id = Uuid::new_v4();
-    let tenant = crate::seed::tenant(id, req.name.trim(), country, user, shared.clock.now());
+    let mut tenant = crate::seed::tenant(id, req.name.trim(), country, user, shared.clock.now());
+    tenant.timezone = req.timezone;
     world.tenants.push(tenant);
     Ok((
         StatusCode::CREATED,

@@ -271,6 +271,9 @@ pub struct Tenant {
     pub name: String,
     pub country: Country,
     pub short_code: String,
+    /// Xero's (Windows) name of its time zone, when not its country's usual one.
+    #[serde(default)]
+    pub timezone: Option<String>,
     pub created: DateTime<Utc>,
     pub members: Vec<Uuid>,
     pub accounts: Vec<Account>,

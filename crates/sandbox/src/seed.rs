@@ -73,6 +73,7 @@ pub fn tenant(id: Uuid, name: &str, country: Country, member: Uuid, now: DateTim
         name: name.to_string(),
         country,
         short_code: format!("!{}", &id.simple().to_string()[..5]),
+        timezone: None,
         created: now,
         members: vec![member],
         accounts: accounts(id, country),

@@ -73,6 +73,10 @@ pub struct ConnectionInfo {
     /// The organisation's short code in Xero (for links to its documents there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_code: Option<String>,
+    /// Set when Xero's time zone for the organisation is not one Ledgerlink can map: its dates
+    /// are then UTC dates, and this says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone_warning: Option<String>,
 }
 
 /// `GET /v1/device`: which device these credentials are (no call to Xero).

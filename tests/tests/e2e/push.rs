@@ -811,6 +811,38 @@ async fn a_shift_closed_at_eight_in_the_morning_in_auckland_is_dated_that_day_in
     assert!(info.json["short_code"]
         .as_str()
         .is_some_and(|c| c.starts_with('!')));
+    assert!(info.json.get("timezone_warning").is_none(), "{}", info.text);
+}
+
+#[tokio::test]
+async fn an_organisation_in_a_time_zone_ledgerlink_cannot_map_is_dated_in_utc_and_says_so() {
+    let world = World::start().await;
+    let made = world
+        .control(
+            Method::POST,
+            "/tenants",
+            json!({"name": "Far Away Ltd", "country": "NZ", "timezone": "MARSSTANDARDTIME"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let tenant: uuid::Uuid = made.json["tenant_id"].as_str().unwrap().parse().unwrap();
+    let device = world.device("Till");
+    let p = world.pair(&device, &[tenant], None).await;
+    assert_eq!(p.connection["timezone"], "UTC", "{}", p.connection);
+    let warning = p.connection["timezone_warning"].as_str().unwrap();
+    assert!(
+        warning.contains("'MARSSTANDARDTIME'") && warning.contains("dated in UTC"),
+        "{warning}"
+    );
+    // And the sandbox refuses what Xero could never send.
+    let bad = world
+        .control(
+            Method::POST,
+            "/tenants",
+            json!({"name": "Bad", "country": "NZ", "timezone": "Pacific/Auckland"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
 }
 
 #[tokio::test]

@@ -203,6 +203,10 @@ pub(super) async fn status(cx: &Context) -> Result<()> {
             text.push('\n');
             text.push_str(a);
         }
+        if let Some(w) = &info.timezone_warning {
+            text.push('\n');
+            text.push_str(w);
+        }
         if let Some(hint) = super::attention_hint(&counts) {
             text.push('\n');
             text.push_str(&hint);

@@ -33,7 +33,7 @@ pub fn organisation(t: &Tenant) -> Value {
         "DefaultPurchasesTax": "Tax Exclusive",
         "CreatedDateUTC": ms_date(t.created),
         "OrganisationEntityType": "COMPANY",
-        "Timezone": timezone,
+        "Timezone": t.timezone.as_deref().unwrap_or(timezone),
         "ShortCode": t.short_code,
         "Edition": "BUSINESS",
         "Class": "PREMIUM",
