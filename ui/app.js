@@ -670,7 +670,7 @@ function docRow(r) {
 }
 
 function kindLabel(r) {
-  return { credit_note: "Refund", payment: r.title, shift: "End of shift" }[r.kind] || r.kind;
+  return { credit_note: "Refund", payment: "Payment", shift: "End of shift" }[r.kind] || r.kind;
 }
 
 async function renderDocuments() {
@@ -1040,7 +1040,9 @@ function confirmDialog(title, text, ok) {
  * them; nothing when it cannot be asked. */
 async function stoppingDevices() {
   try {
-    const devices = await call("devices");
+    // Asked, not waited on: a proxy that does not answer must not hold the dialog back.
+    const late = new Promise((_, reject) => setTimeout(() => reject(new Error("late")), 2000));
+    const devices = await Promise.race([call("devices"), late]);
     if (!devices.length) return "";
     return `: ${devices.map((d) => (d.this_device ? `${d.device_name} (this one)` : d.device_name)).join(", ")}`;
   } catch {

@@ -745,13 +745,7 @@ impl App {
         })
     }
 
-    fn row(
-        &self,
-        e: &Entry,
-        rates: &TaxRates,
-        mappings: &Mappings,
-        known: Option<&ConnectionInfo>,
-    ) -> DocumentRow {
+    fn row(&self, e: &Entry, rates: &TaxRates, mappings: &Mappings) -> DocumentRow {
         let (label, tone) = state_label(e.state);
         let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
         let date = match e.kind {
@@ -775,15 +769,7 @@ impl App {
             DocumentKind::CreditNote => text(&e.body["reference"]).or_else(sale_number),
             _ => text(&e.body["reference"]),
         };
-        // Documents from before the outbox kept where each went belong to the organisation the
-        // device knows.
-        let (organisation, short_code) = match &e.organisation {
-            Some(o) => (Some(o.clone()), e.short_code.clone()),
-            None => (
-                known.map(|k| k.organisation_name.clone()),
-                known.and_then(|k| k.short_code.clone()),
-            ),
-        };
+        let (organisation, short_code) = (e.organisation.clone(), e.short_code.clone());
         // Only what a short code and an id can be goes into the link.
         let short_code = short_code.filter(|c| {
             !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '!')
@@ -933,7 +919,6 @@ impl App {
     /// The document list, newest first.
     pub fn documents(&self, filter: &DocumentFilter) -> Result<Vec<DocumentRow>, UiError> {
         let (mappings, rates) = self.offer();
-        let known = self.syncer.known_connection();
         let states = filter.state.as_deref().and_then(states_of);
         let kind = filter.kind.as_deref().and_then(DocumentKind::parse);
         let text = filter
@@ -947,7 +932,7 @@ impl App {
             .iter()
             .filter(|e| states.is_none_or(|s| s.contains(&e.state)))
             .filter(|e| kind.is_none_or(|k| k == e.kind))
-            .map(|e| self.row(e, &rates, &mappings, known.as_ref()))
+            .map(|e| self.row(e, &rates, &mappings))
             .filter(|r| {
                 text.as_ref().is_none_or(|t| {
                     [
@@ -971,17 +956,20 @@ impl App {
         let e = self.outbox().get(client_ref)?.ok_or_else(|| {
             UiError::new("not_found", format!("There is no document '{client_ref}'."))
         })?;
-        let totals = (e.kind == DocumentKind::Invoice)
-            .then(|| serde_json::from_value::<Invoice>(e.body.clone()).ok())
-            .flatten()
-            .and_then(|i| documents::invoice_totals(&i, &rates, &mappings).ok());
+        // Lines, tax and total as Xero shows them: a sale's, or a refund's.
+        let totals = match e.kind {
+            DocumentKind::Invoice => serde_json::from_value::<Invoice>(e.body.clone())
+                .ok()
+                .and_then(|i| documents::invoice_totals(&i, &rates, &mappings).ok()),
+            DocumentKind::CreditNote => {
+                serde_json::from_value::<ledgerlink_wire::documents::CreditNote>(e.body.clone())
+                    .ok()
+                    .and_then(|c| documents::credit_note_totals(&c, &rates, &mappings).ok())
+            }
+            _ => None,
+        };
         Ok(DocumentDetail {
-            row: self.row(
-                &e,
-                &rates,
-                &mappings,
-                self.syncer.known_connection().as_ref(),
-            ),
+            row: self.row(&e, &rates, &mappings),
             body: e.body,
             totals,
         })

@@ -162,6 +162,11 @@ ALTER TABLE documents ADD COLUMN void_requested INTEGER NOT NULL DEFAULT 0;
 -- moved to another organisation keeps where each earlier document went.
 ALTER TABLE documents ADD COLUMN organisation TEXT;
 ALTER TABLE documents ADD COLUMN short_code TEXT;
+-- What was sent before this went to the organisation the device knew then.
+UPDATE documents
+   SET organisation = json_extract((SELECT value FROM meta WHERE key = 'connection'), '$.organisation_name'),
+       short_code = json_extract((SELECT value FROM meta WHERE key = 'connection'), '$.short_code')
+ WHERE xero_id IS NOT NULL;
 "#,
 ];
 
@@ -681,6 +686,43 @@ mod tests {
 
     fn temp() -> std::path::PathBuf {
         std::env::temp_dir().join(format!("ll-outbox-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn documents_sent_before_the_upgrade_keep_the_organisation_the_device_knew_then() {
+        let dir = temp();
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // An outbox as the previous release left it (schema 3).
+            let c = Connection::open(dir.join("outbox.db")).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('connection', ?1)",
+                [
+                    json!({"organisation_name": "Demo Company (NZ)", "short_code": "!kX9pQ"})
+                        .to_string(),
+                ],
+            )
+            .unwrap();
+            c.execute_batch(
+                "INSERT INTO documents (client_ref, kind, state, body, xero_id, xero_number, created_at, updated_at)
+                 VALUES ('sent', 'invoice', 'sent', '{}', 'a1b2', 'INV-1', '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z'),
+                        ('waiting', 'invoice', 'pending', '{}', NULL, NULL, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z');",
+            )
+            .unwrap();
+        }
+        let outbox = Outbox::open(&dir).unwrap();
+        let sent = outbox.get("sent").unwrap().unwrap();
+        assert_eq!(
+            (sent.organisation.as_deref(), sent.short_code.as_deref()),
+            (Some("Demo Company (NZ)"), Some("!kX9pQ"))
+        );
+        let waiting = outbox.get("waiting").unwrap().unwrap();
+        assert_eq!(waiting.organisation, None, "not sent anywhere yet");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     fn view(client_ref: &str, state: DocumentState, number: Option<&str>) -> DocumentView {

@@ -60,9 +60,12 @@ pub async fn pair(
         }
         other => (other?, token.is_some()),
     };
-    let before = current
-        .filter(|_| proved)
-        .map(|c| c.connection.organisation_name.clone());
+    let before = current.filter(|_| proved).map(|c| {
+        (
+            c.connection.tenant_id,
+            c.connection.organisation_name.clone(),
+        )
+    });
     show(&started);
     let mut interval = Duration::from_secs(started.interval.clamp(1, 60));
     let expires = tokio::time::Instant::now() + Duration::from_secs(started.expires_in.min(86_400));
@@ -71,7 +74,9 @@ pub async fn pair(
         match client.poll(&started.device_code).await {
             Ok(tokens) => {
                 let credentials = credentials(proxy_url, tokens);
-                let moved_from = before.filter(|b| *b != credentials.connection.organisation_name);
+                let moved_from = before
+                    .filter(|(tenant, _)| *tenant != credentials.connection.tenant_id)
+                    .map(|(_, name)| name);
                 return Ok(Paired {
                     credentials,
                     moved_from,

@@ -282,13 +282,19 @@ impl Syncer {
     }
 
     /// The device's credentials for `proxy_url`, fresh, while it is paired there: what a new
-    /// pairing sends to show the device itself asks (so it may be moved).
+    /// pairing sends to show the device itself asks (so it may be moved). What the device saved
+    /// while paired is sent first (best effort), so it goes to the organisation it was saved for,
+    /// not to the one the device may move to.
     pub async fn current_for(&self, proxy_url: &str) -> Option<Credentials> {
-        self.store
+        let current = self
+            .store
             .fresh()
             .await
             .ok()
-            .filter(|c| c.proxy_url == proxy_url)
+            .filter(|c| c.proxy_url == proxy_url)?;
+        // A failure leaves them waiting; they then go wherever the device is paired next.
+        let _ = self.upload().await;
+        Some(current)
     }
 
     /// Every device paired with the organisation (the ones a disconnect stops).

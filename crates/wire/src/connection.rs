@@ -93,7 +93,6 @@ pub struct DeviceInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairedDevice {
-    pub device_id: Uuid,
     pub device_name: String,
     pub paired_at: DateTime<Utc>,
     /// When it last called the proxy (to the minute); `null` before its first call.

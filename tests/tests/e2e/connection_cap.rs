@@ -101,8 +101,28 @@ async fn the_proxys_own_cap_refuses_a_new_organisation_after_xero_and_takes_its_
     );
     let since = world.last_seq().await;
     // Xero's own cap is 25, so it lets UK through; the proxy does not.
-    let page = browser.consent(&link, &[UK], true).await;
+    let callback = browser.consent_redirect(&link, &[UK], true).await;
+    let page = browser.get(&callback).await;
     assert_eq!(page.status, 403, "{}", page.text);
+    // A reload of that answer is no dead end: the device's code leads on.
+    let reload = browser.get(&callback).await;
+    assert!(reload.text.contains("Not connected yet"), "{}", reload.text);
+    let on = reload
+        .text
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let confirm_again = browser.get(&format!("{}{on}", world.proxy_url)).await;
+    assert!(
+        confirm_again
+            .text
+            .contains("Connect <span class=\"device\">Till 2</span>"),
+        "{}",
+        confirm_again.text
+    );
     assert!(
         page.text.contains("Demo Company (UK) is not connected"),
         "{}",

@@ -164,8 +164,12 @@ async fn a_reloaded_organisation_chooser_shows_the_choice_again_then_the_outcome
     );
     let again = browser.get(&callback).await;
     assert_eq!(
-        (again.status.as_u16(), again.location()),
-        (303, "/pair/organisation")
+        (
+            again.status.as_u16(),
+            format!("{proxy}{}", again.location())
+        ),
+        (303, chooser_url.clone()),
+        "back to the same chooser"
     );
     // Another browser gets nothing.
     let stranger = world.browser().get(&chooser_url).await;
@@ -269,4 +273,31 @@ async fn a_pairing_started_with_a_token_that_is_not_the_devices_is_refused() {
     );
     let unknown = till.start_as(Some("not-a-token")).await;
     assert_eq!(unknown.status, 401, "{}", unknown.text);
+}
+
+#[tokio::test]
+async fn two_pairings_in_one_browser_each_keep_their_own_chooser() {
+    let world = World::start().await;
+    let proxy = world.proxy_url.clone();
+    let browser = world.browser();
+    let mut choosers = Vec::new();
+    for name in ["Front till", "Back office"] {
+        let started = world.device(name).begin(None).await;
+        let callback = browser
+            .consent_redirect(&started.link, &[NZ, UK], true)
+            .await;
+        let back = browser.get(&callback).await;
+        assert_eq!(back.status, 303, "{}", back.text);
+        choosers.push((name, format!("{proxy}{}", back.location())));
+    }
+    for (name, url) in &choosers {
+        let page = browser.get(url).await;
+        assert!(
+            page.text.contains(&format!(
+                "Which organisation should <span class=\"device\">{name}</span>"
+            )),
+            "{url}: {}",
+            page.text
+        );
+    }
 }

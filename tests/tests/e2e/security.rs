@@ -506,10 +506,14 @@ async fn a_device_id_paired_elsewhere_cannot_be_taken_over() {
     let end = browser.consent(&link, &[UK], true).await;
     assert!(end.text.contains("was not moved"), "{}", end.text);
     world.advance(5).await;
+    assert_eq!(end.status, 409);
+    // Nothing was written: no connection for the other organisation, and the pairing gives the
+    // attacker nothing.
+    assert!(world.connections().await.iter().all(|c| c.tenant_id != UK));
     let refused = attacker
         .poll(started.json["device_code"].as_str().unwrap())
         .await;
-    assert_eq!(refused.code(), "device_id_in_use");
+    assert_eq!(refused.code(), "authorization_pending");
     // The victim is untouched.
     let info = victim
         .call(Method::GET, "/v1/connection", &pv.access, None)

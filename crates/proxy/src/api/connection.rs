@@ -60,8 +60,8 @@ pub async fn devices(
             .into_iter()
             .filter(|d| d.revoked_at.is_none())
             .map(|d| PairedDevice {
+                // Names only: another device's id is no business of this one.
                 this_device: d.id == auth.device.id,
-                device_id: d.id,
                 device_name: d.name,
                 paired_at: d.paired_at,
                 last_seen_at: d.last_seen_at,

@@ -601,16 +601,13 @@ pub async fn callback(
                 expires_at: now + Duration::seconds(state.settings.pairing.state_ttl_secs as i64),
                 used_at: None,
             };
+            let redirect = to_chooser(&row);
             if let Err(e) = state.storage.call(move |s| s.insert_choice(&row)).await {
                 let _ = state.vault.delete(token_set).await;
                 return internal(&e);
             }
             // Shown at its own address, so a reload shows it again (or where it got to).
-            (
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, "/pair/organisation")],
-            )
-                .into_response()
+            redirect
         }
     }
 }
@@ -632,13 +629,13 @@ async fn connected(
             moved_from.as_deref(),
         ),
         Ok(Finished::NotPending) => over(),
-        Ok(Finished::NotMoved(connection)) => pages::message(
+        Ok(Finished::NotMoved(organisation)) => pages::message(
             StatusCode::CONFLICT,
             "The device was not moved",
             &format!(
-                "Xero connected {}, but {} stays with the organisation it is paired with: only a pairing started on the device itself can move it. \
-                 Press Connect on the device to move it, or unpair it first. The device has been told.",
-                connection.tenant_name, pairing.device_name
+                "{organisation} is not connected: {} is paired with another organisation, and only a pairing started on the device itself can move it. \
+                 Press Connect on the device to move it, or unpair it first. To reconnect it to its own organisation, open the link from the device again and choose that one.",
+                pairing.device_name
             ),
         ),
         Ok(Finished::AtCap(cap)) => pages::message(
@@ -715,7 +712,12 @@ async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) 
     let browser_hash = browser.hash();
     let (pairing, choice) = match state
         .storage
-        .call(move |s| Ok((s.pairing(pairing_id)?, s.latest_choice(&browser_hash)?)))
+        .call(move |s| {
+            Ok((
+                s.pairing(pairing_id)?,
+                s.latest_choice(&browser_hash, Some(pairing_id))?,
+            ))
+        })
         .await
     {
         Ok(found) => found,
@@ -724,14 +726,13 @@ async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) 
     let Some(pairing) = pairing else {
         return over();
     };
-    let open_choice =
-        choice.filter(|c| c.pairing_id == pairing_id && c.used_at.is_none() && now < c.expires_at);
-    if open_choice.is_some() && pairing.is_open(now) {
-        return (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, "/pair/organisation")],
-        )
-            .into_response();
+    if pairing.is_open(now) {
+        if let Some(c) = choice.filter(|c| c.used_at.is_none() && now < c.expires_at) {
+            return to_chooser(&c);
+        }
+        // Still open with nothing to choose (Xero's answer is still being read, or an
+        // organisation was refused): the device's code leads on from here.
+        return pages::still_waiting(&pairing.device_name, &super::display(&pairing.user_code));
     }
     match (pairing.status, pairing.connection_id) {
         (PairingStatus::Approved | PairingStatus::Consumed, Some(connection)) => {
@@ -764,9 +765,25 @@ async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) 
     }
 }
 
-/// `GET /pair/organisation`: the organisation chooser of this browser's consent (after a consent
-/// that covered several), or where the pairing got to once the choice is made.
-pub async fn choice_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The chooser's own address, with the choice's handle, so two pairings in one browser each keep
+/// theirs (the choice is bound to the browser's cookie all the same).
+fn to_chooser(c: &PendingChoice) -> Response {
+    let location = format!("/pair/organisation?c={}", choice_handle(c));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ChoiceQuery {
+    c: Option<String>,
+}
+
+/// `GET /pair/organisation[?c=HANDLE]`: the organisation chooser of this browser's consent (after
+/// a consent that covered several), or where the pairing got to once the choice is made.
+pub async fn choice_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ChoiceQuery>,
+) -> Response {
     let browser = Browser::from(&headers);
     if browser.new {
         return pages::message(
@@ -776,15 +793,19 @@ pub async fn choice_page(State(state): State<AppState>, headers: HeaderMap) -> R
         );
     }
     let browser_hash = browser.hash();
-    let latest = match state
+    let handle = q.c.and_then(|c| URL_SAFE_NO_PAD.decode(c.as_bytes()).ok());
+    let found = match state
         .storage
-        .call(move |s| s.latest_choice(&browser_hash))
+        .call(move |s| match handle {
+            Some(h) => Ok(s.choice(&h)?.filter(|c| c.browser_hash == browser_hash)),
+            None => s.latest_choice(&browser_hash, None),
+        })
         .await
     {
         Ok(c) => c,
         Err(e) => return internal(&e),
     };
-    let Some(choice) = latest else {
+    let Some(choice) = found else {
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Nothing to choose here",

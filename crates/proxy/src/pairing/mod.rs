@@ -115,7 +115,7 @@ pub fn display(code: &str) -> String {
     responses(
         (status = 200, description = "The codes to show and to poll with", body = PairingResponse),
         (status = 400, description = "invalid_request: the request is not valid (says what)", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client: an unknown public client id; invalid_token: the bearer token sent is not valid", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client: an unknown public client id; or the bearer token sent is not this device's live access token (`unauthenticated`, `token_expired`, `device_revoked`, `disconnected`)", body = OAuthErrorBody),
         (status = 429, description = "rate_limited: too many pairings from this network", body = OAuthErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         Unstored,
@@ -167,7 +167,20 @@ async fn create(
     // pairing move it from the organisation it is paired with (a device id alone is no proof).
     let moves_from = match device::bearer(&headers) {
         Some(token) => {
-            let auth = device::authenticate(&state, token).await?;
+            // Refused in the pairing endpoints' own (OAuth) shape, with the device API's code.
+            let auth = device::authenticate(&state, token)
+                .await
+                .map_err(|e| match e {
+                    AppError::Api(status, body) => AppError::OAuth(
+                        status,
+                        OAuthErrorBody {
+                            error: body.code,
+                            error_description: Some(body.message),
+                        },
+                        None,
+                    ),
+                    other => other,
+                })?;
             if auth.device.id != req.device_id {
                 return Err(AppError::oauth(
                     ErrorCode::InvalidRequest,
@@ -466,9 +479,10 @@ pub(crate) enum Finished {
     NotPending,
     /// The organisation is new and the proxy already has its cap of connected organisations.
     AtCap(u32),
-    /// Connected, but the device is paired with another organisation and this pairing was not
-    /// started by the device itself, so it stays where it is (its poll says `device_id_in_use`).
-    NotMoved(ConnectionRow),
+    /// Not connected: the device is paired with another organisation and this pairing was not
+    /// started by the device itself, so it stays where it is. The pairing stays open (its own
+    /// organisation can still be chosen).
+    NotMoved(String),
 }
 
 /// The consent is done and the organisation chosen: make (or refresh) the connection and approve the
@@ -505,6 +519,10 @@ async fn finish(
             state.vault.delete(token_set).await?;
             return Ok(Finished::NotPending);
         }
+        Approval::DeviceElsewhere => {
+            state.vault.delete(token_set).await?;
+            return Ok(Finished::NotMoved(tenant.tenant_name.clone()));
+        }
         Approval::AtCap(cap) => {
             // Xero connected it on its side (its own cap may be higher): take that back, so the
             // organisation does not count against the app's allowance for nothing.
@@ -526,34 +544,29 @@ async fn finish(
             return Ok(Finished::AtCap(cap));
         }
     };
+    // Approved and committed: from here on nothing may fail the pairing (or forget the token set
+    // the connection now uses); what is left is tidying and telling, best effort.
     if let Some(old) = replaced {
         // The old token set is still valid at Xero, but revoking it there would remove this very
         // organisation's connection; it is simply forgotten once nothing uses it.
-        let unused = state
-            .storage
-            .call(move |s| s.connections_using(old))
-            .await?
-            .is_empty();
-        if unused {
-            state.vault.delete(old).await?;
+        match state.storage.call(move |s| s.connections_using(old)).await {
+            Ok(users) if users.is_empty() => {
+                if let Err(e) = state.vault.delete(old).await {
+                    tracing::warn!(error = %e, "could not forget a replaced token set; the sweep will");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check a replaced token set"),
         }
     }
-    let device_id = pairing.device_id;
-    let paired_on = state
-        .storage
-        .call(move |s| s.device(device_id))
-        .await?
-        .filter(|d| d.revoked_at.is_none())
-        .map(|d| d.connection_id);
-    if paired_on.is_some_and(|on| on != connection.id && pairing.moves_from != Some(on)) {
-        return Ok(Finished::NotMoved(connection));
-    }
     let moved_from = match pairing.moves_from.filter(|from| *from != connection.id) {
-        Some(from) => state
-            .storage
-            .call(move |s| s.connection(from))
-            .await?
-            .map(|c| c.tenant_name),
+        Some(from) => match state.storage.call(move |s| s.connection(from)).await {
+            Ok(c) => c.map(|c| c.tenant_name),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the organisation a device moved from");
+                None
+            }
+        },
         None => None,
     };
     tracing::info!(connection = %connection.id, tenant = %connection.tenant_id, "organisation connected");

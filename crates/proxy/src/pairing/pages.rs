@@ -209,6 +209,22 @@ pub fn choose(device_name: &str, choice: &str, tenants: &[(String, String)]) -> 
     )
 }
 
+/// A pairing still open with nothing to choose: the device's code leads on.
+pub fn still_waiting(device_name: &str, code: &str) -> Response {
+    let link = format!("/pair?code={code}");
+    page(
+        StatusCode::OK,
+        "Not connected yet",
+        &format!(
+            "<h1>Not connected yet</h1><p><span class=\"device\">{}</span> is still waiting to be connected.</p>\
+<p><a id=\"continue-code\" href=\"{}\">Continue with the device's code {}</a> to choose the organisation again.</p>",
+            escape(device_name),
+            escape(&link),
+            escape(code)
+        ),
+    )
+}
+
 pub fn connected(device_name: &str, organisation: &str, moved_from: Option<&str>) -> Response {
     let moved = moved_from
         .map(|from| {

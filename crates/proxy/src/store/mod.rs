@@ -382,6 +382,9 @@ pub enum Approval {
     NotPending,
     /// The organisation is not connected yet and the proxy already has its cap of connected ones.
     AtCap(u32),
+    /// The pairing's device is paired with another organisation and the pairing was not started
+    /// by that device (with its credentials), so it may not move it: nothing changed.
+    DeviceElsewhere,
 }
 
 /// A value sealed under the master key, and what it is (so its associated data can be rebuilt).
@@ -436,6 +439,7 @@ pub trait Store: Send + Sync + 'static {
     /// pairing is no longer pending. Otherwise the stored connection and the token set it replaced.
     /// With a `cap`, an organisation not connected yet is refused once that many of the provider's
     /// organisations are connected (checked in the same transaction); reconnecting one never is.
+    /// A device paired elsewhere is moved only by a pairing it started itself (`moves_from`).
     fn approve_pairing(
         &self,
         pairing: Uuid,
@@ -463,8 +467,12 @@ pub trait Store: Send + Sync + 'static {
 
     fn insert_choice(&self, c: &PendingChoice) -> Result<()>;
     fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>>;
-    /// The newest choice made in a browser (for a reloaded chooser).
-    fn latest_choice(&self, browser_hash: &[u8]) -> Result<Option<PendingChoice>>;
+    /// The newest choice made in a browser (of one pairing, if given): for a reloaded chooser.
+    fn latest_choice(
+        &self,
+        browser_hash: &[u8],
+        pairing: Option<Uuid>,
+    ) -> Result<Option<PendingChoice>>;
     fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
 
     /// Deletes what can no longer be used: pairings, states, choices and access tokens that expired

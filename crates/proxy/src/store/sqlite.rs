@@ -793,6 +793,22 @@ impl Store for SqliteStore {
                 }
             }
             let (stored, replaced) = upsert_connection_in(&tx, row)?;
+            // A device paired with another organisation moves only from the one it proved it is
+            // on (`moves_from`); otherwise nothing is written at all.
+            let paired_elsewhere: Option<(Option<String>, String)> = tx
+                .query_row(
+                    "SELECT p.moves_from, d.connection_id FROM pairings p
+                     JOIN devices d ON d.id = p.device_id AND d.revoked_at IS NULL
+                     WHERE p.id = ?1",
+                    [pairing.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((moves_from, on)) = paired_elsewhere {
+                if on != stored.id.to_string() && moves_from.as_deref() != Some(on.as_str()) {
+                    return Ok(Approval::DeviceElsewhere); // rolled back
+                }
+            }
             let approved = tx.execute(
                 "UPDATE pairings SET status = 'approved', connection_id = ?2
                  WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
@@ -919,11 +935,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn latest_choice(&self, browser_hash: &[u8]) -> Result<Option<PendingChoice>> {
+    fn latest_choice(
+        &self,
+        browser_hash: &[u8],
+        pairing: Option<Uuid>,
+    ) -> Result<Option<PendingChoice>> {
         self.read(|c| {
             c.query_row(
-                &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE browser_hash = ?1 ORDER BY expires_at DESC LIMIT 1"),
-                [browser_hash],
+                &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE browser_hash = ?1 AND (?2 IS NULL OR pairing_id = ?2) ORDER BY expires_at DESC LIMIT 1"),
+                params![browser_hash, pairing.map(|p| p.to_string())],
                 choice_row,
             )
             .optional()
