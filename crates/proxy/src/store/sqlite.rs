@@ -2030,15 +2030,20 @@ mod tests {
     }
 
     #[test]
-    fn a_paired_device_moves_only_from_the_organisation_the_person_agreed_to() {
+    fn a_paired_device_moves_only_when_it_asked_from_where_it_is() {
         let store = SqliteStore::memory().unwrap();
         let now = Utc::now();
+        // Approves a pairing of `device` with `c` and consumes it: `None` when the approval was
+        // refused because the device is paired elsewhere.
         let pair = |c: &ConnectionRow, moves_from: Option<Uuid>, device: Uuid| {
             let mut p = pairing(now, 600);
             p.device_id = device;
             p.moves_from = moves_from;
             store.insert_pairing(&p).unwrap();
-            let c = approved(store.approve_pairing(p.id, c, None, now).unwrap());
+            let c = match store.approve_pairing(p.id, c, None, now).unwrap() {
+                Approval::DeviceElsewhere => return None,
+                other => approved(other),
+            };
             let d = DeviceRow {
                 id: device,
                 name: "Till".into(),
@@ -2066,19 +2071,30 @@ mod tests {
                     &token(TokenKind::Refresh),
                 )
                 .unwrap();
-            (c.id, consumed)
+            Some((c.id, consumed))
         };
         let device = Uuid::new_v4();
-        let (a, first) = pair(&connection(now), None, device);
+        let (a, first) = pair(&connection(now), None, device).unwrap();
         assert!(matches!(first, Consumed::Paired));
         let b = connection(now);
-        let (_, unasked) = pair(&b, None, device);
         assert!(
-            matches!(unasked, Consumed::DeviceInUse),
-            "not moved without agreement"
+            pair(&b, None, device).is_none(),
+            "not moved without the device's own request"
         );
         assert_eq!(store.device(device).unwrap().unwrap().connection_id, a);
-        let (b_id, moved) = pair(&b, Some(a), device);
+        assert!(
+            store
+                .connections()
+                .unwrap()
+                .iter()
+                .all(|c| c.tenant_id != b.tenant_id),
+            "a refused move writes nothing"
+        );
+        assert!(
+            pair(&b, Some(Uuid::new_v4()), device).is_none(),
+            "nor from an organisation it is not on"
+        );
+        let (b_id, moved) = pair(&b, Some(a), device).unwrap();
         assert!(matches!(moved, Consumed::Paired));
         assert_eq!(store.device(device).unwrap().unwrap().connection_id, b_id);
     }
