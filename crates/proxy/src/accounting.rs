@@ -33,6 +33,10 @@ pub struct Answer {
     pub minute_remaining: Option<u32>,
     /// `X-DayLimit-Remaining`: calls left today for the tenant.
     pub day_remaining: Option<u32>,
+    /// `X-AppMinLimit-Remaining`: calls left in this minute for the app, across its tenants.
+    pub app_remaining: Option<u32>,
+    /// `X-Rate-Limit-Problem` on a `429`: which limit (`minute`, `day`, `appminute`, ...).
+    pub rate_limit_problem: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +96,12 @@ pub async fn call(
         let retry_after = header("retry-after").map(Duration::from_secs);
         let minute_remaining = header("x-minlimit-remaining").map(|v| v as u32);
         let day_remaining = header("x-daylimit-remaining").map(|v| v as u32);
+        let app_remaining = header("x-appminlimit-remaining").map(|v| v as u32);
+        let rate_limit_problem = response
+            .headers()
+            .get("x-rate-limit-problem")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase());
         if status == StatusCode::UNAUTHORIZED {
             if !refreshed {
                 // Refresh once through the vault (single-flight) and try again.
@@ -162,6 +172,8 @@ pub async fn call(
             retry_after,
             minute_remaining,
             day_remaining,
+            app_remaining,
+            rate_limit_problem,
         });
     }
 }

@@ -8,6 +8,7 @@
 //! Not yet here: spreading one connection's calls over Xero's 5 concurrent slots.
 
 mod credit_notes;
+pub mod pacer;
 mod voids;
 
 use chrono::{DateTime, Utc};
@@ -29,90 +30,20 @@ use uuid::Uuid;
 use crate::accounting::{self, Answer, CallError};
 use crate::store::{Bundle, ConnectionRow, DocumentRow, DocumentUpdate};
 use crate::AppState;
+use pacer::{Allowance, Limit, LocalAllowance, Pacer, Quota};
 
 /// Documents per call (Xero's advice).
 const BUNDLE: usize = 50;
 /// Keep each call under Xero's 3.5 MB request limit (the envelope and query take the rest).
 const MAX_BYTES: usize = 3_400_000;
 
-/// Paces calls to a fixed-window limit (`per_window` calls per `window`) without ever passing it: a
-/// bucket of `CAPACITY` tokens refilled at `(per_window - CAPACITY) / window`, so any fixed window
-/// sees at most `CAPACITY + (per_window - CAPACITY) = per_window` calls, whatever its alignment.
-/// Held back further when Xero says the window is spent or answers `429`.
-pub struct Pacer {
-    tokens: f64,
-    capacity: f64,
-    per_sec: f64,
-    last: Instant,
-    hold_until: Option<Instant>,
-}
-
-impl Pacer {
-    const CAPACITY: f64 = 2.0;
-
-    pub fn new(per_window: u32, window: Duration) -> Self {
-        let per_window = f64::from(per_window.max(1));
-        let capacity = Self::CAPACITY.min(per_window);
-        let per_sec = ((per_window - capacity).max(1.0)) / window.as_secs_f64().max(0.001);
-        Self {
-            tokens: capacity,
-            capacity,
-            per_sec,
-            last: Instant::now(),
-            hold_until: None,
-        }
-    }
-
-    /// How long until a call may go, taking its token if it may go now.
-    fn try_take(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        if let Some(until) = self.hold_until {
-            if now < until {
-                return Some(until - now);
-            }
-            self.hold_until = None;
-        }
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_sec)
-            .min(self.capacity);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
-        }
-    }
-
-    fn hold(&mut self, wait: Duration) {
-        self.hold_until = Some(Instant::now() + wait);
-        self.tokens = 0.0;
-    }
-}
-
 /// The app-wide budget (Xero: 10,000 calls a minute across all organisations), shared by workers.
-pub type AppPacer = Arc<tokio::sync::Mutex<Pacer>>;
-
-async fn take(pacer: &mut Pacer, app: &AppPacer) {
-    loop {
-        let wait = match pacer.try_take() {
-            Some(w) => w,
-            None => match app.lock().await.try_take() {
-                None => return,
-                Some(w) => {
-                    // Give the tenant token back: the app budget said not yet.
-                    pacer.tokens += 1.0;
-                    w
-                }
-            },
-        };
-        tokio::time::sleep(wait).await;
-    }
-}
+pub type AppPacer = Arc<dyn Allowance>;
 
 /// Why a round for a connection stopped early.
 #[derive(Debug)]
 enum Stop {
-    /// Xero said how long to wait (`429` with `Retry-After`).
+    /// Xero refused for its limit and said how long to wait (the pacer holds calls that long).
     Limited(Duration),
     /// Try again later (Xero unreachable or failing): back off.
     Later(String),
@@ -141,10 +72,10 @@ pub async fn run(state: AppState) {
     }
     let d = state.settings.delivery;
     let window = Duration::from_secs(d.window_secs.max(1));
-    let app: AppPacer = Arc::new(tokio::sync::Mutex::new(Pacer::new(
-        d.app_per_window,
+    let app: AppPacer = Arc::new(LocalAllowance::new(Limit {
+        per_window: d.app_per_window,
         window,
-    )));
+    }));
     let pacers: Arc<Mutex<HashMap<Uuid, Pacer>>> = Arc::default();
     // Owned here: when the engine stops (or its task is aborted), its workers stop with it.
     let mut workers = tokio::task::JoinSet::new();
@@ -205,18 +136,18 @@ async fn worker(
         .unwrap_or_else(|e| e.into_inner())
         .remove(&id)
         .unwrap_or_else(|| {
-            Pacer::new(
-                d.tenant_per_window,
-                Duration::from_secs(d.window_secs.max(1)),
-            )
+            Pacer::new(Limit {
+                per_window: d.tenant_per_window,
+                window: Duration::from_secs(d.window_secs.max(1)),
+            })
         });
     let mut failures = 0u32;
     loop {
         match deliver(&state, id, &mut pacer, &app).await {
             Ok(()) => break,
             Err(Stop::Limited(wait)) => {
+                // The pacer holds the next call back as long as Xero asked.
                 tracing::info!(connection = %id, wait_ms = wait.as_millis() as u64, "Xero's rate limit: waiting as told");
-                tokio::time::sleep(wait).await;
             }
             Err(Stop::Later(why)) => {
                 failures += 1;
@@ -564,13 +495,31 @@ impl Delivery<'_> {
         body: Option<&str>,
         key: Option<&str>,
     ) -> Result<Answer, Stop> {
-        take(self.pacer, self.app).await;
+        let sent = pacer::take(self.pacer, self.app.as_ref()).await;
         let answer = accounting::call(self.state, self.connection, method, path, body, key).await?;
-        if answer.minute_remaining == Some(0) {
-            // Xero counts this window spent (another client of the same app and organisation may
-            // share it): no burst until tokens grow back.
-            self.pacer.tokens = 0.0;
-        }
+        // What Xero says of its counts paces what follows: the organisation's minute (a 429 for
+        // it, or for the day) on this connection, the app's minute on every connection.
+        let limited = answer.status.as_u16() == 429;
+        let problem = answer.rate_limit_problem.as_deref();
+        let back = Instant::now();
+        self.pacer.answered(
+            sent,
+            back,
+            Quota {
+                remaining: answer.minute_remaining,
+                limited: limited && problem != Some("appminute"),
+                retry_after: answer.retry_after,
+            },
+        );
+        self.app.answered(
+            sent,
+            back,
+            Quota {
+                remaining: answer.app_remaining,
+                limited: limited && problem == Some("appminute"),
+                retry_after: answer.retry_after,
+            },
+        );
         if answer.day_remaining == Some(0) {
             // The organisation's calls for the day are spent: wait for the next UTC day rather than
             // collect 429s (Xero's Retry-After says the same when one comes).
@@ -581,13 +530,12 @@ impl Delivery<'_> {
                 .and_utc();
             let wait = (midnight - now).to_std().unwrap_or(Duration::from_secs(60));
             tracing::warn!(connection = %self.connection.id, wait_secs = wait.as_secs(), "Xero's daily limit is spent for this organisation");
-            self.pacer.hold(wait);
+            self.pacer.hold(back + wait);
         }
-        if answer.status.as_u16() == 429 {
-            self.pacer
-                .hold(answer.retry_after.unwrap_or(Duration::from_secs(5)));
+        if limited {
+            // The pacer holds its calls back as long as Xero asked; the round stops here.
             return Err(Stop::Limited(
-                answer.retry_after.unwrap_or(Duration::from_secs(5)),
+                answer.retry_after.unwrap_or(pacer::DEFAULT_RETRY),
             ));
         }
         if answer.status.is_server_error() {
