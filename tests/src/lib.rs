@@ -193,9 +193,9 @@ impl World {
         settings.listen = listener.local_addr().unwrap();
         settings.public_url = url::Url::parse(&proxy_url).unwrap();
         settings.database = db.clone();
-        settings.xero.client_id = CLIENT_ID.into();
-        settings.xero.client_secret = Some(Secret::new(CLIENT_SECRET));
-        settings.xero.base_url = Some(url::Url::parse(&sandbox_url).unwrap());
+        settings.providers.xero.client_id = CLIENT_ID.into();
+        settings.providers.xero.client_secret = Some(Secret::new(CLIENT_SECRET));
+        settings.providers.xero.base_url = Some(url::Url::parse(&sandbox_url).unwrap());
         settings.master_keys = vec![Secret::new(
             ledgerlink_proxy::crypto::MasterKey::generate_base64(),
         )];
@@ -224,7 +224,7 @@ impl World {
     /// A world whose sandbox sends Xero's webhooks to the proxy (signed with the demo key, the
     /// intent-to-receive check passed), so "paid in Xero" reaches devices.
     pub async fn start_with_webhooks(mut settings: Settings) -> Self {
-        settings.xero.webhook_key =
+        settings.providers.xero.webhook_key =
             Some(Secret::new(ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY));
         let world = Self::start_with(settings).await;
         let hook = format!("{}/webhooks/xero", world.proxy_url);

@@ -74,11 +74,11 @@ async fn main() {
         database: dir.join("proxy.db"),
         ..Default::default()
     };
-    settings.xero.client_id = ledgerlink_sandbox::settings::DEMO_CLIENT_ID.into();
-    settings.xero.client_secret = Some(Secret::new(
+    settings.providers.xero.client_id = ledgerlink_sandbox::settings::DEMO_CLIENT_ID.into();
+    settings.providers.xero.client_secret = Some(Secret::new(
         ledgerlink_sandbox::settings::DEMO_CLIENT_SECRET,
     ));
-    settings.xero.base_url = Some(url::Url::parse(&url).unwrap());
+    settings.providers.xero.base_url = Some(url::Url::parse(&url).unwrap());
     settings.master_keys = vec![Secret::new(
         ledgerlink_proxy::crypto::MasterKey::generate_base64(),
     )];

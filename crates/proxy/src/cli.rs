@@ -97,7 +97,8 @@ impl Args {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                Settings::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+                Settings::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("in {}: {e}", path.display()))?
             }
             None => Settings::default(),
         };
@@ -113,7 +114,7 @@ impl Args {
         if let Some(v) = self.database {
             s.database = v;
         }
-        let x = &mut s.xero;
+        let x = &mut s.providers.xero;
         if let Some(v) = self.xero_client_id {
             x.client_id = v;
         }
@@ -129,7 +130,7 @@ impl Args {
         x.scopes = self.xero_scopes.or(x.scopes.take());
         x.connection_cap = self.xero_connection_cap.or(x.connection_cap);
         if let Some(v) = self.xero_webhook_key {
-            s.xero.webhook_key = Some(Secret::new(v));
+            s.providers.xero.webhook_key = Some(Secret::new(v));
         }
         if let Some(v) = self.admin_token {
             s.admin_token = Some(Secret::new(v));
@@ -180,6 +181,9 @@ async fn run() -> anyhow::Result<()> {
 
     crate::server::raise_open_files_limit();
     let settings = args.settings()?;
+    for warning in &settings.deprecations {
+        tracing::warn!("{warning}");
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

@@ -1,7 +1,7 @@
 //! Every setting of the proxy in one typed struct: defaults, then a TOML file, then environment
 //! variables and flags (the binary layers them; see `docs/proxy.toml`).
 
-use ledgerlink_wire::Secret;
+use ledgerlink_wire::{Provider, Secret};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,12 +22,21 @@ pub const DEFAULT_SCOPES: &str = "offline_access accounting.invoices accounting.
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub listen: SocketAddr,
-    /// What browsers and devices use to reach the proxy; the OAuth callback is
-    /// `{public_url}/oauth/xero/callback`.
+    /// What browsers and devices use to reach the proxy; a provider's OAuth callback is
+    /// `{public_url}/oauth/{provider}/callback`.
     pub public_url: Url,
     /// The SQLite file (created and migrated on start).
     pub database: PathBuf,
-    pub xero: XeroSettings,
+    /// One section per provider: `[providers.xero]`.
+    pub providers: ProviderSettings,
+    /// The section's name before the provider seam (`[xero]`): read by `from_toml` into
+    /// `providers.xero` (with a warning), so always `None` after it.
+    #[serde(rename = "xero")]
+    #[doc(hidden)]
+    pub legacy_xero: Option<XeroSettings>,
+    /// What the settings file still says the old way, each with what to write instead.
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
     /// Bearer token of the operator API (`/admin/v1/...`); the admin API is off without one.
     pub admin_token: Option<Secret>,
     /// Files holding base64 master keys; the first seals new data, all open old data.
@@ -158,7 +167,9 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             public_url: Url::parse("http://127.0.0.1:7400").expect("a valid URL"),
             database: PathBuf::from("ledgerlink-proxy.db"),
-            xero: XeroSettings::default(),
+            providers: ProviderSettings::default(),
+            legacy_xero: None,
+            deprecations: Vec::new(),
             admin_token: None,
             master_key_files: Vec::new(),
             master_keys: Vec::new(),
@@ -173,6 +184,13 @@ impl Default for Settings {
             admin: AdminSettings::default(),
         }
     }
+}
+
+/// Each provider's settings (`[providers.NAME]`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub xero: XeroSettings,
 }
 
 /// An uncertified Xero app's cap on connected organisations.
@@ -335,27 +353,45 @@ impl Default for RefreshSettings {
 }
 
 impl Settings {
-    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
+    /// Reads a settings file. A `[xero]` section (the name before `[providers.xero]`) is still
+    /// taken, and said in `deprecations`; both at once is refused (which one would be meant?).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let mut s: Settings = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(old) = s.legacy_xero.take() {
+            let has_new = toml::from_str::<toml::Table>(text)
+                .ok()
+                .and_then(|t| t.get("providers")?.get("xero").cloned())
+                .is_some();
+            if has_new {
+                return Err(
+                    "both [xero] and [providers.xero] are set: keep only [providers.xero]".into(),
+                );
+            }
+            s.providers.xero = old;
+            s.deprecations.push(
+                "the [xero] section is deprecated: rename it [providers.xero] (the settings are the same)".into(),
+            );
+        }
+        Ok(s)
     }
 
     /// The redirect URI to register with Xero.
     pub fn callback_url(&self) -> Url {
         self.public_url
-            .join("oauth/xero/callback")
+            .join(&format!("oauth/{}/callback", Provider::Xero.as_str()))
             .expect("a path joins onto a base URL")
     }
 
     /// Problems that stop the proxy from starting, each saying what to fix.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.xero.client_id.trim().is_empty() {
+        if self.providers.xero.client_id.trim().is_empty() {
             out.push("--xero-client-id (LEDGERLINK_XERO_CLIENT_ID) is required".into());
         }
-        if self.xero.client_secret.is_none() {
+        if self.providers.xero.client_secret.is_none() {
             out.push("--xero-client-secret (LEDGERLINK_XERO_CLIENT_SECRET) is required".into());
         }
-        if let Err(e) = self.xero.endpoints() {
+        if let Err(e) = self.providers.xero.endpoints() {
             out.push(format!("a Xero URL is not valid: {e}"));
         }
         if self.public_client_ids.is_empty() {

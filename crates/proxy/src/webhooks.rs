@@ -5,7 +5,7 @@
 //! hears that it was paid, voided, or that its amount due changed.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
@@ -24,7 +24,8 @@ use crate::store::DocumentUpdate;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/webhooks/xero", post(receive))
+    // `/webhooks/xero` for Xero: the URL registered apps already point at.
+    Router::new().route("/webhooks/{provider}", post(receive))
 }
 
 fn signature_ok(key: &[u8], body: &[u8], given: &str) -> bool {
@@ -34,8 +35,16 @@ fn signature_ok(key: &[u8], body: &[u8], given: &str) -> bool {
     bool::from(expected.as_bytes().ct_eq(given.trim().as_bytes()))
 }
 
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let Some(key) = state.settings.xero.webhook_key.clone() else {
+async fn receive(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    if ledgerlink_wire::Provider::parse(&provider) != Some(ledgerlink_wire::Provider::Xero) {
+        return StatusCode::NOT_FOUND;
+    }
+    let Some(key) = state.settings.providers.xero.webhook_key.clone() else {
         tracing::warn!("a webhook arrived but no webhooks key is configured (--xero-webhook-key)");
         return StatusCode::UNAUTHORIZED;
     };

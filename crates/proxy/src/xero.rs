@@ -90,13 +90,14 @@ pub struct XeroClient {
 
 impl XeroClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let endpoints = settings.xero.endpoints()?;
+        let endpoints = settings.providers.xero.endpoints()?;
         let secret = settings
+            .providers
             .xero
             .client_secret
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the Xero client secret is not set"))?;
-        let oauth = BasicClient::new(ClientId::new(settings.xero.client_id.clone()))
+        let oauth = BasicClient::new(ClientId::new(settings.providers.xero.client_id.clone()))
             .set_client_secret(ClientSecret::new(secret.expose().to_string()))
             .set_auth_uri(AuthUrl::from_url(endpoints.authorize.clone()))
             .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
@@ -107,17 +108,18 @@ impl XeroClient {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(
-                settings.xero.timeout_secs.unwrap_or(30).max(1),
+                settings.providers.xero.timeout_secs.unwrap_or(30).max(1),
             ))
             .user_agent(concat!("ledgerlink-proxy/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             oauth,
-            client_id: settings.xero.client_id.clone(),
+            client_id: settings.providers.xero.client_id.clone(),
             client_secret: secret.clone(),
             http,
             endpoints,
             scopes: settings
+                .providers
                 .xero
                 .scopes()
                 .split_whitespace()

@@ -224,3 +224,39 @@ fn a_wrong_master_key_is_refused_at_start() {
     rotated.wait().unwrap();
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn a_settings_file_with_the_old_xero_section_still_starts_the_proxy_with_a_warning() {
+    let dir = temp();
+    let run = |file: &str| {
+        let path = dir.join("proxy.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut c = base(&dir);
+        c.env_remove("LEDGERLINK_XERO_CLIENT_ID")
+            .env_remove("LEDGERLINK_XERO_CLIENT_SECRET")
+            .arg("--dev")
+            .arg("--config")
+            .arg(&path);
+        start(c)
+    };
+    let section = "client_id = \"CLIENT\"\nclient_secret = \"not-a-real-secret\"\n";
+    // The name before the provider seam: taken, and said.
+    let (mut old, _) = run(&format!("[xero]\n{section}")).expect("[xero] still starts the proxy");
+    old.kill().unwrap();
+    let said = String::from_utf8_lossy(&old.wait_with_output().unwrap().stderr).into_owned();
+    assert!(
+        said.contains("[xero] section is deprecated") && said.contains("[providers.xero]"),
+        "{said}"
+    );
+    // The name now: no warning.
+    let (mut new, _) =
+        run(&format!("[providers.xero]\n{section}")).expect("[providers.xero] starts");
+    new.kill().unwrap();
+    let said = String::from_utf8_lossy(&new.wait_with_output().unwrap().stderr).into_owned();
+    assert!(!said.contains("deprecated"), "{said}");
+    // Both: which one would be meant? Refused, saying so.
+    let both = run(&format!("[xero]\n{section}\n[providers.xero]\n{section}"))
+        .expect_err("both sections are refused");
+    assert!(both.contains("keep only [providers.xero]"), "{both}");
+    std::fs::remove_dir_all(dir).ok();
+}

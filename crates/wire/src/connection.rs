@@ -13,10 +13,18 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Every provider, for routes and settings named after them.
+    pub const ALL: &'static [Provider] = &[Provider::Xero];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Xero => "xero",
         }
+    }
+
+    /// The provider a route or a setting names (`xero`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.as_str() == name)
     }
 }
 

@@ -83,7 +83,7 @@ async fn the_26th_organisation_of_an_uncertified_app_is_stopped_on_the_pairing_p
 #[tokio::test]
 async fn the_proxys_own_cap_refuses_a_new_organisation_after_xero_and_takes_its_connection_back() {
     let mut settings = settings();
-    settings.xero.connection_cap = Some(1);
+    settings.providers.xero.connection_cap = Some(1);
     let world = World::start_with(settings).await;
     world.pair(&world.device("Till 1"), &[NZ], None).await;
 

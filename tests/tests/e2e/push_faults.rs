@@ -85,7 +85,7 @@ async fn exactly_once(world: &World, docs: &[Value]) {
 #[tokio::test]
 async fn errors_and_timeouts_from_xero_lose_and_duplicate_nothing() {
     let mut settings = settings();
-    settings.xero.timeout_secs = Some(1);
+    settings.providers.xero.timeout_secs = Some(1);
     let world = World::start_with(settings).await;
     let (device, p) = setup(&world).await;
     // 10% of calls answer 500 without doing anything; 5% are done but answered too late (the proxy

@@ -561,3 +561,31 @@ async fn device_grants_need_their_client_id() {
         "the refresh token was not spent by the refused calls"
     );
 }
+
+#[tokio::test]
+async fn routes_named_after_a_provider_this_proxy_does_not_have_are_not_found() {
+    let world = World::start().await;
+    let browser = world.browser();
+    let callback = browser
+        .get(&format!(
+            "{}/oauth/hubrise/callback?code=x&state=y",
+            world.proxy_url
+        ))
+        .await;
+    assert_eq!(callback.status, 404, "{}", callback.text);
+    let hook = reqwest::Client::new()
+        .post(format!("{}/webhooks/hubrise", world.proxy_url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 404);
+    // Xero's, as registered apps have them, still answer.
+    let xero = browser
+        .get(&format!(
+            "{}/oauth/xero/callback?state=nope",
+            world.proxy_url
+        ))
+        .await;
+    assert_eq!(xero.status, 400, "{}", xero.text);
+}

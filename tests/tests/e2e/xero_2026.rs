@@ -18,11 +18,11 @@ async fn with_a_2026_app(world: &mut World, scopes: Option<&str>) {
         .await;
     assert_eq!(made.status, 201, "{}", made.text);
     world.stop_proxy().await;
-    world.proxy_settings.xero.client_id = made.json["client_id"].as_str().unwrap().into();
-    world.proxy_settings.xero.client_secret = Some(ledgerlink_wire::Secret::new(
+    world.proxy_settings.providers.xero.client_id = made.json["client_id"].as_str().unwrap().into();
+    world.proxy_settings.providers.xero.client_secret = Some(ledgerlink_wire::Secret::new(
         made.json["client_secret"].as_str().unwrap(),
     ));
-    world.proxy_settings.xero.scopes = scopes.map(str::to_string);
+    world.proxy_settings.providers.xero.scopes = scopes.map(str::to_string);
     world.start_proxy().await;
 }
 

@@ -1,14 +1,14 @@
 //! The browser half of pairing: enter (or follow) the code, check it, continue to Xero, come back
 //! through the callback, pick the organisation. Every step is bound to the browser by a cookie.
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Duration;
-use ledgerlink_wire::Secret;
+use ledgerlink_wire::{Provider, Secret};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
@@ -214,7 +214,7 @@ async fn confirm_page(state: &AppState, browser: &Browser, p: &Pairing) -> Respo
         Ok(paired) => paired,
         Err(page) => return page,
     };
-    let at_cap = match state.settings.xero.connection_cap() {
+    let at_cap = match state.settings.providers.xero.connection_cap() {
         Some(cap) => match state.storage.call(|s| s.connected_count("xero")).await {
             Ok(n) if n >= cap => Some(cap),
             Ok(_) => None,
@@ -418,12 +418,21 @@ fn over() -> Response {
     pages::message(StatusCode::BAD_REQUEST, "This pairing is over", START_AGAIN)
 }
 
-/// `GET /oauth/xero/callback`: back from Xero.
+/// `GET /oauth/{provider}/callback`: back from the provider's consent (Xero's:
+/// `/oauth/xero/callback`).
 pub async fn callback(
     State(state): State<AppState>,
+    Path(provider): Path<String>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
+    if Provider::parse(&provider) != Some(Provider::Xero) {
+        return pages::message(
+            StatusCode::NOT_FOUND,
+            "Not a provider here",
+            &format!("This Ledgerlink does not connect '{provider}'. {START_AGAIN}"),
+        );
+    }
     let browser = Browser::from(&headers);
     if browser.new {
         return pages::message(
@@ -508,7 +517,7 @@ pub async fn callback(
         let detail = q.error_description.unwrap_or_default();
         if error == "invalid_scope" {
             // The operator's setting, not the person's doing: say so, and log it for them.
-            tracing::warn!(scopes = %state.settings.xero.scopes(), detail = %detail, "Xero refused the scopes this proxy asks for");
+            tracing::warn!(scopes = %state.settings.providers.xero.scopes(), detail = %detail, "Xero refused the scopes this proxy asks for");
             return pages::message(
                 StatusCode::BAD_GATEWAY,
                 "Xero did not connect",

@@ -55,7 +55,8 @@ pub fn page_routes(state: &AppState) -> Router<AppState> {
             "/pair/organisation",
             get(browser::choice_page).post(browser::choose),
         )
-        .route("/oauth/xero/callback", get(browser::callback))
+        // `/oauth/xero/callback` for Xero: the URL registered apps already point at.
+        .route("/oauth/{provider}/callback", get(browser::callback))
         .layer(axum::middleware::map_response(
             move |mut response: axum::response::Response| {
                 let csp = csp.clone();
@@ -508,7 +509,7 @@ async fn finish(
         updated_at: now,
     };
     let pairing_id = pairing.id;
-    let cap = state.settings.xero.connection_cap();
+    let cap = state.settings.providers.xero.connection_cap();
     let approved = state
         .storage
         .call(move |s| s.approve_pairing(pairing_id, &row, cap, now))
