@@ -345,7 +345,7 @@ mod tests {
             connection: ConnectionInfo {
                 connection_id: Uuid::new_v4(),
                 provider: Default::default(),
-                tenant_id: Uuid::new_v4(),
+                tenant_id: Uuid::new_v4().to_string(),
                 organisation_name: "Demo".into(),
                 status: ledgerlink_wire::ConnectionStatus::Connected,
                 paired_at: Utc::now(),

@@ -212,6 +212,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
+/// The provider's id of a document: `provider_id`, or from a proxy older than it, `xero_id`.
+fn provider_id(v: &DocumentView) -> Option<String> {
+    v.provider_id
+        .clone()
+        .or_else(|| v.xero_id.map(|i| i.to_string()))
+}
+
+fn provider_number(v: &DocumentView) -> Option<String> {
+    v.provider_number.clone().or_else(|| v.xero_number.clone())
+}
+
 const COLUMNS: &str =
     "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at, version, discard_reason, organisation, short_code";
 
@@ -500,8 +511,8 @@ impl Outbox {
                             params![
                                 seq,
                                 view.as_ref().map_or("queued", |v| v.state.as_str()),
-                                view.as_ref().and_then(|v| v.xero_id.map(|i| i.to_string())),
-                                view.as_ref().and_then(|v| v.xero_number.clone()),
+                                view.as_deref().and_then(provider_id),
+                                view.as_deref().and_then(provider_number),
                                 view.as_ref().and_then(|v| v.message.clone()),
                                 now,
                                 view.as_ref().map(|v| v.version),
@@ -660,8 +671,8 @@ fn follow(c: &Connection, v: &DocumentView, now: &str) -> rusqlite::Result<usize
             v.client_ref,
             v.kind.as_str(),
             v.state.as_str(),
-            v.xero_id.map(|i| i.to_string()),
-            v.xero_number,
+            provider_id(v),
+            provider_number(v),
             v.message,
             now,
             v.version,
@@ -674,7 +685,7 @@ fn follow(c: &Connection, v: &DocumentView, now: &str) -> rusqlite::Result<usize
 #[derive(Debug, Clone)]
 pub enum Upload {
     /// Stored at the proxy (now or by an earlier upload), with its state there when known.
-    Accepted(Option<DocumentView>),
+    Accepted(Option<Box<DocumentView>>),
     /// Refused, with the reasons.
     Rejected(String),
 }
@@ -727,6 +738,8 @@ mod tests {
 
     fn view(client_ref: &str, state: DocumentState, number: Option<&str>) -> DocumentView {
         DocumentView {
+            provider_id: None,
+            provider_number: None,
             id: uuid::Uuid::new_v4(),
             kind: DocumentKind::Invoice,
             client_ref: client_ref.into(),
@@ -782,7 +795,7 @@ mod tests {
                 &[
                     (
                         seq("a"),
-                        Upload::Accepted(Some(view("a", DocumentState::Queued, None))),
+                        Upload::Accepted(Some(Box::new(view("a", DocumentState::Queued, None)))),
                     ),
                     (
                         seq("b"),
@@ -868,7 +881,7 @@ mod tests {
             .uploaded(
                 &[(
                     1,
-                    Upload::Accepted(Some(view("c", DocumentState::Queued, None))),
+                    Upload::Accepted(Some(Box::new(view("c", DocumentState::Queued, None)))),
                 )],
                 None,
             )

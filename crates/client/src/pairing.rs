@@ -62,7 +62,7 @@ pub async fn pair(
     };
     let before = current.filter(|_| proved).map(|c| {
         (
-            c.connection.tenant_id,
+            c.connection.tenant_id.clone(),
             c.connection.organisation_name.clone(),
         )
     });

@@ -191,7 +191,7 @@ impl Syncer {
                 let answer = match item.outcome {
                     Outcome::Accepted => {
                         pass.uploaded += 1;
-                        Upload::Accepted(item.document)
+                        Upload::Accepted(item.document.map(Box::new))
                     }
                     Outcome::Rejected => {
                         pass.rejected += 1;

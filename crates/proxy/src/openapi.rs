@@ -123,6 +123,11 @@ mod tests {
                 );
             }
         }
+        // Xero's names for a document's ids stay, marked deprecated beside the provider's.
+        let view = &doc["components"]["schemas"]["DocumentView"]["properties"];
+        assert_eq!(view["xero_id"]["deprecated"], true, "{view}");
+        assert_eq!(view["xero_number"]["deprecated"], true);
+        assert!(view["provider_id"].is_object() && view["provider_number"].is_object());
         // The answers that were free JSON are wire types now.
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for name in [

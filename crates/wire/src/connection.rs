@@ -66,7 +66,9 @@ impl ConnectionStatus {
 pub struct ConnectionInfo {
     pub connection_id: Uuid,
     pub provider: Provider,
-    pub tenant_id: Uuid,
+    /// The provider's id of the organisation (Xero: the tenant id, a UUID); a string, since other
+    /// providers' ids are not UUIDs.
+    pub tenant_id: String,
     pub organisation_name: String,
     pub status: ConnectionStatus,
     pub paired_at: DateTime<Utc>,

@@ -643,11 +643,21 @@ pub struct DocumentView {
     pub kind: DocumentKind,
     pub client_ref: String,
     pub state: DocumentState,
+    /// The provider's id of what the document became (Xero: the invoice's `InvoiceID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    /// The number the provider gave it, the one people quote (Xero: `INV-0042`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_number: Option<String>,
+    /// Deprecated: `provider_id`, filled for Xero documents only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(deprecated))]
     pub xero_id: Option<Uuid>,
+    /// Deprecated: `provider_number`, filled for Xero documents only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(deprecated))]
     pub xero_number: Option<String>,
-    /// Xero's own message when it refused the document.
+    /// The provider's own message when it refused the document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// 1 for the document as first accepted; each correction under the same `client_ref` adds one.

@@ -348,6 +348,12 @@ async fn a_till_pushes_100_invoice_files_and_a_shift_and_sees_one_paid() {
     // A customer pays one in Xero: the outbox reports it paid.
     let paid_ref = "till1-0042";
     let xero_id = outbox[paid_ref]["xero_id"].as_str().unwrap().to_string();
+    // The provider's names, and Xero's before them, carry the same.
+    assert_eq!(outbox[paid_ref]["provider_id"], outbox[paid_ref]["xero_id"]);
+    assert_eq!(
+        outbox[paid_ref]["provider_number"],
+        outbox[paid_ref]["xero_number"]
+    );
     let r = world
         .control(
             reqwest::Method::POST,

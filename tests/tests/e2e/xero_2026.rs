@@ -50,6 +50,14 @@ async fn an_app_made_in_2026_pairs_with_the_default_granular_scopes() {
         .settle(&p.access, 1, std::time::Duration::from_secs(30))
         .await;
     assert_eq!(docs[0]["state"], "sent", "{docs:?}");
+    // The provider's id and number, and Xero's names for them (kept, deprecated), agree.
+    assert!(docs[0]["provider_number"]
+        .as_str()
+        .unwrap()
+        .starts_with("INV-"));
+    assert_eq!(docs[0]["provider_number"], docs[0]["xero_number"]);
+    assert_eq!(docs[0]["provider_id"], docs[0]["xero_id"]);
+    assert_eq!(p.connection["tenant_id"], NZ.to_string());
 }
 
 #[tokio::test]

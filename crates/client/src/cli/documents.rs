@@ -195,7 +195,10 @@ pub(super) async fn push(
 
 fn entry_json(e: &Entry) -> Value {
     json!({"client_ref": e.client_ref, "kind": e.kind.as_str(), "state": e.state.as_str(),
-        "version": e.version, "xero_id": e.xero_id, "xero_number": e.xero_number,
+        "version": e.version, "provider_id": e.xero_id, "provider_number": e.xero_number,
+        // The names before the provider seam, kept for scripts that read them.
+        "xero_id": e.xero_id, "xero_number": e.xero_number,
+        "organisation": e.organisation,
         "message": e.message, "discard_reason": e.discard_reason,
         "created_at": e.created_at.to_rfc3339(), "updated_at": e.updated_at.to_rfc3339()})
 }

@@ -268,6 +268,8 @@ pub struct Bundle {
 impl DocumentRow {
     pub fn view(&self) -> DocumentView {
         DocumentView {
+            provider_id: self.xero_id.map(|i| i.to_string()),
+            provider_number: self.xero_number.clone(),
             id: self.id,
             kind: self.kind,
             client_ref: self.client_ref.clone(),
