@@ -22,6 +22,8 @@ pub const REDACTED: &str = "[redacted]";
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub seq: u64,
+    /// Which emulated provider the request was for (`xero`).
+    pub provider: &'static str,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
@@ -147,6 +149,7 @@ mod tests {
     fn entry(body: &str) -> Entry {
         Entry {
             seq: 0,
+            provider: "xero",
             method: "GET".into(),
             path: "/".into(),
             query: None,

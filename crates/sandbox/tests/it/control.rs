@@ -65,6 +65,10 @@ async fn a_dropped_connection_before_processing_leaves_nothing_behind() {
         .unwrap()
         .clone();
     assert!(dropped["status"].is_null());
+    assert_eq!(
+        dropped["provider"], "xero",
+        "each request says which provider it was for"
+    );
 }
 
 #[tokio::test]
