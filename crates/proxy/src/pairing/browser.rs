@@ -228,7 +228,7 @@ async fn confirm_page(state: &AppState, browser: &Browser, p: &Pairing) -> Respo
         .as_ref()
         .is_some_and(|(id, _)| p.moves_from != Some(*id));
     let paired = paired.filter(|(id, _)| p.moves_from == Some(*id));
-    pages::confirm(&pages::Confirm {
+    pages::confirm(pages::Confirm {
         device_name: &p.device_name,
         code: &super::display(&p.user_code),
         form_token: &form_token(browser, p.id),
