@@ -1,26 +1,13 @@
-//! Server-rendered HTML: the login and consent pages a person (or a browser test) clicks through,
-//! and error pages. No JavaScript; readable on a phone.
+//! Server-rendered HTML from templates (`templates/`, escaped by askama): the login and consent
+//! pages a person (or a browser test) clicks through, and error pages. No JavaScript; readable on
+//! a phone.
 
+use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = r#"
+/// The pages' one stylesheet, inline.
+pub const STYLE: &str = r#"
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: #f2f5f8; color: #1e2a35; }
@@ -48,67 +35,40 @@ button.secondary { background: #fff; color: #0f7fa8; }
 code { background: #eef2f5; padding: 1px 5px; border-radius: 4px; }
 "#;
 
-pub fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{} · Xero sandbox</title><style>{STYLE}</style></head>\
-<body><header>xero <small>sandbox · ledgerlink</small></header><main>{body}</main></body></html>",
-        escape(title)
-    )
+pub fn page(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a sandbox page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page did not render").into_response()
+        }
+    }
 }
 
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    (status, Html(layout(title, body))).into_response()
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    detail: &'a str,
 }
 
 /// An error page for requests that cannot be redirected back (unknown client, bad redirect URI).
 pub fn error(status: StatusCode, title: &str, detail: &str) -> Response {
-    page(
-        status,
-        title,
-        &format!(
-            "<h1>{}</h1><p class=\"error\">{}</p>",
-            escape(title),
-            escape(detail)
-        ),
-    )
+    page(status, &ErrorPage { title, detail })
 }
 
-/// Hidden form fields that carry the authorization request through the login and consent forms.
-pub fn hidden(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect()
+#[derive(Template)]
+#[template(path = "index.html")]
+struct Index<'a> {
+    base_url: &'a str,
+    client_id: &'a str,
 }
 
 pub fn index(base_url: &str, client_id: &str) -> String {
-    layout(
-        "Sandbox",
-        &format!(
-            "<h1>Xero sandbox</h1><p>A local emulator of Xero's identity server and Accounting API \
-for Ledgerlink's demo and tests.</p><p>Demo login: <code>demo@ledgerlink.test</code> / <code>demo</code></p>\
-<p class=\"hint\">Client id <code>{}</code>. Control API under <code>{}/_sandbox/</code>.</p>",
-            escape(client_id),
-            escape(base_url)
-        ),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
+    Index {
+        base_url,
+        client_id,
     }
+    .render()
+    .unwrap_or_default()
 }

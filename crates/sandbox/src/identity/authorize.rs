@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::token::form_pairs;
 use super::{parse_scope, random_token};
 use crate::model::{AuthCode, LoginTicket, World};
-use crate::pages::{self, escape, hidden};
+use crate::pages;
 use crate::Shared;
+use askama::Template;
 
 const SESSION_COOKIE: &str = "xero_sandbox_session";
 const TICKET_MINUTES: i64 = 10;
@@ -30,22 +31,22 @@ struct AuthRequest {
 }
 
 impl AuthRequest {
-    fn hidden_fields(&self) -> String {
-        let scope = self.scope.join(" ");
+    /// The request, as the hidden fields that carry it through the login and consent forms.
+    fn hidden_fields(&self) -> Vec<(&'static str, String)> {
         let mut fields = vec![
-            ("response_type", "code"),
-            ("client_id", self.client_id.as_str()),
-            ("redirect_uri", self.redirect_uri.as_str()),
-            ("scope", scope.as_str()),
+            ("response_type", "code".to_string()),
+            ("client_id", self.client_id.clone()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("scope", self.scope.join(" ")),
         ];
         if let Some(s) = &self.state {
-            fields.push(("state", s));
+            fields.push(("state", s.clone()));
         }
         if let Some(c) = &self.code_challenge {
-            fields.push(("code_challenge", c));
-            fields.push(("code_challenge_method", "S256"));
+            fields.push(("code_challenge", c.clone()));
+            fields.push(("code_challenge_method", "S256".into()));
         }
-        hidden(&fields)
+        fields
     }
 
     /// Back to the app with `params` (plus `state`).
@@ -265,28 +266,27 @@ pub async fn submit(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     }
 }
 
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    fields: Vec<(&'static str, String)>,
+    error: Option<&'a str>,
+    email: &'a str,
+}
+
 fn login_page(request: &AuthRequest, error: Option<&str>, email: &str) -> Response {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
+    let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
     };
     pages::page(
         status,
-        "Log in",
-        &format!(
-            "<h1>Log in to Xero</h1>{error}<form method=\"post\" action=\"/identity/connect/authorize\">\
-{}<input type=\"hidden\" name=\"action\" value=\"login\">\
-<label for=\"email\">Email address</label><input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required>\
-<label for=\"password\">Password</label><input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-<div class=\"actions\"><button id=\"login\" class=\"primary\" type=\"submit\">Log in</button></div></form>\
-<p class=\"hint\">Sandbox demo user: demo@ledgerlink.test / demo</p>",
-            request.hidden_fields(),
-            escape(email)
-        ),
+        &LoginPage {
+            fields: request.hidden_fields(),
+            error,
+            email,
+        },
     )
 }
 
@@ -332,20 +332,14 @@ fn consent_page(
         .get(&request.client_id)
         .and_then(|a| a.connection_cap());
     let at_cap = cap.filter(|&c| connected.len() >= c);
-    let orgs: String = world
+    let orgs: Vec<Org> = world
         .tenants
         .iter()
         .filter(|t| t.members.contains(&user))
-        .map(|t| {
-            let blocked = at_cap.is_some() && !connected.contains(&t.id);
-            format!(
-                "<label class=\"org{}\"><input type=\"checkbox\" name=\"tenant\" value=\"{}\"{}> {}{}</label>",
-                if blocked { " disabled" } else { "" },
-                t.id,
-                if blocked { " disabled" } else { "" },
-                escape(&t.name),
-                if blocked { " <span class=\"hint\">(limit reached)</span>" } else { "" },
-            )
+        .map(|t| Org {
+            id: t.id,
+            name: t.name.clone(),
+            blocked: at_cap.is_some() && !connected.contains(&t.id),
         })
         .collect();
     let status = if error.is_some() {
@@ -361,27 +355,35 @@ fn consent_page(
     };
     let mut scopes: Vec<&str> = request.scope.iter().filter_map(|s| scope_text(s)).collect();
     scopes.dedup();
-    let scopes: String = scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", escape(s)))
-        .collect();
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e)))
-        .unwrap_or_default();
     pages::page(
         status,
-        "Allow access",
-        &format!(
-            "<h1>{} wants to access your Xero organisations</h1>{error}<ul class=\"scopes\">{scopes}</ul>\
-<form method=\"post\" action=\"/identity/connect/authorize\">{}{}\
-<fieldset><legend>Organisations to connect</legend>{orgs}</fieldset>\
-<div class=\"actions reverse\"><button id=\"allow\" class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\">Allow access</button>\
-<button id=\"deny\" class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Cancel</button></div></form>",
-            escape(&app_name),
-            request.hidden_fields(),
-            hidden(&[("ticket", &ticket)]),
-        ),
+        &ConsentPage {
+            app_name: &app_name,
+            error: error.as_deref(),
+            scopes,
+            fields: request.hidden_fields(),
+            ticket: &ticket,
+            orgs,
+        },
     )
+}
+
+struct Org {
+    id: Uuid,
+    name: String,
+    /// Not connected yet while the app is at its cap.
+    blocked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    app_name: &'a str,
+    error: Option<&'a str>,
+    scopes: Vec<&'static str>,
+    fields: Vec<(&'static str, String)>,
+    ticket: &'a str,
+    orgs: Vec<Org>,
 }
 
 /// Xero's refusal at an app's connection cap.

@@ -791,3 +791,22 @@ async fn at_an_apps_connection_cap_the_consent_page_refuses_new_organisations_on
     let now = decide(&env, &query, &consent, "allow", &tenants[5..6]).await;
     assert_eq!(now.status, 302, "{}", now.text);
 }
+
+#[tokio::test]
+async fn names_on_the_consent_page_are_text_never_markup() {
+    let env = start().await;
+    let made = env
+        .control(
+            Method::POST,
+            "/tenants",
+            json!({"name": "<script>alert('x')</script> & Co", "country": "NZ"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let consent = login(&env, &authorize_query("s", SCOPE, REDIRECT)).await;
+    assert!(!consent.contains("<script>"), "{consent}");
+    assert!(
+        consent.contains("&#60;script&#62;") || consent.contains("&lt;script&gt;"),
+        "{consent}"
+    );
+}
