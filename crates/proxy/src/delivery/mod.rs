@@ -502,12 +502,15 @@ impl Delivery<'_> {
         let limited = answer.status.as_u16() == 429;
         let problem = answer.rate_limit_problem.as_deref();
         let back = Instant::now();
+        let app_limited = limited && problem == Some("appminute");
         self.pacer.answered(
             sent,
             back,
             Quota {
-                remaining: answer.minute_remaining,
-                limited: limited && problem != Some("appminute"),
+                // Refused for the app's minute, the organisation's count may not have moved:
+                // nothing is learned from it.
+                remaining: answer.minute_remaining.filter(|_| !app_limited),
+                limited: limited && !app_limited,
                 retry_after: answer.retry_after,
             },
         );
@@ -516,7 +519,7 @@ impl Delivery<'_> {
             back,
             Quota {
                 remaining: answer.app_remaining,
-                limited: limited && problem == Some("appminute"),
+                limited: app_limited,
                 retry_after: answer.retry_after,
             },
         );

@@ -59,14 +59,20 @@ pub struct Pacer {
     tokens: f64,
     refilled: Option<Instant>,
     /// The last answer that carried a count: when its call went, when it came back, and the count.
+    /// Calls sent after that call (in flight, refused, lost, answered without a count) are taken
+    /// as counted too until a later count says otherwise.
     counted: Option<(Instant, Instant, u32)>,
-    /// Calls sent since that answer (in flight, or answered without a count).
-    since_counted: u32,
+    /// Calls sent and not answered yet (or lost): any of them may reach the provider after the
+    /// counted one, so each is taken as counted. Forgotten two windows after it went.
+    pending: VecDeque<Instant>,
     band: Option<Band>,
     /// The latest the window of the last counted answer can have started (set where the count
     /// jumped back up; calls counted after it without a jump are in the same window).
     current_start: Option<Instant>,
     hold_until: Option<Instant>,
+    /// Whether to learn the windows' alignment: only when calls go one at a time, since a call
+    /// that overtakes another on the way makes a count look as if a window had started.
+    learns: bool,
 }
 
 impl Pacer {
@@ -81,10 +87,20 @@ impl Pacer {
             tokens: BURST.min(f64::from(limit.per_window)),
             refilled: None,
             counted: None,
-            since_counted: 0,
+            pending: VecDeque::new(),
             band: None,
             current_start: None,
             hold_until: None,
+            learns: true,
+        }
+    }
+
+    /// A pacer for calls that may be in flight together (a budget shared by workers): it keeps to
+    /// the counts but learns no alignment from them.
+    pub fn concurrent(limit: Limit) -> Self {
+        Self {
+            learns: false,
+            ..Self::new(limit)
         }
     }
 
@@ -106,7 +122,7 @@ impl Pacer {
         match self.counted {
             // The provider counts: its count decides, the bucket spreads the calls.
             Some((sent, answered, remaining)) => {
-                let left = remaining.saturating_sub(self.since_counted);
+                let left = remaining.saturating_sub(self.uncounted(sent));
                 if left == 0 {
                     // Spent: wait for the window to end.
                     at = at.max(self.window_end(sent, answered));
@@ -140,40 +156,67 @@ impl Pacer {
         while self.sent.len() > self.limit.per_window as usize {
             self.sent.pop_front();
         }
-        self.since_counted += 1;
+        let forget = now.checked_sub(self.limit.window * 2);
+        while forget.is_some_and(|f| self.pending.front().is_some_and(|p| *p < f)) {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(now);
+    }
+
+    /// Calls the count of the call sent at `counted` may not include: those sent after it, and
+    /// those sent before it that are still unanswered (they may arrive after it).
+    fn uncounted(&self, counted: Instant) -> u32 {
+        let after = self.sent.iter().filter(|s| **s > counted).count();
+        let overtaken = self.pending.iter().filter(|p| **p < counted).count();
+        (after + overtaken) as u32
     }
 
     /// The answer to the call sent at `sent`, back at `now`.
     pub fn answered(&mut self, sent: Instant, now: Instant, quota: Quota) {
+        if let Some(i) = self.pending.iter().position(|p| *p == sent) {
+            self.pending.remove(i);
+        }
         if quota.limited {
-            // The provider says when its count allows calls again (Xero: the window's end).
-            let wait = quota.retry_after.unwrap_or(DEFAULT_RETRY);
+            // The provider says when its count allows calls again (Xero: the window's end); an
+            // absurd Retry-After is held a day at most.
+            let wait = quota
+                .retry_after
+                .unwrap_or(DEFAULT_RETRY)
+                .min(Duration::from_secs(86_400));
             self.hold(now + wait);
-            self.since_counted = self.since_counted.saturating_sub(1);
             return;
         }
         let Some(remaining) = quota.remaining else {
             return;
         };
-        if self.counted.is_none() {
-            // The first count: this call's window started by `now` (sooner, if the band says so).
-            self.current_start = Some(self.window_start(now).map_or(now, |s| s.min(now)));
-        }
-        if let Some((prev_sent, _, prev_remaining)) = self.counted {
-            // Within one window the count only falls with each call: a count as high as the last
-            // one, or higher, means a window started after the last call went and before this
-            // one came back.
-            if remaining >= prev_remaining.saturating_sub(self.since_counted.saturating_sub(1)) {
-                self.learn(Band {
-                    lo: prev_sent,
-                    hi: now,
-                });
-                // This call is in a window that started by `now`; the band may say sooner.
-                self.current_start = Some(self.window_start(now).map_or(now, |s| s.min(now)));
+        match self.counted {
+            // An answer overtaken by a later call's count (calls in flight together) says less.
+            Some((last, _, _)) if sent < last => return,
+            None => {
+                // The first count: this call's window started by `now` (sooner, if known).
+                self.current_start = Some(self.latest_start(now));
+            }
+            Some((prev_sent, _, prev_remaining)) => {
+                // Within one window the count falls with each call the provider counts. Between
+                // two consecutive calls (none in between), a count as high as the last one means
+                // a window started after the last call went and before this one came back.
+                let consecutive = !self.sent.iter().any(|s| *s > prev_sent && *s < sent);
+                if self.learns && consecutive && remaining >= prev_remaining {
+                    self.learn(Band {
+                        lo: prev_sent,
+                        hi: now,
+                    });
+                    self.current_start = Some(self.latest_start(now));
+                }
             }
         }
         self.counted = Some((sent, now, remaining));
-        self.since_counted = 0;
+    }
+
+    /// The latest a window holding a call answered at `now` can have started: `now`, or sooner
+    /// when the alignment is known.
+    fn latest_start(&self, now: Instant) -> Instant {
+        self.window_start(now).map_or(now, |s| s.min(now))
     }
 
     /// Nothing goes before `until` (a `Retry-After`, a spent daily limit).
@@ -231,30 +274,39 @@ impl Pacer {
         }
     }
 
-    /// Narrows the band with one observation of a window start in `seen`.
+    /// Narrows the band with one observation of a window start in `seen`. Only an observation
+    /// that can hold just one of the band's copies (one per window) narrows it: one that could
+    /// hold two says nothing about which.
     fn learn(&mut self, seen: Band) {
         let w = self.limit.window;
-        let band = match self.band {
-            None => seen,
-            Some(b) => {
-                // The known band projected to the window of this observation.
-                match whole_windows(b.lo, seen.hi, w) {
-                    Some(k) => {
-                        let (lo, hi) = (b.lo + w * k, b.hi + w * k);
-                        let (lo, hi) = (lo.max(seen.lo), hi.min(seen.hi));
-                        if lo <= hi {
-                            Band { lo, hi }
-                        } else {
-                            // Inconsistent (the provider's clock moved): start again from this.
-                            seen
-                        }
-                    }
-                    None => seen,
-                }
+        if seen.hi - seen.lo >= w {
+            return; // As wide as a window: a start is in it, but anywhere.
+        }
+        let Some(b) = self.band else {
+            self.band = Some(seen);
+            return;
+        };
+        // The band's copies that meet the observation.
+        let last = match whole_windows(b.lo, seen.hi, w) {
+            Some(k) => k,
+            None => {
+                self.band = Some(seen); // From before the band: start again from this.
+                return;
             }
         };
-        // A band as wide as a window says nothing.
-        self.band = (band.hi - band.lo < w).then_some(band);
+        let meets = |k: u32| {
+            let (lo, hi) = (b.lo + w * k, b.hi + w * k);
+            (lo <= seen.hi && seen.lo <= hi).then_some((lo.max(seen.lo), hi.min(seen.hi)))
+        };
+        let found: Vec<(Instant, Instant)> =
+            (last.saturating_sub(1)..=last).filter_map(meets).collect();
+        self.band = match found.as_slice() {
+            [(lo, hi)] => Some(Band { lo: *lo, hi: *hi }),
+            // Two copies: ambiguous, nothing learned.
+            [_, _] => Some(b),
+            // None: inconsistent (the provider's clock moved); start again from this.
+            _ => Some(seen),
+        };
     }
 }
 
@@ -279,7 +331,7 @@ pub struct LocalAllowance(std::sync::Mutex<Pacer>);
 
 impl LocalAllowance {
     pub fn new(limit: Limit) -> Self {
-        Self(std::sync::Mutex::new(Pacer::new(limit)))
+        Self(std::sync::Mutex::new(Pacer::concurrent(limit)))
     }
 }
 
@@ -363,7 +415,7 @@ mod tests_support {
         }
 
         /// Receives a call at `at`: its answer.
-        fn receive(&mut self, at: Instant) -> Quota {
+        pub fn receive(&mut self, at: Instant) -> Quota {
             let w = self.window_of(at);
             if w != self.window {
                 if self.window != u64::MAX {
@@ -372,7 +424,9 @@ mod tests_support {
                 self.window = w;
                 self.used = 0;
             }
-            if self.used >= self.limit.per_window {
+            // Every call counts, refused or not: `counts` shows what each window was sent.
+            self.used += 1;
+            if self.used > self.limit.per_window {
                 self.refused += 1;
                 return Quota {
                     remaining: self.tells.then_some(0),
@@ -380,7 +434,6 @@ mod tests_support {
                     retry_after: Some(Duration::from_secs(3)),
                 };
             }
-            self.used += 1;
             Quota {
                 remaining: self.tells.then_some(self.limit.per_window - self.used),
                 ..Quota::default()
@@ -543,6 +596,124 @@ mod tests {
         assert_eq!(next, t0 + Duration::from_secs(70), "the window's end");
     }
 }
+#[cfg(test)]
+mod rough_traffic {
+    use super::tests_support::*;
+    use super::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    const LIMIT: Limit = Limit {
+        per_window: 60,
+        window: Duration::from_secs(60),
+    };
+
+    /// Bursts of calls with idle gaps of up to two windows between them, some calls lost on the
+    /// way (the provider may or may not have counted them): never a 429.
+    #[test]
+    fn idle_gaps_and_lost_calls_never_cause_a_429() {
+        for seed in 0..20u64 {
+            let t0 = Instant::now();
+            let offset = Duration::from_millis(1_000 + seed * 2_917 % 59_000);
+            let mut provider = Provider::new(t0, offset, LIMIT, true);
+            let mut pacer = Pacer::new(LIMIT);
+            let mut now = t0;
+            let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let mut next = || {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                rng >> 33
+            };
+            for _ in 0..40 {
+                // A burst of up to 150 calls, then a pause.
+                for _ in 0..(next() % 150) {
+                    now = pacer.ready_at(now);
+                    pacer.sent(now);
+                    let latency = Duration::from_millis(5 + next() % 300);
+                    match next() % 20 {
+                        // Lost before it arrived: never counted, never answered.
+                        0 => now += latency,
+                        // Arrived and counted, but the answer was lost.
+                        1 => {
+                            provider.receive(now + latency);
+                            now += latency * 2;
+                        }
+                        _ => {
+                            let quota = provider.receive(now + latency);
+                            pacer.answered(now, now + latency * 2, quota);
+                            now += latency * 2;
+                        }
+                    }
+                }
+                now += Duration::from_millis(next() % 120_000);
+            }
+            assert_eq!(provider.refused, 0, "seed {seed}: {:?}", provider.counts);
+        }
+    }
+
+    /// A budget shared by workers with several calls in flight at once (the app's allowance):
+    /// answers come back out of order, and the count still keeps every window at its limit.
+    #[test]
+    fn calls_in_flight_together_never_pass_the_count() {
+        for seed in 0..10u64 {
+            let t0 = Instant::now();
+            let mut provider =
+                Provider::new(t0, Duration::from_millis(7_000 + seed * 3_001), LIMIT, true);
+            let allowance = LocalAllowance::new(LIMIT);
+            // Answers due: (when, sent, the provider's answer).
+            let mut due: BinaryHeap<Reverse<(Instant, Instant, u32, bool)>> = BinaryHeap::new();
+            let mut now = t0;
+            let mut i = 0u64;
+            while now < t0 + LIMIT.window * 10 {
+                // Deliver every answer due by now.
+                while let Some(Reverse((at, sent, left, limited))) = due.peek().copied() {
+                    if at > now {
+                        break;
+                    }
+                    due.pop();
+                    allowance.answered(
+                        sent,
+                        at,
+                        Quota {
+                            remaining: Some(left),
+                            limited,
+                            retry_after: limited.then_some(Duration::from_secs(3)),
+                        },
+                    );
+                }
+                if due.len() < 8 {
+                    match allowance.try_take(now) {
+                        Ok(()) => {
+                            i += 1;
+                            let latency = Duration::from_millis(20 + (i * 7919 + seed) % 400);
+                            let quota = provider.receive(now + latency);
+                            due.push(Reverse((
+                                now + latency * 2,
+                                now,
+                                quota.remaining.unwrap_or(0),
+                                quota.limited,
+                            )));
+                            continue;
+                        }
+                        Err(at) => now = at.min(now + Duration::from_millis(10)),
+                    }
+                } else {
+                    now += Duration::from_millis(10);
+                }
+            }
+            assert_eq!(provider.refused, 0, "seed {seed}: {:?}", provider.counts);
+            // Not learning the alignment costs some windows' calls, never a 429.
+            let made: u32 = provider.counts.iter().sum();
+            assert!(
+                made >= 300,
+                "{made} calls in ten windows: {:?}",
+                provider.counts
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod short_windows {
     use super::tests_support::*;
