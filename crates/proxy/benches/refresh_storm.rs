@@ -5,7 +5,7 @@
 //! Run: `cargo bench -p ledgerlink-proxy --bench refresh_storm`
 //! Knobs: `BENCH_CALLERS` (default 1000), `BENCH_RUNS` (default 7).
 
-use ledgerlink_proxy::xero::XeroTokens;
+use ledgerlink_proxy::providers::xero::oauth::XeroTokens;
 use ledgerlink_proxy::{AppState, Clock, Settings};
 use ledgerlink_sandbox::Sandbox;
 use ledgerlink_wire::Secret;

@@ -4,9 +4,9 @@ use chrono::Duration;
 use ledgerlink_wire::ConnectionStatus;
 
 use crate::error::AppError;
+use crate::providers::xero::oauth::{Deleted, TokenError};
 use crate::store::{ConnectionRow, StatusReason};
 use crate::vault::VaultError;
-use crate::xero::{Deleted, TokenError};
 use crate::AppState;
 
 /// How often a device's status check may ask Xero whether the organisation is still connected.
@@ -111,7 +111,7 @@ pub async fn reprobe(state: &AppState) -> usize {
     let mut recovered = 0;
     for connection in parked {
         let id = connection.id;
-        match crate::accounting::probe(state, &connection).await {
+        match crate::providers::xero::api::probe(state, &connection).await {
             Ok(true) => {
                 let (token_set, now) = (connection.token_set_id, state.clock.now());
                 let moved = state

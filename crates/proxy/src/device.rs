@@ -315,7 +315,7 @@ pub async fn connection_info(
     let org = state.storage.call(move |s| s.organisation(id)).await?;
     let timezone_warning = org
         .as_ref()
-        .filter(|o| crate::timezone::from_xero(&o.xero_timezone).is_none())
+        .filter(|o| crate::providers::xero::timezone::from_xero(&o.xero_timezone).is_none())
         .map(|o| {
             format!(
                 "Xero's time zone for the organisation, '{}', is not one Ledgerlink knows: its documents are dated in UTC.",

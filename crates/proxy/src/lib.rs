@@ -18,14 +18,12 @@ pub mod keys;
 pub mod logs;
 pub mod openapi;
 pub mod pairing;
+pub mod providers;
 pub mod server;
 pub mod settings;
 pub mod store;
 pub mod streams;
-pub mod timezone;
 pub mod vault;
-pub mod webhooks;
-pub mod xero;
 
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -42,7 +40,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub storage: store::Storage,
     pub keyring: Arc<crypto::Keyring>,
-    pub xero: Arc<xero::XeroClient>,
+    pub xero: Arc<providers::xero::oauth::XeroClient>,
     pub vault: Arc<vault::Vault>,
     pub clock: Arc<dyn Clock>,
     pub throttle: Arc<pairing::Throttle>,
@@ -100,7 +98,7 @@ impl AppState {
             },
         )?);
         keys::check_database(storage.store(), &keyring, clock.now())?;
-        let xero = Arc::new(xero::XeroClient::new(&settings)?);
+        let xero = Arc::new(providers::xero::oauth::XeroClient::new(&settings)?);
         let settings_streams = settings.server.max_event_streams_per_device;
         let vault = Arc::new(vault::Vault::new(
             storage.clone(),
@@ -147,7 +145,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(api)
         .merge(pairing::page_routes(&state))
-        .merge(webhooks::routes())
+        .merge(providers::xero::webhooks::routes())
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {
@@ -321,4 +319,3 @@ impl Drop for Proxy {
         }
     }
 }
-pub mod accounting;

@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Keyring};
+use crate::providers::xero::oauth::{TokenError, XeroClient, XeroTokens};
 use crate::settings::RefreshSettings;
 use crate::store::{StatusReason, Storage, StoreError, TokenSetRow};
-use crate::xero::{TokenError, XeroClient, XeroTokens};
 
 /// A token set in the clear: only ever in memory, only inside the vault.
 #[derive(Clone, Serialize, Deserialize)]

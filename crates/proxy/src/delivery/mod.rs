@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::accounting::{self, Answer, CallError};
+use crate::providers::xero::api::{self, Answer, CallError};
 use crate::store::{Bundle, ConnectionRow, DocumentRow, DocumentUpdate};
 use crate::AppState;
 use pacer::{Allowance, Limit, LocalAllowance, Pacer, Quota};
@@ -344,7 +344,7 @@ impl Delivery<'_> {
 
     /// The organisation's time zone (read from Xero once, then kept).
     async fn organisation_zone(&mut self) -> Result<chrono_tz::Tz, Stop> {
-        Ok(crate::timezone::of_organisation(self.state, self.connection).await?)
+        Ok(crate::providers::xero::timezone::of_organisation(self.state, self.connection).await?)
     }
 
     /// Documents waiting to be voided in Xero.
@@ -496,7 +496,7 @@ impl Delivery<'_> {
         key: Option<&str>,
     ) -> Result<Answer, Stop> {
         let sent = pacer::take(self.pacer, self.app.as_ref()).await;
-        let answer = accounting::call(self.state, self.connection, method, path, body, key).await?;
+        let answer = api::call(self.state, self.connection, method, path, body, key).await?;
         // What Xero says of its counts paces what follows: the organisation's minute (a 429 for
         // it, or for the day) on this connection, the app's minute on every connection.
         let limited = answer.status.as_u16() == 429;

@@ -11,11 +11,11 @@ use reqwest::Method;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::accounting;
 use crate::body::Params;
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::openapi::DeviceRefusals;
+use crate::providers::xero::api;
 use crate::AppState;
 
 const KEEP_SECS: i64 = 60;
@@ -82,7 +82,7 @@ async fn search(
         "Contacts?includeArchived=true&page=1&where={}",
         url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
     );
-    let answer = accounting::call(&state, &auth.connection, Method::GET, &path, None, None)
+    let answer = api::call(&state, &auth.connection, Method::GET, &path, None, None)
         .await
         .map_err(|e| super::call_failed(e, "look up the organisation's contacts"))?;
     if !answer.status.is_success() {

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::accounting;
 use crate::body::{Params, StrictJson};
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::openapi::{BodyRefusals, DeviceRefusals};
+use crate::providers::xero::api;
 use crate::store::ConnectionRow;
 use crate::AppState;
 
@@ -47,7 +47,7 @@ pub(crate) async fn offered(
     }
     let mut out = Vec::new();
     for (path, key) in [("Accounts", "Accounts"), ("TaxRates", "TaxRates")] {
-        let answer = accounting::call(state, connection, Method::GET, path, None, None)
+        let answer = api::call(state, connection, Method::GET, path, None, None)
             .await
             .map_err(|e| super::call_failed(e, "read the organisation's accounts"))?;
         if !answer.status.is_success() {

@@ -70,8 +70,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// could not be made: reconnect, disconnected, or Xero out of reach. The vault's trouble (a
 /// database, a key) is the operator's, logged in full there; the device hears only that something
 /// failed.
-pub(crate) fn call_failed(e: crate::accounting::CallError, what: &str) -> AppError {
-    use crate::accounting::CallError;
+pub(crate) fn call_failed(e: crate::providers::xero::api::CallError, what: &str) -> AppError {
+    use crate::providers::xero::api::CallError;
     match e {
         CallError::NeedsReconnect | CallError::NotConnected => AppError::api(
             StatusCode::CONFLICT,

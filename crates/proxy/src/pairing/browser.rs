@@ -18,8 +18,8 @@ use uuid::Uuid;
 use super::pages;
 use super::Finished;
 use crate::device::{hash, random_secret};
+use crate::providers::xero::oauth::{TokenError, XeroConnection};
 use crate::store::{OAuthState, Pairing, PairingStatus, PendingChoice};
-use crate::xero::{TokenError, XeroConnection};
 use crate::AppState;
 
 const COOKIE: &str = "ll_browser";

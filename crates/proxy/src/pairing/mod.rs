@@ -27,8 +27,8 @@ use crate::body::RawBody;
 use crate::device;
 use crate::error::{parse_form_or_json, AppError};
 use crate::openapi::BodyRefusals;
+use crate::providers::xero::oauth::XeroConnection;
 use crate::store::{Approval, ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
-use crate::xero::XeroConnection;
 use crate::AppState;
 use ledgerlink_wire::error::OAuthErrorBody;
 use ledgerlink_wire::ApiError;
@@ -574,7 +574,7 @@ async fn finish(
     // The organisation's time zone and short code, read once now so the device has them from its
     // first answer (its local dates, its links into Xero). Not worth holding the page for: a slow
     // or failed read is tried again when a shift needs the zone.
-    let read = crate::timezone::of_organisation(state, &connection);
+    let read = crate::providers::xero::timezone::of_organisation(state, &connection);
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

@@ -104,7 +104,7 @@ async fn process(state: &AppState, event: &Value) -> anyhow::Result<()> {
     if docs.is_empty() {
         return Ok(()); // not one of ours
     }
-    let answer = crate::accounting::call(
+    let answer = crate::providers::xero::api::call(
         state,
         &connection,
         Method::GET,

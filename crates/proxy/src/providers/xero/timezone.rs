@@ -49,12 +49,12 @@ pub fn from_xero(timezone: &str) -> Option<Tz> {
 pub async fn of_organisation(
     state: &crate::AppState,
     connection: &crate::store::ConnectionRow,
-) -> Result<Tz, crate::accounting::CallError> {
+) -> Result<Tz, crate::providers::xero::api::CallError> {
     let id = connection.id;
     if let Ok(Some(org)) = state.storage.call(move |s| s.organisation(id)).await {
         return Ok(org.timezone.parse().unwrap_or(Tz::UTC));
     }
-    let answer = crate::accounting::call(
+    let answer = crate::providers::xero::api::call(
         state,
         connection,
         reqwest::Method::GET,
