@@ -745,7 +745,15 @@ impl App {
         })
     }
 
-    fn row(&self, e: &Entry, rates: &TaxRates, mappings: &Mappings) -> DocumentRow {
+    /// How a document reads on screen. `number_of` finds the Xero number of a document of this
+    /// device by its client_ref (for the sale a payment or refund is for).
+    fn row(
+        &self,
+        e: &Entry,
+        rates: &TaxRates,
+        mappings: &Mappings,
+        number_of: &dyn Fn(&str) -> Option<String>,
+    ) -> DocumentRow {
         let (label, tone) = state_label(e.state);
         let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
         let date = match e.kind {
@@ -759,10 +767,8 @@ impl App {
         };
         // A payment or a refund is known by the sale it is for.
         let sale_number = || {
-            text(&e.body["invoice"]["xero_number"]).or_else(|| {
-                let sale = text(&e.body["invoice"]["client_ref"])?;
-                self.outbox().get(&sale).ok().flatten()?.xero_number
-            })
+            text(&e.body["invoice"]["xero_number"])
+                .or_else(|| number_of(e.body["invoice"]["client_ref"].as_str()?))
         };
         let reference = match e.kind {
             DocumentKind::Payment => sale_number(),
@@ -926,13 +932,18 @@ impl App {
             .as_deref()
             .map(|t| t.trim().to_lowercase())
             .filter(|t| !t.is_empty());
-        Ok(self
-            .outbox()
-            .list(None)?
+        let all = self.outbox().list(None)?;
+        // The sales' numbers from the list already read, not one outbox query per payment.
+        let numbers: std::collections::HashMap<&str, &str> = all
+            .iter()
+            .filter_map(|e| Some((e.client_ref.as_str(), e.xero_number.as_deref()?)))
+            .collect();
+        let number_of = |r: &str| numbers.get(r).map(|n| n.to_string());
+        Ok(all
             .iter()
             .filter(|e| states.is_none_or(|s| s.contains(&e.state)))
             .filter(|e| kind.is_none_or(|k| k == e.kind))
-            .map(|e| self.row(e, &rates, &mappings))
+            .map(|e| self.row(e, &rates, &mappings, &number_of))
             .filter(|r| {
                 text.as_ref().is_none_or(|t| {
                     [
@@ -969,7 +980,9 @@ impl App {
             _ => None,
         };
         Ok(DocumentDetail {
-            row: self.row(&e, &rates, &mappings),
+            row: self.row(&e, &rates, &mappings, &|r| {
+                self.outbox().get(r).ok().flatten()?.xero_number
+            }),
             body: e.body,
             totals,
         })

@@ -440,16 +440,9 @@ pub(super) async fn retry(cx: &Context, client_ref: Option<&str>, all: bool) -> 
     Ok(Done::by(&counts))
 }
 
-pub(super) async fn discard(cx: &Context, client_ref: &str, reason: &str, yes: bool) -> Result<()> {
-    let request = ledgerlink_wire::documents::DiscardRequest {
-        reason: reason.to_string(),
-    };
-    let reason = request
-        .checked_reason()
-        .map_err(|why| usage(format!("--reason: {why}")))?;
-    // Said before asking: a document that cannot be discarded is not worth a question.
-    let entry = cx
-        .outbox()
+/// The document `client_ref` in this device's outbox, or the failure that says it is not there.
+fn local(cx: &Context, client_ref: &str) -> Result<Entry> {
+    cx.outbox()
         .get(client_ref)
         .map_err(|e| fail("outbox", e.to_string()))?
         .ok_or_else(|| {
@@ -458,7 +451,18 @@ pub(super) async fn discard(cx: &Context, client_ref: &str, reason: &str, yes: b
                 format!("There is no document '{client_ref}' on this device."),
             )
             .about(client_ref)
-        })?;
+        })
+}
+
+pub(super) async fn discard(cx: &Context, client_ref: &str, reason: &str, yes: bool) -> Result<()> {
+    let request = ledgerlink_wire::documents::DiscardRequest {
+        reason: reason.to_string(),
+    };
+    let reason = request
+        .checked_reason()
+        .map_err(|why| usage(format!("--reason: {why}")))?;
+    // Said before asking: a document that cannot be discarded is not worth a question.
+    let entry = local(cx, client_ref)?;
     confirm(
         yes,
         &format!(
@@ -484,17 +488,7 @@ pub(super) async fn discard(cx: &Context, client_ref: &str, reason: &str, yes: b
 /// Asks for a sent invoice to be voided: recorded here (`voiding`), then sent to the proxy now if
 /// it can be reached, or with the next sync.
 pub(super) async fn void(cx: &Context, client_ref: &str, yes: bool) -> Result<()> {
-    let entry = cx
-        .outbox()
-        .get(client_ref)
-        .map_err(|e| fail("outbox", e.to_string()))?
-        .ok_or_else(|| {
-            fail(
-                "not_found",
-                format!("There is no document '{client_ref}' on this device."),
-            )
-            .about(client_ref)
-        })?;
+    let entry = local(cx, client_ref)?;
     confirm(
         yes,
         &format!(

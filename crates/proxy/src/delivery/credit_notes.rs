@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use std::str::FromStr;
 use uuid::Uuid;
 
-use super::{carries, key_for, marker, num, outcome_of, update, Delivery, Stop};
-use crate::store::{DocumentRow, DocumentUpdate};
+use super::{carries, key_for, marker, num, outcome_of, update, Delivery, Stop, CREDIT_NOTE};
+use crate::store::DocumentRow;
 
 /// A decimal Xero sent as a JSON number.
 fn decimal(v: &Value) -> Option<Decimal> {
@@ -108,41 +108,12 @@ impl Delivery<'_> {
                 x["Type"] = json!("ACCRECCREDIT");
                 x["Status"] = json!("AUTHORISED");
                 let key = key_for(&[&doc.send_identity(), b"credit_note"]);
-                let body = json!({"CreditNotes": [x]}).to_string();
-                let answer = match self
-                    .call(
-                        Method::PUT,
-                        "CreditNotes?summarizeErrors=false&unitdp=4",
-                        Some(&body),
-                        Some(&key),
-                    )
-                    .await
-                {
-                    Ok(a) => a,
-                    Err(stop) => {
-                        self.requeue(&[&doc], &stop).await?;
-                        return Err(stop);
-                    }
+                let created = self.create_first(&doc, CREDIT_NOTE, x, &key).await?;
+                // Refused: the refusal is saved.
+                let Some(created) = created else {
+                    return Ok(());
                 };
-                let outcome = outcome_of(
-                    doc.id,
-                    &answer,
-                    "CreditNotes",
-                    0,
-                    "CreditNoteID",
-                    Some("CreditNoteNumber"),
-                );
-                let (Some(id), DocumentState::Sent) = (outcome.xero_id, outcome.state) else {
-                    return self.save(vec![outcome]).await;
-                };
-                // Keep its id while the allocation and the refunds go (still `sending`).
-                self.save(vec![DocumentUpdate {
-                    state: DocumentState::Sending,
-                    attempt: false,
-                    ..outcome.clone()
-                }])
-                .await?;
-                (id, outcome.xero_number)
+                created
             }
         };
         let done =

@@ -32,6 +32,29 @@ use crate::store::{Bundle, ConnectionRow, DocumentRow, DocumentUpdate};
 use crate::AppState;
 use pacer::{Allowance, Limit, LocalAllowance, Pacer, Quota};
 
+/// Where and how a Xero record is created: the path, its collection, and its id and number fields.
+#[derive(Clone, Copy)]
+struct Creation {
+    path: &'static str,
+    collection: &'static str,
+    id_field: &'static str,
+    number_field: &'static str,
+}
+
+const INVOICE: Creation = Creation {
+    path: "Invoices?summarizeErrors=false",
+    collection: "Invoices",
+    id_field: "InvoiceID",
+    number_field: "InvoiceNumber",
+};
+
+const CREDIT_NOTE: Creation = Creation {
+    path: "CreditNotes?summarizeErrors=false&unitdp=4",
+    collection: "CreditNotes",
+    id_field: "CreditNoteID",
+    number_field: "CreditNoteNumber",
+};
+
 /// Documents per call (Xero's advice).
 const BUNDLE: usize = 50;
 /// Keep each call under Xero's 3.5 MB request limit (the envelope and query take the rest).
@@ -912,6 +935,50 @@ impl Delivery<'_> {
 
     /// Whether the document's last send has had no answer for longer than Xero replays a key: what
     /// it made must then be looked up in Xero before anything is sent again.
+    /// Creates in Xero the first record of a document that takes several calls (a shift's
+    /// invoice, a refund's credit note) under `key`, and keeps its id on the document, still
+    /// `sending`, while the other calls go. `None` when Xero refused it (the refusal is saved);
+    /// a call that failed is requeued.
+    async fn create_first(
+        &mut self,
+        doc: &DocumentRow,
+        what: Creation,
+        item: Value,
+        key: &str,
+    ) -> Result<Option<(Uuid, Option<String>)>, Stop> {
+        let body = json!({ what.collection: [item] }).to_string();
+        let answer = match self
+            .call(Method::PUT, what.path, Some(&body), Some(key))
+            .await
+        {
+            Ok(a) => a,
+            Err(stop) => {
+                self.requeue(&[doc], &stop).await?;
+                return Err(stop);
+            }
+        };
+        let outcome = outcome_of(
+            doc.id,
+            &answer,
+            what.collection,
+            0,
+            what.id_field,
+            Some(what.number_field),
+        );
+        let (Some(id), DocumentState::Sent) = (outcome.xero_id, outcome.state) else {
+            self.save(vec![outcome]).await?;
+            return Ok(None);
+        };
+        let number = outcome.xero_number.clone();
+        self.save(vec![DocumentUpdate {
+            state: DocumentState::Sending,
+            attempt: false,
+            ..outcome
+        }])
+        .await?;
+        Ok(Some((id, number)))
+    }
+
     fn past_replay_window(&self, doc: &DocumentRow) -> bool {
         let window =
             chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
@@ -1243,41 +1310,12 @@ impl Delivery<'_> {
                     "LineItems": lines,
                 });
                 let key = key_for(&[&doc.send_identity(), b"invoice"]);
-                let body = json!({"Invoices": [x]}).to_string();
-                let answer = match self
-                    .call(
-                        Method::PUT,
-                        "Invoices?summarizeErrors=false",
-                        Some(&body),
-                        Some(&key),
-                    )
-                    .await
-                {
-                    Ok(a) => a,
-                    Err(stop) => {
-                        self.requeue(&[&doc], &stop).await?;
-                        return Err(stop);
-                    }
+                let created = self.create_first(&doc, INVOICE, x, &key).await?;
+                // Refused: the refusal is saved.
+                let Some(created) = created else {
+                    return Ok(());
                 };
-                let outcome = outcome_of(
-                    doc.id,
-                    &answer,
-                    "Invoices",
-                    0,
-                    "InvoiceID",
-                    Some("InvoiceNumber"),
-                );
-                let (Some(id), DocumentState::Sent) = (outcome.xero_id, outcome.state) else {
-                    return self.save(vec![outcome]).await;
-                };
-                // Keep the invoice id while the payments go (still `sending`).
-                let keep = DocumentUpdate {
-                    state: DocumentState::Sending,
-                    attempt: false,
-                    ..outcome.clone()
-                };
-                self.save(vec![keep]).await?;
-                (id, outcome.xero_number)
+                created
             }
         };
         // Each tender's payment carries the shift's marker and its position, so a lost answer can be
