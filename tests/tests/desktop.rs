@@ -366,10 +366,10 @@ async fn flow() {
             .env_remove("LEDGERLINK_NO_BROWSER")
             .env_remove("LEDGERLINK_WINDOW_GL")
             .env("LEDGERLINK_CREDENTIALS", "file")
-            // A till in Auckland at 08:30 on the 21st, which is still the 20th in UTC: the forms
+            // A till in Auckland at 08:00 on the 21st, which is still the 20th in UTC: the forms
             // must fill the local day.
             .env("TZ", "Pacific/Auckland")
-            .env("LEDGERLINK_TEST_NOW", "2026-11-20T19:30:00Z")
+            .env("LEDGERLINK_TEST_NOW", "2026-11-20T19:00:00Z")
             // A New Zealand till's locale: dates read day first.
             .env("LANG", "en_NZ.UTF-8")
             .env("LC_TIME", "en_NZ.UTF-8")
