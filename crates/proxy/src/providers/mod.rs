@@ -1,10 +1,199 @@
-//! The providers a connection can be to, one module each: how a connection comes to exist there,
-//! how its grant stays usable, how a call is authorised and what its answer says about quota,
-//! webhooks, and how documents become calls. What is generic (outbox, bundling, idempotency,
-//! pacing, events) stays outside, in `delivery`, `documents` and `store`.
+//! The providers a connection can be to, one module each, and the seam between them and the rest of
+//! the proxy. What is generic (outbox, bundling, idempotency keys, unknown outcomes, pacing,
+//! backoff, events) lives in `delivery`, `documents` and `store`; what a provider is lives here:
 //!
-//! Xero is the first. A new provider is a module beside it (`providers/NAME/`), a name in
-//! `ledgerlink_wire::Provider`, a `[providers.NAME]` settings section and its routes
-//! (`/oauth/NAME/callback`, `/webhooks/NAME`).
+//! - [`Profile`]: how a connection comes to exist ([`Consent`]: the person consents in a browser,
+//!   or the provider installs us and calls us), how its grant stays usable ([`Grant`]: rotating
+//!   refresh tokens, a static token, short-lived tokens re-minted or refreshed), its limits
+//!   ([`Limits`]) and what mappings may point at ([`MappingTarget`]);
+//! - [`Answer`] and [`Quotas`]: what a provider's answer says about its quota, read by the
+//!   provider's own API module, so the engine's pacer never guesses;
+//! - [`Documents`]: how documents become calls and answers become outcomes, on a
+//!   [`Round`](crate::delivery::Round) the engine hands it;
+//! - [`Webhooks`]: how the provider's notifications are verified and what they say.
+//!
+//! Xero is the first (`xero/`). A new provider is a module beside it (`providers/NAME/`) that
+//! implements these, a name in `ledgerlink_wire::Provider`, a `[providers.NAME]` settings section,
+//! and an arm in `delivery::scheduler` that opens its [`Documents`]; its routes
+//! (`/oauth/NAME/callback`, `/webhooks/NAME`) are already there. `docs/PROVIDERS.md` walks through
+//! it.
 
 pub mod xero;
+
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use ledgerlink_wire::documents::DocumentKind;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::delivery::pacer::Quota;
+use crate::delivery::{Round, Stop};
+use crate::store::{Bundle, DocumentRow, DocumentUpdate};
+
+/// How a connection to the provider comes to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// The person is sent to the provider's consent page and comes back to `/oauth/NAME/callback`
+    /// with a code (Xero, HubRise).
+    Browser,
+    /// The provider installs us as a partner integration and calls us (signed requests, a
+    /// healthcheck, a removal webhook); no browser comes back to us (OfficeRnD).
+    PartnerInstall,
+}
+
+/// How a connection's grant stays usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// A short-lived access token and a refresh token that is replaced at each refresh (Xero: 30
+    /// minutes and 60 days); losing a rotation loses the connection, so refreshes are single-flight.
+    RotatingRefresh,
+    /// One token that never expires until it is revoked (HubRise).
+    Static,
+    /// Short-lived tokens minted again from the app's own credentials, or refreshed (OfficeRnD).
+    ShortLived,
+}
+
+/// What a mapping may point at in the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingTarget {
+    /// A ledger account by its code (Xero's `AccountCode`).
+    Account,
+    /// A tax rate by its type (Xero's `TaxType`).
+    TaxRate,
+    /// A payment method or tender of the provider's own.
+    PaymentMethod,
+}
+
+/// The provider's limits, as the engine paces and bundles to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Calls per connection per window.
+    pub per_window: u32,
+    /// Calls per app per window, across every connection.
+    pub app_per_window: u32,
+    pub window: Duration,
+    /// Documents per call when a call takes several.
+    pub batch: usize,
+    /// The largest request body the provider takes, less room for the envelope.
+    pub max_body_bytes: usize,
+}
+
+/// What a provider is, beyond its calls: one implementation per provider module.
+pub trait Profile {
+    const PROVIDER: ledgerlink_wire::Provider;
+    /// How a connection comes to exist.
+    const CONSENT: Consent;
+    /// How its grant stays usable.
+    const GRANT: Grant;
+    /// What mappings may point at.
+    const MAPPING_TARGETS: &'static [MappingTarget];
+    /// Its limits under these settings.
+    fn limits(settings: &crate::settings::Settings) -> Limits;
+}
+
+/// A provider's answer to one API call, with what it says of the provider's quota.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub quota: Quotas,
+}
+
+/// What an answer says about the quotas the call counted against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// The connection's window (Xero: the organisation's minute).
+    pub connection: Quota,
+    /// The app's window, across every connection (Xero: the app's minute).
+    pub app: Quota,
+    /// The connection's calls are spent until then (Xero: its day, until midnight UTC).
+    pub spent_until: Option<DateTime<Utc>>,
+}
+
+impl Quotas {
+    /// Refused for a limit: how long the provider asked to wait, if it said.
+    pub fn limited(&self) -> Option<Option<Duration>> {
+        (self.connection.limited || self.app.limited)
+            .then(|| self.connection.retry_after.or(self.app.retry_after))
+    }
+}
+
+/// A document found at the provider by its marker after an unknown outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub id: Uuid,
+    pub number: Option<String>,
+}
+
+/// How a provider turns one connection's documents into calls and the answers into outcomes. The
+/// engine opens one per round and drives it: it reads the outbox, hands each kind over, sends and
+/// resends recorded bundles through it and reconciles unknown outcomes with what it finds.
+pub trait Documents: Send {
+    /// The round this delivery runs in (the connection, its pacer, the outbox).
+    fn round(&mut self) -> &mut Round;
+
+    /// How many documents of a kind one pass takes: a call's worth, or one for a document that
+    /// takes several calls in order.
+    fn per_pass(&self, kind: DocumentKind) -> usize;
+
+    /// Sends documents of one kind, saving each one's outcome.
+    fn send(
+        &mut self,
+        kind: DocumentKind,
+        docs: Vec<DocumentRow>,
+    ) -> impl Future<Output = Result<(), Stop>> + Send;
+
+    /// Voids a sent document at the provider.
+    fn void(&mut self, doc: DocumentRow) -> impl Future<Output = Result<(), Stop>> + Send;
+
+    /// The call that delivers a recorded bundle (the same bytes under the same key each time).
+    fn deliver_bundle(
+        &mut self,
+        bundle: &Bundle,
+    ) -> impl Future<Output = Result<Answer, Stop>> + Send;
+
+    /// What the answer to a bundle means for each of its members, in order.
+    fn outcomes(
+        &mut self,
+        bundle: &Bundle,
+        answer: &Answer,
+    ) -> impl Future<Output = Result<Vec<DocumentUpdate>, Stop>> + Send;
+
+    /// The documents of `collection` at the provider that carry one of `markers`, by marker.
+    fn find_marked(
+        &mut self,
+        collection: &str,
+        markers: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Found>, Stop>> + Send;
+}
+
+/// A provider's notifications: how one is known to be the provider's, and what it says.
+pub trait Webhooks {
+    /// Whether the request carries the provider's signature over exactly this body.
+    fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool;
+    /// The events in a verified body.
+    fn events(body: &[u8]) -> Vec<WebhookEvent>;
+}
+
+/// One change the provider tells of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// The provider's id of the organisation it happened in.
+    pub tenant_id: String,
+    /// What kind of record changed (Xero: `INVOICE`, `CONTACT`).
+    pub category: String,
+    /// How it changed (Xero: `CREATE`, `UPDATE`).
+    pub change: String,
+    /// The provider's id of the record that changed.
+    pub resource_id: String,
+}
+
+/// The limits of `provider` under these settings.
+pub fn limits(provider: ledgerlink_wire::Provider, settings: &crate::settings::Settings) -> Limits {
+    match provider {
+        ledgerlink_wire::Provider::Xero => <xero::Xero as Profile>::limits(settings),
+    }
+}

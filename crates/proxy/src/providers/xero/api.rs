@@ -13,6 +13,10 @@ use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
 
+use crate::delivery::pacer::Quota;
+use crate::delivery::Stop;
+pub use crate::providers::Answer;
+use crate::providers::Quotas;
 use crate::store::{ConnectionRow, StatusReason};
 use crate::vault::VaultError;
 use crate::AppState;
@@ -21,23 +25,6 @@ use ledgerlink_wire::ConnectionStatus;
 /// Tries after a refusal that may pass (a `401` after a fresh refresh, a `403` for an organisation
 /// Xero still lists), with backoff between them.
 const AUTH_RETRIES: u32 = 3;
-
-/// Xero's answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
-    /// `Retry-After` on a `429`.
-    pub retry_after: Option<Duration>,
-    /// `X-MinLimit-Remaining`: calls left in this minute for the tenant.
-    pub minute_remaining: Option<u32>,
-    /// `X-DayLimit-Remaining`: calls left today for the tenant.
-    pub day_remaining: Option<u32>,
-    /// `X-AppMinLimit-Remaining`: calls left in this minute for the app, across its tenants.
-    pub app_remaining: Option<u32>,
-    /// `X-Rate-Limit-Problem` on a `429`: which limit (`minute`, `day`, `appminute`, ...).
-    pub rate_limit_problem: Option<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -166,15 +153,50 @@ pub async fn call(
             .await
             .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        // What Xero says of its counts: the organisation's minute (a 429 for it, or for the day)
+        // paces this connection, the app's minute every connection.
+        let limited = status == StatusCode::TOO_MANY_REQUESTS;
+        let app_limited = limited && rate_limit_problem.as_deref() == Some("appminute");
+        let quota = Quotas {
+            connection: Quota {
+                // Refused for the app's minute, the organisation's count may not have moved:
+                // nothing is learned from it.
+                remaining: minute_remaining.filter(|_| !app_limited),
+                limited: limited && !app_limited,
+                retry_after,
+            },
+            app: Quota {
+                remaining: app_remaining,
+                limited: app_limited,
+                retry_after,
+            },
+            // The organisation's calls for the day are spent: none until the next UTC day (Xero's
+            // Retry-After says the same when a 429 comes).
+            spent_until: (day_remaining == Some(0)).then(|| next_utc_midnight(state.clock.now())),
+        };
         return Ok(Answer {
             status,
             body,
-            retry_after,
-            minute_remaining,
-            day_remaining,
-            app_remaining,
-            rate_limit_problem,
+            quota,
         });
+    }
+}
+
+fn next_utc_midnight(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    (now.date_naive() + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+}
+
+impl From<CallError> for Stop {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::NeedsReconnect | CallError::NotConnected | CallError::Disconnected => {
+                Stop::Reconnect
+            }
+            other => Stop::Later(other.to_string()),
+        }
     }
 }
 

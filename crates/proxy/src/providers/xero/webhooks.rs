@@ -20,12 +20,43 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use super::Xero;
+use crate::providers::{WebhookEvent, Webhooks};
 use crate::store::DocumentUpdate;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     // `/webhooks/xero` for Xero: the URL registered apps already point at.
     Router::new().route("/webhooks/{provider}", post(receive))
+}
+
+impl Webhooks for Xero {
+    fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+        let given = headers
+            .get("x-xero-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        signature_ok(key, body, given)
+    }
+
+    fn events(body: &[u8]) -> Vec<WebhookEvent> {
+        let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let text = |e: &Value, f: &str| e[f].as_str().unwrap_or_default().to_string();
+        payload["events"]
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .map(|e| WebhookEvent {
+                        tenant_id: text(e, "tenantId"),
+                        category: text(e, "eventCategory"),
+                        change: text(e, "eventType"),
+                        resource_id: text(e, "resourceId"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn signature_ok(key: &[u8], body: &[u8], given: &str) -> bool {
@@ -48,15 +79,10 @@ async fn receive(
         tracing::warn!("a webhook arrived but no webhooks key is configured (--xero-webhook-key)");
         return StatusCode::UNAUTHORIZED;
     };
-    let given = headers
-        .get("x-xero-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !signature_ok(key.expose().as_bytes(), &body, given) {
+    if !Xero::verify(key.expose().as_bytes(), &headers, &body) {
         return StatusCode::UNAUTHORIZED;
     }
-    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let events = payload["events"].as_array().cloned().unwrap_or_default();
+    let events = Xero::events(&body);
     if !events.is_empty() {
         // Answer within Xero's 5 seconds; look things up afterwards.
         tokio::spawn(async move {
@@ -70,18 +96,14 @@ async fn receive(
     StatusCode::OK
 }
 
-async fn process(state: &AppState, event: &Value) -> anyhow::Result<()> {
+async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
     // A CREATE is the invoice we just sent: the device already knows it.
-    if event["eventCategory"] != "INVOICE" || event["eventType"] != "UPDATE" {
+    if event.category != "INVOICE" || event.change != "UPDATE" {
         return Ok(());
     }
-    let (Some(tenant), Some(invoice_id)) = (
-        event["tenantId"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok()),
-        event["resourceId"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok()),
+    let (Ok(tenant), Ok(invoice_id)) = (
+        Uuid::parse_str(&event.tenant_id),
+        Uuid::parse_str(&event.resource_id),
     ) else {
         return Ok(());
     };

@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 use std::str::FromStr;
 use uuid::Uuid;
 
-use super::{carries, key_for, marker, num, outcome_of, update, Delivery, Stop, CREDIT_NOTE};
+use super::{num, outcome_of, XeroDocuments, CREDIT_NOTE};
+use crate::delivery::bundle::key_for;
+use crate::delivery::claim::{unreadable, update};
+use crate::delivery::reconcile::marker;
+use crate::delivery::Stop;
 use crate::store::DocumentRow;
 
 /// A decimal Xero sent as a JSON number.
@@ -21,12 +25,12 @@ fn decimal(v: &Value) -> Option<Decimal> {
     Decimal::from_str(&v.to_string()).ok()
 }
 
-impl Delivery<'_> {
+impl XeroDocuments {
     pub(super) async fn credit_note(&mut self, doc: DocumentRow) -> Result<(), Stop> {
         let fail = |why: String| update(doc.id, DocumentState::Failed, None, None, Some(why));
         let note: CreditNote = match serde_json::from_str(&doc.body) {
             Ok(n) => n,
-            Err(e) => return self.save(vec![super::unreadable(doc.id, &e)]).await,
+            Err(e) => return self.save(vec![unreadable(doc.id, &e)]).await,
         };
         // Everything that can be refused here is, before anything is made in Xero: a refund that
         // failed halfway would leave a credit note a correction could make twice.
@@ -85,36 +89,20 @@ impl Delivery<'_> {
             Err(why) => return self.save(vec![fail(why)]).await,
         };
 
-        let past_window = self.past_replay_window(&doc);
+        let past_window = self.round.past_replay_window(&doc);
         let m = marker(&doc);
-        // An earlier attempt may have made it without our hearing of it.
-        let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
-        if known.is_none() && past_window {
-            let found = self
-                .find_by_markers("CreditNotes", std::slice::from_ref(&m))
-                .await?;
-            known = found.iter().find(|c| carries(c, &m)).and_then(|c| {
-                Some((
-                    Uuid::parse_str(c["CreditNoteID"].as_str()?).ok()?,
-                    c["CreditNoteNumber"].as_str().map(str::to_string),
-                ))
-            });
-        }
-        self.mark(&[&doc], DocumentState::Sending).await?;
-        let (note_id, number) = match known {
-            Some(k) => k,
-            None => {
-                let mut x = self.xero_invoice(&as_sale, contact, &m);
-                x["Type"] = json!("ACCRECCREDIT");
-                x["Status"] = json!("AUTHORISED");
-                let key = key_for(&[&doc.send_identity(), b"credit_note"]);
-                let created = self.create_first(&doc, CREDIT_NOTE, x, &key).await?;
-                // Refused: the refusal is saved.
-                let Some(created) = created else {
-                    return Ok(());
-                };
-                created
-            }
+        let credit_note = |this: &Self, m: &str| {
+            let mut x = this.xero_invoice(&as_sale, contact, m);
+            x["Type"] = json!("ACCRECCREDIT");
+            x["Status"] = json!("AUTHORISED");
+            x
+        };
+        let first = self
+            .first_record(&doc, CREDIT_NOTE, past_window, credit_note, b"credit_note")
+            .await?;
+        // Refused: the refusal is saved.
+        let Some((note_id, number)) = first else {
+            return Ok(());
         };
         let done =
             |why: Option<String>, state| update(doc.id, state, Some(note_id), number.clone(), why);
@@ -135,7 +123,7 @@ impl Delivery<'_> {
                         .await
                 }
                 Err(stop) => {
-                    self.requeue(&[&doc], &stop).await?;
+                    self.round.requeue(&[&doc], &stop).await?;
                     return Err(stop);
                 }
             }
@@ -188,9 +176,9 @@ impl Delivery<'_> {
     /// The total Xero will give the credit note (its per-line rule, the organisation's rates), to
     /// check the refunds against before anything is made. `Err` with the reason it cannot be known.
     async fn expected_total(&mut self, sale: &Invoice) -> Result<Result<Decimal, String>, Stop> {
-        let rates = crate::documents::tax_rates(self.state, self.connection)
+        let rates = crate::documents::tax_rates(&self.round.state, &self.round.connection)
             .await
-            .map_err(|e| Stop::Later(e.to_string()))?;
+            .map_err(Stop::store)?;
         let mut lines = Vec::with_capacity(sale.lines.len());
         for l in &sale.lines {
             let tax_type = match &l.sales_category {
@@ -225,11 +213,12 @@ impl Delivery<'_> {
         if let Some(r) = &target.client_ref {
             let (device, r2) = (doc.device_id, r.clone());
             let found = self
+                .round
                 .state
                 .storage
                 .call(move |s| s.document_by_ref(device, &r2))
                 .await
-                .map_err(|e| Stop::Later(e.to_string()))?;
+                .map_err(Stop::store)?;
             return Ok(match found {
                 None => Err(format!(
                     "no invoice with client_ref '{r}' arrived from this device within an hour"
@@ -303,7 +292,7 @@ impl Delivery<'_> {
             return Ok(Ok(()));
         }
         let amount = credit.min(due);
-        let body = json!({"Allocations": [{"Invoice": {"InvoiceID": invoice_id}, "Amount": num(amount), "Date": self.state.clock.now().date_naive().to_string()}]}).to_string();
+        let body = json!({"Allocations": [{"Invoice": {"InvoiceID": invoice_id}, "Amount": num(amount), "Date": self.round.state.clock.now().date_naive().to_string()}]}).to_string();
         let key = key_for(&[&doc.send_identity(), b"allocation"]);
         let answer = self
             .call(

@@ -7,11 +7,14 @@ use ledgerlink_wire::documents::DocumentState;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{key_for, outcome_of, update, xero_messages, Delivery, Stop};
+use super::{outcome_of, xero_messages, XeroDocuments};
+use crate::delivery::bundle::key_for;
+use crate::delivery::claim::update;
+use crate::delivery::Stop;
 use crate::store::DocumentRow;
 
-impl Delivery<'_> {
-    pub(super) async fn void(&mut self, doc: DocumentRow) -> Result<(), Stop> {
+impl XeroDocuments {
+    pub(super) async fn void_invoice(&mut self, doc: DocumentRow) -> Result<(), Stop> {
         let back = |why: String| {
             update(
                 doc.id,

@@ -1,0 +1,91 @@
+//! One connection's round: what a provider's [`Documents`](crate::providers::Documents) works on,
+//! and the one way its calls go out, paced.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::pacer::{self, Pacer};
+use super::{AppPacer, Stop};
+use crate::providers::{Answer, Limits};
+use crate::store::ConnectionRow;
+use crate::AppState;
+
+/// Owns what it needs (the connection's pacer comes back with [`Round::into_pacer`]), so a
+/// provider's round has no lifetimes to carry across its awaits.
+pub struct Round {
+    pub state: AppState,
+    pub connection: ConnectionRow,
+    pub limits: Limits,
+    pacer: Pacer,
+    app: AppPacer,
+}
+
+impl Round {
+    pub fn new(
+        state: AppState,
+        connection: ConnectionRow,
+        pacer: Pacer,
+        app: AppPacer,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            state,
+            connection,
+            limits,
+            pacer,
+            app,
+        }
+    }
+
+    /// The connection's pacer, with what it learned this round, for the next.
+    pub fn into_pacer(self) -> Pacer {
+        self.pacer
+    }
+
+    /// Makes one provider call when the connection's and the app's pacers allow it (`call` is not
+    /// started before), and lets what its answer says of the quotas pace what follows. A refusal
+    /// for a limit stops the round (the pacer holds calls as long as the provider asked); a server
+    /// error stops it to back off.
+    pub async fn paced<'s, E, Fut>(
+        &'s mut self,
+        call: impl FnOnce(&'s AppState, &'s ConnectionRow) -> Fut,
+    ) -> Result<Answer, Stop>
+    where
+        Fut: Future<Output = Result<Answer, E>> + 's,
+        Stop: From<E>,
+    {
+        let Round {
+            state,
+            connection,
+            pacer,
+            app,
+            ..
+        } = self;
+        let sent = pacer::take(pacer, app.as_ref()).await;
+        let answer = call(state, connection).await?;
+        let (state, connection): (&AppState, &ConnectionRow) = (state, connection);
+        let back = Instant::now();
+        let quota = answer.quota;
+        pacer.answered(sent, back, quota.connection);
+        app.answered(sent, back, quota.app);
+        if let Some(until) = quota.spent_until {
+            // The connection's calls are spent (Xero: its day): wait until they come back rather
+            // than collect refusals.
+            let wait = (until - state.clock.now())
+                .to_std()
+                .unwrap_or(Duration::from_secs(60));
+            tracing::warn!(connection = %connection.id, provider = %connection.provider, wait_secs = wait.as_secs(), "the provider's daily limit is spent for this organisation");
+            pacer.hold(back + wait);
+        }
+        if let Some(retry_after) = quota.limited() {
+            return Err(Stop::Limited(retry_after.unwrap_or(pacer::DEFAULT_RETRY)));
+        }
+        if answer.status.is_server_error() {
+            return Err(Stop::Later(format!(
+                "{} answered {}",
+                connection.provider, answer.status
+            )));
+        }
+        Ok(answer)
+    }
+}
