@@ -5,7 +5,7 @@
 //! after an answer lost past the replay window: the credit note and the refunds by the document's
 //! marker in their `Reference`, the allocation among the credit note's own.
 
-use ledgerlink_wire::documents::{CreditNote, DocumentKind, DocumentState, Invoice};
+use ledgerlink_wire::documents::{CreditNote, DocumentState, Invoice};
 use ledgerlink_wire::totals;
 use reqwest::Method;
 use rust_decimal::Decimal;
@@ -211,24 +211,14 @@ impl XeroDocuments {
             return Ok(Ok(None));
         };
         if let Some(r) = &target.client_ref {
-            let (device, r2) = (doc.device_id, r.clone());
-            let found = self
-                .round
-                .state
-                .storage
-                .call(move |s| s.document_by_ref(device, &r2))
-                .await
-                .map_err(Stop::store)?;
+            let found = match self.sale_from_device(doc, r, "a sale").await? {
+                Ok(found) => found,
+                Err(why) => return Ok(Err(why)),
+            };
             return Ok(match found {
                 None => Err(format!(
                     "no invoice with client_ref '{r}' arrived from this device within an hour"
                 )),
-                Some(t) if !matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift) => {
-                    Err(format!(
-                        "'{r}' is a {} from this device, not a sale",
-                        t.kind.as_str()
-                    ))
-                }
                 Some(t) => match (t.state, t.xero_id) {
                     (DocumentState::Sent | DocumentState::Paid, Some(id)) => Ok(Some(id)),
                     (state, _) => Err(format!(

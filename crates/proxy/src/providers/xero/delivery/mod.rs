@@ -577,6 +577,33 @@ impl XeroDocuments {
         Ok(())
     }
 
+    /// The invoice or shift this device pushed as `client_ref` (`None` while none has arrived);
+    /// `Err` when it is another kind of document, not `wanted` ("an invoice", "a sale").
+    async fn sale_from_device(
+        &self,
+        doc: &DocumentRow,
+        client_ref: &str,
+        wanted: &str,
+    ) -> Result<Result<Option<DocumentRow>, String>, Stop> {
+        let (device, r) = (doc.device_id, client_ref.to_string());
+        let found = self
+            .round
+            .state
+            .storage
+            .call(move |s| s.document_by_ref(device, &r))
+            .await
+            .map_err(Stop::store)?;
+        Ok(match found {
+            Some(t) if !matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift) => {
+                Err(format!(
+                    "'{client_ref}' is a {} from this device, not {wanted}",
+                    t.kind.as_str()
+                ))
+            }
+            found => Ok(found),
+        })
+    }
+
     /// What the payment pays: the invoice it names, once that invoice is in Xero. `Ok(None)`
     /// while it waits (the invoice is on its way); `Err` with the reason it cannot be paid.
     async fn invoice_paid(
@@ -589,14 +616,10 @@ impl XeroDocuments {
             (None, Some(n)) => return Ok(Ok(Some(json!({"InvoiceNumber": n})))),
             (None, None) => return Ok(Err("the payment names no invoice".into())),
         };
-        let (device, r2) = (doc.device_id, r.clone());
-        let target = self
-            .round
-            .state
-            .storage
-            .call(move |s| s.document_by_ref(device, &r2))
-            .await
-            .map_err(Stop::store)?;
+        let target = match self.sale_from_device(doc, r, "an invoice").await? {
+            Ok(t) => t,
+            Err(why) => return Ok(Err(why)),
+        };
         Ok(match target {
             // The invoice may still be on its way from the device: it waits (the outbox does not
             // offer it before the hour is up).
@@ -608,12 +631,6 @@ impl XeroDocuments {
             None => Err(format!(
                 "no invoice with client_ref '{r}' arrived from this device within an hour"
             )),
-            Some(t) if !matches!(t.kind, DocumentKind::Invoice | DocumentKind::Shift) => {
-                Err(format!(
-                    "'{r}' is a {} from this device, not an invoice",
-                    t.kind.as_str()
-                ))
-            }
             Some(t) => match (t.state, t.xero_id) {
                 (DocumentState::Sent | DocumentState::Paid, Some(id)) => {
                     Ok(Some(json!({"InvoiceID": id})))
