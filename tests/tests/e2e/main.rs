@@ -16,5 +16,6 @@ mod refresh;
 mod refunds;
 mod security;
 mod strict_input;
+mod upgrade;
 mod voids;
 mod xero_2026;
