@@ -1,36 +1,37 @@
-//! `ledgerlink-sandbox`: a faithful local emulator of Xero — its identity server (authorize page,
-//! token and revocation endpoints, connections) and the Accounting API — with Xero's rate limits,
-//! `Idempotency-Key` replay, validation errors, signed webhooks, fault injection, a movable clock and
-//! an inspection API. It is the ground every Ledgerlink test stands on, because the real Xero cannot
-//! be reached from here.
+//! `ledgerlink-sandbox`: a faithful local emulator of the providers Ledgerlink connects to (Xero
+//! today) and of an identity server, because none of them can be reached from here. It is the ground
+//! every Ledgerlink test stands on.
+//!
+//! - [`harness`]: what every emulated provider shares: the movable clock, fault injection, rate-limit
+//!   windows, the request log (each entry names its provider), the state file, the HTTP front, the
+//!   control API's shared calls (`/_sandbox/clock`, `/faults`, `/limits`, `/requests`, `/reset`) and
+//!   the pages' chrome;
+//! - [`xero`]: Xero's identity server (authorize page, token and revocation endpoints, connections),
+//!   its Accounting API with its limits, `Idempotency-Key` replay and validation errors, its signed
+//!   webhooks, and its control calls (`/_sandbox/grants`, also `/_sandbox/xero/grants`).
+//!
+//! A new provider is a module beside `xero` on the same harness: its routes merged in [`router`],
+//! its control calls under `/_sandbox/NAME/`, its credentials printed by the binary as prefixed
+//! lines (`NAME_client_id:`) after Xero's.
 //!
 //! Start it in-process with [`Sandbox::start`] (tests bind `127.0.0.1:0`) or run the binary.
 
-pub mod api;
-mod clock;
-mod control;
-mod faults;
-pub mod identity;
-mod limits;
-mod log;
-pub mod model;
-mod pages;
-mod secret;
-pub mod seed;
-mod server;
+pub mod harness;
 pub mod settings;
-mod state;
-pub mod totals;
-mod webhooks;
-mod where_filter;
-pub mod xjson;
+pub mod xero;
+
+// Xero's emulation where tests and tools have always found it, at the crate root.
+pub use xero::{api, identity, model, seed, totals, xjson};
 
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-pub use clock::Clock;
-pub use secret::Secret;
+use harness::{control, faults, limits, log, pages, server, state};
+use xero::webhooks;
+
+pub use harness::clock::Clock;
+pub use harness::secret::Secret;
 pub use settings::{Limits, Settings};
 
 /// Everything a request handler can reach.

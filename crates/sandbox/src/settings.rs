@@ -1,6 +1,6 @@
 //! Every tunable number of the sandbox, in one typed struct: defaults, then a TOML file, then flags.
 
-use crate::secret::Secret;
+use crate::harness::secret::Secret;
 use serde::Deserialize;
 use std::net::SocketAddr;
 

@@ -303,3 +303,27 @@ async fn new_tenants_grants_revocation_and_reset() {
     let unknown = env.control(Method::POST, "/nothing-here", json!({})).await;
     assert_eq!(unknown.status, 404);
 }
+
+#[tokio::test]
+async fn xeros_control_calls_answer_under_its_name_and_without_one_alike() {
+    let env = start().await;
+    let body = json!({"client_id": CLIENT_ID, "user": USER, "tenant_ids": [NZ]});
+    for path in ["/grants", "/xero/grants"] {
+        let a = env.control(Method::POST, path, body.clone()).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert!(a.body["access_token"].is_string(), "{path}: {}", a.body);
+    }
+    // The harness's own calls are the harness's, named under no provider.
+    let a = env.control(Method::GET, "/xero/clock", json!({})).await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(
+        a.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no such control endpoint"),
+        "{}",
+        a.body
+    );
+    let a = env.control(Method::GET, "/hubrise/grants", json!({})).await;
+    assert_eq!(a.status, 404, "a provider not emulated yet: {}", a.body);
+}

@@ -319,13 +319,13 @@ impl Parser {
 
 fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     path.iter()
-        .try_fold(v, |cur, name| crate::xjson::field(cur, name))
+        .try_fold(v, |cur, name| crate::xero::xjson::field(cur, name))
 }
 
 fn value_as_lit(v: &Value) -> Lit {
     match v {
         Value::String(s) => {
-            match crate::xjson::parse_datetime(s).filter(|_| s.starts_with("/Date(")) {
+            match crate::xero::xjson::parse_datetime(s).filter(|_| s.starts_with("/Date(")) {
                 Some(t) => Lit::Date(t.timestamp_millis()),
                 None => Lit::Text(s.clone()),
             }

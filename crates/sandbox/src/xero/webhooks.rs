@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::model::World;
-use crate::secret::Secret;
+use crate::harness::secret::Secret;
 use crate::settings::WebhookSettings;
+use crate::xero::model::World;
 
 /// One change to report.
 #[derive(Debug, Clone, Copy)]

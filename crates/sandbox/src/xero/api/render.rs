@@ -2,15 +2,17 @@
 
 use serde_json::{json, Value};
 
-use crate::model::{
+use crate::xero::model::{
     Account, Allocation, Contact, CreditNote, Invoice, LineItem, Payment, TaxRate, Tenant,
 };
-use crate::xjson::{money, ms_date, ms_day, num};
+use crate::xero::xjson::{money, ms_date, ms_day, num};
 
 pub fn organisation(t: &Tenant) -> Value {
     let (tax_number, timezone, year_end_month, sales_tax_period) = match t.country {
-        crate::model::Country::Nz => ("101-202-303", "NEWZEALANDSTANDARDTIME", 3, "TWOMONTHS"),
-        crate::model::Country::Uk => ("GB123456789", "GMTSTANDARDTIME", 12, "QUARTERLY1"),
+        crate::xero::model::Country::Nz => {
+            ("101-202-303", "NEWZEALANDSTANDARDTIME", 3, "TWOMONTHS")
+        }
+        crate::xero::model::Country::Uk => ("GB123456789", "GMTSTANDARDTIME", 12, "QUARTERLY1"),
     };
     json!({
         "OrganisationID": t.id,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
-use crate::faults::{FaultRule, Phase};
-use crate::log::{redact_body, redact_headers, Entry};
+use crate::harness::faults::{FaultRule, Phase};
+use crate::harness::log::{redact_body, redact_headers, Entry};
 use crate::Shared;
 
 /// Xero refuses bodies over 10 MB; so does the sandbox.

@@ -9,10 +9,10 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::{batch_reply, elements, failed_element, listing, render, Ctx, Reply};
-use crate::model::{Contact, Invoice, LineItem, Tenant, World};
-use crate::totals::{line_amount, line_tax, totals, TaxMode};
-use crate::webhooks::Event;
-use crate::xjson::{decimal, field, parse_date, text, uuid_field};
+use crate::xero::model::{Contact, Invoice, LineItem, Tenant, World};
+use crate::xero::totals::{line_amount, line_tax, totals, TaxMode};
+use crate::xero::webhooks::Event;
+use crate::xero::xjson::{decimal, field, parse_date, text, uuid_field};
 
 pub fn get(ctx: &Ctx, world: &World, id: Option<&str>) -> Result<Reply, Reply> {
     let tenant = world
@@ -529,7 +529,7 @@ fn line(
     let mut errors = Vec::new();
     let mut number = |name: &str| match decimal(item, name) {
         Ok(v) => v,
-        Err(crate::xjson::FieldError::Invalid(raw)) => {
+        Err(crate::xero::xjson::FieldError::Invalid(raw)) => {
             errors.push(format!("Line {n}: {name} must be a number, not {raw}"));
             None
         }
@@ -545,11 +545,11 @@ fn line(
         _ => Decimal::ZERO,
     };
     let amount = match (unit_in, given_line_amount) {
-        (None, Some(la)) => crate::totals::round2(la),
+        (None, Some(la)) => crate::xero::totals::round2(la),
         _ => line_amount(quantity, unit_amount, discount_rate),
     };
     if let (Some(_), Some(la)) = (unit_in, given_line_amount) {
-        if crate::totals::round2(la) != amount {
+        if crate::xero::totals::round2(la) != amount {
             errors.push(format!(
                 "Line {n}: LineAmount {la} does not match Quantity × UnitAmount ({amount})"
             ));

@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::api::idempotency;
-use crate::model::World;
+use crate::xero::api::idempotency;
+use crate::xero::model::World;
 
 /// Bumped when the file's layout changes: a file of another format is refused, saying so.
 const FORMAT: u32 = 1;

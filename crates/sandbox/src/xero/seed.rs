@@ -6,9 +6,9 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use crate::model::{Account, App, Contact, Country, TaxRate, Tenant, User, World};
-use crate::secret::Secret;
+use crate::harness::secret::Secret;
 use crate::settings::Settings;
+use crate::xero::model::{Account, App, Contact, Country, TaxRate, Tenant, User, World};
 
 pub const DEMO_USER_EMAIL: &str = "demo@ledgerlink.test";
 pub const DEMO_USER_PASSWORD: &str = "demo";

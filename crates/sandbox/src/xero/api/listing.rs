@@ -4,8 +4,8 @@ use serde_json::{json, Value};
 use std::cmp::Ordering;
 
 use super::{Ctx, Reply};
-use crate::where_filter::Filter;
-use crate::xjson::{field, parse_datetime};
+use crate::xero::where_filter::Filter;
+use crate::xero::xjson::{field, parse_datetime};
 
 /// Filters, orders and pages rendered resources, then wraps them in Xero's envelope.
 pub fn list(ctx: &Ctx, collection: &str, mut items: Vec<Value>) -> Result<Reply, Reply> {
@@ -48,7 +48,7 @@ pub fn list(ctx: &Ctx, collection: &str, mut items: Vec<Value>) -> Result<Reply,
             }
         });
     }
-    let mut body = crate::xjson::envelope(ctx.provider(), ctx.now, collection, Vec::new());
+    let mut body = crate::xero::xjson::envelope(ctx.provider(), ctx.now, collection, Vec::new());
     if let Some(page) = ctx.param("page") {
         let page: usize = page
             .parse()

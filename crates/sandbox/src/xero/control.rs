@@ -1,80 +1,36 @@
-//! The control API under `/_sandbox/` (not part of Xero): for tests, benchmarks and the demo. JSON in
-//! and out; these shapes are a contract outside scripts rely on (fields may be added, never renamed).
+//! Xero's control calls under `/_sandbox/` (and `/_sandbox/xero/`): grants made without a
+//! browser, organisations, apps (redirect URIs, webhook URL, tier), contacts removed as if by a
+//! person in Xero, webhooks (the intent-to-receive check, deliveries), an invoice paid in Xero.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::faults::FaultRule;
-use crate::identity::issue_tokens;
-use crate::model::{Country, Grant};
-use crate::webhooks::Event;
+use crate::harness::control::{body, fail, Answer};
+use crate::xero::identity::issue_tokens;
+use crate::xero::model::{Country, Grant};
+use crate::xero::webhooks::Event;
 use crate::Shared;
 
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/grants", post(create_grant))
         .route("/grants/{id}/revoke", post(revoke_grant))
-        .route("/requests", get(requests))
-        .route("/limits", put(set_limits).get(get_limits))
-        .route("/faults", post(add_fault).delete(clear_faults))
         .route("/tenants", post(create_tenant))
         .route("/tenants/{tenant}/contacts/{id}", delete(remove_contact))
         .route("/apps", post(create_app))
         .route("/apps/{client_id}", put(update_app))
         .route("/webhooks/intent", post(webhook_intent))
         .route("/webhooks/deliveries", get(webhook_deliveries))
-        .route("/clock", post(advance_clock).get(get_clock))
         .route("/invoices/{id}/pay", post(pay_invoice))
-        .route("/reset", post(reset))
-        .fallback(
-            delete(not_found)
-                .get(not_found)
-                .post(not_found)
-                .put(not_found),
-        )
-}
-
-async fn not_found() -> Fail {
-    fail(
-        StatusCode::NOT_FOUND,
-        "no such control endpoint; see docs/sandbox.md for the list",
-    )
-}
-
-/// A control call that cannot be done: its status and a sentence saying what to fix.
-pub struct Fail(StatusCode, String);
-
-impl IntoResponse for Fail {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-fn fail(status: StatusCode, message: impl Into<String>) -> Fail {
-    Fail(status, message.into())
-}
-
-type Answer = Result<Response, Fail>;
-
-/// Parses a JSON body (an empty one is `{}`), answering `400` with serde's own words on a mistake.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Fail> {
-    let text = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
-    serde_json::from_slice(text)
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
 const DEFAULT_SCOPE: &str =
@@ -91,21 +47,22 @@ struct GrantRequest {
 
 async fn create_grant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
     let req: GrantRequest = body(&bytes)?;
-    let scope = match crate::identity::parse_scope(req.scope.as_deref().unwrap_or(DEFAULT_SCOPE)) {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) => {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                "scope must name at least one scope",
-            ))
-        }
-        Err(bad) => {
-            return Err(fail(
-                StatusCode::BAD_REQUEST,
-                format!("unknown scope '{bad}'"),
-            ))
-        }
-    };
+    let scope =
+        match crate::xero::identity::parse_scope(req.scope.as_deref().unwrap_or(DEFAULT_SCOPE)) {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => {
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    "scope must name at least one scope",
+                ))
+            }
+            Err(bad) => {
+                return Err(fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown scope '{bad}'"),
+                ))
+            }
+        };
     let mut world = shared.world();
     if !world.apps.contains_key(&req.client_id) {
         return Err(fail(
@@ -169,74 +126,6 @@ async fn revoke_grant(State(shared): State<Arc<Shared>>, Path(id): Path<Uuid>) -
 }
 
 #[derive(Deserialize)]
-struct Since {
-    since: Option<u64>,
-}
-
-async fn requests(State(shared): State<Arc<Shared>>, Query(q): Query<Since>) -> Answer {
-    let entries = shared
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .since(q.since.unwrap_or(0));
-    Ok(Json(json!({ "requests": entries })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsPatch {
-    tenant_per_window: Option<u32>,
-    tenant_concurrent: Option<u32>,
-    tenant_per_day: Option<u32>,
-    app_per_window: Option<u32>,
-    window_seconds: Option<u32>,
-}
-
-async fn set_limits(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
-    let patch: LimitsPatch = body(&bytes)?;
-    if patch.window_seconds == Some(0) {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            "window_seconds must be at least 1",
-        ));
-    }
-    let mut world = shared.world();
-    let l = &mut world.limits;
-    l.tenant_per_window = patch.tenant_per_window.unwrap_or(l.tenant_per_window);
-    l.tenant_concurrent = patch.tenant_concurrent.unwrap_or(l.tenant_concurrent);
-    l.tenant_per_day = patch.tenant_per_day.unwrap_or(l.tenant_per_day);
-    l.app_per_window = patch.app_per_window.unwrap_or(l.app_per_window);
-    l.window_seconds = patch.window_seconds.unwrap_or(l.window_seconds);
-    Ok(Json(world.limits).into_response())
-}
-
-async fn get_limits(State(shared): State<Arc<Shared>>) -> Answer {
-    Ok(Json(shared.world().limits).into_response())
-}
-
-async fn add_fault(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
-    let rule: FaultRule = body(&bytes)?;
-    if let Err(why) = rule.validate() {
-        return Err(fail(StatusCode::BAD_REQUEST, why));
-    }
-    shared
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .add(rule.clone());
-    Ok((StatusCode::CREATED, Json(rule)).into_response())
-}
-
-async fn clear_faults(State(shared): State<Arc<Shared>>) -> Answer {
-    shared
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TenantRequest {
     name: String,
@@ -267,12 +156,16 @@ async fn create_tenant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answe
         }
     }
     let mut world = shared.world();
-    let email = req.user.as_deref().unwrap_or(crate::seed::DEMO_USER_EMAIL);
+    let email = req
+        .user
+        .as_deref()
+        .unwrap_or(crate::xero::seed::DEMO_USER_EMAIL);
     let Some(user) = world.user_by_email(email).map(|u| u.id) else {
         return Err(fail(StatusCode::NOT_FOUND, format!("no user '{email}'")));
     };
     let id = Uuid::new_v4();
-    let mut tenant = crate::seed::tenant(id, req.name.trim(), country, user, shared.clock.now());
+    let mut tenant =
+        crate::xero::seed::tenant(id, req.name.trim(), country, user, shared.clock.now());
     tenant.timezone = req.timezone;
     world.tenants.push(tenant);
     Ok((
@@ -296,7 +189,7 @@ struct AppPatch {
 const TIERS: &[&str] = &["starter", "core", "plus", "advanced", "enterprise"];
 
 /// What an app is told about itself (its secret only when it is made).
-fn app_view(app: &crate::model::App) -> serde_json::Value {
+fn app_view(app: &crate::xero::model::App) -> serde_json::Value {
     json!({
         "client_id": app.client_id,
         "redirect_uris": app.redirect_uris,
@@ -346,14 +239,14 @@ async fn create_app(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
     let client_id = req
         .client_id
         .unwrap_or_else(|| Uuid::new_v4().simple().to_string().to_uppercase());
-    let secret = crate::identity::random_token();
-    let app = crate::model::App {
+    let secret = crate::xero::identity::random_token();
+    let app = crate::xero::model::App {
         client_id: client_id.clone(),
         client_secret: crate::Secret::new(secret.clone()),
         name: req.name.unwrap_or_else(|| "Another app".into()),
         redirect_uris: req.redirect_uris,
         webhook_url: req.webhook_url,
-        webhook_key: crate::Secret::new(crate::identity::random_token()),
+        webhook_key: crate::Secret::new(crate::xero::identity::random_token()),
         created_at: req
             .created_at
             .unwrap_or_else(|| shared.clock.now().date_naive()),
@@ -492,28 +385,6 @@ async fn webhook_deliveries(State(shared): State<Arc<Shared>>) -> Answer {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClockRequest {
-    advance_seconds: i64,
-}
-
-async fn advance_clock(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
-    let req: ClockRequest = body(&bytes)?;
-    if req.advance_seconds < 0 {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            "advance_seconds must not be negative: the clock only moves forward",
-        ));
-    }
-    shared.clock.advance(req.advance_seconds);
-    get_clock(State(shared)).await
-}
-
-async fn get_clock(State(shared): State<Arc<Shared>>) -> Answer {
-    Ok(Json(json!({ "now": shared.clock.now().to_rfc3339() })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PayRequest {
     amount: Option<Decimal>,
 }
@@ -568,14 +439,14 @@ async fn pay_invoice(
                 "the organisation has no active bank account",
             ));
         };
-        let payment = crate::api::payments_record(tenant, index, bank, amount, now);
+        let payment = crate::xero::api::payments_record(tenant, index, bank, amount, now);
         let out = json!({
-            "invoice": crate::api::render::invoice(tenant, &tenant.invoices[index]),
-            "payment": crate::api::render::payment(tenant, &payment),
+            "invoice": crate::xero::api::render::invoice(tenant, &tenant.invoices[index]),
+            "payment": crate::xero::api::render::payment(tenant, &payment),
         });
         (tenant.id, out)
     };
-    let targets = crate::webhooks::targets(&shared.world(), tenant_id);
+    let targets = crate::xero::webhooks::targets(&shared.world(), tenant_id);
     shared.webhooks.emit(
         targets,
         tenant_id,
@@ -584,25 +455,4 @@ async fn pay_invoice(
         now,
     );
     Ok(Json(out).into_response())
-}
-
-async fn reset(State(shared): State<Arc<Shared>>) -> Answer {
-    shared.clock.reset();
-    *shared.world() = crate::seed::world(&shared.settings, shared.clock.now());
-    shared
-        .counters
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    shared
-        .idempotency
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    shared
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
-    Ok(Json(json!({"reset": true})).into_response())
 }

@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::invoices::{currency, line_items, resolve_contact, tax_mode, Batch};
 use super::{batch_reply, elements, failed_element, listing, render, Ctx, Reply};
-use crate::model::{Allocation, Contact, CreditNote, Tenant, World};
-use crate::totals::{totals, TaxMode};
-use crate::webhooks::Event;
-use crate::xjson::{decimal, field, parse_date, text, uuid_field};
+use crate::xero::model::{Allocation, Contact, CreditNote, Tenant, World};
+use crate::xero::totals::{totals, TaxMode};
+use crate::xero::webhooks::Event;
+use crate::xero::xjson::{decimal, field, parse_date, text, uuid_field};
 
 pub fn get(ctx: &Ctx, world: &World, id: Option<&str>) -> Result<Reply, Reply> {
     let tenant = world
@@ -351,12 +351,12 @@ pub fn allocate(ctx: &Ctx, world: &mut World, id: &str, body: Value) -> Reply {
                 }
             }
             let amount = match decimal(&el, "Amount") {
-                Ok(Some(a)) if a > Decimal::ZERO => Some(crate::totals::round2(a)),
+                Ok(Some(a)) if a > Decimal::ZERO => Some(crate::xero::totals::round2(a)),
                 Ok(_) => {
                     errors.push("Allocation amount must be greater than zero".into());
                     None
                 }
-                Err(crate::xjson::FieldError::Invalid(raw)) => {
+                Err(crate::xero::xjson::FieldError::Invalid(raw)) => {
                     errors.push(format!("Amount must be a number, not {raw}"));
                     None
                 }

@@ -21,11 +21,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::identity::{problem, verify_bearer, Caller};
-use crate::limits;
-use crate::model::World;
-use crate::server::InjectedLatency;
-use crate::webhooks::Event;
+use crate::harness::limits;
+use crate::harness::server::InjectedLatency;
+use crate::xero::identity::{problem, verify_bearer, Caller};
+use crate::xero::model::World;
+use crate::xero::webhooks::Event;
 use crate::Shared;
 
 /// What a handler answers, and the changes to announce by webhook once the world is unlocked.
@@ -107,7 +107,7 @@ impl Ctx<'_> {
     }
 
     pub fn provider(&self) -> &'static str {
-        crate::seed::APP_NAME
+        crate::xero::seed::APP_NAME
     }
 }
 
@@ -250,7 +250,7 @@ pub async fn dispatch(
     };
 
     if !reply.events.is_empty() {
-        let targets = crate::webhooks::targets(&shared.world(), tenant);
+        let targets = crate::xero::webhooks::targets(&shared.world(), tenant);
         shared
             .webhooks
             .emit(targets, tenant, shared.base_url(), &reply.events, ctx.now);
@@ -316,7 +316,7 @@ pub fn parse_body(body: &[u8]) -> Result<Value, Reply> {
 
 /// The elements of a write: `{"Invoices": [...]}`, a bare array, or one object.
 pub fn elements(body: Value, collection: &str) -> Vec<Value> {
-    if let Some(Value::Array(items)) = crate::xjson::field(&body, collection) {
+    if let Some(Value::Array(items)) = crate::xero::xjson::field(&body, collection) {
         return items.clone();
     }
     match body {
@@ -406,15 +406,15 @@ pub fn failed_element(mut element: Value, id_field: &str, errors: &[String]) -> 
     if !element.is_object() {
         element = json!({});
     }
-    if crate::xjson::field(&element, id_field).is_none() {
+    if crate::xero::xjson::field(&element, id_field).is_none() {
         element[id_field] = json!(Uuid::nil());
     }
     // Xero parses what it was sent and echoes it in its own date form.
     for name in ["Date", "DueDate"] {
-        if let Some(d) =
-            crate::xjson::text(&element, name).and_then(|t| crate::xjson::parse_date(&t))
+        if let Some(d) = crate::xero::xjson::text(&element, name)
+            .and_then(|t| crate::xero::xjson::parse_date(&t))
         {
-            element[name] = json!(crate::xjson::ms_day(d));
+            element[name] = json!(crate::xero::xjson::ms_day(d));
         }
     }
     element["HasErrors"] = json!(true);
@@ -461,19 +461,19 @@ pub fn batch_reply(
         .collect();
     Reply {
         status: StatusCode::OK,
-        body: crate::xjson::envelope(ctx.provider(), ctx.now, collection, items),
+        body: crate::xero::xjson::envelope(ctx.provider(), ctx.now, collection, items),
         events,
     }
 }
 
 /// A payment made inside Xero (the control API's "customer pays"), dated today.
 pub fn payments_record(
-    tenant: &mut crate::model::Tenant,
+    tenant: &mut crate::xero::model::Tenant,
     invoice: usize,
     account_id: Uuid,
     amount: rust_decimal::Decimal,
     now: DateTime<Utc>,
-) -> crate::model::Payment {
+) -> crate::xero::model::Payment {
     payments::record_payment(
         tenant,
         invoice,

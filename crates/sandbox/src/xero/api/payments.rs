@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::{batch_reply, elements, failed_element, listing, render, Ctx, Reply};
-use crate::model::{Payment, Tenant, World};
-use crate::webhooks::Event;
-use crate::xjson::{decimal, field, parse_date, text, uuid_field};
+use crate::xero::model::{Payment, Tenant, World};
+use crate::xero::webhooks::Event;
+use crate::xero::xjson::{decimal, field, parse_date, text, uuid_field};
 
 pub fn get(ctx: &Ctx, world: &World, id: Option<&str>) -> Result<Reply, Reply> {
     let tenant = world
@@ -284,12 +284,12 @@ fn finish(
         }
     };
     let amount = match decimal(el, "Amount") {
-        Ok(Some(a)) if a > Decimal::ZERO => Some(crate::totals::round2(a)),
+        Ok(Some(a)) if a > Decimal::ZERO => Some(crate::xero::totals::round2(a)),
         Ok(_) => {
             errors.push("Payment amount must be greater than zero".into());
             None
         }
-        Err(crate::xjson::FieldError::Invalid(raw)) => {
+        Err(crate::xero::xjson::FieldError::Invalid(raw)) => {
             errors.push(format!("Amount must be a number, not {raw}"));
             None
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::model::World;
+use crate::xero::model::World;
 use crate::Shared;
 
 pub fn routes() -> Router<Arc<Shared>> {
@@ -198,7 +198,7 @@ pub fn issue_tokens(shared: &Shared, world: &mut World, grant_id: Uuid) -> Token
         let token = random_token();
         world.refresh_tokens.insert(
             token.clone(),
-            crate::model::RefreshRecord {
+            crate::xero::model::RefreshRecord {
                 grant_id,
                 issued: now,
                 rotated: None,

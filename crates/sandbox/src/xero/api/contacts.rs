@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::{batch_reply, elements, failed_element, listing, render, Ctx, Reply};
-use crate::model::{Contact, World};
-use crate::webhooks::Event;
-use crate::xjson::{text, uuid_field};
+use crate::xero::model::{Contact, World};
+use crate::xero::webhooks::Event;
+use crate::xero::xjson::{text, uuid_field};
 
 pub fn get(ctx: &Ctx, world: &World, id: Option<&str>) -> Result<Reply, Reply> {
     let tenant = world

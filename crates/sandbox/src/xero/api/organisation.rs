@@ -1,8 +1,8 @@
 //! `GET /Organisation`, `GET /Accounts[/{id}]`, `GET /TaxRates`: what a mapping UI offers.
 
 use super::{listing, render, Ctx, Reply};
-use crate::model::World;
-use crate::xjson::envelope;
+use crate::xero::model::World;
+use crate::xero::xjson::envelope;
 
 pub fn organisation(ctx: &Ctx, world: &World) -> Reply {
     let tenant = world

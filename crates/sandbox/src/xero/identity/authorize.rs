@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::token::form_pairs;
 use super::{parse_scope, random_token};
-use crate::model::{AuthCode, LoginTicket, World};
-use crate::pages;
+use crate::harness::pages;
+use crate::xero::model::{AuthCode, LoginTicket, World};
 use crate::Shared;
 use askama::Template;
 
@@ -108,7 +108,7 @@ fn validate(world: &World, pairs: &[(String, String)]) -> Result<AuthRequest, Bo
             if app.granular_only()
                 && scope
                     .iter()
-                    .any(|s| crate::model::BROAD_SCOPES.contains(&s.as_str())) =>
+                    .any(|s| crate::xero::model::BROAD_SCOPES.contains(&s.as_str())) =>
         {
             return Err(Box::new(request.redirect(&[
                 ("error", "invalid_scope"),

@@ -7,19 +7,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use crate::secret::Secret;
+use crate::harness::secret::Secret;
 use crate::settings::Limits;
-use crate::totals::TaxMode;
+use crate::xero::totals::TaxMode;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct App {
     pub client_id: String,
-    #[serde(with = "crate::secret::stored")]
+    #[serde(with = "crate::harness::secret::stored")]
     pub client_secret: Secret,
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub webhook_url: Option<String>,
-    #[serde(with = "crate::secret::stored")]
+    #[serde(with = "crate::harness::secret::stored")]
     pub webhook_key: Secret,
     /// When the app was registered: apps made on or after 2 March 2026 get granular scopes only.
     #[serde(default = "App::seeded_on")]
@@ -78,7 +78,7 @@ pub const UNCERTIFIED_CAP: usize = 25;
 pub struct User {
     pub id: Uuid,
     pub email: String,
-    #[serde(with = "crate::secret::stored")]
+    #[serde(with = "crate::harness::secret::stored")]
     pub password: Secret,
     pub first_name: String,
     pub last_name: String,

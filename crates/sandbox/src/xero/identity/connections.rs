@@ -11,7 +11,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::verify_bearer;
-use crate::xjson::connection_date;
+use crate::xero::xjson::connection_date;
 use crate::Shared;
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{authenticate_client, code_expired, issue_tokens, pkce_matches, OAuthError};
-use crate::model::Grant;
+use crate::xero::model::Grant;
 use crate::Shared;
 
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
