@@ -99,7 +99,11 @@ async fn main() {
         expires_in: 1800,
         scope: grant["scope"].as_str().unwrap_or_default().into(),
     };
-    let id = state.vault.store(&tokens).await.unwrap();
+    let id = state
+        .vault
+        .store(ledgerlink_wire::Provider::Xero, &tokens.into())
+        .await
+        .unwrap();
 
     println!("refresh storm: {callers} concurrent callers, {runs} runs");
     println!();

@@ -198,15 +198,8 @@ pub async fn disconnect(
             .await?
             .is_empty();
         if unused {
-            match state.vault.refresh_token(token_set).await {
-                Ok(refresh) => {
-                    if let Err(e) = state.xero.revoke(&refresh).await {
-                        tracing::warn!(error = %e, "could not revoke the refresh token at Xero");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read the refresh token to revoke it")
-                }
+            if let Err(e) = state.vault.revoke(token_set).await {
+                tracing::warn!(error = %e, "could not revoke the grant at the provider");
             }
             state.vault.delete(token_set).await?;
         }

@@ -100,10 +100,14 @@ impl AppState {
         keys::check_database(storage.store(), &keyring, clock.now())?;
         let xero = Arc::new(providers::xero::oauth::XeroClient::new(&settings)?);
         let settings_streams = settings.server.max_event_streams_per_device;
+        let grants: HashMap<String, Arc<dyn providers::Grants>> = HashMap::from([(
+            ledgerlink_wire::Provider::Xero.as_str().to_string(),
+            xero.clone() as Arc<dyn providers::Grants>,
+        )]);
         let vault = Arc::new(vault::Vault::new(
             storage.clone(),
             keyring.clone(),
-            xero.clone(),
+            grants,
             clock.clone(),
             settings.refresh,
         ));

@@ -1,6 +1,8 @@
-//! The token vault: Xero token sets encrypted at rest, refreshed ahead of expiry by one caller at a
-//! time (single-flight per token set), with the rotated refresh token committed before the new access
-//! token is handed out.
+//! The token vault: every provider's grants encrypted at rest. A grant that expires is refreshed
+//! ahead of expiry by one caller at a time (single-flight per token set), through its provider's
+//! [`Grants`]; a rotating refresh token is committed before the new access token is handed out. A
+//! static grant (a token that never expires) is never refreshed: refused, its connection must be
+//! connected again.
 
 use chrono::{DateTime, Duration, Utc};
 use ledgerlink_wire::{ConnectionStatus, Secret};
@@ -13,7 +15,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Keyring};
-use crate::providers::xero::oauth::{TokenError, XeroClient, XeroTokens};
+use crate::providers::{Grant, Grants, TokenError, Tokens};
 use crate::settings::RefreshSettings;
 use crate::store::{StatusReason, Storage, StoreError, TokenSetRow};
 
@@ -21,7 +23,8 @@ use crate::store::{StatusReason, Storage, StoreError, TokenSetRow};
 #[derive(Clone, Serialize, Deserialize)]
 struct Plain {
     access_token: String,
-    refresh_token: String,
+    /// `None` for a static grant (stored as a plain string when there is one, as before).
+    refresh_token: Option<String>,
     /// The refresh token this one replaced: kept so an operator can see a rotation happened and so a
     /// refresh whose answer was lost can be retried with it inside Xero's grace period.
     previous_refresh_token: Option<String>,
@@ -41,12 +44,14 @@ impl fmt::Debug for Plain {
 pub enum VaultError {
     #[error("no token set {0}")]
     NotFound(Uuid),
-    #[error("Xero refused the refresh token: the organisation must be connected again")]
+    #[error("the provider refused the grant: the organisation must be connected again")]
     NeedsReconnect,
-    #[error("Xero could not be reached to refresh tokens: {0}")]
+    #[error("the provider could not be reached to refresh tokens: {0}")]
     Unavailable(String),
-    #[error("Xero refused the refresh: {0}")]
+    #[error("the provider refused the refresh: {0}")]
     Rejected(String),
+    #[error("no provider '{0}' in this proxy for a stored grant")]
+    UnknownProvider(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a token set does not decrypt: {0}")]
@@ -56,12 +61,22 @@ pub enum VaultError {
 pub struct Vault {
     storage: Storage,
     keyring: Arc<Keyring>,
-    xero: Arc<XeroClient>,
+    /// Each provider's grants, by its name (`xero`).
+    grants: HashMap<String, Arc<dyn Grants>>,
     clock: Arc<dyn Clock>,
     settings: RefreshSettings,
     /// One async lock per token set: the single flight.
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     refreshes: AtomicU64,
+}
+
+/// When an access token living `expires_in` seconds from `now` expires; one that does not expire
+/// is given a century (the column is a time, and nothing is ever due to refresh it).
+fn expires_at(now: DateTime<Utc>, expires_in: Option<u64>) -> DateTime<Utc> {
+    match expires_in {
+        Some(secs) => now + Duration::seconds(secs as i64),
+        None => now + Duration::days(36_525),
+    }
 }
 
 pub(crate) fn aad(id: Uuid) -> Vec<u8> {
@@ -72,14 +87,14 @@ impl Vault {
     pub fn new(
         storage: Storage,
         keyring: Arc<Keyring>,
-        xero: Arc<XeroClient>,
+        grants: HashMap<String, Arc<dyn Grants>>,
         clock: Arc<dyn Clock>,
         settings: RefreshSettings,
     ) -> Self {
         Self {
             storage,
             keyring,
-            xero,
+            grants,
             clock,
             settings,
             locks: Mutex::new(HashMap::new()),
@@ -87,7 +102,13 @@ impl Vault {
         }
     }
 
-    /// How many refresh calls this vault has made to Xero (for benchmarks and health).
+    fn grants_for(&self, provider: &str) -> Result<&Arc<dyn Grants>, VaultError> {
+        self.grants
+            .get(provider)
+            .ok_or_else(|| VaultError::UnknownProvider(provider.to_string()))
+    }
+
+    /// How many refresh calls this vault has made to providers (for benchmarks and health).
     pub fn refresh_calls(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)
     }
@@ -103,22 +124,29 @@ impl Vault {
             .map_err(|e| StoreError::Corrupt(format!("token set {}: {e}", row.id)).into())
     }
 
-    /// Keeps a new token set (straight from a consent); answers its id.
-    pub async fn store(&self, tokens: &XeroTokens) -> Result<Uuid, VaultError> {
+    /// Keeps a new token set of `provider` (straight from a consent); answers its id.
+    pub async fn store(
+        &self,
+        provider: ledgerlink_wire::Provider,
+        tokens: &Tokens,
+    ) -> Result<Uuid, VaultError> {
         let id = Uuid::new_v4();
         let now = self.clock.now();
         let plain = Plain {
             access_token: tokens.access_token.expose().to_string(),
-            refresh_token: tokens.refresh_token.expose().to_string(),
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose().to_string()),
             previous_refresh_token: None,
             scope: tokens.scope.clone(),
-            auth_event_id: tokens.auth_event_id(),
+            auth_event_id: tokens.consent_id,
         };
         let row = TokenSetRow {
             id,
-            provider: "xero".into(),
+            provider: provider.as_str().into(),
             ciphertext: self.seal(id, &plain),
-            access_expires_at: now + Duration::seconds(tokens.expires_in as i64),
+            access_expires_at: expires_at(now, tokens.expires_in),
             last_refresh_at: None,
             created_at: now,
             version: 1,
@@ -169,17 +197,39 @@ impl Vault {
             .await
     }
 
-    /// Refreshes now, whatever the expiry (the idle refresher).
+    /// Refreshes now, whatever the expiry (the idle refresher); a static grant has nothing to
+    /// refresh.
     pub async fn force_refresh(&self, id: Uuid) -> Result<(), VaultError> {
+        let (row, _) = self.read(id).await?;
+        if self.grants_for(&row.provider)?.kind() == Grant::Static {
+            return Ok(());
+        }
         self.refresh_under_lock(id, Some(String::new()))
             .await
             .map(|_| ())
     }
 
-    /// The current refresh token (to revoke it).
+    /// The current refresh token (a static grant has none).
     pub async fn refresh_token(&self, id: Uuid) -> Result<Secret, VaultError> {
         let (_, plain) = self.read(id).await?;
-        Ok(Secret::new(plain.refresh_token))
+        plain
+            .refresh_token
+            .map(Secret::new)
+            .ok_or_else(|| VaultError::Rejected("a static grant has no refresh token".into()))
+    }
+
+    /// Ends the grant at its provider (its refresh token, or a static grant's token, revoked).
+    pub async fn revoke(&self, id: Uuid) -> Result<(), VaultError> {
+        let (row, plain) = self.read(id).await?;
+        let token = Secret::new(plain.refresh_token.unwrap_or(plain.access_token));
+        self.grants_for(&row.provider)?
+            .revoke(&token)
+            .await
+            .map_err(|e| match e {
+                TokenError::InvalidGrant => VaultError::NeedsReconnect,
+                TokenError::Rejected(m) => VaultError::Rejected(m),
+                TokenError::Transient(m) => VaultError::Unavailable(m),
+            })
     }
 
     /// `force`: `None` refreshes only if still due; `Some(stale)` refreshes unless the stored access
@@ -201,19 +251,24 @@ impl Vault {
         if already_done {
             return Ok(Secret::new(plain.access_token));
         }
-        let refresh_token = Secret::new(plain.refresh_token.clone());
-        let tokens = self
-            .call_refresh(&refresh_token)
-            .await
-            .map_err(|e| match e {
-                TokenError::InvalidGrant => VaultError::NeedsReconnect,
-                TokenError::Rejected(m) => VaultError::Rejected(m),
-                TokenError::Transient(m) => VaultError::Unavailable(m),
-            });
+        let grants = self.grants_for(&row.provider)?.clone();
+        // A static grant (or one without a refresh token) that was refused cannot be renewed.
+        let tokens = match &plain.refresh_token {
+            Some(refresh) => {
+                self.call_refresh(grants.as_ref(), &Secret::new(refresh.clone()))
+                    .await
+            }
+            None => Err(TokenError::InvalidGrant),
+        };
+        let tokens = tokens.map_err(|e| match e {
+            TokenError::InvalidGrant => VaultError::NeedsReconnect,
+            TokenError::Rejected(m) => VaultError::Rejected(m),
+            TokenError::Transient(m) => VaultError::Unavailable(m),
+        });
         let tokens = match tokens {
             Ok(t) => t,
             Err(VaultError::NeedsReconnect) => {
-                tracing::warn!(token_set = %id, "Xero refused the refresh token; marking its connections needs_reconnect");
+                tracing::warn!(token_set = %id, provider = %row.provider, "the provider refused the grant; marking its connections needs_reconnect");
                 let now = self.clock.now();
                 self.storage
                     .call(move |s| {
@@ -237,8 +292,13 @@ impl Vault {
         let now = self.clock.now();
         let next = Plain {
             access_token: tokens.access_token.expose().to_string(),
-            refresh_token: tokens.refresh_token.expose().to_string(),
-            previous_refresh_token: Some(plain.refresh_token),
+            // A provider that does not rotate may answer without one: the old one stays.
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose().to_string())
+                .or(plain.refresh_token.clone()),
+            previous_refresh_token: plain.refresh_token,
             scope: if tokens.scope.is_empty() {
                 plain.scope
             } else {
@@ -246,9 +306,10 @@ impl Vault {
             },
             auth_event_id: plain.auth_event_id,
         };
+        let provider = row.provider.clone();
         let updated = TokenSetRow {
             ciphertext: self.seal(id, &next),
-            access_expires_at: now + Duration::seconds(tokens.expires_in as i64),
+            access_expires_at: expires_at(now, tokens.expires_in),
             last_refresh_at: Some(now),
             ..row
         };
@@ -262,19 +323,23 @@ impl Vault {
             let (_, theirs) = self.read(id).await?;
             return Ok(Secret::new(theirs.access_token));
         }
-        tracing::info!(token_set = %id, "refreshed Xero tokens");
+        tracing::info!(token_set = %id, provider = %provider, "refreshed the grant");
         Ok(tokens.access_token)
     }
 
     /// One refresh, retried with the same refresh token when the answer is lost or Xero fails: if
     /// Xero did rotate before the answer was lost, the old token still works inside its grace period.
-    async fn call_refresh(&self, refresh_token: &Secret) -> Result<XeroTokens, TokenError> {
+    async fn call_refresh(
+        &self,
+        grants: &dyn Grants,
+        refresh_token: &Secret,
+    ) -> Result<Tokens, TokenError> {
         let attempts = self.settings.attempts.max(1);
         let mut delay = std::time::Duration::from_millis(200);
         let mut attempt = 1;
         loop {
             self.refreshes.fetch_add(1, Ordering::Relaxed);
-            match self.xero.refresh(refresh_token).await {
+            match grants.refresh(refresh_token).await {
                 Err(TokenError::Transient(why)) if attempt < attempts => {
                     tracing::warn!(attempt, error = %why, "refresh failed; retrying with the same refresh token");
                     let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1);
@@ -316,5 +381,139 @@ impl Vault {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The vault over each kind of grant, with a provider that counts what it is asked.
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::crypto::MasterKey;
+    use crate::store::SqliteStore;
+    use futures_util::future::BoxFuture;
+    use ledgerlink_wire::Provider;
+    use std::sync::atomic::AtomicU32;
+
+    struct Counting {
+        kind: Grant,
+        refreshed: AtomicU32,
+        revoked: Mutex<Vec<String>>,
+    }
+
+    impl Grants for Counting {
+        fn kind(&self) -> Grant {
+            self.kind
+        }
+        fn refresh<'a>(
+            &'a self,
+            refresh_token: &'a Secret,
+        ) -> BoxFuture<'a, Result<Tokens, TokenError>> {
+            Box::pin(async move {
+                let n = self.refreshed.fetch_add(1, Ordering::SeqCst) + 1;
+                assert_eq!(refresh_token.expose(), format!("refresh-{}", n - 1));
+                Ok(Tokens {
+                    access_token: Secret::new(format!("access-{n}")),
+                    refresh_token: Some(Secret::new(format!("refresh-{n}"))),
+                    expires_in: Some(1800),
+                    scope: String::new(),
+                    consent_id: None,
+                })
+            })
+        }
+        fn revoke<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), TokenError>> {
+            self.revoked
+                .lock()
+                .unwrap()
+                .push(token.expose().to_string());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn vault(kind: Grant) -> (Vault, Arc<Counting>) {
+        let grants = Arc::new(Counting {
+            kind,
+            refreshed: AtomicU32::new(0),
+            revoked: Mutex::default(),
+        });
+        let vault = Vault::new(
+            Storage::new(SqliteStore::memory().unwrap()),
+            Arc::new(Keyring::new(vec![MasterKey::from_bytes([7; 32])])),
+            HashMap::from([(
+                Provider::Xero.as_str().to_string(),
+                grants.clone() as Arc<dyn Grants>,
+            )]),
+            Arc::new(SystemClock),
+            RefreshSettings::default(),
+        );
+        (vault, grants)
+    }
+
+    #[tokio::test]
+    async fn a_static_grant_is_never_refreshed_and_once_refused_needs_connecting_again() {
+        let (vault, grants) = vault(Grant::Static);
+        let id = vault
+            .store(
+                Provider::Xero,
+                &Tokens {
+                    access_token: Secret::new("static-token"),
+                    refresh_token: None,
+                    expires_in: None,
+                    scope: String::new(),
+                    consent_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            vault.access_token(id).await.unwrap().expose(),
+            "static-token"
+        );
+        vault.force_refresh(id).await.unwrap();
+        assert_eq!(vault.refresh_idle().await, 0);
+        let refused = vault
+            .refresh_after_rejection(id, &Secret::new("static-token"))
+            .await;
+        assert!(
+            matches!(refused, Err(VaultError::NeedsReconnect)),
+            "{refused:?}"
+        );
+        assert_eq!(grants.refreshed.load(Ordering::SeqCst), 0);
+        vault.revoke(id).await.unwrap();
+        assert_eq!(*grants.revoked.lock().unwrap(), ["static-token"]);
+    }
+
+    #[tokio::test]
+    async fn a_rotating_grant_is_refreshed_with_the_token_that_replaced_the_last() {
+        let (vault, grants) = vault(Grant::RotatingRefresh);
+        let id = vault
+            .store(
+                Provider::Xero,
+                &Tokens {
+                    access_token: Secret::new("access-0"),
+                    refresh_token: Some(Secret::new("refresh-0")),
+                    expires_in: Some(1800),
+                    scope: "accounting.transactions".into(),
+                    consent_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(vault.access_token(id).await.unwrap().expose(), "access-0");
+        let fresh = vault
+            .refresh_after_rejection(id, &Secret::new("access-0"))
+            .await
+            .unwrap();
+        assert_eq!(fresh.expose(), "access-1");
+        // Someone else's refusal of a token already replaced refreshes nothing.
+        let same = vault
+            .refresh_after_rejection(id, &Secret::new("access-0"))
+            .await
+            .unwrap();
+        assert_eq!(same.expose(), "access-1");
+        vault.force_refresh(id).await.unwrap();
+        assert_eq!(grants.refreshed.load(Ordering::SeqCst), 2);
+        vault.revoke(id).await.unwrap();
+        assert_eq!(*grants.revoked.lock().unwrap(), ["refresh-2"]);
     }
 }

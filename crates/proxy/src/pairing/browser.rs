@@ -566,7 +566,11 @@ pub async fn callback(
             "Xero's answer did not say which consent it was, so the organisation cannot be picked safely. Start again.",
         );
     };
-    let token_set = match state.vault.store(&tokens).await {
+    let token_set = match state
+        .vault
+        .store(ledgerlink_wire::Provider::Xero, &tokens.clone().into())
+        .await
+    {
         Ok(id) => id,
         Err(e) => return internal(&e),
     };

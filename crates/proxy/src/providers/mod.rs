@@ -6,6 +6,8 @@
 //!   or the provider installs us and calls us), how its grant stays usable ([`Grant`]: rotating
 //!   refresh tokens, a static token, short-lived tokens re-minted or refreshed), its limits
 //!   ([`Limits`]) and what mappings may point at ([`MappingTarget`]);
+//! - [`Grants`]: how the vault keeps a grant usable (refresh, revoke), over [`Tokens`] as the
+//!   provider hands them over;
 //! - [`Answer`] and [`Quotas`]: what a provider's answer says about its quota, read by the
 //!   provider's own API module, so the engine's pacer never guesses;
 //! - [`Documents`]: how documents become calls and answers become outcomes, on a
@@ -22,7 +24,9 @@ pub mod xero;
 
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use ledgerlink_wire::documents::DocumentKind;
+use ledgerlink_wire::Secret;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
@@ -189,6 +193,48 @@ pub struct WebhookEvent {
     pub change: String,
     /// The provider's id of the record that changed.
     pub resource_id: String,
+}
+
+/// A grant as the provider hands it over, after consent or a refresh. Held only by the vault.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: Secret,
+    /// `None` for a static grant: there is nothing to refresh with (HubRise).
+    pub refresh_token: Option<Secret>,
+    /// Seconds the access token lives; `None` when it does not expire.
+    pub expires_in: Option<u64>,
+    pub scope: String,
+    /// The consent the grant came from, when the provider says (Xero's `authentication_event_id`).
+    pub consent_id: Option<Uuid>,
+}
+
+/// Why a token call failed, in the terms the caller acts on.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The code, refresh token or static token is no good: the connection needs connecting again.
+    #[error("the provider refused the grant (invalid_grant)")]
+    InvalidGrant,
+    /// The provider answered with another refusal.
+    #[error("the provider refused: {0}")]
+    Rejected(String),
+    /// The provider could not be reached, failed, or its answer was lost: the same call may be
+    /// tried again.
+    #[error("the provider did not answer usably: {0}")]
+    Transient(String),
+}
+
+/// How a provider's grant stays usable: what the vault calls, one per provider (boxed futures so
+/// the vault can hold every provider's behind one type).
+pub trait Grants: Send + Sync {
+    /// Rotating refresh, static, or short-lived (the provider's [`Profile::GRANT`]).
+    fn kind(&self) -> Grant;
+    /// A new grant for `refresh_token` (a rotating grant: with the refresh token that replaces it).
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+    ) -> BoxFuture<'a, Result<Tokens, TokenError>>;
+    /// Ends the grant at the provider (`token`: the refresh token, or a static grant's token).
+    fn revoke<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), TokenError>>;
 }
 
 /// The limits of `provider` under these settings.

@@ -16,7 +16,10 @@ use std::time::Duration;
 use url::Url;
 use uuid::Uuid;
 
+pub use crate::providers::TokenError;
+use crate::providers::{Grant, Grants, Profile, Tokens};
 use crate::settings::{Settings, XeroEndpoints};
+use futures_util::future::BoxFuture;
 
 type OAuthClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -43,18 +46,38 @@ impl XeroTokens {
     }
 }
 
-/// Why a token call failed, in the terms the caller acts on.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The code or refresh token is no good: for a refresh, the connection needs a reconnect.
-    #[error("Xero refused the grant (invalid_grant)")]
-    InvalidGrant,
-    /// Xero answered with another OAuth error.
-    #[error("Xero refused: {0}")]
-    Rejected(String),
-    /// Xero could not be reached, failed, or its answer was lost: the same call may be retried.
-    #[error("Xero did not answer usably: {0}")]
-    Transient(String),
+impl From<XeroTokens> for Tokens {
+    fn from(t: XeroTokens) -> Self {
+        let consent_id = t.auth_event_id();
+        Tokens {
+            access_token: t.access_token,
+            refresh_token: Some(t.refresh_token),
+            expires_in: Some(t.expires_in),
+            scope: t.scope,
+            consent_id,
+        }
+    }
+}
+
+impl Grants for XeroClient {
+    fn kind(&self) -> Grant {
+        <super::Xero as Profile>::GRANT
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+    ) -> BoxFuture<'a, Result<Tokens, TokenError>> {
+        Box::pin(async move {
+            XeroClient::refresh(self, refresh_token)
+                .await
+                .map(Tokens::from)
+        })
+    }
+
+    fn revoke<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), TokenError>> {
+        Box::pin(XeroClient::revoke(self, token))
+    }
 }
 
 /// One of Xero's connections (an organisation the token set may call).
