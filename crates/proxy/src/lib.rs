@@ -61,6 +61,18 @@ pub struct AppState {
     pub intake: Arc<tokio::sync::Semaphore>,
 }
 
+impl AppState {
+    /// How a connection to `provider` comes to exist through the person's browser.
+    pub fn consent(
+        &self,
+        provider: ledgerlink_wire::Provider,
+    ) -> Arc<dyn providers::BrowserConsent> {
+        match provider {
+            ledgerlink_wire::Provider::Xero => self.xero.clone(),
+        }
+    }
+}
+
 /// Contact searches per (connection, query), with the time they were answered.
 pub type ContactSearches = HashMap<
     (Uuid, String),
@@ -100,10 +112,15 @@ impl AppState {
         keys::check_database(storage.store(), &keyring, clock.now())?;
         let xero = Arc::new(providers::xero::oauth::XeroClient::new(&settings)?);
         let settings_streams = settings.server.max_event_streams_per_device;
-        let grants: HashMap<String, Arc<dyn providers::Grants>> = HashMap::from([(
-            ledgerlink_wire::Provider::Xero.as_str().to_string(),
-            xero.clone() as Arc<dyn providers::Grants>,
-        )]);
+        let grants: HashMap<String, Arc<dyn providers::Grants>> = ledgerlink_wire::Provider::ALL
+            .iter()
+            .map(|p| {
+                let grants: Arc<dyn providers::Grants> = match p {
+                    ledgerlink_wire::Provider::Xero => xero.clone(),
+                };
+                (p.as_str().to_string(), grants)
+            })
+            .collect();
         let vault = Arc::new(vault::Vault::new(
             storage.clone(),
             keyring.clone(),

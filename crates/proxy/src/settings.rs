@@ -193,6 +193,15 @@ pub struct ProviderSettings {
     pub xero: XeroSettings,
 }
 
+impl ProviderSettings {
+    /// The most organisations of `provider` this proxy connects (`None`: no cap).
+    pub fn connection_cap(&self, provider: ledgerlink_wire::Provider) -> Option<u32> {
+        match provider {
+            ledgerlink_wire::Provider::Xero => self.xero.connection_cap(),
+        }
+    }
+}
+
 /// An uncertified Xero app's cap on connected organisations.
 pub const DEFAULT_CONNECTION_CAP: u32 = 25;
 

@@ -22,6 +22,13 @@ impl Provider {
         }
     }
 
+    /// How people call it (`Xero`), for pages and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Xero => "Xero",
+        }
+    }
+
     /// The provider a route or a setting names (`xero`).
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|p| p.as_str() == name)

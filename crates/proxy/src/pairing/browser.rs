@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::pages;
 use super::Finished;
 use crate::device::{hash, random_secret};
-use crate::providers::xero::oauth::{TokenError, XeroConnection};
+use crate::providers::{ConsentError, Organisation, TokenError};
 use crate::store::{OAuthState, Pairing, PairingStatus, PendingChoice};
 use crate::AppState;
 
@@ -373,7 +373,13 @@ pub async fn continue_to_xero(
         Ok(_) => {}
         Err(page) => return browser.finish(&state, page),
     }
-    let (url, oauth_state, verifier) = state.xero.authorize_url();
+    let Some(provider) = Provider::parse(&pairing.provider) else {
+        return browser.finish(
+            &state,
+            internal(&"a pairing for a provider this proxy does not know"),
+        );
+    };
+    let (url, oauth_state, verifier) = state.consent(provider).authorize_url();
     let state_hash = hash(oauth_state.expose());
     let now = state.clock.now();
     let row = OAuthState {
@@ -426,19 +432,20 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    if Provider::parse(&provider) != Some(Provider::Xero) {
+    let Some(provider) = Provider::parse(&provider) else {
         return pages::message(
             StatusCode::NOT_FOUND,
             "Not a provider here",
             &format!("This Ledgerlink does not connect '{provider}'. {START_AGAIN}"),
         );
-    }
+    };
+    let name = provider.name();
     let browser = Browser::from(&headers);
     if browser.new {
         return pages::message(
             StatusCode::BAD_REQUEST,
             "Finish in the same browser",
-            "This browser did not start connecting Xero. Finish in the browser where you entered the device's code.",
+            &format!("This browser did not start connecting {name}. Finish in the browser where you entered the device's code."),
         );
     }
     let Some(state_param) = q.state.filter(|s| !s.is_empty()) else {
@@ -498,7 +505,7 @@ pub async fn callback(
     }
     let pairing_id = stored.pairing_id;
     let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
-        Ok(Some(p)) if p.is_open(now) => p,
+        Ok(Some(p)) if p.is_open(now) && p.provider == provider.as_str() => p,
         Ok(_) => return over(),
         Err(e) => return internal(&e),
     };
@@ -508,7 +515,7 @@ pub async fn callback(
                 Ok(true) => pages::message(
                     StatusCode::OK,
                     "Not connected",
-                    "You chose not to give access in Xero, so nothing was connected. The device has been told.",
+                    &format!("You chose not to give access in {name}, so nothing was connected. The device has been told."),
                 ),
                 Ok(false) => over(),
                 Err(e) => internal(&e),
@@ -517,17 +524,17 @@ pub async fn callback(
         let detail = q.error_description.unwrap_or_default();
         if error == "invalid_scope" {
             // The operator's setting, not the person's doing: say so, and log it for them.
-            tracing::warn!(scopes = %state.settings.providers.xero.scopes(), detail = %detail, "Xero refused the scopes this proxy asks for");
+            tracing::warn!(provider = %provider.as_str(), scopes = %state.settings.providers.xero.scopes(), detail = %detail, "the provider refused the scopes this proxy asks for");
             return pages::message(
                 StatusCode::BAD_GATEWAY,
-                "Xero did not connect",
-                &format!("Xero refused the access this Ledgerlink asks for ({detail}). Whoever runs it needs to change its Xero scopes (apps made since March 2026 may only ask for granular ones); nothing was connected."),
+                &format!("{name} did not connect"),
+                &format!("{name} refused the access this Ledgerlink asks for ({detail}). Whoever runs it needs to change its {name} scopes (apps made since March 2026 may only ask for granular ones); nothing was connected."),
             );
         }
         return pages::message(
             StatusCode::BAD_GATEWAY,
-            "Xero did not connect",
-            &format!("Xero said: {error} {detail}. {START_AGAIN}"),
+            &format!("{name} did not connect"),
+            &format!("{name} said: {error} {detail}. {START_AGAIN}"),
         );
     }
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
@@ -544,7 +551,8 @@ pub async fn callback(
         Ok(v) => Secret::new(String::from_utf8_lossy(&v).into_owned()),
         Err(e) => return internal(&e),
     };
-    let tokens = match state.xero.exchange_code(&code, &verifier).await {
+    let consent = state.consent(provider);
+    let tokens = match consent.exchange(&code, &verifier).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "code exchange failed");
@@ -554,41 +562,32 @@ pub async fn callback(
             };
             return pages::message(
                 StatusCode::BAD_GATEWAY,
-                "Xero did not connect",
-                &format!("Xero refused the sign-in ({why}). {START_AGAIN}"),
+                &format!("{name} did not connect"),
+                &format!("{name} refused the sign-in ({why}). {START_AGAIN}"),
             );
         }
     };
-    let Some(auth_event) = tokens.auth_event_id() else {
-        return pages::message(
-            StatusCode::BAD_GATEWAY,
-            "Xero did not connect",
-            "Xero's answer did not say which consent it was, so the organisation cannot be picked safely. Start again.",
-        );
-    };
-    let token_set = match state
-        .vault
-        .store(ledgerlink_wire::Provider::Xero, &tokens.clone().into())
-        .await
-    {
-        Ok(id) => id,
-        Err(e) => return internal(&e),
-    };
     // The organisations of *this* consent, never "the first" of all the user's connections.
-    let tenants = match state
-        .xero
-        .connections(&tokens.access_token, Some(auth_event))
-        .await
-    {
+    let tenants = match consent.organisations(&tokens).await {
         Ok(t) => t,
-        Err(e) => {
-            let _ = state.vault.delete(token_set).await;
+        Err(ConsentError::Unidentified(why)) => {
             return pages::message(
                 StatusCode::BAD_GATEWAY,
-                "Xero did not connect",
+                &format!("{name} did not connect"),
+                &why,
+            );
+        }
+        Err(ConsentError::Token(e)) => {
+            return pages::message(
+                StatusCode::BAD_GATEWAY,
+                &format!("{name} did not connect"),
                 &format!("Could not read the organisations: {e}. {START_AGAIN}"),
             );
         }
+    };
+    let token_set = match state.vault.store(provider, &tokens).await {
+        Ok(id) => id,
+        Err(e) => return internal(&e),
     };
     match tenants.as_slice() {
         [] => {
@@ -596,7 +595,7 @@ pub async fn callback(
             pages::message(
                 StatusCode::BAD_REQUEST,
                 "No organisation chosen",
-                "The Xero consent did not include an organisation. Start again and tick the organisation to connect.",
+                &format!("The {name} consent did not include an organisation. Start again and tick the organisation to connect."),
             )
         }
         [one] => connected(&state, &pairing, token_set, one).await,
@@ -630,8 +629,9 @@ async fn connected(
     state: &AppState,
     pairing: &Pairing,
     token_set: Uuid,
-    tenant: &XeroConnection,
+    tenant: &Organisation,
 ) -> Response {
+    let name = Provider::parse(&pairing.provider).map_or("the provider", Provider::name);
     match super::finish(state, pairing, token_set, tenant).await {
         Ok(Finished::Connected {
             connection,
@@ -655,10 +655,10 @@ async fn connected(
             StatusCode::FORBIDDEN,
             "Not connected: the limit is reached",
             &format!(
-                "{} is not connected: this Ledgerlink already has its limit of {cap} connected Xero organisations. \
+                "{} is not connected: this Ledgerlink already has its limit of {cap} connected {name} organisations. \
                  To add it, ask whoever runs Ledgerlink to disconnect an organisation no longer used, or to raise the limit. \
                  An organisation already connected can still be chosen: open the link from the device again and choose that one.",
-                tenant.tenant_name
+                tenant.name
             ),
         ),
         Err(e) => {
@@ -668,20 +668,32 @@ async fn connected(
     }
 }
 
-/// An organisation on offer, as kept while the person chooses.
+/// An organisation on offer, as kept while the person chooses (the stored shape: its field names
+/// stay what they were when Xero was the only provider).
 #[derive(serde::Serialize, Deserialize)]
 struct Tenant {
     tenant_id: Uuid,
     tenant_name: String,
-    xero_connection_id: Uuid,
+    /// The provider's id of the link to the organisation (Xero's connection id).
+    xero_connection_id: Option<Uuid>,
 }
 
-impl From<&XeroConnection> for Tenant {
-    fn from(c: &XeroConnection) -> Self {
+impl From<&Organisation> for Tenant {
+    fn from(o: &Organisation) -> Self {
         Self {
-            tenant_id: c.tenant_id,
-            tenant_name: c.tenant_name.clone(),
-            xero_connection_id: c.id,
+            tenant_id: o.tenant_id,
+            tenant_name: o.name.clone(),
+            xero_connection_id: o.link_id,
+        }
+    }
+}
+
+impl From<&Tenant> for Organisation {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            tenant_id: t.tenant_id,
+            name: t.tenant_name.clone(),
+            link_id: t.xero_connection_id,
         }
     }
 }
@@ -914,12 +926,6 @@ pub async fn choose(
         }
         Err(e) => return internal(&e),
     };
-    let tenant = XeroConnection {
-        id: picked.xero_connection_id,
-        tenant_id: picked.tenant_id,
-        tenant_name: picked.tenant_name.clone(),
-        tenant_type: "ORGANISATION".into(),
-        auth_event_id: None,
-    };
+    let tenant = Organisation::from(picked);
     connected(&state, &pairing, stored.token_set_id, &tenant).await
 }

@@ -15,7 +15,7 @@ use ledgerlink_wire::pairing::{
     DeviceTokens, PairingRequest, PairingResponse, TokenRequest, DEVICE_CODE_GRANT,
     REFRESH_TOKEN_GRANT,
 };
-use ledgerlink_wire::{ConnectionStatus, ErrorCode, Secret};
+use ledgerlink_wire::{ConnectionStatus, ErrorCode, Provider, Secret};
 use rand::Rng;
 use uuid::Uuid;
 
@@ -27,7 +27,7 @@ use crate::body::RawBody;
 use crate::device;
 use crate::error::{parse_form_or_json, AppError};
 use crate::openapi::BodyRefusals;
-use crate::providers::xero::oauth::XeroConnection;
+use crate::providers::Organisation;
 use crate::store::{Approval, ConnectionRow, Consumed, DeviceRow, Pairing, PairingStatus};
 use crate::AppState;
 use ledgerlink_wire::error::OAuthErrorBody;
@@ -493,15 +493,17 @@ async fn finish(
     state: &AppState,
     pairing: &Pairing,
     token_set: Uuid,
-    tenant: &XeroConnection,
+    tenant: &Organisation,
 ) -> Result<Finished, AppError> {
     let now = state.clock.now();
+    let provider = Provider::parse(&pairing.provider)
+        .ok_or_else(|| AppError::internal("a pairing for a provider this proxy does not know"))?;
     let row = ConnectionRow {
         id: Uuid::new_v4(),
-        provider: "xero".into(),
+        provider: provider.as_str().into(),
         tenant_id: tenant.tenant_id,
-        tenant_name: tenant.tenant_name.clone(),
-        xero_connection_id: Some(tenant.id),
+        tenant_name: tenant.name.clone(),
+        xero_connection_id: tenant.link_id,
         token_set_id: Some(token_set),
         status: ConnectionStatus::Connected,
         status_reason: None,
@@ -509,7 +511,7 @@ async fn finish(
         updated_at: now,
     };
     let pairing_id = pairing.id;
-    let cap = state.settings.providers.xero.connection_cap();
+    let cap = state.settings.providers.connection_cap(provider);
     let approved = state
         .storage
         .call(move |s| s.approve_pairing(pairing_id, &row, cap, now))
@@ -522,14 +524,14 @@ async fn finish(
         }
         Approval::DeviceElsewhere => {
             state.vault.delete(token_set).await?;
-            return Ok(Finished::NotMoved(tenant.tenant_name.clone()));
+            return Ok(Finished::NotMoved(tenant.name.clone()));
         }
         Approval::AtCap(cap) => {
-            // Xero connected it on its side (its own cap may be higher): take that back, so the
-            // organisation does not count against the app's allowance for nothing.
+            // The provider connected it on its side (Xero's own cap may be higher): take that
+            // back, so the organisation does not count against the app's allowance for nothing.
             match state.vault.access_token(token_set).await {
                 Ok(access) => {
-                    if let Err(e) = state.xero.delete_connection(&access, tenant.id).await {
+                    if let Err(e) = state.consent(provider).release(&access, tenant).await {
                         tracing::warn!(error = %e, "could not remove a connection refused at the cap");
                     }
                 }

@@ -6,6 +6,9 @@
 //!   or the provider installs us and calls us), how its grant stays usable ([`Grant`]: rotating
 //!   refresh tokens, a static token, short-lived tokens re-minted or refreshed), its limits
 //!   ([`Limits`]) and what mappings may point at ([`MappingTarget`]);
+//! - [`BrowserConsent`]: how a connection comes to exist when the person consents at the provider
+//!   in a browser (the authorize URL, the code exchanged, the organisations the consent reaches,
+//!   one let go again); a partner install (OfficeRnD) will be a trait beside it;
 //! - [`Grants`]: how the vault keeps a grant usable (refresh, revoke), over [`Tokens`] as the
 //!   provider hands them over;
 //! - [`Answer`] and [`Quotas`]: what a provider's answer says about its quota, read by the
@@ -235,6 +238,55 @@ pub trait Grants: Send + Sync {
     ) -> BoxFuture<'a, Result<Tokens, TokenError>>;
     /// Ends the grant at the provider (`token`: the refresh token, or a static grant's token).
     fn revoke<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), TokenError>>;
+}
+
+/// An organisation a consent reaches, as the provider names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    /// The provider's id of the organisation (Xero: the tenant id).
+    pub tenant_id: Uuid,
+    pub name: String,
+    /// The provider's id of the link between the app and the organisation, when it has one (Xero:
+    /// the connection id): what is let go when the organisation is refused.
+    pub link_id: Option<Uuid>,
+}
+
+/// How a connection comes to exist when the person consents at the provider in a browser: sent to
+/// [`BrowserConsent::authorize_url`], back at `/oauth/NAME/callback` with a code. The pairing pages
+/// (`crate::pairing::browser`) drive it for every provider.
+pub trait BrowserConsent: Send + Sync {
+    /// Where the person consents, with the `state` to expect back and the PKCE verifier to keep
+    /// (both secrets: only their hash, or their sealed form, is stored).
+    fn authorize_url(&self) -> (url::Url, Secret, Secret);
+    /// The grant for the code the person came back with.
+    fn exchange<'a>(
+        &'a self,
+        code: &'a str,
+        verifier: &'a Secret,
+    ) -> BoxFuture<'a, Result<Tokens, TokenError>>;
+    /// The organisations this consent reaches: never "the first" of everything the person ever
+    /// connected. `Err` with a sentence when the grant cannot say which (shown to the person).
+    fn organisations<'a>(
+        &'a self,
+        tokens: &'a Tokens,
+    ) -> BoxFuture<'a, Result<Vec<Organisation>, ConsentError>>;
+    /// Lets one organisation go at the provider (refused at this proxy's cap after the provider
+    /// connected it), so it does not count against the app's allowance there for nothing.
+    fn release<'a>(
+        &'a self,
+        access: &'a Secret,
+        organisation: &'a Organisation,
+    ) -> BoxFuture<'a, Result<(), TokenError>>;
+}
+
+/// Why the organisations of a consent cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// The grant does not say which consent it is (shown to the person as it is).
+    #[error("{0}")]
+    Unidentified(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 /// The limits of `provider` under these settings.

@@ -17,7 +17,9 @@ use url::Url;
 use uuid::Uuid;
 
 pub use crate::providers::TokenError;
-use crate::providers::{Grant, Grants, Profile, Tokens};
+use crate::providers::{
+    BrowserConsent, ConsentError, Grant, Grants, Organisation, Profile, Tokens,
+};
 use crate::settings::{Settings, XeroEndpoints};
 use futures_util::future::BoxFuture;
 
@@ -56,6 +58,59 @@ impl From<XeroTokens> for Tokens {
             scope: t.scope,
             consent_id,
         }
+    }
+}
+
+impl BrowserConsent for XeroClient {
+    fn authorize_url(&self) -> (Url, Secret, Secret) {
+        XeroClient::authorize_url(self)
+    }
+
+    fn exchange<'a>(
+        &'a self,
+        code: &'a str,
+        verifier: &'a Secret,
+    ) -> BoxFuture<'a, Result<Tokens, TokenError>> {
+        Box::pin(async move { self.exchange_code(code, verifier).await.map(Tokens::from) })
+    }
+
+    /// The connections Xero made for this consent (`GET /connections?authEventId=`), named by
+    /// the `authentication_event_id` in the access token.
+    fn organisations<'a>(
+        &'a self,
+        tokens: &'a Tokens,
+    ) -> BoxFuture<'a, Result<Vec<Organisation>, ConsentError>> {
+        Box::pin(async move {
+            let Some(consent) = tokens.consent_id else {
+                return Err(ConsentError::Unidentified(
+                    "Xero's answer did not say which consent it was, so the organisation cannot be picked safely. Start again.".into(),
+                ));
+            };
+            let connections = self
+                .connections(&tokens.access_token, Some(consent))
+                .await?;
+            Ok(connections
+                .iter()
+                .map(|c| Organisation {
+                    tenant_id: c.tenant_id,
+                    name: c.tenant_name.clone(),
+                    link_id: Some(c.id),
+                })
+                .collect())
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        access: &'a Secret,
+        organisation: &'a Organisation,
+    ) -> BoxFuture<'a, Result<(), TokenError>> {
+        Box::pin(async move {
+            match organisation.link_id {
+                Some(id) => self.delete_connection(access, id).await.map(|_| ()),
+                None => Ok(()),
+            }
+        })
     }
 }
 
