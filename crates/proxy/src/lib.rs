@@ -82,15 +82,8 @@ pub type ContactSearches = HashMap<
     ),
 >;
 
-/// Accounts and tax rates per connection, with the time they were read.
-pub type Offers = HashMap<
-    Uuid,
-    (
-        DateTime<Utc>,
-        Vec<serde_json::Value>,
-        Vec<serde_json::Value>,
-    ),
->;
+/// What each connection's books hold for mappings, with the time they were read.
+pub type Offers = HashMap<Uuid, (DateTime<Utc>, providers::Books)>;
 
 impl AppState {
     /// Opens the database (creating and migrating it; refused when another proxy has it open),

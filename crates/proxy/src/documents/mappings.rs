@@ -1,5 +1,5 @@
 //! `GET /v1/mappings` (the mappings, and the accounts and tax rates the organisation offers) and
-//! `PUT /v1/mappings` (checked against what Xero has: active, non-system accounts; existing tax
+//! `PUT /v1/mappings` (checked against what the organisation's books hold, read from its provider: active, non-system accounts; existing tax
 //! rates; payment accounts that accept payments).
 
 use axum::extract::State;
@@ -9,16 +9,14 @@ use ledgerlink_wire::documents::{
     Mappings, MappingsAnswer, OfferedAccount, OfferedTaxRate, Problem, ProblemCode,
 };
 use ledgerlink_wire::{ApiError, ErrorCode};
-use reqwest::Method;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::body::{Params, StrictJson};
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::openapi::{BodyRefusals, DeviceRefusals};
-use crate::providers::xero::api;
+use crate::providers::Books;
 use crate::store::ConnectionRow;
 use crate::AppState;
 
@@ -26,71 +24,55 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(read, write))
 }
 
-/// How long the organisation's accounts and tax rates are kept before asking Xero again.
+/// How long the organisation's accounts and tax rates are kept before asking its provider again.
 const OFFER_TTL_SECS: i64 = 600;
 
-/// The organisation's accounts and tax rates, as offered for mapping: from a cache of ten minutes,
-/// or from Xero when `refresh` (or the cache is cold).
+/// The organisation's books (accounts and tax rates) for mapping: from a cache of ten minutes, or
+/// from the provider when `refresh` (or the cache is cold).
 pub(crate) async fn offered(
     state: &AppState,
     connection: &ConnectionRow,
     refresh: bool,
-) -> Result<(Vec<Value>, Vec<Value>), AppError> {
+) -> Result<Books, AppError> {
     let now = state.clock.now();
     if !refresh {
         let cache = state.offers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, accounts, tax_rates)) = cache.get(&connection.id) {
+        if let Some((at, books)) = cache.get(&connection.id) {
             if (now - *at).num_seconds() < OFFER_TTL_SECS {
-                return Ok((accounts.clone(), tax_rates.clone()));
+                return Ok(books.clone());
             }
         }
     }
-    let mut out = Vec::new();
-    for (path, key) in [("Accounts", "Accounts"), ("TaxRates", "TaxRates")] {
-        let answer = api::call(state, connection, Method::GET, path, None, None)
-            .await
-            .map_err(|e| super::call_failed(e, "read the organisation's accounts"))?;
-        if !answer.status.is_success() {
-            return Err(AppError::api(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ProviderUnavailable,
-                format!("Xero answered {} to GET {path}", answer.status),
-            ));
-        }
-        out.push(answer.body[key].as_array().cloned().unwrap_or_default());
-    }
-    let tax_rates = out.pop().unwrap_or_default();
-    let accounts = out.pop().unwrap_or_default();
+    let books = crate::providers::books(state, connection).await?;
     state
         .offers
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(connection.id, (now, accounts.clone(), tax_rates.clone()));
-    Ok((accounts, tax_rates))
+        .insert(connection.id, (now, books.clone()));
+    Ok(books)
 }
 
 /// What the organisation offers for mapping: active, non-system accounts and active tax rates.
-fn summary(accounts: &[Value], tax_rates: &[Value]) -> (Vec<OfferedAccount>, Vec<OfferedTaxRate>) {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let accounts = accounts
+fn summary(books: &Books) -> (Vec<OfferedAccount>, Vec<OfferedTaxRate>) {
+    let accounts = books
+        .accounts
         .iter()
-        .filter(|a| a["Status"] == "ACTIVE" && a.get("SystemAccount").is_none_or(Value::is_null))
+        .filter(|a| a.active && !a.system)
         .map(|a| OfferedAccount {
-            code: text(&a["Code"]),
-            name: text(&a["Name"]),
-            account_type: text(&a["Type"]),
-            takes_payments: a["Type"] == "BANK" || a["EnablePaymentsToAccount"] == true,
+            code: a.code.clone(),
+            name: a.name.clone(),
+            account_type: a.account_type.clone(),
+            takes_payments: a.takes_payments,
         })
         .collect();
-    let tax_rates = tax_rates
+    let tax_rates = books
+        .tax_rates
         .iter()
-        .filter(|t| t["Status"] == "ACTIVE")
-        .filter_map(|t| {
-            Some(OfferedTaxRate {
-                tax_type: text(&t["TaxType"]),
-                name: text(&t["Name"]),
-                rate: ledgerlink_wire::money::parse_lenient(&t["EffectiveRate"]).ok()?,
-            })
+        .filter(|t| t.active)
+        .map(|t| OfferedTaxRate {
+            tax_type: t.tax_type.clone(),
+            name: t.name.clone(),
+            rate: t.rate,
         })
         .collect();
     (accounts, tax_rates)
@@ -126,16 +108,15 @@ async fn read(
         tax_rates: None,
     };
     if q.offered.unwrap_or(true) {
-        let (accounts, tax_rates) =
-            offered(&state, &auth.connection, q.refresh.unwrap_or(false)).await?;
-        let (accounts, tax_rates) = summary(&accounts, &tax_rates);
+        let books = offered(&state, &auth.connection, q.refresh.unwrap_or(false)).await?;
+        let (accounts, tax_rates) = summary(&books);
         out.accounts = Some(accounts);
         out.tax_rates = Some(tax_rates);
     }
     Ok(Json(out))
 }
 
-fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> {
+fn check(m: &Mappings, books: &Books) -> Vec<Problem> {
     let mut problems = Vec::new();
     // Names and codes are shown to people and sent to Xero: no control or bidirectional
     // characters, as in documents.
@@ -162,24 +143,23 @@ fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> 
     }
     named("pos_contact_name".into(), &m.pos_contact_name);
     let account = |code: &str| {
-        accounts.iter().find(|a| {
-            a["Code"]
-                .as_str()
-                .is_some_and(|c| c.eq_ignore_ascii_case(code))
-        })
+        books
+            .accounts
+            .iter()
+            .find(|a| a.code.eq_ignore_ascii_case(code))
     };
     let usable = |path: String, code: &str, payments: bool, problems: &mut Vec<Problem>| {
         match account(code) {
         None => problems.push(Problem { path, code: ProblemCode::Invalid, message: format!("the organisation has no account '{code}'") }),
-        Some(a) if a["Status"] != "ACTIVE" => {
+        Some(a) if !a.active => {
             problems.push(Problem { path, code: ProblemCode::Invalid, message: format!("account '{code}' is archived") })
         }
-        Some(a) if a.get("SystemAccount").is_some_and(|s| !s.is_null()) => problems.push(Problem {
+        Some(a) if a.system => problems.push(Problem {
             path,
             code: ProblemCode::Invalid,
             message: format!("account '{code}' is a system account and cannot be posted to"),
         }),
-        Some(a) if payments && !(a["Type"] == "BANK" || a["EnablePaymentsToAccount"] == true) => problems.push(Problem {
+        Some(a) if payments && !a.takes_payments => problems.push(Problem {
             path,
             code: ProblemCode::Invalid,
             message: format!("account '{code}' does not accept payments: choose a bank account or enable payments to it in Xero"),
@@ -194,12 +174,10 @@ fn check(m: &Mappings, accounts: &[Value], tax_rates: &[Value]) -> Vec<Problem> 
             false,
             &mut problems,
         );
-        let ok = tax_rates.iter().any(|t| {
-            t["TaxType"]
-                .as_str()
-                .is_some_and(|x| x.eq_ignore_ascii_case(&c.tax_type))
-                && t["Status"] == "ACTIVE"
-        });
+        let ok = books
+            .tax_rates
+            .iter()
+            .any(|t| t.active && t.tax_type.eq_ignore_ascii_case(&c.tax_type));
         if !ok {
             problems.push(Problem {
                 path: format!("categories.{name}.tax_type"),
@@ -247,8 +225,8 @@ async fn write(
     StrictJson(m): StrictJson<Mappings>,
 ) -> Result<Json<MappingsAnswer>, AppError> {
     // Checked against what the books hold now, not the cache.
-    let (accounts, tax_rates) = offered(&state, &auth.connection, true).await?;
-    let problems = check(&m, &accounts, &tax_rates);
+    let books = offered(&state, &auth.connection, true).await?;
+    let problems = check(&m, &books);
     if !problems.is_empty() {
         return Err(AppError::Api(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -265,10 +243,128 @@ async fn write(
         .storage
         .call(move |s| s.put_mappings(connection, &body, now))
         .await?;
-    let (accounts, tax_rates) = summary(&accounts, &tax_rates);
+    let (accounts, tax_rates) = summary(&books);
     Ok(Json(MappingsAnswer {
         mappings: m,
         accounts: Some(accounts),
         tax_rates: Some(tax_rates),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Mappings checked against books in the seam's neutral terms: no provider involved.
+    use super::*;
+    use crate::providers::{BookAccount, BookTaxRate};
+    use ledgerlink_wire::documents::{CategoryMapping, TenderMapping};
+    use rust_decimal::Decimal;
+
+    fn account(code: &str, active: bool, system: bool, takes_payments: bool) -> BookAccount {
+        BookAccount {
+            code: code.into(),
+            name: format!("Account {code}"),
+            account_type: "REVENUE".into(),
+            active,
+            system,
+            takes_payments,
+        }
+    }
+
+    fn books() -> Books {
+        Books {
+            accounts: vec![
+                account("200", true, false, false),
+                account("090", true, false, true),
+                account("260", false, false, false),
+                account("820", true, true, false),
+            ],
+            tax_rates: vec![
+                BookTaxRate {
+                    tax_type: "OUTPUT2".into(),
+                    name: "15% GST on Income".into(),
+                    rate: Decimal::new(15, 0),
+                    active: true,
+                },
+                BookTaxRate {
+                    tax_type: "OLDRATE".into(),
+                    name: "Gone".into(),
+                    rate: Decimal::new(125, 1),
+                    active: false,
+                },
+            ],
+        }
+    }
+
+    fn mappings(category: (&str, &str), tender: &str) -> Mappings {
+        let mut m = Mappings::default();
+        m.categories.insert(
+            "Food".into(),
+            CategoryMapping {
+                account_code: category.0.into(),
+                tax_type: category.1.into(),
+            },
+        );
+        m.tenders.insert(
+            "Card".into(),
+            TenderMapping {
+                account_code: tender.into(),
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn what_the_books_hold_is_accepted_in_any_case() {
+        assert_eq!(
+            check(&mappings(("200", "output2"), "090"), &books()),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn archived_system_missing_and_non_payment_accounts_and_inactive_rates_are_refused() {
+        let problems = |m: Mappings| -> Vec<(String, String)> {
+            check(&m, &books())
+                .into_iter()
+                .map(|p| (p.path, p.message))
+                .collect()
+        };
+        assert_eq!(
+            problems(mappings(("260", "OLDRATE"), "200")),
+            vec![
+                (
+                    "categories.Food.account_code".into(),
+                    "account '260' is archived".into()
+                ),
+                (
+                    "categories.Food.tax_type".into(),
+                    "the organisation has no active tax rate 'OLDRATE'".into()
+                ),
+                ("tenders.Card.account_code".into(), "account '200' does not accept payments: choose a bank account or enable payments to it in Xero".into()),
+            ]
+        );
+        assert_eq!(
+            problems(mappings(("820", "OUTPUT2"), "999")),
+            vec![
+                (
+                    "categories.Food.account_code".into(),
+                    "account '820' is a system account and cannot be posted to".into()
+                ),
+                (
+                    "tenders.Card.account_code".into(),
+                    "the organisation has no account '999'".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_active_non_system_accounts_and_active_rates_are_offered() {
+        let (accounts, rates) = summary(&books());
+        let codes: Vec<&str> = accounts.iter().map(|a| a.code.as_str()).collect();
+        assert_eq!(codes, ["200", "090"]);
+        assert!(accounts[1].takes_payments);
+        assert_eq!(rates.len(), 1);
+        assert_eq!(rates[0].tax_type, "OUTPUT2");
+    }
 }

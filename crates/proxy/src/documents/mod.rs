@@ -92,19 +92,16 @@ pub(crate) fn call_failed(e: crate::providers::xero::api::CallError, what: &str)
     }
 }
 
-/// The organisation's tax rates by tax type (from the ten-minute cache of what Xero offers).
+/// The organisation's tax rates by tax type (from the ten-minute cache of its books).
 pub async fn tax_rates(
     state: &AppState,
     connection: &crate::store::ConnectionRow,
 ) -> Result<std::collections::HashMap<String, rust_decimal::Decimal>, AppError> {
-    let (_, rates) = mappings::offered(state, connection, false).await?;
-    Ok(rates
+    let books = mappings::offered(state, connection, false).await?;
+    Ok(books
+        .tax_rates
         .iter()
-        .filter_map(|r| {
-            let tax_type = r["TaxType"].as_str()?.to_ascii_uppercase();
-            let rate = ledgerlink_wire::money::parse_lenient(&r["EffectiveRate"]).ok()?;
-            Some((tax_type, rate))
-        })
+        .map(|r| (r.tax_type.to_ascii_uppercase(), r.rate))
         .collect())
 }
 

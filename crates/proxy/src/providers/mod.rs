@@ -9,6 +9,8 @@
 //! - [`BrowserConsent`]: how a connection comes to exist when the person consents at the provider
 //!   in a browser (the authorize URL, the code exchanged, the organisations the consent reaches,
 //!   one let go again); a partner install (OfficeRnD) will be a trait beside it;
+//! - [`Books`] and [`BookKeeping`]: what the organisation's books hold that mappings may point at
+//!   (accounts, tax rates), read from the provider in neutral terms;
 //! - [`Grants`]: how the vault keeps a grant usable (refresh, revoke), over [`Tokens`] as the
 //!   provider hands them over;
 //! - [`Answer`] and [`Quotas`]: what a provider's answer says about its quota, read by the
@@ -287,6 +289,63 @@ pub enum ConsentError {
     Unidentified(String),
     #[error(transparent)]
     Token(#[from] TokenError),
+}
+
+/// An account in the organisation's books, as mappings may point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookAccount {
+    pub code: String,
+    pub name: String,
+    /// The provider's own word for its kind (Xero: `BANK`, `REVENUE`, ...).
+    pub account_type: String,
+    /// Archived accounts cannot be posted to.
+    pub active: bool,
+    /// The provider keeps it for itself (Xero's system accounts): never posted to.
+    pub system: bool,
+    /// Payments may be made to it (a bank account, or one enabled for payments).
+    pub takes_payments: bool,
+}
+
+/// A tax rate in the organisation's books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookTaxRate {
+    /// What documents name it by (Xero's `TaxType`).
+    pub tax_type: String,
+    pub name: String,
+    /// Percent, exact.
+    pub rate: rust_decimal::Decimal,
+    pub active: bool,
+}
+
+/// What the organisation's books hold that mappings may point at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Books {
+    pub accounts: Vec<BookAccount>,
+    pub tax_rates: Vec<BookTaxRate>,
+}
+
+/// How a provider's books are read for mappings.
+pub trait BookKeeping {
+    /// The organisation's accounts and tax rates now, from the provider (`Err`: the device's
+    /// answer, reconnect or provider unavailable).
+    fn books(
+        state: &crate::AppState,
+        connection: &crate::store::ConnectionRow,
+    ) -> impl Future<Output = Result<Books, crate::error::AppError>> + Send;
+}
+
+/// The organisation's books from its provider.
+pub async fn books(
+    state: &crate::AppState,
+    connection: &crate::store::ConnectionRow,
+) -> Result<Books, crate::error::AppError> {
+    match ledgerlink_wire::Provider::parse(&connection.provider) {
+        Some(ledgerlink_wire::Provider::Xero) => xero::Xero::books(state, connection).await,
+        None => Err(crate::error::AppError::internal(format!(
+            "the connection is to '{}', a provider this proxy does not know",
+            connection.provider
+        ))),
+    }
 }
 
 /// The limits of `provider` under these settings.

@@ -5,6 +5,7 @@
 //! mapped to IANA).
 
 pub mod api;
+pub mod books;
 pub mod delivery;
 pub mod oauth;
 pub mod timezone;
