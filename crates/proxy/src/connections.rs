@@ -1,20 +1,23 @@
-//! What happens to a connection as a whole: its health seen from Xero, and disconnecting it.
+//! What happens to a connection as a whole: its health seen from its provider, and disconnecting
+//! it. Written once for every provider, through the provider's `Grants` and `BrowserConsent`.
 
 use chrono::Duration;
 use ledgerlink_wire::ConnectionStatus;
 
 use crate::error::AppError;
-use crate::providers::xero::oauth::{Deleted, TokenError};
+use crate::providers::{Organisation, TokenError};
 use crate::store::{ConnectionRow, StatusReason};
 use crate::vault::VaultError;
 use crate::AppState;
 
-/// How often a device's status check may ask Xero whether the organisation is still connected.
+/// How often a device's status check may ask the provider whether the organisation is still
+/// connected.
 const CHECK_EVERY_SECS: i64 = 60;
 
-/// The connection as it stands, after asking Xero (at most once a minute per connection) whether it
-/// is still connected: a 401/403 that a refresh cannot fix, or a tenant gone from `/connections`,
-/// means it was disconnected from Xero's side.
+/// The connection as it stands, after asking its provider (at most once a minute per connection)
+/// whether the grant still reaches the organisation: a refusal that a refresh cannot fix, or an
+/// organisation the grant no longer reaches (Xero: gone from `/connections`), means it was
+/// disconnected from the provider's side.
 pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<ConnectionRow, AppError> {
     let (Some(token_set), ConnectionStatus::Connected) =
         (connection.token_set_id, connection.status)
@@ -33,6 +36,10 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
         checked.insert(connection.id, now);
     }
     let id = connection.id;
+    let Some(provider) = ledgerlink_wire::Provider::parse(&connection.provider) else {
+        return Ok(connection);
+    };
+    let grants = state.grants(provider);
     let reread = |state: &AppState| {
         let storage = state.storage.clone();
         async move {
@@ -47,38 +54,38 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
         Ok(a) => a,
         Err(VaultError::NeedsReconnect) => return reread(state).await,
         Err(VaultError::Unavailable(why)) => {
-            tracing::warn!(connection = %id, error = %why, "cannot check the connection with Xero now");
+            tracing::warn!(connection = %id, error = %why, "cannot check the connection with its provider now");
             return Ok(connection);
         }
         Err(e) => return Err(e.into()),
     };
-    let mut listed = state.xero.connections(&access, None).await;
+    let mut listed = grants.reaches(&access, connection.tenant_id).await;
     if matches!(listed, Err(TokenError::InvalidGrant)) {
-        // Xero refused the access token: refresh once and ask again.
+        // The provider refused the access token: refresh once and ask again.
         match state
             .vault
             .refresh_after_rejection(token_set, &access)
             .await
         {
-            Ok(fresh) => listed = state.xero.connections(&fresh, None).await,
+            Ok(fresh) => listed = grants.reaches(&fresh, connection.tenant_id).await,
             Err(VaultError::NeedsReconnect) => return reread(state).await,
             Err(VaultError::Unavailable(why) | VaultError::Rejected(why)) => {
-                tracing::warn!(connection = %id, error = %why, "cannot check the connection with Xero now");
+                tracing::warn!(connection = %id, error = %why, "cannot check the connection with its provider now");
                 return Ok(connection);
             }
             Err(e) => return Err(e.into()),
         }
     }
     let gone = match listed {
-        Ok(list) => !list.iter().any(|c| c.tenant_id == connection.tenant_id),
+        Ok(reaches) => !reaches,
         Err(TokenError::InvalidGrant) => true,
         Err(e) => {
-            tracing::warn!(connection = %id, error = %e, "cannot check the connection with Xero now");
+            tracing::warn!(connection = %id, error = %e, "cannot check the connection with its provider now");
             return Ok(connection);
         }
     };
     if gone {
-        tracing::warn!(connection = %id, tenant = %connection.tenant_id, "the organisation was disconnected from Xero's side");
+        tracing::warn!(connection = %id, tenant = %connection.tenant_id, "the organisation was disconnected from the provider's side");
         state
             .storage
             .call(move |s| {
@@ -97,7 +104,7 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
     Ok(connection)
 }
 
-/// Asks Xero again about connections parked because it refused API calls (not the refresh, which
+/// Asks the provider again about connections parked because it refused API calls (not the refresh, which
 /// only a reconnect fixes): one that works again is `connected` once more, and its devices are
 /// told. Answers how many recovered.
 pub async fn reprobe(state: &AppState) -> usize {
@@ -111,7 +118,7 @@ pub async fn reprobe(state: &AppState) -> usize {
     let mut recovered = 0;
     for connection in parked {
         let id = connection.id;
-        match crate::providers::xero::api::probe(state, &connection).await {
+        match crate::providers::probe(state, &connection).await {
             Ok(true) => {
                 let (token_set, now) = (connection.token_set_id, state.clock.now());
                 let moved = state
@@ -128,14 +135,14 @@ pub async fn reprobe(state: &AppState) -> usize {
                     })
                     .await;
                 if let Ok(true) = moved {
-                    tracing::info!(connection = %id, "Xero takes the organisation's tokens again: connected");
+                    tracing::info!(connection = %id, "the provider takes the organisation's tokens again: connected");
                     recovered += 1;
                     state.events_ready.notify_waiters();
                     state.outbox_ready.notify_one();
                 }
             }
             Ok(false) => {
-                tracing::info!(connection = %id, "Xero still refuses the organisation's tokens")
+                tracing::info!(connection = %id, "the provider still refuses the organisation's tokens")
             }
             Err(e) => {
                 tracing::info!(connection = %id, error = %e, "cannot probe the organisation now")
@@ -156,21 +163,30 @@ pub async fn disconnect(
     if let Some(token_set) = connection.token_set_id {
         match state.vault.access_token(token_set).await {
             Ok(access) => {
-                if let Some(xero_id) = connection.xero_connection_id {
-                    match state.xero.delete_connection(&access, xero_id).await {
-                        Ok(Deleted::Yes) => {
-                            tracing::info!(connection = %id, "deleted the connection at Xero")
-                        }
-                        Ok(Deleted::NotThere | Deleted::Refused) => {
-                            tracing::info!(connection = %id, "the connection was already gone at Xero")
-                        }
-                        Err(e) => {
-                            return Err(AppError::from(VaultError::Unavailable(e.to_string())));
-                        }
+                let organisation = Organisation {
+                    tenant_id: connection.tenant_id,
+                    name: connection.tenant_name.clone(),
+                    link_id: connection.xero_connection_id,
+                };
+                let provider = ledgerlink_wire::Provider::parse(&connection.provider)
+                    .ok_or_else(|| AppError::internal("a connection to an unknown provider"))?;
+                match state
+                    .consent(provider)
+                    .release(&access, &organisation)
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::info!(connection = %id, "let the organisation go at the provider")
+                    }
+                    Ok(false) => {
+                        tracing::info!(connection = %id, "the organisation was already let go at the provider")
+                    }
+                    Err(e) => {
+                        return Err(AppError::from(VaultError::Unavailable(e.to_string())));
                     }
                 }
             }
-            // Xero no longer honours these tokens: there is nothing left to delete there.
+            // The provider no longer honours these tokens: there is nothing left to let go there.
             Err(VaultError::NeedsReconnect) => {}
             Err(e) => return Err(e.into()),
         }

@@ -62,6 +62,13 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// How a grant of `provider` stays usable (and whether it still reaches an organisation).
+    pub fn grants(&self, provider: ledgerlink_wire::Provider) -> Arc<dyn providers::Grants> {
+        match provider {
+            ledgerlink_wire::Provider::Xero => self.xero.clone(),
+        }
+    }
+
     /// How a connection to `provider` comes to exist through the person's browser.
     pub fn consent(
         &self,

@@ -428,6 +428,13 @@ mod tests {
                 .push(token.expose().to_string());
             Box::pin(async { Ok(()) })
         }
+        fn reaches<'a>(
+            &'a self,
+            _access: &'a Secret,
+            _tenant_id: Uuid,
+        ) -> BoxFuture<'a, Result<bool, TokenError>> {
+            Box::pin(async { Ok(true) })
+        }
     }
 
     fn vault(kind: Grant) -> (Vault, Arc<Counting>) {

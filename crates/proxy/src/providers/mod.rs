@@ -240,6 +240,13 @@ pub trait Grants: Send + Sync {
     ) -> BoxFuture<'a, Result<Tokens, TokenError>>;
     /// Ends the grant at the provider (`token`: the refresh token, or a static grant's token).
     fn revoke<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), TokenError>>;
+    /// Whether the grant still reaches the organisation `tenant_id` (Xero: it is among the
+    /// grant's connections). `Err(InvalidGrant)` when the provider refuses the access token.
+    fn reaches<'a>(
+        &'a self,
+        access: &'a Secret,
+        tenant_id: Uuid,
+    ) -> BoxFuture<'a, Result<bool, TokenError>>;
 }
 
 /// An organisation a consent reaches, as the provider names it.
@@ -273,12 +280,13 @@ pub trait BrowserConsent: Send + Sync {
         tokens: &'a Tokens,
     ) -> BoxFuture<'a, Result<Vec<Organisation>, ConsentError>>;
     /// Lets one organisation go at the provider (refused at this proxy's cap after the provider
-    /// connected it), so it does not count against the app's allowance there for nothing.
+    /// connected it, or disconnected here), so it does not count against the app's allowance there
+    /// for nothing. `Ok(false)` when there was nothing left to let go.
     fn release<'a>(
         &'a self,
         access: &'a Secret,
         organisation: &'a Organisation,
-    ) -> BoxFuture<'a, Result<(), TokenError>>;
+    ) -> BoxFuture<'a, Result<bool, TokenError>>;
 }
 
 /// Why the organisations of a consent cannot be read.
@@ -345,6 +353,20 @@ pub async fn books(
             "the connection is to '{}', a provider this proxy does not know",
             connection.provider
         ))),
+    }
+}
+
+/// Whether the provider takes the connection's grant again (one look, nothing marked): for
+/// connections parked because the provider refused their calls.
+pub async fn probe(
+    state: &crate::AppState,
+    connection: &crate::store::ConnectionRow,
+) -> Result<bool, String> {
+    match ledgerlink_wire::Provider::parse(&connection.provider) {
+        Some(ledgerlink_wire::Provider::Xero) => xero::api::probe(state, connection)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err(format!("no provider '{}' here", connection.provider)),
     }
 }
 

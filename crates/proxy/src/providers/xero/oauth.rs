@@ -104,11 +104,11 @@ impl BrowserConsent for XeroClient {
         &'a self,
         access: &'a Secret,
         organisation: &'a Organisation,
-    ) -> BoxFuture<'a, Result<(), TokenError>> {
+    ) -> BoxFuture<'a, Result<bool, TokenError>> {
         Box::pin(async move {
             match organisation.link_id {
-                Some(id) => self.delete_connection(access, id).await.map(|_| ()),
-                None => Ok(()),
+                Some(id) => Ok(self.delete_connection(access, id).await? == Deleted::Yes),
+                None => Ok(false),
             }
         })
     }
@@ -132,6 +132,19 @@ impl Grants for XeroClient {
 
     fn revoke<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), TokenError>> {
         Box::pin(XeroClient::revoke(self, token))
+    }
+
+    /// The organisation is among the grant's connections (`GET /connections`); a `401` or `403`
+    /// there is `InvalidGrant`.
+    fn reaches<'a>(
+        &'a self,
+        access: &'a Secret,
+        tenant_id: Uuid,
+    ) -> BoxFuture<'a, Result<bool, TokenError>> {
+        Box::pin(async move {
+            let listed = self.connections(access, None).await?;
+            Ok(listed.iter().any(|c| c.tenant_id == tenant_id))
+        })
     }
 }
 
