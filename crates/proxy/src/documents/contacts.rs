@@ -1,13 +1,13 @@
 //! `GET /v1/contacts?q=`: the organisation's contacts whose name holds what a person typed, for a
 //! till's contact field to suggest. At most 20, archived ones marked; each answer kept a minute per
-//! organisation and query, so typing does not become a call to Xero per key.
+//! organisation and query, so typing does not become a call to the provider per key.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+
 use axum::Json;
-use ledgerlink_wire::documents::{ContactList, ContactSuggestion};
-use ledgerlink_wire::{ApiError, ErrorCode};
-use reqwest::Method;
+use ledgerlink_wire::documents::ContactList;
+use ledgerlink_wire::ApiError;
+
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -15,7 +15,6 @@ use crate::body::Params;
 use crate::device::DeviceAuth;
 use crate::error::AppError;
 use crate::openapi::DeviceRefusals;
-use crate::providers::xero::api;
 use crate::AppState;
 
 const KEEP_SECS: i64 = 60;
@@ -76,38 +75,7 @@ async fn search(
             }));
         }
     }
-    let quoted = text.replace('\\', "\\\\").replace('"', "\\\"");
-    let clause = format!("Name.Contains(\"{quoted}\")");
-    let path = format!(
-        "Contacts?includeArchived=true&page=1&where={}",
-        url::form_urlencoded::byte_serialize(clause.as_bytes()).collect::<String>()
-    );
-    let answer = api::call(&state, &auth.connection, Method::GET, &path, None, None)
-        .await
-        .map_err(|e| super::call_failed(e, "look up the organisation's contacts"))?;
-    if !answer.status.is_success() {
-        return Err(AppError::api(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ProviderUnavailable,
-            format!("Xero answered {} to a contact search", answer.status),
-        ));
-    }
-    let text_of = |v: &serde_json::Value| v.as_str().map(str::to_string).filter(|s| !s.is_empty());
-    let mut contacts: Vec<ContactSuggestion> = answer.body["Contacts"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|c| {
-                    Some(ContactSuggestion {
-                        name: text_of(&c["Name"])?,
-                        contact_number: text_of(&c["ContactNumber"]),
-                        email: text_of(&c["EmailAddress"]),
-                        archived: c["ContactStatus"] == "ARCHIVED",
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut contacts = crate::providers::contacts(&state, &auth.connection, &text).await?;
     // Active ones first, then by name.
     contacts.sort_by(|a, b| {
         (a.archived, a.name.to_lowercase()).cmp(&(b.archived, b.name.to_lowercase()))

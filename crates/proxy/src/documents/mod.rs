@@ -66,32 +66,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(contacts::routes())
 }
 
-/// What a device hears when a Xero call made for it (`what`: "read the organisation's accounts")
-/// could not be made: reconnect, disconnected, or Xero out of reach. The vault's trouble (a
-/// database, a key) is the operator's, logged in full there; the device hears only that something
-/// failed.
-pub(crate) fn call_failed(e: crate::providers::xero::api::CallError, what: &str) -> AppError {
-    use crate::providers::xero::api::CallError;
-    match e {
-        CallError::NeedsReconnect | CallError::NotConnected => AppError::api(
-            StatusCode::CONFLICT,
-            ErrorCode::NeedsReconnect,
-            format!("Connect Xero again to {what}."),
-        ),
-        CallError::Disconnected => AppError::api(
-            StatusCode::CONFLICT,
-            ErrorCode::Disconnected,
-            "The organisation was disconnected from Xero: connect Xero again.",
-        ),
-        CallError::Transport(why) => AppError::api(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::ProviderUnavailable,
-            format!("Could not {what}: Xero did not answer ({why})"),
-        ),
-        CallError::Vault(v) => AppError::from(v),
-    }
-}
-
 /// The organisation's tax rates by tax type (from the ten-minute cache of its books).
 pub async fn tax_rates(
     state: &AppState,

@@ -576,7 +576,7 @@ async fn finish(
     // The organisation's time zone and short code, read once now so the device has them from its
     // first answer (its local dates, its links into Xero). Not worth holding the page for: a slow
     // or failed read is tried again when a shift needs the zone.
-    let read = crate::providers::xero::timezone::of_organisation(state, &connection);
+    let read = crate::providers::read_organisation(state, &connection);
     match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

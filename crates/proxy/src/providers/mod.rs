@@ -332,7 +332,7 @@ pub struct Books {
     pub tax_rates: Vec<BookTaxRate>,
 }
 
-/// How a provider's books are read for mappings.
+/// How a provider's books are read: what mappings may point at, and the contacts a till suggests.
 pub trait BookKeeping {
     /// The organisation's accounts and tax rates now, from the provider (`Err`: the device's
     /// answer, reconnect or provider unavailable).
@@ -340,6 +340,51 @@ pub trait BookKeeping {
         state: &crate::AppState,
         connection: &crate::store::ConnectionRow,
     ) -> impl Future<Output = Result<Books, crate::error::AppError>> + Send;
+
+    /// The organisation's contacts whose name holds `text` (archived ones marked), one page.
+    fn contacts(
+        state: &crate::AppState,
+        connection: &crate::store::ConnectionRow,
+        text: &str,
+    ) -> impl Future<
+        Output = Result<Vec<ledgerlink_wire::documents::ContactSuggestion>, crate::error::AppError>,
+    > + Send;
+}
+
+/// The organisation's contacts whose name holds `text`, from its provider.
+pub async fn contacts(
+    state: &crate::AppState,
+    connection: &crate::store::ConnectionRow,
+    text: &str,
+) -> Result<Vec<ledgerlink_wire::documents::ContactSuggestion>, crate::error::AppError> {
+    match ledgerlink_wire::Provider::parse(&connection.provider) {
+        Some(ledgerlink_wire::Provider::Xero) => {
+            xero::Xero::contacts(state, connection, text).await
+        }
+        None => Err(unknown(connection)),
+    }
+}
+
+/// The organisation's details (its time zone, its short code for links), read from its provider
+/// and kept.
+pub async fn read_organisation(
+    state: &crate::AppState,
+    connection: &crate::store::ConnectionRow,
+) -> Result<(), String> {
+    match ledgerlink_wire::Provider::parse(&connection.provider) {
+        Some(ledgerlink_wire::Provider::Xero) => xero::timezone::of_organisation(state, connection)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => Err(unknown(connection).to_string()),
+    }
+}
+
+fn unknown(connection: &crate::store::ConnectionRow) -> crate::error::AppError {
+    crate::error::AppError::internal(format!(
+        "the connection is to '{}', a provider this proxy does not know",
+        connection.provider
+    ))
 }
 
 /// The organisation's books from its provider.
@@ -349,10 +394,7 @@ pub async fn books(
 ) -> Result<Books, crate::error::AppError> {
     match ledgerlink_wire::Provider::parse(&connection.provider) {
         Some(ledgerlink_wire::Provider::Xero) => xero::Xero::books(state, connection).await,
-        None => Err(crate::error::AppError::internal(format!(
-            "the connection is to '{}', a provider this proxy does not know",
-            connection.provider
-        ))),
+        None => Err(unknown(connection)),
     }
 }
 

@@ -15,12 +15,14 @@ use std::time::Duration;
 
 use crate::delivery::pacer::Quota;
 use crate::delivery::Stop;
+use crate::error::AppError;
 pub use crate::providers::Answer;
 use crate::providers::Quotas;
 use crate::store::{ConnectionRow, StatusReason};
 use crate::vault::VaultError;
 use crate::AppState;
 use ledgerlink_wire::ConnectionStatus;
+use ledgerlink_wire::ErrorCode;
 
 /// Tries after a refusal that may pass (a `401` after a fresh refresh, a `403` for an organisation
 /// Xero still lists), with backoff between them.
@@ -179,6 +181,31 @@ pub async fn call(
             body,
             quota,
         });
+    }
+}
+
+/// What a device hears when a Xero call made for it (`what`: "read the organisation's accounts")
+/// could not be made: reconnect, disconnected, or Xero out of reach. The vault's trouble (a
+/// database, a key) is the operator's, logged in full there; the device hears only that something
+/// failed.
+pub(crate) fn to_device(e: CallError, what: &str) -> AppError {
+    match e {
+        CallError::NeedsReconnect | CallError::NotConnected => AppError::api(
+            StatusCode::CONFLICT,
+            ErrorCode::NeedsReconnect,
+            format!("Connect Xero again to {what}."),
+        ),
+        CallError::Disconnected => AppError::api(
+            StatusCode::CONFLICT,
+            ErrorCode::Disconnected,
+            "The organisation was disconnected from Xero: connect Xero again.",
+        ),
+        CallError::Transport(why) => AppError::api(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ProviderUnavailable,
+            format!("Could not {what}: Xero did not answer ({why})"),
+        ),
+        CallError::Vault(v) => AppError::from(v),
     }
 }
 
