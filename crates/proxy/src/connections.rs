@@ -86,22 +86,46 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
     };
     if gone {
         tracing::warn!(connection = %id, tenant = %connection.tenant_id, "the organisation was disconnected from the provider's side");
-        state
-            .storage
-            .call(move |s| {
-                s.mark_connection(
-                    id,
-                    Some(token_set),
-                    ConnectionStatus::Connected,
-                    ConnectionStatus::Disconnected,
-                    Some(StatusReason::TenantGone),
-                    now,
-                )
-            })
-            .await?;
+        leave_connected(
+            state,
+            id,
+            token_set,
+            ConnectionStatus::Disconnected,
+            StatusReason::TenantGone,
+        )
+        .await?;
         return reread(state).await;
     }
     Ok(connection)
+}
+
+/// Moves a connection still `connected` on `token_set` to `to` for `reason`, and tells its devices.
+/// `false` when it had moved meanwhile (nothing changed).
+pub async fn leave_connected(
+    state: &AppState,
+    id: uuid::Uuid,
+    token_set: uuid::Uuid,
+    to: ConnectionStatus,
+    reason: StatusReason,
+) -> Result<bool, AppError> {
+    let now = state.clock.now();
+    let moved = state
+        .storage
+        .call(move |s| {
+            s.mark_connection(
+                id,
+                Some(token_set),
+                ConnectionStatus::Connected,
+                to,
+                Some(reason),
+                now,
+            )
+        })
+        .await?;
+    if moved {
+        state.events_ready.notify_waiters();
+    }
+    Ok(moved)
 }
 
 /// Asks the provider again about connections parked because it refused API calls (not the refresh, which

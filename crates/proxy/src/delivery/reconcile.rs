@@ -70,24 +70,16 @@ mod tests {
     fn doc(device: u128, client_ref: &str) -> DocumentRow {
         DocumentRow {
             id: Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
-            device_id: Uuid::from_u128(device),
-            connection_id: Uuid::from_u128(8),
-            kind: DocumentKind::Invoice,
-            client_ref: client_ref.into(),
-            body: "{}".into(),
-            state: DocumentState::Queued,
-            xero_id: None,
-            xero_number: None,
-            message: None,
-            attempts: 0,
-            created_at: DateTime::<Utc>::UNIX_EPOCH,
-            updated_at: DateTime::<Utc>::UNIX_EPOCH,
-            unknown_since: None,
-            bundle_key: None,
-            waits_for: None,
             version: 2,
             resends: 1,
-            discard_reason: None,
+            ..DocumentRow::accepted(
+                Uuid::from_u128(device),
+                Uuid::from_u128(8),
+                DocumentKind::Invoice,
+                client_ref.into(),
+                "{}".into(),
+                DateTime::<Utc>::UNIX_EPOCH,
+            )
         }
     }
 

@@ -242,25 +242,15 @@ async fn push(
         match typed {
             Some((Ok(json), waits_for)) if check.problems.is_empty() => {
                 outcomes.push(Ok(DocumentRow {
-                    id: Uuid::new_v4(),
-                    device_id: auth.device.id,
-                    connection_id: auth.connection.id,
-                    kind,
-                    client_ref: client_ref.unwrap_or_default(),
-                    body: json,
-                    state: DocumentState::Queued,
-                    xero_id: None,
-                    xero_number: None,
-                    message: None,
-                    attempts: 0,
-                    created_at: now,
-                    updated_at: now,
-                    unknown_since: None,
-                    bundle_key: None,
                     waits_for,
-                    version: 1,
-                    resends: 0,
-                    discard_reason: None,
+                    ..DocumentRow::accepted(
+                        auth.device.id,
+                        auth.connection.id,
+                        kind,
+                        client_ref.unwrap_or_default(),
+                        json,
+                        now,
+                    )
                 }))
             }
             Some((Err(e), _)) => return Err(AppError::internal(e)),

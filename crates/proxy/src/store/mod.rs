@@ -266,6 +266,38 @@ pub struct Bundle {
 }
 
 impl DocumentRow {
+    /// A document just accepted from `device`: queued, first version, never attempted.
+    pub fn accepted(
+        device_id: Uuid,
+        connection_id: Uuid,
+        kind: DocumentKind,
+        client_ref: String,
+        body: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            device_id,
+            connection_id,
+            kind,
+            client_ref,
+            body,
+            state: DocumentState::Queued,
+            xero_id: None,
+            xero_number: None,
+            message: None,
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+            unknown_since: None,
+            bundle_key: None,
+            waits_for: None,
+            version: 1,
+            resends: 0,
+            discard_reason: None,
+        }
+    }
+
     pub fn view(&self) -> DocumentView {
         DocumentView {
             provider_id: self.xero_id.map(|i| i.to_string()),

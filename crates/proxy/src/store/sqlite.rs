@@ -2144,27 +2144,7 @@ mod tests {
         client_ref: &str,
         now: DateTime<Utc>,
     ) -> DocumentRow {
-        DocumentRow {
-            id: Uuid::new_v4(),
-            device_id: device,
-            connection_id: c.id,
-            kind,
-            client_ref: client_ref.into(),
-            body: "{}".into(),
-            state: DocumentState::Queued,
-            xero_id: None,
-            xero_number: None,
-            message: None,
-            attempts: 0,
-            created_at: now,
-            updated_at: now,
-            unknown_since: None,
-            bundle_key: None,
-            waits_for: None,
-            version: 1,
-            resends: 0,
-            discard_reason: None,
-        }
+        DocumentRow::accepted(device, c.id, kind, client_ref.into(), "{}".into(), now)
     }
 
     /// A store with a connection and one device paired on it.

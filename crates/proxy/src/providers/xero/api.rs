@@ -307,26 +307,10 @@ async fn mark(
     to: ConnectionStatus,
     reason: StatusReason,
 ) {
-    let (id, now) = (connection.id, state.clock.now());
-    let marked = state
-        .storage
-        .call(move |s| {
-            s.mark_connection(
-                id,
-                Some(token_set),
-                ConnectionStatus::Connected,
-                to,
-                Some(reason),
-                now,
-            )
-        })
-        .await;
-    match marked {
-        Ok(true) => state.events_ready.notify_waiters(),
-        Ok(false) => {}
-        Err(e) => {
-            tracing::error!(connection = %id, error = %e, "cannot record the connection's status")
-        }
+    let marked =
+        crate::connections::leave_connected(state, connection.id, token_set, to, reason).await;
+    if let Err(e) = marked {
+        tracing::error!(connection = %connection.id, error = %e, "cannot record the connection's status");
     }
 }
 
