@@ -43,8 +43,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The person's half: HTML pages, each sent with the Content-Security-Policy.
 pub fn page_routes(state: &AppState) -> Router<AppState> {
+    // Forms may go to every provider's consent page, and nowhere else.
+    let consents: Vec<_> = Provider::ALL.iter().map(|p| state.consent(*p)).collect();
     let csp = axum::http::HeaderValue::from_str(&pages::content_security_policy(
-        &state.xero.endpoints().authorize,
+        consents.iter().map(|c| c.authorize_endpoint()),
     ))
     .expect("the policy is ASCII");
     Router::new()

@@ -34,14 +34,20 @@ button.secondary { background: #fff; color: #1f6f4a; }
 /// The pages' Content-Security-Policy: nothing loads but their own inline style (by its hash), no
 /// script at all, forms post only to the proxy (and, from "Continue", on to Xero's login), and no
 /// other site may frame them.
-pub fn content_security_policy(authorize: &url::Url) -> String {
+pub fn content_security_policy<'a>(authorize: impl IntoIterator<Item = &'a url::Url>) -> String {
     use base64::Engine;
     use sha2::{Digest, Sha256};
     let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    let mut origins: Vec<String> = authorize
+        .into_iter()
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    origins.sort();
+    origins.dedup();
     format!(
         "default-src 'none'; style-src 'sha256-{style}'; img-src 'self' data:; form-action 'self' {}; \
          frame-ancestors 'none'; base-uri 'none'",
-        authorize.origin().ascii_serialization()
+        origins.join(" ")
     )
 }
 

@@ -267,6 +267,8 @@ pub trait BrowserConsent: Send + Sync {
     /// Where the person consents, with the `state` to expect back and the PKCE verifier to keep
     /// (both secrets: only their hash, or their sealed form, is stored).
     fn authorize_url(&self) -> (url::Url, Secret, Secret);
+    /// The consent page's address without parameters (the pairing pages' forms may go there).
+    fn authorize_endpoint(&self) -> &url::Url;
     /// The grant for the code the person came back with.
     fn exchange<'a>(
         &'a self,

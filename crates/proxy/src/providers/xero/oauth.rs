@@ -66,6 +66,10 @@ impl BrowserConsent for XeroClient {
         XeroClient::authorize_url(self)
     }
 
+    fn authorize_endpoint(&self) -> &Url {
+        &self.endpoints().authorize
+    }
+
     fn exchange<'a>(
         &'a self,
         code: &'a str,
