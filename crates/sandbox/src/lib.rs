@@ -17,6 +17,7 @@
 //! Start it in-process with [`Sandbox::start`] (tests bind `127.0.0.1:0`) or run the binary.
 
 pub mod harness;
+pub mod hubrise;
 pub mod settings;
 pub mod xero;
 
@@ -39,6 +40,8 @@ pub struct Shared {
     pub settings: Settings,
     pub clock: Clock,
     world: Mutex<model::World>,
+    /// HubRise's world (its own lock: a HubRise call never waits for Xero's).
+    hubrise: Mutex<hubrise::model::World>,
     log: Mutex<log::RequestLog>,
     faults: Mutex<faults::Faults>,
     idempotency: Mutex<api::idempotency::Store>,
@@ -63,7 +66,7 @@ impl Shared {
             None => None,
         };
         let loaded = saved.is_some();
-        let (world, idempotency, jwt_key) = match saved {
+        let (world, hubrise, idempotency, jwt_key) = match saved {
             Some(s) => {
                 clock.set_offset_ms(s.clock_offset_ms);
                 let mut world = s.world;
@@ -71,14 +74,24 @@ impl Shared {
                 let fresh = seed::world(&settings, clock.now());
                 world.apps = fresh.apps;
                 world.limits = fresh.limits;
+                // A file written before HubRise was emulated has none: seeded.
+                let mut hubrise = s
+                    .hubrise
+                    .unwrap_or_else(|| hubrise::model::World::seed(&settings));
+                let seeded = hubrise::model::World::seed(&settings);
+                hubrise.clients = seeded.clients;
+                hubrise.users = seeded.users;
+                hubrise.limits = seeded.limits;
                 (
                     world,
+                    hubrise,
                     api::idempotency::Store::restore(s.idempotency),
                     s.jwt_key,
                 )
             }
             None => (
                 seed::world(&settings, clock.now()),
+                hubrise::model::World::seed(&settings),
                 api::idempotency::Store::default(),
                 rand::random(),
             ),
@@ -87,6 +100,7 @@ impl Shared {
         let shared = Arc::new(Self {
             clock,
             world: Mutex::new(world),
+            hubrise: Mutex::new(hubrise),
             log: Mutex::new(log::RequestLog::new(capacity)),
             faults: Mutex::new(faults::Faults::default()),
             idempotency: Mutex::new(idempotency),
@@ -131,11 +145,13 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner())
                 .entries();
             let world = self.world();
+            let hubrise = hubrise::world(self);
             serde_json::to_vec(&state::SnapshotRef {
                 format: state::format(),
                 clock_offset_ms: self.clock.offset_ms(),
                 jwt_key: self.jwt_key,
                 world: &world,
+                hubrise: &hubrise,
                 idempotency,
             })
         })
@@ -251,6 +267,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/", get(index))
         .merge(identity::routes())
+        .merge(hubrise::routes())
         .route("/api.xro/2.0/{*rest}", any(api::dispatch))
         .route("/API.XRO/2.0/{*rest}", any(api::dispatch))
         .nest("/_sandbox", control::routes())

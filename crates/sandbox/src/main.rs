@@ -188,6 +188,16 @@ async fn main() -> anyhow::Result<()> {
             ledgerlink_sandbox::seed::DEMO_USER_EMAIL,
             ledgerlink_sandbox::seed::DEMO_USER_PASSWORD
         )?;
+        // Other providers after Xero's lines, prefixed with their names.
+        writeln!(out, "hubrise_client_id: {}", settings.hubrise.client_id)?;
+        writeln!(
+            out,
+            "hubrise_client_secret: {}",
+            settings.hubrise.client_secret.expose()
+        )?;
+        for uri in &settings.hubrise.redirect_uris {
+            writeln!(out, "hubrise_redirect_uri: {uri}")?;
+        }
         out.flush()
     };
     if let Err(e) = banner(&mut std::io::stdout().lock()) {

@@ -11,6 +11,12 @@ pub const DEMO_WEBHOOK_KEY: &str = "sandbox-webhook-key-8c2e4a6f0b1d3e5f7a9c";
 /// Where the demo proxy listens: its OAuth callback is registered by default.
 pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1:7400/oauth/xero/callback";
 
+/// The demo HubRise client's registration, printed at start-up after Xero's lines.
+pub const DEMO_HUBRISE_CLIENT_ID: &str = "ledgerlink-demo.hubrise-sandbox";
+pub const DEMO_HUBRISE_CLIENT_SECRET: &str = "sandbox-hubrise-secret-5d8e2b7c9a1f4e60b3c5d7e9";
+/// The demo proxy's HubRise callback.
+pub const DEMO_HUBRISE_REDIRECT_URI: &str = "http://127.0.0.1:7400/oauth/hubrise/callback";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -29,6 +35,56 @@ pub struct Settings {
     pub request_log_capacity: usize,
     /// Where the whole state is kept between runs (see `state.rs`); none keeps nothing.
     pub state_file: Option<std::path::PathBuf>,
+    /// HubRise: the demo client and HubRise's limits.
+    pub hubrise: HubRiseSettings,
+}
+
+/// The emulated HubRise's registered client and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubRiseSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Registered redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
+    pub limits: HubRiseLimits,
+}
+
+impl Default for HubRiseSettings {
+    fn default() -> Self {
+        Self {
+            client_id: DEMO_HUBRISE_CLIENT_ID.into(),
+            client_secret: Secret::new(DEMO_HUBRISE_CLIENT_SECRET),
+            redirect_uris: vec![DEMO_HUBRISE_REDIRECT_URI.into()],
+            limits: HubRiseLimits::default(),
+        }
+    }
+}
+
+/// HubRise's limits per connection (a client and a location), in clock-aligned windows: a minute,
+/// an hour and a day, all scaled by `minute_seconds` (60: real time) so a test can make them short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubRiseLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    /// Heavy reads (order lists, catalogs, customer lists) a minute.
+    pub heavy_per_minute: u32,
+    /// How long the "minute" is, in seconds; an hour is 60 of them and a day 1,440.
+    pub minute_seconds: u32,
+}
+
+impl Default for HubRiseLimits {
+    fn default() -> Self {
+        Self {
+            per_minute: 500,
+            per_hour: 2_500,
+            per_day: 10_000,
+            heavy_per_minute: 10,
+            minute_seconds: 60,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -46,6 +102,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             request_log_capacity: 100_000,
             state_file: None,
+            hubrise: HubRiseSettings::default(),
         }
     }
 }
@@ -156,6 +213,10 @@ mod tests {
             defaults.tokens.refresh_token_days
         );
         assert_eq!(sample.webhooks.timeout_ms, defaults.webhooks.timeout_ms);
+        assert_eq!(sample.hubrise.client_id, defaults.hubrise.client_id);
+        assert_eq!(sample.hubrise.client_secret, defaults.hubrise.client_secret);
+        assert_eq!(sample.hubrise.redirect_uris, defaults.hubrise.redirect_uris);
+        assert_eq!(sample.hubrise.limits, defaults.hubrise.limits);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/reset", post(reset))
         .merge(xero.clone())
         .nest("/xero", xero)
+        .nest("/hubrise", crate::hubrise::control::routes())
         .fallback(
             delete(not_found)
                 .get(not_found)
@@ -164,6 +165,7 @@ async fn get_clock(State(shared): State<Arc<Shared>>) -> Answer {
 async fn reset(State(shared): State<Arc<Shared>>) -> Answer {
     shared.clock.reset();
     *shared.world() = crate::xero::seed::world(&shared.settings, shared.clock.now());
+    *crate::hubrise::world(&shared) = crate::hubrise::model::World::seed(&shared.settings);
     shared
         .counters
         .lock()

@@ -111,8 +111,11 @@ async fn handle(
     };
     let mut entry = (!control).then(|| Entry {
         seq: 0,
-        // Every emulated route is Xero's for now; the next providers get routes of their own.
-        provider: "xero",
+        provider: if crate::hubrise::owns(&path) {
+            "hubrise"
+        } else {
+            "xero"
+        },
         method: method.clone(),
         path: path.clone(),
         query: parts.uri.query().map(str::to_string),

@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub clock_offset_ms: i64,
     pub jwt_key: [u8; 32],
     pub world: World,
+    /// Absent from a file written before HubRise was emulated.
+    #[serde(default)]
+    pub hubrise: Option<crate::hubrise::model::World>,
     pub idempotency: Vec<idempotency::Entry>,
 }
 
@@ -40,6 +43,7 @@ pub struct SnapshotRef<'a> {
     pub clock_offset_ms: i64,
     pub jwt_key: [u8; 32],
     pub world: &'a World,
+    pub hubrise: &'a crate::hubrise::model::World,
     pub idempotency: Vec<idempotency::Entry>,
 }
 

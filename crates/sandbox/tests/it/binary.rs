@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ledgerlink-sandbox");
 
-struct Killed(std::process::Child);
+pub(crate) struct Killed(std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -43,18 +43,32 @@ async fn the_first_line_names_the_address_and_credentials_follow() {
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"));
-    let rest: Vec<String> = lines.by_ref().take(5).map(Result::unwrap).collect();
+    let rest: Vec<String> = lines.by_ref().take(9).map(Result::unwrap).collect();
     assert!(
         rest[0].starts_with("client_id: ")
             && rest[1].starts_with("client_secret: ")
             && rest[2].starts_with("webhook_key: ")
     );
     assert_eq!(
-        &rest[3..],
+        &rest[3..5],
         [
             "redirect_uri: http://127.0.0.1:1/a",
             "redirect_uri: http://127.0.0.1:1/b"
         ]
+    );
+    // Xero's lines first; then the login, then each other provider's lines, prefixed.
+    assert!(rest[5].starts_with("user: "), "{rest:?}");
+    assert_eq!(
+        rest[6],
+        format!(
+            "hubrise_client_id: {}",
+            ledgerlink_sandbox::settings::DEMO_HUBRISE_CLIENT_ID
+        )
+    );
+    assert!(rest[7].starts_with("hubrise_client_secret: "), "{rest:?}");
+    assert_eq!(
+        rest[8],
+        "hubrise_redirect_uri: http://127.0.0.1:7400/oauth/hubrise/callback"
     );
 
     // It serves as soon as it has printed; the TOML file's limit is in force.
@@ -131,7 +145,7 @@ fn bad_settings_are_refused_with_what_to_fix() {
 }
 
 /// Starts the binary with `--state FILE` on a free port; answers its URL and the process.
-fn with_state(file: &std::path::Path) -> (String, Killed) {
+pub(crate) fn with_state(file: &std::path::Path) -> (String, Killed) {
     let mut child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--state"])
         .arg(file)

@@ -6,6 +6,7 @@ mod binary;
 mod common;
 mod control;
 mod credit_notes;
+mod hubrise;
 mod identity;
 mod limits;
 mod schemas;
