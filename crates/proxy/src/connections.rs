@@ -59,7 +59,7 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
         }
         Err(e) => return Err(e.into()),
     };
-    let mut listed = grants.reaches(&access, connection.tenant_id).await;
+    let mut listed = grants.reaches(&access, &connection.tenant_id).await;
     if matches!(listed, Err(TokenError::InvalidGrant)) {
         // The provider refused the access token: refresh once and ask again.
         match state
@@ -67,7 +67,7 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
             .refresh_after_rejection(token_set, &access)
             .await
         {
-            Ok(fresh) => listed = grants.reaches(&fresh, connection.tenant_id).await,
+            Ok(fresh) => listed = grants.reaches(&fresh, &connection.tenant_id).await,
             Err(VaultError::NeedsReconnect) => return reread(state).await,
             Err(VaultError::Unavailable(why) | VaultError::Rejected(why)) => {
                 tracing::warn!(connection = %id, error = %why, "cannot check the connection with its provider now");
@@ -188,7 +188,7 @@ pub async fn disconnect(
         match state.vault.access_token(token_set).await {
             Ok(access) => {
                 let organisation = Organisation {
-                    tenant_id: connection.tenant_id,
+                    tenant_id: connection.tenant_id.clone(),
                     name: connection.tenant_name.clone(),
                     link_id: connection.xero_connection_id,
                 };

@@ -328,7 +328,7 @@ pub async fn connection_info(
         short_code: org.and_then(|o| o.short_code),
         connection_id: connection.id,
         provider: Provider::Xero,
-        tenant_id: connection.tenant_id.to_string(),
+        tenant_id: connection.tenant_id.clone(),
         organisation_name: connection.tenant_name.clone(),
         status: connection.status,
         paired_at: device.paired_at,

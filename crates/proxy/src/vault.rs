@@ -431,7 +431,7 @@ mod tests {
         fn reaches<'a>(
             &'a self,
             _access: &'a Secret,
-            _tenant_id: Uuid,
+            _tenant_id: &'a str,
         ) -> BoxFuture<'a, Result<bool, TokenError>> {
             Box::pin(async { Ok(true) })
         }

@@ -23,7 +23,8 @@ pub struct AdminDevice {
 pub struct AdminConnection {
     pub id: Uuid,
     pub provider: String,
-    pub tenant_id: Uuid,
+    /// The provider's id of the organisation (a string: not every provider's is a UUID).
+    pub tenant_id: String,
     pub tenant_name: String,
     pub status: ConnectionStatus,
     pub created_at: DateTime<Utc>,

@@ -89,7 +89,7 @@ async fn pair_with_two_organisations_and_pick_the_second() {
         1,
         "only the picked organisation becomes a connection"
     );
-    assert_eq!(connections[0].tenant_id, UK);
+    assert_eq!(connections[0].tenant_id, UK.to_string());
 }
 
 #[tokio::test]

@@ -509,7 +509,11 @@ async fn a_device_id_paired_elsewhere_cannot_be_taken_over() {
     assert_eq!(end.status, 409);
     // Nothing was written: no connection for the other organisation, and the pairing gives the
     // attacker nothing.
-    assert!(world.connections().await.iter().all(|c| c.tenant_id != UK));
+    assert!(world
+        .connections()
+        .await
+        .iter()
+        .all(|c| c.tenant_id != UK.to_string()));
     let refused = attacker
         .poll(started.json["device_code"].as_str().unwrap())
         .await;

@@ -58,7 +58,7 @@ async fn describe(state: &AppState, c: &ConnectionRow) -> Result<AdminConnection
     Ok(AdminConnection {
         id: c.id,
         provider: c.provider.clone(),
-        tenant_id: c.tenant_id,
+        tenant_id: c.tenant_id.clone(),
         tenant_name: c.tenant_name.clone(),
         status: c.status,
         created_at: c.created_at,

@@ -672,7 +672,7 @@ async fn connected(
 /// stay what they were when Xero was the only provider).
 #[derive(serde::Serialize, Deserialize)]
 struct Tenant {
-    tenant_id: Uuid,
+    tenant_id: String,
     tenant_name: String,
     /// The provider's id of the link to the organisation (Xero's connection id).
     xero_connection_id: Option<Uuid>,
@@ -681,7 +681,7 @@ struct Tenant {
 impl From<&Organisation> for Tenant {
     fn from(o: &Organisation) -> Self {
         Self {
-            tenant_id: o.tenant_id,
+            tenant_id: o.tenant_id.clone(),
             tenant_name: o.name.clone(),
             xero_connection_id: o.link_id,
         }
@@ -691,7 +691,7 @@ impl From<&Organisation> for Tenant {
 impl From<&Tenant> for Organisation {
     fn from(t: &Tenant) -> Self {
         Self {
-            tenant_id: t.tenant_id,
+            tenant_id: t.tenant_id.clone(),
             name: t.tenant_name.clone(),
             link_id: t.xero_connection_id,
         }
@@ -901,7 +901,6 @@ pub async fn choose(
     };
     let picked = form
         .tenant
-        .and_then(|t| Uuid::parse_str(&t).ok())
         .and_then(|id| tenants.iter().find(|t| t.tenant_id == id));
     let Some(picked) = picked else {
         // Nothing spent: show the choice again.

@@ -503,7 +503,7 @@ async fn finish(
     let row = ConnectionRow {
         id: Uuid::new_v4(),
         provider: provider.as_str().into(),
-        tenant_id: tenant.tenant_id,
+        tenant_id: tenant.tenant_id.clone(),
         tenant_name: tenant.name.clone(),
         xero_connection_id: tenant.link_id,
         token_set_id: Some(token_set),

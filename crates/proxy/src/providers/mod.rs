@@ -245,7 +245,7 @@ pub trait Grants: Send + Sync {
     fn reaches<'a>(
         &'a self,
         access: &'a Secret,
-        tenant_id: Uuid,
+        tenant_id: &'a str,
     ) -> BoxFuture<'a, Result<bool, TokenError>>;
 }
 
@@ -253,7 +253,7 @@ pub trait Grants: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Organisation {
     /// The provider's id of the organisation (Xero: the tenant id).
-    pub tenant_id: Uuid,
+    pub tenant_id: String,
     pub name: String,
     /// The provider's id of the link between the app and the organisation, when it has one (Xero:
     /// the connection id): what is let go when the organisation is refused.

@@ -180,7 +180,8 @@ impl StatusReason {
 pub struct ConnectionRow {
     pub id: Uuid,
     pub provider: String,
-    pub tenant_id: Uuid,
+    /// The provider's id of the organisation (Xero: a tenant UUID; HubRise: a location id).
+    pub tenant_id: String,
     pub tenant_name: String,
     pub xero_connection_id: Option<Uuid>,
     pub token_set_id: Option<Uuid>,

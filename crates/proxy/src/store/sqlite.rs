@@ -386,7 +386,7 @@ fn connection_row(r: &Row) -> rusqlite::Result<ConnectionRow> {
     Ok(ConnectionRow {
         id: uuid(r.get(0)?)?,
         provider: r.get(1)?,
-        tenant_id: uuid(r.get(2)?)?,
+        tenant_id: r.get(2)?,
         tenant_name: r.get(3)?,
         xero_connection_id: opt_uuid(r.get(4)?)?,
         token_set_id: opt_uuid(r.get(5)?)?,
@@ -531,7 +531,7 @@ fn upsert_connection_in(
     let existing = tx
         .query_row(
             &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE provider = ?1 AND tenant_id = ?2"),
-            params![row.provider, row.tenant_id.to_string()],
+            params![row.provider, row.tenant_id],
             connection_row,
         )
         .optional()?;
@@ -565,7 +565,7 @@ fn upsert_connection_in(
                 params![
                     row.id.to_string(),
                     row.provider,
-                    row.tenant_id.to_string(),
+                    row.tenant_id,
                     row.tenant_name,
                     row.xero_connection_id.map(|u| u.to_string()),
                     row.token_set_id.map(|u| u.to_string()),
@@ -782,7 +782,7 @@ impl Store for SqliteStore {
                 let connected: Option<String> = tx
                     .query_row(
                         "SELECT status FROM connections WHERE provider = ?1 AND tenant_id = ?2",
-                        params![row.provider, row.tenant_id.to_string()],
+                        params![row.provider, row.tenant_id],
                         |r| r.get(0),
                     )
                     .optional()?;
@@ -1934,7 +1934,7 @@ mod tests {
         ConnectionRow {
             id: Uuid::new_v4(),
             provider: "xero".into(),
-            tenant_id: Uuid::new_v4(),
+            tenant_id: Uuid::new_v4().to_string(),
             tenant_name: "Org".into(),
             xero_connection_id: None,
             token_set_id: None,

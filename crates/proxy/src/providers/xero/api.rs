@@ -122,7 +122,11 @@ pub async fn call(
         if status == StatusCode::FORBIDDEN {
             // AuthenticationUnsuccessful: is the organisation still connected to these tokens?
             match state.xero.connections(&access, None).await {
-                Ok(list) if list.iter().any(|c| c.tenant_id == connection.tenant_id) => {
+                Ok(list)
+                    if list
+                        .iter()
+                        .any(|c| c.tenant_id.to_string() == connection.tenant_id) =>
+                {
                     if retries < AUTH_RETRIES {
                         retries += 1;
                         tracing::warn!(connection = %connection.id, attempt = retries, "Xero answered 403 for an organisation it still lists; trying again shortly");
@@ -249,7 +253,7 @@ async fn send(
         .http()
         .request(method.clone(), url)
         .bearer_auth(access.expose())
-        .header("xero-tenant-id", connection.tenant_id.to_string())
+        .header("xero-tenant-id", &connection.tenant_id)
         .header("accept", "application/json");
     if let Some(b) = body {
         req = req

@@ -96,7 +96,7 @@ impl BrowserConsent for XeroClient {
             Ok(connections
                 .iter()
                 .map(|c| Organisation {
-                    tenant_id: c.tenant_id,
+                    tenant_id: c.tenant_id.to_string(),
                     name: c.tenant_name.clone(),
                     link_id: Some(c.id),
                 })
@@ -143,11 +143,11 @@ impl Grants for XeroClient {
     fn reaches<'a>(
         &'a self,
         access: &'a Secret,
-        tenant_id: Uuid,
+        tenant_id: &'a str,
     ) -> BoxFuture<'a, Result<bool, TokenError>> {
         Box::pin(async move {
             let listed = self.connections(access, None).await?;
-            Ok(listed.iter().any(|c| c.tenant_id == tenant_id))
+            Ok(listed.iter().any(|c| c.tenant_id.to_string() == tenant_id))
         })
     }
 }

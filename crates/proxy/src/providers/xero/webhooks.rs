@@ -108,10 +108,11 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
         return Ok(());
     };
     let connections = state.storage.call(|s| s.connections()).await?;
-    let Some(connection) = connections
-        .into_iter()
-        .find(|c| c.tenant_id == tenant && c.status == ConnectionStatus::Connected)
-    else {
+    let Some(connection) = connections.into_iter().find(|c| {
+        c.provider == "xero"
+            && c.tenant_id == tenant.to_string()
+            && c.status == ConnectionStatus::Connected
+    }) else {
         return Ok(());
     };
     let id = connection.id;
