@@ -20,6 +20,11 @@ pub const NZ: Uuid = DEMO_NZ_TENANT_ID;
 pub const UK: Uuid = DEMO_UK_TENANT_ID;
 pub const CLIENT_ID: &str = ledgerlink_sandbox::settings::DEMO_CLIENT_ID;
 pub const CLIENT_SECRET: &str = ledgerlink_sandbox::settings::DEMO_CLIENT_SECRET;
+pub const HUBRISE_CLIENT_ID: &str = ledgerlink_sandbox::settings::DEMO_HUBRISE_CLIENT_ID;
+pub const HUBRISE_CLIENT_SECRET: &str = ledgerlink_sandbox::settings::DEMO_HUBRISE_CLIENT_SECRET;
+/// The demo HubRise account's locations.
+pub const PARIS: &str = "b7m3k-0";
+pub const LYON: &str = "b7m3k-1";
 
 /// The proxy reads the sandbox's clock.
 pub struct SandboxClock(pub Arc<ledgerlink_sandbox::Shared>);
@@ -156,15 +161,17 @@ impl World {
 
     pub async fn start_with(mut settings: Settings) -> Self {
         logs::capture();
-        let sandbox = Sandbox::start(ledgerlink_sandbox::Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let sandbox_url = sandbox.url();
+        // The proxy's address first: HubRise's client is registered with its callback.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+        let mut sandbox_settings = ledgerlink_sandbox::Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        };
+        sandbox_settings.hubrise.redirect_uris =
+            vec![format!("{proxy_url}/oauth/hubrise/callback")];
+        let sandbox = Sandbox::start(sandbox_settings).await.unwrap();
+        let sandbox_url = sandbox.url();
         let dir = TempDir(std::env::temp_dir().join(format!("ll-e2e-{}", Uuid::new_v4())));
         std::fs::create_dir_all(&dir.0).unwrap();
         let db = dir.0.join("proxy.db");
@@ -196,6 +203,9 @@ impl World {
         settings.providers.xero.client_id = CLIENT_ID.into();
         settings.providers.xero.client_secret = Some(Secret::new(CLIENT_SECRET));
         settings.providers.xero.base_url = Some(url::Url::parse(&sandbox_url).unwrap());
+        settings.providers.hubrise.client_id = HUBRISE_CLIENT_ID.into();
+        settings.providers.hubrise.client_secret = Some(Secret::new(HUBRISE_CLIENT_SECRET));
+        settings.providers.hubrise.base_url = Some(url::Url::parse(&sandbox_url).unwrap());
         settings.master_keys = vec![Secret::new(
             ledgerlink_proxy::crypto::MasterKey::generate_base64(),
         )];
@@ -570,6 +580,21 @@ impl Device {
         self.poll(&started.device_code).await
     }
 
+    /// Starts pairing with `provider` (`xero`, `hubrise`).
+    pub async fn start_for(&self, provider: &str) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}/v1/pairings", self.url))
+                .json(&json!({
+                    "client_id": "ledgerlink-desktop",
+                    "device_id": self.id,
+                    "device_name": self.name,
+                    "provider": provider,
+                })),
+        )
+        .await
+    }
+
     /// Starts pairing; a paired device sends its access token (`current`) to be allowed to move.
     pub async fn start_as(&self, current: Option<&str>) -> Answer {
         let mut req = self.http.post(format!("{}/v1/pairings", self.url));
@@ -797,6 +822,45 @@ impl Browser {
         let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.submit(sandbox, consent, "/identity/connect/authorize", &extra)
             .await
+    }
+
+    /// From the device's link through HubRise's pages and back: opens the link, continues to
+    /// HubRise, logs in, chooses `location` and allows (or denies). Answers the proxy's page.
+    pub async fn hubrise_consent(&self, link: &str, location: &str, allow: bool) -> Answer {
+        let proxy = origin(link);
+        let confirm = self.get(link).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.text);
+        let onward = self.submit(&proxy, &confirm, "/pair/continue", &[]).await;
+        assert_eq!(onward.status, 303, "{}", onward.text);
+        let authorize = onward.location().to_string();
+        let hubrise = origin(&authorize);
+        let login = self.get(&authorize).await;
+        assert_eq!(login.status, 200, "{}", login.text);
+        assert!(login.text.contains("Log in to HubRise"), "{}", login.text);
+        let consent = self
+            .submit(
+                &hubrise,
+                &login,
+                "/oauth2/v1/authorize",
+                &[
+                    ("action", "login"),
+                    ("email", "demo@ledgerlink.test"),
+                    ("password", "demo"),
+                ],
+            )
+            .await;
+        assert_eq!(consent.status, 200, "{}", consent.text);
+        let action = if allow { "allow" } else { "deny" };
+        let back = self
+            .submit(
+                &hubrise,
+                &consent,
+                "/oauth2/v1/authorize",
+                &[("location_id", location), ("action", action)],
+            )
+            .await;
+        assert_eq!(back.status, 302, "{}", back.text);
+        self.get(back.location()).await
     }
 
     /// Picks `tenant` on the proxy's organisation picker.

@@ -39,6 +39,9 @@ const TABLE: &[Advice] = &[
     a("client_ref_in_use",
       "Give the document a client_ref of its own: only a failed or rejected document can be corrected under its client_ref.",
       "This number is taken by another document: start a new document instead of fixing this one."),
+    a("unsupported_kind",
+      "This device's connection takes other documents (`ledgerlink status` names its provider): push what it takes, or pair the till with the provider that takes these.",
+      "This connection does not take this kind of document."),
     a("duplicate_in_batch",
       "Give each document in the file its own client_ref.",
       "Give each document its own number."),
@@ -187,11 +190,12 @@ mod tests {
             NegativeShift,
             DuplicateInBatch,
             ClientRefInUse,
+            UnsupportedKind,
         ];
         for code in all {
             match code {
                 Required | Invalid | TooLong | OutOfRange | Unmapped | NegativeShift
-                | DuplicateInBatch | ClientRefInUse => {}
+                | DuplicateInBatch | ClientRefInUse | UnsupportedKind => {}
             }
         }
         all.to_vec()

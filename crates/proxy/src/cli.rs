@@ -63,6 +63,15 @@ struct Args {
     /// The Xero app's webhooks key: signatures of POST /webhooks/xero are checked with it.
     #[arg(long, env = "LEDGERLINK_XERO_WEBHOOK_KEY", hide_env_values = true)]
     xero_webhook_key: Option<String>,
+    /// The HubRise client's id (HubRise is offered to devices once its id and secret are set).
+    #[arg(long, env = "LEDGERLINK_HUBRISE_CLIENT_ID")]
+    hubrise_client_id: Option<String>,
+    /// The HubRise client's secret (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "LEDGERLINK_HUBRISE_CLIENT_SECRET", hide_env_values = true)]
+    hubrise_client_secret: Option<String>,
+    /// One URL that stands in for both of HubRise's hosts (the sandbox). Default: the real hosts.
+    #[arg(long, env = "LEDGERLINK_HUBRISE_BASE_URL")]
+    hubrise_base_url: Option<Url>,
     /// Bearer token of the operator API (/admin/v1/...); the admin API is off without one.
     #[arg(long, env = "LEDGERLINK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -132,6 +141,14 @@ impl Args {
         if let Some(v) = self.xero_webhook_key {
             s.providers.xero.webhook_key = Some(Secret::new(v));
         }
+        let h = &mut s.providers.hubrise;
+        if let Some(v) = self.hubrise_client_id {
+            h.client_id = v;
+        }
+        if let Some(v) = self.hubrise_client_secret {
+            h.client_secret = Some(Secret::new(v));
+        }
+        h.base_url = self.hubrise_base_url.or(h.base_url.take());
         if let Some(v) = self.admin_token {
             s.admin_token = Some(Secret::new(v));
         }
@@ -193,6 +210,11 @@ async fn run() -> anyhow::Result<()> {
         settings.public_url = Url::parse(&format!("http://{addr}"))?;
     }
     let callback = settings.callback_url();
+    let hubrise_callback = settings
+        .providers
+        .hubrise
+        .configured()
+        .then(|| settings.callback_url_for(ledgerlink_wire::Provider::HubRise));
     let public = settings.public_url.to_string();
     let state = AppState::new(settings, Arc::new(SystemClock))?;
     {
@@ -203,6 +225,9 @@ async fn run() -> anyhow::Result<()> {
             public.trim_end_matches('/')
         );
         let _ = writeln!(out, "xero_redirect_uri: {callback}");
+        if let Some(hubrise) = &hubrise_callback {
+            let _ = writeln!(out, "hubrise_redirect_uri: {hubrise}");
+        }
         let _ = out.flush();
     }
     tracing::info!(%addr, "proxy ready");

@@ -39,7 +39,9 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
     let Some(provider) = ledgerlink_wire::Provider::parse(&connection.provider) else {
         return Ok(connection);
     };
-    let grants = state.grants(provider);
+    let Some(grants) = state.grants(provider) else {
+        return Ok(connection);
+    };
     let reread = |state: &AppState| {
         let storage = state.storage.clone();
         async move {
@@ -194,11 +196,11 @@ pub async fn disconnect(
                 };
                 let provider = ledgerlink_wire::Provider::parse(&connection.provider)
                     .ok_or_else(|| AppError::internal("a connection to an unknown provider"))?;
-                match state
-                    .consent(provider)
-                    .release(&access, &organisation)
-                    .await
-                {
+                let released = match state.consent(provider) {
+                    Some(consent) => consent.release(&access, &organisation).await,
+                    None => Ok(false),
+                };
+                match released {
                     Ok(true) => {
                         tracing::info!(connection = %id, "let the organisation go at the provider")
                     }

@@ -315,7 +315,11 @@ pub async fn connection_info(
     let org = state.storage.call(move |s| s.organisation(id)).await?;
     let timezone_warning = org
         .as_ref()
-        .filter(|o| crate::providers::xero::timezone::from_xero(&o.xero_timezone).is_none())
+        .filter(|o| {
+            // Only Xero names zones its own way; another provider's zone is IANA already.
+            !o.xero_timezone.is_empty()
+                && crate::providers::xero::timezone::from_xero(&o.xero_timezone).is_none()
+        })
         .map(|o| {
             format!(
                 "Xero's time zone for the organisation, '{}', is not one Ledgerlink knows: its documents are dated in UTC.",
@@ -327,7 +331,7 @@ pub async fn connection_info(
         timezone: org.as_ref().map(|o| o.timezone.clone()),
         short_code: org.and_then(|o| o.short_code),
         connection_id: connection.id,
-        provider: Provider::Xero,
+        provider: Provider::parse(&connection.provider).unwrap_or_default(),
         tenant_id: connection.tenant_id.clone(),
         organisation_name: connection.tenant_name.clone(),
         status: connection.status,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub storage: store::Storage,
     pub keyring: Arc<crypto::Keyring>,
     pub xero: Arc<providers::xero::oauth::XeroClient>,
+    /// HubRise's client, when `[providers.hubrise]` is set up.
+    pub hubrise: Option<Arc<providers::hubrise::oauth::HubRiseClient>>,
     pub vault: Arc<vault::Vault>,
     pub clock: Arc<dyn Clock>,
     pub throttle: Arc<pairing::Throttle>,
@@ -62,20 +64,33 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// How a grant of `provider` stays usable (and whether it still reaches an organisation).
-    pub fn grants(&self, provider: ledgerlink_wire::Provider) -> Arc<dyn providers::Grants> {
+    /// How a grant of `provider` stays usable (and whether it still reaches an organisation);
+    /// `None` when the provider is not set up here.
+    pub fn grants(
+        &self,
+        provider: ledgerlink_wire::Provider,
+    ) -> Option<Arc<dyn providers::Grants>> {
         match provider {
-            ledgerlink_wire::Provider::Xero => self.xero.clone(),
+            ledgerlink_wire::Provider::Xero => Some(self.xero.clone()),
+            ledgerlink_wire::Provider::HubRise => self
+                .hubrise
+                .clone()
+                .map(|h| h as Arc<dyn providers::Grants>),
         }
     }
 
-    /// How a connection to `provider` comes to exist through the person's browser.
+    /// How a connection to `provider` comes to exist through the person's browser; `None` when
+    /// the provider is not set up here.
     pub fn consent(
         &self,
         provider: ledgerlink_wire::Provider,
-    ) -> Arc<dyn providers::BrowserConsent> {
+    ) -> Option<Arc<dyn providers::BrowserConsent>> {
         match provider {
-            ledgerlink_wire::Provider::Xero => self.xero.clone(),
+            ledgerlink_wire::Provider::Xero => Some(self.xero.clone()),
+            ledgerlink_wire::Provider::HubRise => self
+                .hubrise
+                .clone()
+                .map(|h| h as Arc<dyn providers::BrowserConsent>),
         }
     }
 }
@@ -112,15 +127,18 @@ impl AppState {
         keys::check_database(storage.store(), &keyring, clock.now())?;
         let xero = Arc::new(providers::xero::oauth::XeroClient::new(&settings)?);
         let settings_streams = settings.server.max_event_streams_per_device;
-        let grants: HashMap<String, Arc<dyn providers::Grants>> = ledgerlink_wire::Provider::ALL
-            .iter()
-            .map(|p| {
-                let grants: Arc<dyn providers::Grants> = match p {
-                    ledgerlink_wire::Provider::Xero => xero.clone(),
-                };
-                (p.as_str().to_string(), grants)
-            })
-            .collect();
+        let hubrise = providers::hubrise::oauth::HubRiseClient::new(&settings)?.map(Arc::new);
+        let mut grants: HashMap<String, Arc<dyn providers::Grants>> = HashMap::new();
+        grants.insert(
+            ledgerlink_wire::Provider::Xero.as_str().into(),
+            xero.clone(),
+        );
+        if let Some(h) = &hubrise {
+            grants.insert(
+                ledgerlink_wire::Provider::HubRise.as_str().into(),
+                h.clone(),
+            );
+        }
         let vault = Arc::new(vault::Vault::new(
             storage.clone(),
             keyring.clone(),
@@ -133,6 +151,7 @@ impl AppState {
             storage,
             keyring,
             xero,
+            hubrise,
             vault,
             clock,
             throttle: Arc::new(pairing::Throttle::default()),

@@ -191,6 +191,7 @@ impl Default for Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
     pub xero: XeroSettings,
+    pub hubrise: HubRiseSettings,
 }
 
 impl ProviderSettings {
@@ -198,7 +199,66 @@ impl ProviderSettings {
     pub fn connection_cap(&self, provider: ledgerlink_wire::Provider) -> Option<u32> {
         match provider {
             ledgerlink_wire::Provider::Xero => self.xero.connection_cap(),
+            // One connection per location; HubRise sets no cap on them.
+            ledgerlink_wire::Provider::HubRise => None,
         }
+    }
+}
+
+/// HubRise's real hosts: its OAuth server and its API.
+pub const HUBRISE_MANAGER_URL: &str = "https://manager.hubrise.com";
+pub const HUBRISE_API_URL: &str = "https://api.hubrise.com/v1";
+/// What a till needs of a location: to create (and so read) its orders.
+pub const HUBRISE_DEFAULT_SCOPE: &str = "location[orders.write]";
+
+/// `[providers.hubrise]`: HubRise is offered to devices once a client id and secret are set.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubRiseSettings {
+    /// The HubRise client's id (empty: HubRise is not offered).
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// One URL standing in for both of HubRise's hosts (the sandbox). Default: the real hosts.
+    pub base_url: Option<Url>,
+    /// The scope to ask for (default `location[orders.write]`).
+    pub scope: Option<String>,
+    /// How long one call to HubRise may take before it counts as lost.
+    pub timeout_secs: Option<u64>,
+}
+
+/// Where each HubRise endpoint is.
+#[derive(Debug, Clone)]
+pub struct HubRiseEndpoints {
+    pub authorize: Url,
+    pub token: Url,
+    pub revoke: Url,
+    pub api: Url,
+}
+
+impl HubRiseSettings {
+    /// Whether devices may pair with HubRise here.
+    pub fn configured(&self) -> bool {
+        !self.client_id.is_empty() && self.client_secret.is_some()
+    }
+
+    pub fn endpoints(&self) -> Result<HubRiseEndpoints, url::ParseError> {
+        let (manager, api) = match &self.base_url {
+            Some(base) => {
+                let base = base.as_str().trim_end_matches('/').to_string();
+                (base.clone(), format!("{base}/v1"))
+            }
+            None => (HUBRISE_MANAGER_URL.to_string(), HUBRISE_API_URL.to_string()),
+        };
+        Ok(HubRiseEndpoints {
+            authorize: Url::parse(&format!("{manager}/oauth2/v1/authorize"))?,
+            token: Url::parse(&format!("{manager}/oauth2/v1/token"))?,
+            revoke: Url::parse(&format!("{manager}/oauth2/v1/revoke"))?,
+            api: Url::parse(&api)?,
+        })
+    }
+
+    pub fn scope(&self) -> &str {
+        self.scope.as_deref().unwrap_or(HUBRISE_DEFAULT_SCOPE)
     }
 }
 
@@ -386,8 +446,13 @@ impl Settings {
 
     /// The redirect URI to register with Xero.
     pub fn callback_url(&self) -> Url {
+        self.callback_url_for(Provider::Xero)
+    }
+
+    /// Where `provider` sends the person back after consent (`{public_url}/oauth/NAME/callback`).
+    pub fn callback_url_for(&self, provider: Provider) -> Url {
         self.public_url
-            .join(&format!("oauth/{}/callback", Provider::Xero.as_str()))
+            .join(&format!("oauth/{}/callback", provider.as_str()))
             .expect("a path joins onto a base URL")
     }
 

@@ -166,6 +166,11 @@ impl Shared {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// HubRise's world, locked. Never hold the guard across an `.await`.
+    pub fn hubrise(&self) -> MutexGuard<'_, hubrise::model::World> {
+        hubrise::world(self)
+    }
+
     pub fn base_url(&self) -> &str {
         self.base_url
             .get()

@@ -10,15 +10,19 @@ use uuid::Uuid;
 pub enum Provider {
     #[default]
     Xero,
+    /// HubRise, restaurants' order hub.
+    #[serde(rename = "hubrise")]
+    HubRise,
 }
 
 impl Provider {
     /// Every provider, for routes and settings named after them.
-    pub const ALL: &'static [Provider] = &[Provider::Xero];
+    pub const ALL: &'static [Provider] = &[Provider::Xero, Provider::HubRise];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Xero => "xero",
+            Self::HubRise => "hubrise",
         }
     }
 
@@ -26,6 +30,7 @@ impl Provider {
     pub fn name(self) -> &'static str {
         match self {
             Self::Xero => "Xero",
+            Self::HubRise => "HubRise",
         }
     }
 

@@ -766,6 +766,8 @@ pub enum ProblemCode {
     /// The `client_ref` already names another document from this device that cannot be replaced
     /// (it is queued, in Xero, or discarded, or of another kind): give this one its own.
     ClientRefInUse,
+    /// The connection's provider does not take this kind of document (an invoice to HubRise).
+    UnsupportedKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

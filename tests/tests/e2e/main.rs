@@ -7,6 +7,7 @@ mod connection_cap;
 mod corrections;
 mod crash;
 mod hardening;
+mod hubrise;
 mod moving;
 mod pairing;
 mod push;

@@ -572,13 +572,13 @@ async fn routes_named_after_a_provider_this_proxy_does_not_have_are_not_found() 
     let browser = world.browser();
     let callback = browser
         .get(&format!(
-            "{}/oauth/hubrise/callback?code=x&state=y",
+            "{}/oauth/officernd/callback?code=x&state=y",
             world.proxy_url
         ))
         .await;
     assert_eq!(callback.status, 404, "{}", callback.text);
     let hook = reqwest::Client::new()
-        .post(format!("{}/webhooks/hubrise", world.proxy_url))
+        .post(format!("{}/webhooks/officernd", world.proxy_url))
         .body("{}")
         .send()
         .await

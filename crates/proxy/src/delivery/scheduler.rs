@@ -183,6 +183,12 @@ async fn deliver(
             *slot = Some(documents.into_round().into_pacer());
             delivered
         }
+        Provider::HubRise => {
+            // Intake takes no document kind for a HubRise connection yet (every push is refused
+            // as unsupported_kind), so its outbox is empty: orders come next.
+            *slot = Some(pacer);
+            Ok(())
+        }
     }
 }
 

@@ -101,6 +101,7 @@ async fn read(
     auth: DeviceAuth,
     Params(q): Params<ReadQuery>,
 ) -> Result<Json<MappingsAnswer>, AppError> {
+    crate::providers::maps(&auth.connection)?;
     let mappings = super::mappings(&state, auth.connection.id).await?;
     let mut out = MappingsAnswer {
         mappings,
@@ -224,6 +225,7 @@ async fn write(
     auth: DeviceAuth,
     StrictJson(m): StrictJson<Mappings>,
 ) -> Result<Json<MappingsAnswer>, AppError> {
+    crate::providers::maps(&auth.connection)?;
     // Checked against what the books hold now, not the cache.
     let books = offered(&state, &auth.connection, true).await?;
     let problems = check(&m, &books);

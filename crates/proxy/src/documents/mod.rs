@@ -150,6 +150,41 @@ fn collection(kind: DocumentKind) -> &'static str {
 
 /// Validates every document of a batch, stores the good ones (and their `queued` events) in one
 /// transaction, and says per document what happened: `202` when all were accepted, `422` otherwise.
+/// A push of a kind the connection's provider does not take: refused whole, before anything is
+/// read, with the problem `unsupported_kind`.
+fn unsupported(
+    connection: &crate::store::ConnectionRow,
+    kind: DocumentKind,
+    key: &str,
+) -> Option<AppError> {
+    let provider = ledgerlink_wire::Provider::parse(&connection.provider)?;
+    let takes = match provider {
+        ledgerlink_wire::Provider::Xero => true,
+        // Orders come with the HubRise issue's next step.
+        ledgerlink_wire::Provider::HubRise => false,
+    };
+    if takes {
+        return None;
+    }
+    Some(AppError::Api(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{} does not take {}: this device is paired with a {} connection.",
+                provider.name(),
+                kind.as_str().replace('_', " ") + "s",
+                provider.name()
+            ),
+        )
+        .with_problems(vec![Problem {
+            path: key.to_string(),
+            code: ProblemCode::UnsupportedKind,
+            message: format!("{} takes no {key}", provider.name()),
+        }]),
+    ))
+}
+
 async fn push(
     state: &AppState,
     auth: &DeviceAuth,
@@ -158,6 +193,9 @@ async fn push(
     body: Bytes,
 ) -> Result<(StatusCode, Json<BatchResult>), AppError> {
     let key = collection(kind);
+    if let Some(refused) = unsupported(&auth.connection, kind, key) {
+        return Err(refused);
+    }
     if !crate::body::json_content(headers) {
         return Err(AppError::api(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -379,7 +379,20 @@ pub async fn continue_to_xero(
             internal(&"a pairing for a provider this proxy does not know"),
         );
     };
-    let (url, oauth_state, verifier) = state.consent(provider).authorize_url();
+    let Some(consent) = state.consent(provider) else {
+        return browser.finish(
+            &state,
+            pages::message(
+                StatusCode::NOT_FOUND,
+                "Not offered here",
+                &format!(
+                    "This Ledgerlink is not set up for {}. {START_AGAIN}",
+                    provider.name()
+                ),
+            ),
+        );
+    };
+    let (url, oauth_state, verifier) = consent.authorize_url();
     let state_hash = hash(oauth_state.expose());
     let now = state.clock.now();
     let row = OAuthState {
@@ -551,7 +564,9 @@ pub async fn callback(
         Ok(v) => Secret::new(String::from_utf8_lossy(&v).into_owned()),
         Err(e) => return internal(&e),
     };
-    let consent = state.consent(provider);
+    let Some(consent) = state.consent(provider) else {
+        return over();
+    };
     let tokens = match consent.exchange(&code, &verifier).await {
         Ok(t) => t,
         Err(e) => {

@@ -44,7 +44,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// The person's half: HTML pages, each sent with the Content-Security-Policy.
 pub fn page_routes(state: &AppState) -> Router<AppState> {
     // Forms may go to every provider's consent page, and nowhere else.
-    let consents: Vec<_> = Provider::ALL.iter().map(|p| state.consent(*p)).collect();
+    let consents: Vec<_> = Provider::ALL
+        .iter()
+        .filter_map(|p| state.consent(*p))
+        .collect();
     let csp = axum::http::HeaderValue::from_str(&pages::content_security_policy(
         consents.iter().map(|c| c.authorize_endpoint()),
     ))
@@ -140,6 +143,16 @@ async fn create(
         return Err(AppError::oauth(
             ErrorCode::InvalidClient,
             format!("Unknown client_id '{}'.", req.client_id),
+        ));
+    }
+    if state.consent(req.provider).is_none() {
+        return Err(AppError::oauth(
+            ErrorCode::InvalidRequest,
+            format!(
+                "This Ledgerlink is not set up for {}: ask whoever runs it to set [providers.{}] (its client id and secret).",
+                req.provider.name(),
+                req.provider.as_str()
+            ),
         ));
     }
     let name = req.device_name.trim().to_string();
@@ -533,7 +546,11 @@ async fn finish(
             // back, so the organisation does not count against the app's allowance for nothing.
             match state.vault.access_token(token_set).await {
                 Ok(access) => {
-                    if let Err(e) = state.consent(provider).release(&access, tenant).await {
+                    let released = match state.consent(provider) {
+                        Some(consent) => consent.release(&access, tenant).await.map(|_| ()),
+                        None => Ok(()),
+                    };
+                    if let Err(e) = released {
                         tracing::warn!(error = %e, "could not remove a connection refused at the cap");
                     }
                 }

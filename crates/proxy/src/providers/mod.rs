@@ -25,6 +25,7 @@
 //! (`/oauth/NAME/callback`, `/webhooks/NAME`) are already there. `docs/PROVIDERS.md` walks through
 //! it.
 
+pub mod hubrise;
 pub mod xero;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -363,6 +364,7 @@ pub async fn contacts(
         Some(ledgerlink_wire::Provider::Xero) => {
             xero::Xero::contacts(state, connection, text).await
         }
+        Some(ledgerlink_wire::Provider::HubRise) => Err(no_books()),
         None => Err(unknown(connection)),
     }
 }
@@ -378,8 +380,65 @@ pub async fn read_organisation(
             .await
             .map(|_| ())
             .map_err(|e| e.to_string()),
+        Some(ledgerlink_wire::Provider::HubRise) => hubrise_location(state, connection).await,
         None => Err(unknown(connection).to_string()),
     }
+}
+
+/// A HubRise location's time zone, kept as the organisation's (its orders' local dates).
+async fn hubrise_location(
+    state: &crate::AppState,
+    connection: &crate::store::ConnectionRow,
+) -> Result<(), String> {
+    let (Some(client), Some(token_set)) = (state.hubrise.as_ref(), connection.token_set_id) else {
+        return Err("HubRise is not set up here".into());
+    };
+    let access = state
+        .vault
+        .access_token(token_set)
+        .await
+        .map_err(|e| e.to_string())?;
+    let location = client.location(&access).await.map_err(|e| e.to_string())?;
+    let zone = location["timezone"]["name"]
+        .as_str()
+        .filter(|z| z.parse::<chrono_tz::Tz>().is_ok())
+        .unwrap_or("UTC")
+        .to_string();
+    let org = crate::store::OrganisationRow {
+        timezone: zone,
+        xero_timezone: String::new(),
+        short_code: None,
+    };
+    let (id, now) = (connection.id, state.clock.now());
+    state
+        .storage
+        .call(move |s| s.put_organisation(id, &org, now))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `Ok` when the connection's provider has anything mappings may point at; a `404 not_found`
+/// saying so when it has not (HubRise).
+pub fn maps(connection: &crate::store::ConnectionRow) -> Result<(), crate::error::AppError> {
+    let targets = match ledgerlink_wire::Provider::parse(&connection.provider) {
+        Some(ledgerlink_wire::Provider::Xero) => <xero::Xero as Profile>::MAPPING_TARGETS,
+        Some(ledgerlink_wire::Provider::HubRise) => <hubrise::HubRise as Profile>::MAPPING_TARGETS,
+        None => return Err(unknown(connection)),
+    };
+    if targets.is_empty() {
+        Err(no_books())
+    } else {
+        Ok(())
+    }
+}
+
+/// What a device hears asking for a HubRise connection's books (mappings, contacts).
+fn no_books() -> crate::error::AppError {
+    crate::error::AppError::api(
+        StatusCode::NOT_FOUND,
+        ledgerlink_wire::ErrorCode::NotFound,
+        "HubRise connections have no mappings or contacts: orders go to HubRise as the till made them.",
+    )
 }
 
 fn unknown(connection: &crate::store::ConnectionRow) -> crate::error::AppError {
@@ -396,6 +455,7 @@ pub async fn books(
 ) -> Result<Books, crate::error::AppError> {
     match ledgerlink_wire::Provider::parse(&connection.provider) {
         Some(ledgerlink_wire::Provider::Xero) => xero::Xero::books(state, connection).await,
+        Some(ledgerlink_wire::Provider::HubRise) => Err(no_books()),
         None => Err(unknown(connection)),
     }
 }
@@ -410,6 +470,21 @@ pub async fn probe(
         Some(ledgerlink_wire::Provider::Xero) => xero::api::probe(state, connection)
             .await
             .map_err(|e| e.to_string()),
+        Some(p @ ledgerlink_wire::Provider::HubRise) => {
+            let (Some(grants), Some(token_set)) = (state.grants(p), connection.token_set_id) else {
+                return Ok(false);
+            };
+            let access = state
+                .vault
+                .access_token(token_set)
+                .await
+                .map_err(|e| e.to_string())?;
+            match grants.reaches(&access, &connection.tenant_id).await {
+                Ok(reaches) => Ok(reaches),
+                Err(TokenError::InvalidGrant) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         None => Err(format!("no provider '{}' here", connection.provider)),
     }
 }
@@ -418,5 +493,6 @@ pub async fn probe(
 pub fn limits(provider: ledgerlink_wire::Provider, settings: &crate::settings::Settings) -> Limits {
     match provider {
         ledgerlink_wire::Provider::Xero => <xero::Xero as Profile>::limits(settings),
+        ledgerlink_wire::Provider::HubRise => <hubrise::HubRise as Profile>::limits(settings),
     }
 }

@@ -1,0 +1,40 @@
+//! HubRise, restaurants' order hub: its OAuth server (`oauth`: browser consent, a static token
+//! per client and location, revocation) and, next, its orders. See
+//! `../shared/reference/HUBRISE-FACTS.md`.
+//!
+//! Done so far: a till pairs with a HubRise location through the same pages as Xero, the token is
+//! kept in the vault (never refreshed; refused, the connection needs connecting again after one
+//! confirming `GET /location`). Next: the `order` document and its delivery.
+
+pub mod oauth;
+
+use std::time::Duration;
+
+use crate::providers::{Consent, Grant, Limits, MappingTarget, Profile};
+use crate::settings::Settings;
+
+/// HubRise, as the seam sees it.
+pub struct HubRise;
+
+impl Profile for HubRise {
+    const PROVIDER: ledgerlink_wire::Provider = ledgerlink_wire::Provider::HubRise;
+    /// The person logs in at HubRise, chooses the location and comes back with a code.
+    const CONSENT: Consent = Consent::Browser;
+    /// The token never expires and there is no refresh token.
+    const GRANT: Grant = Grant::Static;
+    /// Orders go as the till made them: nothing is mapped.
+    const MAPPING_TARGETS: &'static [MappingTarget] = &[];
+
+    fn limits(_settings: &Settings) -> Limits {
+        Limits {
+            // 500 calls a minute per connection (2,500 an hour and 10,000 a day bind later).
+            per_window: 500,
+            // No app-wide limit is published.
+            app_per_window: 1_000_000,
+            window: Duration::from_secs(60),
+            // One order per call: HubRise has no batch create.
+            batch: 1,
+            max_body_bytes: 1_000_000,
+        }
+    }
+}

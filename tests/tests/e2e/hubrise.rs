@@ -1,0 +1,232 @@
+//! HubRise, the second provider, across sandbox, proxy and a till: pairing through the same pages
+//! with HubRise's location chooser, one connection (and one token) per location shared by its
+//! tills, the token kept by the proxy, refusals of what HubRise connections do not take, a revoked
+//! token found out, and disconnecting that revokes it at HubRise.
+
+use ledgerlink_e2e::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Pairs `device` with `location` through HubRise's pages: the device's tokens.
+async fn pair_hubrise(world: &World, device: &Device, location: &str) -> Paired {
+    let started = device.start_for("hubrise").await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    let page = world
+        .browser()
+        .hubrise_consent(
+            started.json["verification_uri_complete"].as_str().unwrap(),
+            location,
+            true,
+        )
+        .await;
+    assert!(page.text.contains("Connected"), "{}", page.text);
+    world.advance(5).await;
+    let tokens = device
+        .poll(started.json["device_code"].as_str().unwrap())
+        .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    Paired::from(&tokens.json)
+}
+
+fn invoice() -> Value {
+    json!([{"client_ref": "INV-1", "contact": {"name": "Walk-in"}, "date": "2026-11-20",
+        "lines": [{"description": "Coffee", "quantity": 1, "unit_amount": "4.50", "account_code": "200", "tax_type": "OUTPUT2"}]}])
+}
+
+#[tokio::test]
+async fn a_till_pairs_with_a_hubrise_location_and_its_tills_share_one_connection() {
+    let world = World::start().await;
+    let till = world.device("Bistro till 1");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    assert_eq!(p.connection["provider"], "hubrise", "{}", p.connection);
+    assert_eq!(p.connection["tenant_id"], PARIS);
+    assert_eq!(p.connection["organisation_name"], "Demo Bistro – Paris");
+    assert_eq!(p.connection["timezone"], "Europe/Paris");
+
+    let shown = till
+        .call(Method::GET, "/v1/connection", &p.access, None)
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert_eq!(shown.json["provider"], "hubrise");
+    assert_eq!(shown.json["status"], "connected");
+
+    // Another till of the same location: the same connection (one per client and location).
+    let second = world.device("Bistro till 2");
+    let q = pair_hubrise(&world, &second, PARIS).await;
+    assert_eq!(q.connection["connection_id"], p.connection["connection_id"]);
+    // Lyon is a connection of its own.
+    let lyon = world.device("Lyon till");
+    let l = pair_hubrise(&world, &lyon, LYON).await;
+    assert_ne!(l.connection["connection_id"], p.connection["connection_id"]);
+
+    // What a HubRise connection does not take is refused whole, saying why.
+    let pushed = till.push("invoices", &p.access, invoice()).await;
+    assert_eq!(pushed.status, 422, "{}", pushed.text);
+    assert_eq!(
+        pushed.json["problems"][0]["code"], "unsupported_kind",
+        "{}",
+        pushed.text
+    );
+    assert!(pushed.text.contains("HubRise"), "{}", pushed.text);
+    let mappings = till
+        .call(Method::GET, "/v1/mappings", &p.access, None)
+        .await;
+    assert_eq!(
+        (mappings.status.as_u16(), mappings.code()),
+        (404, "not_found"),
+        "{}",
+        mappings.text
+    );
+
+    // The proxy holds the location's token; no device answer ever carried it.
+    let grants: Vec<Value> = world
+        .sandbox_requests(0)
+        .await
+        .into_iter()
+        .filter(|r| r["provider"] == "hubrise" && r["path"] == "/oauth2/v1/token")
+        .collect();
+    assert_eq!(grants.len(), 3, "one code exchanged per pairing");
+    for body in world.seen.lock().unwrap().iter() {
+        assert!(
+            !body.contains(HUBRISE_CLIENT_SECRET),
+            "the client secret reached a client"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_revoked_in_hubrise_turns_the_connection_to_needs_reconnect() {
+    let world = World::start().await;
+    let till = world.device("Bistro till");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    let revoked = world
+        .control(
+            Method::POST,
+            "/hubrise/tokens/revoke",
+            json!({"location_id": PARIS}),
+        )
+        .await;
+    assert_eq!(revoked.json["revoked"], 1, "{}", revoked.text);
+    // The status check asks HubRise at most once a minute: one confirming GET /location.
+    world.advance(61).await;
+    let since = world.last_seq().await;
+    let shown = till
+        .call(Method::GET, "/v1/connection", &p.access, None)
+        .await;
+    assert_eq!(shown.json["status"], "needs_reconnect", "{}", shown.text);
+    let asked: Vec<String> = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .map(|r| format!("{} {} {}", r["method"], r["path"], r["status"]))
+        .collect();
+    assert_eq!(asked, ["\"GET\" \"/v1/location\" 401"]);
+}
+
+#[tokio::test]
+async fn unpairing_a_till_keeps_the_token_and_disconnecting_revokes_it_at_hubrise() {
+    let world = World::start().await;
+    let a = world.device("Till A");
+    let b = world.device("Till B");
+    let pa = pair_hubrise(&world, &a, PARIS).await;
+    let pb = pair_hubrise(&world, &b, PARIS).await;
+    let since = world.last_seq().await;
+    let unpaired = b.call(Method::DELETE, "/v1/device", &pb.access, None).await;
+    assert!(unpaired.status.is_success(), "{}", unpaired.text);
+    let calls = world.sandbox_requests(since).await;
+    assert!(
+        calls.iter().all(|r| r["path"] != "/oauth2/v1/revoke"),
+        "unpairing one till revokes nothing: {calls:?}"
+    );
+    world.advance(61).await;
+    let still = a
+        .call(Method::GET, "/v1/connection", &pa.access, None)
+        .await;
+    assert_eq!(still.json["status"], "connected", "{}", still.text);
+
+    let since = world.last_seq().await;
+    let done = a
+        .call(
+            Method::DELETE,
+            "/v1/connection",
+            &pa.access,
+            Some(json!({"confirm": true})),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.json["status"], "disconnected");
+    let revokes: Vec<u64> = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .filter(|r| r["path"] == "/oauth2/v1/revoke")
+        .filter_map(|r| r["status"].as_u64())
+        .collect();
+    assert_eq!(revokes, [200], "the location's token revoked at HubRise");
+}
+
+#[tokio::test]
+async fn a_proxy_not_set_up_for_hubrise_says_so_when_a_till_asks() {
+    let mut world = World::start().await;
+    world.proxy_settings.providers.hubrise.client_id.clear();
+    world.restart_proxy().await;
+    let till = world.device("Bistro till");
+    let refused = till.start_for("hubrise").await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.text.contains("[providers.hubrise]"),
+        "says what to set: {}",
+        refused.text
+    );
+    // Xero still pairs.
+    let xero = world.device("Counter");
+    world.pair(&xero, &[NZ], None).await;
+}
+
+#[tokio::test]
+async fn hubrises_token_and_client_secret_never_reach_the_logs_the_database_file_or_a_response() {
+    let world = World::start().await;
+    let till = world.device("Bistro till");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    // Calls that use the token: the status check, a disconnect that revokes it.
+    world.advance(61).await;
+    let shown = till
+        .call(Method::GET, "/v1/connection", &p.access, None)
+        .await;
+    assert_eq!(shown.json["status"], "connected", "{}", shown.text);
+    let tokens: Vec<String> = world
+        .sandbox
+        .shared()
+        .hubrise()
+        .tokens
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    let mut needles = tokens.clone();
+    needles.push(HUBRISE_CLIENT_SECRET.to_string());
+
+    let mut db = std::fs::read(&world.db).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", world.db.display())) {
+            db.extend(bytes);
+        }
+    }
+    let logs = ledgerlink_e2e::logs::text();
+    assert!(logs.contains("device paired"), "the log capture works");
+    let responses = world.seen.lock().unwrap().join("\n");
+    for needle in &needles {
+        assert!(
+            !db.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "a HubRise secret is in the SQLite file"
+        );
+        assert!(
+            !logs.contains(needle.as_str()),
+            "a HubRise secret is in the logs"
+        );
+        assert!(
+            !responses.contains(needle.as_str()),
+            "a HubRise secret reached a device or browser"
+        );
+    }
+}
