@@ -13,15 +13,15 @@ use crate::store::{DocumentRow, DocumentUpdate};
 pub fn update(
     id: Uuid,
     state: DocumentState,
-    provider_id: Option<Uuid>,
+    provider_id: Option<String>,
     number: Option<String>,
     message: Option<String>,
 ) -> DocumentUpdate {
     DocumentUpdate {
         id,
         state,
-        xero_id: provider_id,
-        xero_number: number,
+        provider_id,
+        provider_number: number,
         message,
         attempt: true,
     }
@@ -32,8 +32,8 @@ fn moved(id: Uuid, state: DocumentState) -> DocumentUpdate {
     DocumentUpdate {
         id,
         state,
-        xero_id: None,
-        xero_number: None,
+        provider_id: None,
+        provider_number: None,
         message: None,
         attempt: false,
     }

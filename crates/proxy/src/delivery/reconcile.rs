@@ -48,7 +48,7 @@ pub async fn reconcile<D: Documents>(
                 updates.push(update(
                     doc.id,
                     DocumentState::Sent,
-                    Some(hit.id),
+                    Some(hit.id.clone()),
                     hit.number.clone(),
                     None,
                 ));

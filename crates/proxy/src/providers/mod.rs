@@ -134,7 +134,8 @@ impl Quotas {
 /// A document found at the provider by its marker after an unknown outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    pub id: Uuid,
+    /// The provider's id of it.
+    pub id: String,
     pub number: Option<String>,
 }
 

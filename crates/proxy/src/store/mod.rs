@@ -232,8 +232,9 @@ pub struct DocumentRow {
     /// Canonical JSON of the wire document.
     pub body: String,
     pub state: DocumentState,
-    pub xero_id: Option<Uuid>,
-    pub xero_number: Option<String>,
+    /// What the provider calls it: its id (Xero: a UUID; HubRise: its order id) and number.
+    pub provider_id: Option<String>,
+    pub provider_number: Option<String>,
     pub message: Option<String>,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
@@ -284,8 +285,8 @@ impl DocumentRow {
             client_ref,
             body,
             state: DocumentState::Queued,
-            xero_id: None,
-            xero_number: None,
+            provider_id: None,
+            provider_number: None,
             message: None,
             attempts: 0,
             created_at: now,
@@ -300,15 +301,20 @@ impl DocumentRow {
     }
 
     pub fn view(&self) -> DocumentView {
+        let xero_id = self
+            .provider_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok());
         DocumentView {
-            provider_id: self.xero_id.map(|i| i.to_string()),
-            provider_number: self.xero_number.clone(),
+            provider_id: self.provider_id.clone(),
+            provider_number: self.provider_number.clone(),
             id: self.id,
             kind: self.kind,
             client_ref: self.client_ref.clone(),
             state: self.state,
-            xero_id: self.xero_id,
-            xero_number: self.xero_number.clone(),
+            // The deprecated Xero fields: filled only for Xero's ids (UUIDs; HubRise's are not).
+            xero_id,
+            xero_number: self.provider_number.clone().filter(|_| xero_id.is_some()),
             message: self.message.clone(),
             version: self.version,
             discard_reason: self.discard_reason.clone(),
@@ -381,8 +387,9 @@ pub enum Change {
 pub struct DocumentUpdate {
     pub id: Uuid,
     pub state: DocumentState,
-    pub xero_id: Option<Uuid>,
-    pub xero_number: Option<String>,
+    /// What the provider calls it: its id (Xero: a UUID; HubRise: its order id) and number.
+    pub provider_id: Option<String>,
+    pub provider_number: Option<String>,
     pub message: Option<String>,
     /// Counts as a delivery attempt.
     pub attempt: bool,
@@ -616,7 +623,11 @@ pub trait Store: Send + Sync + 'static {
     /// documents all have their outcome is deleted with it (its body is no longer needed).
     fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
     /// Documents of a connection that Xero knows by this id (invoices and shifts).
-    fn documents_by_xero_id(&self, connection: Uuid, xero_id: Uuid) -> Result<Vec<DocumentRow>>;
+    fn documents_by_provider_id(
+        &self,
+        connection: Uuid,
+        provider_id: &str,
+    ) -> Result<Vec<DocumentRow>>;
     /// Records a provider event about a document for its device.
     fn record_event(&self, document: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()>;
     /// A device's events after `after`, oldest first: `(seq, JSON)`.

@@ -428,6 +428,8 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
 }
 
 const DOCUMENT_COLUMNS: &str =
+    // `xero_id` and `xero_number` hold any provider's id and number (as text): named before the
+    // provider seam.
     "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key, waits_for, version, resends, discard_reason";
 
 fn conversion(what: String) -> rusqlite::Error {
@@ -447,8 +449,8 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
         body: r.get(5)?,
         state: DocumentState::parse(&state)
             .ok_or_else(|| conversion(format!("document state {state}")))?,
-        xero_id: opt_uuid(r.get(7)?)?,
-        xero_number: r.get(8)?,
+        provider_id: r.get(7)?,
+        provider_number: r.get(8)?,
         message: r.get(9)?,
         attempts: r.get(10)?,
         created_at: time(r.get(11)?),
@@ -1245,8 +1247,8 @@ impl Store for SqliteStore {
                                 d.client_ref,
                                 d.body,
                                 d.state.as_str(),
-                                d.xero_id.map(|u| u.to_string()),
-                                d.xero_number,
+                                d.provider_id,
+                                d.provider_number,
                                 d.message,
                                 d.attempts,
                                 ms(d.created_at),
@@ -1614,8 +1616,8 @@ impl Store for SqliteStore {
                     params![
                         u.id.to_string(),
                         u.state.as_str(),
-                        u.xero_id.map(|x| x.to_string()),
-                        u.xero_number,
+                        u.provider_id,
+                        u.provider_number,
                         u.message,
                         i64::from(u.attempt),
                         ms(now)
@@ -1636,10 +1638,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn documents_by_xero_id(&self, connection: Uuid, xero_id: Uuid) -> Result<Vec<DocumentRow>> {
+    fn documents_by_provider_id(
+        &self,
+        connection: Uuid,
+        provider_id: &str,
+    ) -> Result<Vec<DocumentRow>> {
         self.read(|c| {
             let mut stmt = c.prepare(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = ?1 AND xero_id = ?2"))?;
-            let rows = stmt.query_map(params![connection.to_string(), xero_id.to_string()], document_row)?.collect();
+            let rows = stmt.query_map(params![connection.to_string(), provider_id], document_row)?.collect();
             rows
         })
     }
@@ -2260,8 +2266,8 @@ mod tests {
                 &[DocumentUpdate {
                     id: queued.id,
                     state: DocumentState::Failed,
-                    xero_id: None,
-                    xero_number: None,
+                    provider_id: None,
+                    provider_number: None,
                     message: Some("late".into()),
                     attempt: true,
                 }],

@@ -118,7 +118,7 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
     let id = connection.id;
     let docs = state
         .storage
-        .call(move |s| s.documents_by_xero_id(id, invoice_id))
+        .call(move |s| s.documents_by_provider_id(id, &invoice_id.to_string()))
         .await?;
     let docs: Vec<_> = docs
         .into_iter()
@@ -157,8 +157,8 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
                 let update = DocumentUpdate {
                     id: doc.id,
                     state: s,
-                    xero_id: None,
-                    xero_number: None,
+                    provider_id: None,
+                    provider_number: None,
                     message: doc.message.clone(),
                     attempt: false,
                 };

@@ -104,13 +104,14 @@ impl XeroDocuments {
         let Some((note_id, number)) = first else {
             return Ok(());
         };
-        let done =
-            |why: Option<String>, state| update(doc.id, state, Some(note_id), number.clone(), why);
+        let done = |why: Option<String>, state| {
+            update(doc.id, state, Some(note_id.clone()), number.clone(), why)
+        };
 
         // The credit goes to the sale first, up to what it still owes; the rest was paid back.
         if let Some(invoice_id) = sale {
             let step = self
-                .allocate(&doc, note_id, invoice_id, total - paid_back, past_window)
+                .allocate(&doc, &note_id, &invoice_id, total - paid_back, past_window)
                 .await;
             match step {
                 Ok(Ok(())) => {}
@@ -206,7 +207,7 @@ impl XeroDocuments {
         &mut self,
         doc: &DocumentRow,
         note: &CreditNote,
-    ) -> Result<Result<Option<Uuid>, String>, Stop> {
+    ) -> Result<Result<Option<String>, String>, Stop> {
         let Some(target) = &note.invoice else {
             return Ok(Ok(None));
         };
@@ -219,7 +220,7 @@ impl XeroDocuments {
                 None => Err(format!(
                     "no invoice with client_ref '{r}' arrived from this device within an hour"
                 )),
-                Some(t) => match (t.state, t.xero_id) {
+                Some(t) => match (t.state, t.provider_id) {
                     (DocumentState::Sent | DocumentState::Paid, Some(id)) => Ok(Some(id)),
                     (state, _) => Err(format!(
                         "the sale '{r}' is {} and not in Xero: refund it once it is",
@@ -239,7 +240,7 @@ impl XeroDocuments {
             .as_array()
             .and_then(|list| list.first())
             .and_then(|i| Uuid::parse_str(i["InvoiceID"].as_str()?).ok())
-            .map(Some)
+            .map(|id| Some(id.to_string()))
             .ok_or_else(|| format!("Xero has no invoice numbered '{n}'")))
     }
 
@@ -248,8 +249,8 @@ impl XeroDocuments {
     async fn allocate(
         &mut self,
         doc: &DocumentRow,
-        note_id: Uuid,
-        invoice_id: Uuid,
+        note_id: &str,
+        invoice_id: &str,
         credit: Decimal,
         past_window: bool,
     ) -> Result<Result<(), String>, Stop> {
@@ -264,9 +265,8 @@ impl XeroDocuments {
             let allocated = found.body["CreditNotes"][0]["Allocations"]
                 .as_array()
                 .is_some_and(|list| {
-                    list.iter().any(|a| {
-                        a["Invoice"]["InvoiceID"].as_str() == Some(&invoice_id.to_string())
-                    })
+                    list.iter()
+                        .any(|a| a["Invoice"]["InvoiceID"].as_str() == Some(invoice_id))
                 });
             if allocated {
                 return Ok(Ok(()));

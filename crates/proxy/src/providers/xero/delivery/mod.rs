@@ -183,8 +183,8 @@ impl Documents for XeroDocuments {
             *u = DocumentUpdate {
                 id: u.id,
                 state: DocumentState::Queued,
-                xero_id: None,
-                xero_number: None,
+                provider_id: None,
+                provider_number: None,
                 message: None,
                 attempt: false,
             };
@@ -208,7 +208,13 @@ impl Documents for XeroDocuments {
                 let hit = items.iter().find(|i| carries(i, m))?;
                 let id = Uuid::parse_str(hit[id_field].as_str()?).ok()?;
                 let number = number_field.and_then(|f| hit[f].as_str().map(str::to_string));
-                Some((m.clone(), Found { id, number }))
+                Some((
+                    m.clone(),
+                    Found {
+                        id: id.to_string(),
+                        number,
+                    },
+                ))
             })
             .collect())
     }
@@ -631,7 +637,7 @@ impl XeroDocuments {
             None => Err(format!(
                 "no invoice with client_ref '{r}' arrived from this device within an hour"
             )),
-            Some(t) => match (t.state, t.xero_id) {
+            Some(t) => match (t.state, t.provider_id) {
                 (DocumentState::Sent | DocumentState::Paid, Some(id)) => {
                     Ok(Some(json!({"InvoiceID": id})))
                 }
@@ -703,16 +709,19 @@ impl XeroDocuments {
         past_window: bool,
         item: impl FnOnce(&Self, &str) -> Value,
         tag: &[u8],
-    ) -> Result<Option<(Uuid, Option<String>)>, Stop> {
+    ) -> Result<Option<(String, Option<String>)>, Stop> {
         let m = marker(doc);
         // An earlier attempt may have made it without our hearing of it (looked up before the
         // document is claimed, so a failed lookup leaves it queued).
-        let mut known = doc.xero_id.map(|id| (id, doc.xero_number.clone()));
+        let mut known = doc
+            .provider_id
+            .clone()
+            .map(|id| (id, doc.provider_number.clone()));
         if known.is_none() && past_window {
             let found = self
                 .find_marked(what.collection, std::slice::from_ref(&m))
                 .await?;
-            known = found.get(&m).map(|f| (f.id, f.number.clone()));
+            known = found.get(&m).map(|f| (f.id.clone(), f.number.clone()));
         }
         self.round.mark(&[doc], DocumentState::Sending).await?;
         if known.is_some() {
@@ -738,11 +747,11 @@ impl XeroDocuments {
             what.id_field,
             Some(what.number_field),
         );
-        let (Some(id), DocumentState::Sent) = (outcome.xero_id, outcome.state) else {
+        let (Some(id), DocumentState::Sent) = (outcome.provider_id.clone(), outcome.state) else {
             self.save(vec![outcome]).await?;
             return Ok(None);
         };
-        let number = outcome.xero_number.clone();
+        let number = outcome.provider_number.clone();
         self.save(vec![DocumentUpdate {
             state: DocumentState::Sending,
             attempt: false,
@@ -848,7 +857,7 @@ fn outcome_of(
         .and_then(|f| element[f].as_str())
         .map(str::to_string);
     match id {
-        Some(id) => update(doc, DocumentState::Sent, Some(id), number, None),
+        Some(id) => update(doc, DocumentState::Sent, Some(id.to_string()), number, None),
         None => update(
             doc,
             DocumentState::Failed,

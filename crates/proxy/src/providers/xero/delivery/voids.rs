@@ -19,12 +19,12 @@ impl XeroDocuments {
             update(
                 doc.id,
                 DocumentState::Sent,
-                doc.xero_id,
-                doc.xero_number.clone(),
+                doc.provider_id.clone(),
+                doc.provider_number.clone(),
                 Some(why),
             )
         };
-        let Some(id) = doc.xero_id else {
+        let Some(id) = doc.provider_id.clone() else {
             return self
                 .save(vec![back(
                     "Xero never gave it an id, so there is nothing to void".into(),
@@ -45,7 +45,7 @@ impl XeroDocuments {
                         doc.id,
                         DocumentState::Voided,
                         Some(id),
-                        doc.xero_number.clone(),
+                        doc.provider_number.clone(),
                         None,
                     )])
                     .await
@@ -56,7 +56,7 @@ impl XeroDocuments {
                         doc.id,
                         DocumentState::Paid,
                         Some(id),
-                        doc.xero_number.clone(),
+                        doc.provider_number.clone(),
                         Some("it was paid in Xero, so it cannot be voided".into()),
                     )])
                     .await
@@ -93,7 +93,7 @@ impl XeroDocuments {
                 doc.id,
                 DocumentState::Voided,
                 Some(id),
-                doc.xero_number.clone(),
+                doc.provider_number.clone(),
                 None,
             )
         };
