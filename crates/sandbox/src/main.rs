@@ -37,6 +37,10 @@ struct Args {
     /// default (http://127.0.0.1:7400/oauth/xero/callback).
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// A redirect URI registered for the HubRise client, matched exactly; repeat for several.
+    /// Replaces the default (http://127.0.0.1:7400/oauth/hubrise/callback).
+    #[arg(long = "hubrise-redirect-uri")]
+    hubrise_redirect_uris: Vec<String>,
     /// Where the app receives webhooks.
     #[arg(long)]
     webhook_url: Option<String>,
@@ -112,6 +116,9 @@ impl Args {
         if self.webhook_url.is_some() {
             s.webhook_url = self.webhook_url;
         }
+        if !self.hubrise_redirect_uris.is_empty() {
+            s.hubrise.redirect_uris = self.hubrise_redirect_uris;
+        }
         if self.state_file.is_some() {
             s.state_file = self.state_file;
         }
@@ -138,7 +145,12 @@ impl Args {
         s.webhooks.retry_initial_ms = self
             .webhook_retry_initial_ms
             .unwrap_or(s.webhooks.retry_initial_ms);
-        for uri in s.redirect_uris.iter().chain(s.webhook_url.iter()) {
+        for uri in s
+            .redirect_uris
+            .iter()
+            .chain(s.webhook_url.iter())
+            .chain(s.hubrise.redirect_uris.iter())
+        {
             url::Url::parse(uri).with_context(|| format!("'{uri}' is not an absolute URL"))?;
         }
         Ok(s)
