@@ -280,6 +280,7 @@ impl ProxyClient {
             DocumentKind::Payment => ("/v1/payments", "payments"),
             DocumentKind::Shift => ("/v1/shifts", "shifts"),
             DocumentKind::CreditNote => ("/v1/credit-notes", "credit_notes"),
+            DocumentKind::Order => ("/v1/orders", "orders"),
         };
         let r = self
             .http

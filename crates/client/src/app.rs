@@ -825,6 +825,16 @@ impl App {
                 ),
                 e.body["amount"].as_str().map(str::to_string),
             ),
+            DocumentKind::Order => (
+                match e.body["reference"].as_str() {
+                    Some(r) => format!("Order, {r}"),
+                    None => "Order".to_string(),
+                },
+                serde_json::from_value::<ledgerlink_wire::documents::Order>(e.body.clone())
+                    .ok()
+                    .and_then(|o| o.total())
+                    .map(|t| t.to_string()),
+            ),
             DocumentKind::Shift => (
                 format!(
                     "End of shift, {}",

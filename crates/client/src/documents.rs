@@ -98,6 +98,7 @@ pub fn prepare(kind: DocumentKind, text: &str) -> Prepared {
             DocumentKind::Payment => check.payment(&item, &path).map(serde_json::to_value),
             DocumentKind::Shift => check.shift(&item, &path).map(serde_json::to_value),
             DocumentKind::CreditNote => check.credit_note(&item, &path).map(serde_json::to_value),
+            DocumentKind::Order => check.order(&item, &path).map(serde_json::to_value),
         };
         match typed {
             Some(Ok(document)) if check.problems.is_empty() => out.documents.push(document),

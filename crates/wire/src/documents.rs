@@ -98,6 +98,8 @@ pub enum DocumentKind {
     /// A refund: a credit note to the customer, allocated to the sale it names and paid back by
     /// tender.
     CreditNote,
+    /// A restaurant's order, for an order hub (HubRise).
+    Order,
 }
 
 impl DocumentKind {
@@ -107,6 +109,7 @@ impl DocumentKind {
             Self::Payment => "payment",
             Self::Shift => "shift",
             Self::CreditNote => "credit_note",
+            Self::Order => "order",
         }
     }
 
@@ -116,6 +119,7 @@ impl DocumentKind {
             "payment" => Self::Payment,
             "shift" => Self::Shift,
             "credit_note" => Self::CreditNote,
+            "order" => Self::Order,
             _ => return None,
         })
     }
@@ -127,8 +131,190 @@ impl DocumentKind {
             Self::Payment => "payments",
             Self::Shift => "shifts",
             Self::CreditNote => "credit_notes",
+            Self::Order => "orders",
         }
     }
+}
+
+/// An order as an order hub takes it (HubRise): what was sold, with options, discounts, charges
+/// and how it was paid. Amounts are exact decimals with at most two places, in the location's
+/// currency; the till's `client_ref` keeps it from ever being sent twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    /// The device's own reference: (device, client_ref) is unique, so a resend never duplicates.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub client_ref: String,
+    /// HubRise's status for it; a till's finished sale is `completed` (the default).
+    #[serde(default = "completed")]
+    pub status: String,
+    /// `delivery`, `collection` or `eat_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    /// The till's own reference for it (a ticket number), shown to people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
+    pub reference: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
+    pub items: Vec<OrderItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<OrderDiscount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charges: Vec<OrderCharge>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<OrderPayment>,
+    /// A guest customer; none for a walk-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<OrderCustomer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    pub customer_notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    pub seller_notes: Option<String>,
+}
+
+fn completed() -> String {
+    "completed".into()
+}
+
+impl Order {
+    /// What the order comes to as an order hub works it out: each item's price with its options
+    /// times its quantity, plus charges, less discounts; `None` if it overflows.
+    pub fn total(&self) -> Option<Decimal> {
+        let mut total = Decimal::ZERO;
+        for item in &self.items {
+            let mut each = item.price;
+            for o in &item.options {
+                each = each.checked_add(o.price.checked_mul(Decimal::from(o.quantity))?)?;
+            }
+            total = total.checked_add(each.checked_mul(item.quantity)?)?;
+        }
+        for c in &self.charges {
+            total = total.checked_add(c.amount)?;
+        }
+        for d in &self.discounts {
+            total = total.checked_sub(d.amount)?;
+        }
+        Some(total.round_dp(2))
+    }
+}
+
+/// The statuses an order hub knows (HubRise's).
+pub const ORDER_STATUSES: &[&str] = &[
+    "new",
+    "received",
+    "accepted",
+    "in_preparation",
+    "awaiting_shipment",
+    "awaiting_collection",
+    "in_delivery",
+    "completed",
+    "rejected",
+    "cancelled",
+    "delivery_failed",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub name: String,
+    /// The till's product code, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// The price of one, options excluded.
+    #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub price: Decimal,
+    #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub quantity: Decimal,
+    /// Percent.
+    #[serde(
+        default,
+        with = "crate::money::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::PlainDecimal>))]
+    pub tax_rate: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<OrderOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderOption {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub name: String,
+    /// Added to the item's price for each one.
+    #[serde(default, with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub price: Decimal,
+    #[serde(default = "one")]
+    pub quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderDiscount {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub name: String,
+    #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderCharge {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
+    pub name: String,
+    #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub amount: Decimal,
+    #[serde(
+        default,
+        with = "crate::money::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::PlainDecimal>))]
+    pub tax_rate: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderPayment {
+    /// How it was paid (`Card`, `Cash`).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    pub tender: String,
+    #[serde(with = "crate::money")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::PlainDecimal))]
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderCustomer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 /// How line amounts relate to tax.
@@ -540,6 +726,15 @@ pub struct ContactList {
 pub struct CreditNoteBatch {
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub credit_notes: Vec<CreditNote>,
+}
+
+/// `POST /v1/orders` (HubRise connections).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderBatch {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
+    pub orders: Vec<Order>,
 }
 
 /// `POST /v1/invoices`.

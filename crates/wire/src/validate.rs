@@ -2,7 +2,9 @@
 //! (`invoices[3].lines[0].unit_amount`), a code and a sentence that says what to fix. Runs on the raw
 //! JSON so a wrong type in one field does not hide the problems in others.
 
-use crate::documents::{CreditNote, Invoice, Mappings, Payment, Problem, ProblemCode, Shift};
+use crate::documents::{
+    CreditNote, Invoice, Mappings, Order, Payment, Problem, ProblemCode, Shift, ORDER_STATUSES,
+};
 use crate::strict::{code_point, forbidden_in_name, forbidden_in_text};
 use crate::totals;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -669,6 +671,175 @@ impl<'a> Check<'a> {
         self.typed(v, path)
     }
 
+    /// An order for an order hub: a status it knows, 1 to the line limit of items with a price and a
+    /// quantity above zero, options, discounts, charges and payments with amounts of at most two
+    /// decimal places, tax rates from 0 to 100 percent.
+    pub fn order(&mut self, v: &Value, path: &str) -> Option<Order> {
+        self.object(
+            v,
+            path,
+            &[
+                "client_ref",
+                "status",
+                "service_type",
+                "reference",
+                "items",
+                "discounts",
+                "charges",
+                "payments",
+                "customer",
+                "customer_notes",
+                "seller_notes",
+            ],
+        )?;
+        self.client_ref(v, path);
+        if let Some(status) = self.text(v, path, "status", false, 40) {
+            if !ORDER_STATUSES.contains(&status.as_str()) {
+                self.problem(
+                    join(path, "status"),
+                    ProblemCode::Invalid,
+                    format!("'{status}' is not one of: {}", ORDER_STATUSES.join(", ")),
+                );
+            }
+        }
+        self.one_of(
+            v,
+            path,
+            "service_type",
+            &["delivery", "collection", "eat_in"],
+        );
+        self.text(v, path, "reference", false, 100);
+        self.long_text(v, path, "customer_notes");
+        self.long_text(v, path, "seller_notes");
+        let items = self.list(v, path, "items", true);
+        if items.len() > self.max_lines {
+            self.problem(
+                join(path, "items"),
+                ProblemCode::TooLong,
+                format!("at most {} items in one order", self.max_lines),
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{path}.items[{i}]");
+            if self
+                .object(
+                    item,
+                    &at,
+                    &["name", "sku", "price", "quantity", "tax_rate", "options"],
+                )
+                .is_none()
+            {
+                continue;
+            }
+            self.text(item, &at, "name", true, 255);
+            self.text(item, &at, "sku", false, 100);
+            self.not_negative(item, &at, "price");
+            if let Some(q) = self.decimal(item, &at, "quantity") {
+                if q <= Decimal::ZERO || q > MAX_QUANTITY {
+                    self.problem(
+                        join(&at, "quantity"),
+                        ProblemCode::OutOfRange,
+                        format!("must be more than zero and at most {MAX_QUANTITY}"),
+                    );
+                }
+            }
+            self.rate(item, &at);
+            for (j, option) in self.list(item, &at, "options", false).iter().enumerate() {
+                let at = format!("{at}.options[{j}]");
+                if self
+                    .object(option, &at, &["name", "price", "quantity"])
+                    .is_none()
+                {
+                    continue;
+                }
+                self.text(option, &at, "name", true, 255);
+                if option.get("price").is_some() {
+                    self.not_negative(option, &at, "price");
+                }
+                if let Some(q) = option.get("quantity") {
+                    if !q.as_u64().is_some_and(|n| (1..=1_000).contains(&n)) {
+                        self.problem(
+                            join(&at, "quantity"),
+                            ProblemCode::Invalid,
+                            "must be a whole number from 1 to 1000",
+                        );
+                    }
+                }
+            }
+        }
+        for (name, fields, rated) in [
+            ("discounts", &["name", "amount"][..], false),
+            ("charges", &["name", "amount", "tax_rate"][..], true),
+            ("payments", &["tender", "amount"][..], false),
+        ] {
+            for (i, e) in self.list(v, path, name, false).iter().enumerate() {
+                let at = format!("{path}.{name}[{i}]");
+                if self.object(e, &at, fields).is_none() {
+                    continue;
+                }
+                self.text(e, &at, fields[0], true, 255);
+                if let Some(a) = self.amount(e, &at, "amount") {
+                    if a <= Decimal::ZERO {
+                        self.problem(
+                            join(&at, "amount"),
+                            ProblemCode::OutOfRange,
+                            "must be more than zero",
+                        );
+                    }
+                }
+                if rated {
+                    self.rate(e, &at);
+                }
+            }
+        }
+        if let Some(c) = v.get("customer").filter(|c| !c.is_null()) {
+            let at = join(path, "customer");
+            if self
+                .object(c, &at, &["first_name", "last_name", "email", "phone"])
+                .is_some()
+            {
+                for f in ["first_name", "last_name", "email", "phone"] {
+                    self.text(c, &at, f, false, 255);
+                }
+            }
+        }
+        self.typed(v, path)
+    }
+
+    /// An amount of money that may be zero but not negative.
+    fn not_negative(&mut self, v: &Value, path: &str, name: &str) {
+        if let Some(a) = self.amount(v, path, name) {
+            if a < Decimal::ZERO {
+                self.problem(
+                    join(path, name),
+                    ProblemCode::OutOfRange,
+                    "must not be negative",
+                );
+            }
+        }
+    }
+
+    /// An optional tax rate in percent, from 0 to 100.
+    fn rate(&mut self, v: &Value, path: &str) {
+        if v.get("tax_rate").is_none_or(Value::is_null) {
+            return;
+        }
+        if let Some(r) = self.decimal(v, path, "tax_rate") {
+            if r < Decimal::ZERO || r > Decimal::ONE_HUNDRED {
+                self.problem(
+                    join(path, "tax_rate"),
+                    ProblemCode::OutOfRange,
+                    "must be a percent from 0 to 100",
+                );
+            }
+        }
+    }
+
+    /// Notes: up to 1,000 characters, line feeds allowed.
+    fn long_text(&mut self, v: &Value, path: &str, name: &str) {
+        self.string(v, path, name, false, 1_000, Kind::Text);
+    }
+
     pub fn shift(&mut self, v: &Value, path: &str) -> Option<Shift> {
         self.object(
             v,
@@ -1107,5 +1278,51 @@ mod tests {
             let _ = Check::new(&m).shift(&v, "shifts[0]");
             let _ = Check::without_mappings().invoice(&v, "invoice");
         }
+    }
+
+    #[test]
+    fn the_example_order_is_taken_as_written() {
+        let example: Value =
+            serde_json::from_str(include_str!("../../../examples/order.json")).unwrap();
+        let mut c = Check::without_mappings();
+        let order = c.order(&example["orders"][0], "orders[0]");
+        assert_eq!(c.problems, vec![]);
+        let order = order.unwrap();
+        assert_eq!(order.status, "completed");
+        assert_eq!(
+            order.items[0].options[0].quantity, 1,
+            "an option counts once by default"
+        );
+        assert_eq!(order.items[0].price, Decimal::new(890, 2));
+    }
+
+    #[test]
+    fn an_order_is_refused_by_field_for_what_an_order_hub_refuses() {
+        let mut c = Check::without_mappings();
+        let order = serde_json::json!({"client_ref": "O-1", "status": "eaten", "service_type": "drive",
+            "items": [{"name": "Soup", "price": "-1", "quantity": "0", "tax_rate": "120",
+                       "options": [{"name": "Bread", "price": "0.001", "quantity": 0}]}],
+            "payments": [{"tender": "Card", "amount": "0"}], "colour": "red"});
+        assert!(c.order(&order, "orders[0]").is_none());
+        let paths: Vec<&str> = c.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "orders[0].colour",
+                "orders[0].status",
+                "orders[0].service_type",
+                "orders[0].items[0].price",
+                "orders[0].items[0].quantity",
+                "orders[0].items[0].tax_rate",
+                "orders[0].items[0].options[0].price",
+                "orders[0].items[0].options[0].quantity",
+                "orders[0].payments[0].amount",
+            ]
+        );
+        let mut c = Check::without_mappings();
+        assert!(c
+            .order(&serde_json::json!({"client_ref": "O-2", "items": []}), "o")
+            .is_none());
+        assert_eq!(c.problems[0].code, ProblemCode::Required);
     }
 }

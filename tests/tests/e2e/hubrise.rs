@@ -230,3 +230,113 @@ async fn hubrises_token_and_client_secret_never_reach_the_logs_the_database_file
         );
     }
 }
+
+fn order(i: usize) -> Value {
+    json!({"client_ref": format!("ORD-{i:04}"), "reference": format!("Ticket {i}"),
+        "items": [{"name": "Croque monsieur", "price": "8.90", "quantity": "1", "tax_rate": "10",
+                   "options": [{"name": "Extra cheese", "price": "1.00"}]}],
+        "payments": [{"tender": "Card", "amount": "9.90"}]})
+}
+
+#[tokio::test]
+async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
+    let total = std::env::var("HUBRISE_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let world = World::start().await;
+    // HubRise's windows scaled (a 2-second "minute"): the lookups after lost answers are heavy
+    // reads, ten a minute.
+    let scaled = world
+        .control(Method::PUT, "/hubrise/limits", json!({"minute_seconds": 2}))
+        .await;
+    assert_eq!(scaled.status, 200, "{}", scaled.text);
+    let till = world.device("Bistro till");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    // A Xero till beside it, on the same proxy.
+    let counter = world.device("Counter");
+    let x = world.pair(&counter, &[NZ], None).await;
+
+    for rule in [
+        json!({"path_prefix": "/v1/location/orders", "method": "POST", "status": 500, "rate": 0.1, "phase": "before"}),
+        json!({"path_prefix": "/v1/location/orders", "method": "POST", "drop": true, "rate": 0.05, "phase": "after"}),
+    ] {
+        let added = world.control(Method::POST, "/faults", rule).await;
+        assert_eq!(added.status, 201, "{}", added.text);
+    }
+    for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
+        let batch: Vec<Value> = chunk.iter().map(|i| order(*i)).collect();
+        let pushed = till.push("orders", &p.access, batch).await;
+        assert_eq!(pushed.status, 202, "{}", pushed.text);
+    }
+    // An order to the Xero till's connection is refused whole.
+    let refused = counter
+        .push("orders", &x.access, json!([order(9_999)]))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.json["problems"][0]["code"], "unsupported_kind");
+
+    let started = std::time::Instant::now();
+    let settled = tokio::spawn({
+        let till = world.device_with_id("Bistro till", till.id);
+        let access = p.access.clone();
+        async move {
+            till.settle(&access, total, std::time::Duration::from_secs(240))
+                .await
+        }
+    })
+    .await;
+    if std::env::var("HUBRISE_LOG").is_ok() {
+        for line in ledgerlink_e2e::logs::text().lines() {
+            if line.contains("paused") || line.contains("rate limit") || line.contains("WARN") {
+                println!("{line}");
+            }
+        }
+    }
+    let docs = settled.expect("every order settles");
+    println!("settled in {:?}", started.elapsed());
+    world.control(Method::DELETE, "/faults", json!({})).await;
+    let failed: Vec<&Value> = docs.iter().filter(|d| d["state"] != "sent").collect();
+    assert!(failed.is_empty(), "every order sent: {failed:?}");
+    for d in &docs {
+        assert!(
+            d["provider_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "HubRise's id: {d}"
+        );
+        assert!(d["xero_id"].is_null(), "not a Xero id: {d}");
+    }
+    let held = world
+        .control(
+            Method::GET,
+            &format!("/hubrise/orders?location_id={PARIS}"),
+            json!({}),
+        )
+        .await;
+    let orders = held.json["orders"].as_array().unwrap();
+    let mut refs: Vec<&str> = orders
+        .iter()
+        .map(|o| o["private_ref"].as_str().unwrap())
+        .collect();
+    refs.sort();
+    refs.dedup();
+    assert_eq!(orders.len(), total, "each order in HubRise once");
+    assert_eq!(refs.len(), total);
+    assert!(orders
+        .iter()
+        .all(|o| o["total"] == "9.90 EUR" && o["status"] == "completed"));
+    // The lost answers were found by private_ref, not sent again.
+    let lookups = world
+        .sandbox_requests(0)
+        .await
+        .iter()
+        .filter(|r| {
+            r["path"] == "/v1/location/orders"
+                && r["method"] == "GET"
+                && r["query"]
+                    .as_str()
+                    .is_some_and(|q| q.contains("private_ref"))
+        })
+        .count();
+    assert!(lookups > 0, "no answer was lost: the test proved nothing");
+    println!("{total} orders, {lookups} looked up after a lost answer or a failure");
+}

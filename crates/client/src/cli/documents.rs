@@ -103,6 +103,16 @@ pub(super) async fn push(
             DocumentKind::Payment => {
                 summary = format!(": {}", document["amount"].as_str().unwrap_or_default());
             }
+            DocumentKind::Order => {
+                if let Ok(order) =
+                    serde_json::from_value::<ledgerlink_wire::documents::Order>(document.clone())
+                {
+                    if let Some(total) = order.total() {
+                        summary = format!(": {} items, total {total}", order.items.len());
+                        line["total"] = json!(total.to_string());
+                    }
+                }
+            }
         }
         out(cx.json, line, || {
             match outcome {

@@ -59,6 +59,8 @@ enum Kind {
     Shift,
     /// A refund (examples/credit-note.json).
     CreditNote,
+    /// An order, for a HubRise connection (examples/order.json).
+    Order,
 }
 
 impl From<Kind> for DocumentKind {
@@ -68,6 +70,7 @@ impl From<Kind> for DocumentKind {
             Kind::Payment => DocumentKind::Payment,
             Kind::Shift => DocumentKind::Shift,
             Kind::CreditNote => DocumentKind::CreditNote,
+            Kind::Order => DocumentKind::Order,
         }
     }
 }

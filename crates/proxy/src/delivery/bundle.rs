@@ -145,6 +145,7 @@ mod tests {
             window: Duration::from_secs(60),
             batch,
             max_body_bytes,
+            replay_window: Some(Duration::from_secs(300)),
         }
     }
 

@@ -151,8 +151,12 @@ impl Round {
     /// Whether the document's last send has had no answer for longer than the provider replays a
     /// key (see [`past_window`]).
     pub fn past_replay_window(&self, doc: &DocumentRow) -> bool {
-        let window =
-            chrono::Duration::seconds(self.state.settings.delivery.replay_window_secs as i64);
+        let window = self
+            .limits
+            .replay_window
+            .map_or(chrono::Duration::zero(), |w| {
+                chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX)
+            });
         past_window(doc.unknown_since, self.state.clock.now(), window)
     }
 }

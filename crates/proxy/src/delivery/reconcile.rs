@@ -38,25 +38,40 @@ pub async fn reconcile<D: Documents>(
     if stale.is_empty() {
         return Ok(out);
     }
-    let markers: Vec<String> = stale.iter().map(marker).collect();
-    let found = d.find_marked(collection, &markers).await?;
-    let mut updates = Vec::new();
-    for (doc, m) in stale.into_iter().zip(markers) {
-        match found.get(&m) {
-            Some(hit) => {
-                tracing::info!(document = %doc.id, "found at the provider after an unknown outcome: not sent again");
-                updates.push(update(
-                    doc.id,
-                    DocumentState::Sent,
-                    Some(hit.id.clone()),
-                    hit.number.clone(),
-                    None,
-                ));
+    let per_lookup = d.markers_per_lookup().max(1);
+    let mut stale = stale.into_iter().peekable();
+    while stale.peek().is_some() {
+        let chunk: Vec<DocumentRow> = stale.by_ref().take(per_lookup).collect();
+        let markers: Vec<String> = chunk.iter().map(marker).collect();
+        let found = d.find_marked(collection, &markers).await?;
+        let mut updates = Vec::new();
+        let mut absent = Vec::new();
+        for (doc, m) in chunk.into_iter().zip(markers) {
+            match found.get(&m) {
+                Some(hit) => {
+                    tracing::info!(document = %doc.id, "found at the provider after an unknown outcome: not sent again");
+                    updates.push(update(
+                        doc.id,
+                        DocumentState::Sent,
+                        Some(hit.id.clone()),
+                        hit.number.clone(),
+                        None,
+                    ));
+                }
+                None => {
+                    absent.push(doc.id);
+                    out.push(doc);
+                }
             }
-            None => out.push(doc),
         }
+        d.round().save(updates).await?;
+        // Not there: known again, so a round stopped before sending them does not look again.
+        let storage = d.round().state.storage.clone();
+        storage
+            .call(move |s| s.forget_unknown(&absent))
+            .await
+            .map_err(Stop::store)?;
     }
-    d.round().save(updates).await?;
     Ok(out)
 }
 

@@ -18,6 +18,8 @@ pub struct Round {
     pub limits: Limits,
     pacer: Pacer,
     app: AppPacer,
+    /// Calls the provider answered this round (not with a server error or a limit).
+    answered: u32,
 }
 
 impl Round {
@@ -34,7 +36,14 @@ impl Round {
             limits,
             pacer,
             app,
+            answered: 0,
         }
+    }
+
+    /// Calls the provider answered this round: a round that failed after some is not a failure
+    /// in a row.
+    pub fn answered(&self) -> u32 {
+        self.answered
     }
 
     /// The connection's pacer, with what it learned this round, for the next.
@@ -59,6 +68,7 @@ impl Round {
             connection,
             pacer,
             app,
+            answered,
             ..
         } = self;
         let sent = pacer::take(pacer, app.as_ref()).await;
@@ -86,6 +96,7 @@ impl Round {
                 connection.provider, answer.status
             )));
         }
+        *answered += 1;
         Ok(answer)
     }
 }

@@ -10,17 +10,19 @@ use uuid::Uuid;
 
 use super::pacer::{Limit, LocalAllowance, Pacer};
 use super::{bundle, AppPacer, Round, Stop};
+use crate::providers::hubrise::delivery::HubRiseDocuments;
 use crate::providers::xero::delivery::XeroDocuments;
 use crate::providers::Documents;
 use crate::AppState;
 
 /// The kinds in the order a pass offers them: a payment is only offered once its invoice is at
 /// the provider (the outbox leaves the others waiting), so invoices and shifts go first.
-const KINDS: [DocumentKind; 4] = [
+const KINDS: [DocumentKind; 5] = [
     DocumentKind::Invoice,
     DocumentKind::Shift,
     DocumentKind::Payment,
     DocumentKind::CreditNote,
+    DocumentKind::Order,
 ];
 
 /// Runs until the process stops: one worker per connection with documents waiting, each paced to
@@ -110,7 +112,13 @@ async fn worker(
     let mut pacer = pacers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     let mut failures = 0u32;
     loop {
-        match deliver(&state, id, &mut pacer, &apps).await {
+        let mut answered = 0;
+        let delivered = deliver(&state, id, &mut pacer, &apps, &mut answered).await;
+        if answered > 0 {
+            // The provider answered in between: what failed now is a first failure again.
+            failures = 0;
+        }
+        match delivered {
             Ok(()) => break,
             Err(Stop::Limited(wait)) => {
                 // The pacer holds the next call back as long as the provider asked.
@@ -144,6 +152,7 @@ async fn deliver(
     connection_id: Uuid,
     slot: &mut Option<Pacer>,
     apps: &HashMap<Provider, AppPacer>,
+    answered: &mut u32,
 ) -> Result<(), Stop> {
     let connection = match state
         .storage
@@ -180,14 +189,25 @@ async fn deliver(
             let round = Round::new(state.clone(), connection, pacer, app, limits);
             let mut documents = XeroDocuments::new(round, mappings);
             let delivered = passes(&mut documents).await;
-            *slot = Some(documents.into_round().into_pacer());
+            let round = documents.into_round();
+            *answered = round.answered();
+            *slot = Some(round.into_pacer());
             delivered
         }
         Provider::HubRise => {
-            // Intake takes no document kind for a HubRise connection yet (every push is refused
-            // as unsupported_kind), so its outbox is empty: orders come next.
-            *slot = Some(pacer);
-            Ok(())
+            let Some(client) = state.hubrise.clone() else {
+                *slot = Some(pacer);
+                return Err(Stop::Later(
+                    "HubRise is no longer set up here: its orders wait".into(),
+                ));
+            };
+            let round = Round::new(state.clone(), connection, pacer, app, limits);
+            let mut documents = HubRiseDocuments::new(round, client);
+            let delivered = passes(&mut documents).await;
+            let round = documents.into_round();
+            *answered = round.answered();
+            *slot = Some(round.into_pacer());
+            delivered
         }
     }
 }

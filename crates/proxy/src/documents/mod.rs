@@ -58,6 +58,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(push_payments))
         .routes(routes!(push_shifts))
         .routes(routes!(push_credit_notes))
+        .routes(routes!(push_orders))
         .routes(routes!(list))
         .routes(routes!(one))
         .routes(routes!(events::events))
@@ -130,6 +131,21 @@ async fn push_credit_notes(
     push(&state, &auth, DocumentKind::CreditNote, &headers, body).await
 }
 
+/// Pushes orders (a HubRise connection's documents): each checked (every problem by field path),
+/// the good ones stored in the outbox before the answer. A Xero connection refuses them whole
+/// (`unsupported_kind`).
+#[utoipa::path(post, path = "/v1/orders", tag = "documents", security(("device" = [])),
+    request_body(content((ledgerlink_wire::documents::OrderBatch = "application/json"))),
+    responses(PushAnswers, DeviceRefusals, BodyRefusals))]
+async fn push_orders(
+    State(state): State<AppState>,
+    auth: DeviceAuth,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<BatchResult>), AppError> {
+    push(&state, &auth, DocumentKind::Order, &headers, body).await
+}
+
 /// Pushes end-of-shift summaries: each checked (every problem by field path), the good ones stored in the outbox
 /// before the answer.
 #[utoipa::path(post, path = "/v1/shifts", tag = "documents", security(("device" = [])),
@@ -159,9 +175,8 @@ fn unsupported(
 ) -> Option<AppError> {
     let provider = ledgerlink_wire::Provider::parse(&connection.provider)?;
     let takes = match provider {
-        ledgerlink_wire::Provider::Xero => true,
-        // Orders come with the HubRise issue's next step.
-        ledgerlink_wire::Provider::HubRise => false,
+        ledgerlink_wire::Provider::Xero => kind != DocumentKind::Order,
+        ledgerlink_wire::Provider::HubRise => kind == DocumentKind::Order,
     };
     if takes {
         return None;
@@ -258,6 +273,9 @@ async fn push(
                 .map(|d| (serde_json::to_string(&d), None)),
             // A refund naming a sale this device pushed waits for it, as a payment does: its
             // credit goes to that invoice.
+            DocumentKind::Order => check
+                .order(&item, &path)
+                .map(|d| (serde_json::to_string(&d), None)),
             DocumentKind::CreditNote => check.credit_note(&item, &path).map(|d| {
                 let waits_for = d.invoice.as_ref().and_then(|i| i.client_ref.clone());
                 (serde_json::to_string(&d), waits_for)

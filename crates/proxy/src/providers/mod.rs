@@ -89,6 +89,9 @@ pub struct Limits {
     pub batch: usize,
     /// The largest request body the provider takes, less room for the envelope.
     pub max_body_bytes: usize,
+    /// How long the provider replays an idempotency key's answer; `None` when it has no keys
+    /// (HubRise): then every document whose outcome is unknown is looked up before it goes again.
+    pub replay_window: Option<Duration>,
 }
 
 /// What a provider is, beyond its calls: one implementation per provider module.
@@ -172,6 +175,13 @@ pub trait Documents: Send {
         bundle: &Bundle,
         answer: &Answer,
     ) -> impl Future<Output = Result<Vec<DocumentUpdate>, Stop>> + Send;
+
+    /// How many markers one lookup takes (Xero: all of them in one `where`; HubRise: one, by
+    /// `private_ref`). What was found is saved after each lookup, so a limit reached halfway
+    /// keeps what the lookups before it found.
+    fn markers_per_lookup(&self) -> usize {
+        usize::MAX
+    }
 
     /// The documents of `collection` at the provider that carry one of `markers`, by marker.
     fn find_marked(

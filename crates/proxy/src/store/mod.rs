@@ -619,6 +619,9 @@ pub trait Store: Send + Sync + 'static {
     fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
     fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+    /// Queued documents whose unknown outcome was looked up and not found at the provider: known
+    /// again (not there), so they go without another lookup.
+    fn forget_unknown(&self, ids: &[Uuid]) -> Result<()>;
     /// Applies delivery outcomes and records an event for each, in one transaction. A bundle whose
     /// documents all have their outcome is deleted with it (its body is no longer needed).
     fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;

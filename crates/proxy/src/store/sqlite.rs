@@ -47,6 +47,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         10,
         include_str!("../../migrations/sqlite/0010_moving_devices.sql"),
     ),
+    (11, include_str!("../../migrations/sqlite/0011_orders.sql")),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1569,6 +1570,35 @@ impl Store for SqliteStore {
                     "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2) WHERE id = ?1 AND state = 'sending'",
                     params![id.to_string(), ms(now)],
                 )?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn forget_unknown(&self, ids: &[Uuid]) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            for id in ids {
+                let key: Option<String> = tx
+                    .query_row(
+                        "SELECT bundle_key FROM documents WHERE id = ?1 AND state = 'queued'",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten();
+                tx.execute(
+                    "UPDATE documents SET unknown_since = NULL, bundle_key = NULL WHERE id = ?1 AND state = 'queued'",
+                    [id.to_string()],
+                )?;
+                // The bundle it was in goes once nothing refers to it (it was not found).
+                if let Some(key) = key {
+                    tx.execute(
+                        "DELETE FROM bundles WHERE idempotency_key = ?1
+                           AND NOT EXISTS (SELECT 1 FROM documents WHERE bundle_key = ?1)",
+                        [key],
+                    )?;
+                }
             }
             tx.commit()
         })

@@ -2,10 +2,12 @@
 //! per client and location, revocation) and, next, its orders. See
 //! `../shared/reference/HUBRISE-FACTS.md`.
 //!
-//! Done so far: a till pairs with a HubRise location through the same pages as Xero, the token is
-//! kept in the vault (never refreshed; refused, the connection needs connecting again after one
-//! confirming `GET /location`). Next: the `order` document and its delivery.
+//! A till pairs with a HubRise location through the same pages as Xero; the token is kept in the
+//! vault (never refreshed; refused, the connection needs connecting again after one confirming
+//! `GET /location`); orders go one call each (`delivery`), never twice (`private_ref`).
 
+pub mod api;
+pub mod delivery;
 pub mod oauth;
 
 use std::time::Duration;
@@ -35,6 +37,8 @@ impl Profile for HubRise {
             // One order per call: HubRise has no batch create.
             batch: 1,
             max_body_bytes: 1_000_000,
+            // No idempotency key: an unknown outcome is always looked up by `private_ref`.
+            replay_window: None,
         }
     }
 }

@@ -41,6 +41,7 @@ impl Profile for Xero {
             // and query take the rest).
             batch: 50,
             max_body_bytes: 3_400_000,
+            replay_window: Some(Duration::from_secs(d.replay_window_secs)),
         }
     }
 }

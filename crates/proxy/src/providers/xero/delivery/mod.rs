@@ -119,6 +119,8 @@ impl Documents for XeroDocuments {
             DocumentKind::Invoice | DocumentKind::Payment => self.round.limits.batch,
             // Several calls each, in order.
             DocumentKind::Shift | DocumentKind::CreditNote => 1,
+            // Xero takes no orders (intake refuses them for a Xero connection).
+            DocumentKind::Order => 0,
         }
     }
 
@@ -137,6 +139,21 @@ impl Documents for XeroDocuments {
                     self.credit_note(doc).await?;
                 }
                 Ok(())
+            }
+            DocumentKind::Order => {
+                let refused = docs
+                    .iter()
+                    .map(|d| {
+                        update(
+                            d.id,
+                            DocumentState::Failed,
+                            None,
+                            None,
+                            Some("Xero takes no orders".into()),
+                        )
+                    })
+                    .collect();
+                self.save(refused).await
             }
         }
     }
