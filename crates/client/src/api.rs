@@ -193,13 +193,14 @@ impl ProxyClient {
         &self,
         device_id: uuid::Uuid,
         device_name: &str,
+        provider: ledgerlink_wire::Provider,
         current: Option<&Secret>,
     ) -> Result<PairingResponse, ClientError> {
         let req = PairingRequest {
             client_id: DEFAULT_PUBLIC_CLIENT_ID.into(),
             device_id,
             device_name: device_name.into(),
-            provider: Default::default(),
+            provider,
         };
         let mut request = self.http.post(format!("{}/v1/pairings", self.base));
         if let Some(token) = current {

@@ -495,11 +495,17 @@ impl App {
             let client = ProxyClient::new(&settings.proxy_url);
             // Paired now (with this proxy)? Then the pairing may move the device, and says so.
             let current = app.syncer.current_for(&settings.proxy_url).await;
+            // The provider it is paired with now (Xero for a new till).
+            let provider = current
+                .as_ref()
+                .map(|c| c.connection.provider)
+                .unwrap_or_default();
             let result = pairing::pair(
                 &client,
                 &settings.proxy_url,
                 &identity,
                 current.as_ref(),
+                provider,
                 |p| {
                     let view = PairingView {
                         user_code: p.user_code.clone(),

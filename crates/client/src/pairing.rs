@@ -48,15 +48,16 @@ pub async fn pair(
     proxy_url: &str,
     identity: &Identity,
     current: Option<&Credentials>,
+    provider: ledgerlink_wire::Provider,
     show: impl FnOnce(&PairingResponse),
 ) -> Result<Paired, PairError> {
     let (id, name) = (identity.device_id, identity.device_name.as_str());
     let token = current.map(|c| &c.access_token);
-    let (started, proved) = match client.start_pairing(id, name, token).await {
+    let (started, proved) = match client.start_pairing(id, name, provider, token).await {
         // The device's credentials no longer work (unpaired, disconnected): there is nothing to
         // move it from, so it pairs as a new device.
         Err(e) if token.is_some() && is_stale(&e) => {
-            (client.start_pairing(id, name, None).await?, false)
+            (client.start_pairing(id, name, provider, None).await?, false)
         }
         other => (other?, token.is_some()),
     };

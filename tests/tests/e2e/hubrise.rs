@@ -340,3 +340,72 @@ async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
     assert!(lookups > 0, "no answer was lost: the test proved nothing");
     println!("{total} orders, {lookups} looked up after a lost answer or a failure");
 }
+
+// Multi-threaded: the test reads the CLI's output with blocking calls while the in-process proxy
+// serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headless_till_pairs_with_hubrise_and_pushes_the_example_order() {
+    use std::io::BufRead;
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    let world = World::start_with(settings).await;
+    let till = crate::cli::Cli::new();
+    let mut command = till.command();
+    command
+        .args(["pair", "--proxy", &world.proxy_url, "--provider", "HubRise"])
+        .env("LEDGERLINK_NO_BROWSER", "1")
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let code: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(code["event"], "code", "{code}");
+    let page = world
+        .browser()
+        .hubrise_consent(
+            code["verification_uri_complete"].as_str().unwrap(),
+            LYON,
+            true,
+        )
+        .await;
+    assert!(page.text.contains("Connected"), "{}", page.text);
+    let paired = tokio::task::spawn_blocking(move || {
+        let line = lines.next().unwrap().unwrap();
+        assert!(child.wait().unwrap().success());
+        line
+    })
+    .await
+    .unwrap();
+    let paired: Value = serde_json::from_str(&paired).unwrap();
+    assert_eq!(paired["tenant_name"], "Demo Bistro – Lyon", "{paired}");
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/order.json");
+    let (ok, lines) = till.run(&["push", "order", example]).await;
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines[0]["total"], "24.70", "{lines:?}");
+    let done = till.ok(&["sync", "--timeout", "60"]).await;
+    assert_eq!(done["outbox"]["sent"], 1, "{done}");
+    let outbox = till.outbox(&[]).await;
+    let sent = &outbox["ORD-2026-0412"];
+    assert_eq!(sent["state"], "sent", "{sent}");
+    let id = sent["provider_id"].as_str().expect("HubRise's order id");
+    let held = world
+        .control(
+            Method::GET,
+            &format!("/hubrise/orders?location_id={LYON}"),
+            json!({}),
+        )
+        .await;
+    let orders = held.json["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["id"], id);
+    assert_eq!(orders[0]["total"], "24.70 EUR");
+    assert_eq!(orders[0]["ref"], "Table 7");
+
+    // A provider the proxy does not connect is named back.
+    let (code, lines, _) = till
+        .exit(&["pair", "--proxy", &world.proxy_url, "--provider", "sage"])
+        .await;
+    assert_ne!(code, 0);
+    let said = serde_json::to_string(&lines).unwrap();
+    assert!(said.contains("use xero or hubrise"), "{said}");
+}

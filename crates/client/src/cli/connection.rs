@@ -30,7 +30,20 @@ pub(super) async fn pair(cx: &Context, p: &PairArgs) -> Result<()> {
     let no_browser = p.browser.no_browser;
     // Paired now (with this proxy)? Then the pairing may move the device, and says so.
     let current = cx.syncer.current_for(&p.proxy).await;
-    let paired = pairing::pair(&client, &p.proxy, &identity, current.as_ref(), |p| {
+    let provider = match p.provider.as_deref() {
+        Some(name) => ledgerlink_wire::Provider::parse(&name.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                fail(
+                    "invalid_request",
+                    format!("--provider: '{name}' is not a provider Ledgerlink connects: use xero or hubrise"),
+                )
+            })?,
+        None => current
+            .as_ref()
+            .map(|c| c.connection.provider)
+            .unwrap_or_default(),
+    };
+    let paired = pairing::pair(&client, &p.proxy, &identity, current.as_ref(), provider, |p| {
         out(
             json,
             json!({"event": "code", "user_code": p.user_code, "verification_uri": p.verification_uri,
@@ -112,6 +125,8 @@ pub(super) async fn reconnect(cx: &Context, browser: BrowserArg) -> Result<()> {
     let p = PairArgs {
         proxy,
         name: None,
+        // The provider it is paired with (Xero when nothing says otherwise).
+        provider: None,
         browser,
     };
     pair(cx, &p).await

@@ -88,6 +88,10 @@ struct PairArgs {
     /// This device's name, shown on the pairing page (default: the host name).
     #[arg(long)]
     name: Option<String>,
+    /// The provider to connect: `xero` or `hubrise` (default: the one it is paired with now,
+    /// else Xero).
+    #[arg(long)]
+    provider: Option<String>,
     #[command(flatten)]
     browser: BrowserArg,
 }
