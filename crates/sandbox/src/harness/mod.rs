@@ -5,6 +5,7 @@
 pub mod clock;
 pub(crate) mod control;
 pub(crate) mod faults;
+pub(crate) mod forms;
 pub(crate) mod limits;
 pub(crate) mod log;
 pub(crate) mod pages;

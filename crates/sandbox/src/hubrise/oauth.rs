@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use super::model::{Code, Scope, Token, World};
 use super::{world, Refusal};
+use crate::harness::forms::{self, form_pairs, random_token};
 use crate::harness::pages;
-use crate::xero::identity::random_token;
 use crate::Shared;
 use askama::Template;
 
@@ -112,28 +112,13 @@ impl AuthRequest {
     }
 
     fn redirect(&self, params: &[(&str, &str)]) -> Response {
-        let mut url = self.redirect_uri.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        ser.extend_pairs(params);
-        if let Some(s) = &self.state {
-            ser.append_pair("state", s);
-        }
-        url.push_str(&ser.finish());
-        (StatusCode::FOUND, [(header::LOCATION, url)]).into_response()
+        forms::redirect_back(&self.redirect_uri, params, self.state.as_deref())
     }
 }
 
-fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(bytes).into_owned().collect()
-}
-
+/// A parameter HubRise reads: given and not empty.
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
+    forms::param(pairs, name).filter(|v| !v.is_empty())
 }
 
 /// An unknown client, an unregistered redirect URI or a scope HubRise cannot read get an error
@@ -168,12 +153,10 @@ fn validate(world: &World, pairs: &[(String, String)]) -> Result<AuthRequest, Bo
 }
 
 fn session_user(world: &World, headers: &HeaderMap) -> Option<String> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .and_then(|(_, v)| world.sessions.get(v).cloned())
+    world
+        .sessions
+        .get(forms::cookie(headers, SESSION_COOKIE)?)
+        .cloned()
 }
 
 pub async fn page(
@@ -181,7 +164,7 @@ pub async fn page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let pairs = pairs(query.unwrap_or_default().as_bytes());
+    let pairs = form_pairs(query.unwrap_or_default().as_bytes());
     let mut world = world(&shared);
     let request = match validate(&world, &pairs) {
         Ok(r) => r,
@@ -194,7 +177,7 @@ pub async fn page(
 }
 
 pub async fn submit(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let pairs = pairs(&body);
+    let pairs = form_pairs(&body);
     let mut world = world(&shared);
     let request = match validate(&world, &pairs) {
         Ok(r) => r,
@@ -398,7 +381,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let form = pairs(&body);
+    let form = form_pairs(&body);
     let mut world = world(&shared);
     let client_id = client(&world, &headers, &form, true)?;
     let now = shared.clock.now();
@@ -474,7 +457,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Refusal> {
-    let form = pairs(&body);
+    let form = form_pairs(&body);
     let mut world = world(&shared);
     let client_id = client(&world, &headers, &form, false)?;
     if let Some(t) = world

@@ -5,13 +5,13 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Duration;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::token::form_pairs;
-use super::{parse_scope, random_token};
+use super::parse_scope;
+use crate::harness::forms::{self, form_pairs, param, random_token};
 use crate::harness::pages;
 use crate::xero::model::{AuthCode, LoginTicket, World};
 use crate::Shared;
@@ -49,26 +49,10 @@ impl AuthRequest {
         fields
     }
 
-    /// Back to the app with `params` (plus `state`).
+    /// Back to the app with `params` (plus `state`): Xero answers a plain 302 Found.
     fn redirect(&self, params: &[(&str, &str)]) -> Response {
-        let mut url = self.redirect_uri.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        ser.extend_pairs(params);
-        if let Some(s) = &self.state {
-            ser.append_pair("state", s);
-        }
-        url.push_str(&ser.finish());
-        // Xero answers a plain 302 Found.
-        (StatusCode::FOUND, [(header::LOCATION, url)]).into_response()
+        forms::redirect_back(&self.redirect_uri, params, self.state.as_deref())
     }
-}
-
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 /// Checks the request as Xero does: an unknown client or an unregistered redirect URI gets an error
@@ -132,12 +116,10 @@ fn validate(world: &World, pairs: &[(String, String)]) -> Result<AuthRequest, Bo
 }
 
 fn session_user(world: &World, headers: &HeaderMap) -> Option<Uuid> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .and_then(|(_, v)| world.sessions.get(v).copied())
+    world
+        .sessions
+        .get(forms::cookie(headers, SESSION_COOKIE)?)
+        .copied()
 }
 
 pub async fn page(

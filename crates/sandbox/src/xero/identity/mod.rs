@@ -217,10 +217,7 @@ pub fn issue_tokens(shared: &Shared, world: &mut World, grant_id: Uuid) -> Token
 }
 
 /// 256 bits from the OS CSPRNG, as 64 hex characters (the shape of Xero's refresh tokens).
-pub fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::harness::forms::random_token;
 
 /// What a verified access token says.
 #[derive(Debug, Clone)]

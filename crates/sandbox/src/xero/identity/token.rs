@@ -13,9 +13,7 @@ use super::{authenticate_client, code_expired, issue_tokens, pkce_matches, OAuth
 use crate::xero::model::Grant;
 use crate::Shared;
 
-pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body).into_owned().collect()
-}
+use crate::harness::forms::form_pairs;
 
 fn get<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
