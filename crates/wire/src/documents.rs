@@ -862,6 +862,11 @@ pub struct DocumentView {
     /// Why a person discarded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discard_reason: Option<String>,
+    /// The provider's own status for it, as last heard from the provider (HubRise: an order
+    /// `cancelled` or `delivered` by the restaurant). Informational: `state` stays what delivery
+    /// made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Earlier versions, oldest first: only when asked for (`?history=true`).

@@ -252,6 +252,8 @@ pub struct DocumentRow {
     pub resends: u32,
     /// Why a person discarded it.
     pub discard_reason: Option<String>,
+    /// The provider's own status for it, as last heard (HubRise: `cancelled`); informational.
+    pub provider_status: Option<String>,
 }
 
 /// A bundle as sent to Xero: resent byte for byte under its key while its outcome is unknown.
@@ -297,6 +299,7 @@ impl DocumentRow {
             version: 1,
             resends: 0,
             discard_reason: None,
+            provider_status: None,
         }
     }
 
@@ -318,6 +321,7 @@ impl DocumentRow {
             message: self.message.clone(),
             version: self.version,
             discard_reason: self.discard_reason.clone(),
+            provider_status: self.provider_status.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
             history: None,
@@ -633,6 +637,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<DocumentRow>>;
     /// Records a provider event about a document for its device.
     fn record_event(&self, document: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Sets the provider's status of a document and records `body` as an event for its device, in
+    /// one transaction, only if the status is new: a notification the provider sends twice reaches
+    /// the device once. Whether it was new.
+    fn record_provider_status(
+        &self,
+        document: &DocumentRow,
+        status: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     /// A device's events after `after`, oldest first: `(seq, JSON)`.
     fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>>;
 

@@ -48,6 +48,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/sqlite/0010_moving_devices.sql"),
     ),
     (11, include_str!("../../migrations/sqlite/0011_orders.sql")),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_provider_status.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -431,7 +435,7 @@ fn token_set_row(r: &Row) -> rusqlite::Result<TokenSetRow> {
 const DOCUMENT_COLUMNS: &str =
     // `xero_id` and `xero_number` hold any provider's id and number (as text): named before the
     // provider seam.
-    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key, waits_for, version, resends, discard_reason";
+    "id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number, message, attempts, created_at, updated_at, unknown_since, bundle_key, waits_for, version, resends, discard_reason, provider_status";
 
 fn conversion(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
@@ -462,6 +466,7 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
         version: r.get(16)?,
         resends: r.get(17)?,
         discard_reason: r.get(18)?,
+        provider_status: r.get(19)?,
     })
 }
 
@@ -1238,7 +1243,7 @@ impl Store for SqliteStore {
                     None => {
                         tx.execute(
                             &format!(
-                                "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14, 1, 0, NULL)"
+                                "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14, 1, 0, NULL, NULL)"
                             ),
                             params![
                                 d.id.to_string(),
@@ -1268,7 +1273,7 @@ impl Store for SqliteStore {
                             params![e.id.to_string(), e.version, e.body, e.state.as_str(), e.message, ms(e.updated_at), ms(d.updated_at)],
                         )?;
                         tx.execute(
-                            "UPDATE documents SET body = ?2, state = 'queued', version = version + 1, resends = 0,
+                            "UPDATE documents SET body = ?2, state = 'queued', version = version + 1, resends = 0, provider_status = NULL,
                                xero_id = NULL, xero_number = NULL, message = NULL, attempts = 0, updated_at = ?3,
                                unknown_since = NULL, bundle_key = NULL, waits_for = ?4, connection_id = ?5
                              WHERE id = ?1",
@@ -1687,6 +1692,30 @@ impl Store for SqliteStore {
                 params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(now)],
             )
             .map(|_| ())
+        })
+    }
+
+    fn record_provider_status(
+        &self,
+        d: &DocumentRow,
+        status: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let changed = tx.execute(
+                "UPDATE documents SET provider_status = ?2 WHERE id = ?1 AND provider_status IS NOT ?2",
+                params![d.id.to_string(), status],
+            )? == 1;
+            if changed {
+                tx.execute(
+                    "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(now)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(changed)
         })
     }
 

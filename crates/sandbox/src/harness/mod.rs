@@ -6,6 +6,7 @@ pub mod clock;
 pub(crate) mod control;
 pub(crate) mod faults;
 pub(crate) mod forms;
+pub(crate) mod hooks;
 pub(crate) mod limits;
 pub(crate) mod log;
 pub(crate) mod pages;

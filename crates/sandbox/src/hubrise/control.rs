@@ -1,6 +1,7 @@
 //! HubRise's control calls under `/_sandbox/hubrise/`: its limits (scaled for tests), the orders
 //! of a location as HubRise holds them (to count them), an order's status changed as another
-//! client would, and tokens revoked as a HubRise user would.
+//! client would (its callbacks fire), tokens revoked as a HubRise user would, and the callbacks
+//! with the events they hold and every post made.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -13,7 +14,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::orders::STATUSES;
-use super::world;
+use super::{callbacks, world};
 use crate::harness::control::{body, fail, Answer};
 use crate::Shared;
 
@@ -23,6 +24,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/orders", get(orders))
         .route("/orders/{id}/status", post(set_status))
         .route("/tokens/revoke", post(revoke_tokens))
+        .route("/callbacks", get(callbacks_view))
 }
 
 async fn get_limits(State(shared): State<Arc<Shared>>) -> Answer {
@@ -104,9 +106,28 @@ async fn set_status(
     let Some(order) = w.orders.iter_mut().find(|o| o.id == id) else {
         return Err(fail(StatusCode::NOT_FOUND, format!("no order '{id}'")));
     };
+    let previous = order.body.clone();
     order.status = change.status.clone();
     order.body["status"] = json!(change.status);
-    Ok(Json(order.body.clone()).into_response())
+    let (answer, location_id) = (order.body.clone(), order.location_id.clone());
+    // Changed in HubRise's back office: every client with a callback hears of it.
+    if let Some(location) = w.location(&location_id).cloned() {
+        callbacks::order_changed(&shared, &mut w, None, &location, Some(&previous), &answer);
+    }
+    drop(w);
+    let _ = shared.persist();
+    Ok(Json(answer).into_response())
+}
+
+/// Every connection's callback, the events held for them and every post of one so far.
+async fn callbacks_view(State(shared): State<Arc<Shared>>) -> Answer {
+    let w = world(&shared);
+    Ok(Json(json!({
+        "callbacks": w.callbacks,
+        "events": w.events.iter().map(|e| &e.body).collect::<Vec<_>>(),
+        "attempts": w.callback_attempts,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]

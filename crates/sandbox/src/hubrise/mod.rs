@@ -9,6 +9,7 @@
 //! Paths are HubRise's own (`manager.hubrise.com/oauth2/v1/...` and `api.hubrise.com/v1/...`
 //! both served at this one address).
 
+pub(crate) mod callbacks;
 pub(crate) mod control;
 pub mod model;
 mod oauth;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<Arc<Shared>> {
             "/v1/locations/{location_id}/orders/{id}",
             get(orders::read_at).patch(orders::update_at),
         )
+        .merge(callbacks::routes())
 }
 
 /// Whether a request path is HubRise's (for the request log).

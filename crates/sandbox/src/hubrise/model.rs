@@ -95,6 +95,39 @@ pub struct Order {
     pub body: Value,
 }
 
+/// A connection's callback: where HubRise posts the events it asked for, or nowhere (passive:
+/// the client polls `GET /callback/events`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Callback {
+    pub client_id: String,
+    pub location_id: String,
+    pub url: Option<String>,
+    /// Resource type → event types (`{"order": ["create", "update"]}`).
+    pub events: BTreeMap<String, Vec<String>>,
+}
+
+/// An event HubRise holds for a connection until it is acknowledged (a 200 to 499 answer to its
+/// post, or `DELETE /callback/events/:id`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub client_id: String,
+    pub location_id: String,
+    /// What is posted and what `GET /callback/events/:id` answers.
+    pub body: Value,
+}
+
+/// One post of an event to a callback URL, as `GET /_sandbox/hubrise/callbacks` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallbackAttempt {
+    pub event_id: String,
+    pub url: String,
+    pub attempt: u32,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub acknowledged: bool,
+}
+
 /// Calls counted in the windows that are open now, per connection (client and location).
 #[derive(Debug, Default)]
 pub struct Counts {
@@ -126,6 +159,13 @@ pub struct World {
     pub sessions: HashMap<String, String>,
     pub tickets: HashMap<String, (String, DateTime<Utc>)>,
     pub orders: Vec<Order>,
+    #[serde(default)]
+    pub callbacks: Vec<Callback>,
+    /// Events not yet acknowledged, oldest first.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(skip)]
+    pub callback_attempts: Vec<CallbackAttempt>,
     /// The limits in force (from the settings at each start; changed by the control API).
     #[serde(skip)]
     pub limits: HubRiseLimits,
@@ -175,6 +215,9 @@ impl World {
             sessions: HashMap::new(),
             tickets: HashMap::new(),
             orders: Vec::new(),
+            callbacks: Vec::new(),
+            events: Vec::new(),
+            callback_attempts: Vec::new(),
             limits: h.limits,
             counts: Counts::default(),
         }

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::sync::{Arc, MutexGuard};
 
 use super::model::{short_id, Location, Order, Token, World};
-use super::{authenticated, count, world, Refusal};
+use super::{authenticated, callbacks, count, world, Refusal};
 use crate::Shared;
 
 pub const STATUSES: &[&str] = &[
@@ -76,6 +76,7 @@ const PATCHABLE: &[&str] = &[
 struct Call<'a> {
     world: MutexGuard<'a, World>,
     location: Location,
+    client_id: String,
     client_name: String,
 }
 
@@ -130,6 +131,7 @@ fn call<'a>(
     Ok(Call {
         world,
         location,
+        client_id: token.client_id,
         client_name,
     })
 }
@@ -346,7 +348,7 @@ fn format_money(amount: Decimal, currency: &str) -> String {
 }
 
 /// A time as HubRise gives it: ISO 8601 with the location's offset.
-fn local_time(t: chrono::DateTime<chrono::Utc>, location: &Location) -> String {
+pub(crate) fn local_time(t: chrono::DateTime<chrono::Utc>, location: &Location) -> String {
     match location.timezone.parse::<chrono_tz::Tz>() {
         Ok(tz) => t
             .with_timezone(&tz)
@@ -406,6 +408,14 @@ async fn create_in(
         created_at: now,
         body: answer.clone(),
     });
+    callbacks::order_changed(
+        &shared,
+        &mut c.world,
+        Some(&c.client_id),
+        &c.location,
+        None,
+        &answer,
+    );
     drop(c);
     let _ = shared.persist();
     Ok((axum::http::StatusCode::OK, Json(answer)).into_response())
@@ -548,7 +558,7 @@ pub async fn read_at(
 }
 
 fn update_in(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     headers: &HeaderMap,
     at: Option<&str>,
     id: &str,
@@ -577,6 +587,7 @@ fn update_in(
         .iter_mut()
         .find(|o| o.id == id && o.location_id == location)
         .ok_or_else(|| Refusal::not_found(format!("No order '{id}' at this location")))?;
+    let previous = order.body.clone();
     for (key, value) in change {
         if key == "status" {
             order.status = value.as_str().unwrap_or_default().to_string();
@@ -584,6 +595,14 @@ fn update_in(
         order.body[key] = value;
     }
     let answer = order.body.clone();
+    callbacks::order_changed(
+        shared,
+        &mut c.world,
+        Some(&c.client_id),
+        &c.location,
+        Some(&previous),
+        &answer,
+    );
     drop(c);
     let _ = shared.persist();
     Ok(Json(answer))

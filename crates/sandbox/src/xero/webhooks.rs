@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use crate::harness::hooks;
 use crate::harness::secret::Secret;
 use crate::settings::WebhookSettings;
 use crate::xero::model::World;
@@ -226,26 +227,14 @@ async fn deliver(
     let signature = sign(&target.key, body.as_bytes());
     let started = Instant::now();
     let mut delay = Duration::from_millis(settings.retry_initial_ms.max(1));
-    for attempt in 1.. {
-        let result = client
-            .post(&target.url)
-            .header("content-type", "application/json")
-            .header("x-xero-signature", &signature)
-            .body(body.clone())
-            .send()
-            .await;
-        let (status, error) = match result {
-            Ok(r) => (Some(r.status().as_u16()), None),
-            Err(e) => (
-                None,
-                Some(if e.is_timeout() {
-                    "timed out".to_string()
-                } else {
-                    "connection failed".to_string()
-                }),
-            ),
-        };
-        let delivered = status == Some(200);
+    // Retried with decreasing frequency until the receiver answers 200, for a day at most.
+    let next_wait = |_: u32| {
+        let wait = delay;
+        delay = (delay * 2).min(Duration::from_millis(settings.retry_max_ms.max(1)));
+        (started.elapsed() + wait <= Duration::from_secs(settings.give_up_after_seconds))
+            .then_some(wait)
+    };
+    let record = |tried: hooks::Tried| {
         attempts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -253,19 +242,22 @@ async fn deliver(
                 url: target.url.clone(),
                 first_event_sequence: first,
                 last_event_sequence: last,
-                attempt,
-                status,
-                error,
-                delivered,
+                attempt: tried.attempt,
+                status: tried.status,
+                error: tried.error,
+                delivered: tried.taken,
             });
-        if delivered
-            || started.elapsed() + delay > Duration::from_secs(settings.give_up_after_seconds)
-        {
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(settings.retry_max_ms.max(1)));
-    }
+    };
+    hooks::post(
+        &client,
+        &target.url,
+        &[("x-xero-signature", signature)],
+        &body,
+        |status| status == 200,
+        next_wait,
+        record,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -698,3 +698,295 @@ async fn a_state_file_keeps_hubrises_tokens_and_orders_across_a_kill_9() {
     assert_eq!(found.body[0]["id"], made.body["id"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A callback receiver on 127.0.0.1:0: answers `answers` in turn (the last one from then on) and
+/// hands over each post as (body, whether the signature is the client secret's, when).
+async fn callback_receiver(
+    answers: Vec<u16>,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(Value, bool, std::time::Instant)>,
+) {
+    use axum::http::HeaderMap;
+    use hmac::{Hmac, Mac};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hubrise",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (tx, seen, answers) = (tx.clone(), seen.clone(), answers.clone());
+            async move {
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(&body);
+                let expected = hex::encode(mac.finalize().into_bytes());
+                let good = headers
+                    .get("x-hubrise-hmac-sha256")
+                    .and_then(|v| v.to_str().ok())
+                    == Some(expected.as_str());
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let _ = tx.send((body, good, std::time::Instant::now()));
+                let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = answers[n.min(answers.len() - 1)];
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hubrise", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+async fn next_post(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(Value, bool, std::time::Instant)>,
+) -> (Value, bool, std::time::Instant) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a callback arrives within 10 s")
+        .expect("receiver alive")
+}
+
+#[tokio::test]
+async fn an_order_changed_by_someone_else_reaches_the_callback_signed_and_is_retried_until_taken() {
+    let env = start().await;
+    // A "minute" of one second: the retries come a second, then two, after the first post.
+    env.control(Method::PUT, "/hubrise/limits", json!({"minute_seconds": 1}))
+        .await;
+    let token = env.connect(ORDERS, PARIS).await;
+    let (url, mut rx) = callback_receiver(vec![500, 503, 200]).await;
+    let set = env
+        .hubrise(
+            Method::POST,
+            "/callback",
+            &token,
+            Some(json!({"url": url, "events": {"order": ["create", "update"]}})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    let read = env.hubrise(Method::GET, "/callback", &token, None).await;
+    assert_eq!(read.body["url"], url.as_str(), "{}", read.text);
+    assert_eq!(read.body["events"]["order"], json!(["create", "update"]));
+
+    // Our own order: no event (a client never hears of what it did itself).
+    let made = env
+        .hubrise(
+            Method::POST,
+            "/location/orders",
+            &token,
+            Some(order("ours-1")),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    let id = made.body["id"].as_str().unwrap().to_string();
+    // Cancelled in HubRise's back office.
+    let changed = env
+        .control(
+            Method::POST,
+            &format!("/hubrise/orders/{id}/status"),
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+
+    let (first, good, t1) = next_post(&mut rx).await;
+    assert!(good, "signed with the client secret, in hex");
+    assert_eq!(first["resource_type"], "order");
+    assert_eq!(first["event_type"], "update");
+    assert_eq!(first["order_id"], id.as_str());
+    assert_eq!(first["location_id"], PARIS);
+    assert_eq!(first["account_id"], "b7m3k");
+    assert_eq!(first["previous_state"]["status"], "completed");
+    assert_eq!(first["new_state"]["status"], "cancelled");
+    assert!(
+        first["created_at"].as_str().unwrap().ends_with("+01:00")
+            || first["created_at"].as_str().unwrap().ends_with("+02:00")
+    );
+    let (second, _, t2) = next_post(&mut rx).await;
+    let (third, _, t3) = next_post(&mut rx).await;
+    assert_eq!(second["id"], first["id"], "a retry is the same event");
+    assert_eq!(third["id"], first["id"]);
+    assert!(
+        t2 - t1 >= std::time::Duration::from_millis(900),
+        "{:?}",
+        t2 - t1
+    );
+    assert!(
+        t3 - t2 >= std::time::Duration::from_millis(1_900),
+        "{:?}",
+        t3 - t2
+    );
+
+    // Taken: no longer held, and the attempts are on record.
+    let view = env
+        .control(Method::GET, "/hubrise/callbacks", json!({}))
+        .await;
+    let attempts = view.body["attempts"].as_array().unwrap();
+    let statuses: Vec<_> = attempts
+        .iter()
+        .map(|a| a["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [500, 503, 200], "{}", view.text);
+    assert_eq!(attempts[2]["acknowledged"], true);
+    let held = env
+        .hubrise(Method::GET, "/callback/events", &token, None)
+        .await;
+    assert_eq!(held.body, json!([]), "{}", held.text);
+    // Nothing more comes.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(1_500), rx.recv())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_404_acknowledges_and_a_passive_callback_is_polled_then_deleted() {
+    let env = start().await;
+    let token = env.connect(ORDERS, PARIS).await;
+    // Any answer from 200 to 499 acknowledges.
+    let (url, mut rx) = callback_receiver(vec![404]).await;
+    env.hubrise(
+        Method::POST,
+        "/callback",
+        &token,
+        Some(json!({"url": url, "events": {"order": ["update"]}})),
+    )
+    .await;
+    let made = env
+        .hubrise(
+            Method::POST,
+            "/location/orders",
+            &token,
+            Some(order("ours-2")),
+        )
+        .await;
+    let id = made.body["id"].as_str().unwrap().to_string();
+    let status = |s: &str| json!({"status": s});
+    env.control(
+        Method::POST,
+        &format!("/hubrise/orders/{id}/status"),
+        status("accepted"),
+    )
+    .await;
+    next_post(&mut rx).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let view = env
+        .control(Method::GET, "/hubrise/callbacks", json!({}))
+        .await;
+    assert_eq!(
+        view.body["attempts"].as_array().unwrap().len(),
+        1,
+        "{}",
+        view.text
+    );
+    assert_eq!(view.body["events"], json!([]), "{}", view.text);
+
+    // Passive: recorded, polled, deleted.
+    let passive = env
+        .hubrise(
+            Method::POST,
+            "/callback",
+            &token,
+            Some(json!({"url": null, "events": {"order": ["create", "update"]}})),
+        )
+        .await;
+    assert_eq!(passive.status, 200, "{}", passive.text);
+    assert_eq!(passive.body["url"], Value::Null);
+    env.control(
+        Method::POST,
+        &format!("/hubrise/orders/{id}/status"),
+        status("in_delivery"),
+    )
+    .await;
+    let held = env
+        .hubrise(Method::GET, "/callback/events", &token, None)
+        .await;
+    let events = held.body.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", held.text);
+    assert_eq!(events[0]["new_state"]["status"], "in_delivery");
+    let event_id = events[0]["id"].as_str().unwrap();
+    let one = env
+        .hubrise(
+            Method::GET,
+            &format!("/callback/events/{event_id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(one.body["id"], event_id);
+    let gone = env
+        .hubrise(
+            Method::DELETE,
+            &format!("/callback/events/{event_id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.text);
+    let held = env
+        .hubrise(Method::GET, "/callback/events", &token, None)
+        .await;
+    assert_eq!(held.body, json!([]));
+    let again = env
+        .hubrise(
+            Method::GET,
+            &format!("/callback/events/{event_id}"),
+            &token,
+            None,
+        )
+        .await;
+    assert_refusal(&again, 404, "not_found");
+
+    // Removed: nothing is set, nothing is held.
+    let removed = env.hubrise(Method::DELETE, "/callback", &token, None).await;
+    assert_eq!(removed.status, 200, "{}", removed.text);
+    assert_refusal(
+        &env.hubrise(Method::GET, "/callback", &token, None).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn hubrise_refuses_a_callback_it_would_refuse() {
+    let env = start().await;
+    let token = env.connect(ORDERS, PARIS).await;
+    let post = |body: Value| env.hubrise(Method::POST, "/callback", &token, Some(body));
+    assert_eq!(
+        fields(&post(json!({"url": "http://127.0.0.1:9/x"})).await),
+        ["events"]
+    );
+    assert_eq!(
+        fields(&post(json!({"url": "ftp://x", "events": {"order": ["create"]}})).await),
+        ["url"]
+    );
+    assert_eq!(
+        fields(&post(json!({"events": {"order": ["delete"]}})).await),
+        ["events.order"]
+    );
+    assert_eq!(
+        fields(&post(json!({"events": {"orders": ["create"]}})).await),
+        ["events.orders"]
+    );
+    assert_eq!(
+        fields(&post(json!({"events": {"order": ["create"]}, "secret": "x"})).await),
+        ["secret"]
+    );
+    // The scope covers orders only.
+    assert_refusal(
+        &post(json!({"events": {"customer": ["create"]}})).await,
+        403,
+        "forbidden",
+    );
+    assert_refusal(
+        &env.hubrise(Method::GET, "/callback", &token, None).await,
+        404,
+        "not_found",
+    );
+    assert_refusal(
+        &env.hubrise(Method::GET, "/callback", "not-a-token", None)
+            .await,
+        401,
+        "unauthorized",
+    );
+}
