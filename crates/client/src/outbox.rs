@@ -37,6 +37,8 @@ pub struct Entry {
     /// The organisation the proxy took it for, and its Xero short code.
     pub organisation: Option<String>,
     pub short_code: Option<String>,
+    /// The provider's own status for it, as last heard (HubRise: an order `cancelled` there).
+    pub provider_status: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -168,6 +170,10 @@ UPDATE documents
        short_code = json_extract((SELECT value FROM meta WHERE key = 'connection'), '$.short_code')
  WHERE xero_id IS NOT NULL;
 "#,
+    r#"
+-- What the provider last said of a sent document (HubRise: the order was cancelled there).
+ALTER TABLE documents ADD COLUMN provider_status TEXT;
+"#,
 ];
 
 pub struct Outbox {
@@ -209,6 +215,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         discard_reason: r.get(11)?,
         organisation: r.get(12)?,
         short_code: r.get(13)?,
+        provider_status: r.get(14)?,
     })
 }
 
@@ -224,7 +231,7 @@ fn provider_number(v: &DocumentView) -> Option<String> {
 }
 
 const COLUMNS: &str =
-    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at, version, discard_reason, organisation, short_code";
+    "seq, client_ref, kind, state, body, xero_id, xero_number, message, created_at, updated_at, version, discard_reason, organisation, short_code, provider_status";
 
 /// The proxy's reasons for refusing a document, as one message.
 pub fn problems_message(problems: &[Problem]) -> String {
@@ -663,10 +670,11 @@ fn follow(c: &Connection, v: &DocumentView, now: &str) -> rusqlite::Result<usize
     c.execute(
         "UPDATE documents SET state = ?3, xero_id = COALESCE(?4, xero_id),
          xero_number = COALESCE(?5, xero_number), message = ?6, updated_at = ?7, version = ?8,
-         discard_reason = ?9
+         discard_reason = ?9, provider_status = COALESCE(?10, provider_status)
          WHERE client_ref = ?1 AND kind = ?2 AND version <= ?8
            AND NOT (void_requested = 1 AND ?3 = 'sent')
-           AND (state != ?3 OR xero_number IS NOT ?5 OR message IS NOT ?6 OR version != ?8)",
+           AND (state != ?3 OR xero_number IS NOT ?5 OR message IS NOT ?6 OR version != ?8
+                OR (?10 IS NOT NULL AND provider_status IS NOT ?10))",
         params![
             v.client_ref,
             v.kind.as_str(),
@@ -677,6 +685,7 @@ fn follow(c: &Connection, v: &DocumentView, now: &str) -> rusqlite::Result<usize
             now,
             v.version,
             v.discard_reason,
+            v.provider_status,
         ],
     )
 }
@@ -749,6 +758,7 @@ mod tests {
             message: None,
             version: 1,
             discard_reason: None,
+            provider_status: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             history: None,

@@ -185,7 +185,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .merge(api)
         .merge(pairing::page_routes(&state))
-        .merge(providers::xero::webhooks::routes())
+        .merge(providers::webhook_routes())
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {

@@ -456,6 +456,13 @@ impl Settings {
             .expect("a path joins onto a base URL")
     }
 
+    /// Where `provider` posts its notifications (`{public_url}/webhooks/NAME`).
+    pub fn webhook_url_for(&self, provider: Provider) -> Url {
+        self.public_url
+            .join(&format!("webhooks/{}", provider.as_str()))
+            .expect("a path joins onto a base URL")
+    }
+
     /// Problems that stop the proxy from starting, each saying what to fix.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();

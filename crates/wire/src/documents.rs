@@ -778,7 +778,8 @@ pub struct DocumentList {
 pub enum EventKind {
     /// A document's new state.
     Document,
-    /// What Xero said about a document (it was paid, voided, or its amount due changed).
+    /// What the provider said about a document (Xero: it was paid, voided, or its amount due
+    /// changed; HubRise: the order's status changed).
     Provider,
     /// The connection's new status (it needs reconnecting, was disconnected, or works again).
     Connection,
@@ -801,6 +802,10 @@ pub struct EventEntry {
     /// `provider`: the invoice's status in Xero (`AUTHORISED`, `PAID`, `VOIDED`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xero_status: Option<String>,
+    /// `provider`: the provider's own status for the document now (HubRise: the order's
+    /// `cancelled`, `delivered`, ...); also on the document as `provider_status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
     /// `provider`: what is still to be paid.
     #[serde(
         default,

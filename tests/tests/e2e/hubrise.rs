@@ -409,3 +409,180 @@ async fn a_headless_till_pairs_with_hubrise_and_pushes_the_example_order() {
     let said = serde_json::to_string(&lines).unwrap();
     assert!(said.contains("use xero or hubrise"), "{said}");
 }
+
+/// Pushes one order and waits until HubRise has it: its HubRise id.
+async fn one_order_sent(till: &Device, access: &str, i: usize) -> String {
+    let pushed = till.push("orders", access, json!([order(i)])).await;
+    assert_eq!(pushed.status, 202, "{}", pushed.text);
+    let docs = till
+        .settle(access, 1, std::time::Duration::from_secs(30))
+        .await;
+    let doc = docs
+        .iter()
+        .find(|d| d["client_ref"] == format!("ORD-{i:04}"))
+        .expect("the order is listed");
+    assert_eq!(doc["state"], "sent", "{doc}");
+    doc["provider_id"].as_str().unwrap().to_string()
+}
+
+/// The device's events after `after`, waiting (up to 10 s) for at least one.
+async fn events_after(till: &Device, access: &str, after: i64) -> Vec<Value> {
+    let page = till
+        .call(
+            Method::GET,
+            &format!("/v1/events?after={after}&wait=10"),
+            access,
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    page.json["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn signed(body: &str, secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn an_order_cancelled_in_hubrise_reaches_the_till_as_an_event_and_stays_sent() {
+    let world = World::start().await;
+    let till = world.device("Bistro till");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    // Connecting registered the proxy's callback for the location's order updates.
+    let view = world
+        .control(Method::GET, "/hubrise/callbacks", json!({}))
+        .await;
+    let callbacks = view.json["callbacks"].as_array().unwrap();
+    assert_eq!(callbacks.len(), 1, "{}", view.text);
+    assert_eq!(
+        callbacks[0]["url"],
+        format!("{}/webhooks/hubrise", world.proxy_url),
+        "{}",
+        view.text
+    );
+    assert_eq!(callbacks[0]["location_id"], PARIS);
+
+    let order_id = one_order_sent(&till, &p.access, 1).await;
+    let before = till
+        .call(Method::GET, "/v1/events?after=0", &p.access, None)
+        .await;
+    let cursor = before.json["next"].as_i64().unwrap();
+
+    // Cancelled by the restaurant in HubRise: the callback comes to the proxy, the till hears.
+    let cancelled = world
+        .control(
+            Method::POST,
+            &format!("/hubrise/orders/{order_id}/status"),
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    let events = events_after(&till, &p.access, cursor).await;
+    let provider: Vec<&Value> = events.iter().filter(|e| e["type"] == "provider").collect();
+    assert_eq!(provider.len(), 1, "{events:?}");
+    assert_eq!(provider[0]["provider_status"], "cancelled");
+    assert_eq!(provider[0]["document"]["provider_id"], order_id.as_str());
+    assert_eq!(provider[0]["document"]["provider_status"], "cancelled");
+    assert_eq!(
+        provider[0]["document"]["state"], "sent",
+        "the document stays sent"
+    );
+    let listed = till
+        .call(
+            Method::GET,
+            "/v1/documents?client_ref=ORD-0001",
+            &p.access,
+            None,
+        )
+        .await;
+    let doc = &listed.json["documents"][0];
+    assert_eq!(doc["provider_status"], "cancelled", "{}", listed.text);
+    assert_eq!(doc["state"], "sent");
+    // The proxy acknowledged it at once: HubRise holds nothing.
+    let view = world
+        .control(Method::GET, "/hubrise/callbacks", json!({}))
+        .await;
+    assert_eq!(view.json["events"], json!([]), "{}", view.text);
+    assert_eq!(view.json["attempts"][0]["status"], 200, "{}", view.text);
+
+    // HubRise sending the same event again tells the till nothing new.
+    let cursor = provider[0]["seq"].as_i64().unwrap();
+    let again = json!({"id": "e-again", "resource_type": "order", "event_type": "update",
+        "order_id": order_id, "location_id": PARIS, "account_id": "b7m3k",
+        "previous_state": {"status": "completed"}, "new_state": {"id": order_id, "status": "cancelled"}})
+    .to_string();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/webhooks/hubrise", world.proxy_url))
+        .header(
+            "x-hubrise-hmac-sha256",
+            signed(&again, HUBRISE_CLIENT_SECRET),
+        )
+        .body(again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let later = till
+        .call(
+            Method::GET,
+            &format!("/v1/events?after={cursor}"),
+            &p.access,
+            None,
+        )
+        .await;
+    assert_eq!(later.json["events"], json!([]), "{}", later.text);
+}
+
+#[tokio::test]
+async fn a_callback_with_a_bad_signature_is_refused_and_changes_nothing() {
+    let world = World::start().await;
+    let till = world.device("Bistro till");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    let order_id = one_order_sent(&till, &p.access, 2).await;
+    let forged = json!({"id": "e-forged", "resource_type": "order", "event_type": "update",
+        "order_id": order_id, "location_id": PARIS, "account_id": "b7m3k",
+        "previous_state": {"status": "completed"}, "new_state": {"id": order_id, "status": "cancelled"}})
+    .to_string();
+    let http = reqwest::Client::new();
+    let url = format!("{}/webhooks/hubrise", world.proxy_url);
+    for signature in [
+        Some(signed(&forged, "not-the-client-secret")),
+        Some(signed("{}", HUBRISE_CLIENT_SECRET)),
+        Some("nonsense".to_string()),
+        None,
+    ] {
+        let mut request = http.post(&url).body(forged.clone());
+        if let Some(s) = signature {
+            request = request.header("x-hubrise-hmac-sha256", s);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), 401);
+        assert_eq!(answer.text().await.unwrap(), "", "a refusal says nothing");
+    }
+    let listed = till
+        .call(
+            Method::GET,
+            "/v1/documents?client_ref=ORD-0002",
+            &p.access,
+            None,
+        )
+        .await;
+    let doc = &listed.json["documents"][0];
+    assert_eq!(doc["state"], "sent", "{}", listed.text);
+    assert!(doc.get("provider_status").is_none(), "{}", listed.text);
+    let events = till
+        .call(Method::GET, "/v1/events?after=0", &p.access, None)
+        .await;
+    assert!(
+        events.json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"] != "provider"),
+        "{}",
+        events.text
+    );
+}

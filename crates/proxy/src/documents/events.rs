@@ -49,6 +49,7 @@ fn entry(seq: i64, body: &str) -> EventEntry {
             kind: EventKind::Other,
             document: None,
             xero_status: None,
+            provider_status: None,
             amount_due: None,
             amount_paid: None,
             status: None,

@@ -19,7 +19,7 @@ use super::pages;
 use super::Finished;
 use crate::device::{hash, random_secret};
 use crate::providers::{ConsentError, Organisation, TokenError};
-use crate::store::{OAuthState, Pairing, PairingStatus, PendingChoice};
+use crate::store::{ConnectionRow, OAuthState, Pairing, PairingStatus, PendingChoice};
 use crate::AppState;
 
 const COOKIE: &str = "ll_browser";
@@ -651,11 +651,14 @@ async fn connected(
         Ok(Finished::Connected {
             connection,
             moved_from,
-        }) => pages::connected(
+        }) => {
+            subscribe(state, &connection).await;
+            pages::connected(
             &pairing.device_name,
             &connection.tenant_name,
             moved_from.as_deref(),
-        ),
+            )
+        }
         Ok(Finished::NotPending) => over(),
         Ok(Finished::NotMoved(organisation)) => pages::message(
             StatusCode::CONFLICT,
@@ -680,6 +683,30 @@ async fn connected(
             let _ = state.vault.delete(token_set).await;
             internal(&e)
         }
+    }
+}
+
+/// Asks the provider to notify this proxy of the new connection's changes. The connection works
+/// without them, so a failure is logged, not shown: connecting again asks again.
+async fn subscribe(state: &AppState, connection: &ConnectionRow) {
+    let Some(provider) = Provider::parse(&connection.provider) else {
+        return;
+    };
+    let (Some(consent), Some(token_set)) = (state.consent(provider), connection.token_set_id)
+    else {
+        return;
+    };
+    let url = state.settings.webhook_url_for(provider);
+    let outcome = match state.vault.access_token(token_set).await {
+        Ok(access) => consent
+            .subscribe(&access, &url)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(connection = %connection.id, provider = provider.as_str(), error = %e,
+            "the provider was not asked to send its notifications: the device will not hear of changes made there until the organisation is connected again");
     }
 }
 

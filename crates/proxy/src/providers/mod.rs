@@ -37,6 +37,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
+use url::Url;
 use uuid::Uuid;
 
 use crate::delivery::pacer::Quota;
@@ -192,6 +193,28 @@ pub trait Documents: Send {
 }
 
 /// A provider's notifications: how one is known to be the provider's, and what it says.
+/// `POST /webhooks/NAME`: each provider's notifications, to its own receiver (`/webhooks/xero`
+/// is the URL registered Xero apps already point at).
+pub fn webhook_routes() -> axum::Router<crate::AppState> {
+    async fn receive(
+        axum::extract::State(state): axum::extract::State<crate::AppState>,
+        axum::extract::Path(provider): axum::extract::Path<String>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> StatusCode {
+        match ledgerlink_wire::Provider::parse(&provider) {
+            Some(ledgerlink_wire::Provider::Xero) => {
+                xero::webhooks::receive(state, headers, body).await
+            }
+            Some(ledgerlink_wire::Provider::HubRise) => {
+                hubrise::webhooks::receive(state, headers, body).await
+            }
+            None => StatusCode::NOT_FOUND,
+        }
+    }
+    axum::Router::new().route("/webhooks/{provider}", axum::routing::post(receive))
+}
+
 pub trait Webhooks {
     /// Whether the request carries the provider's signature over exactly this body.
     fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool;
@@ -210,6 +233,9 @@ pub struct WebhookEvent {
     pub change: String,
     /// The provider's id of the record that changed.
     pub resource_id: String,
+    /// The record's status after the change, when the notification says (HubRise's
+    /// `new_state.status`; Xero's name only the record).
+    pub status: Option<String>,
 }
 
 /// A grant as the provider hands it over, after consent or a refresh. Held only by the vault.
@@ -293,6 +319,17 @@ pub trait BrowserConsent: Send + Sync {
         &'a self,
         tokens: &'a Tokens,
     ) -> BoxFuture<'a, Result<Vec<Organisation>, ConsentError>>;
+    /// Asks the provider to notify `url` of changes to what this connection sends, right after it
+    /// is connected (HubRise: the connection's callback). Nothing to do where notifications are
+    /// the app's, set up once at the provider (Xero's webhooks). A failure leaves the connection
+    /// working without them; connecting again asks again.
+    fn subscribe<'a>(
+        &'a self,
+        _access: &'a Secret,
+        _url: &'a Url,
+    ) -> BoxFuture<'a, Result<(), TokenError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Lets one organisation go at the provider (refused at this proxy's cap after the provider
     /// connected it, or disconnected here), so it does not count against the app's allowance there
     /// for nothing. `Ok(false)` when there was nothing left to let go.

@@ -4,11 +4,13 @@
 //!
 //! A till pairs with a HubRise location through the same pages as Xero; the token is kept in the
 //! vault (never refreshed; refused, the connection needs connecting again after one confirming
-//! `GET /location`); orders go one call each (`delivery`), never twice (`private_ref`).
+//! `GET /location`); orders go one call each (`delivery`), never twice (`private_ref`); the
+//! location's callback tells the till when an order's status changes in HubRise (`webhooks`).
 
 pub mod api;
 pub mod delivery;
 pub mod oauth;
+pub mod webhooks;
 
 use std::time::Duration;
 

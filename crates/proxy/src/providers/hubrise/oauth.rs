@@ -174,6 +174,42 @@ impl BrowserConsent for HubRiseClient {
         })
     }
 
+    /// `POST /callback`: HubRise posts the location's order updates to `url` (one callback per
+    /// connection; setting it again replaces it, so connecting a location again is harmless).
+    fn subscribe<'a>(
+        &'a self,
+        access: &'a Secret,
+        url: &'a Url,
+    ) -> BoxFuture<'a, Result<(), TokenError>> {
+        Box::pin(async move {
+            let endpoint = format!(
+                "{}/callback",
+                self.endpoints.api.as_str().trim_end_matches('/')
+            );
+            let response = self
+                .http
+                .post(endpoint)
+                .header("x-access-token", access.expose())
+                .json(&serde_json::json!({"url": url.as_str(), "events": {"order": ["update"]}}))
+                .send()
+                .await
+                .map_err(|e| {
+                    TokenError::Transient(format!("POST /callback: {}", e.without_url()))
+                })?;
+            match response.status() {
+                s if s.is_success() => Ok(()),
+                StatusCode::UNAUTHORIZED => Err(TokenError::InvalidGrant),
+                s => {
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    Err(TokenError::Transient(format!(
+                        "POST /callback answered {s}: {}",
+                        body["message"].as_str().unwrap_or("no message")
+                    )))
+                }
+            }
+        })
+    }
+
     /// Nothing to let go for one location: its token is the location's, shared by its tills.
     fn release<'a>(
         &'a self,

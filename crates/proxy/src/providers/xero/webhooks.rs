@@ -5,10 +5,7 @@
 //! hears that it was paid, voided, or that its amount due changed.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -24,11 +21,6 @@ use super::Xero;
 use crate::providers::{WebhookEvent, Webhooks};
 use crate::store::DocumentUpdate;
 use crate::AppState;
-
-pub fn routes() -> Router<AppState> {
-    // `/webhooks/xero` for Xero: the URL registered apps already point at.
-    Router::new().route("/webhooks/{provider}", post(receive))
-}
 
 impl Webhooks for Xero {
     fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
@@ -52,6 +44,7 @@ impl Webhooks for Xero {
                         category: text(e, "eventCategory"),
                         change: text(e, "eventType"),
                         resource_id: text(e, "resourceId"),
+                        status: None,
                     })
                     .collect()
             })
@@ -66,15 +59,7 @@ fn signature_ok(key: &[u8], body: &[u8], given: &str) -> bool {
     bool::from(expected.as_bytes().ct_eq(given.trim().as_bytes()))
 }
 
-async fn receive(
-    State(state): State<AppState>,
-    Path(provider): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    if ledgerlink_wire::Provider::parse(&provider) != Some(ledgerlink_wire::Provider::Xero) {
-        return StatusCode::NOT_FOUND;
-    }
+pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> StatusCode {
     let Some(key) = state.settings.providers.xero.webhook_key.clone() else {
         tracing::warn!("a webhook arrived but no webhooks key is configured (--xero-webhook-key)");
         return StatusCode::UNAUTHORIZED;
@@ -177,6 +162,7 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
                     "type": "provider",
                     "document": doc.view(),
                     "xero_status": status,
+                    "provider_status": status,
                     "amount_due": money(&invoice["AmountDue"]),
                     "amount_paid": money(&invoice["AmountPaid"]),
                 })
