@@ -224,6 +224,33 @@ pub struct HubRiseSettings {
     pub scope: Option<String>,
     /// How long one call to HubRise may take before it counts as lost.
     pub timeout_secs: Option<u64>,
+    /// HubRise's limits per connection (its published ones unless a test scales them).
+    pub limits: HubRiseLimits,
+}
+
+/// HubRise's limits per connection, in clock-aligned windows: a minute, an hour (60 minutes) and a
+/// day (1,440), and heavy reads (order lists) a minute. `minute_secs` scales all three windows
+/// together for tests and benchmarks against a sandbox scaled the same way.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubRiseLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    pub heavy_per_minute: u32,
+    pub minute_secs: u64,
+}
+
+impl Default for HubRiseLimits {
+    fn default() -> Self {
+        Self {
+            per_minute: 500,
+            per_hour: 2_500,
+            per_day: 10_000,
+            heavy_per_minute: 10,
+            minute_secs: 60,
+        }
+    }
 }
 
 /// Where each HubRise endpoint is.

@@ -244,9 +244,12 @@ async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let world = World::start().await;
-    // HubRise's windows scaled (a 2-second "minute"): the lookups after lost answers are heavy
-    // reads, ten a minute.
+    // HubRise's windows scaled (a 2-second "minute", a 2-minute "hour") at both ends, so the
+    // proxy paces to what the sandbox counts: the lookups after lost answers are heavy reads, ten
+    // a "minute".
+    let mut settings = settings();
+    settings.providers.hubrise.limits.minute_secs = 2;
+    let world = World::start_with(settings).await;
     let scaled = world
         .control(Method::PUT, "/hubrise/limits", json!({"minute_seconds": 2}))
         .await;
@@ -338,6 +341,13 @@ async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
         })
         .count();
     assert!(lookups > 0, "no answer was lost: the test proved nothing");
+    let limited = world
+        .sandbox_requests(0)
+        .await
+        .iter()
+        .filter(|r| r["provider"] == "hubrise" && r["status"] == 429)
+        .count();
+    assert_eq!(limited, 0, "paced to HubRise's limits, heavy reads included");
     println!("{total} orders, {lookups} looked up after a lost answer or a failure");
 }
 

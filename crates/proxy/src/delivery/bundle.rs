@@ -146,6 +146,8 @@ mod tests {
             batch,
             max_body_bytes,
             replay_window: Some(Duration::from_secs(300)),
+            longer: Vec::new(),
+            heavy: None,
         }
     }
 

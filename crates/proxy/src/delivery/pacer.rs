@@ -14,6 +14,11 @@
 //! stretch of `window` plus a 2% margin for the time calls take to arrive, so no fixed window,
 //! however aligned, sees more than its limit.
 //!
+//! A provider may also count longer windows (HubRise: 2,500 calls an hour and 10,000 a day besides
+//! 500 a minute) and a costlier kind of call apart (HubRise's heavy reads: ten order lists a
+//! minute). Each is a [`Tally`]: at most its limit in any stretch of its window, counted in slices,
+//! so a day costs a few dozen counters rather than a log of every call.
+//!
 //! Time is passed in (`now`), never read here: the tests drive the pacer with a clock of their own.
 
 use std::collections::VecDeque;
@@ -41,6 +46,82 @@ pub struct Quota {
 pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 /// Calls that may go back to back to catch up after a slow one, while a window's end is unknown.
 const BURST: f64 = 2.0;
+
+/// What a call costs: every call counts against the connection's windows; a heavy one (HubRise's
+/// order lists) also against the provider's lower limit for its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    Light,
+    Heavy,
+}
+
+/// Slices a [`Tally`]'s window is counted in.
+const SLICES: u32 = 64;
+
+/// At most `per_window` calls in any stretch of `window` (and one slice, so no fixed window,
+/// however aligned, sees more), counted per slice of the window.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    limit: Limit,
+    slice: Duration,
+    /// (slice start, calls in it), oldest first.
+    slices: VecDeque<(Instant, u32)>,
+}
+
+impl Tally {
+    pub fn new(limit: Limit) -> Self {
+        let limit = Limit {
+            per_window: limit.per_window.max(1),
+            window: limit.window.max(Duration::from_millis(1)),
+        };
+        Self {
+            limit,
+            slice: limit.window / SLICES,
+            slices: VecDeque::new(),
+        }
+    }
+
+    /// When a slice's calls stop counting.
+    fn released(&self, start: Instant) -> Instant {
+        start + self.slice + self.limit.window
+    }
+
+    /// When the next call may go.
+    pub fn ready_at(&self, now: Instant) -> Instant {
+        let live: Vec<&(Instant, u32)> = self
+            .slices
+            .iter()
+            .filter(|(start, _)| self.released(*start) > now)
+            .collect();
+        let mut over =
+            live.iter().map(|(_, n)| *n).sum::<u32>() as i64 - i64::from(self.limit.per_window) + 1;
+        if over <= 0 {
+            return now;
+        }
+        for (start, n) in live {
+            over -= i64::from(*n);
+            if over <= 0 {
+                return self.released(*start);
+            }
+        }
+        now
+    }
+
+    /// A call goes now.
+    pub fn sent(&mut self, now: Instant) {
+        while self
+            .slices
+            .front()
+            .is_some_and(|(start, _)| self.released(*start) <= now)
+        {
+            self.slices.pop_front();
+        }
+        match self.slices.back_mut() {
+            Some((start, n)) if *start + self.slice > now => *n += 1,
+            _ => self.slices.push_back((now, 1)),
+        }
+    }
+}
 
 /// Where the provider's window starts are known to lie: in `[lo, hi]`, give or take whole windows.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +154,10 @@ pub struct Pacer {
     /// Whether to learn the windows' alignment: only when calls go one at a time, since a call
     /// that overtakes another on the way makes a count look as if a window had started.
     learns: bool,
+    /// The provider's longer windows (an hour, a day).
+    longer: Vec<Tally>,
+    /// The limit of heavy calls.
+    heavy: Option<Tally>,
 }
 
 impl Pacer {
@@ -92,7 +177,16 @@ impl Pacer {
             current_start: None,
             hold_until: None,
             learns: true,
+            longer: Vec::new(),
+            heavy: None,
         }
+    }
+
+    /// The same, also keeping to `longer` windows and to `heavy` for heavy calls.
+    pub fn with(mut self, longer: &[Limit], heavy: Option<Limit>) -> Self {
+        self.longer = longer.iter().copied().map(Tally::new).collect();
+        self.heavy = heavy.map(Tally::new);
+        self
     }
 
     /// A pacer for calls that may be in flight together (a budget shared by workers): it keeps to
@@ -113,7 +207,30 @@ impl Pacer {
         self.ready_at(now).saturating_duration_since(now)
     }
 
-    /// When the next call may go.
+    /// When the next call of `cost` may go.
+    pub fn ready_for(&self, cost: Cost, now: Instant) -> Instant {
+        let mut at = self.ready_at(now);
+        for tally in self.longer.iter().chain(match cost {
+            Cost::Heavy => self.heavy.as_ref(),
+            Cost::Light => None,
+        }) {
+            at = at.max(tally.ready_at(now));
+        }
+        at
+    }
+
+    /// A call of `cost` goes now.
+    pub fn sent_as(&mut self, cost: Cost, now: Instant) {
+        self.sent(now);
+        for tally in &mut self.longer {
+            tally.sent(now);
+        }
+        if let (Cost::Heavy, Some(tally)) = (cost, self.heavy.as_mut()) {
+            tally.sent(now);
+        }
+    }
+
+    /// When the next call may go, by the main window alone.
     pub fn ready_at(&self, now: Instant) -> Instant {
         let mut at = now;
         if let Some(h) = self.hold_until {
@@ -354,19 +471,19 @@ impl Allowance for LocalAllowance {
     }
 }
 
-/// Waits until a call may go under both the connection's pacer and the shared allowance, and takes
-/// it from both: answers when it went.
-pub async fn take(pacer: &mut Pacer, app: &dyn Allowance) -> Instant {
+/// Waits until a call of `cost` may go under both the connection's pacer and the shared
+/// allowance, and takes it from both: answers when it went.
+pub async fn take(pacer: &mut Pacer, app: &dyn Allowance, cost: Cost) -> Instant {
     loop {
         let now = Instant::now();
-        let ready = pacer.ready_at(now);
+        let ready = pacer.ready_for(cost, now);
         if ready > now {
             tokio::time::sleep_until(ready.into()).await;
             continue;
         }
         match app.try_take(now) {
             Ok(()) => {
-                pacer.sent(now);
+                pacer.sent_as(cost, now);
                 return now;
             }
             Err(at) => tokio::time::sleep_until(at.into()).await,
@@ -746,5 +863,135 @@ mod short_windows {
                 provider.counts
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod longer_windows {
+    use super::*;
+
+    /// Calls made as fast as `pacer` lets calls of `cost(i)` go, for `span` from `t0`.
+    fn calls(
+        pacer: &mut Pacer,
+        t0: Instant,
+        span: Duration,
+        cost: impl Fn(usize) -> Cost,
+    ) -> Vec<(Instant, Cost)> {
+        let mut out = Vec::new();
+        let mut now = t0;
+        loop {
+            let c = cost(out.len());
+            now = pacer.ready_for(c, now);
+            if now >= t0 + span {
+                return out;
+            }
+            pacer.sent_as(c, now);
+            out.push((now, c));
+            now += Duration::from_millis(1);
+        }
+    }
+
+    /// The most calls any fixed window of `window`, starting at any of a spread of alignments,
+    /// saw.
+    fn busiest(times: &[Instant], t0: Instant, window: Duration) -> usize {
+        (0..50u32)
+            .map(|k| {
+                let offset = window * k / 50;
+                let mut counts = std::collections::HashMap::<u128, usize>::new();
+                for t in times {
+                    let at = (*t - t0 + offset).as_nanos() / window.as_nanos();
+                    *counts.entry(at).or_default() += 1;
+                }
+                counts.values().copied().max().unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// HubRise's shape, scaled: 10 a "minute" of 1 s, 25 an "hour" of 10 s, 40 a "day" of 30 s.
+    fn hubrise() -> Pacer {
+        let second = Duration::from_secs(1);
+        Pacer::new(Limit {
+            per_window: 10,
+            window: second,
+        })
+        .with(
+            &[
+                Limit {
+                    per_window: 25,
+                    window: second * 10,
+                },
+                Limit {
+                    per_window: 40,
+                    window: second * 30,
+                },
+            ],
+            Some(Limit {
+                per_window: 2,
+                window: second,
+            }),
+        )
+    }
+
+    #[test]
+    fn no_window_however_aligned_sees_more_than_its_limit_and_the_longest_is_used_to_it() {
+        let t0 = Instant::now();
+        let mut pacer = hubrise();
+        let span = Duration::from_secs(120);
+        let made = calls(&mut pacer, t0, span, |_| Cost::Light);
+        let times: Vec<Instant> = made.iter().map(|(t, _)| *t).collect();
+        assert!(busiest(&times, t0, Duration::from_secs(1)) <= 10);
+        assert!(busiest(&times, t0, Duration::from_secs(10)) <= 25);
+        assert!(busiest(&times, t0, Duration::from_secs(30)) <= 40);
+        // The day binds: 40 each 30 s, less a slice's margin per window.
+        assert!(
+            made.len() >= 4 * 40 * 95 / 100,
+            "{} calls in 120 s",
+            made.len()
+        );
+    }
+
+    #[test]
+    fn heavy_calls_keep_to_their_own_limit_and_light_ones_do_not_wait_for_them() {
+        let t0 = Instant::now();
+        let mut pacer = hubrise();
+        // Every call heavy: two a second, however many light ones the minute allows.
+        let made = calls(&mut pacer, t0, Duration::from_secs(5), |_| Cost::Heavy);
+        let times: Vec<Instant> = made.iter().map(|(t, _)| *t).collect();
+        assert!(
+            busiest(&times, t0, Duration::from_secs(1)) <= 2,
+            "{times:?}"
+        );
+        assert!(made.len() >= 8, "{}", made.len());
+        // The heavy limit spent, a light call still goes at once.
+        let now = *times.last().unwrap();
+        assert!(pacer.ready_for(Cost::Heavy, now) > now);
+        assert_eq!(pacer.ready_for(Cost::Light, now), now);
+    }
+
+    #[test]
+    fn a_tally_forgets_calls_a_window_and_a_slice_after_their_slice() {
+        let t0 = Instant::now();
+        let limit = Limit {
+            per_window: 2,
+            window: Duration::from_secs(64),
+        };
+        let mut tally = Tally::new(limit);
+        tally.sent(t0);
+        tally.sent(t0 + Duration::from_millis(500));
+        // Both in the first one-second slice: free again 65 s after it started.
+        assert_eq!(
+            tally.ready_at(t0 + Duration::from_secs(2)),
+            t0 + Duration::from_secs(65)
+        );
+        assert_eq!(
+            tally.ready_at(t0 + Duration::from_secs(65)),
+            t0 + Duration::from_secs(65)
+        );
+        tally.sent(t0 + Duration::from_secs(65));
+        assert_eq!(
+            tally.ready_at(t0 + Duration::from_secs(65)),
+            t0 + Duration::from_secs(65)
+        );
     }
 }

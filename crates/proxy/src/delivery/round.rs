@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::pacer::{self, Pacer};
+use super::pacer::{self, Cost, Pacer};
 use super::{AppPacer, Stop};
 use crate::providers::{Answer, Limits};
 use crate::store::ConnectionRow;
@@ -63,6 +63,19 @@ impl Round {
         Fut: Future<Output = Result<Answer, E>> + 's,
         Stop: From<E>,
     {
+        self.paced_as(Cost::Light, call).await
+    }
+
+    /// [`Round::paced`] for a call of `cost` (a heavy read keeps to its own lower limit too).
+    pub async fn paced_as<'s, E, Fut>(
+        &'s mut self,
+        cost: Cost,
+        call: impl FnOnce(&'s AppState, &'s ConnectionRow) -> Fut,
+    ) -> Result<Answer, Stop>
+    where
+        Fut: Future<Output = Result<Answer, E>> + 's,
+        Stop: From<E>,
+    {
         let Round {
             state,
             connection,
@@ -71,7 +84,7 @@ impl Round {
             answered,
             ..
         } = self;
-        let sent = pacer::take(pacer, app.as_ref()).await;
+        let sent = pacer::take(pacer, app.as_ref(), cost).await;
         let answer = call(state, connection).await?;
         let (state, connection): (&AppState, &ConnectionRow) = (state, connection);
         let back = Instant::now();

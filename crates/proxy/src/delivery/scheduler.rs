@@ -175,6 +175,7 @@ async fn deliver(
             per_window: limits.per_window,
             window: limits.window,
         })
+        .with(&limits.longer, limits.heavy)
     });
     let app = apps[&provider].clone();
     match provider {

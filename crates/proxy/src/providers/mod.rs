@@ -40,7 +40,7 @@ use std::time::Duration;
 use url::Url;
 use uuid::Uuid;
 
-use crate::delivery::pacer::Quota;
+use crate::delivery::pacer::{Limit, Quota};
 use crate::delivery::{Round, Stop};
 use crate::store::{Bundle, DocumentRow, DocumentUpdate};
 
@@ -79,7 +79,7 @@ pub enum MappingTarget {
 }
 
 /// The provider's limits, as the engine paces and bundles to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Calls per connection per window.
     pub per_window: u32,
@@ -93,6 +93,11 @@ pub struct Limits {
     /// How long the provider replays an idempotency key's answer; `None` when it has no keys
     /// (HubRise): then every document whose outcome is unknown is looked up before it goes again.
     pub replay_window: Option<Duration>,
+    /// Longer windows the connection's calls count against too (HubRise: an hour, a day).
+    pub longer: Vec<Limit>,
+    /// The lower limit of the provider's costlier calls (HubRise's heavy reads: order lists),
+    /// which count against the windows too.
+    pub heavy: Option<Limit>,
 }
 
 /// What a provider is, beyond its calls: one implementation per provider module.

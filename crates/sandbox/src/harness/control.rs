@@ -86,6 +86,56 @@ async fn requests(State(shared): State<Arc<Shared>>, Query(q): Query<Since>) -> 
     Ok(Json(json!({ "requests": entries })).into_response())
 }
 
+/// Which provider a limits call is about: `provider` in the body or the query (none: Xero).
+#[derive(Deserialize)]
+struct Which {
+    provider: Option<String>,
+}
+
+fn provider_of(named: Option<String>) -> Result<String, Fail> {
+    let p = named.unwrap_or_else(|| "xero".into());
+    if crate::harness::PROVIDERS.contains(&p.as_str()) {
+        Ok(p)
+    } else {
+        Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`provider` must be one of {}, got '{p}'",
+                crate::harness::PROVIDERS.join(", ")
+            ),
+        ))
+    }
+}
+
+/// `PUT /_sandbox/limits`: Xero's limits, or with `"provider": "hubrise"` HubRise's (the same as
+/// `PUT /_sandbox/hubrise/limits`).
+async fn set_limits(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
+    let mut given: serde_json::Value = body(&bytes)?;
+    let named = match given.as_object_mut().and_then(|o| o.remove("provider")) {
+        None => None,
+        Some(serde_json::Value::String(p)) => Some(p),
+        Some(other) => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                format!("`provider` must be a name, got {other}"),
+            ))
+        }
+    };
+    let rest = Bytes::from(given.to_string());
+    match provider_of(named)?.as_str() {
+        "hubrise" => crate::hubrise::control::apply_limits(&shared, &rest),
+        _ => set_xero_limits(&shared, &rest),
+    }
+}
+
+/// `GET /_sandbox/limits[?provider=hubrise]`.
+async fn get_limits(State(shared): State<Arc<Shared>>, Query(q): Query<Which>) -> Answer {
+    match provider_of(q.provider)?.as_str() {
+        "hubrise" => Ok(Json(crate::hubrise::world(&shared).limits).into_response()),
+        _ => Ok(Json(shared.world().limits).into_response()),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsPatch {
@@ -96,8 +146,8 @@ struct LimitsPatch {
     window_seconds: Option<u32>,
 }
 
-async fn set_limits(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
-    let patch: LimitsPatch = body(&bytes)?;
+fn set_xero_limits(shared: &Shared, bytes: &Bytes) -> Answer {
+    let patch: LimitsPatch = body(bytes)?;
     if patch.window_seconds == Some(0) {
         return Err(fail(
             StatusCode::BAD_REQUEST,
@@ -112,10 +162,6 @@ async fn set_limits(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
     l.app_per_window = patch.app_per_window.unwrap_or(l.app_per_window);
     l.window_seconds = patch.window_seconds.unwrap_or(l.window_seconds);
     Ok(Json(world.limits).into_response())
-}
-
-async fn get_limits(State(shared): State<Arc<Shared>>) -> Answer {
-    Ok(Json(shared.world().limits).into_response())
 }
 
 async fn add_fault(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {

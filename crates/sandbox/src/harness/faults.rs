@@ -16,6 +16,8 @@ pub enum Phase {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
+    /// Only requests to this provider (`xero`, `hubrise`); none: any.
+    pub provider: Option<String>,
     pub method: Option<String>,
     pub path_prefix: Option<String>,
     pub status: Option<u16>,
@@ -35,6 +37,14 @@ pub struct FaultRule {
 
 impl FaultRule {
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(p) = &self.provider {
+            if !crate::harness::PROVIDERS.contains(&p.as_str()) {
+                return Err(format!(
+                    "`provider` must be one of {}, got '{p}'",
+                    crate::harness::PROVIDERS.join(", ")
+                ));
+            }
+        }
         if self.count.is_some() && self.rate.is_some() {
             return Err("give either `count` or `rate`, not both".into());
         }
@@ -61,10 +71,12 @@ impl FaultRule {
         Ok(())
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    fn matches(&self, provider: &str, method: &str, path: &str) -> bool {
+        self.provider.as_deref().is_none_or(|p| p == provider)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.path_prefix.as_deref().is_none_or(|p| {
                 path.to_ascii_lowercase()
                     .starts_with(&p.to_ascii_lowercase())
@@ -87,9 +99,10 @@ impl Faults {
     }
 
     /// The first rule that fires for this request, spending one of its `count`.
-    pub fn take(&mut self, method: &str, path: &str) -> Option<FaultRule> {
+    pub fn take(&mut self, provider: &str, method: &str, path: &str) -> Option<FaultRule> {
         let index = self.rules.iter().position(|r| {
-            r.matches(method, path) && r.rate.is_none_or(|rate| rand::random::<f64>() < rate)
+            r.matches(provider, method, path)
+                && r.rate.is_none_or(|rate| rand::random::<f64>() < rate)
         })?;
         let rule = self.rules[index].clone();
         if let Some(count) = &mut self.rules[index].count {
@@ -114,10 +127,21 @@ mod tests {
     fn count_is_spent_then_the_rule_is_gone() {
         let mut f = Faults::default();
         f.add(rule(r#"{"path_prefix":"/api.xro","status":503,"count":2}"#));
-        assert!(f.take("GET", "/api.xro/2.0/Invoices").is_some());
-        assert!(f.take("GET", "/connections").is_none());
-        assert!(f.take("PUT", "/API.XRO/2.0/Invoices").is_some());
-        assert!(f.take("GET", "/api.xro/2.0/Invoices").is_none());
+        assert!(f.take("xero", "GET", "/api.xro/2.0/Invoices").is_some());
+        assert!(f.take("xero", "GET", "/connections").is_none());
+        assert!(f.take("xero", "PUT", "/API.XRO/2.0/Invoices").is_some());
+        assert!(f.take("xero", "GET", "/api.xro/2.0/Invoices").is_none());
+    }
+
+    #[test]
+    fn a_rule_naming_a_provider_fires_for_its_requests_only() {
+        let mut f = Faults::default();
+        f.add(rule(r#"{"provider":"hubrise","status":500}"#));
+        assert!(f.take("xero", "GET", "/api.xro/2.0/Invoices").is_none());
+        assert!(f.take("hubrise", "POST", "/v1/location/orders").is_some());
+        assert!(rule(r#"{"provider":"myob","status":500}"#)
+            .validate()
+            .is_err());
     }
 
     #[test]

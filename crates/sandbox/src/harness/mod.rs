@@ -2,6 +2,9 @@
 //! windows, the request log, the state kept in a file, the HTTP front, the control API's shared
 //! calls and the pages' chrome. A provider's own emulation lives beside it (`crate::xero`).
 
+/// The providers emulated, by the names control calls take (`provider`).
+pub const PROVIDERS: &[&str] = &["xero", "hubrise"];
+
 pub mod clock;
 pub(crate) mod control;
 pub(crate) mod faults;

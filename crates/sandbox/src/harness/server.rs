@@ -100,6 +100,11 @@ async fn handle(
     let control = path == "/_sandbox" || path.starts_with("/_sandbox/");
     let method = parts.method.to_string();
 
+    let provider = if crate::hubrise::owns(&path) {
+        "hubrise"
+    } else {
+        "xero"
+    };
     let fault = if control {
         None
     } else {
@@ -107,15 +112,11 @@ async fn handle(
             .faults
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take(&method, &path)
+            .take(provider, &method, &path)
     };
     let mut entry = (!control).then(|| Entry {
         seq: 0,
-        provider: if crate::hubrise::owns(&path) {
-            "hubrise"
-        } else {
-            "xero"
-        },
+        provider,
         method: method.clone(),
         path: path.clone(),
         query: parts.uri.query().map(str::to_string),

@@ -42,14 +42,19 @@ struct LimitsPatch {
 }
 
 async fn set_limits(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer {
-    let patch: LimitsPatch = body(&bytes)?;
+    apply_limits(&shared, &bytes)
+}
+
+/// Changes HubRise's limits (also `PUT /_sandbox/limits` with `"provider": "hubrise"`).
+pub(crate) fn apply_limits(shared: &Shared, bytes: &Bytes) -> Answer {
+    let patch: LimitsPatch = body(bytes)?;
     if patch.minute_seconds == Some(0) {
         return Err(fail(
             StatusCode::BAD_REQUEST,
             "minute_seconds must be at least 1",
         ));
     }
-    let mut w = world(&shared);
+    let mut w = world(shared);
     let l = &mut w.limits;
     l.per_minute = patch.per_minute.unwrap_or(l.per_minute);
     l.per_hour = patch.per_hour.unwrap_or(l.per_hour);

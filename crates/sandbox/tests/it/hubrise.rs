@@ -990,3 +990,56 @@ async fn hubrise_refuses_a_callback_it_would_refuse() {
         "unauthorized",
     );
 }
+
+#[tokio::test]
+async fn limits_and_faults_take_a_provider() {
+    let env = start().await;
+    let token = env.connect(ORDERS, PARIS).await;
+    let set = env
+        .control(
+            Method::PUT,
+            "/limits",
+            json!({"provider": "hubrise", "heavy_per_minute": 1}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.body["heavy_per_minute"], 1);
+    let read = env
+        .control(Method::GET, "/limits?provider=hubrise", json!({}))
+        .await;
+    assert_eq!(read.body["heavy_per_minute"], 1, "{}", read.text);
+    assert_eq!(read.body["per_minute"], 500);
+    // Xero's are untouched, and still the default.
+    let xero = env.control(Method::GET, "/limits", json!({})).await;
+    assert_eq!(xero.body["tenant_per_window"], 60, "{}", xero.text);
+    for bad in [
+        json!({"provider": "myob", "per_minute": 1}),
+        json!({"provider": 7}),
+        json!({"provider": "hubrise", "tenant_per_window": 1}),
+    ] {
+        let refused = env.control(Method::PUT, "/limits", bad).await;
+        assert_eq!(refused.status, 400, "{}", refused.text);
+    }
+
+    // A fault for HubRise leaves Xero alone.
+    let added = env
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"provider": "hubrise", "status": 503}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    let hub = env.hubrise(Method::GET, "/location", &token, None).await;
+    assert_eq!(hub.status, 503);
+    let api = env.api(NZ).await;
+    assert_eq!(api.get("Organisation").await.status, 200);
+    let wrong = env
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"provider": "myob", "status": 503}),
+        )
+        .await;
+    assert_eq!(wrong.status, 400, "{}", wrong.text);
+}

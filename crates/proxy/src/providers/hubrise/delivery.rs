@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::api;
 use super::oauth::HubRiseClient;
 use crate::delivery::claim::{unreadable, update};
+use crate::delivery::pacer::Cost;
 use crate::delivery::reconcile::{marker, reconcile};
 use crate::delivery::{Round, Stop};
 use crate::providers::{Answer, Documents, Found};
@@ -46,9 +47,19 @@ impl HubRiseDocuments {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, Stop> {
+        self.call_as(Cost::Light, method, path, body).await
+    }
+
+    async fn call_as(
+        &mut self,
+        cost: Cost,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, Stop> {
         let client = self.client.clone();
         self.round
-            .paced(|state, connection| async move {
+            .paced_as(cost, |state, connection| async move {
                 api::call(state, connection, &client, method, path, body).await
             })
             .await
@@ -290,7 +301,8 @@ impl Documents for HubRiseDocuments {
         let mut found = HashMap::new();
         for m in markers {
             let answer = self
-                .call(
+                .call_as(
+                    Cost::Heavy,
                     Method::GET,
                     &format!("/location/orders?private_ref={m}&count=1"),
                     None,

@@ -14,6 +14,7 @@ pub mod webhooks;
 
 use std::time::Duration;
 
+use crate::delivery::pacer::Limit;
 use crate::providers::{Consent, Grant, Limits, MappingTarget, Profile};
 use crate::settings::Settings;
 
@@ -29,18 +30,36 @@ impl Profile for HubRise {
     /// Orders go as the till made them: nothing is mapped.
     const MAPPING_TARGETS: &'static [MappingTarget] = &[];
 
-    fn limits(_settings: &Settings) -> Limits {
+    fn limits(settings: &Settings) -> Limits {
+        let l = settings.providers.hubrise.limits;
+        let minute = Duration::from_secs(l.minute_secs.max(1));
         Limits {
-            // 500 calls a minute per connection (2,500 an hour and 10,000 a day bind later).
-            per_window: 500,
+            // 500 calls a minute per connection; 2,500 an hour and 10,000 a day bind when
+            // the minute's pace is kept up.
+            per_window: l.per_minute,
             // No app-wide limit is published.
             app_per_window: 1_000_000,
-            window: Duration::from_secs(60),
+            window: minute,
             // One order per call: HubRise has no batch create.
             batch: 1,
             max_body_bytes: 1_000_000,
             // No idempotency key: an unknown outcome is always looked up by `private_ref`.
             replay_window: None,
+            longer: vec![
+                Limit {
+                    per_window: l.per_hour,
+                    window: minute * 60,
+                },
+                Limit {
+                    per_window: l.per_day,
+                    window: minute * 1_440,
+                },
+            ],
+            // Order lists (the lookups by `private_ref`): ten a minute.
+            heavy: Some(Limit {
+                per_window: l.heavy_per_minute,
+                window: minute,
+            }),
         }
     }
 }
