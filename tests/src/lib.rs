@@ -517,6 +517,28 @@ impl World {
         assert_eq!(tokens.status, 200, "{}", tokens.text);
         Paired::from(&tokens.json)
     }
+
+    /// A full pairing with HubRise: the device asks for HubRise, the person logs in at HubRise and
+    /// chooses `location`, the device collects its credentials.
+    pub async fn pair_hubrise(&self, device: &Device, location: &str) -> Paired {
+        let started = device.start_for("hubrise").await;
+        assert_eq!(started.status, 200, "{}", started.text);
+        let page = self
+            .browser()
+            .hubrise_consent(
+                started.json["verification_uri_complete"].as_str().unwrap(),
+                location,
+                true,
+            )
+            .await;
+        assert!(page.text.contains("Connected"), "{}", page.text);
+        self.advance(5).await;
+        let tokens = device
+            .poll(started.json["device_code"].as_str().unwrap())
+            .await;
+        assert_eq!(tokens.status, 200, "{}", tokens.text);
+        Paired::from(&tokens.json)
+    }
 }
 
 /// A device's credentials and what it was told about its connection.

@@ -9,23 +9,7 @@ use serde_json::{json, Value};
 
 /// Pairs `device` with `location` through HubRise's pages: the device's tokens.
 async fn pair_hubrise(world: &World, device: &Device, location: &str) -> Paired {
-    let started = device.start_for("hubrise").await;
-    assert_eq!(started.status, 200, "{}", started.text);
-    let page = world
-        .browser()
-        .hubrise_consent(
-            started.json["verification_uri_complete"].as_str().unwrap(),
-            location,
-            true,
-        )
-        .await;
-    assert!(page.text.contains("Connected"), "{}", page.text);
-    world.advance(5).await;
-    let tokens = device
-        .poll(started.json["device_code"].as_str().unwrap())
-        .await;
-    assert_eq!(tokens.status, 200, "{}", tokens.text);
-    Paired::from(&tokens.json)
+    world.pair_hubrise(device, location).await
 }
 
 fn invoice() -> Value {
@@ -347,7 +331,10 @@ async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
         .iter()
         .filter(|r| r["provider"] == "hubrise" && r["status"] == 429)
         .count();
-    assert_eq!(limited, 0, "paced to HubRise's limits, heavy reads included");
+    assert_eq!(
+        limited, 0,
+        "paced to HubRise's limits, heavy reads included"
+    );
     println!("{total} orders, {lookups} looked up after a lost answer or a failure");
 }
 
