@@ -4,6 +4,7 @@ import {
   problemsByField, invoiceDraft, shiftDraft, formatMoney, overShort, ago, homeCounts,
   invoiceFormValues, invoiceFitsForm, refundDraft, localDay, localMinute,
   connectionLabel, offlineNotice, setLocale, currentLocale, showDate, showDateTime,
+  providerName, orderDraft, orderFormValues, orderFitsForm,
 } from "./logic.js";
 
 const { invoke } = window.__TAURI__.core;
@@ -35,8 +36,29 @@ const app = {
   shiftRef: null,
   invoiceTried: false,
   shiftTried: false,
+  orderRef: null,
+  orderTried: false,
   pairingTimer: null,
+  // The provider of the pairing in progress (its name on the waiting screen, and "Try again").
+  pairingProvider: null,
 };
+
+/** The provider this till is paired with ("xero" for a till not paired yet). */
+function provider() {
+  return app.overview?.connection?.provider || "xero";
+}
+
+/** Its name as people write it: "Xero", "HubRise". */
+function P() {
+  return providerName(provider());
+}
+
+/** Says `which` provider wherever a screen names one, and shows only what its tills do. */
+function showProvider(which) {
+  document.body.dataset.provider = which;
+  for (const e of document.querySelectorAll(".provider-name")) e.textContent = providerName(which);
+  for (const e of document.querySelectorAll(".provider-place")) e.textContent = which === "hubrise" ? "location" : "organisation";
+}
 
 /** What time it is, for the forms' defaults: the device's clock (a debug build can be told another
  * with LEDGERLINK_TEST_NOW, so a test can be at 08:00 in Auckland whatever the machine says). */
@@ -114,6 +136,7 @@ async function boot() {
   wireConnect();
   wireInvoice();
   wireShift();
+  wireOrder();
   wireDocuments();
   wireSettings();
   wireReceipt();
@@ -151,8 +174,9 @@ function renderSync() {
 // ---------- connect ----------
 
 function wireConnect() {
-  $("connect-start").addEventListener("click", startPairing);
-  $("outcome-retry").addEventListener("click", startPairing);
+  $("connect-start").addEventListener("click", () => startPairing("xero"));
+  $("connect-hubrise").addEventListener("click", () => startPairing("hubrise"));
+  $("outcome-retry").addEventListener("click", () => startPairing(app.pairingProvider));
   $("pair-reopen").addEventListener("click", async () => {
     try {
       const opened = await call("reopen_browser");
@@ -205,16 +229,20 @@ async function showConnect() {
   else connectView("idle");
 }
 
-async function startPairing() {
+/** Pairs with `which` provider (none: the one paired with now). */
+async function startPairing(which) {
+  app.pairingProvider = which || provider();
+  showProvider(app.pairingProvider);
   $("shell").hidden = true;
   $("connect").hidden = false;
-  $("connect-start").disabled = true;
+  const buttons = [$("connect-start"), $("connect-hubrise")];
+  for (const b of buttons) b.disabled = true;
   try {
-    showCode(await call("start_pairing"));
+    showCode(await call("start_pairing", { provider: which || null }));
   } catch (e) {
     showOutcome(e.code, e.message);
   } finally {
-    $("connect-start").disabled = false;
+    for (const b of buttons) b.disabled = false;
   }
 }
 
@@ -266,8 +294,10 @@ async function enterShell() {
   $("connect").hidden = true;
   $("shell").hidden = false;
   $("nav-org").textContent = app.overview.connection?.organisation_name || "";
+  showProvider(provider());
   renderSync();
-  loadOffer(false);
+  // Mappings are Xero's: a HubRise till has none to read.
+  if (provider() === "xero") loadOffer(false);
   if (!location.hash) location.hash = "#home";
   await route();
 }
@@ -285,12 +315,17 @@ async function loadOffer(refresh) {
 async function route() {
   if ($("shell").hidden) return;
   const [screen, arg] = location.hash.replace(/^#/, "").split("/");
-  app.screen = ["home", "invoice", "shift", "documents", "settings"].includes(screen) ? screen : "home";
+  // Each provider's screens: invoices and shifts go to Xero, orders to HubRise.
+  const screens = provider() === "hubrise"
+    ? ["home", "order", "documents", "settings"]
+    : ["home", "invoice", "shift", "documents", "settings"];
+  app.screen = screens.includes(screen) ? screen : "home";
   for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== `screen-${app.screen}`;
   for (const a of document.querySelectorAll(".sidebar a")) a.classList.toggle("active", a.dataset.screen === app.screen);
   if (app.screen === "home") await renderHome(true);
   if (app.screen === "invoice") await openInvoice();
   if (app.screen === "shift") await openShift();
+  if (app.screen === "order") await openOrder();
   if (app.screen === "documents") {
     if (arg !== undefined) app.docsState = arg;
     await renderDocuments();
@@ -312,13 +347,14 @@ async function renderHome(ask) {
   }
   $("home-org").textContent = conn?.organisation_name || "Not connected";
   $("nav-org").textContent = conn?.organisation_name || "";
-  const c = connectionLabel(conn?.status);
+  showProvider(conn?.provider || provider());
+  const c = connectionLabel(conn?.status, conn?.provider);
   $("home-status").textContent = c.label;
   $("home-status").className = `pill ${c.tone}`;
   $("home-reconnect").hidden = !c.reconnect;
   $("home-reconnect-note").hidden = !c.reconnect;
   $("home-reconnect-note").textContent = c.reconnect
-    ? "Documents wait at the proxy until someone connects this organisation's Xero again."
+    ? `Documents wait at the proxy until someone connects this ${conn?.provider === "hubrise" ? "location" : "organisation"} to ${providerName(conn?.provider)} again.`
     : "";
   $("home-timezone").hidden = !conn?.timezone_warning;
   $("home-timezone").textContent = conn?.timezone_warning || "";
@@ -469,7 +505,7 @@ async function fixInvoice(d) {
   }
   $("invoice-heading").textContent = `Fix invoice ${d.client_ref}`;
   $("invoice-cancel-fix").hidden = false;
-  say("invoice-message", d.message ? `${d.state === "rejected" ? "Ledgerlink" : "Xero"} said: ${d.message}` : "", "bad");
+  say("invoice-message", d.message ? `${d.state === "rejected" ? "Ledgerlink" : P()} said: ${d.message}` : "", "bad");
   location.hash = "#invoice";
   previewInvoice();
 }
@@ -647,6 +683,160 @@ function wireShift() {
   });
 }
 
+// ---------- order (HubRise) ----------
+
+function orderItem(values = {}) {
+  const body = $("order-items");
+  const i = body.children.length;
+  const tr = el("tr", { class: "line" },
+    el("td", {}, el("input", { class: "desc", name: "name", "data-field": `items[${i}].name`, "aria-label": "Item", value: values.name || "" })),
+    el("td", {}, el("input", { class: "qty num", name: "quantity", inputmode: "decimal", "data-field": `items[${i}].quantity`, "aria-label": "Quantity", value: values.quantity ?? "1" })),
+    el("td", {}, el("input", { class: "price num", name: "price", inputmode: "decimal", "data-field": `items[${i}].price`, "aria-label": "Price each", value: values.price || "" })),
+    el("td", {}, el("input", { class: "qty num", name: "tax_rate", inputmode: "decimal", "data-field": `items[${i}].tax_rate`, "aria-label": "Tax rate in percent", value: values.tax_rate || "" })),
+    el("td", {}, el("button", { type: "button", class: "remove", title: "Remove this item", "aria-label": "Remove this item", onclick: () => { tr.remove(); renumber("order-items", "items"); previewOrder(); } }, "×")));
+  body.append(tr);
+  return tr;
+}
+
+/** A payment row; `auto` rows follow the total until someone types an amount. */
+function orderPayment(values = {}, auto = false) {
+  const box = $("order-payments");
+  const i = box.children.length;
+  const amount = el("input", { name: "amount", class: "num", inputmode: "decimal", placeholder: "0.00", "data-field": `payments[${i}].amount`, "aria-label": "Amount paid", value: values.amount || "" });
+  if (auto) amount.dataset.auto = "1";
+  amount.addEventListener("input", () => delete amount.dataset.auto);
+  const row = el("div", { class: "row" },
+    el("input", { name: "tender", list: "order-tenders", "data-field": `payments[${i}].tender`, "aria-label": "Paid by", value: values.tender || "Card" }),
+    amount,
+    el("button", { type: "button", class: "remove", title: "Remove", "aria-label": "Remove", onclick: () => { row.remove(); renumber("order-payments", "payments"); previewOrder(); } }, "×"));
+  box.append(row);
+  return row;
+}
+
+function renumber(boxId, list) {
+  [...$(boxId).children].forEach((row, i) => {
+    for (const input of row.querySelectorAll("[data-field]")) input.dataset.field = input.dataset.field.replace(new RegExp(`^${list}\\[\\d+\\]`), `${list}[${i}]`);
+  });
+}
+
+function orderValues() {
+  const f = $("order-form");
+  return {
+    client_ref: app.orderRef,
+    reference: f.reference.value,
+    service_type: f.service_type.value,
+    seller_notes: f.seller_notes.value,
+    items: [...$("order-items").children].map((tr) => ({
+      name: tr.querySelector("[name=name]").value,
+      quantity: tr.querySelector("[name=quantity]").value,
+      price: tr.querySelector("[name=price]").value,
+      tax_rate: tr.querySelector("[name=tax_rate]").value,
+    })),
+    payments: [...$("order-payments").children].map((r) => ({
+      tender: r.querySelector("[name=tender]").value,
+      amount: r.querySelector("[name=amount]").value,
+    })),
+  };
+}
+
+const previewOrder = livePreview("preview_order", () => orderDraft(orderValues()), (p) => {
+  $("order-total").textContent = p.total ? formatMoney(p.total) : "—";
+  // One payment nobody typed into follows the total: the usual sale is paid in full.
+  const auto = [...$("order-payments").querySelectorAll("[name=amount][data-auto]")];
+  const follow = p.total && !/^0(\.0+)?$/.test(p.total) ? p.total : "";
+  if (auto.length === 1 && $("order-payments").children.length === 1 && auto[0].value !== follow) {
+    auto[0].value = follow;
+    previewOrder();
+  }
+  $("order-paid").textContent = p.paid ? formatMoney(p.paid) : "—";
+  $("order-totals-note").textContent = "Total as HubRise will work it out, from each item's price and quantity.";
+  if (app.orderTried && !showProblems($("order-form"), p.problems)) say("order-message", "");
+});
+
+async function openOrder() {
+  if (app.orderRef) return; // keep a half-filled form
+  await resetOrder();
+}
+
+async function resetOrder() {
+  const f = $("order-form");
+  f.reset();
+  app.orderTried = false;
+  app.orderFixing = null;
+  $("order-heading").textContent = "New order";
+  $("order-cancel-fix").hidden = true;
+  showProblems(f, []);
+  app.orderRef = await call("new_client_ref", { kindWord: "order" });
+  $("order-items").replaceChildren();
+  $("order-payments").replaceChildren();
+  orderItem();
+  orderPayment({ tender: "Card" }, true);
+  say("order-message", "");
+  $("order-total").textContent = "0.00";
+  $("order-paid").textContent = "0.00";
+  previewOrder();
+}
+
+/** The order form filled with a saved order that needs fixing: saving it sends the correction. */
+function fixOrder(d) {
+  const f = $("order-form");
+  f.reset();
+  app.orderTried = true;
+  showProblems(f, []);
+  const v = orderFormValues(d.body);
+  app.orderRef = d.client_ref;
+  app.orderFixing = d.client_ref;
+  f.reference.value = v.reference;
+  f.service_type.value = v.service_type;
+  f.seller_notes.value = v.seller_notes;
+  $("order-items").replaceChildren();
+  $("order-payments").replaceChildren();
+  for (const i of v.items) orderItem(i);
+  for (const p of v.payments) orderPayment(p);
+  $("order-heading").textContent = `Fix order ${d.client_ref}`;
+  $("order-cancel-fix").hidden = false;
+  say("order-message", d.message ? `${d.state === "rejected" ? "Ledgerlink" : P()} said: ${d.message}` : "", "bad");
+  location.hash = "#order";
+  previewOrder();
+}
+
+function wireOrder() {
+  const f = $("order-form");
+  f.addEventListener("input", previewOrder);
+  f.addEventListener("change", previewOrder);
+  $("order-cancel-fix").addEventListener("click", () => resetOrder());
+  $("order-add-item").addEventListener("click", () => {
+    orderItem().querySelector("[name=name]").focus();
+    previewOrder();
+  });
+  $("order-add-payment").addEventListener("click", () => {
+    orderPayment({ tender: "Cash" }).querySelector("[name=amount]").focus();
+    previewOrder();
+  });
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    app.orderTried = true;
+    $("order-save").disabled = true;
+    try {
+      const fixing = app.orderFixing;
+      const saved = await call("save_document", { kindWord: "order", draft: orderDraft(orderValues()) });
+      if (fixing && saved.already_saved) {
+        say("order-message", "Nothing changed: correct the order first, or use Send again in Documents.", "bad");
+        return;
+      }
+      toast(saved.already_saved ? "Already saved." : saved.corrected ? `Correction saved. Sending to ${P()}…` : `Saved. Sending to ${P()}…`);
+      app.orderRef = null;
+      await resetOrder();
+      say("order-message", `${saved.corrected ? "Corrected" : "Saved"} ${saved.client_ref}: see Documents for its state.`, "good");
+    } catch (e) {
+      showProblems(f, e.problems || []);
+      say("order-message", e.message, "bad");
+    } finally {
+      $("order-save").disabled = false;
+    }
+  });
+}
+
 // ---------- documents ----------
 
 function stateCell(r) {
@@ -657,12 +847,13 @@ function docRow(r) {
   const tr = el("tr", { class: `doc${app.selected === r.client_ref ? " selected" : ""}`, dataset: { ref: r.client_ref, state: r.state }, tabindex: "0" },
     el("td", { class: "date" }, r.date ? showDate(r.date) : showDate(r.created_at)),
     el("td", {}, el("div", { class: "title" }, r.contact || r.title),
-      r.kind === "invoice" ? null : el("div", { class: "kind" }, kindLabel(r)),
+      ["invoice", "order"].includes(r.kind) ? null : el("div", { class: "kind" }, kindLabel(r)),
+      r.provider_status ? el("div", { class: "provider-status" }, providerStatus(r)) : null,
       r.message && ["failed", "rejected"].includes(r.state) ? el("div", { class: "message" }, r.message) : null),
     el("td", { class: "reference" }, r.reference || ""),
     el("td", { class: "num" }, r.amount ? formatMoney(r.amount) : ""),
     el("td", {}, stateCell(r)),
-    el("td", { class: "xero-number" }, r.xero_number || ""));
+    el("td", { class: "xero-number provider-ref" }, r.provider_ref || ""));
   const open = () => showDocument(r.client_ref);
   tr.addEventListener("click", open);
   tr.addEventListener("keydown", (e) => e.key === "Enter" && open());
@@ -670,7 +861,13 @@ function docRow(r) {
 }
 
 function kindLabel(r) {
-  return { credit_note: "Refund", payment: "Payment", shift: "End of shift" }[r.kind] || r.kind;
+  return { credit_note: "Refund", payment: "Payment", shift: "End of shift", order: "Order" }[r.kind] || r.kind;
+}
+
+/** What the provider last said of a sent document, in words: "Cancelled in HubRise". */
+function providerStatus(r) {
+  const words = String(r.provider_status).replace(/_/g, " ");
+  return `${words.charAt(0).toUpperCase()}${words.slice(1)} in ${P()}`;
 }
 
 async function renderDocuments() {
@@ -694,17 +891,19 @@ async function showDocument(clientRef, highlight = true) {
   if (highlight) for (const tr of $("docs-rows").children) tr.classList.toggle("selected", tr.dataset.ref === clientRef);
   $("doc-detail").hidden = false;
   $("doc-title").textContent = d.kind === "invoice" ? (d.contact || d.title) : d.title;
+  const ref = d.provider_ref;
   const fact = (k, v) => (v ? [el("dt", {}, k), el("dd", {}, v)] : []);
   const number = d.xero_number && d.xero_url
     ? el("a", { href: d.xero_url, id: "doc-xero-link", title: `Open ${d.xero_number} in Xero (${d.organisation || "its organisation"})`,
       onclick: (ev) => { ev.preventDefault(); call("open_in_xero", { clientRef: d.client_ref }).catch((e) => toast(e.message)); } }, d.xero_number)
-    : d.xero_number;
+    : ref;
   $("doc-facts").replaceChildren(
     ...fact("State", stateCell(d)),
     ...fact("Date", d.date ? showDate(d.date) : null),
     ...fact(d.kind === "shift" ? "Register" : "Contact", d.contact),
     ...fact("Reference", d.reference),
-    ...fact("In Xero", number),
+    ...fact(`In ${P()}`, number),
+    ...fact(`Status in ${P()}`, d.provider_status ? el("span", { class: "provider-status" }, providerStatus(d)) : null),
     ...fact("Organisation", d.organisation),
     ...fact("Total", d.amount ? formatMoney(d.amount) : null),
     ...fact("Version", d.version > 1 ? `${d.version} (corrected)` : null),
@@ -716,17 +915,17 @@ async function showDocument(clientRef, highlight = true) {
   const open = ["failed", "rejected"].includes(d.state);
   $("doc-message").hidden = !d.message;
   $("doc-message").className = open ? "banner bad" : "banner plain";
-  $("doc-message").textContent = d.message ? `${d.state === "rejected" ? "Ledgerlink" : "Xero"} ${open ? "says" : "said"}: ${d.message}` : "";
+  $("doc-message").textContent = d.message ? `${d.state === "rejected" ? "Ledgerlink" : P()} ${open ? "says" : "said"}: ${d.message}` : "";
   $("doc-advice").hidden = !d.advice;
   $("doc-advice").textContent = d.advice || "";
-  const fits = d.kind === "invoice" && invoiceFitsForm(d.body);
+  const fits = d.kind === "order" ? orderFitsForm(d.body) : d.kind === "invoice" && invoiceFitsForm(d.body);
   const receipt = d.kind === "invoice" && ["sent", "paid"].includes(d.state) && !!d.totals;
   $("doc-actions").hidden = !(d.can_fix || d.can_retry || d.can_discard || d.can_refund || d.can_void || receipt);
   $("doc-refund").hidden = !d.can_refund;
   $("doc-void").hidden = !d.can_void;
   $("doc-fix").hidden = !d.can_fix;
   $("doc-fix").disabled = !fits;
-  $("doc-fix").title = fits ? "" : "This invoice has details the form does not show: correct it with `ledgerlink push` under the same client_ref.";
+  $("doc-fix").title = fits ? "" : `This ${d.kind === "order" ? "order" : "invoice"} has details the form does not show: correct it with \`ledgerlink push\` under the same client_ref.`;
   $("doc-retry").hidden = !d.can_retry;
   $("doc-discard").hidden = !d.can_discard;
   $("doc-receipt").hidden = !receipt;
@@ -741,6 +940,7 @@ function linesHead(d) {
   if (d.kind === "invoice" || d.kind === "credit_note") {
     return [el("tr", {}, th("Description"), th("Qty", 1), th("Unit price", 1), th("Tax", 1), th("Amount", 1))];
   }
+  if (d.kind === "order") return [el("tr", {}, th("Item"), th("Qty", 1), th("Price each", 1))];
   return [el("tr", {}, th("What"), th("Amount", 1))];
 }
 
@@ -763,6 +963,21 @@ function documentLines(d) {
     return lines;
   }
   const row = (k, v, extra = {}) => el("tr", extra, el("td", {}, k), num(formatMoney(v)));
+  if (d.kind === "order") {
+    const b = d.body;
+    const three = (k, qty, v, strong) => el("tr", {}, el("td", {}, k), num(qty), num(formatMoney(v), strong));
+    return [
+      ...(b.items || []).flatMap((i) => [
+        three(el("span", {}, i.name, i.tax_rate ? el("div", { class: "muted small" }, `Tax ${i.tax_rate}%`) : null), i.quantity, i.price),
+        ...(i.options || []).map((o) => three(el("span", { class: "muted" }, `+ ${o.name}`), String(o.quantity ?? 1), o.price)),
+      ]),
+      ...(b.charges || []).map((c) => three(c.name, "", c.amount)),
+      ...(b.discounts || []).map((x) => three(`Less ${x.name}`, "", `-${x.amount}`)),
+      ...(d.amount ? [el("tr", { class: "sum" }, el("td", { colspan: 2 }, el("strong", {}, "Total")), num(formatMoney(d.amount), true))] : []),
+      ...(b.payments || []).map((p) => el("tr", {}, el("td", { colspan: 2 }, `Paid by ${p.tender}`), num(formatMoney(p.amount)))),
+      ...(b.seller_notes ? [el("tr", {}, el("td", { colspan: 3, class: "muted" }, `Notes: ${b.seller_notes}`))] : []),
+    ];
+  }
   if (d.kind === "shift") {
     return [...(d.body.sales || []).map((s) => row(`Sales: ${s.category}`, s.amount)),
       ...(d.body.refunds || []).map((s) => row(`Refunds: ${s.category}`, s.amount)),
@@ -809,7 +1024,7 @@ function wireDocuments() {
   }
   $("docs-kind").addEventListener("change", renderDocuments);
   $("docs-text").addEventListener("input", renderDocuments);
-  $("doc-fix").addEventListener("click", () => app.shown && fixInvoice(app.shown));
+  $("doc-fix").addEventListener("click", () => app.shown && (app.shown.kind === "order" ? fixOrder(app.shown) : fixInvoice(app.shown)));
   $("doc-retry").addEventListener("click", async () => {
     const d = app.shown;
     if (!d) return;
@@ -1082,7 +1297,7 @@ function wireSettings() {
       say("mappings-message", e.message, "bad");
     }
   });
-  $("home-reconnect").addEventListener("click", startPairing);
+  $("home-reconnect").addEventListener("click", () => startPairing());
   $("pin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
@@ -1100,7 +1315,7 @@ function wireSettings() {
   $("unpair").addEventListener("click", async () => {
     const own = app.overview?.connection?.device_name;
     const name = own ? `This device, ${own},` : "This device";
-    const text = `${name} stops sending to Xero until it is connected again. Documents not yet sent stay on it. Other devices of the organisation carry on.`;
+    const text = `${name} stops sending to ${P()} until it is connected again. Documents not yet sent stay on it. Other devices of the organisation carry on.`;
     if (app.pinSet) {
       if (await withPin("Unpair this device?", text, "Unpair", (pin) => call("unpair", { pin }))) {
         app.overview = await call("overview");
@@ -1121,19 +1336,19 @@ function wireSettings() {
   });
   $("disconnect").addEventListener("click", async () => {
     const org = app.overview?.connection?.organisation_name || "the organisation";
-    const text = `Every device of the organisation stops syncing, not just this one${await stoppingDevices()}. Someone will need to connect Xero again to resume.`;
+    const text = `Every device of the organisation stops syncing, not just this one${await stoppingDevices()}. Someone will need to connect ${P()} again to resume.`;
     if (app.pinSet) {
-      if (await withPin(`Disconnect ${org} from Xero?`, text, "Disconnect", (pin) => call("disconnect", { confirm: true, pin }))) {
-        toast(`${org} was disconnected from Xero.`);
+      if (await withPin(`Disconnect ${org} from ${P()}?`, text, "Disconnect", (pin) => call("disconnect", { confirm: true, pin }))) {
+        toast(`${org} was disconnected from ${P()}.`);
         location.hash = "#home";
         await route();
       }
       return;
     }
-    if (!(await confirmDialog(`Disconnect ${org} from Xero?`, text, "Disconnect"))) return;
+    if (!(await confirmDialog(`Disconnect ${org} from ${P()}?`, text, "Disconnect"))) return;
     try {
       await call("disconnect", { confirm: true, pin: null });
-      toast(`${org} was disconnected from Xero.`);
+      toast(`${org} was disconnected from ${P()}.`);
       location.hash = "#home";
       await route();
     } catch (e) {

@@ -4,7 +4,7 @@
 
 /** Where a problem belongs in a form: "invoice.lines[0].quantity" -> "lines[0].quantity". */
 export function fieldPath(problemPath) {
-  return String(problemPath || "").replace(/^(invoice|shift|payment|credit_note)s?(\[\d+\])?\.?/, "");
+  return String(problemPath || "").replace(/^(invoice|shift|payment|credit_note|order)s?(\[\d+\])?\.?/, "");
 }
 
 /** Problems grouped by form field (fieldPath), in order; a problem of the whole form under "". */
@@ -143,6 +143,59 @@ export function localToUtc(value) {
   return isNaN(d.getTime()) ? trim(value) : d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+/** The providers a till connects to, by the proxy's names, as people write them. */
+const PROVIDERS = { xero: "Xero", hubrise: "HubRise" };
+
+/** A provider's name as people write it ("hubrise" -> "HubRise"); Xero when none is known. */
+export function providerName(provider) {
+  return PROVIDERS[provider] || PROVIDERS.xero;
+}
+
+/**
+ * The wire document of the order form: items (name, quantity, price, tax rate), payments by
+ * tender, a ticket reference, the service type and a note. Rows left blank are left out; what is
+ * half filled goes, so its problem shows at its field. A till's order is `completed`.
+ */
+export function orderDraft(v) {
+  const items = (v.items || [])
+    .filter((i) => trim(i.name) !== "" || trim(i.price) !== "")
+    .map((i) => {
+      const item = { name: trim(i.name), quantity: trim(i.quantity), price: trim(i.price) };
+      if (optional(i.tax_rate)) item.tax_rate = trim(i.tax_rate);
+      return item;
+    });
+  const payments = (v.payments || [])
+    .filter((p) => trim(p.amount) !== "")
+    .map((p) => ({ tender: trim(p.tender), amount: trim(p.amount) }));
+  const draft = { client_ref: v.client_ref, status: "completed", items };
+  if (optional(v.service_type)) draft.service_type = trim(v.service_type);
+  if (optional(v.reference)) draft.reference = trim(v.reference);
+  if (payments.length) draft.payments = payments;
+  if (optional(v.seller_notes)) draft.seller_notes = trim(v.seller_notes);
+  return draft;
+}
+
+/** The order form's values for a saved order (to fix it): the inverse of orderDraft. */
+export function orderFormValues(doc) {
+  return {
+    reference: doc.reference || "",
+    service_type: doc.service_type || "eat_in",
+    seller_notes: doc.seller_notes || "",
+    items: (doc.items || []).map((i) => ({
+      name: i.name || "", quantity: i.quantity ?? "1", price: i.price ?? "", tax_rate: i.tax_rate ?? "",
+    })),
+    payments: (doc.payments || []).map((p) => ({ tender: p.tender || "", amount: p.amount ?? "" })),
+  };
+}
+
+/** Whether the order form shows all of a saved order (options, discounts, charges and a customer
+ * it does not: such an order is corrected with `ledgerlink push`). */
+export function orderFitsForm(doc) {
+  return !(doc.discounts?.length || doc.charges?.length || doc.customer || doc.customer_notes
+    || (doc.items || []).some((i) => i.options?.length || i.sku)
+    || (doc.status && doc.status !== "completed"));
+}
+
 /** The wire document of the end-of-shift form; rows with neither name nor amount are left out. */
 export function shiftDraft(v) {
   const rows = (list, key) =>
@@ -244,14 +297,14 @@ export function homeCounts(c) {
 }
 
 /** The connection's status in words and tone. */
-export function connectionLabel(status) {
+export function connectionLabel(status, provider) {
   switch (status) {
     case "connected":
       return { label: "Connected", tone: "good", reconnect: false };
     case "needs_reconnect":
       return { label: "Needs reconnecting", tone: "bad", reconnect: true };
     case "disconnected":
-      return { label: "Disconnected from Xero", tone: "bad", reconnect: true };
+      return { label: `Disconnected from ${providerName(provider)}`, tone: "bad", reconnect: true };
     default:
       return { label: "Unknown", tone: "waiting", reconnect: false };
   }

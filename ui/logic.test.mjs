@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import {
   fieldPath, problemsByField, invoiceDraft, shiftDraft, localToUtc, formatMoney, overShort, ago,
   homeCounts, connectionLabel, offlineNotice, invoiceFormValues, invoiceFitsForm, refundDraft,
-  localDay, localMinute, setLocale, showDate, showDateTime,
+  localDay, localMinute, setLocale, showDate, showDateTime, providerName, orderDraft,
+  orderFormValues, orderFitsForm,
 } from "./logic.js";
 
 test("problems land on their form fields", () => {
@@ -121,6 +122,8 @@ test("states and counts read as people say them", () => {
     { queued: 4, sent: 5, failed: 3, paid: 3 });
   assert.equal(connectionLabel("needs_reconnect").reconnect, true);
   assert.equal(connectionLabel("connected").label, "Connected");
+  assert.equal(connectionLabel("disconnected").label, "Disconnected from Xero");
+  assert.equal(connectionLabel("disconnected", "hubrise").label, "Disconnected from HubRise");
   assert.equal(offlineNotice({ online: true, paired: true }), null);
   const n = offlineNotice({ online: false, paired: true, message: "The proxy at http://x cannot be reached: refused", retry_in_secs: 4, counts: { pending: 3 } });
   assert.equal(n, "Offline: The proxy at http://x cannot be reached: refused. 3 documents wait on this device and go out when the proxy is back. Trying again in 4 s.");
@@ -140,4 +143,44 @@ test("dates read as the device's locale says, never month-first for a New Zealan
   setLocale("not a locale!");
   assert.match(showDate("2026-11-21"), /2026/, "an unusable locale falls back to the default");
   setLocale(null);
+});
+
+test("a provider is named as people write it", () => {
+  assert.equal(providerName("hubrise"), "HubRise");
+  assert.equal(providerName("xero"), "Xero");
+  assert.equal(providerName(undefined), "Xero");
+});
+
+test("the order form becomes the wire document; blank rows are left out, half-filled ones kept", () => {
+  const d = orderDraft({
+    client_ref: "order-1", reference: " Table 7 ", service_type: "eat_in", seller_notes: "",
+    items: [
+      { name: "Croque monsieur", quantity: "2", price: "8.90", tax_rate: "10" },
+      { name: "", quantity: "1", price: "", tax_rate: "" },
+      { name: "Espresso", quantity: "1", price: "", tax_rate: "" },
+    ],
+    payments: [{ tender: "Card", amount: "17.80" }, { tender: "Cash", amount: "" }],
+  });
+  assert.deepEqual(d, {
+    client_ref: "order-1", status: "completed", service_type: "eat_in", reference: "Table 7",
+    items: [
+      { name: "Croque monsieur", quantity: "2", price: "8.90", tax_rate: "10" },
+      { name: "Espresso", quantity: "1", price: "" },
+    ],
+    payments: [{ tender: "Card", amount: "17.80" }],
+  });
+  assert.equal(fieldPath("order.items[1].price"), "items[1].price");
+  assert.equal(fieldPath("orders[0].payments[0].amount"), "payments[0].amount");
+});
+
+test("a saved order fills the form again, unless it has what the form does not show", () => {
+  const doc = { client_ref: "o-1", status: "completed", reference: "T1", service_type: "collection",
+    items: [{ name: "Tea", quantity: "1", price: "3.00" }], payments: [{ tender: "Cash", amount: "3.00" }] };
+  const v = orderFormValues(doc);
+  assert.deepEqual(v.items, [{ name: "Tea", quantity: "1", price: "3.00", tax_rate: "" }]);
+  assert.equal(v.service_type, "collection");
+  assert.deepEqual(orderDraft({ client_ref: "o-1", ...v }), doc);
+  assert.equal(orderFitsForm(doc), true);
+  assert.equal(orderFitsForm({ ...doc, discounts: [{ name: "Loyalty", amount: "1.00" }] }), false);
+  assert.equal(orderFitsForm({ ...doc, items: [{ name: "Tea", options: [{ name: "Milk", price: "0.20" }] }] }), false);
 });

@@ -8,11 +8,11 @@
 //! `LEDGERLINK_NO_BROWSER=1` (show the link, open no browser), `LEDGERLINK_CREDENTIALS`.
 
 use ledgerlink_client::app::{
-    App, DocumentDetail, DocumentFilter, DocumentRow, InvoicePreview, Overview, PairingView,
-    SavedDocument, Settings, SettingsView, ShiftPreview, UiError,
+    App, DocumentDetail, DocumentFilter, DocumentRow, InvoicePreview, OrderPreview, Overview,
+    PairingView, SavedDocument, Settings, SettingsView, ShiftPreview, UiError,
 };
 use ledgerlink_wire::documents::{DocumentKind, Mappings};
-use ledgerlink_wire::ConnectionInfo;
+use ledgerlink_wire::{ConnectionInfo, Provider};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,9 +41,23 @@ async fn check_connection(app: Shared<'_>) -> Result<ConnectionInfo, UiError> {
     app.check_connection().await
 }
 
+/// `provider`: `xero` or `hubrise` (none: the one paired with now, or Xero).
 #[tauri::command]
-async fn start_pairing(app: Shared<'_>, handle: AppHandle) -> Result<PairingView, UiError> {
-    app.start_pairing(move |outcome| {
+async fn start_pairing(
+    app: Shared<'_>,
+    handle: AppHandle,
+    provider: Option<String>,
+) -> Result<PairingView, UiError> {
+    let provider = match provider.as_deref() {
+        None => None,
+        Some(name) => Some(Provider::parse(name).ok_or_else(|| {
+            UiError::new(
+                "invalid_request",
+                format!("'{name}' is not a provider this app connects to"),
+            )
+        })?),
+    };
+    app.start_pairing(provider, move |outcome| {
         let _ = handle.emit("pairing", outcome);
     })
     .await
@@ -67,6 +81,11 @@ fn new_client_ref(app: Shared<'_>, kind_word: String) -> Result<String, UiError>
 #[tauri::command(async)]
 fn preview_invoice(app: Shared<'_>, draft: Value) -> InvoicePreview {
     app.preview_invoice(&draft)
+}
+
+#[tauri::command(async)]
+fn preview_order(app: Shared<'_>, draft: Value) -> OrderPreview {
+    app.preview_order(&draft)
 }
 
 #[tauri::command(async)]
@@ -292,6 +311,7 @@ pub fn run() {
             new_client_ref,
             preview_invoice,
             preview_shift,
+            preview_order,
             save_document,
             documents,
             document,

@@ -96,7 +96,7 @@ fn till_in_use(rt: &tokio::runtime::Runtime, world: &World, invoices: usize) -> 
         let app = Arc::new(App::open(&dir, &world.proxy_url, true).unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let view = app
-            .start_pairing(move |outcome| {
+            .start_pairing(None, move |outcome| {
                 let _ = tx.send(outcome);
             })
             .await

@@ -312,7 +312,21 @@ async fn staff_connect_send_an_invoice_and_a_shift_see_them_paid_and_disconnect(
         .expect("the desktop flow did not finish within 5 minutes (a WebDriver command blocked)");
 }
 
-async fn flow() {
+/// The desktop tests take turns: two apps (and two WebKits) at once on a 2-core machine only make
+/// each slower, and the app allows one instance at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The app running under tauri-driver against `world`, with its own data directory and a system
+/// browser that records how it was opened.
+struct Desk {
+    ui: Ui,
+    data: TempDir,
+    browser: TempDir,
+    _driver: Driver,
+}
+
+/// Starts the app for a till in time zone `tz` whose clock says `now` (UTC).
+async fn launch(world: &World, tz: &str, now: &str) -> Desk {
     assert!(
         std::env::var_os("DISPLAY").is_some(),
         "the desktop test needs a display: run it under `dbus-run-session -- xvfb-run -a` (./scripts/test does)"
@@ -323,11 +337,6 @@ async fn flow() {
         "{} is missing: `cargo build -p ledgerlink-desktop` first (./scripts/test does)",
         app.display()
     );
-
-    let mut settings = settings();
-    settings.pairing.interval_secs = 1;
-    let mut world = World::start_with_webhooks(settings).await;
-
     let data = TempDir(std::env::temp_dir().join(format!("ll-desktop-{}", uuid::Uuid::new_v4())));
     // The system browser, as the app starts it (`xdg-open LINK`): this one records how.
     let browser =
@@ -352,7 +361,7 @@ async fn flow() {
     let shots = build_dir().parent().unwrap().join("e2e-screens");
     std::fs::create_dir_all(&shots).unwrap();
     let port = free_port();
-    let _driver = Driver(
+    let driver = Driver(
         Command::new(tauri_driver())
             .args([
                 "--port",
@@ -366,10 +375,8 @@ async fn flow() {
             .env_remove("LEDGERLINK_NO_BROWSER")
             .env_remove("LEDGERLINK_WINDOW_GL")
             .env("LEDGERLINK_CREDENTIALS", "file")
-            // A till in Auckland at 08:00 on the 21st, which is still the 20th in UTC: the forms
-            // must fill the local day.
-            .env("TZ", "Pacific/Auckland")
-            .env("LEDGERLINK_TEST_NOW", "2026-11-20T19:00:00Z")
+            .env("TZ", tz)
+            .env("LEDGERLINK_TEST_NOW", now)
             // A New Zealand till's locale: dates read day first.
             .env("LANG", "en_NZ.UTF-8")
             .env("LC_TIME", "en_NZ.UTF-8")
@@ -400,11 +407,27 @@ async fn flow() {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a WebDriver session with the app");
-    let ui = Ui {
-        c,
-        shots,
-        n: Default::default(),
-    };
+    Desk {
+        ui: Ui {
+            c,
+            shots,
+            n: Default::default(),
+        },
+        data,
+        browser,
+        _driver: driver,
+    }
+}
+
+async fn flow() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    let mut world = World::start_with_webhooks(settings).await;
+    // A till in Auckland at 08:00 on the 21st, which is still the 20th in UTC: the forms must
+    // fill the local day.
+    let desk = launch(&world, "Pacific/Auckland", "2026-11-20T19:00:00Z").await;
+    let (ui, data, browser) = (&desk.ui, &desk.data, &desk.browser);
 
     // Connect, first declined at Xero: the app says so and offers to try again.
     ui.find("#connect-start").await;
@@ -958,5 +981,165 @@ async fn flow() {
         .iter()
         .all(|c| c.status.as_str() == "disconnected"));
 
-    ui.c.close().await.unwrap();
+    ui.c.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restaurant_till_connects_hubrise_sends_an_order_and_hears_it_was_cancelled() {
+    tokio::time::timeout(Duration::from_secs(300), hubrise_flow())
+        .await
+        .expect("the HubRise desktop flow did not finish within 5 minutes (a WebDriver command blocked)");
+}
+
+async fn hubrise_flow() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut settings = settings();
+    settings.pairing.interval_secs = 1;
+    let world = World::start_with(settings).await;
+    // A bistro in Paris at noon.
+    let desk = launch(&world, "Europe/Paris", "2026-11-20T11:00:00Z").await;
+    let ui = &desk.ui;
+
+    // Connect offers both; HubRise is chosen, and the waiting screen says where to log in.
+    ui.find("#connect-hubrise").await;
+    assert!(ui.text("#connect-start").await.contains("Xero"));
+    ui.shot("hubrise-connect").await;
+    ui.click("#connect-hubrise").await;
+    ui.until_text("#pair-code", "a code", |t| t.len() == 9)
+        .await;
+    let waiting = ui.text("#connect-waiting").await;
+    assert!(
+        waiting.contains("log in to HubRise and choose your location"),
+        "{waiting}"
+    );
+    let link = ui.text("#pair-link").await;
+    browser_was_opened_without_the_apps_settings(&desk.browser.0, &link);
+    ui.shot("hubrise-code").await;
+    let page = world.browser().hubrise_consent(&link, PARIS, true).await;
+    assert!(page.text.contains("Connected"), "{}", page.text);
+    ui.until_text("#home-org", "the location", |t| t == "Demo Bistro – Paris")
+        .await;
+    ui.until_text("#home-status", "connected", |t| t == "Connected")
+        .await;
+    // A HubRise till takes orders: no invoice, shift or mappings.
+    assert!(ui
+        .find(".sidebar a[data-screen=order]")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
+    for xero_only in [
+        ".sidebar a[data-screen=invoice]",
+        ".sidebar a[data-screen=shift]",
+    ] {
+        assert!(
+            !ui.find(xero_only).await.is_displayed().await.unwrap(),
+            "{xero_only} shows on a HubRise till"
+        );
+    }
+    ui.shot("hubrise-home").await;
+
+    // An order: items, quantities and prices; the total as HubRise works it out, and the payment
+    // following it.
+    ui.go("order").await;
+    ui.fill("#order-items tr:first-child [name=name]", "Croque monsieur")
+        .await;
+    ui.fill("#order-items tr:first-child [name=quantity]", "2")
+        .await;
+    ui.fill("#order-items tr:first-child [name=price]", "8.90")
+        .await;
+    ui.fill("#order-items tr:first-child [name=tax_rate]", "10")
+        .await;
+    ui.click("#order-add-item").await;
+    ui.fill("#order-items tr:last-child [name=name]", "Espresso")
+        .await;
+    ui.fill("#order-items tr:last-child [name=price]", "2.20")
+        .await;
+    ui.fill("#order-form [name=reference]", "Table 7").await;
+    ui.until_text("#order-total", "20.00", |t| t == "20.00")
+        .await;
+    ui.until_text("#order-paid", "paid in full", |t| t == "20.00")
+        .await;
+    ui.shot("hubrise-order").await;
+    ui.click("#order-save").await;
+    ui.until_text("#order-message", "saved", |t| t.starts_with("Saved"))
+        .await;
+
+    // Sent, with HubRise's order id, without a refresh.
+    ui.go("documents").await;
+    let id = ui
+        .until_text(
+            "#docs-rows tr.doc[data-state=sent] .provider-ref",
+            "HubRise's order id",
+            |t| t.len() == 5,
+        )
+        .await;
+    let row = ui.text("#docs-rows tr.doc[data-state=sent]").await;
+    assert!(
+        row.contains("Table 7") && row.contains("20.00") && row.contains("Sent"),
+        "{row}"
+    );
+    assert!(ui
+        .text("#screen-documents thead")
+        .await
+        .contains("In HubRise"));
+    ui.shot("hubrise-documents-sent").await;
+    let held = world
+        .control(
+            Method::GET,
+            &format!("/hubrise/orders?location_id={PARIS}"),
+            json!({}),
+        )
+        .await;
+    let orders = held.json["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{}", held.text);
+    assert_eq!(orders[0]["id"], id.as_str());
+    assert_eq!(orders[0]["total"], "20.00 EUR");
+    assert_eq!(orders[0]["ref"], "Table 7");
+    assert_eq!(orders[0]["payments"][0]["amount"], "20.00 EUR");
+
+    // Cancelled by the restaurant in HubRise: the till hears it; the order stays sent.
+    let cancelled = world
+        .control(
+            Method::POST,
+            &format!("/hubrise/orders/{id}/status"),
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    ui.until_text(
+        "#docs-rows tr.doc[data-state=sent] .provider-status",
+        "the cancellation",
+        |t| t == "Cancelled in HubRise",
+    )
+    .await;
+    ui.click("#docs-rows tr.doc[data-state=sent] .title").await;
+    let facts = ui
+        .until_text("#doc-facts", "the detail", |t| t.contains(&id))
+        .await;
+    assert!(
+        facts.contains("In HubRise") && facts.contains("Cancelled in HubRise"),
+        "{facts}"
+    );
+    let lines = ui.text("#doc-lines").await;
+    assert!(
+        lines.contains("Croque monsieur")
+            && lines.contains("Espresso")
+            && lines.contains("Paid by Card"),
+        "{lines}"
+    );
+    ui.shot("hubrise-document-cancelled").await;
+
+    // Settings name HubRise and show no Xero mappings.
+    ui.go("settings").await;
+    assert_eq!(ui.text("#disconnect").await, "Disconnect from HubRise");
+    assert!(!ui
+        .find("#mappings-form")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
+    ui.shot("hubrise-settings").await;
+
+    ui.c.clone().close().await.unwrap();
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ledgerlink_wire::documents::{
     DocumentKind, DocumentState, Invoice, InvoiceLine, Mappings, Problem, Shift, TaxMode,
 };
-use ledgerlink_wire::{ConnectionInfo, ConnectionStatus};
+use ledgerlink_wire::{ConnectionInfo, ConnectionStatus, Provider};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -55,8 +55,8 @@ impl From<SyncError> for UiError {
             "proxy_unreachable" => {
                 format!("{e}. Check the proxy URL in Settings and that it is running.")
             }
-            "pair_again" => "This device is no longer paired: connect to Xero again.".into(),
-            "not_paired" => "This device is not connected yet: connect to Xero first.".into(),
+            "pair_again" => "This device is no longer paired: connect it again.".into(),
+            "not_paired" => "This device is not connected yet: connect it first.".into(),
             _ => match &e {
                 // A refused body: the problems go to their fields, the message stays short.
                 SyncError::Client(crate::api::ClientError::Api {
@@ -162,6 +162,11 @@ pub struct DocumentRow {
     pub amount: Option<String>,
     pub xero_id: Option<String>,
     pub xero_number: Option<String>,
+    /// What the provider calls it, as people quote it: its number (Xero: `INV-0042`), or its id
+    /// where it gives none (a HubRise order).
+    pub provider_ref: Option<String>,
+    /// The provider's own status for it, when it told of one (HubRise: `cancelled`).
+    pub provider_status: Option<String>,
     /// The organisation it went to.
     pub organisation: Option<String>,
     /// The document in Xero (invoices and shifts, once sent): opened with `open_in_xero`.
@@ -206,6 +211,17 @@ pub struct InvoicePreview {
     pub totals: Option<InvoiceTotals>,
     /// Why there are no totals yet (a line without a tax rate, say).
     pub totals_note: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// The order form's live answer: the total as the order hub works it out, what the payments
+/// cover, and every problem by field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OrderPreview {
+    #[serde(with = "ledgerlink_wire::money::option")]
+    pub total: Option<Decimal>,
+    #[serde(with = "ledgerlink_wire::money::option")]
+    pub paid: Option<Decimal>,
     pub problems: Vec<Problem>,
 }
 
@@ -476,8 +492,11 @@ impl App {
     }
 
     /// Starts pairing: answers the code to show; `done` hears how it ended.
+    /// Starts pairing with `provider` (none: the one the device is paired with now, or Xero for a
+    /// new till).
     pub async fn start_pairing(
         self: &Arc<Self>,
+        provider: Option<Provider>,
         done: impl FnOnce(PairOutcome) + Send + 'static,
     ) -> Result<PairingView, UiError> {
         self.cancel_pairing();
@@ -495,10 +514,9 @@ impl App {
             let client = ProxyClient::new(&settings.proxy_url);
             // Paired now (with this proxy)? Then the pairing may move the device, and says so.
             let current = app.syncer.current_for(&settings.proxy_url).await;
-            // The provider it is paired with now (Xero for a new till).
-            let provider = current
-                .as_ref()
-                .map(|c| c.connection.provider)
+            // The provider asked for, else the one it is paired with now (Xero for a new till).
+            let provider = provider
+                .or_else(|| current.as_ref().map(|c| c.connection.provider))
                 .unwrap_or_default();
             let result = pairing::pair(
                 &client,
@@ -544,7 +562,7 @@ impl App {
                     },
                 },
                 Err(e) => {
-                    let failure = pair_failure(&e);
+                    let failure = pair_failure(&e, provider);
                     if let Some(tx) = tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
                         // It failed before there was a code to show.
                         let _ =
@@ -710,6 +728,41 @@ impl App {
         }
     }
 
+    /// The order form's total (what each line's price times its quantity comes to, with any
+    /// options, charges and discounts the draft has), what its payments cover, and its problems.
+    /// Fields not filled in yet count as nothing; amounts too large to add up give no figure.
+    pub fn preview_order(&self, draft: &Value) -> OrderPreview {
+        let prepared = documents::prepare(DocumentKind::Order, &draft.to_string());
+        let amount = |v: &Value| decimal(v).unwrap_or_default();
+        let list = |key: &str| draft[key].as_array().cloned().unwrap_or_default();
+        let total = || -> Option<Decimal> {
+            let mut total = Decimal::ZERO;
+            for item in list("items") {
+                let mut each = amount(&item["price"]);
+                for o in item["options"].as_array().into_iter().flatten() {
+                    let times = Decimal::from(o["quantity"].as_u64().unwrap_or(1));
+                    each = each.checked_add(amount(&o["price"]).checked_mul(times)?)?;
+                }
+                total = total.checked_add(each.checked_mul(amount(&item["quantity"]))?)?;
+            }
+            for c in list("charges") {
+                total = total.checked_add(amount(&c["amount"]))?;
+            }
+            for d in list("discounts") {
+                total = total.checked_sub(amount(&d["amount"]))?;
+            }
+            Some(total.round_dp(2))
+        };
+        let paid = list("payments").iter().try_fold(Decimal::ZERO, |sum, p| {
+            sum.checked_add(amount(&p["amount"]))
+        });
+        OrderPreview {
+            total: total(),
+            paid: paid.map(|p| p.round_dp(2)),
+            problems: prepared.problems,
+        }
+    }
+
     /// A `client_ref` for a new form, kept until it is saved: saving twice saves once.
     pub fn new_client_ref(&self, kind: DocumentKind) -> String {
         documents::new_client_ref(kind)
@@ -865,6 +918,8 @@ impl App {
             amount,
             xero_id: e.xero_id.clone(),
             xero_number: e.xero_number.clone(),
+            provider_ref: e.xero_number.clone().or_else(|| e.xero_id.clone()),
+            provider_status: e.provider_status.clone(),
             organisation,
             xero_url,
             message: e.message.clone(),
@@ -876,9 +931,10 @@ impl App {
                 Surface::Desktop,
                 &e.client_ref,
             ),
-            // Only invoices have a form that shows all of a document; a payment or a shift is
-            // sent again or discarded here, and corrected from the CLI.
-            can_fix: e.state.correctable() && e.kind == DocumentKind::Invoice,
+            // Invoices and orders have a form that shows all of a document; a payment or a
+            // shift is sent again or discarded here, and corrected from the CLI.
+            can_fix: e.state.correctable()
+                && matches!(e.kind, DocumentKind::Invoice | DocumentKind::Order),
             can_retry: e.state.needs_attention(),
             can_discard: matches!(
                 e.state,
@@ -967,7 +1023,7 @@ impl App {
                         Some(&r.title),
                         r.contact.as_ref(),
                         r.reference.as_ref(),
-                        r.xero_number.as_ref(),
+                        r.provider_ref.as_ref(),
                         r.message.as_ref(),
                     ]
                     .into_iter()
@@ -1139,11 +1195,11 @@ impl App {
     }
 
     /// How the connection's state reads on Home.
-    pub fn connection_label(status: ConnectionStatus) -> &'static str {
+    pub fn connection_label(status: ConnectionStatus, provider: Provider) -> String {
         match status {
-            ConnectionStatus::Connected => "Connected",
-            ConnectionStatus::NeedsReconnect => "Needs reconnecting",
-            ConnectionStatus::Disconnected => "Disconnected from Xero",
+            ConnectionStatus::Connected => "Connected".into(),
+            ConnectionStatus::NeedsReconnect => "Needs reconnecting".into(),
+            ConnectionStatus::Disconnected => format!("Disconnected from {}", provider.name()),
         }
     }
 }
@@ -1162,11 +1218,12 @@ fn url_ok(text: &str) -> bool {
     }
 }
 
-fn pair_failure(e: &PairError) -> PairOutcome {
+fn pair_failure(e: &PairError, provider: Provider) -> PairOutcome {
     let message = match e {
-        PairError::Denied => {
-            "Connecting Xero was cancelled in the browser. Try again when ready.".to_string()
-        }
+        PairError::Denied => format!(
+            "Connecting {} was cancelled in the browser. Try again when ready.",
+            provider.name()
+        ),
         PairError::Expired => {
             "The code expired before it was confirmed. Start again for a new code.".to_string()
         }
@@ -1301,6 +1358,22 @@ mod tests {
             &json!({"lines": [{"quantity": "1", "unit_amount": "1", "tax_type": "NOPE"}]}),
         );
         assert!(p.totals.is_none() && p.totals_note.unwrap().contains("NOPE"));
+        // An order's total as it is typed: price times quantity, options, charges, discounts.
+        let o = app.preview_order(&json!({"items": [
+            {"name": "Croque", "price": "8.90", "quantity": "2", "options": [{"name": "Cheese", "price": "1.00"}]},
+            {"name": "", "price": "", "quantity": "1"}],
+            "charges": [{"name": "Service", "amount": "2.00"}], "discounts": [{"name": "Card", "amount": "1.50"}],
+            "payments": [{"tender": "Card", "amount": "10"}, {"tender": "Cash", "amount": ""}]}));
+        assert_eq!(o.total, Some(Decimal::new(2030, 2)));
+        assert_eq!(o.paid, Some(Decimal::new(10, 0)));
+        assert!(
+            o.problems.iter().any(|p| p.path.ends_with("items[1].name")),
+            "{:?}",
+            o.problems
+        );
+        let o = app.preview_order(&json!({"items": [{"name": "x", "price": "999999999999", "quantity": "999999999999",
+            "options": [{"name": "y", "price": "999999999999", "quantity": 18_000_000_000_000_000_000u64}]}]}));
+        assert_eq!(o.total, None, "too large to add up: no figure, no panic");
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -1352,7 +1425,7 @@ mod tests {
     #[tokio::test]
     async fn a_pairing_that_cannot_start_says_why_and_leaves_nothing_behind() {
         let (app, dir) = app();
-        let e = app.start_pairing(|_| {}).await.unwrap_err();
+        let e = app.start_pairing(None, |_| {}).await.unwrap_err();
         assert_eq!(e.code, "proxy_unreachable", "{e:?}");
         assert!(e.message.contains("proxy URL in Settings"), "{}", e.message);
         // A real refused connection (nothing listens on port 9), in plain words.
@@ -1369,18 +1442,24 @@ mod tests {
 
     #[test]
     fn pairing_outcomes_say_what_happened_and_what_to_do() {
-        assert_eq!(pair_failure(&PairError::Denied).outcome, "access_denied");
-        let expired = pair_failure(&PairError::Expired);
+        assert_eq!(
+            pair_failure(&PairError::Denied, Provider::Xero).outcome,
+            "access_denied"
+        );
+        let expired = pair_failure(&PairError::Expired, Provider::Xero);
         assert_eq!(expired.outcome, "expired_token");
         assert!(
             expired.message.contains("Start again"),
             "{}",
             expired.message
         );
-        let down = pair_failure(&PairError::Client(crate::api::ClientError::Unreachable {
-            url: "http://127.0.0.1:9".into(),
-            reason: "Connection refused (os error 111)".into(),
-        }));
+        let down = pair_failure(
+            &PairError::Client(crate::api::ClientError::Unreachable {
+                url: "http://127.0.0.1:9".into(),
+                reason: "Connection refused (os error 111)".into(),
+            }),
+            Provider::Xero,
+        );
         assert_eq!(down.outcome, "proxy_unreachable");
         assert!(
             down.message.contains("proxy URL in Settings"),
