@@ -269,6 +269,13 @@ impl Vault {
             Ok(t) => t,
             Err(VaultError::NeedsReconnect) => {
                 tracing::warn!(token_set = %id, provider = %row.provider, "the provider refused the grant; marking its connections needs_reconnect");
+                // A refused refresh token never works again; a static grant (HubRise) was refused
+                // on a call, which a passing fault at the provider can do: probed again now and
+                // then, it recovers on its own if the provider takes it again.
+                let reason = match grants.kind() {
+                    crate::providers::Grant::Static => StatusReason::ApiRefused,
+                    _ => StatusReason::RefreshRefused,
+                };
                 let now = self.clock.now();
                 self.storage
                     .call(move |s| {
@@ -278,7 +285,7 @@ impl Vault {
                                 Some(id),
                                 ConnectionStatus::Connected,
                                 ConnectionStatus::NeedsReconnect,
-                                Some(StatusReason::RefreshRefused),
+                                Some(reason),
                                 now,
                             )?;
                         }

@@ -262,6 +262,13 @@ async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
         .await;
     assert_eq!(refused.status, 422, "{}", refused.text);
     assert_eq!(refused.json["problems"][0]["code"], "unsupported_kind");
+    // Meanwhile the Xero till sells as usual, through the same proxy.
+    let sales: Vec<Value> = (0..20)
+        .map(|i| json!({"client_ref": format!("INV-{i}"), "contact": {"name": "Walk-in"}, "date": "2026-11-20",
+            "lines": [{"description": "Coffee", "quantity": 1, "unit_amount": "4.50", "account_code": "200", "tax_type": "OUTPUT2"}]}))
+        .collect();
+    let sold = counter.push("invoices", &x.access, sales).await;
+    assert_eq!(sold.status, 202, "{}", sold.text);
 
     let started = std::time::Instant::now();
     let settled = tokio::spawn({
@@ -336,6 +343,17 @@ async fn orders_reach_hubrise_exactly_once_through_failures_and_lost_answers() {
         "paced to HubRise's limits, heavy reads included"
     );
     println!("{total} orders, {lookups} looked up after a lost answer or a failure");
+    // The Xero till's sales are in Xero, each once, beside the orders.
+    let invoices = counter
+        .settle(&x.access, 20, std::time::Duration::from_secs(60))
+        .await;
+    let sent = invoices
+        .iter()
+        .filter(|d| d["kind"] == "invoice" && d["state"] == "sent")
+        .count();
+    assert_eq!(sent, 20, "{invoices:?}");
+    let in_xero = world.xero_get("Invoices").await;
+    assert_eq!(in_xero["Invoices"].as_array().unwrap().len(), 20);
 }
 
 // Multi-threaded: the test reads the CLI's output with blocking calls while the in-process proxy
@@ -579,6 +597,61 @@ async fn a_callback_with_a_bad_signature_is_refused_and_changes_nothing() {
             .unwrap()
             .iter()
             .all(|e| e["type"] != "provider"),
+        "{}",
+        events.text
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_hubrise_takes_back_recovers_by_itself() {
+    let mut settings = settings();
+    settings.refresh.reprobe_secs = 1;
+    let world = World::start_with(settings).await;
+    let till = world.device("Bistro till");
+    let p = pair_hubrise(&world, &till, PARIS).await;
+    // HubRise refuses the token once, then takes it again (a passing fault on its side).
+    let fault = world
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"provider": "hubrise", "path_prefix": "/v1/location", "method": "GET", "status": 401, "count": 1}),
+        )
+        .await;
+    assert_eq!(fault.status, 201, "{}", fault.text);
+    world.advance(61).await;
+    let shown = till
+        .call(Method::GET, "/v1/connection", &p.access, None)
+        .await;
+    assert_eq!(shown.json["status"], "needs_reconnect", "{}", shown.text);
+    // The re-probe asks HubRise again and finds the token good: connected, and the till is told.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = till
+            .call(Method::GET, "/v1/connection", &p.access, None)
+            .await;
+        if now.json["status"] == "connected" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} after 20 s",
+            now.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let events = till
+        .call(Method::GET, "/v1/events?after=0", &p.access, None)
+        .await;
+    let statuses: Vec<&Value> = events.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "connection")
+        .map(|e| &e["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!("needs_reconnect"), &json!("connected")],
         "{}",
         events.text
     );

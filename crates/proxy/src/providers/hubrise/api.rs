@@ -75,7 +75,9 @@ pub async fn call(
                     connection.id,
                     token_set,
                     ConnectionStatus::NeedsReconnect,
-                    StatusReason::RefreshRefused,
+                    // Probed again now and then (`connections::reprobe`): a refusal HubRise
+                    // takes back recovers without a person.
+                    StatusReason::ApiRefused,
                 )
                 .await
                 {
