@@ -480,7 +480,16 @@ async fn an_order_cancelled_in_hubrise_reaches_the_till_as_an_event_and_stays_se
     );
     assert_eq!(callbacks[0]["location_id"], PARIS);
 
+    let since = world.last_seq().await;
     let order_id = one_order_sent(&till, &p.access, 1).await;
+    // The location's currency was read at connect: sending is one call, nothing else.
+    let calls: Vec<String> = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .map(|r| format!("{} {}", r["method"], r["path"]))
+        .collect();
+    assert_eq!(calls, ["\"POST\" \"/v1/location/orders\""]);
     let before = till
         .call(Method::GET, "/v1/events?after=0", &p.access, None)
         .await;

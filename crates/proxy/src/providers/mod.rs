@@ -438,7 +438,8 @@ pub async fn read_organisation(
     }
 }
 
-/// A HubRise location's time zone, kept as the organisation's (its orders' local dates).
+/// A HubRise location's time zone (its orders' local dates) and currency, kept as the
+/// organisation's.
 async fn hubrise_location(
     state: &crate::AppState,
     connection: &crate::store::ConnectionRow,
@@ -461,6 +462,12 @@ async fn hubrise_location(
         timezone: zone,
         xero_timezone: String::new(),
         short_code: None,
+        // Orders' money is written in it; unconfirmed that HubRise names it here, and the
+        // sandbox does (a round reads it again if not).
+        currency: location["currency"]
+            .as_str()
+            .filter(|c| c.len() == 3)
+            .map(str::to_string),
     };
     let (id, now) = (connection.id, state.clock.now());
     state

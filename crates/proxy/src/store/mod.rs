@@ -340,14 +340,17 @@ impl DocumentRow {
     }
 }
 
-/// An organisation's details from Xero's `GET /Organisation`.
+/// What the provider said of an organisation at connect (Xero's `GET /Organisation`, HubRise's
+/// `GET /location`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganisationRow {
     /// IANA (`Pacific/Auckland`); `UTC` when Xero's name is one CLDR does not map.
     pub timezone: String,
-    /// As Xero wrote it (`NEWZEALANDSTANDARDTIME`).
+    /// As Xero wrote it (`NEWZEALANDSTANDARDTIME`); empty for other providers.
     pub xero_timezone: String,
     pub short_code: Option<String>,
+    /// ISO 4217 (`EUR`): a HubRise location's orders are written in it.
+    pub currency: Option<String>,
 }
 
 /// What storing one pushed document did.

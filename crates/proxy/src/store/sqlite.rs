@@ -52,6 +52,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_provider_status.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_organisation_currency.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1792,13 +1796,14 @@ impl Store for SqliteStore {
     fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>> {
         self.read(|c| {
             c.query_row(
-                "SELECT timezone, xero_timezone, short_code FROM organisations WHERE connection_id = ?1",
+                "SELECT timezone, xero_timezone, short_code, currency FROM organisations WHERE connection_id = ?1",
                 [connection.to_string()],
                 |r| {
                     Ok(OrganisationRow {
                         timezone: r.get(0)?,
                         xero_timezone: r.get(1)?,
                         short_code: r.get(2)?,
+                        currency: r.get(3)?,
                     })
                 },
             )
@@ -1814,12 +1819,12 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.write(|c| {
             c.execute(
-                "INSERT INTO organisations (connection_id, timezone, xero_timezone, short_code, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO organisations (connection_id, timezone, xero_timezone, short_code, currency, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(connection_id) DO UPDATE SET timezone = excluded.timezone,
                    xero_timezone = excluded.xero_timezone, short_code = excluded.short_code,
-                   updated_at = excluded.updated_at",
-                params![connection.to_string(), org.timezone, org.xero_timezone, org.short_code, ms(now)],
+                   currency = excluded.currency, updated_at = excluded.updated_at",
+                params![connection.to_string(), org.timezone, org.xero_timezone, org.short_code, org.currency, ms(now)],
             )
             .map(|_| ())
         })

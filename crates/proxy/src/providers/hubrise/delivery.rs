@@ -24,7 +24,7 @@ use crate::store::{Bundle, DocumentRow, DocumentUpdate};
 pub struct HubRiseDocuments {
     round: Round,
     client: Arc<HubRiseClient>,
-    /// The location's currency, read once a round.
+    /// The location's currency, looked up once a round.
     currency: Option<String>,
 }
 
@@ -65,10 +65,24 @@ impl HubRiseDocuments {
             .await
     }
 
-    /// The location's currency (`GET /location`).
+    /// The location's currency: as read at connect, or (a connection made before it was kept)
+    /// from `GET /location`.
     async fn currency(&mut self) -> Result<String, Stop> {
         if let Some(c) = &self.currency {
             return Ok(c.clone());
+        }
+        let id = self.round.connection.id;
+        let kept = self
+            .round
+            .state
+            .storage
+            .call(move |s| s.organisation(id))
+            .await
+            .map_err(Stop::store)?
+            .and_then(|o| o.currency);
+        if let Some(c) = kept {
+            self.currency = Some(c.clone());
+            return Ok(c);
         }
         let answer = self.call(Method::GET, "/location", None).await?;
         let currency = answer.body["currency"]

@@ -78,6 +78,7 @@ pub async fn of_organisation(
         timezone: tz.name().to_string(),
         xero_timezone: xero,
         short_code: found["ShortCode"].as_str().map(str::to_string),
+        currency: found["BaseCurrency"].as_str().map(str::to_string),
     };
     let now = state.clock.now();
     if let Err(e) = state
