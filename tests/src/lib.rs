@@ -852,6 +852,13 @@ impl Browser {
         let proxy = origin(link);
         let confirm = self.get(link).await;
         assert_eq!(confirm.status, 200, "{}", confirm.text);
+        // The proxy's page names where the device is going, never Xero.
+        assert!(
+            confirm.text.contains("to HubRise?") && confirm.text.contains("Continue to HubRise"),
+            "{}",
+            confirm.text
+        );
+        assert!(!confirm.text.contains("Xero"), "{}", confirm.text);
         let onward = self.submit(&proxy, &confirm, "/pair/continue", &[]).await;
         assert_eq!(onward.status, 303, "{}", onward.text);
         let authorize = onward.location().to_string();

@@ -21,7 +21,27 @@ fn invoice() -> Value {
 async fn a_till_pairs_with_a_hubrise_location_and_its_tills_share_one_connection() {
     let world = World::start().await;
     let till = world.device("Bistro till 1");
-    let p = pair_hubrise(&world, &till, PARIS).await;
+    let started = till.start_for("hubrise").await;
+    let page = world
+        .browser()
+        .hubrise_consent(
+            started.json["verification_uri_complete"].as_str().unwrap(),
+            PARIS,
+            true,
+        )
+        .await;
+    assert!(
+        page.text
+            .contains("now sends to <strong>Demo Bistro – Paris</strong> in HubRise"),
+        "{}",
+        page.text
+    );
+    world.advance(5).await;
+    let tokens = till
+        .poll(started.json["device_code"].as_str().unwrap())
+        .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    let p = Paired::from(&tokens.json);
     assert_eq!(p.connection["provider"], "hubrise", "{}", p.connection);
     assert_eq!(p.connection["tenant_id"], PARIS);
     assert_eq!(p.connection["organisation_name"], "Demo Bistro – Paris");

@@ -214,7 +214,13 @@ async fn confirm_page(state: &AppState, browser: &Browser, p: &Pairing) -> Respo
         Ok(paired) => paired,
         Err(page) => return page,
     };
-    let at_cap = match state.settings.providers.xero.connection_cap() {
+    let provider = Provider::parse(&p.provider).unwrap_or_default();
+    // The cap on connected organisations is Xero's (an uncertified app's 25).
+    let cap = match provider {
+        Provider::Xero => state.settings.providers.xero.connection_cap(),
+        Provider::HubRise => None,
+    };
+    let at_cap = match cap {
         Some(cap) => match state.storage.call(|s| s.connected_count("xero")).await {
             Ok(n) if n >= cap => Some(cap),
             Ok(_) => None,
@@ -237,6 +243,8 @@ async fn confirm_page(state: &AppState, browser: &Browser, p: &Pairing) -> Respo
             .map(|(id, name)| (id.to_string(), name.as_str())),
         paired_unproven: unproven,
         at_cap,
+        provider: provider.name(),
+        place: pages::place(provider),
     })
 }
 
@@ -654,9 +662,10 @@ async fn connected(
         }) => {
             subscribe(state, &connection).await;
             pages::connected(
-            &pairing.device_name,
-            &connection.tenant_name,
-            moved_from.as_deref(),
+                &pairing.device_name,
+                &connection.tenant_name,
+                moved_from.as_deref(),
+                name,
             )
         }
         Ok(Finished::NotPending) => over(),
@@ -816,9 +825,12 @@ async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) 
                 })
                 .await;
             match names {
-                Ok((Some(to), from)) => {
-                    pages::connected(&pairing.device_name, &to, from.as_deref())
-                }
+                Ok((Some(to), from)) => pages::connected(
+                    &pairing.device_name,
+                    &to,
+                    from.as_deref(),
+                    Provider::parse(&pairing.provider).map_or("the provider", Provider::name),
+                ),
                 Ok((None, _)) => over(),
                 Err(e) => internal(&e),
             }

@@ -424,7 +424,11 @@ async fn poll(
         )),
         PairingStatus::Denied => Err(AppError::oauth(
             ErrorCode::AccessDenied,
-            "The person cancelled connecting Xero.",
+            format!(
+                "The person cancelled connecting {}.",
+                ledgerlink_wire::Provider::parse(&pairing.provider)
+                    .map_or("the provider", |p| p.name())
+            ),
         )),
         PairingStatus::Consumed => Err(AppError::oauth(
             ErrorCode::InvalidGrant,

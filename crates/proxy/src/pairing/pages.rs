@@ -108,15 +108,28 @@ pub struct Confirm<'a> {
     pub paired_unproven: bool,
     /// The proxy's cap on connected organisations, when it has reached it.
     pub at_cap: Option<u32>,
+    /// Where the device is being connected: the provider's name (`HubRise`) and what a person
+    /// chooses there (`organisation`, `location`).
+    pub provider: &'a str,
+    pub place: &'a str,
 }
 
 impl Confirm<'_> {
-    fn button(&self) -> &'static str {
+    fn button(&self) -> String {
+        let provider = self.provider;
         match (self.at_cap, &self.paired_with) {
-            (Some(_), _) => "Continue to Xero to reconnect",
-            (None, Some(_)) => "Continue to Xero and move",
-            (None, None) => "Continue to Xero",
+            (Some(_), _) => format!("Continue to {provider} to reconnect"),
+            (None, Some(_)) => format!("Continue to {provider} and move"),
+            (None, None) => format!("Continue to {provider}"),
         }
+    }
+}
+
+/// What a person chooses at `provider`: a Xero organisation, a HubRise location.
+pub fn place(provider: ledgerlink_wire::Provider) -> &'static str {
+    match provider {
+        ledgerlink_wire::Provider::Xero => "organisation",
+        ledgerlink_wire::Provider::HubRise => "location",
     }
 }
 
@@ -161,15 +174,22 @@ struct Connected<'a> {
     device_name: &'a str,
     organisation: &'a str,
     moved_from: Option<&'a str>,
+    provider: &'a str,
 }
 
-pub fn connected(device_name: &str, organisation: &str, moved_from: Option<&str>) -> Response {
+pub fn connected(
+    device_name: &str,
+    organisation: &str,
+    moved_from: Option<&str>,
+    provider: &str,
+) -> Response {
     send(
         StatusCode::OK,
         Connected {
             device_name,
             organisation,
             moved_from,
+            provider,
         },
     )
 }
