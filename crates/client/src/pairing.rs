@@ -13,7 +13,7 @@ use crate::identity::Identity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PairError {
-    #[error("the person cancelled connecting Xero in the browser")]
+    #[error("the person cancelled connecting in the browser")]
     Denied,
     #[error("the code expired before it was used: run the pairing again")]
     Expired,

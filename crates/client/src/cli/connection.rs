@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{confirm, describe, fail, note, out, BrowserArg, Context, Failure, PairArgs, Result};
+use super::{
+    confirm, describe, fail, note, out, provider_name, BrowserArg, Context, Failure, PairArgs,
+    Result,
+};
 use crate::advice::{self, Surface};
 use crate::api::ProxyClient;
 use crate::credentials::Place;
@@ -249,9 +252,10 @@ pub(super) async fn disconnect(cx: &Context, yes: bool) -> Result<()> {
     let name = known.as_ref().map_or("the organisation".to_string(), |c| {
         c.organisation_name.clone()
     });
+    let provider = provider_name(cx);
     confirm(
         yes,
-        &format!("Disconnect {name} from Xero for every device paired with it?"),
+        &format!("Disconnect {name} from {provider} for every device paired with it?"),
         "disconnect stops every device of the organisation from sending",
     )?;
     let info = cx.syncer.disconnect().await?;
@@ -260,7 +264,7 @@ pub(super) async fn disconnect(cx: &Context, yes: bool) -> Result<()> {
         json!({"event": "disconnected", "tenant_id": info.tenant_id, "tenant_name": info.organisation_name}),
         || {
             format!(
-                "Disconnected {} from Xero. `ledgerlink reconnect` connects it again; documents saved meanwhile wait here.",
+                "Disconnected {} from {provider}. `ledgerlink reconnect` connects it again; documents saved meanwhile wait here.",
                 info.organisation_name
             )
         },

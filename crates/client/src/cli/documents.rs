@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    attention_hint, confirm, describe, fail, note, out, say, usage, Context, Done, Failure, Result,
+    attention_hint, confirm, describe, fail, note, out, provider_name, say, usage, Context, Done,
+    Failure, Result,
 };
 use crate::advice::{self, Surface};
 use crate::documents;
@@ -152,8 +153,10 @@ pub(super) async fn push(
                         if pass.rejected > 0 {
                             format!("Sent to the proxy; it refused {} (`ledgerlink outbox --state rejected` lists them with the reasons).", pass.rejected)
                         } else {
-                            "Sent to the proxy; `ledgerlink outbox` shows when Xero has it."
-                                .to_string()
+                            format!(
+                                "Sent to the proxy; `ledgerlink outbox` shows when {} has it.",
+                                provider_name(cx)
+                            )
                         }
                     },
                 );
@@ -358,7 +361,8 @@ pub(super) async fn show(cx: &Context, client_ref: &str) -> Result<()> {
                 entry
                     .xero_number
                     .as_ref()
-                    .map(|n| format!(", Xero number {n}"))
+                    .or(entry.xero_id.as_ref())
+                    .map(|n| format!(", in {} {n}", provider_name(cx)))
                     .unwrap_or_default()
             ),
             format!(
@@ -436,7 +440,7 @@ pub(super) async fn retry(cx: &Context, client_ref: Option<&str>, all: bool) -> 
                     entry.message.as_deref().unwrap_or_default()
                 ),
                 DocumentState::Pending => format!("{r}: saved to go again with the next `ledgerlink sync` (the proxy cannot be reached)"),
-                s => format!("{r}: {} again; `ledgerlink sync` waits until Xero has it", s.as_str()),
+                s => format!("{r}: {} again; `ledgerlink sync` waits until {} has it", s.as_str(), provider_name(cx)),
             }
             },
         );
@@ -539,17 +543,19 @@ pub(super) async fn void(cx: &Context, client_ref: &str, yes: bool) -> Result<()
     Ok(())
 }
 
-/// Sends everything, then waits for Xero. Exit code 3 when documents need attention at the end.
+/// Sends everything, then waits for the provider. Exit code 3 when documents need attention at the end.
 pub(super) async fn sync(cx: &Context, timeout: Option<u64>, no_wait: bool) -> Result<Done> {
     let json = cx.json;
+    let provider = provider_name(cx);
     let tty = std::io::stderr().is_terminal();
     let mut last = String::new();
     let report = |p: Progress| match p {
         Progress::Counts(c) => {
             let line = format!(
-                "{} of {} with the proxy; in Xero: {}; needs attention: {}; waiting: {}",
+                "{} of {} with the proxy; in {}: {}; needs attention: {}; waiting: {}",
                 c.total() - c.pending - c.discarded,
                 c.total() - c.discarded,
+                provider,
                 c.sent + c.paid + c.voided,
                 c.needs_attention(),
                 c.queued + c.sending
@@ -621,7 +627,7 @@ pub(super) async fn sync(cx: &Context, timeout: Option<u64>, no_wait: bool) -> R
         }
         None => Err(fail(
             "needs_reconnect",
-            "The proxy has every document, but the organisation's Xero connection needs attention: they go to Xero once someone connects Xero again.",
+            format!("The proxy has every document, but the connection to {0} needs attention: they go to {0} once someone connects it again (`ledgerlink reconnect`).", provider_name(cx)),
         )),
     }
 }

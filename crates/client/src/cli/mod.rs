@@ -331,6 +331,14 @@ impl Failure {
 
 /// One line to standard output. When whoever reads it has gone (`ledgerlink outbox | head -1`),
 /// there is no one left to tell: the command ends at once, successfully and quietly.
+/// The name of the provider this device sends to ("Xero" for a device not paired yet).
+fn provider_name(cx: &Context) -> &'static str {
+    cx.syncer
+        .known_connection()
+        .map_or(ledgerlink_wire::Provider::Xero, |c| c.provider)
+        .name()
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
