@@ -562,5 +562,7 @@ mod tests {
     fn the_sample_file_parses() {
         let s = Settings::from_toml(include_str!("../../../docs/proxy.toml")).unwrap();
         assert_eq!(s.pairing.interval_secs, 5);
+        // It says what the defaults are.
+        assert_eq!(s.providers.hubrise.limits, HubRiseLimits::default());
     }
 }
