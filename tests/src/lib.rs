@@ -210,7 +210,9 @@ impl World {
             ledgerlink_proxy::crypto::MasterKey::generate_base64(),
         )];
         let clock = Arc::new(SandboxClock(sandbox.shared().clone()));
-        let proxy = Proxy::start(listener, settings.clone(), clock).unwrap();
+        let proxy = Proxy::start(listener, settings.clone(), clock)
+            .await
+            .unwrap();
         Self {
             sandbox,
             proxy,
@@ -316,7 +318,9 @@ impl World {
     pub async fn start_proxy(&mut self) {
         let addr = self.proxy.addr();
         let clock = Arc::new(SandboxClock(self.sandbox.shared().clone()));
-        self.proxy = Proxy::start(rebind(addr).await, self.proxy_settings.clone(), clock).unwrap();
+        self.proxy = Proxy::start(rebind(addr).await, self.proxy_settings.clone(), clock)
+            .await
+            .unwrap();
     }
 
     /// `GET /api.xro/2.0/{path}` on the sandbox as Demo Company (NZ), with a token of its own: what
@@ -470,7 +474,8 @@ impl World {
         self.proxy
             .state()
             .storage
-            .call(|s| s.connections())
+            .connections()
+            .connections()
             .await
             .unwrap()
     }

@@ -82,7 +82,9 @@ async fn main() {
     settings.master_keys = vec![Secret::new(
         ledgerlink_proxy::crypto::MasterKey::generate_base64(),
     )];
-    let state = AppState::new(settings, Arc::new(SandboxClock(sandbox.shared().clone()))).unwrap();
+    let state = AppState::new(settings, Arc::new(SandboxClock(sandbox.shared().clone())))
+        .await
+        .unwrap();
 
     let grant: Value = http
         .post(format!("{url}/_sandbox/grants"))

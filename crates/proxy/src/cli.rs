@@ -216,7 +216,7 @@ async fn run() -> anyhow::Result<()> {
         .configured()
         .then(|| settings.callback_url_for(ledgerlink_wire::Provider::HubRise));
     let public = settings.public_url.to_string();
-    let state = AppState::new(settings, Arc::new(SystemClock))?;
+    let state = AppState::new(settings, Arc::new(SystemClock)).await?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(

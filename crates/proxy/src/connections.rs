@@ -46,7 +46,8 @@ pub async fn check(state: &AppState, connection: ConnectionRow) -> Result<Connec
         let storage = state.storage.clone();
         async move {
             storage
-                .call(move |s| s.connection(id))
+                .connections()
+                .connection(id)
                 .await
                 .map_err(AppError::from)?
                 .ok_or_else(|| AppError::internal("a connection vanished"))
@@ -113,16 +114,15 @@ pub async fn leave_connected(
     let now = state.clock.now();
     let moved = state
         .storage
-        .call(move |s| {
-            s.mark_connection(
-                id,
-                Some(token_set),
-                ConnectionStatus::Connected,
-                to,
-                Some(reason),
-                now,
-            )
-        })
+        .connections()
+        .mark_connection(
+            id,
+            Some(token_set),
+            ConnectionStatus::Connected,
+            to,
+            Some(reason),
+            now,
+        )
         .await?;
     if moved {
         state.events_ready.notify_waiters();
@@ -134,7 +134,7 @@ pub async fn leave_connected(
 /// only a reconnect fixes): one that works again is `connected` once more, and its devices are
 /// told. Answers how many recovered.
 pub async fn reprobe(state: &AppState) -> usize {
-    let parked = match state.storage.call(|s| s.connections_to_reprobe()).await {
+    let parked = match state.storage.connections().connections_to_reprobe().await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list connections to probe again");
@@ -149,16 +149,15 @@ pub async fn reprobe(state: &AppState) -> usize {
                 let (token_set, now) = (connection.token_set_id, state.clock.now());
                 let moved = state
                     .storage
-                    .call(move |s| {
-                        s.mark_connection(
-                            id,
-                            token_set,
-                            ConnectionStatus::NeedsReconnect,
-                            ConnectionStatus::Connected,
-                            None,
-                            now,
-                        )
-                    })
+                    .connections()
+                    .mark_connection(
+                        id,
+                        token_set,
+                        ConnectionStatus::NeedsReconnect,
+                        ConnectionStatus::Connected,
+                        None,
+                        now,
+                    )
                     .await;
                 if let Ok(true) = moved {
                     tracing::info!(connection = %id, "the provider takes the organisation's tokens again: connected");
@@ -221,10 +220,11 @@ pub async fn disconnect(
     let token_set_before = connection.token_set_id;
     let done = state
         .storage
-        .call(move |s| s.disconnect(id, token_set_before, now))
+        .connections()
+        .disconnect(id, token_set_before, now)
         .await?;
     if done {
-        let devices = state.storage.call(move |s| s.devices_on(id)).await?;
+        let devices = state.storage.devices().devices_on(id).await?;
         state.streams.end(devices.iter().map(|d| d.id));
     } else {
         return Err(AppError::api(
@@ -236,7 +236,8 @@ pub async fn disconnect(
     if let Some(token_set) = connection.token_set_id {
         let unused = state
             .storage
-            .call(move |s| s.connections_using(token_set))
+            .connections()
+            .connections_using(token_set)
             .await?
             .is_empty();
         if unused {
@@ -249,7 +250,8 @@ pub async fn disconnect(
     tracing::info!(connection = %id, "organisation disconnected");
     state
         .storage
-        .call(move |s| s.connection(id))
+        .connections()
+        .connection(id)
         .await?
         .ok_or_else(|| AppError::internal("a connection vanished"))
 }

@@ -120,14 +120,16 @@ pub async fn refresh(
         let lookup = old_hash.clone();
         let row = state
             .storage
-            .call(move |s| s.device_token(&lookup))
+            .devices()
+            .device_token(&lookup)
             .await?
             .filter(|r| r.kind == TokenKind::Refresh)
             .ok_or_else(|| invalid_grant("Unknown refresh token: pair the device again."))?;
         let device_id = row.device_id;
         let device = state
             .storage
-            .call(move |s| s.device(device_id))
+            .devices()
+            .device(device_id)
             .await?
             .ok_or_else(|| invalid_grant("Unknown device: pair it again."))?;
         if device.client_id != client_id {
@@ -158,7 +160,8 @@ pub async fn refresh(
             tracing::warn!(device = %device.id, "a rotated-out refresh token was reused; revoking the device");
             state
                 .storage
-                .call(move |s| s.revoke_device(device_id, now))
+                .devices()
+                .revoke_device(device_id, now)
                 .await?;
             state.streams.end([device_id]);
             return Err(invalid_grant(
@@ -173,7 +176,8 @@ pub async fn refresh(
         let lookup = old_hash.clone();
         let rotated = state
             .storage
-            .call(move |s| s.rotate_refresh(&lookup, &successor, &access_row, &refresh_row, now))
+            .devices()
+            .rotate_refresh(&lookup, &successor, &access_row, &refresh_row, now)
             .await?;
         if rotated {
             return Ok((issued, device));
@@ -233,7 +237,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<DeviceAuth, A
     let h = hash(token);
     let row = state
         .storage
-        .call(move |s| s.device_token(&h))
+        .devices()
+        .device_token(&h)
         .await?
         .filter(|r| r.kind == TokenKind::Access)
         .ok_or_else(|| {
@@ -243,17 +248,17 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<DeviceAuth, A
             )
         })?;
     let device_id = row.device_id;
-    let (device, connection) = state
-        .storage
-        .call(move |s| {
-            let device = s.device(device_id)?;
-            let connection = match &device {
-                Some(d) => s.connection(d.connection_id)?,
-                None => None,
-            };
-            Ok((device, connection))
-        })
-        .await?;
+    let device = state.storage.devices().device(device_id).await?;
+    let connection = match &device {
+        Some(d) => {
+            state
+                .storage
+                .connections()
+                .connection(d.connection_id)
+                .await?
+        }
+        None => None,
+    };
     let (Some(device), Some(connection)) = (device, connection) else {
         return Err(unauthenticated(
             ErrorCode::DeviceRevoked,
@@ -285,10 +290,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<DeviceAuth, A
         .is_none_or(|t| now - t > chrono::Duration::seconds(60))
     {
         let seen = device.id;
-        state
-            .storage
-            .call(move |s| s.touch_device(seen, now))
-            .await?;
+        state.storage.devices().touch_device(seen, now).await?;
     }
     Ok(DeviceAuth {
         device,
@@ -306,13 +308,14 @@ pub async fn connection_info(
     let last_refresh_at = match connection.token_set_id {
         Some(ts) => state
             .storage
-            .call(move |s| s.token_set(ts))
+            .vault()
+            .token_set(ts)
             .await?
             .map(|t| t.last_refresh_at.unwrap_or(t.created_at)),
         None => None,
     };
     let id = connection.id;
-    let org = state.storage.call(move |s| s.organisation(id)).await?;
+    let org = state.storage.connections().organisation(id).await?;
     let timezone_warning = org
         .as_ref()
         .filter(|o| {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::crypto::{CryptoError, Keyring, MasterKey};
 use crate::settings::Settings;
-use crate::store::{Sealed, Store};
+use crate::store::{Sealed, VaultStore};
 
 /// The key check record: this text sealed under the master key, bound to its own label.
 const CHECK_AAD: &[u8] = b"ledgerlink:key_check";
@@ -21,14 +21,14 @@ const CHECK_TEXT: &[u8] = b"ledgerlink master key check v1";
 /// Refuses keys that cannot open the database's key check. A database without one (new, or made
 /// before the check existed) gets one, sealed under the primary key, once every value sealed in it
 /// opens with the keys given.
-pub fn check_database(
-    store: &dyn Store,
+pub async fn check_database(
+    store: &dyn VaultStore,
     keyring: &Keyring,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     const HOW: &str = "start the proxy with the master key the database was made with \
         (LEDGERLINK_MASTER_KEY or --master-key-file; to rotate, give the new key first and the old one after it)";
-    if let Some(sealed) = store.key_check()? {
+    if let Some(sealed) = store.key_check().await? {
         return match keyring.open(CHECK_AAD, &sealed) {
             Ok(text) if text == CHECK_TEXT => Ok(()),
             Err(CryptoError::UnknownKey(id)) => bail!(
@@ -37,7 +37,7 @@ pub fn check_database(
             _ => bail!("the master keys given do not open this database's key check: {HOW}"),
         };
     }
-    let sealed = store.sealed()?;
+    let sealed = store.sealed().await?;
     let closed = sealed
         .iter()
         .filter(|s| {
@@ -61,7 +61,9 @@ pub fn check_database(
             sealed.len()
         );
     }
-    store.put_key_check(&keyring.seal(CHECK_AAD, CHECK_TEXT), now)?;
+    store
+        .put_key_check(&keyring.seal(CHECK_AAD, CHECK_TEXT), now)
+        .await?;
     Ok(())
 }
 
@@ -146,18 +148,26 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+    use crate::store::{SqliteStore, Storage};
     use ledgerlink_wire::Secret;
 
-    #[test]
-    fn a_database_opens_only_with_the_key_it_was_made_with() {
-        let store = SqliteStore::memory().unwrap();
+    #[tokio::test]
+    async fn a_database_opens_only_with_the_key_it_was_made_with() {
+        let storage = Storage::sqlite(SqliteStore::memory().unwrap());
+        let store = storage.vault();
         let now = Utc::now();
         let right = Keyring::new(vec![MasterKey::from_bytes([1; 32])]);
         let wrong = Keyring::new(vec![MasterKey::from_bytes([2; 32])]);
-        check_database(&store, &right, now).expect("a new database takes the key");
-        check_database(&store, &right, now).expect("and opens with it again");
-        let refused = check_database(&store, &wrong, now).unwrap_err().to_string();
+        check_database(store, &right, now)
+            .await
+            .expect("a new database takes the key");
+        check_database(store, &right, now)
+            .await
+            .expect("and opens with it again");
+        let refused = check_database(store, &wrong, now)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.contains("not among the keys given")
                 && refused.contains("LEDGERLINK_MASTER_KEY"),
@@ -167,12 +177,15 @@ mod tests {
             MasterKey::from_bytes([2; 32]),
             MasterKey::from_bytes([1; 32]),
         ]);
-        check_database(&store, &rotated, now).expect("a new key in front of the old one");
+        check_database(store, &rotated, now)
+            .await
+            .expect("a new key in front of the old one");
     }
 
-    #[test]
-    fn an_older_database_gets_its_check_only_if_everything_in_it_opens() {
-        let store = SqliteStore::memory().unwrap();
+    #[tokio::test]
+    async fn an_older_database_gets_its_check_only_if_everything_in_it_opens() {
+        let storage = Storage::sqlite(SqliteStore::memory().unwrap());
+        let store = storage.vault();
         let now = Utc::now();
         let right = Keyring::new(vec![MasterKey::from_bytes([1; 32])]);
         let wrong = Keyring::new(vec![MasterKey::from_bytes([2; 32])]);
@@ -187,15 +200,19 @@ mod tests {
                 created_at: now,
                 version: 1,
             })
+            .await
             .unwrap();
-        let refused = check_database(&store, &wrong, now).unwrap_err().to_string();
+        let refused = check_database(store, &wrong, now)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("1 of the 1 encrypted values"), "{refused}");
         assert!(
-            store.key_check().unwrap().is_none(),
+            store.key_check().await.unwrap().is_none(),
             "no check sealed under a wrong key"
         );
-        check_database(&store, &right, now).unwrap();
-        assert!(store.key_check().unwrap().is_some());
+        check_database(store, &right, now).await.unwrap();
+        assert!(store.key_check().await.unwrap().is_some());
     }
 
     fn temp() -> PathBuf {

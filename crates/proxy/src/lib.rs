@@ -111,20 +111,20 @@ impl AppState {
     /// Opens the database (creating and migrating it; refused when another proxy has it open),
     /// loads the master keys and checks them against it, and builds the Xero client. Fails with a
     /// message that says what to fix.
-    pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn new(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let problems = settings.problems();
         anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         let keyring = Arc::new(keys::load(&settings)?);
-        let storage = store::Storage::new(store::SqliteStore::open(&settings.database).map_err(
-            |e| match e {
+        let storage = store::Storage::sqlite(
+            store::SqliteStore::open(&settings.database).map_err(|e| match e {
                 store::StoreError::InUse(why) => anyhow::anyhow!("{why}"),
                 other => anyhow::anyhow!(
                     "opening the database {}: {other}",
                     settings.database.display()
                 ),
-            },
-        )?);
-        keys::check_database(storage.store(), &keyring, clock.now())?;
+            })?,
+        );
+        keys::check_database(storage.vault(), &keyring, clock.now()).await?;
         let xero = Arc::new(providers::xero::oauth::XeroClient::new(&settings)?);
         let settings_streams = settings.server.max_event_streams_per_device;
         let hubrise = providers::hubrise::oauth::HubRiseClient::new(&settings)?.map(Arc::new);
@@ -237,7 +237,7 @@ async fn idle_refresher(state: AppState) {
             now - chrono::Duration::days(1),
             now - chrono::Duration::days(30),
         );
-        match state.storage.call(move |s| s.sweep(short, long)).await {
+        match state.storage.health().sweep(short, long).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "swept expired pairings and credentials"),
             Err(e) => tracing::error!(error = %e, "sweeping failed"),
@@ -253,7 +253,7 @@ async fn memory_releaser(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Ok(true) = state.storage.call(move |s| s.release_memory(quiet)).await {
+        if let Ok(true) = state.storage.health().release_memory(quiet).await {
             tracing::debug!("released the database's page caches");
         }
     }
@@ -284,13 +284,13 @@ pub struct Proxy {
 
 impl Proxy {
     /// Serves on a listener the caller bound (so it can put the address in `public_url` first).
-    pub fn start(
+    pub async fn start(
         listener: tokio::net::TcpListener,
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
-        let state = AppState::new(settings, clock)?;
+        let state = AppState::new(settings, clock).await?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, state.clone(), async move {
             let _ = rx.await;

@@ -151,14 +151,15 @@ impl Vault {
             created_at: now,
             version: 1,
         };
-        self.storage.call(move |s| s.insert_token_set(&row)).await?;
+        self.storage.vault().insert_token_set(&row).await?;
         Ok(id)
     }
 
     async fn read(&self, id: Uuid) -> Result<(TokenSetRow, Plain), VaultError> {
         let row = self
             .storage
-            .call(move |s| s.token_set(id))
+            .vault()
+            .token_set(id)
             .await?
             .ok_or(VaultError::NotFound(id))?;
         let plain = self.open(&row)?;
@@ -278,19 +279,14 @@ impl Vault {
                 };
                 let now = self.clock.now();
                 self.storage
-                    .call(move |s| {
-                        for c in s.connections_using(id)? {
-                            s.mark_connection(
-                                c.id,
-                                Some(id),
-                                ConnectionStatus::Connected,
-                                ConnectionStatus::NeedsReconnect,
-                                Some(reason),
-                                now,
-                            )?;
-                        }
-                        Ok(())
-                    })
+                    .connections()
+                    .mark_connections_using(
+                        id,
+                        ConnectionStatus::Connected,
+                        ConnectionStatus::NeedsReconnect,
+                        Some(reason),
+                        now,
+                    )
                     .await?;
                 return Err(VaultError::NeedsReconnect);
             }
@@ -321,10 +317,7 @@ impl Vault {
             ..row
         };
         // Commit the rotated refresh token before anyone uses the new access token.
-        let written = self
-            .storage
-            .call(move |s| s.update_token_set(&updated))
-            .await?;
+        let written = self.storage.vault().update_token_set(&updated).await?;
         if !written {
             // Another process refreshed first; its tokens are the ones to use.
             let (_, theirs) = self.read(id).await?;
@@ -363,7 +356,7 @@ impl Vault {
     /// never drops one for being unused 60 days. Answers how many were refreshed.
     pub async fn refresh_idle(&self) -> usize {
         let before = self.clock.now() - Duration::days(self.settings.idle_refresh_days as i64);
-        let ids = match self.storage.call(move |s| s.idle_token_sets(before)).await {
+        let ids = match self.storage.vault().idle_token_sets(before).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "idle refresh: cannot list token sets");
@@ -382,7 +375,7 @@ impl Vault {
 
     /// Forgets a token set (its connections let go of it).
     pub async fn delete(&self, id: Uuid) -> Result<(), VaultError> {
-        self.storage.call(move |s| s.delete_token_set(id)).await?;
+        self.storage.vault().delete_token_set(id).await?;
         self.locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -451,7 +444,7 @@ mod tests {
             revoked: Mutex::default(),
         });
         let vault = Vault::new(
-            Storage::new(SqliteStore::memory().unwrap()),
+            Storage::sqlite(SqliteStore::memory().unwrap()),
             Arc::new(Keyring::new(vec![MasterKey::from_bytes([7; 32])])),
             HashMap::from([(
                 Provider::Xero.as_str().to_string(),

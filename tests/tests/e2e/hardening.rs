@@ -368,7 +368,7 @@ async fn a_full_disk_answers_unavailable_and_nothing_accepted_is_lost() {
     let logged_before = logs::text().matches("the database refuses writes").count();
     // The disk is full: the database may not grow by a page.
     let storage = world.proxy.state().storage.clone();
-    storage.call(|s| s.limit_size(Some(1))).await.unwrap();
+    storage.health().limit_size(Some(1)).await.unwrap();
     for _ in 0..5 {
         let refused = device.push("invoices", &p.access, batch("during")).await;
         assert_eq!(refused.status, 503, "{}", refused.text);
@@ -389,7 +389,7 @@ async fn a_full_disk_answers_unavailable_and_nothing_accepted_is_lost() {
         "warned once, not on every failure"
     );
     // Space again: ready, and the device's resend is taken.
-    storage.call(|s| s.limit_size(None)).await.unwrap();
+    storage.health().limit_size(None).await.unwrap();
     let ready = reqwest::get(format!("{}/readyz", world.proxy_url))
         .await
         .unwrap();

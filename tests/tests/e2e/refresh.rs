@@ -161,7 +161,8 @@ async fn the_idle_refresher_refreshes_unused_token_sets_well_before_sixty_days()
         .proxy
         .state()
         .storage
-        .call(move |s| s.token_set(ts))
+        .vault()
+        .token_set(ts)
         .await
         .unwrap()
         .unwrap();

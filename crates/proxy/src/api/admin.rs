@@ -54,7 +54,7 @@ fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<
 
 async fn describe(state: &AppState, c: &ConnectionRow) -> Result<AdminConnection, AppError> {
     let id = c.id;
-    let devices = state.storage.call(move |s| s.devices_on(id)).await?;
+    let devices = state.storage.devices().devices_on(id).await?;
     Ok(AdminConnection {
         id: c.id,
         provider: c.provider.clone(),
@@ -91,7 +91,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<AdminConnectionList>, AppError> {
     authorize(&state, peer, &headers)?;
-    let rows = state.storage.call(|s| s.connections()).await?;
+    let rows = state.storage.connections().connections().await?;
     let mut connections = Vec::with_capacity(rows.len());
     for c in &rows {
         connections.push(describe(&state, c).await?);
@@ -128,7 +128,8 @@ pub async fn disconnect(
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let connection = state
         .storage
-        .call(move |s| s.connection(id))
+        .connections()
+        .connection(id)
         .await?
         .ok_or_else(not_found)?;
     let done = connections::disconnect(&state, connection).await?;

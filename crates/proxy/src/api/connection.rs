@@ -51,10 +51,7 @@ pub async fn devices(
     auth: DeviceAuth,
 ) -> Result<Json<DeviceList>, AppError> {
     let connection = auth.connection.id;
-    let rows = state
-        .storage
-        .call(move |s| s.devices_on(connection))
-        .await?;
+    let rows = state.storage.devices().devices_on(connection).await?;
     Ok(Json(DeviceList {
         devices: rows
             .into_iter()
@@ -78,10 +75,7 @@ pub async fn unpair(
     auth: DeviceAuth,
 ) -> Result<StatusCode, AppError> {
     let (id, now) = (auth.device.id, state.clock.now());
-    state
-        .storage
-        .call(move |s| s.revoke_device(id, now))
-        .await?;
+    state.storage.devices().revoke_device(id, now).await?;
     state.streams.end([id]);
     tracing::info!(device = %id, "device unpaired");
     Ok(StatusCode::NO_CONTENT)

@@ -12,14 +12,12 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state
-        .storage
-        .call(|s| {
-            s.ping()?;
-            s.writable()
-        })
-        .await
-    {
+    let health = state.storage.health();
+    let ready = async {
+        health.ping().await?;
+        health.writable().await
+    };
+    match ready.await {
         Ok(()) => (StatusCode::OK, "ready"),
         // Logged (at most once a minute) by the store.
         Err(StoreError::Unavailable(_)) => (

@@ -78,7 +78,8 @@ pub async fn send_recorded<D: Documents>(d: &mut D, bundle: &Bundle) -> Result<(
         .round()
         .state
         .storage
-        .call(move |s| s.start_bundle(&b, now))
+        .documents()
+        .start_bundle(&b, now)
         .await
         .map_err(Stop::store)?;
     if !started {
@@ -111,7 +112,8 @@ pub async fn resend_open<D: Documents>(d: &mut D) -> Result<(), Stop> {
     let keys = round
         .state
         .storage
-        .call(move |s| s.open_bundles(connection, since))
+        .documents()
+        .open_bundles(connection, since)
         .await
         .map_err(Stop::store)?;
     for key in keys {
@@ -120,7 +122,8 @@ pub async fn resend_open<D: Documents>(d: &mut D) -> Result<(), Stop> {
             .round()
             .state
             .storage
-            .call(move |s| s.bundle(&k))
+            .documents()
+            .bundle(&k)
             .await
             .map_err(Stop::store)?
         else {

@@ -67,7 +67,8 @@ impl Round {
         let now = self.state.clock.now();
         self.state
             .storage
-            .call(move |s| s.outbox(id, kind, limit, now))
+            .documents()
+            .outbox(id, kind, limit, now)
             .await
             .map_err(Stop::store)
     }
@@ -77,7 +78,8 @@ impl Round {
         let id = self.connection.id;
         self.state
             .storage
-            .call(move |s| s.voids(id, limit))
+            .documents()
+            .voids(id, limit)
             .await
             .map_err(Stop::store)
     }
@@ -88,7 +90,8 @@ impl Round {
         let stranded = self
             .state
             .storage
-            .call(move |s| s.requeue_sending_for(id))
+            .documents()
+            .requeue_sending_for(id)
             .await
             .map_err(Stop::store)?;
         if stranded > 0 {
@@ -105,7 +108,8 @@ impl Round {
         let now = self.state.clock.now();
         self.state
             .storage
-            .call(move |s| s.update_documents(&updates, now))
+            .documents()
+            .update_documents(&updates, now)
             .await
             .map_err(Stop::store)?;
         self.state.events_ready.notify_waiters();
@@ -141,7 +145,8 @@ impl Round {
                 let now = self.state.clock.now();
                 self.state
                     .storage
-                    .call(move |s| s.mark_unknown(&ids, now))
+                    .documents()
+                    .mark_unknown(&ids, now)
                     .await
                     .map_err(Stop::store)
             }

@@ -68,7 +68,8 @@ pub async fn reconcile<D: Documents>(
         // Not there: known again, so a round stopped before sending them does not look again.
         let storage = d.round().state.storage.clone();
         storage
-            .call(move |s| s.forget_unknown(&absent))
+            .documents()
+            .forget_unknown(&absent)
             .await
             .map_err(Stop::store)?;
     }

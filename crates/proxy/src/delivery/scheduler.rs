@@ -28,7 +28,7 @@ const KINDS: [DocumentKind; 5] = [
 /// Runs until the process stops: one worker per connection with documents waiting, each paced to
 /// that organisation's limits and all of them to the app's.
 pub async fn run(state: AppState) {
-    match state.storage.call(|s| s.requeue_sending()).await {
+    match state.storage.documents().requeue_sending().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(documents = n, "documents were mid-delivery when the proxy stopped; they go again under the same idempotency keys"),
         Err(e) => tracing::error!(error = %e, "cannot requeue documents left sending"),
@@ -70,11 +70,7 @@ pub async fn run(state: AppState) {
             running.remove(&id);
         }
         let now = state.clock.now();
-        let ids = match state
-            .storage
-            .call(move |s| s.connections_with_work(now))
-            .await
-        {
+        let ids = match state.storage.documents().connections_with_work(now).await {
             Ok(ids) => ids,
             Err(e) => {
                 if trouble.due() {
@@ -154,11 +150,7 @@ async fn deliver(
     apps: &HashMap<Provider, AppPacer>,
     answered: &mut u32,
 ) -> Result<(), Stop> {
-    let connection = match state
-        .storage
-        .call(move |s| s.connection(connection_id))
-        .await
-    {
+    let connection = match state.storage.connections().connection(connection_id).await {
         Ok(Some(c)) if c.status == ConnectionStatus::Connected => c,
         Ok(_) => return Ok(()),
         Err(e) => return Err(Stop::store(e)),

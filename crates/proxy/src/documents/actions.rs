@@ -56,18 +56,30 @@ fn refused(row: &DocumentRow, action: &str) -> AppError {
     )
 }
 
+/// What a person asked of one of their device's documents.
+enum Act {
+    Resend,
+    Discard(String),
+    Void,
+}
+
 async fn act(
     state: &AppState,
     auth: &DeviceAuth,
     id: &str,
     action: &str,
-    f: impl FnOnce(&dyn crate::store::Store, Uuid, Uuid) -> crate::store::Result<Change>
-        + Send
-        + 'static,
+    what: Act,
 ) -> Result<Json<DocumentView>, AppError> {
     let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
     let device = auth.device.id;
-    match state.storage.call(move |s| f(s, device, uuid)).await? {
+    let store = state.storage.documents();
+    let now = state.clock.now();
+    let change = match what {
+        Act::Resend => store.resend_document(device, uuid, now).await?,
+        Act::Discard(reason) => store.discard_document(device, uuid, &reason, now).await?,
+        Act::Void => store.request_void(device, uuid, now).await?,
+    };
+    match change {
         Change::NotFound => Err(not_found(id)),
         Change::Refused(row) => Err(refused(&row, action)),
         Change::Blocked(row, why) => Err(AppError::api(
@@ -100,11 +112,7 @@ async fn retry(
     auth: DeviceAuth,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, AppError> {
-    let now = state.clock.now();
-    act(&state, &auth, &id, "sent again", move |s, device, id| {
-        s.resend_document(device, id, now)
-    })
-    .await
+    act(&state, &auth, &id, "sent again", Act::Resend).await
 }
 
 /// Puts a document aside for good, with the reason: it will not be sent and no longer counts as
@@ -130,11 +138,7 @@ async fn discard(
     let reason = request
         .checked_reason()
         .map_err(|why| AppError::bad_request(format!("reason: {why}")))?;
-    let now = state.clock.now();
-    act(&state, &auth, &id, "discarded", move |s, device, id| {
-        s.discard_document(device, id, &reason, now)
-    })
-    .await
+    act(&state, &auth, &id, "discarded", Act::Discard(reason)).await
 }
 
 /// Voids a sent invoice in Xero: queued like a push (`voiding`), then `voided`, or back to `sent`
@@ -153,9 +157,5 @@ async fn void(
     auth: DeviceAuth,
     Path(id): Path<String>,
 ) -> Result<Json<DocumentView>, AppError> {
-    let now = state.clock.now();
-    act(&state, &auth, &id, "voided", move |s, device, id| {
-        s.request_void(device, id, now)
-    })
-    .await
+    act(&state, &auth, &id, "voided", Act::Void).await
 }

@@ -64,7 +64,8 @@ async fn page(
 ) -> Result<Vec<EventEntry>, AppError> {
     let rows = state
         .storage
-        .call(move |s| s.events_after(device, after, PAGE))
+        .events()
+        .events_after(device, after, PAGE)
         .await?;
     Ok(rows.iter().map(|(seq, body)| entry(*seq, body)).collect())
 }

@@ -243,7 +243,8 @@ async fn write(
     let (connection, now) = (auth.connection.id, state.clock.now());
     state
         .storage
-        .call(move |s| s.put_mappings(connection, &body, now))
+        .mappings()
+        .put_mappings(connection, &body, now)
         .await?;
     let (accounts, tax_rates) = summary(&books);
     Ok(Json(MappingsAnswer {

@@ -82,7 +82,7 @@ pub async fn tax_rates(
 
 /// The connection's mappings (empty until someone maps categories and tenders).
 pub async fn mappings(state: &AppState, connection: Uuid) -> Result<Mappings, AppError> {
-    let stored = state.storage.call(move |s| s.mappings(connection)).await?;
+    let stored = state.storage.mappings().mappings(connection).await?;
     match stored {
         Some(json) => serde_json::from_str(&json).map_err(AppError::internal),
         None => Ok(Mappings::default()),
@@ -323,10 +323,7 @@ async fn push(
     let stored = if rows.is_empty() {
         Vec::new()
     } else {
-        state
-            .storage
-            .call(move |s| s.insert_documents(&rows))
-            .await?
+        state.storage.documents().insert_documents(&rows).await?
     };
     let mut stored = stored.into_iter();
     let mut result = BatchResult {
@@ -452,21 +449,13 @@ async fn one(
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let device = auth.device.id;
     let history = q.history.unwrap_or(false);
-    let (row, versions) = state
-        .storage
-        .call(move |s| {
-            let Some(row) = s.document(device, uuid)? else {
-                return Ok(None);
-            };
-            let versions = if history {
-                s.document_versions(uuid)?
-            } else {
-                Vec::new()
-            };
-            Ok(Some((row, versions)))
-        })
-        .await?
-        .ok_or_else(not_found)?;
+    let store = state.storage.documents();
+    let row = store.document(device, uuid).await?.ok_or_else(not_found)?;
+    let versions = if history {
+        store.document_versions(uuid).await?
+    } else {
+        Vec::new()
+    };
     let mut view = row.view();
     if history {
         let versions = versions
@@ -528,10 +517,7 @@ async fn list(
         limit: limit as usize,
     };
     let device = auth.device.id;
-    let rows = state
-        .storage
-        .call(move |s| s.documents(device, &filter))
-        .await?;
+    let rows = state.storage.documents().documents(device, &filter).await?;
     Ok(Json(DocumentList {
         documents: rows.iter().map(DocumentRow::view).collect(),
     }))

@@ -135,7 +135,8 @@ async fn check_code(
     };
     let found = state
         .storage
-        .call(move |s| s.pairing_by_user_code(&code))
+        .pairing()
+        .pairing_by_user_code(&code)
         .await
         .map_err(|e| internal(&e))?;
     match found {
@@ -192,15 +193,20 @@ fn form_refused() -> Response {
 
 /// The organisation the pairing's device is paired with now (its connection id and name), if any.
 async fn paired_now(state: &AppState, p: &Pairing) -> Result<Option<(Uuid, String)>, Response> {
-    let device_id = p.device_id;
+    let device = state
+        .storage
+        .devices()
+        .device(p.device_id)
+        .await
+        .map_err(|e| internal(&e))?
+        .filter(|d| d.revoked_at.is_none());
+    let Some(device) = device else {
+        return Ok(None);
+    };
     let found = state
         .storage
-        .call(move |s| {
-            let Some(device) = s.device(device_id)?.filter(|d| d.revoked_at.is_none()) else {
-                return Ok(None);
-            };
-            s.connection(device.connection_id)
-        })
+        .connections()
+        .connection(device.connection_id)
         .await
         .map_err(|e| internal(&e))?;
     Ok(found.map(|c| (c.id, c.tenant_name)))
@@ -221,7 +227,7 @@ async fn confirm_page(state: &AppState, browser: &Browser, p: &Pairing) -> Respo
         Provider::HubRise => None,
     };
     let at_cap = match cap {
-        Some(cap) => match state.storage.call(|s| s.connected_count("xero")).await {
+        Some(cap) => match state.storage.pairing().connected_count("xero").await {
             Ok(n) if n >= cap => Some(cap),
             Ok(_) => None,
             Err(e) => return internal(&e),
@@ -347,7 +353,7 @@ pub async fn cancel(
         Err(page) => return browser.finish(&state, page),
     };
     let now = state.clock.now();
-    let response = match state.storage.call(move |s| s.deny_pairing(p.id, now)).await {
+    let response = match state.storage.pairing().deny_pairing(p.id, now).await {
         Ok(true) => pages::message(
             StatusCode::OK,
             "Cancelled",
@@ -414,11 +420,7 @@ pub async fn continue_to_xero(
         expires_at: now + Duration::seconds(state.settings.pairing.state_ttl_secs as i64),
         used_at: None,
     };
-    if let Err(e) = state
-        .storage
-        .call(move |s| s.insert_oauth_state(&row))
-        .await
-    {
+    if let Err(e) = state.storage.pairing().insert_oauth_state(&row).await {
         return browser.finish(&state, internal(&e));
     }
     let response = (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response();
@@ -479,7 +481,7 @@ pub async fn callback(
     let state_hash = hash(&state_param);
     let now = state.clock.now();
     let lookup = state_hash.clone();
-    let stored = match state.storage.call(move |s| s.oauth_state(&lookup)).await {
+    let stored = match state.storage.pairing().oauth_state(&lookup).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             return pages::message(
@@ -517,22 +519,19 @@ pub async fn callback(
         );
     }
     let mark = state_hash.clone();
-    let taken = state
-        .storage
-        .call(move |s| s.mark_state_used(&mark, now))
-        .await;
+    let taken = state.storage.pairing().mark_state_used(&mark, now).await;
     if let Some(page) = first_use(taken, "Sign-in link already used") {
         return page;
     }
     let pairing_id = stored.pairing_id;
-    let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
+    let pairing = match state.storage.pairing().pairing(pairing_id).await {
         Ok(Some(p)) if p.is_open(now) && p.provider == provider.as_str() => p,
         Ok(_) => return over(),
         Err(e) => return internal(&e),
     };
     if let Some(error) = q.error {
         if error == "access_denied" {
-            return match state.storage.call(move |s| s.deny_pairing(pairing_id, now)).await {
+            return match state.storage.pairing().deny_pairing(pairing_id, now).await {
                 Ok(true) => pages::message(
                     StatusCode::OK,
                     "Not connected",
@@ -637,7 +636,7 @@ pub async fn callback(
                 used_at: None,
             };
             let redirect = to_chooser(&row);
-            if let Err(e) = state.storage.call(move |s| s.insert_choice(&row)).await {
+            if let Err(e) = state.storage.pairing().insert_choice(&row).await {
                 let _ = state.vault.delete(token_set).await;
                 return internal(&e);
             }
@@ -770,7 +769,7 @@ async fn chooser(state: &AppState, c: &PendingChoice) -> Response {
         Err(page) => return *page,
     };
     let pairing_id = c.pairing_id;
-    let name = match state.storage.call(move |s| s.pairing(pairing_id)).await {
+    let name = match state.storage.pairing().pairing(pairing_id).await {
         Ok(Some(p)) => p.device_name,
         _ => String::from("the device"),
     };
@@ -786,16 +785,14 @@ async fn chooser(state: &AppState, c: &PendingChoice) -> Response {
 async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) -> Response {
     let now = state.clock.now();
     let browser_hash = browser.hash();
-    let (pairing, choice) = match state
-        .storage
-        .call(move |s| {
-            Ok((
-                s.pairing(pairing_id)?,
-                s.latest_choice(&browser_hash, Some(pairing_id))?,
-            ))
-        })
-        .await
-    {
+    let store = state.storage.pairing();
+    let found = async {
+        Ok::<_, crate::store::StoreError>((
+            store.pairing(pairing_id).await?,
+            store.latest_choice(&browser_hash, Some(pairing_id)).await?,
+        ))
+    };
+    let (pairing, choice) = match found.await {
         Ok(found) => found,
         Err(e) => return internal(&e),
     };
@@ -813,17 +810,16 @@ async fn where_it_got_to(state: &AppState, browser: &Browser, pairing_id: Uuid) 
     match (pairing.status, pairing.connection_id) {
         (PairingStatus::Approved | PairingStatus::Consumed, Some(connection)) => {
             let from = pairing.moves_from.filter(|f| *f != connection);
-            let names = state
-                .storage
-                .call(move |s| {
-                    let to = s.connection(connection)?.map(|c| c.tenant_name);
-                    let from = match from {
-                        Some(f) => s.connection(f)?.map(|c| c.tenant_name),
-                        None => None,
-                    };
-                    Ok((to, from))
-                })
-                .await;
+            let store = state.storage.connections();
+            let names = async {
+                let to = store.connection(connection).await?.map(|c| c.tenant_name);
+                let from = match from {
+                    Some(f) => store.connection(f).await?.map(|c| c.tenant_name),
+                    None => None,
+                };
+                Ok::<_, crate::store::StoreError>((to, from))
+            }
+            .await;
             match names {
                 Ok((Some(to), from)) => pages::connected(
                     &pairing.device_name,
@@ -873,14 +869,15 @@ pub async fn choice_page(
     }
     let browser_hash = browser.hash();
     let handle = q.c.and_then(|c| URL_SAFE_NO_PAD.decode(c.as_bytes()).ok());
-    let found = match state
-        .storage
-        .call(move |s| match handle {
-            Some(h) => Ok(s.choice(&h)?.filter(|c| c.browser_hash == browser_hash)),
-            None => s.latest_choice(&browser_hash, None),
-        })
-        .await
-    {
+    let store = state.storage.pairing();
+    let found = match handle {
+        Some(h) => store
+            .choice(&h)
+            .await
+            .map(|c| c.filter(|c| c.browser_hash == browser_hash)),
+        None => store.latest_choice(&browser_hash, None).await,
+    };
+    let found = match found {
         Ok(c) => c,
         Err(e) => return internal(&e),
     };
@@ -924,7 +921,7 @@ pub async fn choose(
             START_AGAIN,
         );
     };
-    let stored = match state.storage.call(move |s| s.choice(&lookup)).await {
+    let stored = match state.storage.pairing().choice(&lookup).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return pages::message(
@@ -961,17 +958,14 @@ pub async fn choose(
         return chooser(&state, &stored).await;
     };
     let mark = stored.id_hash.clone();
-    let taken = state
-        .storage
-        .call(move |s| s.mark_choice_used(&mark, now))
-        .await;
+    let taken = state.storage.pairing().mark_choice_used(&mark, now).await;
     match taken {
         Ok(true) => {}
         Ok(false) => return where_it_got_to(&state, &browser, stored.pairing_id).await,
         Err(e) => return internal(&e),
     }
     let pairing_id = stored.pairing_id;
-    let pairing = match state.storage.call(move |s| s.pairing(pairing_id)).await {
+    let pairing = match state.storage.pairing().pairing(pairing_id).await {
         Ok(Some(p)) if p.is_open(now) => p,
         Ok(_) => {
             let _ = state.vault.delete(stored.token_set_id).await;

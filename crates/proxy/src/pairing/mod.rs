@@ -237,19 +237,18 @@ async fn create(
         moves_from,
     };
     // A live pairing never shares its code with another: draw again on the (rare) clash.
-    let stored = state
-        .storage
-        .call(move |s| loop {
-            pairing.user_code = new_user_code();
-            let clash = s
-                .pairing_by_user_code(&pairing.user_code)?
-                .is_some_and(|p| p.expires_at > now);
-            if !clash {
-                s.insert_pairing(&pairing)?;
-                return Ok(pairing);
-            }
-        })
-        .await?;
+    let store = state.storage.pairing();
+    let stored = loop {
+        pairing.user_code = new_user_code();
+        let clash = store
+            .pairing_by_user_code(&pairing.user_code)
+            .await?
+            .is_some_and(|p| p.expires_at > now);
+        if !clash {
+            store.insert_pairing(&pairing).await?;
+            break pairing;
+        }
+    };
     let verification_uri = state
         .settings
         .public_url
@@ -338,7 +337,8 @@ async fn tokens_for(
     let connection_id = device.connection_id;
     let connection = state
         .storage
-        .call(move |s| s.connection(connection_id))
+        .connections()
+        .connection(connection_id)
         .await?
         .ok_or_else(|| AppError::internal("a paired device has no connection"))?;
     let info = device::connection_info(state, device, &connection).await?;
@@ -361,7 +361,8 @@ async fn poll(
     let h = device::hash(code.expose());
     let mut pairing = state
         .storage
-        .call(move |s| s.pairing_by_device_code(&h))
+        .pairing()
+        .pairing_by_device_code(&h)
         .await?
         .ok_or_else(|| {
             AppError::oauth(
@@ -406,7 +407,8 @@ async fn poll(
     let (id, interval) = (pairing.id, pairing.interval_secs);
     state
         .storage
-        .call(move |s| s.record_poll(id, now, interval))
+        .pairing()
+        .record_poll(id, now, interval)
         .await?;
     if too_fast {
         return Err(AppError::oauth(
@@ -451,7 +453,8 @@ async fn poll(
             // after it cannot lose the only copy of the new credentials.
             let connection = state
                 .storage
-                .call(move |s| s.connection(connection_id))
+                .connections()
+                .connection(connection_id)
                 .await?
                 .ok_or_else(|| AppError::internal("an approved pairing has no connection"))?;
             let info = device::connection_info(state, &device, &connection).await?;
@@ -460,7 +463,8 @@ async fn poll(
             let pairing_id = pairing.id;
             let outcome = state
                 .storage
-                .call(move |s| s.consume_pairing(pairing_id, &stored, &access, &refresh))
+                .pairing()
+                .consume_pairing(pairing_id, &stored, &access, &refresh)
                 .await?;
             match outcome {
                 Consumed::Paired => {}
@@ -533,7 +537,8 @@ async fn finish(
     let cap = state.settings.providers.connection_cap(provider);
     let approved = state
         .storage
-        .call(move |s| s.approve_pairing(pairing_id, &row, cap, now))
+        .pairing()
+        .approve_pairing(pairing_id, &row, cap, now)
         .await?;
     let (connection, replaced) = match approved {
         Approval::Approved(connection, replaced) => (connection, replaced),
@@ -575,7 +580,7 @@ async fn finish(
     if let Some(old) = replaced {
         // The old token set is still valid at Xero, but revoking it there would remove this very
         // organisation's connection; it is simply forgotten once nothing uses it.
-        match state.storage.call(move |s| s.connections_using(old)).await {
+        match state.storage.connections().connections_using(old).await {
             Ok(users) if users.is_empty() => {
                 if let Err(e) = state.vault.delete(old).await {
                     tracing::warn!(error = %e, "could not forget a replaced token set; the sweep will");
@@ -586,7 +591,7 @@ async fn finish(
         }
     }
     let moved_from = match pairing.moves_from.filter(|from| *from != connection.id) {
-        Some(from) => match state.storage.call(move |s| s.connection(from)).await {
+        Some(from) => match state.storage.connections().connection(from).await {
             Ok(c) => c.map(|c| c.tenant_name),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the organisation a device moved from");

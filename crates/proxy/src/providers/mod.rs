@@ -472,7 +472,8 @@ async fn hubrise_location(
     let (id, now) = (connection.id, state.clock.now());
     state
         .storage
-        .call(move |s| s.put_organisation(id, &org, now))
+        .connections()
+        .put_organisation(id, &org, now)
         .await
         .map_err(|e| e.to_string())
 }

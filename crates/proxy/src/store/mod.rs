@@ -1,9 +1,13 @@
-//! Storage behind one trait, so a Postgres backend can be added without touching handlers. The trait
-//! is synchronous (rusqlite is); [`Storage`] runs every call on tokio's blocking pool so the async
-//! workers never wait on disk.
+//! What the proxy keeps, behind an async interface split by area ([`PairingStore`],
+//! [`VaultStore`], [`ConnectionStore`], [`DeviceStore`], [`DocumentStore`], [`EventStore`],
+//! [`MappingStore`], [`HealthStore`]), so handlers never know which database holds it. A backend
+//! implements every area ([`Backend`]); [`Storage`] is the handle the proxy passes around. The
+//! SQLite backend (`sqlite`) runs its synchronous calls on a blocking pool of its own: its
+//! callers only await.
 
 mod sqlite;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ledgerlink_wire::documents::{DocumentKind, DocumentState, DocumentView};
 use ledgerlink_wire::ConnectionStatus;
@@ -12,39 +16,24 @@ use uuid::Uuid;
 
 pub use sqlite::SqliteStore;
 
+/// What went wrong with the store, whatever the database behind it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot take this call now (its disk is full, its I/O fails, it stayed busy past
-    /// the timeout): nothing was stored, and the same call may well work later.
+    /// the timeout, it cannot be reached): nothing was stored, and the same call may well work
+    /// later. The API answers it `503 unavailable`.
     #[error("the database cannot be used just now: {0}")]
     Unavailable(String),
     /// Another proxy process has the database open (one process per SQLite database).
     #[error("{0}")]
     InUse(String),
+    /// The database refused the statement: a bug, or a schema out of step with this proxy.
     #[error("database: {0}")]
-    Sqlite(rusqlite::Error),
+    Failed(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
-    #[error("migration {version} failed: {source}")]
-    Migration {
-        version: u32,
-        source: rusqlite::Error,
-    },
-    #[error("the storage task stopped: {0}")]
-    Join(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode::*;
-        match e.sqlite_error_code() {
-            Some(
-                DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked | CannotOpen | ReadOnly
-                | OutOfMemory,
-            ) => Self::Unavailable(e.to_string()),
-            _ => Self::Sqlite(e),
-        }
-    }
+    #[error("migration {version} failed: {reason}")]
+    Migration { version: u32, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -455,41 +444,63 @@ pub enum Sealed {
     },
 }
 
-/// What the proxy keeps. Every method is one transaction.
-pub trait Store: Send + Sync + 'static {
-    fn ping(&self) -> Result<()>;
+/// Whether the database can be used, and what keeps it tidy.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    async fn ping(&self) -> Result<()>;
     /// Whether writes work: at once while none has failed; after a failure (a full disk), by
     /// trying a write that needs fresh pages. `Unavailable` while they still fail.
-    fn writable(&self) -> Result<()>;
+    async fn writable(&self) -> Result<()>;
     /// Gives back memory held only for speed (page caches) when the store has had no write for a
     /// while, so a burst's memory goes back to the system. Answers whether it did.
-    fn release_memory(&self, quiet_for: std::time::Duration) -> Result<bool>;
+    async fn release_memory(&self, quiet_for: std::time::Duration) -> Result<bool>;
     /// Caps how large the database may grow (SQLite's `max_page_count`), `None` lifting the cap:
     /// how the tests fill the disk. Answers the cap now in force, in bytes.
-    fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64>;
+    async fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64>;
+    /// Deletes what can no longer be used: pairings, states, choices and access tokens that expired
+    /// before `short`, token sets no connection or choice refers to made before `short`, and refresh
+    /// tokens revoked or rotated before `long` (kept that long so a stolen old one is still
+    /// recognised, and revokes its device, when it comes back). Answers how many rows went.
+    async fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
+}
 
+/// The master-key check and the providers' grants, sealed (the vault's rows).
+#[async_trait]
+pub trait VaultStore: Send + Sync {
     /// The master-key check record, if the database has one.
-    fn key_check(&self) -> Result<Option<Vec<u8>>>;
-    fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()>;
+    async fn key_check(&self) -> Result<Option<Vec<u8>>>;
+    async fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()>;
     /// Every value sealed under the master key (to check the keys before the key check exists).
-    fn sealed(&self) -> Result<Vec<Sealed>>;
+    async fn sealed(&self) -> Result<Vec<Sealed>>;
+    async fn insert_token_set(&self, t: &TokenSetRow) -> Result<()>;
+    async fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>>;
+    /// Compare-and-swap on `version`: writes `t` (with `version + 1`) only if the row still has
+    /// `t.version`. False when someone else wrote first.
+    async fn update_token_set(&self, t: &TokenSetRow) -> Result<bool>;
+    async fn delete_token_set(&self, id: Uuid) -> Result<()>;
+    /// Token sets in use by a live connection whose last refresh (or creation) is before `before`.
+    async fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>>;
+}
 
-    fn insert_pairing(&self, p: &Pairing) -> Result<()>;
-    fn pairing(&self, id: Uuid) -> Result<Option<Pairing>>;
+/// Pairings, their browser states and choices, and the transactions that pair a device.
+#[async_trait]
+pub trait PairingStore: Send + Sync {
+    async fn insert_pairing(&self, p: &Pairing) -> Result<()>;
+    async fn pairing(&self, id: Uuid) -> Result<Option<Pairing>>;
     /// The newest pairing with this (normalized) user code.
-    fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>>;
-    fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>>;
+    async fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>>;
+    async fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>>;
     /// Records a poll (and the interval after any `slow_down`); leaves the status alone.
-    fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()>;
+    async fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()>;
     /// Pending and unexpired → denied. False when it was no longer pending.
-    fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
+    async fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool>;
     /// In one transaction: creates the connection for (provider, tenant) or points the existing one at
     /// the new token set, and approves the pairing with it. `None` (and nothing changed) when the
     /// pairing is no longer pending. Otherwise the stored connection and the token set it replaced.
     /// With a `cap`, an organisation not connected yet is refused once that many of the provider's
     /// organisations are connected (checked in the same transaction); reconnecting one never is.
     /// A device paired elsewhere is moved only by a pairing it started itself (`moves_from`).
-    fn approve_pairing(
+    async fn approve_pairing(
         &self,
         pairing: Uuid,
         connection: &ConnectionRow,
@@ -497,58 +508,44 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Approval>;
     /// The provider's organisations connected now (not disconnected).
-    fn connected_count(&self, provider: &str) -> Result<u32>;
-
+    async fn connected_count(&self, provider: &str) -> Result<u32>;
     /// In one transaction: the approved pairing becomes consumed and the device is paired (earlier
     /// credentials of the device revoked, the new pair stored).
-    fn consume_pairing(
+    async fn consume_pairing(
         &self,
         pairing: Uuid,
         device: &DeviceRow,
         access: &DeviceTokenRow,
         refresh: &DeviceTokenRow,
     ) -> Result<Consumed>;
-
-    fn insert_oauth_state(&self, s: &OAuthState) -> Result<()>;
-    fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>>;
+    async fn insert_oauth_state(&self, s: &OAuthState) -> Result<()>;
+    async fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>>;
     /// Marks a state used; false when it already was (a replay racing this one).
-    fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
-
-    fn insert_choice(&self, c: &PendingChoice) -> Result<()>;
-    fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>>;
+    async fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
+    async fn insert_choice(&self, c: &PendingChoice) -> Result<()>;
+    async fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>>;
     /// The newest choice made in a browser (of one pairing, if given): for a reloaded chooser.
-    fn latest_choice(
+    async fn latest_choice(
         &self,
         browser_hash: &[u8],
         pairing: Option<Uuid>,
     ) -> Result<Option<PendingChoice>>;
-    fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
+    async fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool>;
+}
 
-    /// Deletes what can no longer be used: pairings, states, choices and access tokens that expired
-    /// before `short`, token sets no connection or choice refers to made before `short`, and refresh
-    /// tokens revoked or rotated before `long` (kept that long so a stolen old one is still
-    /// recognised, and revokes its device, when it comes back). Answers how many rows went.
-    fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
-
-    fn insert_token_set(&self, t: &TokenSetRow) -> Result<()>;
-    fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>>;
-    /// Compare-and-swap on `version`: writes `t` (with `version + 1`) only if the row still has
-    /// `t.version`. False when someone else wrote first.
-    fn update_token_set(&self, t: &TokenSetRow) -> Result<bool>;
-    fn delete_token_set(&self, id: Uuid) -> Result<()>;
-    /// Token sets in use by a live connection whose last refresh (or creation) is before `before`.
-    fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>>;
-
+/// Connections to providers' organisations, their guarded status changes, and what is kept of each organisation.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
     /// Creates the connection for (provider, tenant) or points the existing one at a new token set;
     /// answers the stored row and the token set it replaced, if any.
-    fn upsert_connection(&self, c: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)>;
-    fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>>;
-    fn connections(&self) -> Result<Vec<ConnectionRow>>;
-    fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>>;
+    async fn upsert_connection(&self, c: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)>;
+    async fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>>;
+    async fn connections(&self) -> Result<Vec<ConnectionRow>>;
+    async fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>>;
     /// Moves the connection from `from` to `to` (saying why), only if it is still `from` and
     /// still on `token_set` (a reconnect in the meantime wins), and tells each of its devices with
     /// a `connection` event, in one transaction. False when it was not moved.
-    fn mark_connection(
+    async fn mark_connection(
         &self,
         id: Uuid,
         token_set: Option<Uuid>,
@@ -557,124 +554,49 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<StatusReason>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+    /// [`ConnectionStore::mark_connection`] for every connection on `token_set` (one grant can
+    /// cover several organisations), in one transaction: a reconnect of any of them meanwhile wins
+    /// for that one. How many moved.
+    async fn mark_connections_using(
+        &self,
+        token_set: Uuid,
+        from: ConnectionStatus,
+        to: ConnectionStatus,
+        reason: Option<StatusReason>,
+        now: DateTime<Utc>,
+    ) -> Result<usize>;
     /// Connections that left `connected` because Xero refused API calls (not the refresh): worth
     /// asking Xero again now and then.
-    fn connections_to_reprobe(&self) -> Result<Vec<ConnectionRow>>;
+    async fn connections_to_reprobe(&self) -> Result<Vec<ConnectionRow>>;
     /// Marks the connection disconnected, detaches its token set and revokes every device on it, if
     /// it still uses `token_set` (a reconnect in the meantime wins). False when it did not.
-    fn disconnect(&self, id: Uuid, token_set: Option<Uuid>, now: DateTime<Utc>) -> Result<bool>;
-
-    fn device(&self, id: Uuid) -> Result<Option<DeviceRow>>;
-    fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>>;
-    fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
-    fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
-
-    /// Stores accepted documents and their `queued` events in one transaction, one answer per
-    /// document. A document whose (device, client_ref) is already stored with the same kind and
-    /// body is not written again (`Duplicate`); with a different body it replaces a correctable
-    /// (failed) one as its next version, the replaced version kept (`Corrected`), and is refused
-    /// otherwise (`InUse`).
-    fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<Stored>>;
-    /// A document's earlier versions, oldest first.
-    fn document_versions(&self, id: Uuid) -> Result<Vec<DocumentVersionRow>>;
-    /// A failed document of the device back in the queue, unchanged (one more resend, so its next
-    /// send has Idempotency-Keys of its own), with its `queued` event.
-    fn resend_document(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
-    /// Asks for a sent invoice of the device to be voided (`voiding`: delivery takes it to Xero).
-    /// Refused (`Blocked`, with the reason) while a payment or a refund of this device names it:
-    /// Xero refuses to void what money has touched.
-    fn request_void(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
-    /// A connection's documents waiting to be voided in Xero.
-    fn voids(&self, connection: Uuid, limit: usize) -> Result<Vec<DocumentRow>>;
-    /// Puts a document of the device aside (`discarded`, with the reason) if it is failed, or
-    /// queued and not in a call nor of unknown outcome (it may be in Xero), with its event.
-    fn discard_document(
+    async fn disconnect(
         &self,
-        device: Uuid,
         id: Uuid,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Change>;
-    /// One of a device's documents.
-    fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>>;
-    fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>>;
-    fn documents(&self, device: Uuid, filter: &DocumentFilter) -> Result<Vec<DocumentRow>>;
-    /// The oldest documents of a kind in a connection's outbox that can go now: a payment whose
-    /// invoice has not reached Xero (nor failed, nor stayed away an hour) is left where it is, so it
-    /// never holds back the ones behind it.
-    fn outbox(
-        &self,
-        connection: Uuid,
-        kind: DocumentKind,
-        limit: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<DocumentRow>>;
-    /// Connected connections with documents that can go now.
-    fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>>;
-    /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
-    /// queue; they go again under the same idempotency key. Answers how many.
-    fn requeue_sending(&self) -> Result<usize>;
-    /// The same for one connection (its worker runs alone, so nothing of it is in flight between
-    /// rounds): a round that stopped halfway never strands a document in `sending`.
-    fn requeue_sending_for(&self, connection: Uuid) -> Result<usize>;
-    /// Records a bundle about to be sent and marks its documents `sending` in it, if every one of
-    /// them is still queued. False (nothing changed) when one is not: a person discarded it since
-    /// the bundle was made, and the bundle is made again next round.
-    fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<bool>;
-    fn bundle(&self, key: &str) -> Result<Option<Bundle>>;
-    /// Bundles of a connection with documents waiting whose outcome became unknown after `since`.
-    fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;
-    /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
-    fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
-    /// Queued documents whose unknown outcome was looked up and not found at the provider: known
-    /// again (not there), so they go without another lookup.
-    fn forget_unknown(&self, ids: &[Uuid]) -> Result<()>;
-    /// Applies delivery outcomes and records an event for each, in one transaction. A bundle whose
-    /// documents all have their outcome is deleted with it (its body is no longer needed).
-    fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
-    /// Documents of a connection that Xero knows by this id (invoices and shifts).
-    fn documents_by_provider_id(
-        &self,
-        connection: Uuid,
-        provider_id: &str,
-    ) -> Result<Vec<DocumentRow>>;
-    /// Records a provider event about a document for its device.
-    fn record_event(&self, document: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()>;
-    /// Sets the provider's status of a document and records `body` as an event for its device, in
-    /// one transaction, only if the status is new: a notification the provider sends twice reaches
-    /// the device once. Whether it was new.
-    fn record_provider_status(
-        &self,
-        document: &DocumentRow,
-        status: &str,
-        body: &str,
+        token_set: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-    /// A device's events after `after`, oldest first: `(seq, JSON)`.
-    fn events_after(&self, device: Uuid, after: i64, limit: usize) -> Result<Vec<(i64, String)>>;
-
-    fn mappings(&self, connection: Uuid) -> Result<Option<String>>;
-    fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()>;
-    fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>>;
-    fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()>;
-    /// Drops a cached ContactID Xero no longer knows, and counts it (see `contact_generation`).
-    fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()>;
-    /// How many times the name's cached ContactID was dropped: part of the Idempotency-Key of the
-    /// contact made again, or Xero would replay the first creation's answer.
-    fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32>;
     /// What the proxy keeps of the connection's organisation (its time zone, its short code).
-    fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>>;
-    fn put_organisation(
+    async fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>>;
+    async fn put_organisation(
         &self,
         connection: Uuid,
         org: &OrganisationRow,
         now: DateTime<Utc>,
     ) -> Result<()>;
+}
 
-    fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>>;
+/// Paired devices and their credentials.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    async fn device(&self, id: Uuid) -> Result<Option<DeviceRow>>;
+    async fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>>;
+    async fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    async fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()>;
+    async fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>>;
     /// Rotates a refresh token: marks `old` rotated (only if it was not yet) with `successor`, and
     /// stores the new pair. False when `old` was already rotated or revoked.
-    fn rotate_refresh(
+    async fn rotate_refresh(
         &self,
         old: &[u8],
         successor: &[u8],
@@ -684,40 +606,196 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 }
 
+/// Documents, their outbox, bundles and outcomes.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    /// Stores accepted documents and their `queued` events in one transaction, one answer per
+    /// document. A document whose (device, client_ref) is already stored with the same kind and
+    /// body is not written again (`Duplicate`); with a different body it replaces a correctable
+    /// (failed) one as its next version, the replaced version kept (`Corrected`), and is refused
+    /// otherwise (`InUse`).
+    async fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<Stored>>;
+    /// A document's earlier versions, oldest first.
+    async fn document_versions(&self, id: Uuid) -> Result<Vec<DocumentVersionRow>>;
+    /// A failed document of the device back in the queue, unchanged (one more resend, so its next
+    /// send has Idempotency-Keys of its own), with its `queued` event.
+    async fn resend_document(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
+    /// Asks for a sent invoice of the device to be voided (`voiding`: delivery takes it to Xero).
+    /// Refused (`Blocked`, with the reason) while a payment or a refund of this device names it:
+    /// Xero refuses to void what money has touched.
+    async fn request_void(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change>;
+    /// A connection's documents waiting to be voided in Xero.
+    async fn voids(&self, connection: Uuid, limit: usize) -> Result<Vec<DocumentRow>>;
+    /// Puts a document of the device aside (`discarded`, with the reason) if it is failed, or
+    /// queued and not in a call nor of unknown outcome (it may be in Xero), with its event.
+    async fn discard_document(
+        &self,
+        device: Uuid,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Change>;
+    /// One of a device's documents.
+    async fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>>;
+    async fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>>;
+    async fn documents(&self, device: Uuid, filter: &DocumentFilter) -> Result<Vec<DocumentRow>>;
+    /// The oldest documents of a kind in a connection's outbox that can go now: a payment whose
+    /// invoice has not reached Xero (nor failed, nor stayed away an hour) is left where it is, so it
+    /// never holds back the ones behind it.
+    async fn outbox(
+        &self,
+        connection: Uuid,
+        kind: DocumentKind,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DocumentRow>>;
+    /// Connected connections with documents that can go now.
+    async fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>>;
+    /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
+    /// queue; they go again under the same idempotency key. Answers how many.
+    async fn requeue_sending(&self) -> Result<usize>;
+    /// The same for one connection (its worker runs alone, so nothing of it is in flight between
+    /// rounds): a round that stopped halfway never strands a document in `sending`.
+    async fn requeue_sending_for(&self, connection: Uuid) -> Result<usize>;
+    /// Records a bundle about to be sent and marks its documents `sending` in it, if every one of
+    /// them is still queued. False (nothing changed) when one is not: a person discarded it since
+    /// the bundle was made, and the bundle is made again next round.
+    async fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<bool>;
+    async fn bundle(&self, key: &str) -> Result<Option<Bundle>>;
+    /// Bundles of a connection with documents waiting whose outcome became unknown after `since`.
+    async fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
+    async fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+    /// Queued documents whose unknown outcome was looked up and not found at the provider: known
+    /// again (not there), so they go without another lookup.
+    async fn forget_unknown(&self, ids: &[Uuid]) -> Result<()>;
+    /// Applies delivery outcomes and records an event for each, in one transaction. A bundle whose
+    /// documents all have their outcome is deleted with it (its body is no longer needed).
+    async fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
+    /// Documents of a connection that Xero knows by this id (invoices and shifts).
+    async fn documents_by_provider_id(
+        &self,
+        connection: Uuid,
+        provider_id: &str,
+    ) -> Result<Vec<DocumentRow>>;
+    /// Sets the provider's status of a document and records `body` as an event for its device, in
+    /// one transaction, only if the status is new: a notification the provider sends twice reaches
+    /// the device once. Whether it was new.
+    async fn record_provider_status(
+        &self,
+        document: &DocumentRow,
+        status: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
+/// Each device's events, in order, after a cursor.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records a provider event about a document for its device.
+    async fn record_event(
+        &self,
+        document: &DocumentRow,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// A device's events after `after`, oldest first: `(seq, JSON)`.
+    async fn events_after(
+        &self,
+        device: Uuid,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>>;
+}
+
+/// Mappings and the contacts cache of each connection.
+#[async_trait]
+pub trait MappingStore: Send + Sync {
+    async fn mappings(&self, connection: Uuid) -> Result<Option<String>>;
+    async fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>>;
+    async fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()>;
+    /// Drops a cached ContactID Xero no longer knows, and counts it (see `contact_generation`).
+    async fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()>;
+    /// How many times the name's cached ContactID was dropped: part of the Idempotency-Key of the
+    /// contact made again, or Xero would replay the first creation's answer.
+    async fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32>;
+}
+
+/// A database holding everything the proxy keeps: every area. Each method is one transaction.
+pub trait Backend:
+    HealthStore
+    + VaultStore
+    + PairingStore
+    + ConnectionStore
+    + DeviceStore
+    + DocumentStore
+    + EventStore
+    + MappingStore
+    + 'static
+{
+    /// What keeps the database open: gone once every handle and every call under way let go of
+    /// it (so a new proxy may open the database).
+    fn keeps_open(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync>;
+}
+
 /// How long a payment waits for its invoice to arrive from its device before it fails.
 pub const PAYMENT_WAITS_FOR_INVOICE: chrono::Duration = chrono::Duration::hours(1);
 
-/// The store, called from async code: each call runs on the blocking pool.
+/// The store the proxy passes around: one backend, reached by area
+/// (`state.storage.documents().outbox(...).await`).
 #[derive(Clone)]
 pub struct Storage {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn Backend>,
 }
 
 impl Storage {
-    pub fn new(store: impl Store) -> Self {
+    pub fn new(backend: impl Backend) -> Self {
         Self {
-            inner: Arc::new(store),
+            inner: Arc::new(backend),
         }
     }
 
-    /// The store itself, for synchronous checks at start.
-    pub fn store(&self) -> &dyn Store {
-        self.inner.as_ref()
+    /// An SQLite database (its calls run on the blocking pool).
+    pub fn sqlite(store: SqliteStore) -> Self {
+        Self::new(sqlite::SqliteBackend::new(store))
     }
 
-    /// A handle that does not keep the store open (to wait until it is closed).
-    pub fn downgrade(&self) -> std::sync::Weak<dyn Store> {
-        Arc::downgrade(&self.inner)
+    pub fn health(&self) -> &dyn HealthStore {
+        &*self.inner
     }
 
-    pub async fn call<R, F>(&self, f: F) -> Result<R>
-    where
-        F: FnOnce(&dyn Store) -> Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(inner.as_ref()))
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))?
+    pub fn vault(&self) -> &dyn VaultStore {
+        &*self.inner
+    }
+
+    pub fn pairing(&self) -> &dyn PairingStore {
+        &*self.inner
+    }
+
+    pub fn connections(&self) -> &dyn ConnectionStore {
+        &*self.inner
+    }
+
+    pub fn devices(&self) -> &dyn DeviceStore {
+        &*self.inner
+    }
+
+    pub fn documents(&self) -> &dyn DocumentStore {
+        &*self.inner
+    }
+
+    pub fn events(&self) -> &dyn EventStore {
+        &*self.inner
+    }
+
+    pub fn mappings(&self) -> &dyn MappingStore {
+        &*self.inner
+    }
+
+    /// A handle that does not keep the database open (to wait until it is closed).
+    pub fn downgrade(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        self.inner.keeps_open()
     }
 }

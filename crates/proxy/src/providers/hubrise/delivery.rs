@@ -76,7 +76,8 @@ impl HubRiseDocuments {
             .round
             .state
             .storage
-            .call(move |s| s.organisation(id))
+            .connections()
+            .organisation(id)
             .await
             .map_err(Stop::store)?
             .and_then(|o| o.currency);

@@ -75,7 +75,7 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
     let (true, Some(status)) = (event.category == "order", event.status.clone()) else {
         return Ok(()); // only orders' statuses are followed
     };
-    let connections = state.storage.call(|s| s.connections()).await?;
+    let connections = state.storage.connections().connections().await?;
     let now = state.clock.now();
     let mut told = false;
     for connection in connections
@@ -85,7 +85,8 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
         let (id, order) = (connection.id, event.resource_id.clone());
         let docs = state
             .storage
-            .call(move |s| s.documents_by_provider_id(id, &order))
+            .documents()
+            .documents_by_provider_id(id, &order)
             .await?;
         for doc in docs.into_iter().filter(|d| d.kind == DocumentKind::Order) {
             let mut view = doc.view();
@@ -99,7 +100,8 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
             let status = status.clone();
             told |= state
                 .storage
-                .call(move |s| s.record_provider_status(&doc, &status, &body, now))
+                .documents()
+                .record_provider_status(&doc, &status, &body, now)
                 .await?;
         }
     }

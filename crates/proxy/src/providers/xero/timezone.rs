@@ -51,7 +51,7 @@ pub async fn of_organisation(
     connection: &crate::store::ConnectionRow,
 ) -> Result<Tz, crate::providers::xero::api::CallError> {
     let id = connection.id;
-    if let Ok(Some(org)) = state.storage.call(move |s| s.organisation(id)).await {
+    if let Ok(Some(org)) = state.storage.connections().organisation(id).await {
         return Ok(org.timezone.parse().unwrap_or(Tz::UTC));
     }
     let answer = crate::providers::xero::api::call(
@@ -83,7 +83,8 @@ pub async fn of_organisation(
     let now = state.clock.now();
     if let Err(e) = state
         .storage
-        .call(move |s| s.put_organisation(id, &org, now))
+        .connections()
+        .put_organisation(id, &org, now)
         .await
     {
         tracing::warn!(connection = %id, error = %e, "could not keep the organisation's details");

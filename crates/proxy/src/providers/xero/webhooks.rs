@@ -92,7 +92,7 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
     ) else {
         return Ok(());
     };
-    let connections = state.storage.call(|s| s.connections()).await?;
+    let connections = state.storage.connections().connections().await?;
     let Some(connection) = connections.into_iter().find(|c| {
         c.provider == "xero"
             && c.tenant_id == tenant.to_string()
@@ -103,7 +103,8 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
     let id = connection.id;
     let docs = state
         .storage
-        .call(move |s| s.documents_by_provider_id(id, &invoice_id.to_string()))
+        .documents()
+        .documents_by_provider_id(id, &invoice_id.to_string())
         .await?;
     let docs: Vec<_> = docs
         .into_iter()
@@ -149,7 +150,8 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
                 };
                 state
                     .storage
-                    .call(move |st| st.update_documents(&[update], now))
+                    .documents()
+                    .update_documents(&[update], now)
                     .await?;
             }
             _ => {
@@ -169,7 +171,8 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
                 .to_string();
                 state
                     .storage
-                    .call(move |st| st.record_event(&doc, &body, now))
+                    .events()
+                    .record_event(&doc, &body, now)
                     .await?;
             }
         }

@@ -319,7 +319,8 @@ impl XeroDocuments {
         let k = key.clone();
         if let Some(id) = state
             .storage
-            .call(move |s| s.contact_id(connection, &k))
+            .mappings()
+            .contact_id(connection, &k)
             .await
             .map_err(Stop::store)?
         {
@@ -375,7 +376,8 @@ impl XeroDocuments {
             let (k, id) = (key.clone(), *id);
             state
                 .storage
-                .call(move |s| s.put_contact_id(connection, &k, id))
+                .mappings()
+                .put_contact_id(connection, &k, id)
                 .await
                 .map_err(Stop::store)?;
         }
@@ -404,7 +406,8 @@ impl XeroDocuments {
         let k = key.to_string();
         let generation = state
             .storage
-            .call(move |s| s.contact_generation(connection, &k))
+            .mappings()
+            .contact_generation(connection, &k)
             .await
             .map_err(Stop::store)?;
         let idem = key_for(&[
@@ -447,7 +450,8 @@ impl XeroDocuments {
         self.round
             .state
             .storage
-            .call(move |s| s.forget_contact_id(connection, &k))
+            .mappings()
+            .forget_contact_id(connection, &k)
             .await
             .map_err(Stop::store)
     }
@@ -613,7 +617,8 @@ impl XeroDocuments {
             .round
             .state
             .storage
-            .call(move |s| s.document_by_ref(device, &r))
+            .documents()
+            .document_by_ref(device, &r)
             .await
             .map_err(Stop::store)?;
         Ok(match found {

@@ -11,50 +11,73 @@ use uuid::Uuid;
 
 use super::*;
 
+mod areas;
+
+pub use areas::SqliteBackend;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::*;
+        match e.sqlite_error_code() {
+            Some(
+                DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked | CannotOpen | ReadOnly
+                | OutOfMemory,
+            ) => Self::Unavailable(e.to_string()),
+            _ => Self::Failed(e.to_string()),
+        }
+    }
+}
+
 /// Versioned migrations, applied in order, each once.
 const MIGRATIONS: &[(u32, &str)] = &[
-    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (
         2,
-        include_str!("../../migrations/sqlite/0002_documents.sql"),
+        include_str!("../../../migrations/sqlite/0002_documents.sql"),
     ),
     (
         3,
-        include_str!("../../migrations/sqlite/0003_unknown_outcomes.sql"),
+        include_str!("../../../migrations/sqlite/0003_unknown_outcomes.sql"),
     ),
-    (4, include_str!("../../migrations/sqlite/0004_bundles.sql")),
+    (
+        4,
+        include_str!("../../../migrations/sqlite/0004_bundles.sql"),
+    ),
     (
         5,
-        include_str!("../../migrations/sqlite/0005_hardening.sql"),
+        include_str!("../../../migrations/sqlite/0005_hardening.sql"),
     ),
     (
         6,
-        include_str!("../../migrations/sqlite/0006_corrections.sql"),
+        include_str!("../../../migrations/sqlite/0006_corrections.sql"),
     ),
     (
         7,
-        include_str!("../../migrations/sqlite/0007_credit_notes.sql"),
+        include_str!("../../../migrations/sqlite/0007_credit_notes.sql"),
     ),
     (
         8,
-        include_str!("../../migrations/sqlite/0008_contact_generations.sql"),
+        include_str!("../../../migrations/sqlite/0008_contact_generations.sql"),
     ),
     (
         9,
-        include_str!("../../migrations/sqlite/0009_organisations.sql"),
+        include_str!("../../../migrations/sqlite/0009_organisations.sql"),
     ),
     (
         10,
-        include_str!("../../migrations/sqlite/0010_moving_devices.sql"),
+        include_str!("../../../migrations/sqlite/0010_moving_devices.sql"),
     ),
-    (11, include_str!("../../migrations/sqlite/0011_orders.sql")),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_orders.sql"),
+    ),
     (
         12,
-        include_str!("../../migrations/sqlite/0012_provider_status.sql"),
+        include_str!("../../../migrations/sqlite/0012_provider_status.sql"),
     ),
     (
         13,
-        include_str!("../../migrations/sqlite/0013_organisation_currency.sql"),
+        include_str!("../../../migrations/sqlite/0013_organisation_currency.sql"),
     ),
 ];
 
@@ -227,8 +250,10 @@ impl SqliteStore {
                 continue;
             }
             let tx = conn.transaction()?;
-            tx.execute_batch(sql)
-                .map_err(|source| StoreError::Migration { version, source })?;
+            tx.execute_batch(sql).map_err(|e| StoreError::Migration {
+                version,
+                reason: e.to_string(),
+            })?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 params![version, Utc::now().timestamp_millis()],
@@ -600,7 +625,44 @@ fn revoke_tokens_of(tx: &Connection, device: Uuid, now: DateTime<Utc>) -> rusqli
     Ok(())
 }
 
-impl Store for SqliteStore {
+/// Moves connection `id` from `from` to `to` if it is still `from` on `token_set` (a reconnect in
+/// the meantime wins), telling each of its devices with a `connection` event. Whether it moved.
+fn mark_connection_in(
+    tx: &Connection,
+    id: Uuid,
+    token_set: Option<Uuid>,
+    from: ConnectionStatus,
+    to: ConnectionStatus,
+    reason: Option<StatusReason>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let moved = tx.execute(
+        "UPDATE connections SET status = ?2, status_reason = ?3, updated_at = ?4
+         WHERE id = ?1 AND token_set_id IS ?5 AND status = ?6",
+        params![
+            id.to_string(),
+            to.as_str(),
+            reason.map(StatusReason::as_str),
+            ms(now),
+            token_set.map(|t| t.to_string()),
+            from.as_str()
+        ],
+    )?;
+    if moved != 1 {
+        return Ok(false);
+    }
+    let body = serde_json::json!({"type": "connection", "status": to}).to_string();
+    tx.execute(
+        "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
+         SELECT connection_id, id, NULL, ?2, ?3 FROM devices WHERE connection_id = ?1 AND revoked_at IS NULL",
+        params![id.to_string(), body, ms(now)],
+    )?;
+    Ok(true)
+}
+
+/// Every call is one transaction, run by the caller's thread: [`SqliteBackend`] runs them on the
+/// blocking pool for async callers.
+impl SqliteStore {
     fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
@@ -1124,29 +1186,37 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let moved = tx.execute(
-                "UPDATE connections SET status = ?2, status_reason = ?3, updated_at = ?4
-                 WHERE id = ?1 AND token_set_id IS ?5 AND status = ?6",
-                params![
-                    id.to_string(),
-                    to.as_str(),
-                    reason.map(StatusReason::as_str),
-                    ms(now),
-                    token_set.map(|t| t.to_string()),
-                    from.as_str()
-                ],
-            )?;
-            if moved != 1 {
-                return Ok(false);
-            }
-            let body = serde_json::json!({"type": "connection", "status": to}).to_string();
-            tx.execute(
-                "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
-                 SELECT connection_id, id, NULL, ?2, ?3 FROM devices WHERE connection_id = ?1 AND revoked_at IS NULL",
-                params![id.to_string(), body, ms(now)],
-            )?;
+            let moved = mark_connection_in(&tx, id, token_set, from, to, reason, now)?;
             tx.commit()?;
-            Ok(true)
+            Ok(moved)
+        })
+    }
+
+    fn mark_connections_using(
+        &self,
+        token_set: Uuid,
+        from: ConnectionStatus,
+        to: ConnectionStatus,
+        reason: Option<StatusReason>,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT id FROM connections WHERE token_set_id = ?1")?;
+                let rows = stmt
+                    .query_map([token_set.to_string()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                rows
+            };
+            let mut moved = 0;
+            for id in ids {
+                if mark_connection_in(&tx, uuid(id)?, Some(token_set), from, to, reason, now)? {
+                    moved += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(moved)
         })
     }
 

@@ -1,0 +1,437 @@
+//! The SQLite backend for async callers: each call of [`SqliteStore`] runs on tokio's blocking
+//! pool, so the async workers never wait on disk.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ledgerlink_wire::documents::DocumentKind;
+use ledgerlink_wire::ConnectionStatus;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::super::*;
+use super::SqliteStore;
+
+/// [`SqliteStore`] behind the async areas.
+pub struct SqliteBackend(Arc<SqliteStore>);
+
+impl SqliteBackend {
+    pub fn new(store: SqliteStore) -> Self {
+        Self(Arc::new(store))
+    }
+
+    async fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&SqliteStore) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the storage task stopped: {e}")))?
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn keeps_open(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        let weak: std::sync::Weak<SqliteStore> = Arc::downgrade(&self.0);
+        weak
+    }
+}
+
+#[async_trait]
+impl HealthStore for SqliteBackend {
+    async fn ping(&self) -> Result<()> {
+        self.run(move |s| s.ping()).await
+    }
+    async fn writable(&self) -> Result<()> {
+        self.run(move |s| s.writable()).await
+    }
+    async fn release_memory(&self, quiet_for: std::time::Duration) -> Result<bool> {
+        self.run(move |s| s.release_memory(quiet_for)).await
+    }
+    async fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64> {
+        self.run(move |s| s.limit_size(max_bytes)).await
+    }
+    async fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize> {
+        self.run(move |s| s.sweep(short, long)).await
+    }
+}
+
+#[async_trait]
+impl VaultStore for SqliteBackend {
+    async fn key_check(&self) -> Result<Option<Vec<u8>>> {
+        self.run(move |s| s.key_check()).await
+    }
+    async fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()> {
+        let sealed = sealed.to_vec();
+        self.run(move |s| s.put_key_check(&sealed, now)).await
+    }
+    async fn sealed(&self) -> Result<Vec<Sealed>> {
+        self.run(move |s| s.sealed()).await
+    }
+    async fn insert_token_set(&self, t: &TokenSetRow) -> Result<()> {
+        let t = t.clone();
+        self.run(move |s| s.insert_token_set(&t)).await
+    }
+    async fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>> {
+        self.run(move |s| s.token_set(id)).await
+    }
+    async fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
+        let t = t.clone();
+        self.run(move |s| s.update_token_set(&t)).await
+    }
+    async fn delete_token_set(&self, id: Uuid) -> Result<()> {
+        self.run(move |s| s.delete_token_set(id)).await
+    }
+    async fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        self.run(move |s| s.idle_token_sets(before)).await
+    }
+}
+
+#[async_trait]
+impl PairingStore for SqliteBackend {
+    async fn insert_pairing(&self, p: &Pairing) -> Result<()> {
+        let p = p.clone();
+        self.run(move |s| s.insert_pairing(&p)).await
+    }
+    async fn pairing(&self, id: Uuid) -> Result<Option<Pairing>> {
+        self.run(move |s| s.pairing(id)).await
+    }
+    async fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>> {
+        let code = code.to_string();
+        self.run(move |s| s.pairing_by_user_code(&code)).await
+    }
+    async fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>> {
+        let hash = hash.to_vec();
+        self.run(move |s| s.pairing_by_device_code(&hash)).await
+    }
+    async fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()> {
+        self.run(move |s| s.record_poll(id, at, interval_secs))
+            .await
+    }
+    async fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
+        self.run(move |s| s.deny_pairing(id, now)).await
+    }
+    async fn approve_pairing(
+        &self,
+        pairing: Uuid,
+        connection: &ConnectionRow,
+        cap: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<Approval> {
+        let connection = connection.clone();
+        self.run(move |s| s.approve_pairing(pairing, &connection, cap, now))
+            .await
+    }
+    async fn connected_count(&self, provider: &str) -> Result<u32> {
+        let provider = provider.to_string();
+        self.run(move |s| s.connected_count(&provider)).await
+    }
+    async fn consume_pairing(
+        &self,
+        pairing: Uuid,
+        device: &DeviceRow,
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+    ) -> Result<Consumed> {
+        let device = device.clone();
+        let access = access.clone();
+        let refresh = refresh.clone();
+        self.run(move |s| s.consume_pairing(pairing, &device, &access, &refresh))
+            .await
+    }
+    async fn insert_oauth_state(&self, s: &OAuthState) -> Result<()> {
+        let s = s.clone();
+        self.run(move |store| store.insert_oauth_state(&s)).await
+    }
+    async fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>> {
+        let hash = hash.to_vec();
+        self.run(move |s| s.oauth_state(&hash)).await
+    }
+    async fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
+        let hash = hash.to_vec();
+        self.run(move |s| s.mark_state_used(&hash, now)).await
+    }
+    async fn insert_choice(&self, c: &PendingChoice) -> Result<()> {
+        let c = c.clone();
+        self.run(move |s| s.insert_choice(&c)).await
+    }
+    async fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>> {
+        let hash = hash.to_vec();
+        self.run(move |s| s.choice(&hash)).await
+    }
+    async fn latest_choice(
+        &self,
+        browser_hash: &[u8],
+        pairing: Option<Uuid>,
+    ) -> Result<Option<PendingChoice>> {
+        let browser_hash = browser_hash.to_vec();
+        self.run(move |s| s.latest_choice(&browser_hash, pairing))
+            .await
+    }
+    async fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
+        let hash = hash.to_vec();
+        self.run(move |s| s.mark_choice_used(&hash, now)).await
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for SqliteBackend {
+    async fn upsert_connection(&self, c: &ConnectionRow) -> Result<(ConnectionRow, Option<Uuid>)> {
+        let c = c.clone();
+        self.run(move |s| s.upsert_connection(&c)).await
+    }
+    async fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>> {
+        self.run(move |s| s.connection(id)).await
+    }
+    async fn connections(&self) -> Result<Vec<ConnectionRow>> {
+        self.run(move |s| s.connections()).await
+    }
+    async fn connections_using(&self, token_set: Uuid) -> Result<Vec<ConnectionRow>> {
+        self.run(move |s| s.connections_using(token_set)).await
+    }
+    async fn mark_connection(
+        &self,
+        id: Uuid,
+        token_set: Option<Uuid>,
+        from: ConnectionStatus,
+        to: ConnectionStatus,
+        reason: Option<StatusReason>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.run(move |s| s.mark_connection(id, token_set, from, to, reason, now))
+            .await
+    }
+    async fn mark_connections_using(
+        &self,
+        token_set: Uuid,
+        from: ConnectionStatus,
+        to: ConnectionStatus,
+        reason: Option<StatusReason>,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        self.run(move |s| s.mark_connections_using(token_set, from, to, reason, now))
+            .await
+    }
+    async fn connections_to_reprobe(&self) -> Result<Vec<ConnectionRow>> {
+        self.run(move |s| s.connections_to_reprobe()).await
+    }
+    async fn disconnect(
+        &self,
+        id: Uuid,
+        token_set: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.run(move |s| s.disconnect(id, token_set, now)).await
+    }
+    async fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>> {
+        self.run(move |s| s.organisation(connection)).await
+    }
+    async fn put_organisation(
+        &self,
+        connection: Uuid,
+        org: &OrganisationRow,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let org = org.clone();
+        self.run(move |s| s.put_organisation(connection, &org, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for SqliteBackend {
+    async fn device(&self, id: Uuid) -> Result<Option<DeviceRow>> {
+        self.run(move |s| s.device(id)).await
+    }
+    async fn devices_on(&self, connection: Uuid) -> Result<Vec<DeviceRow>> {
+        self.run(move |s| s.devices_on(connection)).await
+    }
+    async fn revoke_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        self.run(move |s| s.revoke_device(id, now)).await
+    }
+    async fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        self.run(move |s| s.touch_device(id, now)).await
+    }
+    async fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>> {
+        let hash = hash.to_vec();
+        self.run(move |s| s.device_token(&hash)).await
+    }
+    async fn rotate_refresh(
+        &self,
+        old: &[u8],
+        successor: &[u8],
+        access: &DeviceTokenRow,
+        refresh: &DeviceTokenRow,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let old = old.to_vec();
+        let successor = successor.to_vec();
+        let access = access.clone();
+        let refresh = refresh.clone();
+        self.run(move |s| s.rotate_refresh(&old, &successor, &access, &refresh, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl DocumentStore for SqliteBackend {
+    async fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<Stored>> {
+        let docs = docs.to_vec();
+        self.run(move |s| s.insert_documents(&docs)).await
+    }
+    async fn document_versions(&self, id: Uuid) -> Result<Vec<DocumentVersionRow>> {
+        self.run(move |s| s.document_versions(id)).await
+    }
+    async fn resend_document(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change> {
+        self.run(move |s| s.resend_document(device, id, now)).await
+    }
+    async fn request_void(&self, device: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Change> {
+        self.run(move |s| s.request_void(device, id, now)).await
+    }
+    async fn voids(&self, connection: Uuid, limit: usize) -> Result<Vec<DocumentRow>> {
+        self.run(move |s| s.voids(connection, limit)).await
+    }
+    async fn discard_document(
+        &self,
+        device: Uuid,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Change> {
+        let reason = reason.to_string();
+        self.run(move |s| s.discard_document(device, id, &reason, now))
+            .await
+    }
+    async fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>> {
+        self.run(move |s| s.document(device, id)).await
+    }
+    async fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>> {
+        let client_ref = client_ref.to_string();
+        self.run(move |s| s.document_by_ref(device, &client_ref))
+            .await
+    }
+    async fn documents(&self, device: Uuid, filter: &DocumentFilter) -> Result<Vec<DocumentRow>> {
+        let filter = filter.clone();
+        self.run(move |s| s.documents(device, &filter)).await
+    }
+    async fn outbox(
+        &self,
+        connection: Uuid,
+        kind: DocumentKind,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DocumentRow>> {
+        self.run(move |s| s.outbox(connection, kind, limit, now))
+            .await
+    }
+    async fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
+        self.run(move |s| s.connections_with_work(now)).await
+    }
+    async fn requeue_sending(&self) -> Result<usize> {
+        self.run(move |s| s.requeue_sending()).await
+    }
+    async fn requeue_sending_for(&self, connection: Uuid) -> Result<usize> {
+        self.run(move |s| s.requeue_sending_for(connection)).await
+    }
+    async fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<bool> {
+        let bundle = bundle.clone();
+        self.run(move |s| s.start_bundle(&bundle, now)).await
+    }
+    async fn bundle(&self, key: &str) -> Result<Option<Bundle>> {
+        let key = key.to_string();
+        self.run(move |s| s.bundle(&key)).await
+    }
+    async fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>> {
+        self.run(move |s| s.open_bundles(connection, since)).await
+    }
+    async fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+        let ids = ids.to_vec();
+        self.run(move |s| s.mark_unknown(&ids, now)).await
+    }
+    async fn forget_unknown(&self, ids: &[Uuid]) -> Result<()> {
+        let ids = ids.to_vec();
+        self.run(move |s| s.forget_unknown(&ids)).await
+    }
+    async fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()> {
+        let updates = updates.to_vec();
+        self.run(move |s| s.update_documents(&updates, now)).await
+    }
+    async fn documents_by_provider_id(
+        &self,
+        connection: Uuid,
+        provider_id: &str,
+    ) -> Result<Vec<DocumentRow>> {
+        let provider_id = provider_id.to_string();
+        self.run(move |s| s.documents_by_provider_id(connection, &provider_id))
+            .await
+    }
+    async fn record_provider_status(
+        &self,
+        document: &DocumentRow,
+        status: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let document = document.clone();
+        let status = status.to_string();
+        let body = body.to_string();
+        self.run(move |s| s.record_provider_status(&document, &status, &body, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteBackend {
+    async fn record_event(
+        &self,
+        document: &DocumentRow,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let document = document.clone();
+        let body = body.to_string();
+        self.run(move |s| s.record_event(&document, &body, now))
+            .await
+    }
+    async fn events_after(
+        &self,
+        device: Uuid,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>> {
+        self.run(move |s| s.events_after(device, after, limit))
+            .await
+    }
+}
+
+#[async_trait]
+impl MappingStore for SqliteBackend {
+    async fn mappings(&self, connection: Uuid) -> Result<Option<String>> {
+        self.run(move |s| s.mappings(connection)).await
+    }
+    async fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()> {
+        let body = body.to_string();
+        self.run(move |s| s.put_mappings(connection, &body, now))
+            .await
+    }
+    async fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>> {
+        let name_key = name_key.to_string();
+        self.run(move |s| s.contact_id(connection, &name_key)).await
+    }
+    async fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()> {
+        let name_key = name_key.to_string();
+        self.run(move |s| s.put_contact_id(connection, &name_key, id))
+            .await
+    }
+    async fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()> {
+        let name_key = name_key.to_string();
+        self.run(move |s| s.forget_contact_id(connection, &name_key))
+            .await
+    }
+    async fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32> {
+        let name_key = name_key.to_string();
+        self.run(move |s| s.contact_generation(connection, &name_key))
+            .await
+    }
+}
