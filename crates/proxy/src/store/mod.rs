@@ -5,6 +5,8 @@
 //! SQLite backend (`sqlite`) runs its synchronous calls on a blocking pool of its own: its
 //! callers only await.
 
+#[cfg(test)]
+mod conformance;
 mod sqlite;
 
 use async_trait::async_trait;

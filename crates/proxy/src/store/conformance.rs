@@ -1,0 +1,855 @@
+//! The stories every backend must tell the same way, run through the async interface only (no
+//! SQL): pairing and its one-way transitions, the connection cap, moving a device, guarded status
+//! writes, token sets and device refresh tokens that rotate once, documents and their state rules,
+//! the outbox, bundles, events after a cursor, and the sweep. Each story is a function of a fresh
+//! [`Storage`]; `conformance!` runs every one of them against a backend, so a backend is added by
+//! one line, and a guard missing from any backend fails its story there.
+
+use chrono::{DateTime, Duration, Utc};
+use ledgerlink_wire::documents::{DocumentKind, DocumentState};
+use ledgerlink_wire::ConnectionStatus;
+use uuid::Uuid;
+
+use super::*;
+
+fn pairing(now: DateTime<Utc>, expires_in: i64) -> Pairing {
+    Pairing {
+        id: Uuid::new_v4(),
+        device_code_hash: Uuid::new_v4().as_bytes().to_vec(),
+        user_code: "BCDFGHJK".into(),
+        client_id: "c".into(),
+        device_id: Uuid::new_v4(),
+        device_name: "Till".into(),
+        provider: "xero".into(),
+        status: PairingStatus::Pending,
+        connection_id: None,
+        created_at: now,
+        expires_at: now + Duration::seconds(expires_in),
+        interval_secs: 5,
+        last_poll_at: None,
+        moves_from: None,
+    }
+}
+
+fn approved(a: Approval) -> ConnectionRow {
+    match a {
+        Approval::Approved(c, _) => c,
+        other => panic!("not approved: {other:?}"),
+    }
+}
+
+fn connection(now: DateTime<Utc>) -> ConnectionRow {
+    ConnectionRow {
+        id: Uuid::new_v4(),
+        provider: "xero".into(),
+        tenant_id: Uuid::new_v4().to_string(),
+        tenant_name: "Org".into(),
+        xero_connection_id: None,
+        token_set_id: None,
+        status: ConnectionStatus::Connected,
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn token_set(now: DateTime<Utc>) -> TokenSetRow {
+    TokenSetRow {
+        id: Uuid::new_v4(),
+        provider: "xero".into(),
+        ciphertext: vec![1, 2, 3],
+        access_expires_at: now,
+        last_refresh_at: None,
+        created_at: now,
+        version: 1,
+    }
+}
+
+fn device_token(device: Uuid, kind: TokenKind, now: DateTime<Utc>) -> DeviceTokenRow {
+    DeviceTokenRow {
+        hash: Uuid::new_v4().as_bytes().to_vec(),
+        device_id: device,
+        kind,
+        created_at: now,
+        expires_at: None,
+        rotated_at: None,
+        successor: None,
+        revoked_at: None,
+    }
+}
+
+/// Pairs `device` with `c` the way the pairing flow does (approve, then consume): the connection
+/// as stored and how consuming went; `None` when the approval was refused because the device is
+/// paired elsewhere.
+async fn pair(
+    s: &Storage,
+    c: &ConnectionRow,
+    device: Uuid,
+    moves_from: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Option<(ConnectionRow, Consumed, DeviceTokenRow)> {
+    let mut p = pairing(now, 600);
+    p.device_id = device;
+    p.moves_from = moves_from;
+    s.pairing().insert_pairing(&p).await.unwrap();
+    let c = match s
+        .pairing()
+        .approve_pairing(p.id, c, None, now)
+        .await
+        .unwrap()
+    {
+        Approval::DeviceElsewhere => return None,
+        other => approved(other),
+    };
+    let d = DeviceRow {
+        id: device,
+        name: "Till".into(),
+        client_id: "c".into(),
+        connection_id: c.id,
+        paired_at: now,
+        revoked_at: None,
+        last_seen_at: None,
+    };
+    let refresh = device_token(device, TokenKind::Refresh, now);
+    let consumed = s
+        .pairing()
+        .consume_pairing(
+            p.id,
+            &d,
+            &device_token(device, TokenKind::Access, now),
+            &refresh,
+        )
+        .await
+        .unwrap();
+    Some((c, consumed, refresh))
+}
+
+/// A connection with one device paired on it.
+async fn a_paired_device(s: &Storage) -> (ConnectionRow, Uuid, DateTime<Utc>) {
+    let now = Utc::now();
+    let device = Uuid::new_v4();
+    let (c, consumed, _) = pair(s, &connection(now), device, None, now).await.unwrap();
+    assert_eq!(consumed, Consumed::Paired);
+    (c, device, now)
+}
+
+fn document(
+    c: &ConnectionRow,
+    device: Uuid,
+    kind: DocumentKind,
+    client_ref: &str,
+    now: DateTime<Utc>,
+) -> DocumentRow {
+    DocumentRow::accepted(device, c.id, kind, client_ref.into(), "{}".into(), now)
+}
+
+fn outcome(id: Uuid, state: DocumentState) -> DocumentUpdate {
+    DocumentUpdate {
+        id,
+        state,
+        provider_id: None,
+        provider_number: None,
+        message: None,
+        attempt: true,
+    }
+}
+
+async fn state_of(s: &Storage, device: Uuid, id: Uuid) -> DocumentState {
+    s.documents()
+        .document(device, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+pub async fn token_set_writes_compare_and_swap_on_version(s: Storage) {
+    let mut row = token_set(Utc::now());
+    s.vault().insert_token_set(&row).await.unwrap();
+    row.ciphertext = vec![4];
+    assert!(s.vault().update_token_set(&row).await.unwrap());
+    assert!(
+        !s.vault().update_token_set(&row).await.unwrap(),
+        "a stale version loses"
+    );
+    let stored = s.vault().token_set(row.id).await.unwrap().unwrap();
+    assert_eq!((stored.ciphertext, stored.version), (vec![4], 2));
+}
+
+pub async fn transitions_happen_once_and_only_from_pending(s: Storage) {
+    let now = Utc::now();
+    let p = pairing(now, 600);
+    s.pairing().insert_pairing(&p).await.unwrap();
+    let c = approved(
+        s.pairing()
+            .approve_pairing(p.id, &connection(now), None, now)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        matches!(
+            s.pairing()
+                .approve_pairing(p.id, &connection(now), None, now)
+                .await
+                .unwrap(),
+            Approval::NotPending
+        ),
+        "approved once"
+    );
+    assert!(
+        !s.pairing().deny_pairing(p.id, now).await.unwrap(),
+        "an approved pairing cannot be denied"
+    );
+    let stored = s.pairing().pairing(p.id).await.unwrap().unwrap();
+    assert_eq!(stored.connection_id, Some(c.id));
+    // A poll records itself without touching the status.
+    s.pairing().record_poll(p.id, now, 10).await.unwrap();
+    let polled = s.pairing().pairing(p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (polled.status, polled.interval_secs),
+        (PairingStatus::Approved, 10)
+    );
+    assert_eq!(
+        s.pairing()
+            .pairing_by_user_code("BCDFGHJK")
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(p.id)
+    );
+    assert_eq!(
+        s.pairing()
+            .pairing_by_device_code(&p.device_code_hash)
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some(p.id)
+    );
+
+    let expired = pairing(now, -1);
+    s.pairing().insert_pairing(&expired).await.unwrap();
+    assert!(matches!(
+        s.pairing()
+            .approve_pairing(expired.id, &connection(now), None, now)
+            .await
+            .unwrap(),
+        Approval::NotPending
+    ));
+    assert_eq!(
+        s.connections().connections().await.unwrap().len(),
+        1,
+        "a refused approval leaves no connection behind"
+    );
+    // A pending one is denied once.
+    let denied = pairing(now, 600);
+    s.pairing().insert_pairing(&denied).await.unwrap();
+    assert!(s.pairing().deny_pairing(denied.id, now).await.unwrap());
+    assert!(!s.pairing().deny_pairing(denied.id, now).await.unwrap());
+    // Consumed once: a second poller gets nothing.
+    let device = Uuid::new_v4();
+    let d = DeviceRow {
+        id: device,
+        name: "Till".into(),
+        client_id: "c".into(),
+        connection_id: c.id,
+        paired_at: now,
+        revoked_at: None,
+        last_seen_at: None,
+    };
+    let tokens = || {
+        (
+            device_token(device, TokenKind::Access, now),
+            device_token(device, TokenKind::Refresh, now),
+        )
+    };
+    let (a, r) = tokens();
+    assert_eq!(
+        s.pairing().consume_pairing(p.id, &d, &a, &r).await.unwrap(),
+        Consumed::Paired
+    );
+    let (a, r) = tokens();
+    assert_eq!(
+        s.pairing().consume_pairing(p.id, &d, &a, &r).await.unwrap(),
+        Consumed::NotApproved
+    );
+}
+
+pub async fn the_cap_refuses_a_new_organisation_but_never_a_reconnect(s: Storage) {
+    let now = Utc::now();
+    let first = connection(now);
+    let p = pairing(now, 600);
+    s.pairing().insert_pairing(&p).await.unwrap();
+    approved(
+        s.pairing()
+            .approve_pairing(p.id, &first, Some(1), now)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(s.pairing().connected_count("xero").await.unwrap(), 1);
+
+    let q = pairing(now, 600);
+    s.pairing().insert_pairing(&q).await.unwrap();
+    assert!(matches!(
+        s.pairing()
+            .approve_pairing(q.id, &connection(now), Some(1), now)
+            .await
+            .unwrap(),
+        Approval::AtCap(1)
+    ));
+    assert_eq!(
+        s.pairing().pairing(q.id).await.unwrap().unwrap().status,
+        PairingStatus::Pending
+    );
+    assert_eq!(
+        s.connections().connections().await.unwrap().len(),
+        1,
+        "nothing added"
+    );
+    // The organisation already connected, again: allowed at the cap.
+    let again = ConnectionRow {
+        id: Uuid::new_v4(),
+        ..first.clone()
+    };
+    let c = approved(
+        s.pairing()
+            .approve_pairing(q.id, &again, Some(1), now)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(c.tenant_id, first.tenant_id);
+    // A disconnected organisation no longer counts.
+    s.connections().disconnect(c.id, None, now).await.unwrap();
+    assert_eq!(s.pairing().connected_count("xero").await.unwrap(), 0);
+}
+
+pub async fn a_paired_device_moves_only_when_it_asked_from_where_it_is(s: Storage) {
+    let now = Utc::now();
+    let device = Uuid::new_v4();
+    let (a, first, _) = pair(&s, &connection(now), device, None, now).await.unwrap();
+    assert_eq!(first, Consumed::Paired);
+    let b = connection(now);
+    assert!(
+        pair(&s, &b, device, None, now).await.is_none(),
+        "not moved without the device's own request"
+    );
+    assert_eq!(
+        s.devices()
+            .device(device)
+            .await
+            .unwrap()
+            .unwrap()
+            .connection_id,
+        a.id
+    );
+    assert!(
+        s.connections()
+            .connections()
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.tenant_id != b.tenant_id),
+        "a refused move writes nothing"
+    );
+    assert!(
+        pair(&s, &b, device, Some(Uuid::new_v4()), now)
+            .await
+            .is_none(),
+        "nor from an organisation it is not on"
+    );
+    let (moved_to, moved, _) = pair(&s, &b, device, Some(a.id), now).await.unwrap();
+    assert_eq!(moved, Consumed::Paired);
+    assert_eq!(
+        s.devices()
+            .device(device)
+            .await
+            .unwrap()
+            .unwrap()
+            .connection_id,
+        moved_to.id
+    );
+}
+
+pub async fn a_refresh_token_rotates_once(s: Storage) {
+    let now = Utc::now();
+    let device = Uuid::new_v4();
+    let (_, _, first) = pair(&s, &connection(now), device, None, now).await.unwrap();
+    let old = s
+        .devices()
+        .device_token(&first.hash)
+        .await
+        .unwrap()
+        .expect("the refresh token is stored");
+    let next = |kind| device_token(old.device_id, kind, now);
+    let (access, refresh) = (next(TokenKind::Access), next(TokenKind::Refresh));
+    assert!(s
+        .devices()
+        .rotate_refresh(&old.hash, &refresh.hash, &access, &refresh, now)
+        .await
+        .unwrap());
+    let (access2, refresh2) = (next(TokenKind::Access), next(TokenKind::Refresh));
+    assert!(
+        !s.devices()
+            .rotate_refresh(&old.hash, &refresh2.hash, &access2, &refresh2, now)
+            .await
+            .unwrap(),
+        "a rotated refresh token does not rotate again"
+    );
+    let stored = s.devices().device_token(&old.hash).await.unwrap().unwrap();
+    assert_eq!(stored.successor.as_deref(), Some(refresh.hash.as_slice()));
+    assert!(s
+        .devices()
+        .device_token(&access2.hash)
+        .await
+        .unwrap()
+        .is_none());
+    // Revoking a device revokes it; touching it notes when it was seen.
+    s.devices().touch_device(device, now).await.unwrap();
+    s.devices().revoke_device(device, now).await.unwrap();
+    let d = s.devices().device(device).await.unwrap().unwrap();
+    assert!(d.revoked_at.is_some() && d.last_seen_at.is_some());
+}
+
+pub async fn connection_status_moves_only_from_what_the_caller_saw(s: Storage) {
+    let now = Utc::now();
+    let ts = token_set(now);
+    s.vault().insert_token_set(&ts).await.unwrap();
+    let mut a = connection(now);
+    a.token_set_id = Some(ts.id);
+    let mut b = connection(now);
+    b.token_set_id = Some(ts.id);
+    let (a, _) = s.connections().upsert_connection(&a).await.unwrap();
+    let (b, _) = s.connections().upsert_connection(&b).await.unwrap();
+    let mark = |id, token_set, from, to| {
+        s.connections().mark_connection(
+            id,
+            token_set,
+            from,
+            to,
+            Some(StatusReason::ApiRefused),
+            now,
+        )
+    };
+    use ConnectionStatus::*;
+    assert!(
+        !mark(a.id, None, Connected, NeedsReconnect).await.unwrap(),
+        "not on the token set the caller saw"
+    );
+    assert!(
+        !mark(a.id, Some(ts.id), NeedsReconnect, Connected)
+            .await
+            .unwrap(),
+        "not in the status the caller saw"
+    );
+    assert!(mark(a.id, Some(ts.id), Connected, NeedsReconnect)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.connections().connections_to_reprobe().await.unwrap()[0].id,
+        a.id
+    );
+    // Every connection on a refused grant, in one go: only those still connected move.
+    let moved = s
+        .connections()
+        .mark_connections_using(
+            ts.id,
+            Connected,
+            NeedsReconnect,
+            Some(StatusReason::RefreshRefused),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 1, "b moved; a already had");
+    let b_now = s.connections().connection(b.id).await.unwrap().unwrap();
+    assert_eq!(
+        (b_now.status, b_now.status_reason),
+        (NeedsReconnect, Some(StatusReason::RefreshRefused))
+    );
+    assert_eq!(
+        s.connections()
+            .connections_using(ts.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn disconnect_loses_to_a_reconnect_and_sweep_removes_what_is_spent(s: Storage) {
+    let now = Utc::now();
+    let mut row = connection(now);
+    let ts = token_set(now);
+    s.vault().insert_token_set(&ts).await.unwrap();
+    row.token_set_id = Some(ts.id);
+    let (c, _) = s.connections().upsert_connection(&row).await.unwrap();
+    assert!(
+        !s.connections().disconnect(c.id, None, now).await.unwrap(),
+        "it holds a token set the caller did not see"
+    );
+    assert!(s
+        .connections()
+        .disconnect(c.id, Some(ts.id), now)
+        .await
+        .unwrap());
+
+    let old = pairing(now - Duration::days(3), 600);
+    s.pairing().insert_pairing(&old).await.unwrap();
+    let live = pairing(now, 600);
+    s.pairing().insert_pairing(&live).await.unwrap();
+    let swept = s
+        .health()
+        .sweep(now - Duration::days(1), now - Duration::days(30))
+        .await
+        .unwrap();
+    assert!(swept >= 1);
+    assert!(s.pairing().pairing(old.id).await.unwrap().is_none());
+    assert!(s.pairing().pairing(live.id).await.unwrap().is_some());
+}
+
+pub async fn a_document_is_stored_once_corrected_only_when_failed(s: Storage) {
+    let (c, device, now) = a_paired_device(&s).await;
+    let doc = document(&c, device, DocumentKind::Invoice, "inv-1", now);
+    let stored = s
+        .documents()
+        .insert_documents(std::slice::from_ref(&doc))
+        .await
+        .unwrap();
+    assert!(matches!(stored[..], [Stored::New(_)]));
+    let same = s
+        .documents()
+        .insert_documents(std::slice::from_ref(&doc))
+        .await
+        .unwrap();
+    assert!(matches!(same[..], [Stored::Duplicate(_)]), "{same:?}");
+    let mut other = document(&c, device, DocumentKind::Invoice, "inv-1", now);
+    other.body = r#"{"changed":true}"#.into();
+    let in_use = s
+        .documents()
+        .insert_documents(std::slice::from_ref(&other))
+        .await
+        .unwrap();
+    assert!(
+        matches!(in_use[..], [Stored::InUse(_)]),
+        "a queued document is not replaced: {in_use:?}"
+    );
+    s.documents()
+        .update_documents(&[outcome(doc.id, DocumentState::Failed)], now)
+        .await
+        .unwrap();
+    let corrected = s
+        .documents()
+        .insert_documents(std::slice::from_ref(&other))
+        .await
+        .unwrap();
+    match &corrected[..] {
+        [Stored::Corrected(v)] => {
+            assert_eq!((v.version, v.state), (2, DocumentState::Queued))
+        }
+        other => panic!("not corrected: {other:?}"),
+    }
+    let versions = s.documents().document_versions(doc.id).await.unwrap();
+    assert_eq!(versions.len(), 1, "the replaced version is kept");
+    let listed = s
+        .documents()
+        .document_by_ref(device, "inv-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(listed.id, doc.id);
+}
+
+pub async fn a_paid_or_voided_document_never_goes_back(s: Storage) {
+    let (c, device, now) = a_paired_device(&s).await;
+    let paid = document(&c, device, DocumentKind::Invoice, "paid", now);
+    let voided = document(&c, device, DocumentKind::Invoice, "voided", now);
+    s.documents()
+        .insert_documents(&[paid.clone(), voided.clone()])
+        .await
+        .unwrap();
+    let update = |id, state| {
+        let s = s.clone();
+        async move {
+            s.documents()
+                .update_documents(&[outcome(id, state)], now)
+                .await
+        }
+    };
+    update(paid.id, DocumentState::Sent).await.unwrap();
+    update(paid.id, DocumentState::Paid).await.unwrap();
+    update(voided.id, DocumentState::Voided).await.unwrap();
+    for late in [
+        DocumentState::Sent,
+        DocumentState::Failed,
+        DocumentState::Queued,
+    ] {
+        update(paid.id, late).await.unwrap();
+        update(voided.id, late).await.unwrap();
+        assert_eq!(state_of(&s, device, paid.id).await, DocumentState::Paid);
+        assert_eq!(state_of(&s, device, voided.id).await, DocumentState::Voided);
+    }
+    // Paid, then voided in the provider (a refund of the payment): allowed.
+    update(paid.id, DocumentState::Voided).await.unwrap();
+    assert_eq!(state_of(&s, device, paid.id).await, DocumentState::Voided);
+}
+
+pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
+    let (c, device, now) = a_paired_device(&s).await;
+    let queued = document(&c, device, DocumentKind::Invoice, "queued", now);
+    let unknown = document(&c, device, DocumentKind::Invoice, "unknown", now);
+    let other = document(&c, device, DocumentKind::Invoice, "other", now);
+    s.documents()
+        .insert_documents(&[queued.clone(), unknown.clone(), other.clone()])
+        .await
+        .unwrap();
+    let sent = Bundle {
+        key: "u".into(),
+        connection_id: c.id,
+        path: "Invoices".into(),
+        collection: "Invoices".into(),
+        body: "{}".into(),
+        members: vec![unknown.id],
+    };
+    assert!(s.documents().start_bundle(&sent, now).await.unwrap());
+    let in_call = s
+        .documents()
+        .discard_document(device, unknown.id, "x", now)
+        .await
+        .unwrap();
+    assert!(matches!(in_call, Change::Refused(ref r) if r.state == DocumentState::Sending));
+    s.documents()
+        .mark_unknown(&[unknown.id], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.documents()
+            .open_bundles(c.id, now - Duration::seconds(1))
+            .await
+            .unwrap(),
+        ["u"],
+        "its bundle is open: its outcome is unknown"
+    );
+    // A bundle is made of two queued documents; one is discarded before it is sent.
+    let bundle = Bundle {
+        key: "k".into(),
+        connection_id: c.id,
+        path: "Invoices".into(),
+        collection: "Invoices".into(),
+        body: "{}".into(),
+        members: vec![queued.id, other.id],
+    };
+    let done = s
+        .documents()
+        .discard_document(device, queued.id, "twice", now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(done, Change::Done(ref r) if r.state == DocumentState::Discarded && r.discard_reason.as_deref() == Some("twice"))
+    );
+    assert!(
+        !s.documents().start_bundle(&bundle, now).await.unwrap(),
+        "not sent"
+    );
+    assert_eq!(
+        state_of(&s, device, other.id).await,
+        DocumentState::Queued,
+        "the rest of the bundle is left queued, to go in the next"
+    );
+    assert!(s.documents().bundle("k").await.unwrap().is_none());
+    // Its outcome is unknown: it may be at the provider, so it stays.
+    let refused = s
+        .documents()
+        .discard_document(device, unknown.id, "x", now)
+        .await
+        .unwrap();
+    assert!(matches!(refused, Change::Refused(ref r) if r.state == DocumentState::Queued));
+    // Delivery never moves a discarded document again.
+    s.documents()
+        .update_documents(&[outcome(queued.id, DocumentState::Failed)], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        state_of(&s, device, queued.id).await,
+        DocumentState::Discarded
+    );
+    // Another device's document is not found.
+    assert!(matches!(
+        s.documents()
+            .discard_document(Uuid::new_v4(), other.id, "x", now)
+            .await
+            .unwrap(),
+        Change::NotFound
+    ));
+    // The unknown one's bundle settles with its outcome, and goes.
+    s.documents()
+        .update_documents(&[outcome(unknown.id, DocumentState::Sent)], now)
+        .await
+        .unwrap();
+    assert!(s.documents().bundle("u").await.unwrap().is_none());
+}
+
+pub async fn the_outbox_offers_only_what_can_go_now(s: Storage) {
+    let (c, device, now) = a_paired_device(&s).await;
+    let earlier = now - Duration::minutes(5);
+    let mut docs = Vec::new();
+    // 520 payments waiting for invoices that have not come, then one whose invoice is at the
+    // provider.
+    for i in 0..520 {
+        let mut p = document(&c, device, DocumentKind::Payment, &format!("p{i}"), earlier);
+        p.waits_for = Some(format!("absent-{i}"));
+        docs.push(p);
+    }
+    let invoice = document(&c, device, DocumentKind::Invoice, "inv", earlier);
+    let mut ready = document(&c, device, DocumentKind::Payment, "ready", now);
+    ready.waits_for = Some("inv".into());
+    // A payment whose invoice never came, waited for an hour: offered, so delivery fails it.
+    let mut stale = document(
+        &c,
+        device,
+        DocumentKind::Payment,
+        "stale",
+        now - Duration::hours(2),
+    );
+    stale.waits_for = Some("never".into());
+    docs.extend([invoice.clone(), ready.clone(), stale.clone()]);
+    s.documents().insert_documents(&docs).await.unwrap();
+    s.documents()
+        .update_documents(&[outcome(invoice.id, DocumentState::Sent)], now)
+        .await
+        .unwrap();
+    let offered: Vec<String> = s
+        .documents()
+        .outbox(c.id, DocumentKind::Payment, 50, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.client_ref)
+        .collect();
+    assert_eq!(offered, ["stale", "ready"]);
+    assert_eq!(
+        s.documents().connections_with_work(now).await.unwrap(),
+        [c.id]
+    );
+    s.documents()
+        .update_documents(
+            &[
+                outcome(ready.id, DocumentState::Failed),
+                outcome(stale.id, DocumentState::Failed),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        s.documents()
+            .connections_with_work(now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing can go: no worker is started for waiting payments"
+    );
+}
+
+pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: Storage) {
+    let (c, device, now) = a_paired_device(&s).await;
+    let (_, elsewhere, _) = a_paired_device(&s).await;
+    let first = document(&c, device, DocumentKind::Invoice, "e1", now);
+    let second = document(&c, device, DocumentKind::Invoice, "e2", now);
+    s.documents()
+        .insert_documents(&[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    s.documents()
+        .update_documents(&[outcome(first.id, DocumentState::Sent)], now)
+        .await
+        .unwrap();
+    let all = s.events().events_after(device, 0, 100).await.unwrap();
+    let seqs: Vec<i64> = all.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs.len(), 3, "two queued, one sent: {all:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let after = s.events().events_after(device, seqs[1], 100).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert!(after[0].1.contains("\"sent\""), "{after:?}");
+    assert_eq!(
+        s.events()
+            .events_after(device, seqs[0], 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "at most the limit"
+    );
+    assert!(
+        s.events()
+            .events_after(elsewhere, 0, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another device hears nothing of these"
+    );
+    // A provider's word about a document reaches its device once however often it is said.
+    let row = s
+        .documents()
+        .document(device, first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..2 {
+        s.documents()
+            .record_provider_status(&row, "cancelled", r#"{"type":"provider"}"#, now)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.events()
+            .events_after(device, seqs[2], 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.documents()
+            .document(device, first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .provider_status
+            .as_deref(),
+        Some("cancelled")
+    );
+}
+
+/// Every story against one backend: `conformance!(name, async { Storage })`.
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            conformance!(@each $make;
+                token_set_writes_compare_and_swap_on_version,
+                transitions_happen_once_and_only_from_pending,
+                the_cap_refuses_a_new_organisation_but_never_a_reconnect,
+                a_paired_device_moves_only_when_it_asked_from_where_it_is,
+                a_refresh_token_rotates_once,
+                connection_status_moves_only_from_what_the_caller_saw,
+                disconnect_loses_to_a_reconnect_and_sweep_removes_what_is_spent,
+                a_document_is_stored_once_corrected_only_when_failed,
+                a_paid_or_voided_document_never_goes_back,
+                only_what_cannot_be_at_the_provider_is_discarded,
+                the_outbox_offers_only_what_can_go_now,
+                events_come_after_the_cursor_in_order_and_to_their_device_only,
+            );
+        }
+    };
+    (@each $make:expr; $($story:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $story() {
+                super::$story($make.await).await;
+            }
+        )*
+    };
+}
+
+conformance!(sqlite, async {
+    Storage::sqlite(SqliteStore::memory().expect("an in-memory database"))
+});
