@@ -9,10 +9,9 @@ use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledgerlink_wire::documents::{EventEntry, EventKind, EventPage};
+use ledgerlink_wire::documents::{EventEntry, EventPage};
 use ledgerlink_wire::ApiError;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -35,39 +34,16 @@ pub struct EventsQuery {
     wait: Option<u64>,
 }
 
-/// One stored event as the wire type: a stored body that no longer reads (it was checked when
-/// written, so this means damage) still moves the cursor, as an event of no kind.
-fn entry(seq: i64, body: &str) -> EventEntry {
-    let parsed = serde_json::from_str::<Value>(body).ok().and_then(|mut v| {
-        v["seq"] = json!(seq);
-        serde_json::from_value::<EventEntry>(v).ok()
-    });
-    parsed.unwrap_or_else(|| {
-        tracing::warn!(seq, "a stored event does not read");
-        EventEntry {
-            seq,
-            kind: EventKind::Other,
-            document: None,
-            xero_status: None,
-            provider_status: None,
-            amount_due: None,
-            amount_paid: None,
-            status: None,
-        }
-    })
-}
-
 async fn page(
     state: &AppState,
     device: uuid::Uuid,
     after: i64,
 ) -> Result<Vec<EventEntry>, AppError> {
-    let rows = state
+    Ok(state
         .storage
         .events()
         .events_after(device, after, PAGE)
-        .await?;
-    Ok(rows.iter().map(|(seq, body)| entry(*seq, body)).collect())
+        .await?)
 }
 
 /// Every state change of this device's documents, every provider event about them and every change

@@ -239,12 +239,11 @@ async fn write(
             .with_problems(problems),
         ));
     }
-    let body = serde_json::to_string(&m).map_err(AppError::internal)?;
     let (connection, now) = (auth.connection.id, state.clock.now());
     state
         .storage
         .mappings()
-        .put_mappings(connection, &body, now)
+        .put_mappings(connection, &m, now)
         .await?;
     let (accounts, tax_rates) = summary(&books);
     Ok(Json(MappingsAnswer {

@@ -83,10 +83,7 @@ pub async fn tax_rates(
 /// The connection's mappings (empty until someone maps categories and tenders).
 pub async fn mappings(state: &AppState, connection: Uuid) -> Result<Mappings, AppError> {
     let stored = state.storage.mappings().mappings(connection).await?;
-    match stored {
-        Some(json) => serde_json::from_str(&json).map_err(AppError::internal),
-        None => Ok(Mappings::default()),
-    }
+    Ok(stored.unwrap_or_default())
 }
 
 /// Pushes sales invoices and bills: each checked (every problem by field path), the good ones stored in the outbox

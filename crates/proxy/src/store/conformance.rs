@@ -763,12 +763,16 @@ pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: S
         .await
         .unwrap();
     let all = s.events().events_after(device, 0, 100).await.unwrap();
-    let seqs: Vec<i64> = all.iter().map(|(seq, _)| *seq).collect();
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
     assert_eq!(seqs.len(), 3, "two queued, one sent: {all:?}");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     let after = s.events().events_after(device, seqs[1], 100).await.unwrap();
     assert_eq!(after.len(), 1);
-    assert!(after[0].1.contains("\"sent\""), "{after:?}");
+    assert_eq!(
+        after[0].document.as_ref().map(|d| d.state),
+        Some(DocumentState::Sent),
+        "{after:?}"
+    );
     assert_eq!(
         s.events()
             .events_after(device, seqs[0], 1)
@@ -795,7 +799,18 @@ pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: S
         .unwrap();
     for _ in 0..2 {
         s.documents()
-            .record_provider_status(&row, "cancelled", r#"{"type":"provider"}"#, now)
+            .record_provider_status(
+                &row,
+                "cancelled",
+                &EventBody::Provider(ProviderNews {
+                    document: row.view(),
+                    provider_status: Some("cancelled".into()),
+                    xero_status: None,
+                    amount_due: None,
+                    amount_paid: None,
+                }),
+                now,
+            )
             .await
             .unwrap();
     }

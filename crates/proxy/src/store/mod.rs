@@ -7,6 +7,8 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod events;
+pub mod rules;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -16,6 +18,7 @@ use ledgerlink_wire::ConnectionStatus;
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use events::{EventBody, ProviderNews};
 pub use sqlite::SqliteStore;
 
 /// What went wrong with the store, whatever the database behind it.
@@ -687,7 +690,7 @@ pub trait DocumentStore: Send + Sync {
         &self,
         document: &DocumentRow,
         status: &str,
-        body: &str,
+        body: &EventBody,
         now: DateTime<Utc>,
     ) -> Result<bool>;
 }
@@ -699,7 +702,7 @@ pub trait EventStore: Send + Sync {
     async fn record_event(
         &self,
         document: &DocumentRow,
-        body: &str,
+        body: &EventBody,
         now: DateTime<Utc>,
     ) -> Result<()>;
     /// A device's events after `after`, oldest first: `(seq, JSON)`.
@@ -708,14 +711,22 @@ pub trait EventStore: Send + Sync {
         device: Uuid,
         after: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, String)>>;
+    ) -> Result<Vec<ledgerlink_wire::documents::EventEntry>>;
 }
 
 /// Mappings and the contacts cache of each connection.
 #[async_trait]
 pub trait MappingStore: Send + Sync {
-    async fn mappings(&self, connection: Uuid) -> Result<Option<String>>;
-    async fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()>;
+    async fn mappings(
+        &self,
+        connection: Uuid,
+    ) -> Result<Option<ledgerlink_wire::documents::Mappings>>;
+    async fn put_mappings(
+        &self,
+        connection: Uuid,
+        mappings: &ledgerlink_wire::documents::Mappings,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     async fn contact_id(&self, connection: Uuid, name_key: &str) -> Result<Option<Uuid>>;
     async fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()>;
     /// Drops a cached ContactID Xero no longer knows, and counts it (see `contact_generation`).

@@ -8,12 +8,13 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use ledgerlink_wire::documents::DocumentKind;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::HubRise;
 use crate::providers::{WebhookEvent, Webhooks};
+use crate::store::{EventBody, ProviderNews};
 use crate::AppState;
 
 impl Webhooks for HubRise {
@@ -91,12 +92,13 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
         for doc in docs.into_iter().filter(|d| d.kind == DocumentKind::Order) {
             let mut view = doc.view();
             view.provider_status = Some(status.clone());
-            let body = json!({
-                "type": "provider",
-                "document": view,
-                "provider_status": status,
-            })
-            .to_string();
+            let body = EventBody::Provider(ProviderNews {
+                document: view,
+                provider_status: Some(status.clone()),
+                xero_status: None,
+                amount_due: None,
+                amount_paid: None,
+            });
             let status = status.clone();
             told |= state
                 .storage
@@ -139,7 +141,7 @@ mod tests {
 
     #[test]
     fn an_order_update_names_the_location_the_order_and_its_new_status() {
-        let body = json!({"id": "e1", "resource_type": "order", "event_type": "update",
+        let body = serde_json::json!({"id": "e1", "resource_type": "order", "event_type": "update",
             "order_id": "o1", "location_id": "l-0", "account_id": "l",
             "previous_state": {"status": "completed"}, "new_state": {"id": "o1", "status": "cancelled"}});
         let events = HubRise::events(body.to_string().as_bytes());

@@ -12,14 +12,14 @@ use hmac::{Hmac, Mac};
 use ledgerlink_wire::documents::{DocumentKind, DocumentState};
 use ledgerlink_wire::ConnectionStatus;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::Xero;
 use crate::providers::{WebhookEvent, Webhooks};
-use crate::store::DocumentUpdate;
+use crate::store::{DocumentUpdate, EventBody, ProviderNews};
 use crate::AppState;
 
 impl Webhooks for Xero {
@@ -155,20 +155,14 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
                     .await?;
             }
             _ => {
-                let money = |v: &Value| {
-                    ledgerlink_wire::money::parse_lenient(v)
-                        .ok()
-                        .map(|d| d.to_string())
-                };
-                let body = json!({
-                    "type": "provider",
-                    "document": doc.view(),
-                    "xero_status": status,
-                    "provider_status": status,
-                    "amount_due": money(&invoice["AmountDue"]),
-                    "amount_paid": money(&invoice["AmountPaid"]),
-                })
-                .to_string();
+                let money = |v: &Value| ledgerlink_wire::money::parse_lenient(v).ok();
+                let body = EventBody::Provider(ProviderNews {
+                    document: doc.view(),
+                    provider_status: Some(status.to_string()),
+                    xero_status: Some(status.to_string()),
+                    amount_due: money(&invoice["AmountDue"]),
+                    amount_paid: money(&invoice["AmountPaid"]),
+                });
                 state
                     .storage
                     .events()

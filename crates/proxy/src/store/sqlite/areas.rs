@@ -370,12 +370,12 @@ impl DocumentStore for SqliteBackend {
         &self,
         document: &DocumentRow,
         status: &str,
-        body: &str,
+        body: &EventBody,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let document = document.clone();
         let status = status.to_string();
-        let body = body.to_string();
+        let body = body.text();
         self.run(move |s| s.record_provider_status(&document, &status, &body, now))
             .await
     }
@@ -386,11 +386,11 @@ impl EventStore for SqliteBackend {
     async fn record_event(
         &self,
         document: &DocumentRow,
-        body: &str,
+        body: &EventBody,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let document = document.clone();
-        let body = body.to_string();
+        let body = body.text();
         self.run(move |s| s.record_event(&document, &body, now))
             .await
     }
@@ -399,19 +399,38 @@ impl EventStore for SqliteBackend {
         device: Uuid,
         after: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, String)>> {
-        self.run(move |s| s.events_after(device, after, limit))
-            .await
+    ) -> Result<Vec<ledgerlink_wire::documents::EventEntry>> {
+        let rows = self
+            .run(move |s| s.events_after(device, after, limit))
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|(seq, text)| EventBody::entry(*seq, text))
+            .collect())
     }
 }
 
 #[async_trait]
 impl MappingStore for SqliteBackend {
-    async fn mappings(&self, connection: Uuid) -> Result<Option<String>> {
-        self.run(move |s| s.mappings(connection)).await
+    async fn mappings(
+        &self,
+        connection: Uuid,
+    ) -> Result<Option<ledgerlink_wire::documents::Mappings>> {
+        let Some(text) = self.run(move |s| s.mappings(connection)).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("the mappings of {connection}: {e}")))
     }
-    async fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()> {
-        let body = body.to_string();
+    async fn put_mappings(
+        &self,
+        connection: Uuid,
+        mappings: &ledgerlink_wire::documents::Mappings,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let body = serde_json::to_string(mappings)
+            .map_err(|e| StoreError::Failed(format!("the mappings do not serialize: {e}")))?;
         self.run(move |s| s.put_mappings(connection, &body, now))
             .await
     }

@@ -509,7 +509,7 @@ const READY: &str = "(d.waits_for IS NULL
      OR (d.created_at < :cutoff AND NOT EXISTS (SELECT 1 FROM documents t WHERE t.device_id = d.device_id AND t.client_ref = d.waits_for)))";
 
 fn document_event(tx: &Connection, d: &DocumentRow) -> rusqlite::Result<()> {
-    let body = serde_json::json!({"type": "document", "document": d.view()}).to_string();
+    let body = EventBody::Document(d.view()).text();
     tx.execute(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(d.updated_at)],
@@ -651,7 +651,7 @@ fn mark_connection_in(
     if moved != 1 {
         return Ok(false);
     }
-    let body = serde_json::json!({"type": "connection", "status": to}).to_string();
+    let body = EventBody::Connection(to).text();
     tx.execute(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
          SELECT connection_id, id, NULL, ?2, ?3 FROM devices WHERE connection_id = ?1 AND revoked_at IS NULL",
@@ -1716,12 +1716,13 @@ impl SqliteStore {
                     .optional()?
                     .flatten();
                 bundles.extend(key);
+                // The state rule (`rules::outcome_from`) is the write's guard.
                 tx.execute(
-                    "UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
+                    &format!("UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
                        message = ?5, attempts = attempts + ?6, updated_at = ?7,
                        unknown_since = CASE WHEN ?2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END,
                        bundle_key = CASE WHEN ?2 IN ('queued', 'sending') THEN bundle_key ELSE NULL END
-                     WHERE id = ?1 AND state != 'discarded' AND (state NOT IN ('paid', 'voided') OR ?2 IN ('paid', 'voided'))",
+                     WHERE id = ?1 AND state IN ({})", rules::sql_list(&rules::outcome_from(u.state))),
                     params![
                         u.id.to_string(),
                         u.state.as_str(),
@@ -2103,5 +2104,4 @@ mod tests {
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
-
 }
