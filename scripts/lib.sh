@@ -74,3 +74,49 @@ ensure_schemathesis() {
   fi
   export LEDGERLINK_SCHEMATHESIS="$venv/bin/st"
 }
+
+# PostgreSQL from Debian's packages, for the tests' throwaway clusters: installed without creating
+# or starting the package's own cluster.
+ensure_postgres() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  ensure_apt postgresql
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "PostgreSQL did not install: the storage tests need it (apt-get install postgresql)" >&2
+    exit 1
+  fi
+}
+
+# One throwaway PostgreSQL cluster for the whole test run: a temporary directory, a free port on
+# loopback, fsync off, run as the postgres user when this runs as root (initdb and postgres refuse
+# root). Exports LEDGERLINK_TEST_PG_URL (a superuser's URL); each test makes its own database in it.
+# stop_test_postgres stops it and removes its files.
+start_test_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  PG_TEST_DIR=$(mktemp -d /tmp/ll-pg-test-XXXXXX)
+  PG_TEST_AS=()
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$PG_TEST_DIR"
+    PG_TEST_AS=(runuser -u postgres --)
+  fi
+  "${PG_TEST_AS[@]}" "$bin/initdb" -D "$PG_TEST_DIR/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+  local port=$((20000 + RANDOM % 20000))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  "${PG_TEST_AS[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/log" -w -s \
+    -o "-p $port -k $PG_TEST_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    start
+  PG_TEST_BIN=$bin
+  export LEDGERLINK_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+stop_test_postgres() {
+  [ -n "${PG_TEST_DIR:-}" ] || return 0
+  "${PG_TEST_AS[@]}" "$PG_TEST_BIN/pg_ctl" -D "$PG_TEST_DIR/data" -m immediate -s stop >/dev/null 2>&1 || true
+  rm -rf "$PG_TEST_DIR"
+}

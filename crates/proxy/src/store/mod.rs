@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod conformance;
 pub mod events;
+pub mod postgres;
 pub mod rules;
 mod sqlite;
 

@@ -1,0 +1,246 @@
+//! The Postgres backend, for several proxies sharing one database: a pool of connections
+//! (tokio-postgres with deadpool; `docs/storage.md` says why), versioned migrations embedded in the
+//! binary and run under an advisory lock so replicas that start together never race, and errors
+//! that say which of them a caller may retry.
+//!
+//! In progress (issue 17): the schema, the pool and the migrations are here; the areas of the
+//! store ([`super::Backend`]) come next, proven by the same conformance suite as SQLite's. Until
+//! then the proxy does not offer Postgres.
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Result, StoreError};
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+
+/// The advisory lock migrations run under ("Ledgerlk"): one replica migrates, the others wait
+/// and then find nothing left to do.
+const MIGRATION_LOCK: i64 = 0x4c65_6467_6572_6c6b;
+
+/// How the pool reaches the database.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Connections kept at most.
+    pub size: usize,
+    /// How long a call waits for a free connection, or for a new one to open.
+    pub timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            size: 16,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A Postgres database behind a pool.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.code() {
+            // No answer at all (the server went away, the socket closed): try again later.
+            None => Self::Unavailable(e.to_string()),
+            // Connection exceptions, shutdowns, insufficient resources, serialization failures:
+            // nothing was stored, and the same call may work later.
+            Some(code)
+                if code.code().starts_with("08")
+                    || code.code().starts_with("53")
+                    || code.code().starts_with("57P")
+                    || code.code() == "40001"
+                    || code.code() == "40P01" =>
+            {
+                Self::Unavailable(e.to_string())
+            }
+            Some(_) => Self::Failed(e.as_db_error().map_or_else(
+                || e.to_string(),
+                |db| format!("{}: {}", db.code().code(), db.message()),
+            )),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://` or `postgresql://`) and brings the schema up to date. An
+    /// unreachable database, a refused login or a schema newer than this proxy is refused with
+    /// the reason.
+    pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            StoreError::Failed(format!(
+                "the database URL does not read ({e}): use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            ))
+        })?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.size.max(1))
+            .wait_timeout(Some(settings.timeout))
+            .create_timeout(Some(settings.timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Failed(format!("the database pool: {e}")))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this database has not had, all in one transaction under the
+    /// advisory lock: a replica starting at the same moment waits, then finds them applied.
+    async fn migrate(&self) -> Result<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+        let applied: Vec<i32> = tx
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if let Some(newer) = applied.iter().find(|v| **v > known) {
+            return Err(StoreError::Migration {
+                version: *newer as u32,
+                reason: "the database was migrated by a newer Ledgerlink: update this one".into(),
+            });
+        }
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| StoreError::Migration {
+                    version: *version as u32,
+                    reason: StoreError::from(e).to_string(),
+                })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The schema versions applied, oldest first.
+    pub async fn schema_versions(&self) -> Result<Vec<i32>> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TestDatabase;
+    use super::*;
+
+    #[tokio::test]
+    async fn replicas_starting_together_migrate_once() {
+        let db = TestDatabase::empty().await;
+        let settings = PoolSettings::default();
+        let starts = (0..4).map(|_| PostgresStore::connect(db.url(), &settings));
+        let stores = futures_util::future::join_all(starts).await;
+        for store in &stores {
+            assert!(store.is_ok(), "{:?}", store.as_ref().err());
+        }
+        let versions = stores[0].as_ref().unwrap().schema_versions().await.unwrap();
+        assert_eq!(versions, [1], "each migration once");
+        // And again, as a restart: nothing left to do.
+        let again = PostgresStore::connect(db.url(), &settings).await.unwrap();
+        assert_eq!(again.schema_versions().await.unwrap(), [1]);
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_reached_is_refused_with_the_reason() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let settings = PoolSettings {
+            timeout: Duration::from_secs(2),
+            ..PoolSettings::default()
+        };
+        let url = format!("postgres://ledgerlink@127.0.0.1:{port}/ledgerlink");
+        let refused = PostgresStore::connect(&url, &settings)
+            .await
+            .err()
+            .expect("nothing listens there");
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+        let bad = PostgresStore::connect("mysql://x", &settings)
+            .await
+            .err()
+            .expect("not a Postgres URL");
+        assert!(bad.to_string().contains("postgres://"), "{bad}");
+    }
+
+    #[tokio::test]
+    async fn a_schema_from_a_newer_proxy_is_refused() {
+        let db = TestDatabase::empty().await;
+        let settings = PoolSettings::default();
+        let store = PostgresStore::connect(db.url(), &settings).await.unwrap();
+        store
+            .pool
+            .get()
+            .await
+            .unwrap()
+            .execute("INSERT INTO schema_migrations (version) VALUES (999)", &[])
+            .await
+            .unwrap();
+        let refused = PostgresStore::connect(db.url(), &settings)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            refused.to_string().contains("newer Ledgerlink"),
+            "{refused}"
+        );
+    }
+}
