@@ -859,12 +859,25 @@ macro_rules! conformance {
         $(
             #[tokio::test]
             async fn $story() {
-                super::$story($make.await).await;
+                // The backend, and whatever must live as long as it (a test database).
+                let (storage, _keep) = $make.await;
+                super::$story(storage).await;
             }
         )*
     };
 }
 
 conformance!(sqlite, async {
-    Storage::sqlite(SqliteStore::memory().expect("an in-memory database"))
+    (
+        Storage::sqlite(SqliteStore::memory().expect("an in-memory database")),
+        (),
+    )
+});
+
+conformance!(postgres, async {
+    let db = crate::store::postgres::testing::TestDatabase::migrated().await;
+    let store = crate::store::postgres::PostgresStore::connect(db.url(), &Default::default())
+        .await
+        .expect("the test database");
+    (Storage::new(store), db)
 });

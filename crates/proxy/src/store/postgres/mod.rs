@@ -3,10 +3,10 @@
 //! binary and run under an advisory lock so replicas that start together never race, and errors
 //! that say which of them a caller may retry.
 //!
-//! In progress (issue 17): the schema, the pool and the migrations are here; the areas of the
-//! store ([`super::Backend`]) come next, proven by the same conformance suite as SQLite's. Until
-//! then the proxy does not offer Postgres.
+//! Every area of the store ([`super::Backend`]) is here (`areas`), proven by the same conformance
+//! suite as SQLite's.
 
+mod areas;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
@@ -47,6 +47,8 @@ impl Default for PoolSettings {
 /// A Postgres database behind a pool.
 pub struct PostgresStore {
     pool: Pool,
+    /// Held while the store is: a weak handle to it says when every handle has gone.
+    alive: std::sync::Arc<()>,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -106,7 +108,10 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Failed(format!("the database pool: {e}")))?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            alive: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
