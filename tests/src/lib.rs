@@ -80,11 +80,25 @@ pub struct World {
     pub proxy_settings: Settings,
     pub sandbox_url: String,
     pub proxy_url: String,
+    /// The SQLite file, when the proxy is on SQLite (see [`backend`]).
     pub db: PathBuf,
     /// Every body any client of this world received, to prove what never appears in one.
     pub seen: Arc<std::sync::Mutex<Vec<String>>>,
     http: reqwest::Client,
     _dir: TempDir,
+    /// The proxy's own Postgres database, when it is on Postgres: dropped last, after the proxy.
+    _pg: Option<ledgerlink_proxy::store::postgres::testing::TestDatabase>,
+}
+
+/// Which database the worlds' proxies use: `LEDGERLINK_E2E_BACKEND=postgres` for a database of
+/// each world's own on the test PostgreSQL (`scripts/test` runs the pairing, push, fault and crash
+/// tests so, after the whole suite on SQLite); SQLite otherwise.
+pub fn backend() -> &'static str {
+    match std::env::var("LEDGERLINK_E2E_BACKEND").as_deref() {
+        Ok("postgres") => "postgres",
+        Ok("sqlite") | Err(_) => "sqlite",
+        Ok(other) => panic!("LEDGERLINK_E2E_BACKEND={other}: use sqlite or postgres"),
+    }
 }
 
 /// `pid` and every process below it (Linux `/proc`): the desktop app and WebKit's processes.
@@ -199,7 +213,18 @@ impl World {
 
         settings.listen = listener.local_addr().unwrap();
         settings.public_url = url::Url::parse(&proxy_url).unwrap();
-        settings.database = db.clone();
+        let pg = match backend() {
+            "postgres" => {
+                let pg = ledgerlink_proxy::store::postgres::testing::TestDatabase::migrated().await;
+                settings.database =
+                    ledgerlink_proxy::settings::Database::Postgres(Secret::new(pg.url()));
+                Some(pg)
+            }
+            _ => {
+                settings.database = ledgerlink_proxy::settings::Database::Sqlite(db.clone());
+                None
+            }
+        };
         settings.providers.xero.client_id = CLIENT_ID.into();
         settings.providers.xero.client_secret = Some(Secret::new(CLIENT_SECRET));
         settings.providers.xero.base_url = Some(url::Url::parse(&sandbox_url).unwrap());
@@ -223,6 +248,7 @@ impl World {
             seen: Arc::default(),
             http,
             _dir: dir,
+            _pg: pg,
         }
     }
 
@@ -258,6 +284,90 @@ impl World {
         world
     }
 
+    /// Everything the proxy's database holds, as bytes, to prove what never appears there in clear:
+    /// the SQLite file with its WAL, or every value of every table of the Postgres database (byte
+    /// strings as their raw bytes).
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match &self.proxy_settings.database {
+            ledgerlink_proxy::settings::Database::Sqlite(path) => {
+                let mut out = std::fs::read(path).unwrap();
+                for suffix in ["-wal", "-shm"] {
+                    if let Ok(bytes) = std::fs::read(format!("{}{suffix}", path.display())) {
+                        out.extend(bytes);
+                    }
+                }
+                out
+            }
+            ledgerlink_proxy::settings::Database::Postgres(url) => {
+                let (client, connection) =
+                    tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let columns = client
+                    .query(
+                        "SELECT table_name, column_name, data_type FROM information_schema.columns
+                         WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let mut out = Vec::new();
+                for c in &columns {
+                    let (table, column, kind): (String, String, String) =
+                        (c.get(0), c.get(1), c.get(2));
+                    let value = if kind == "bytea" {
+                        format!("encode(\"{column}\", 'escape')")
+                    } else {
+                        format!("\"{column}\"::text")
+                    };
+                    for row in client
+                        .query(&format!("SELECT {value} FROM \"{table}\""), &[])
+                        .await
+                        .unwrap()
+                    {
+                        if let Some(text) = row.get::<_, Option<String>>(0) {
+                            out.extend(text.into_bytes());
+                            out.push(b'\n');
+                        }
+                    }
+                }
+                assert!(
+                    !out.is_empty(),
+                    "the database holds nothing: the check proves nothing"
+                );
+                out
+            }
+        }
+    }
+
+    /// How many rows the proxy's database holds in `table` (one of its own tables' names).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        assert!(
+            table.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "a table's name: {table}"
+        );
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.proxy_settings.database {
+            ledgerlink_proxy::settings::Database::Sqlite(path) => {
+                let db = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                db.query_row(&sql, [], |r| r.get(0)).unwrap()
+            }
+            ledgerlink_proxy::settings::Database::Postgres(url) => {
+                let (client, connection) =
+                    tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                client.query_one(&sql, &[]).await.unwrap().get(0)
+            }
+        }
+    }
+
     /// Kills the proxy: its address answers nothing until [`World::start_proxy`].
     pub async fn stop_proxy(&mut self) {
         self.proxy.kill().await;
@@ -290,8 +400,16 @@ impl World {
                 CLIENT_ID,
             ])
             .args(["--xero-base-url", &self.sandbox_url])
-            .arg("--database")
-            .arg(&self.db)
+            // A Postgres URL by the environment, as a deployment gives it (flags show in `ps`).
+            .env(
+                "LEDGERLINK_DATABASE",
+                match &s.database {
+                    ledgerlink_proxy::settings::Database::Postgres(url) => url.expose().to_string(),
+                    ledgerlink_proxy::settings::Database::Sqlite(path) => {
+                        path.display().to_string()
+                    }
+                },
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(
                 std::fs::OpenOptions::new()

@@ -71,7 +71,7 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
 
     let mut settings = Settings {
-        database: dir.join("proxy.db"),
+        database: ledgerlink_proxy::settings::Database::Sqlite(dir.join("proxy.db")),
         ..Default::default()
     };
     settings.providers.xero.client_id = ledgerlink_sandbox::settings::DEMO_CLIENT_ID.into();

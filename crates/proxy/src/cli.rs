@@ -27,9 +27,11 @@ struct Args {
     /// as the redirect URI of your Xero app. Default: http:// and the listen address.
     #[arg(long, env = "LEDGERLINK_PUBLIC_URL")]
     public_url: Option<Url>,
-    /// The SQLite database file (created and migrated on start).
-    #[arg(long, env = "LEDGERLINK_DATABASE")]
-    database: Option<PathBuf>,
+    /// Where the proxy keeps its state: a SQLite file path (or sqlite:PATH), or a Postgres URL
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE) that several proxies may share. Prefer the
+    /// environment variable for a URL with a password: flags show in `ps`.
+    #[arg(long, env = "LEDGERLINK_DATABASE", hide_env_values = true)]
+    database: Option<crate::settings::Database>,
     /// The Xero app's client id.
     #[arg(long, env = "LEDGERLINK_XERO_CLIENT_ID")]
     xero_client_id: Option<String>,

@@ -69,11 +69,14 @@ pub async fn check_database(
 
 /// Where `--dev` keeps its key when no file is named: beside the database.
 pub fn default_dev_key_file(settings: &Settings) -> PathBuf {
-    let dir = settings
-        .database
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = match &settings.database {
+        crate::settings::Database::Sqlite(path) => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+        // Refused by `Settings::problems` before it gets here: the working directory.
+        crate::settings::Database::Postgres(_) => Path::new("."),
+    };
     dir.join("ledgerlink-master.key")
 }
 
@@ -225,7 +228,7 @@ mod tests {
     fn without_a_key_the_proxy_refuses_unless_dev_makes_a_private_file() {
         let dir = temp();
         let settings = Settings {
-            database: dir.join("p.db"),
+            database: crate::settings::Database::Sqlite(dir.join("p.db")),
             ..Default::default()
         };
         let err = load(&settings).unwrap_err().to_string();

@@ -115,15 +115,21 @@ impl AppState {
         let problems = settings.problems();
         anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         let keyring = Arc::new(keys::load(&settings)?);
-        let storage = store::Storage::sqlite(
-            store::SqliteStore::open(&settings.database).map_err(|e| match e {
-                store::StoreError::InUse(why) => anyhow::anyhow!("{why}"),
-                other => anyhow::anyhow!(
-                    "opening the database {}: {other}",
-                    settings.database.display()
-                ),
-            })?,
-        );
+        let storage = match &settings.database {
+            settings::Database::Sqlite(path) => {
+                store::Storage::sqlite(store::SqliteStore::open(path).map_err(|e| match e {
+                    store::StoreError::InUse(why) => anyhow::anyhow!("{why}"),
+                    other => anyhow::anyhow!("opening the database {}: {other}", path.display()),
+                })?)
+            }
+            settings::Database::Postgres(url) => store::Storage::new(
+                store::postgres::PostgresStore::connect(url.expose(), &settings.postgres.pool())
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("the database {} cannot be used: {e}", settings.database)
+                    })?,
+            ),
+        };
         keys::check_database(storage.vault(), &keyring, clock.now()).await?;
         let xero = Arc::new(providers::xero::oauth::XeroClient::new(&settings)?);
         let settings_streams = settings.server.max_event_streams_per_device;

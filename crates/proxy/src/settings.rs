@@ -25,8 +25,11 @@ pub struct Settings {
     /// What browsers and devices use to reach the proxy; a provider's OAuth callback is
     /// `{public_url}/oauth/{provider}/callback`.
     pub public_url: Url,
-    /// The SQLite file (created and migrated on start).
-    pub database: PathBuf,
+    /// Where the proxy keeps its state: a SQLite file (`sqlite:PATH`, or a bare path), or a
+    /// Postgres database (`postgres://...`) that several proxies may share.
+    pub database: Database,
+    /// The Postgres pool, when `database` is Postgres.
+    pub postgres: PostgresSettings,
     /// One section per provider: `[providers.xero]`.
     pub providers: ProviderSettings,
     /// The section's name before the provider seam (`[xero]`): read by `from_toml` into
@@ -54,6 +57,100 @@ pub struct Settings {
     pub server: ServerSettings,
     pub limits: LimitsSettings,
     pub admin: AdminSettings,
+}
+
+/// Where the proxy keeps its state.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A SQLite file, created and migrated on start; one proxy process at a time.
+    Sqlite(PathBuf),
+    /// A Postgres database (`postgres://` or `postgresql://`), migrated on start; shared by any
+    /// number of proxies. Its URL may hold a password: it never reaches a log.
+    Postgres(Secret),
+}
+
+impl std::str::FromStr for Database {
+    type Err = String;
+
+    /// `postgres://...` or `postgresql://...`: Postgres; `sqlite:PATH` or a bare path: SQLite.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(
+                "the database is empty: give a file path, sqlite:PATH or postgres://...".into(),
+            );
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Self::Postgres(Secret::new(text)));
+        }
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err("sqlite: needs a path (sqlite:/var/lib/ledgerlink/proxy.db)".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(format!(
+                "'{scheme}://' is not a database this proxy uses: give postgres://..., sqlite:PATH or a file path"
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(text)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Database {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// What a message may name: the path, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => match Url::parse(url.expose()) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("a postgres:// URL that does not read"),
+            },
+        }
+    }
+}
+
+/// The Postgres connection pool.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Connections each proxy keeps at most.
+    pub pool_size: usize,
+    /// How long a call waits for a free connection (or a new one to open) before it answers
+    /// `503 unavailable`.
+    pub timeout_secs: u64,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl PostgresSettings {
+    pub fn pool(&self) -> crate::store::postgres::PoolSettings {
+        crate::store::postgres::PoolSettings {
+            size: self.pool_size.max(1),
+            timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+        }
+    }
 }
 
 /// What one client may hold of the proxy's connections and time.
@@ -166,7 +263,8 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             public_url: Url::parse("http://127.0.0.1:7400").expect("a valid URL"),
-            database: PathBuf::from("ledgerlink-proxy.db"),
+            database: Database::Sqlite(PathBuf::from("ledgerlink-proxy.db")),
+            postgres: PostgresSettings::default(),
             providers: ProviderSettings::default(),
             legacy_xero: None,
             deprecations: Vec::new(),
@@ -493,6 +591,13 @@ impl Settings {
     /// Problems that stop the proxy from starting, each saying what to fix.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if matches!(self.database, Database::Postgres(_))
+            && self.dev
+            && self.master_keys.is_empty()
+            && self.master_key_files.is_empty()
+        {
+            out.push("with a Postgres database, --dev needs --master-key-file (or LEDGERLINK_MASTER_KEY): every proxy sharing it must use the same key, so none may make its own".into());
+        }
         if self.providers.xero.client_id.trim().is_empty() {
             out.push("--xero-client-id (LEDGERLINK_XERO_CLIENT_ID) is required".into());
         }
@@ -555,6 +660,50 @@ mod tests {
         assert_eq!(
             s.callback_url().as_str(),
             "https://ll.example.com/oauth/xero/callback"
+        );
+    }
+
+    #[test]
+    fn the_database_is_a_postgres_url_a_sqlite_path_or_a_bare_path() {
+        let parse = |t: &str| t.parse::<Database>();
+        assert!(matches!(
+            parse("postgres://u:p@127.0.0.1:5432/ll"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(matches!(
+            parse("postgresql://127.0.0.1/ll"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(
+            matches!(parse("sqlite:/var/lib/ll/proxy.db"), Ok(Database::Sqlite(p)) if p == std::path::Path::new("/var/lib/ll/proxy.db"))
+        );
+        assert!(
+            matches!(parse("proxy.db"), Ok(Database::Sqlite(p)) if p == std::path::Path::new("proxy.db"))
+        );
+        for bad in ["", "sqlite:", "mysql://x/y"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        // A password never shows in what a message names.
+        let shown = parse("postgres://ll:hunter2@db:5432/ll")
+            .unwrap()
+            .to_string();
+        assert!(
+            !shown.contains("hunter2") && shown.contains("db:5432"),
+            "{shown}"
+        );
+        assert!(
+            !format!("{:?}", parse("postgres://ll:hunter2@db/ll").unwrap()).contains("hunter2")
+        );
+        // With Postgres, --dev needs a key every replica shares.
+        let s = Settings {
+            database: parse("postgres://db/ll").unwrap(),
+            dev: true,
+            ..Settings::default()
+        };
+        assert!(
+            s.problems().iter().any(|p| p.contains("--master-key-file")),
+            "{:?}",
+            s.problems()
         );
     }
 

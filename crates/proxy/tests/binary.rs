@@ -15,14 +15,20 @@ fn temp() -> PathBuf {
 }
 
 fn base(dir: &std::path::Path) -> Command {
+    let mut c = on(dir.join("proxy.db").to_str().unwrap());
+    c.args(["--listen", "127.0.0.1:0"]);
+    c
+}
+
+/// The binary on `database` (given by the environment, as a URL with a password should be).
+fn on(database: &str) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LEDGERLINK_XERO_CLIENT_ID", "CLIENT")
         .env("LEDGERLINK_XERO_CLIENT_SECRET", "not-a-real-secret")
         .env("LEDGERLINK_XERO_BASE_URL", "http://127.0.0.1:9")
-        .args(["--listen", "127.0.0.1:0", "--database"])
-        .arg(dir.join("proxy.db"));
+        .env("LEDGERLINK_DATABASE", database);
     c
 }
 
@@ -258,5 +264,42 @@ fn a_settings_file_with_the_old_xero_section_still_starts_the_proxy_with_a_warni
     let both = run(&format!("[xero]\n{section}\n[providers.xero]\n{section}"))
         .expect_err("both sections are refused");
     assert!(both.contains("keep only [providers.xero]"), "{both}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_postgres_database_that_cannot_be_reached_is_refused_at_start_without_its_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp();
+    let key = dir.join("master.key");
+    std::fs::write(&key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+    let url = format!("postgres://ledgerlink:hunter2@127.0.0.1:{port}/ledgerlink");
+    let mut command = on(&url);
+    command
+        .args(["--listen", "127.0.0.1:0", "--master-key-file"])
+        .arg(&key);
+    let refused = start(command).expect_err("nothing listens there");
+    assert!(
+        refused.contains(&format!("127.0.0.1:{port}")) && refused.contains("cannot be used"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("hunter2"),
+        "the password reached the log: {refused}"
+    );
+
+    // With Postgres, --dev alone is refused: every replica must share one key.
+    let mut dev = on("postgres://127.0.0.1:1/x");
+    dev.args(["--listen", "127.0.0.1:0", "--dev"]);
+    let out = dev.output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--master-key-file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(dir).ok();
 }

@@ -340,15 +340,11 @@ async fn documents_and_bodies_are_bounded_by_what_xero_takes() {
     assert!(answer.contains("payload_too_large"));
     // Once every document of a bundle has its outcome, the bundle's stored body is gone.
     device.settle(&p.access, 1, Duration::from_secs(30)).await;
-    let db = rusqlite::Connection::open_with_flags(
-        &world.db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let bundles: i64 = db
-        .query_row("SELECT COUNT(*) FROM bundles", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(bundles, 0, "settled bundles keep no body");
+    assert_eq!(
+        world.count_rows("bundles").await,
+        0,
+        "settled bundles keep no body"
+    );
 }
 
 #[tokio::test]

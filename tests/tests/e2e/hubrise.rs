@@ -210,19 +210,14 @@ async fn hubrises_token_and_client_secret_never_reach_the_logs_the_database_file
     let mut needles = tokens.clone();
     needles.push(HUBRISE_CLIENT_SECRET.to_string());
 
-    let mut db = std::fs::read(&world.db).unwrap();
-    for suffix in ["-wal", "-shm"] {
-        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", world.db.display())) {
-            db.extend(bytes);
-        }
-    }
+    let db = world.stored_bytes().await;
     let logs = ledgerlink_e2e::logs::text();
     assert!(logs.contains("device paired"), "the log capture works");
     let responses = world.seen.lock().unwrap().join("\n");
     for needle in &needles {
         assert!(
             !db.windows(needle.len()).any(|w| w == needle.as_bytes()),
-            "a HubRise secret is in the SQLite file"
+            "a HubRise secret is in the database"
         );
         assert!(
             !logs.contains(needle.as_str()),
