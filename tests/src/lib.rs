@@ -214,6 +214,14 @@ impl World {
         settings.listen = listener.local_addr().unwrap();
         settings.public_url = url::Url::parse(&proxy_url).unwrap();
         let pg = match backend() {
+            // A test that brings its own database keeps it.
+            _ if matches!(
+                settings.database,
+                ledgerlink_proxy::settings::Database::Postgres(_)
+            ) =>
+            {
+                None
+            }
             "postgres" => {
                 let pg = ledgerlink_proxy::store::postgres::testing::TestDatabase::migrated().await;
                 settings.database =

@@ -16,6 +16,7 @@ mod readme;
 mod refresh;
 mod refunds;
 mod security;
+mod storage;
 mod strict_input;
 mod upgrade;
 mod voids;

@@ -157,77 +157,155 @@ fn as_postgres(root: bool, program: &Path, args: &[&str]) -> Command {
 }
 
 fn start_cluster() -> String {
-    let bin = bin_dir();
-    let root = is_root();
-    let dir = std::env::temp_dir().join(format!(
-        "ll-pg-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).expect("a directory for the test cluster");
-    let path = dir.to_str().expect("a UTF-8 temp path");
-    if root {
-        let chown = Command::new("chown")
-            .args(["postgres:postgres", path])
-            .status()
-            .expect("chown runs");
-        assert!(chown.success(), "cannot give {path} to the postgres user");
-    }
-    let data = format!("{path}/data");
-    let init = as_postgres(
-        root,
-        &bin.join("initdb"),
-        &[
-            "-D",
-            &data,
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ],
-    )
-    .stdout(Stdio::null())
-    .output()
-    .expect("initdb runs");
-    assert!(
-        init.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    // The server, and a watchdog that stops it and removes its files once this test binary is
-    // gone (a child process outlives its parent otherwise).
-    let script = format!(
-        "{postgres} -D {data} -p {port} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off >{path}/log 2>&1 & pg=$!; \
-         while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; \
-         kill -INT $pg 2>/dev/null; wait $pg; rm -rf {path}",
-        postgres = bin.join("postgres").display(),
-        parent = std::process::id(),
-    );
-    // Never waited for: the watchdog outlives this binary on purpose, to stop the server after it.
-    #[allow(clippy::zombie_processes)]
-    let _watchdog = as_postgres(root, Path::new("/bin/sh"), &["-c", &script])
-        .stdin(Stdio::null())
+    let cluster = Cluster::start();
+    let url = cluster.url().to_string();
+    // The binary's cluster lives as long as the binary; its watchdog removes it after.
+    std::mem::forget(cluster);
+    url
+}
+
+/// A PostgreSQL cluster of a test's own (a temporary directory, a free loopback port, `fsync=off`),
+/// which the test may stop and start again, as an operator's database going away and coming back.
+/// A watchdog stops it and removes its files once the test binary is gone, whatever happened.
+#[derive(Clone)]
+pub struct Cluster {
+    url: String,
+    bin: PathBuf,
+    root: bool,
+    path: String,
+    port: u16,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let bin = bin_dir();
+        let root = is_root();
+        let dir = std::env::temp_dir().join(format!(
+            "ll-pg-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory for the test cluster");
+        let path = dir.to_str().expect("a UTF-8 temp path").to_string();
+        if root {
+            let chown = Command::new("chown")
+                .args(["postgres:postgres", &path])
+                .status()
+                .expect("chown runs");
+            assert!(chown.success(), "cannot give {path} to the postgres user");
+        }
+        let data = format!("{path}/data");
+        let init = as_postgres(
+            root,
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the test PostgreSQL starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        .output()
+        .expect("initdb runs");
         assert!(
-            Instant::now() < deadline,
-            "the test PostgreSQL did not listen within 30 s: {}",
-            std::fs::read_to_string(format!("{path}/log")).unwrap_or_default()
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
         );
-        std::thread::sleep(Duration::from_millis(50));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            root,
+            path,
+            port,
+        };
+        // A watchdog that stops the server and removes its files once this test binary is gone
+        // (the server outlives it otherwise).
+        let script = format!(
+            "while [ -d /proc/{parent} ]; do sleep 1; done; \
+             {pg_ctl} -D {data} -m immediate -s stop >/dev/null 2>&1; rm -rf {path}",
+            parent = std::process::id(),
+            pg_ctl = cluster.bin.join("pg_ctl").display(),
+            path = cluster.path,
+        );
+        // Never waited for: the watchdog outlives this binary on purpose, to clean up after it.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = as_postgres(root, Path::new("/bin/sh"), &["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the watchdog starts");
+        cluster.start_again();
+        cluster
     }
-    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+
+    /// A superuser's URL to its `postgres` database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = format!("{}/data", self.path);
+        let mut all = vec!["-D", &data];
+        all.extend_from_slice(args);
+        let out = as_postgres(self.root, &self.bin.join("pg_ctl"), &all)
+            .stdin(Stdio::null())
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?} failed: {} {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(format!("{}/log", self.path)).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server at once (connections dropped, as a crash or a failover would).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "immediate", "-s", "stop"]);
+    }
+
+    /// Starts the server (again), and waits until it answers.
+    pub fn start_again(&self) {
+        // fsync off (the machine does not crash under a test), but every commit written before it
+        // is answered: a test that stops the server at once must find what was committed.
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+             -c max_connections=200",
+            self.port, self.path
+        );
+        let log = format!("{}/log", self.path);
+        self.pg_ctl(&["-l", &log, "-w", "-s", "-o", &options, "start"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the test PostgreSQL did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A new, empty database on it: its URL.
+    pub async fn database(&self) -> String {
+        let name = format!("ll_test_{}", uuid::Uuid::new_v4().simple());
+        admin(&self.url)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("a database");
+        database_url(&self.url, &name)
+    }
 }
