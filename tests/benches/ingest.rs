@@ -4,7 +4,13 @@
 //! single-invoice pushes at a fixed offered rate divided by the p99 of an authenticated no-op
 //! (`GET /v1/device`) at the same rate (target at most 3).
 //!
-//! Run: `cargo bench -p ledgerlink-e2e --bench ingest`
+//! On PostgreSQL (`LEDGERLINK_E2E_BACKEND=postgres`, the server `LEDGERLINK_TEST_PG_URL` names or
+//! one the bench starts), the ceiling is a plain multi-row INSERT of the same rows, 50 a
+//! transaction, into the proxy's own `documents` table (the same indexes) in a database of its own
+//! on the same server.
+//!
+//! Run: `cargo bench -p ledgerlink-e2e --bench ingest` (prefix `LEDGERLINK_E2E_BACKEND=postgres`
+//! for Postgres)
 //! Knobs: `BENCH_SECONDS` (default 3), `BENCH_RUNS` (default 3), `BENCH_DEVICES` (default 64),
 //! `BENCH_RATE` (offered requests per second for the latency part, default 200).
 
@@ -70,6 +76,82 @@ fn sqlite_ceiling(seconds: u64) -> f64 {
     rate
 }
 
+/// Rows per second of plain multi-row INSERTs (50 rows a statement, one statement a transaction) of
+/// the same documents into the proxy's own `documents` table, with its indexes, on the same server.
+async fn postgres_ceiling(seconds: u64) -> f64 {
+    let db = ledgerlink_proxy::store::postgres::testing::TestDatabase::migrated().await;
+    let (mut client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let (conn, device, now) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        chrono::Utc::now(),
+    );
+    client
+        .execute(
+            "INSERT INTO connections (id, provider, tenant_id, tenant_name, status, created_at, updated_at)
+             VALUES ($1, 'xero', $2, 'Bench', 'connected', $3, $3)",
+            &[&conn, &conn.to_string(), &now],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO devices (id, name, client_id, connection_id, paired_at) VALUES ($1, 'Till', 'c', $2, $3)",
+            &[&device, &conn, &now],
+        )
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..50)
+        .map(|i| {
+            let b = i * 6;
+            format!(
+                "(${}, ${}, ${}, 'invoice', ${}, ${}, 'queued', ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 6
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO documents (id, device_id, connection_id, kind, client_ref, body, state, created_at, updated_at) VALUES {}",
+        values.join(", ")
+    );
+    let statement = client.prepare(&sql).await.unwrap();
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let rows: Vec<(uuid::Uuid, String, String)> = (0..50)
+            .map(|i| {
+                let r = format!("r{}", n + i);
+                (uuid::Uuid::new_v4(), invoice(&r).to_string(), r)
+            })
+            .collect();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        for (id, body, r) in &rows {
+            params.extend([
+                id as &(dyn tokio_postgres::types::ToSql + Sync),
+                &device,
+                &conn,
+                r,
+                body,
+                &now,
+            ]);
+        }
+        let tx = client.transaction().await.unwrap();
+        tx.execute(&statement, &params).await.unwrap();
+        tx.commit().await.unwrap();
+        n += 50;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
@@ -131,11 +213,12 @@ async fn main() {
         .unwrap();
     let url = world.proxy_url.clone();
 
+    let store = backend();
     println!(
-        "ingest: {device_count} devices pushing 50-invoice batches for {seconds} s, {runs} runs"
+        "ingest on {store}: {device_count} devices pushing 50-invoice batches for {seconds} s, {runs} runs"
     );
     println!();
-    println!("| run | accepted invoices/s | plain SQLite inserts/s | ratio |");
+    println!("| run | accepted invoices/s | plain {store} inserts/s | ratio |");
     println!("|---|---|---|---|");
     let mut ratios = Vec::new();
     for run in 0..runs {
@@ -173,9 +256,12 @@ async fn main() {
             t.await.unwrap();
         }
         let ingest = accepted.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-        let ceiling = tokio::task::spawn_blocking(move || sqlite_ceiling(seconds))
-            .await
-            .unwrap();
+        let ceiling = match store {
+            "postgres" => postgres_ceiling(seconds).await,
+            _ => tokio::task::spawn_blocking(move || sqlite_ceiling(seconds))
+                .await
+                .unwrap(),
+        };
         println!(
             "| {} | {ingest:.0} | {ceiling:.0} | {:.0}% |",
             run + 1,

@@ -1099,21 +1099,60 @@ impl DocumentStore for PostgresStore {
     async fn insert_documents(&self, docs: &[DocumentRow]) -> Result<Vec<Stored>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // The new ones in one statement, and their events in another: a batch is two round trips,
+        // not two per document. What was there already is settled one by one below.
+        let col = |f: fn(&DocumentRow) -> String| docs.iter().map(f).collect::<Vec<String>>();
+        let ids: Vec<Uuid> = docs.iter().map(|d| d.id).collect();
+        let devices: Vec<Uuid> = docs.iter().map(|d| d.device_id).collect();
+        let connections: Vec<Uuid> = docs.iter().map(|d| d.connection_id).collect();
+        let kinds = col(|d| d.kind.as_str().to_string());
+        let refs = col(|d| d.client_ref.clone());
+        let bodies = col(|d| d.body.clone());
+        let states = col(|d| d.state.as_str().to_string());
+        let provider_ids: Vec<Option<String>> =
+            docs.iter().map(|d| d.provider_id.clone()).collect();
+        let numbers: Vec<Option<String>> = docs.iter().map(|d| d.provider_number.clone()).collect();
+        let messages: Vec<Option<String>> = docs.iter().map(|d| d.message.clone()).collect();
+        let attempts: Vec<i64> = docs.iter().map(|d| d.attempts).collect();
+        let created: Vec<DateTime<Utc>> = docs.iter().map(|d| d.created_at).collect();
+        let updated: Vec<DateTime<Utc>> = docs.iter().map(|d| d.updated_at).collect();
+        let waits: Vec<Option<String>> = docs.iter().map(|d| d.waits_for.clone()).collect();
+        let inserted: std::collections::HashSet<Uuid> = tx
+            .query(
+                "INSERT INTO documents (id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number,
+                                        message, attempts, created_at, updated_at, waits_for)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                      $8::text[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[],
+                                      $13::timestamptz[], $14::text[])
+                 ON CONFLICT (device_id, client_ref) DO NOTHING
+                 RETURNING id",
+                &[&ids, &devices, &connections, &kinds, &refs, &bodies, &states, &provider_ids, &numbers,
+                  &messages, &attempts, &created, &updated, &waits],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        let new: Vec<&DocumentRow> = docs.iter().filter(|d| inserted.contains(&d.id)).collect();
+        if !new.is_empty() {
+            let texts: Vec<String> = new
+                .iter()
+                .map(|d| EventBody::Document(d.view()).text())
+                .collect();
+            let conns: Vec<Uuid> = new.iter().map(|d| d.connection_id).collect();
+            let devs: Vec<Uuid> = new.iter().map(|d| d.device_id).collect();
+            let docs_: Vec<Uuid> = new.iter().map(|d| d.id).collect();
+            let at: Vec<DateTime<Utc>> = new.iter().map(|d| d.updated_at).collect();
+            tx.execute(
+                "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])",
+                &[&conns, &devs, &docs_, &texts, &at],
+            )
+            .await?;
+        }
         let mut out = Vec::with_capacity(docs.len());
         for d in docs {
-            let inserted = tx
-                .execute(
-                    &format!(
-                        "INSERT INTO documents ({DOCUMENT_COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, $14, 1, 0, NULL, NULL)
-                         ON CONFLICT (device_id, client_ref) DO NOTHING"
-                    ),
-                    &[&d.id, &d.device_id, &d.connection_id, &d.kind.as_str(), &d.client_ref, &d.body, &d.state.as_str(),
-                      &d.provider_id, &d.provider_number, &d.message, &d.attempts, &d.created_at, &d.updated_at, &d.waits_for],
-                )
-                .await?;
-            if inserted == 1 {
-                document_event(&tx, d).await?;
+            if inserted.contains(&d.id) {
                 out.push(Stored::New(d.view()));
                 continue;
             }
