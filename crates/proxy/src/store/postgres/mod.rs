@@ -224,6 +224,13 @@ mod tests {
             .err()
             .expect("not a Postgres URL");
         assert!(bad.to_string().contains("postgres://"), "{bad}");
+        // TLS is not offered yet: a URL that requires it is refused, never silently plain.
+        let db = TestDatabase::empty().await;
+        let tls = PostgresStore::connect(&format!("{}?sslmode=require", db.url()), &settings)
+            .await
+            .err()
+            .expect("TLS required");
+        assert!(tls.to_string().to_lowercase().contains("tls"), "{tls}");
     }
 
     #[tokio::test]
