@@ -78,6 +78,8 @@ ensure_schemathesis() {
 # PostgreSQL from Debian's packages, for the tests' throwaway clusters: installed without creating
 # or starting the package's own cluster.
 ensure_postgres() {
+  # openssl makes the certificates of the TLS test's cluster.
+  command -v openssl >/dev/null 2>&1 || ensure_apt openssl
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

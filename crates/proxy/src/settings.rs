@@ -125,7 +125,7 @@ impl std::fmt::Display for Database {
 }
 
 /// The Postgres connection pool.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresSettings {
     /// Connections each proxy keeps at most.
@@ -133,6 +133,9 @@ pub struct PostgresSettings {
     /// How long a call waits for a free connection (or a new one to open) before it answers
     /// `503 unavailable`.
     pub timeout_secs: u64,
+    /// PEM certificates of a private CA that signs the server's certificate (besides the Mozilla
+    /// roots). TLS itself is asked for in the URL: `?sslmode=require`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for PostgresSettings {
@@ -140,6 +143,7 @@ impl Default for PostgresSettings {
         Self {
             pool_size: 16,
             timeout_secs: 5,
+            ca_file: None,
         }
     }
 }
@@ -149,6 +153,7 @@ impl PostgresSettings {
         crate::store::postgres::PoolSettings {
             size: self.pool_size.max(1),
             timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+            ca_file: self.ca_file.clone(),
         }
     }
 }

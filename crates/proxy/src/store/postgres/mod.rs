@@ -33,6 +33,9 @@ pub struct PoolSettings {
     pub size: usize,
     /// How long a call waits for a free connection, or for a new one to open.
     pub timeout: Duration,
+    /// PEM certificates of the authorities that may sign the server's certificate, besides the
+    /// Mozilla roots (a private CA). Whether TLS is used is the URL's `sslmode`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PoolSettings {
@@ -40,8 +43,41 @@ impl Default for PoolSettings {
         Self {
             size: 16,
             timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
+}
+
+/// The TLS client for the server's certificate: verified against the Mozilla roots and the
+/// given CA file's. The URL's `sslmode` decides whether it is used (`disable`, `prefer`, the
+/// default, or `require`); a certificate that does not verify is refused, whatever the mode.
+fn tls(settings: &PoolSettings) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(file) = &settings.ca_file {
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(file)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| {
+                StoreError::Failed(format!(
+                    "the Postgres CA file {} does not read as PEM certificates: {e}",
+                    file.display()
+                ))
+            })?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                StoreError::Failed(format!("a certificate in {}: {e}", file.display()))
+            })?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::Failed(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// A Postgres database behind a pool.
@@ -85,9 +121,9 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://` or `postgresql://`) and brings the schema up to date. An
-    /// unreachable database, a refused login or a schema newer than this proxy is refused with
-    /// the reason.
+    /// Connects to `url` (`postgres://` or `postgresql://`; TLS as its `sslmode` says) and brings
+    /// the schema up to date. An unreachable database, a refused login or certificate, or a
+    /// schema newer than this proxy is refused with the reason.
     pub async fn connect(url: &str, settings: &PoolSettings) -> Result<Self> {
         let config = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::Failed(format!(
@@ -96,7 +132,7 @@ impl PostgresStore {
         })?;
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls(settings)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -224,13 +260,48 @@ mod tests {
             .err()
             .expect("not a Postgres URL");
         assert!(bad.to_string().contains("postgres://"), "{bad}");
-        // TLS is not offered yet: a URL that requires it is refused, never silently plain.
+        // A server without TLS, asked for it: refused, never silently plain.
         let db = TestDatabase::empty().await;
         let tls = PostgresStore::connect(&format!("{}?sslmode=require", db.url()), &settings)
             .await
             .err()
             .expect("TLS required");
         assert!(tls.to_string().to_lowercase().contains("tls"), "{tls}");
+    }
+
+    // Multi-threaded: starting the cluster blocks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_is_used_when_the_url_asks_and_the_servers_certificate_must_verify() {
+        let (cluster, ca) = tokio::task::spawn_blocking(super::testing::Cluster::start_tls)
+            .await
+            .unwrap();
+        let url = format!("{}?sslmode=require", cluster.database().await);
+        let trusted = PoolSettings {
+            ca_file: Some(ca),
+            ..PoolSettings::default()
+        };
+        let store = PostgresStore::connect(&url, &trusted)
+            .await
+            .expect("over TLS");
+        let on_tls: bool = store
+            .pool
+            .get()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(on_tls, "the connection is encrypted");
+        // A certificate signed by a CA nobody gave: refused.
+        let refused = PostgresStore::connect(&url, &PoolSettings::default())
+            .await
+            .err()
+            .expect("an unknown CA is refused");
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
     }
 
     #[tokio::test]

@@ -174,10 +174,24 @@ pub struct Cluster {
     root: bool,
     path: String,
     port: u16,
+    /// Serving TLS with a certificate for 127.0.0.1 signed by a CA of its own (`ca.crt`).
+    tls: bool,
 }
 
 impl Cluster {
     pub fn start() -> Self {
+        Self::make(false)
+    }
+
+    /// A cluster serving TLS, its certificate for 127.0.0.1 signed by a CA made for it: the
+    /// cluster and the CA's certificate file.
+    pub fn start_tls() -> (Self, PathBuf) {
+        let cluster = Self::make(true);
+        let ca = PathBuf::from(format!("{}/ca.crt", cluster.path));
+        (cluster, ca)
+    }
+
+    fn make(tls: bool) -> Self {
         let bin = bin_dir();
         let root = is_root();
         let dir = std::env::temp_dir().join(format!(
@@ -229,7 +243,11 @@ impl Cluster {
             root,
             path,
             port,
+            tls,
         };
+        if tls {
+            cluster.make_certificates();
+        }
         // A watchdog that stops the server and removes its files once this test binary is gone
         // (the server outlives it otherwise).
         let script = format!(
@@ -249,6 +267,27 @@ impl Cluster {
             .expect("the watchdog starts");
         cluster.start_again();
         cluster
+    }
+
+    /// A CA, and a server certificate for 127.0.0.1 signed by it (with `openssl`).
+    fn make_certificates(&self) {
+        let p = &self.path;
+        let script = format!(
+            "set -e; cd {p}; \
+             openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=ledgerlink-test-ca; \
+             openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1; \
+             printf 'subjectAltName=IP:127.0.0.1' > san.ext; \
+             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext; \
+             chmod 600 server.key"
+        );
+        let out = as_postgres(self.root, Path::new("/bin/sh"), &["-c", &script])
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "making the test certificates failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A superuser's URL to its `postgres` database.
@@ -281,11 +320,17 @@ impl Cluster {
     pub fn start_again(&self) {
         // fsync off (the machine does not crash under a test), but every commit written before it
         // is answered: a test that stops the server at once must find what was committed.
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
              -c max_connections=200",
             self.port, self.path
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={p}/server.crt -c ssl_key_file={p}/server.key",
+                p = self.path
+            ));
+        }
         let log = format!("{}/log", self.path);
         self.pg_ctl(&["-l", &log, "-w", "-s", "-o", &options, "start"]);
         let deadline = Instant::now() + Duration::from_secs(30);
