@@ -182,8 +182,21 @@ async fn document_by_id(c: &impl GenericClient, id: Uuid) -> Result<DocumentRow>
     document_row(&row)
 }
 
+/// The advisory lock event writers take: the events' cursor must only grow in commit order, or a
+/// reader that saw a later event would skip an earlier one committed after it. Held to the end of
+/// the transaction, it makes events commit in the order of their `seq` (writers of events take
+/// turns from their first event to their commit; everything before runs side by side).
+const EVENTS_LOCK: i64 = 0x4c4c_4576_656e_7473; // "LLEvents"
+
+async fn events_in_order(c: &impl GenericClient) -> Result<()> {
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
+        .await?;
+    Ok(())
+}
+
 /// The document's new state as an event for its device.
 async fn document_event(c: &impl GenericClient, d: &DocumentRow) -> Result<()> {
+    events_in_order(c).await?;
     c.execute(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[&d.connection_id, &d.device_id, &d.id, &EventBody::Document(d.view()).text(), &d.updated_at],
@@ -300,6 +313,7 @@ async fn mark_connection_in(
     if moved != 1 {
         return Ok(false);
     }
+    events_in_order(c).await?;
     c.execute(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
          SELECT connection_id, id, NULL, $2, $3 FROM devices WHERE connection_id = $1 AND revoked_at IS NULL",
@@ -1143,6 +1157,7 @@ impl DocumentStore for PostgresStore {
             let devs: Vec<Uuid> = new.iter().map(|d| d.device_id).collect();
             let docs_: Vec<Uuid> = new.iter().map(|d| d.id).collect();
             let at: Vec<DateTime<Utc>> = new.iter().map(|d| d.updated_at).collect();
+            events_in_order(&tx).await?;
             tx.execute(
                 "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])",
@@ -1610,6 +1625,7 @@ impl DocumentStore for PostgresStore {
             .await?
             == 1;
         if changed {
+            events_in_order(&tx).await?;
             tx.execute(
                 "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
                 &[&d.connection_id, &d.device_id, &d.id, &body.text(), &now],
@@ -1629,13 +1645,15 @@ impl EventStore for PostgresStore {
         body: &EventBody,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&d.connection_id, &d.device_id, &d.id, &body.text(), &now],
-            )
-            .await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        events_in_order(&tx).await?;
+        tx.execute(
+            "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&d.connection_id, &d.device_id, &d.id, &body.text(), &now],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
