@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::*;
 
-fn pairing(now: DateTime<Utc>, expires_in: i64) -> Pairing {
+pub(super) fn pairing(now: DateTime<Utc>, expires_in: i64) -> Pairing {
     Pairing {
         id: Uuid::new_v4(),
         device_code_hash: Uuid::new_v4().as_bytes().to_vec(),
@@ -38,7 +38,7 @@ fn approved(a: Approval) -> ConnectionRow {
     }
 }
 
-fn connection(now: DateTime<Utc>) -> ConnectionRow {
+pub(super) fn connection(now: DateTime<Utc>) -> ConnectionRow {
     ConnectionRow {
         id: Uuid::new_v4(),
         provider: "xero".into(),
@@ -133,7 +133,7 @@ async fn a_paired_device(s: &Storage) -> (ConnectionRow, Uuid, DateTime<Utc>) {
     (c, device, now)
 }
 
-fn document(
+pub(super) fn document(
     c: &ConnectionRow,
     device: Uuid,
     kind: DocumentKind,

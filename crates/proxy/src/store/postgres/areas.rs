@@ -194,9 +194,9 @@ async fn events_in_order(c: &impl GenericClient) -> Result<()> {
     Ok(())
 }
 
-/// The document's new state as an event for its device.
+/// The document's new state as an event for its device. The caller holds [`events_in_order`]
+/// (once per transaction, however many events it writes).
 async fn document_event(c: &impl GenericClient, d: &DocumentRow) -> Result<()> {
-    events_in_order(c).await?;
     c.execute(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[&d.connection_id, &d.device_id, &d.id, &EventBody::Document(d.view()).text(), &d.updated_at],
@@ -364,6 +364,7 @@ impl PostgresStore {
             return Ok(Change::Refused(row));
         }
         let row = document_by_id(&tx, id).await?;
+        events_in_order(&tx).await?;
         document_event(&tx, &row).await?;
         tx.commit().await?;
         Ok(Change::Done(row))
@@ -1196,6 +1197,7 @@ impl DocumentStore for PostgresStore {
                 )
                 .await?;
                 let row = document_by_id(&tx, e.id).await?;
+                events_in_order(&tx).await?;
                 document_event(&tx, &row).await?;
                 Stored::Corrected(row.view())
             } else {
@@ -1296,6 +1298,7 @@ impl DocumentStore for PostgresStore {
         )
         .await?;
         let row = document_by_id(&tx, id).await?;
+        events_in_order(&tx).await?;
         document_event(&tx, &row).await?;
         tx.commit().await?;
         Ok(Change::Done(row))
@@ -1471,6 +1474,7 @@ impl DocumentStore for PostgresStore {
             &[&b.key, &b.connection_id, &b.path, &b.collection, &b.body, &b.members, &now],
         )
         .await?;
+        events_in_order(&tx).await?;
         for id in &b.members {
             tx.execute(
                 "UPDATE documents SET state = 'sending', bundle_key = $2, updated_at = $3 WHERE id = $1",
@@ -1557,6 +1561,7 @@ impl DocumentStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut bundles = std::collections::BTreeSet::new();
+        events_in_order(&tx).await?;
         for u in updates {
             let key: Option<String> = tx
                 .query_opt(

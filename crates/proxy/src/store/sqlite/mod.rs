@@ -1965,6 +1965,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::conformance::{connection, document, pairing};
 
     #[test]
     fn migrations_apply_once_and_foreign_keys_hold() {
@@ -2019,50 +2020,6 @@ mod tests {
             "rolled back"
         );
         std::fs::remove_dir_all(dir).ok();
-    }
-
-    fn pairing(now: DateTime<Utc>, expires_in: i64) -> Pairing {
-        Pairing {
-            id: Uuid::new_v4(),
-            device_code_hash: Uuid::new_v4().as_bytes().to_vec(),
-            user_code: "BCDFGHJK".into(),
-            client_id: "c".into(),
-            device_id: Uuid::new_v4(),
-            device_name: "Till".into(),
-            provider: "xero".into(),
-            status: PairingStatus::Pending,
-            connection_id: None,
-            created_at: now,
-            expires_at: now + chrono::Duration::seconds(expires_in),
-            interval_secs: 5,
-            last_poll_at: None,
-            moves_from: None,
-        }
-    }
-
-    fn connection(now: DateTime<Utc>) -> ConnectionRow {
-        ConnectionRow {
-            id: Uuid::new_v4(),
-            provider: "xero".into(),
-            tenant_id: Uuid::new_v4().to_string(),
-            tenant_name: "Org".into(),
-            xero_connection_id: None,
-            token_set_id: None,
-            status: ConnectionStatus::Connected,
-            status_reason: None,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    fn document(
-        c: &ConnectionRow,
-        device: Uuid,
-        kind: DocumentKind,
-        client_ref: &str,
-        now: DateTime<Utc>,
-    ) -> DocumentRow {
-        DocumentRow::accepted(device, c.id, kind, client_ref.into(), "{}".into(), now)
     }
 
     #[test]
