@@ -628,10 +628,7 @@ pub async fn callback(
                 pairing_id: pairing.id,
                 browser_hash: browser.hash(),
                 token_set_id: token_set,
-                tenants: serde_json::to_string(
-                    &several.iter().map(Tenant::from).collect::<Vec<_>>(),
-                )
-                .expect("tenants serialize"),
+                tenants: several.to_vec(),
                 expires_at: now + Duration::seconds(state.settings.pairing.state_ttl_secs as i64),
                 used_at: None,
             };
@@ -718,36 +715,6 @@ async fn subscribe(state: &AppState, connection: &ConnectionRow) {
     }
 }
 
-/// An organisation on offer, as kept while the person chooses (the stored shape: its field names
-/// stay what they were when Xero was the only provider).
-#[derive(serde::Serialize, Deserialize)]
-struct Tenant {
-    tenant_id: String,
-    tenant_name: String,
-    /// The provider's id of the link to the organisation (Xero's connection id).
-    xero_connection_id: Option<Uuid>,
-}
-
-impl From<&Organisation> for Tenant {
-    fn from(o: &Organisation) -> Self {
-        Self {
-            tenant_id: o.tenant_id.clone(),
-            tenant_name: o.name.clone(),
-            xero_connection_id: o.link_id,
-        }
-    }
-}
-
-impl From<&Tenant> for Organisation {
-    fn from(t: &Tenant) -> Self {
-        Self {
-            tenant_id: t.tenant_id.clone(),
-            name: t.tenant_name.clone(),
-            link_id: t.xero_connection_id,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 pub struct ChoiceForm {
     #[serde(default)]
@@ -759,23 +726,16 @@ fn choice_handle(c: &PendingChoice) -> String {
     URL_SAFE_NO_PAD.encode(&c.id_hash)
 }
 
-fn tenants_of(c: &PendingChoice) -> Result<Vec<Tenant>, Box<Response>> {
-    serde_json::from_str(&c.tenants).map_err(|e| Box::new(internal(&e)))
-}
-
 async fn chooser(state: &AppState, c: &PendingChoice) -> Response {
-    let tenants = match tenants_of(c) {
-        Ok(t) => t,
-        Err(page) => return *page,
-    };
     let pairing_id = c.pairing_id;
     let name = match state.storage.pairing().pairing(pairing_id).await {
         Ok(Some(p)) => p.device_name,
         _ => String::from("the device"),
     };
-    let list: Vec<(String, String)> = tenants
+    let list: Vec<(String, String)> = c
+        .tenants
         .iter()
-        .map(|t| (t.tenant_id.to_string(), t.tenant_name.clone()))
+        .map(|t| (t.tenant_id.clone(), t.name.clone()))
         .collect();
     pages::choose(&name, &choice_handle(c), &list)
 }
@@ -946,13 +906,9 @@ pub async fn choose(
     if now >= stored.expires_at {
         return pages::message(StatusCode::BAD_REQUEST, "This choice expired", START_AGAIN);
     }
-    let tenants = match tenants_of(&stored) {
-        Ok(t) => t,
-        Err(page) => return *page,
-    };
     let picked = form
         .tenant
-        .and_then(|id| tenants.iter().find(|t| t.tenant_id == id));
+        .and_then(|id| stored.tenants.iter().find(|t| t.tenant_id == id).cloned());
     let Some(picked) = picked else {
         // Nothing spent: show the choice again.
         return chooser(&state, &stored).await;
@@ -973,6 +929,5 @@ pub async fn choose(
         }
         Err(e) => return internal(&e),
     };
-    let tenant = Organisation::from(picked);
-    connected(&state, &pairing, stored.token_set_id, &tenant).await
+    connected(&state, &pairing, stored.token_set_id, &picked).await
 }

@@ -5,6 +5,7 @@
 //! SQLite backend (`sqlite`) runs its synchronous calls on a blocking pool of its own: its
 //! callers only await.
 
+pub mod choices;
 #[cfg(test)]
 mod conformance;
 pub mod events;
@@ -120,8 +121,8 @@ pub struct PendingChoice {
     pub pairing_id: Uuid,
     pub browser_hash: Vec<u8>,
     pub token_set_id: Uuid,
-    /// JSON list of `{tenant_id, tenant_name, xero_connection_id}`.
-    pub tenants: String,
+    /// The organisations on offer (stored as [`choices::text`]).
+    pub tenants: Vec<crate::providers::Organisation>,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
 }

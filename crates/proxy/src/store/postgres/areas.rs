@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use ledgerlink_wire::documents::{DocumentKind, DocumentState, EventEntry, Mappings};
 use ledgerlink_wire::ConnectionStatus;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -141,7 +142,7 @@ fn choice_row(r: &Row) -> Result<PendingChoice> {
         pairing_id: r.try_get(1)?,
         browser_hash: r.try_get(2)?,
         token_set_id: r.try_get(3)?,
-        tenants: r.try_get(4)?,
+        tenants: choices::read(r.try_get(4)?).map_err(corrupt)?,
         expires_at: r.try_get(5)?,
         used_at: r.try_get(6)?,
     })
@@ -174,7 +175,7 @@ fn kind_word(kind: TokenKind) -> &'static str {
 
 async fn document_by_id(c: &impl GenericClient, id: Uuid) -> Result<DocumentRow> {
     let row = c
-        .query_one(
+        .row(
             &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1"),
             &[&id],
         )
@@ -182,31 +183,113 @@ async fn document_by_id(c: &impl GenericClient, id: Uuid) -> Result<DocumentRow>
     document_row(&row)
 }
 
-/// The advisory lock event writers take: the events' cursor must only grow in commit order, or a
-/// reader that saw a later event would skip an earlier one committed after it. Held to the end of
-/// the transaction, it makes events commit in the order of their `seq` (writers of events take
-/// turns from their first event to their commit; everything before runs side by side).
-const EVENTS_LOCK: i64 = 0x4c4c_4576_656e_7473; // "LLEvents"
-
-async fn events_in_order(c: &impl GenericClient) -> Result<()> {
-    c.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
-        .await?;
-    Ok(())
+/// Statements as this backend runs them: each is prepared once per pooled connection and kept
+/// there (deadpool's statement cache), so a call is one round trip to the server rather than two
+/// (parse and describe, then bind and execute). Every statement here is a fixed text, so the cache
+/// holds a bounded set; their column lists are explicit, so a migration that adds a column does
+/// not invalidate a cached statement's result type.
+#[async_trait]
+trait Prepared {
+    async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64>;
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>>;
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row>;
+    async fn maybe_row(&self, sql: &str, params: &[&(dyn ToSql + Sync)])
+        -> Result<Option<Row>>;
 }
 
-/// The document's new state as an event for its device. The caller holds [`events_in_order`]
-/// (once per transaction, however many events it writes).
-async fn document_event(c: &impl GenericClient, d: &DocumentRow) -> Result<()> {
-    c.execute(
-        "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-        &[&d.connection_id, &d.device_id, &d.id, &EventBody::Document(d.view()).text(), &d.updated_at],
-    )
-    .await?;
-    Ok(())
+#[async_trait]
+impl<C: GenericClient + Sync> Prepared for C {
+    async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.execute(&statement, params).await?)
+    }
+
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query(&statement, params).await?)
+    }
+
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query_one(&statement, params).await?)
+    }
+
+    async fn maybe_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        let statement = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&statement, params).await?)
+    }
+}
+
+/// The advisory lock event writers take: the events' cursor must only grow in commit order, or a
+/// reader that saw a later event would skip an earlier one committed after it. Held to the end of
+/// the transaction, it makes events commit in the order of their `seq`. Every writer of events
+/// takes it last, in [`Events::commit`], so writers take turns only for their events' insert and
+/// their commit: everything before runs side by side.
+const EVENTS_LOCK: i64 = 0x4c4c_4576_656e_7473; // "LLEvents"
+
+/// The events a transaction records, kept until it commits and then written in one statement.
+#[derive(Default)]
+struct Events {
+    connections: Vec<Uuid>,
+    devices: Vec<Uuid>,
+    documents: Vec<Option<Uuid>>,
+    bodies: Vec<String>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl Events {
+    /// An event for `device` of `connection`, about `document` when it is one.
+    fn push(
+        &mut self,
+        connection: Uuid,
+        device: Uuid,
+        document: Option<Uuid>,
+        body: &EventBody,
+        at: DateTime<Utc>,
+    ) {
+        self.connections.push(connection);
+        self.devices.push(device);
+        self.documents.push(document);
+        self.bodies.push(body.text());
+        self.at.push(at);
+    }
+
+    /// The document's state as it now is, for its device.
+    fn document(&mut self, d: &DocumentRow) {
+        let body = EventBody::Document(d.view());
+        self.push(d.connection_id, d.device_id, Some(d.id), &body, d.updated_at);
+    }
+
+    /// Writes the events and commits `tx`. The lock and the insert go to the server together (one
+    /// round trip: the server runs them in the order sent), so the lock is held for the insert
+    /// and the commit only.
+    async fn commit(self, tx: deadpool_postgres::Transaction<'_>) -> Result<()> {
+        if !self.bodies.is_empty() {
+            let (lock, insert) = futures_util::try_join!(
+                tx.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+                tx.prepare_cached(
+                    "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
+                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])",
+                ),
+            )?;
+            let rows: [&(dyn ToSql + Sync); 5] =
+                [&self.connections, &self.devices, &self.documents, &self.bodies, &self.at];
+            futures_util::try_join!(
+                tx.execute(&lock, &[&EVENTS_LOCK]),
+                tx.execute(&insert, &rows),
+            )?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 async fn insert_device_token(c: &impl GenericClient, t: &DeviceTokenRow) -> Result<()> {
-    c.execute(
+    c.run(
         &format!(
             "INSERT INTO device_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ),
@@ -227,7 +310,7 @@ async fn insert_device_token(c: &impl GenericClient, t: &DeviceTokenRow) -> Resu
 
 async fn connected_count_in(c: &impl GenericClient, provider: &str) -> Result<u32> {
     let n: i64 = c
-        .query_one(
+        .row(
             "SELECT COUNT(*) FROM connections WHERE provider = $1 AND status != 'disconnected'",
             &[&provider],
         )
@@ -242,7 +325,7 @@ async fn upsert_connection_in(
     c: &impl GenericClient,
     row: &ConnectionRow,
 ) -> Result<(ConnectionRow, Option<Uuid>)> {
-    c.execute(
+    c.run(
         &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                   ON CONFLICT (provider, tenant_id) DO NOTHING"),
         &[&row.id, &row.provider, &row.tenant_id, &row.tenant_name, &row.xero_connection_id, &row.token_set_id,
@@ -250,7 +333,7 @@ async fn upsert_connection_in(
     )
     .await?;
     let old = connection_row(
-        &c.query_one(
+        &c.row(
             &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE provider = $1 AND tenant_id = $2 FOR UPDATE"),
             &[&row.provider, &row.tenant_id],
         )
@@ -259,7 +342,7 @@ async fn upsert_connection_in(
     if old.id == row.id {
         return Ok((row.clone(), None));
     }
-    c.execute(
+    c.run(
         "UPDATE connections SET tenant_name = $2, xero_connection_id = $3, token_set_id = $4, status = $5, updated_at = $6, status_reason = $7 WHERE id = $1",
         &[&old.id, &row.tenant_name, &row.xero_connection_id, &row.token_set_id, &row.status.as_str(), &row.updated_at,
           &row.status_reason.map(StatusReason::as_str)],
@@ -277,7 +360,7 @@ async fn upsert_connection_in(
 }
 
 async fn revoke_tokens_of(c: &impl GenericClient, device: Uuid, now: DateTime<Utc>) -> Result<()> {
-    c.execute(
+    c.run(
         "UPDATE device_tokens SET revoked_at = $2, successor = NULL WHERE device_id = $1 AND revoked_at IS NULL",
         &[&device, &now],
     )
@@ -286,9 +369,11 @@ async fn revoke_tokens_of(c: &impl GenericClient, device: Uuid, now: DateTime<Ut
 }
 
 /// Moves connection `id` from `from` to `to` if it is still `from` on `token_set`, telling each of
-/// its devices. Whether it moved.
+/// its devices (in `events`). Whether it moved.
+#[allow(clippy::too_many_arguments)]
 async fn mark_connection_in(
     c: &impl GenericClient,
+    events: &mut Events,
     id: Uuid,
     token_set: Option<Uuid>,
     from: ConnectionStatus,
@@ -297,7 +382,7 @@ async fn mark_connection_in(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let moved = c
-        .execute(
+        .run(
             "UPDATE connections SET status = $2, status_reason = $3, updated_at = $4
              WHERE id = $1 AND token_set_id IS NOT DISTINCT FROM $5 AND status = $6",
             &[
@@ -313,19 +398,22 @@ async fn mark_connection_in(
     if moved != 1 {
         return Ok(false);
     }
-    events_in_order(c).await?;
-    c.execute(
-        "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
-         SELECT connection_id, id, NULL, $2, $3 FROM devices WHERE connection_id = $1 AND revoked_at IS NULL",
-        &[&id, &EventBody::Connection(to).text(), &now],
-    )
-    .await?;
+    let body = EventBody::Connection(to);
+    for device in c
+        .rows(
+            "SELECT id FROM devices WHERE connection_id = $1 AND revoked_at IS NULL",
+            &[&id],
+        )
+        .await?
+    {
+        events.push(id, device.try_get(0)?, None, &body, now);
+    }
     Ok(true)
 }
 
 /// Deletes a bundle none of whose documents still refers to it: settled, its body is not needed.
 async fn drop_settled_bundle(c: &impl GenericClient, key: &str) -> Result<()> {
-    c.execute(
+    c.run(
         "DELETE FROM bundles WHERE idempotency_key = $1
            AND NOT EXISTS (SELECT 1 FROM documents WHERE bundle_key = $1)",
         &[&key],
@@ -352,7 +440,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let found = tx
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND device_id = $2 FOR UPDATE"),
                 &[&id, &device],
             )
@@ -364,9 +452,9 @@ impl PostgresStore {
             return Ok(Change::Refused(row));
         }
         let row = document_by_id(&tx, id).await?;
-        events_in_order(&tx).await?;
-        document_event(&tx, &row).await?;
-        tx.commit().await?;
+        let mut events = Events::default();
+        events.document(&row);
+        events.commit(tx).await?;
         Ok(Change::Done(row))
     }
 }
@@ -374,7 +462,7 @@ impl PostgresStore {
 #[async_trait]
 impl HealthStore for PostgresStore {
     async fn ping(&self) -> Result<()> {
-        self.client().await?.execute("SELECT 1", &[]).await?;
+        self.client().await?.run("SELECT 1", &[]).await?;
         Ok(())
     }
 
@@ -382,7 +470,7 @@ impl HealthStore for PostgresStore {
     async fn writable(&self) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT txid_current()", &[]).await?;
+        tx.run("SELECT txid_current()", &[]).await?;
         tx.rollback().await?;
         Ok(())
     }
@@ -415,10 +503,10 @@ impl HealthStore for PostgresStore {
                AND id NOT IN (SELECT token_set_id FROM connections WHERE token_set_id IS NOT NULL)
                AND id NOT IN (SELECT token_set_id FROM pending_choices)",
         ] {
-            n += tx.execute(sql, &[&short]).await? as usize;
+            n += tx.run(sql, &[&short]).await? as usize;
         }
         n += tx
-            .execute(
+            .run(
                 "DELETE FROM device_tokens WHERE revoked_at < $2 OR rotated_at < $2 OR (kind = 'access' AND expires_at < $1)",
                 &[&short, &long],
             )
@@ -434,7 +522,7 @@ impl VaultStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt("SELECT sealed FROM key_check WHERE id = 1", &[])
+            .maybe_row("SELECT sealed FROM key_check WHERE id = 1", &[])
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -442,7 +530,7 @@ impl VaultStore for PostgresStore {
     async fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "INSERT INTO key_check (id, sealed, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
                 &[&sealed, &now],
             )
@@ -454,7 +542,7 @@ impl VaultStore for PostgresStore {
         let client = self.client().await?;
         let mut out = Vec::new();
         for r in client
-            .query("SELECT id, ciphertext FROM token_sets", &[])
+            .rows("SELECT id, ciphertext FROM token_sets", &[])
             .await?
         {
             out.push(Sealed::TokenSet {
@@ -463,7 +551,7 @@ impl VaultStore for PostgresStore {
             });
         }
         for r in client
-            .query(
+            .rows(
                 "SELECT hash, successor FROM device_tokens WHERE successor IS NOT NULL",
                 &[],
             )
@@ -475,7 +563,7 @@ impl VaultStore for PostgresStore {
             });
         }
         for r in client
-            .query("SELECT state_hash, verifier FROM oauth_states", &[])
+            .rows("SELECT state_hash, verifier FROM oauth_states", &[])
             .await?
         {
             out.push(Sealed::Verifier {
@@ -489,7 +577,7 @@ impl VaultStore for PostgresStore {
     async fn insert_token_set(&self, t: &TokenSetRow) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 &format!("INSERT INTO token_sets ({TOKEN_SET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
                 &[&t.id, &t.provider, &t.ciphertext, &t.access_expires_at, &t.last_refresh_at, &t.created_at, &t.version],
             )
@@ -501,7 +589,7 @@ impl VaultStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {TOKEN_SET_COLUMNS} FROM token_sets WHERE id = $1"),
                 &[&id],
             )
@@ -513,7 +601,7 @@ impl VaultStore for PostgresStore {
         let n = self
             .client()
             .await?
-            .execute(
+            .run(
                 "UPDATE token_sets SET ciphertext = $2, access_expires_at = $3, last_refresh_at = $4, version = version + 1
                  WHERE id = $1 AND version = $5",
                 &[&t.id, &t.ciphertext, &t.access_expires_at, &t.last_refresh_at, &t.version],
@@ -525,17 +613,17 @@ impl VaultStore for PostgresStore {
     async fn delete_token_set(&self, id: Uuid) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.run(
             "DELETE FROM pending_choices WHERE token_set_id = $1",
             &[&id],
         )
         .await?;
-        tx.execute(
+        tx.run(
             "UPDATE connections SET token_set_id = NULL WHERE token_set_id = $1",
             &[&id],
         )
         .await?;
-        tx.execute("DELETE FROM token_sets WHERE id = $1", &[&id])
+        tx.run("DELETE FROM token_sets WHERE id = $1", &[&id])
             .await?;
         tx.commit().await?;
         Ok(())
@@ -545,7 +633,7 @@ impl VaultStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 "SELECT DISTINCT t.id FROM token_sets t JOIN connections c ON c.token_set_id = t.id
                  WHERE c.status = 'connected' AND COALESCE(t.last_refresh_at, t.created_at) < $1",
                 &[&before],
@@ -560,7 +648,7 @@ impl PairingStore for PostgresStore {
     async fn insert_pairing(&self, p: &Pairing) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 &format!("INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
                 &[&p.id, &p.device_code_hash, &p.user_code, &p.client_id, &p.device_id, &p.device_name, &p.provider,
                   &p.status.as_str(), &p.connection_id, &p.created_at, &p.expires_at, &p.interval_secs, &p.last_poll_at, &p.moves_from],
@@ -573,7 +661,7 @@ impl PairingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE id = $1"),
                 &[&id],
             )
@@ -585,7 +673,7 @@ impl PairingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE user_code = $1 ORDER BY created_at DESC LIMIT 1"),
                 &[&code],
             )
@@ -597,7 +685,7 @@ impl PairingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE device_code_hash = $1"),
                 &[&hash],
             )
@@ -608,7 +696,7 @@ impl PairingStore for PostgresStore {
     async fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "UPDATE pairings SET last_poll_at = $2, interval_secs = $3 WHERE id = $1",
                 &[&id, &at, &interval_secs],
             )
@@ -620,7 +708,7 @@ impl PairingStore for PostgresStore {
         let n = self
             .client()
             .await?
-            .execute(
+            .run(
                 "UPDATE pairings SET status = 'denied' WHERE id = $1 AND status = 'pending' AND expires_at > $2",
                 &[&id, &now],
             )
@@ -639,13 +727,13 @@ impl PairingStore for PostgresStore {
         let tx = client.transaction().await?;
         if let Some(cap) = cap {
             // Approvals of one provider's organisations take turns while the cap is counted.
-            tx.execute(
+            tx.run(
                 "SELECT pg_advisory_xact_lock(hashtext('ledgerlink cap ' || $1))",
                 &[&row.provider],
             )
             .await?;
             let connected: Option<String> = tx
-                .query_opt(
+                .maybe_row(
                     "SELECT status FROM connections WHERE provider = $1 AND tenant_id = $2",
                     &[&row.provider, &row.tenant_id],
                 )
@@ -660,7 +748,7 @@ impl PairingStore for PostgresStore {
         let (stored, replaced) = upsert_connection_in(&tx, row).await?;
         // A device paired with another organisation moves only from the one it proved it is on.
         let elsewhere = tx
-            .query_opt(
+            .maybe_row(
                 "SELECT p.moves_from, d.connection_id FROM pairings p
                  JOIN devices d ON d.id = p.device_id AND d.revoked_at IS NULL
                  WHERE p.id = $1",
@@ -674,7 +762,7 @@ impl PairingStore for PostgresStore {
             }
         }
         let approved = tx
-            .execute(
+            .run(
                 "UPDATE pairings SET status = 'approved', connection_id = $2
                  WHERE id = $1 AND status = 'pending' AND expires_at > $3",
                 &[&pairing, &stored.id, &now],
@@ -701,7 +789,7 @@ impl PairingStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let consumed = tx
-            .query_opt(
+            .maybe_row(
                 "UPDATE pairings SET status = 'consumed' WHERE id = $1 AND status = 'approved' RETURNING moves_from",
                 &[&pairing],
             )
@@ -711,7 +799,7 @@ impl PairingStore for PostgresStore {
         };
         let moves_from: Option<Uuid> = consumed.try_get(0)?;
         let existing = tx
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1 FOR UPDATE"),
                 &[&d.id],
             )
@@ -727,7 +815,7 @@ impl PairingStore for PostgresStore {
             return Ok(Consumed::DeviceInUse); // rolled back: the pairing stays approved
         }
         revoke_tokens_of(&tx, d.id, d.paired_at).await?;
-        tx.execute(
+        tx.run(
             &format!(
                 "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, client_id = excluded.client_id,
@@ -745,7 +833,7 @@ impl PairingStore for PostgresStore {
     async fn insert_oauth_state(&self, s: &OAuthState) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "INSERT INTO oauth_states (state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at)
                  VALUES ($1, $2, $3, $4, $5, $6, NULL)",
                 &[&s.state_hash, &s.pairing_id, &s.browser_hash, &s.verifier, &s.created_at, &s.expires_at],
@@ -758,7 +846,7 @@ impl PairingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 "SELECT state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = $1",
                 &[&hash],
             )
@@ -781,7 +869,7 @@ impl PairingStore for PostgresStore {
         let n = self
             .client()
             .await?
-            .execute(
+            .run(
                 "UPDATE oauth_states SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL",
                 &[&hash, &now],
             )
@@ -792,9 +880,9 @@ impl PairingStore for PostgresStore {
     async fn insert_choice(&self, ch: &PendingChoice) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 &format!("INSERT INTO pending_choices ({CHOICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL)"),
-                &[&ch.id_hash, &ch.pairing_id, &ch.browser_hash, &ch.token_set_id, &ch.tenants, &ch.expires_at],
+                &[&ch.id_hash, &ch.pairing_id, &ch.browser_hash, &ch.token_set_id, &choices::text(&ch.tenants), &ch.expires_at],
             )
             .await?;
         Ok(())
@@ -804,7 +892,7 @@ impl PairingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE id_hash = $1"),
                 &[&hash],
             )
@@ -820,7 +908,7 @@ impl PairingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE browser_hash = $1 AND ($2::uuid IS NULL OR pairing_id = $2)
                           ORDER BY expires_at DESC LIMIT 1"),
                 &[&browser_hash, &pairing],
@@ -833,7 +921,7 @@ impl PairingStore for PostgresStore {
         let n = self
             .client()
             .await?
-            .execute(
+            .run(
                 "UPDATE pending_choices SET used_at = $2 WHERE id_hash = $1 AND used_at IS NULL",
                 &[&hash, &now],
             )
@@ -856,7 +944,7 @@ impl ConnectionStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"),
                 &[&id],
             )
@@ -868,7 +956,7 @@ impl ConnectionStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!("SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY created_at, id"),
                 &[],
             )
@@ -880,7 +968,7 @@ impl ConnectionStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE token_set_id = $1"),
                 &[&token_set],
             )
@@ -899,8 +987,10 @@ impl ConnectionStore for PostgresStore {
     ) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let moved = mark_connection_in(&tx, id, token_set, from, to, reason, now).await?;
-        tx.commit().await?;
+        let mut events = Events::default();
+        let moved =
+            mark_connection_in(&tx, &mut events, id, token_set, from, to, reason, now).await?;
+        events.commit(tx).await?;
         Ok(moved)
     }
 
@@ -915,7 +1005,7 @@ impl ConnectionStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let ids: Vec<Uuid> = tx
-            .query(
+            .rows(
                 "SELECT id FROM connections WHERE token_set_id = $1 ORDER BY id FOR UPDATE",
                 &[&token_set],
             )
@@ -924,12 +1014,15 @@ impl ConnectionStore for PostgresStore {
             .map(|r| r.try_get(0))
             .collect::<std::result::Result<_, _>>()?;
         let mut moved = 0;
+        let mut events = Events::default();
         for id in ids {
-            if mark_connection_in(&tx, id, Some(token_set), from, to, reason, now).await? {
+            if mark_connection_in(&tx, &mut events, id, Some(token_set), from, to, reason, now)
+                .await?
+            {
                 moved += 1;
             }
         }
-        tx.commit().await?;
+        events.commit(tx).await?;
         Ok(moved)
     }
 
@@ -937,7 +1030,7 @@ impl ConnectionStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!("SELECT {CONNECTION_COLUMNS} FROM connections
                           WHERE status = 'needs_reconnect' AND status_reason = 'api_refused' AND token_set_id IS NOT NULL"),
                 &[],
@@ -955,7 +1048,7 @@ impl ConnectionStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let changed = tx
-            .execute(
+            .run(
                 "UPDATE connections SET status = 'disconnected', status_reason = 'disconnected', token_set_id = NULL, updated_at = $2
                  WHERE id = $1 AND token_set_id IS NOT DISTINCT FROM $3",
                 &[&id, &now, &token_set],
@@ -964,13 +1057,13 @@ impl ConnectionStore for PostgresStore {
         if changed != 1 {
             return Ok(false);
         }
-        tx.execute(
+        tx.run(
             "UPDATE device_tokens SET revoked_at = $2, successor = NULL
              WHERE revoked_at IS NULL AND device_id IN (SELECT id FROM devices WHERE connection_id = $1)",
             &[&id, &now],
         )
         .await?;
-        tx.execute(
+        tx.run(
             "UPDATE devices SET revoked_at = $2 WHERE connection_id = $1 AND revoked_at IS NULL",
             &[&id, &now],
         )
@@ -983,7 +1076,7 @@ impl ConnectionStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 "SELECT timezone, xero_timezone, short_code, currency FROM organisations WHERE connection_id = $1",
                 &[&connection],
             )
@@ -1007,7 +1100,7 @@ impl ConnectionStore for PostgresStore {
     ) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "INSERT INTO organisations (connection_id, timezone, xero_timezone, short_code, currency, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (connection_id) DO UPDATE SET timezone = excluded.timezone,
@@ -1026,7 +1119,7 @@ impl DeviceStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"),
                 &[&id],
             )
@@ -1038,7 +1131,7 @@ impl DeviceStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE connection_id = $1 ORDER BY paired_at, id"),
                 &[&connection],
             )
@@ -1050,7 +1143,7 @@ impl DeviceStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         revoke_tokens_of(&tx, id, now).await?;
-        tx.execute(
+        tx.run(
             "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id, &now],
         )
@@ -1062,7 +1155,7 @@ impl DeviceStore for PostgresStore {
     async fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "UPDATE devices SET last_seen_at = $2 WHERE id = $1",
                 &[&id, &now],
             )
@@ -1074,7 +1167,7 @@ impl DeviceStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {TOKEN_COLUMNS} FROM device_tokens WHERE hash = $1"),
                 &[&hash],
             )
@@ -1093,7 +1186,7 @@ impl DeviceStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let changed = tx
-            .execute(
+            .run(
                 "UPDATE device_tokens SET rotated_at = $2, successor = $3
                  WHERE hash = $1 AND kind = 'refresh' AND rotated_at IS NULL AND revoked_at IS NULL",
                 &[&old, &now, &successor],
@@ -1133,7 +1226,7 @@ impl DocumentStore for PostgresStore {
         let updated: Vec<DateTime<Utc>> = docs.iter().map(|d| d.updated_at).collect();
         let waits: Vec<Option<String>> = docs.iter().map(|d| d.waits_for.clone()).collect();
         let inserted: std::collections::HashSet<Uuid> = tx
-            .query(
+            .rows(
                 "INSERT INTO documents (id, device_id, connection_id, kind, client_ref, body, state, xero_id, xero_number,
                                         message, attempts, created_at, updated_at, waits_for)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -1148,23 +1241,9 @@ impl DocumentStore for PostgresStore {
             .iter()
             .map(|r| r.try_get(0))
             .collect::<std::result::Result<_, _>>()?;
-        let new: Vec<&DocumentRow> = docs.iter().filter(|d| inserted.contains(&d.id)).collect();
-        if !new.is_empty() {
-            let texts: Vec<String> = new
-                .iter()
-                .map(|d| EventBody::Document(d.view()).text())
-                .collect();
-            let conns: Vec<Uuid> = new.iter().map(|d| d.connection_id).collect();
-            let devs: Vec<Uuid> = new.iter().map(|d| d.device_id).collect();
-            let docs_: Vec<Uuid> = new.iter().map(|d| d.id).collect();
-            let at: Vec<DateTime<Utc>> = new.iter().map(|d| d.updated_at).collect();
-            events_in_order(&tx).await?;
-            tx.execute(
-                "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])",
-                &[&conns, &devs, &docs_, &texts, &at],
-            )
-            .await?;
+        let mut events = Events::default();
+        for d in docs.iter().filter(|d| inserted.contains(&d.id)) {
+            events.document(d);
         }
         let mut out = Vec::with_capacity(docs.len());
         for d in docs {
@@ -1173,7 +1252,7 @@ impl DocumentStore for PostgresStore {
                 continue;
             }
             let e = document_row(
-                &tx.query_one(
+                &tx.row(
                     &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = $1 AND client_ref = $2 FOR UPDATE"),
                     &[&d.device_id, &d.client_ref],
                 )
@@ -1182,13 +1261,13 @@ impl DocumentStore for PostgresStore {
             let stored = if e.kind == d.kind && e.body == d.body {
                 Stored::Duplicate(e.view())
             } else if e.kind == d.kind && e.state.correctable() {
-                tx.execute(
+                tx.run(
                     "INSERT INTO document_versions (document_id, version, body, state, message, created_at, replaced_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     &[&e.id, &i64::from(e.version), &e.body, &e.state.as_str(), &e.message, &e.updated_at, &d.updated_at],
                 )
                 .await?;
-                tx.execute(
+                tx.run(
                     "UPDATE documents SET body = $2, state = 'queued', version = version + 1, resends = 0, provider_status = NULL,
                        xero_id = NULL, xero_number = NULL, message = NULL, attempts = 0, updated_at = $3,
                        unknown_since = NULL, bundle_key = NULL, waits_for = $4, connection_id = $5
@@ -1197,15 +1276,14 @@ impl DocumentStore for PostgresStore {
                 )
                 .await?;
                 let row = document_by_id(&tx, e.id).await?;
-                events_in_order(&tx).await?;
-                document_event(&tx, &row).await?;
+                events.document(&row);
                 Stored::Corrected(row.view())
             } else {
                 Stored::InUse(e.view())
             };
             out.push(stored);
         }
-        tx.commit().await?;
+        events.commit(tx).await?;
         Ok(out)
     }
 
@@ -1213,7 +1291,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 "SELECT version, body, state, message, created_at, replaced_at FROM document_versions
                  WHERE document_id = $1 ORDER BY version",
                 &[&id],
@@ -1243,7 +1321,7 @@ impl DocumentStore for PostgresStore {
                     return Ok(false);
                 }
                 let n = tx
-                    .execute(
+                    .run(
                         "UPDATE documents SET state = 'queued', resends = resends + 1, message = NULL, attempts = 0,
                            updated_at = $2, unknown_since = NULL, bundle_key = NULL
                          WHERE id = $1 AND state = 'failed'",
@@ -1260,7 +1338,7 @@ impl DocumentStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let found = tx
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND device_id = $2 FOR UPDATE"),
                 &[&id, &device],
             )
@@ -1272,7 +1350,7 @@ impl DocumentStore for PostgresStore {
             return Ok(Change::Refused(row));
         }
         let money = tx
-            .query_opt(
+            .maybe_row(
                 "SELECT kind, client_ref FROM documents WHERE device_id = $1 AND waits_for = $2
                    AND kind IN ('payment', 'credit_note')
                    AND state NOT IN ('failed', 'rejected', 'discarded', 'voided')
@@ -1292,15 +1370,15 @@ impl DocumentStore for PostgresStore {
                 format!("the {what} '{r}' from this device is recorded against it, and Xero does not void an invoice money has touched"),
             ));
         }
-        tx.execute(
+        tx.run(
             "UPDATE documents SET state = 'voiding', message = NULL, updated_at = $2 WHERE id = $1",
             &[&id, &now],
         )
         .await?;
         let row = document_by_id(&tx, id).await?;
-        events_in_order(&tx).await?;
-        document_event(&tx, &row).await?;
-        tx.commit().await?;
+        let mut events = Events::default();
+        events.document(&row);
+        events.commit(tx).await?;
         Ok(Change::Done(row))
     }
 
@@ -1308,7 +1386,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = $1 AND state = 'voiding'
                           ORDER BY updated_at, id LIMIT $2"),
                 &[&connection, &(limit as i64)],
@@ -1328,7 +1406,7 @@ impl DocumentStore for PostgresStore {
         self.change_document(device, id, move |tx, _| {
             Box::pin(async move {
                 let n = tx
-                    .execute(
+                    .run(
                         "UPDATE documents SET state = 'discarded', discard_reason = $2, updated_at = $3
                          WHERE id = $1 AND (state IN ('failed', 'rejected')
                            OR (state = 'queued' AND unknown_since IS NULL AND bundle_key IS NULL))",
@@ -1345,7 +1423,7 @@ impl DocumentStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!(
                     "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1 AND device_id = $2"
                 ),
@@ -1359,7 +1437,7 @@ impl DocumentStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = $1 AND client_ref = $2"),
                 &[&device, &client_ref],
             )
@@ -1371,7 +1449,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!(
                     "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = $1
                             AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR kind = $3)
@@ -1400,7 +1478,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!(
                     "SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE connection_id = $1 AND state = 'queued' AND kind = $2
                        AND {}
@@ -1417,7 +1495,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!(
                     "SELECT c.id FROM connections c WHERE c.status = 'connected'
                        AND (EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {})
@@ -1434,7 +1512,7 @@ impl DocumentStore for PostgresStore {
         let n = self
             .client()
             .await?
-            .execute(
+            .run(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at) WHERE state = 'sending'",
                 &[],
             )
@@ -1446,7 +1524,7 @@ impl DocumentStore for PostgresStore {
         let n = self
             .client()
             .await?
-            .execute(
+            .run(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
                  WHERE state = 'sending' AND connection_id = $1",
                 &[&connection],
@@ -1459,7 +1537,7 @@ impl DocumentStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let queued: i64 = tx
-            .query_one(
+            .row(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM documents WHERE id = ANY($1) AND state = 'queued' FOR UPDATE) q",
                 &[&b.members],
             )
@@ -1468,23 +1546,23 @@ impl DocumentStore for PostgresStore {
         if queued != b.members.len() as i64 {
             return Ok(false);
         }
-        tx.execute(
+        tx.run(
             "INSERT INTO bundles (idempotency_key, connection_id, path, collection, body, members, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING",
             &[&b.key, &b.connection_id, &b.path, &b.collection, &b.body, &b.members, &now],
         )
         .await?;
-        events_in_order(&tx).await?;
+        let mut events = Events::default();
         for id in &b.members {
-            tx.execute(
+            tx.run(
                 "UPDATE documents SET state = 'sending', bundle_key = $2, updated_at = $3 WHERE id = $1",
                 &[id, &b.key, &now],
             )
             .await?;
             let row = document_by_id(&tx, *id).await?;
-            document_event(&tx, &row).await?;
+            events.document(&row);
         }
-        tx.commit().await?;
+        events.commit(tx).await?;
         Ok(true)
     }
 
@@ -1492,7 +1570,7 @@ impl DocumentStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 "SELECT idempotency_key, connection_id, path, collection, body, members FROM bundles WHERE idempotency_key = $1",
                 &[&key],
             )
@@ -1514,7 +1592,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 "SELECT DISTINCT bundle_key FROM documents WHERE connection_id = $1 AND state = 'queued'
                    AND bundle_key IS NOT NULL AND unknown_since > $2",
                 &[&connection, &since],
@@ -1526,7 +1604,7 @@ impl DocumentStore for PostgresStore {
     async fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, $2)
                  WHERE id = ANY($1) AND state = 'sending'",
                 &[&ids, &now],
@@ -1539,7 +1617,7 @@ impl DocumentStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let keys: Vec<String> = tx
-            .query(
+            .rows(
                 "UPDATE documents d SET unknown_since = NULL, bundle_key = NULL
                  FROM (SELECT id, bundle_key FROM documents WHERE id = ANY($1) AND state = 'queued' FOR UPDATE) old
                  WHERE d.id = old.id RETURNING old.bundle_key",
@@ -1561,10 +1639,10 @@ impl DocumentStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut bundles = std::collections::BTreeSet::new();
-        events_in_order(&tx).await?;
+        let mut events = Events::default();
         for u in updates {
             let key: Option<String> = tx
-                .query_opt(
+                .maybe_row(
                     "SELECT bundle_key FROM documents WHERE id = $1 FOR UPDATE",
                     &[&u.id],
                 )
@@ -1578,7 +1656,7 @@ impl DocumentStore for PostgresStore {
                 .iter()
                 .map(|s| s.as_str())
                 .collect();
-            tx.execute(
+            tx.run(
                 "UPDATE documents SET state = $2, xero_id = COALESCE($3, xero_id), xero_number = COALESCE($4, xero_number),
                    message = $5, attempts = attempts + $6, updated_at = $7,
                    unknown_since = CASE WHEN $2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END,
@@ -1588,12 +1666,12 @@ impl DocumentStore for PostgresStore {
             )
             .await?;
             let row = document_by_id(&tx, u.id).await?;
-            document_event(&tx, &row).await?;
+            events.document(&row);
         }
         for key in &bundles {
             drop_settled_bundle(&tx, key).await?;
         }
-        tx.commit().await?;
+        events.commit(tx).await?;
         Ok(())
     }
 
@@ -1605,7 +1683,7 @@ impl DocumentStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE connection_id = $1 AND xero_id = $2"),
                 &[&connection, &provider_id],
             )
@@ -1623,21 +1701,17 @@ impl DocumentStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let changed = tx
-            .execute(
+            .run(
                 "UPDATE documents SET provider_status = $2 WHERE id = $1 AND provider_status IS DISTINCT FROM $2",
                 &[&d.id, &status],
             )
             .await?
             == 1;
+        let mut events = Events::default();
         if changed {
-            events_in_order(&tx).await?;
-            tx.execute(
-                "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&d.connection_id, &d.device_id, &d.id, &body.text(), &now],
-            )
-            .await?;
+            events.push(d.connection_id, d.device_id, Some(d.id), body, now);
         }
-        tx.commit().await?;
+        events.commit(tx).await?;
         Ok(changed)
     }
 }
@@ -1652,13 +1726,9 @@ impl EventStore for PostgresStore {
     ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        events_in_order(&tx).await?;
-        tx.execute(
-            "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&d.connection_id, &d.device_id, &d.id, &body.text(), &now],
-        )
-        .await?;
-        tx.commit().await?;
+        let mut events = Events::default();
+        events.push(d.connection_id, d.device_id, Some(d.id), body, now);
+        events.commit(tx).await?;
         Ok(())
     }
 
@@ -1671,7 +1741,7 @@ impl EventStore for PostgresStore {
         let rows = self
             .client()
             .await?
-            .query(
+            .rows(
                 "SELECT seq, body FROM events WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&device, &after, &(limit as i64)],
             )
@@ -1691,7 +1761,7 @@ impl MappingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 "SELECT body FROM mappings WHERE connection_id = $1",
                 &[&connection],
             )
@@ -1715,7 +1785,7 @@ impl MappingStore for PostgresStore {
             .map_err(|e| StoreError::Failed(format!("the mappings do not serialize: {e}")))?;
         self.client()
             .await?
-            .execute(
+            .run(
                 "INSERT INTO mappings (connection_id, body, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (connection_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 &[&connection, &body, &now],
@@ -1728,7 +1798,7 @@ impl MappingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 "SELECT contact_id FROM contact_ids WHERE connection_id = $1 AND name_key = $2",
                 &[&connection, &name_key],
             )
@@ -1739,7 +1809,7 @@ impl MappingStore for PostgresStore {
     async fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .run(
                 "INSERT INTO contact_ids (connection_id, name_key, contact_id) VALUES ($1, $2, $3)
                  ON CONFLICT (connection_id, name_key) DO UPDATE SET contact_id = excluded.contact_id",
                 &[&connection, &name_key, &id],
@@ -1751,12 +1821,12 @@ impl MappingStore for PostgresStore {
     async fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.run(
             "DELETE FROM contact_ids WHERE connection_id = $1 AND name_key = $2",
             &[&connection, &name_key],
         )
         .await?;
-        tx.execute(
+        tx.run(
             "INSERT INTO contact_generations (connection_id, name_key, generation) VALUES ($1, $2, 1)
              ON CONFLICT (connection_id, name_key) DO UPDATE SET generation = contact_generations.generation + 1",
             &[&connection, &name_key],
@@ -1770,7 +1840,7 @@ impl MappingStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .maybe_row(
                 "SELECT generation FROM contact_generations WHERE connection_id = $1 AND name_key = $2",
                 &[&connection, &name_key],
             )

@@ -547,7 +547,9 @@ fn choice_row(r: &Row) -> rusqlite::Result<PendingChoice> {
         pairing_id: uuid(r.get(1)?)?,
         browser_hash: r.get(2)?,
         token_set_id: uuid(r.get(3)?)?,
-        tenants: r.get(4)?,
+        tenants: super::choices::read(&r.get::<_, String>(4)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         expires_at: time(r.get(5)?),
         used_at: opt_time(r.get(6)?),
     })
@@ -992,7 +994,7 @@ impl SqliteStore {
             c.execute(
                 "INSERT INTO pending_choices (id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
-                params![ch.id_hash, ch.pairing_id.to_string(), ch.browser_hash, ch.token_set_id.to_string(), ch.tenants, ms(ch.expires_at)],
+                params![ch.id_hash, ch.pairing_id.to_string(), ch.browser_hash, ch.token_set_id.to_string(), super::choices::text(&ch.tenants), ms(ch.expires_at)],
             )
             .map(|_| ())
         })
