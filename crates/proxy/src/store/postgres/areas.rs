@@ -193,8 +193,7 @@ trait Prepared {
     async fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64>;
     async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>>;
     async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row>;
-    async fn maybe_row(&self, sql: &str, params: &[&(dyn ToSql + Sync)])
-        -> Result<Option<Row>>;
+    async fn maybe_row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>>;
 }
 
 #[async_trait]
@@ -214,11 +213,7 @@ impl<C: GenericClient + Sync> Prepared for C {
         Ok(self.query_one(&statement, params).await?)
     }
 
-    async fn maybe_row(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>> {
+    async fn maybe_row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         let statement = self.prepare_cached(sql).await?;
         Ok(self.query_opt(&statement, params).await?)
     }
@@ -261,7 +256,13 @@ impl Events {
     /// The document's state as it now is, for its device.
     fn document(&mut self, d: &DocumentRow) {
         let body = EventBody::Document(d.view());
-        self.push(d.connection_id, d.device_id, Some(d.id), &body, d.updated_at);
+        self.push(
+            d.connection_id,
+            d.device_id,
+            Some(d.id),
+            &body,
+            d.updated_at,
+        );
     }
 
     /// Writes the events and commits `tx`. The lock and the insert go to the server together (one
@@ -276,8 +277,13 @@ impl Events {
                      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])",
                 ),
             )?;
-            let rows: [&(dyn ToSql + Sync); 5] =
-                [&self.connections, &self.devices, &self.documents, &self.bodies, &self.at];
+            let rows: [&(dyn ToSql + Sync); 5] = [
+                &self.connections,
+                &self.devices,
+                &self.documents,
+                &self.bodies,
+                &self.at,
+            ];
             futures_util::try_join!(
                 tx.execute(&lock, &[&EVENTS_LOCK]),
                 tx.execute(&insert, &rows),
