@@ -125,7 +125,7 @@ async fn pair(
 }
 
 /// A connection with one device paired on it.
-async fn a_paired_device(s: &Storage) -> (ConnectionRow, Uuid, DateTime<Utc>) {
+pub(super) async fn a_paired_device(s: &Storage) -> (ConnectionRow, Uuid, DateTime<Utc>) {
     let now = Utc::now();
     let device = Uuid::new_v4();
     let (c, consumed, _) = pair(s, &connection(now), device, None, now).await.unwrap();

@@ -224,7 +224,7 @@ impl<C: GenericClient + Sync> Prepared for C {
 /// the transaction, it makes events commit in the order of their `seq`. Every writer of events
 /// takes it last, in [`Events::commit`], so writers take turns only for their events' insert and
 /// their commit: everything before runs side by side.
-const EVENTS_LOCK: i64 = 0x4c4c_4576_656e_7473; // "LLEvents"
+pub(super) const EVENTS_LOCK: i64 = 0x4c4c_4576_656e_7473; // "LLEvents"
 
 /// The events a transaction records, kept until it commits and then written in one statement.
 #[derive(Default)]

@@ -238,6 +238,95 @@ mod tests {
         assert_eq!(again.schema_versions().await.unwrap(), [1]);
     }
 
+    /// The event cursor only grows in commit order: while a writer that took an earlier `seq` is
+    /// still open, a later writer waits, so a reader never sees event N+1 before event N and moves
+    /// its cursor past N. (Without the lock the later event commits first; the reader's cursor
+    /// passes the earlier one, which it then never reads.)
+    #[tokio::test]
+    async fn a_reader_never_skips_an_event_committed_after_a_later_one() {
+        use crate::store::conformance::{a_paired_device, document};
+        let db = TestDatabase::migrated().await;
+        let store = PostgresStore::connect(db.url(), &PoolSettings::default())
+            .await
+            .unwrap();
+        let storage = crate::store::Storage::new(store);
+        let (c, device, now) = a_paired_device(&storage).await;
+        let doc = document(
+            &c,
+            device,
+            ledgerlink_wire::documents::DocumentKind::Invoice,
+            "r1",
+            now,
+        );
+        storage
+            .documents()
+            .insert_documents(&[doc.clone()])
+            .await
+            .unwrap();
+        let start = storage.events().events_after(device, 0, 100).await.unwrap();
+        let cursor = start.last().map(|e| e.seq).unwrap();
+
+        // A writer that takes its `seq` first and commits last, by the same rule as the store's.
+        let (mut raw, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let slow = raw.transaction().await.unwrap();
+        slow.execute("SELECT pg_advisory_xact_lock($1)", &[&areas::EVENTS_LOCK])
+            .await
+            .unwrap();
+        let early: i64 = slow
+            .query_one(
+                "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+                &[
+                    &c.id,
+                    &device,
+                    &doc.id,
+                    &crate::store::events::EventBody::Document(doc.view()).text(),
+                    &now,
+                ],
+            )
+            .await
+            .unwrap()
+            .get(0);
+
+        // The store records a later event meanwhile: it must wait for the first to commit.
+        let later = {
+            let (storage, doc) = (storage.clone(), doc.clone());
+            let body = crate::store::events::EventBody::Document(doc.view());
+            tokio::spawn(async move { storage.events().record_event(&doc, &body, now).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let seen = storage
+            .events()
+            .events_after(device, cursor, 100)
+            .await
+            .unwrap();
+        assert!(
+            seen.is_empty(),
+            "nothing may be read past event {early} while it is uncommitted: {seen:?}"
+        );
+        assert!(
+            !later.is_finished(),
+            "the later writer waits for the earlier"
+        );
+
+        slow.commit().await.unwrap();
+        later.await.unwrap().unwrap();
+        let seen: Vec<i64> = storage
+            .events()
+            .events_after(device, cursor, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], early, "the earlier event first: {seen:?}");
+        assert!(seen[1] > early);
+    }
+
     #[tokio::test]
     async fn a_database_that_cannot_be_reached_is_refused_with_the_reason() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
