@@ -260,7 +260,7 @@ mod tests {
         );
         storage
             .documents()
-            .insert_documents(&[doc.clone()])
+            .insert_documents(std::slice::from_ref(&doc))
             .await
             .unwrap();
         let start = storage.events().events_after(device, 0, 100).await.unwrap();
