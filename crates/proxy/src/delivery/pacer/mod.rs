@@ -21,6 +21,10 @@
 //!
 //! Time is passed in (`now`), never read here: the tests drive the pacer with a clock of their own.
 
+mod snapshot;
+
+pub use snapshot::Snapshot;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
