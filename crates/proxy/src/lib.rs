@@ -48,6 +48,8 @@ pub struct AppState {
     pub throttle: Arc<pairing::Throttle>,
     /// When each connection was last checked with Xero.
     pub checked: Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>,
+    /// This proxy process among those sharing the database: the holder of its delivery leases.
+    pub replica: Uuid,
     /// Wakes the delivery engine when documents arrive.
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Wakes event readers (long-poll and SSE) when events are stored.
@@ -162,6 +164,7 @@ impl AppState {
             clock,
             throttle: Arc::new(pairing::Throttle::default()),
             checked: Arc::new(Mutex::new(HashMap::new())),
+            replica: Uuid::new_v4(),
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
             events_ready: Arc::new(tokio::sync::Notify::new()),
             offers: Arc::default(),
@@ -213,9 +216,15 @@ pub async fn serve(
     let _idle = AbortOnDrop(tokio::spawn(idle_refresher(state.clone())));
     let _reprobe = AbortOnDrop(tokio::spawn(reprober(state.clone())));
     let _release = AbortOnDrop(tokio::spawn(memory_releaser(state.clone())));
-    let _delivery = AbortOnDrop(tokio::spawn(delivery::run(state.clone())));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut delivery = AbortOnDrop(tokio::spawn(delivery::run(state.clone(), stop.clone())));
     let limits = state.settings.server;
-    server::serve(listener, router(state), limits, shutdown).await
+    let served = server::serve(listener, router(state), limits, shutdown).await;
+    // Stopping, not killed: the delivery leases are let go with their pacing, so another proxy
+    // carries on at once rather than when they run out.
+    stop.cancel();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut delivery.0).await;
+    served
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -30,6 +30,8 @@ pub struct Settings {
     pub database: Database,
     /// The Postgres pool, when `database` is Postgres.
     pub postgres: PostgresSettings,
+    /// How proxies sharing a database divide the work.
+    pub cluster: ClusterSettings,
     /// One section per provider: `[providers.xero]`.
     pub providers: ProviderSettings,
     /// The section's name before the provider seam (`[xero]`): read by `from_toml` into
@@ -158,6 +160,28 @@ impl PostgresSettings {
     }
 }
 
+/// How proxies sharing one database divide the work: each connection's delivery is leased to one
+/// of them at a time.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// How long a delivery lease lasts unless renewed (renewed every third of it). A proxy that
+    /// stops without letting go holds its connections this long before another takes them.
+    pub lease_secs: f64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self { lease_secs: 15.0 }
+    }
+}
+
+impl ClusterSettings {
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.lease_secs)
+    }
+}
+
 /// What one client may hold of the proxy's connections and time.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -270,6 +294,7 @@ impl Default for Settings {
             public_url: Url::parse("http://127.0.0.1:7400").expect("a valid URL"),
             database: Database::Sqlite(PathBuf::from("ledgerlink-proxy.db")),
             postgres: PostgresSettings::default(),
+            cluster: ClusterSettings::default(),
             providers: ProviderSettings::default(),
             legacy_xero: None,
             deprecations: Vec::new(),
@@ -617,6 +642,9 @@ impl Settings {
         }
         if !(60..=3600).contains(&self.pairing.expires_in_secs) {
             out.push("pairing.expires_in_secs must be between 60 and 3600".into());
+        }
+        if !(0.3..=3600.0).contains(&self.cluster.lease_secs) {
+            out.push("cluster.lease_secs must be between 0.3 and 3600 (15 is the default)".into());
         }
         if self.pairing.interval_secs == 0 {
             out.push("pairing.interval_secs must be at least 1".into());

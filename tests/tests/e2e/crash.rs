@@ -55,11 +55,17 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     world.proxy.kill().await;
     let dir = world.db.parent().unwrap().to_path_buf();
     let config = dir.join("proxy.toml");
-    std::fs::write(&config, "[delivery]\ntenant_per_window = 100000\n").unwrap();
+    // After each kill the next proxy holds back a whole window (1 s here: the killed one may have
+    // sent calls it never recorded) before it calls Xero; each kill comes after that.
+    std::fs::write(
+        &config,
+        "[delivery]\ntenant_per_window = 2000\nwindow_secs = 1\n\n[cluster]\nlease_secs = 2\n",
+    )
+    .unwrap();
     let log = dir.join("proxy.log");
     let mut process = world.spawn_proxy(BIN, &config, &log);
     for k in 0..kills {
-        let pause = 150 + (uuid::Uuid::new_v4().as_u128() % 500) as u64;
+        let pause = 1_150 + (uuid::Uuid::new_v4().as_u128() % 500) as u64;
         tokio::time::sleep(Duration::from_millis(pause)).await;
         process.child.kill().unwrap(); // SIGKILL
         process.child.wait().unwrap();

@@ -250,7 +250,12 @@ async fn a_grant_revoked_mid_run_keeps_documents_until_the_organisation_is_conne
 
 #[tokio::test]
 async fn a_proxy_killed_mid_delivery_resumes_without_duplicates() {
-    let mut world = World::start().await;
+    // Each restarted proxy holds back a whole window after the killed one (it may have sent
+    // calls it never recorded): a short window keeps that short.
+    let mut s = settings();
+    s.delivery.window_secs = 1;
+    s.delivery.tenant_per_window = 1_000;
+    let mut world = World::start_with(s).await;
     let (device, p) = setup(&world).await;
     // Slow Xero down so the kill lands while bundles are in flight.
     world
@@ -269,7 +274,8 @@ async fn a_proxy_killed_mid_delivery_resumes_without_duplicates() {
         )
         .await;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        // Past the restarted proxy's held-back window, so the kill lands while bundles go.
+        tokio::time::sleep(Duration::from_millis(1_350)).await;
         world.restart_proxy().await;
     }
     world.control(Method::DELETE, "/faults", json!({})).await;

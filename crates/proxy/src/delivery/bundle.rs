@@ -74,12 +74,12 @@ pub fn seal(
 pub async fn send_recorded<D: Documents>(d: &mut D, bundle: &Bundle) -> Result<(), Stop> {
     let now = d.round().state.clock.now();
     let b = bundle.clone();
-    let started = d
-        .round()
+    let round = d.round();
+    let started = round
         .state
         .storage
         .documents()
-        .start_bundle(&b, now)
+        .start_bundle(&round.lease, &b, now)
         .await
         .map_err(Stop::store)?;
     if !started {

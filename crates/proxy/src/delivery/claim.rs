@@ -91,11 +91,11 @@ impl Round {
             .state
             .storage
             .documents()
-            .requeue_sending_for(id)
+            .requeue_sending_for(&self.lease)
             .await
             .map_err(Stop::store)?;
         if stranded > 0 {
-            tracing::warn!(connection = %id, documents = stranded, "documents left sending by an interrupted round go again");
+            tracing::warn!(connection = %id, documents = stranded, "documents were mid-delivery when their last round stopped (here, or in a proxy that stopped); they go again under the same idempotency keys");
         }
         Ok(())
     }
@@ -109,7 +109,7 @@ impl Round {
         self.state
             .storage
             .documents()
-            .update_documents(&updates, now)
+            .update_documents(Some(&self.lease), &updates, now)
             .await
             .map_err(Stop::store)?;
         self.state.events_ready.notify_waiters();
@@ -132,6 +132,8 @@ impl Round {
 
     pub async fn requeue_ids(&self, ids: &[Uuid], stop: &Stop) -> Result<(), Stop> {
         match stop {
+            // The lease is another proxy's: it puts them back when it starts.
+            Stop::Lost => Ok(()),
             Stop::Limited(_) | Stop::Reconnect => {
                 self.save(
                     ids.iter()
@@ -146,7 +148,7 @@ impl Round {
                 self.state
                     .storage
                     .documents()
-                    .mark_unknown(&ids, now)
+                    .mark_unknown(&self.lease, &ids, now)
                     .await
                     .map_err(Stop::store)
             }

@@ -45,11 +45,22 @@ pub enum Stop {
     Later(String),
     /// The connection's grant is no good: it must be connected again.
     Reconnect,
+    /// Another proxy took the connection's delivery lease: this one writes nothing more of it.
+    Lost,
 }
 
 impl Stop {
-    /// A failure of the proxy's own store: try again later.
-    pub fn store(e: impl std::fmt::Display) -> Self {
+    /// Something of the proxy's own that failed (a read through the API's helpers): try again
+    /// later.
+    pub fn later(e: impl std::fmt::Display) -> Self {
         Stop::Later(e.to_string())
+    }
+
+    /// A failure of the proxy's own store: try again later, unless the lease is gone.
+    pub fn store(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Fenced => Stop::Lost,
+            e => Stop::Later(e.to_string()),
+        }
     }
 }

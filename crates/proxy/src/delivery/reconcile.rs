@@ -66,10 +66,12 @@ pub async fn reconcile<D: Documents>(
         }
         d.round().save(updates).await?;
         // Not there: known again, so a round stopped before sending them does not look again.
-        let storage = d.round().state.storage.clone();
-        storage
+        let round = d.round();
+        round
+            .state
+            .storage
             .documents()
-            .forget_unknown(&absent)
+            .forget_unknown(&round.lease, &absent)
             .await
             .map_err(Stop::store)?;
     }

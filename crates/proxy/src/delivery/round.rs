@@ -4,17 +4,50 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::pacer::{self, Cost, Pacer};
+use super::pacer::{self, Cost, Pacer, Snapshot};
 use super::{AppPacer, Stop};
 use crate::providers::{Answer, Limits};
-use crate::store::ConnectionRow;
+use crate::store::{ConnectionRow, Lease};
 use crate::AppState;
+
+/// The lease a round delivers under, and where it leaves its pacing after each call for the
+/// lease's keeper to write with each renewal (the next holder carries on from it).
+#[derive(Clone)]
+pub struct Held {
+    pub lease: Lease,
+    pub pacing: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
+}
+
+impl Held {
+    pub fn new(lease: Lease) -> Self {
+        Self {
+            lease,
+            pacing: Default::default(),
+        }
+    }
+
+    /// The pacing as the round last left it.
+    pub fn pacing(&self) -> Option<Snapshot> {
+        self.pacing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn keep(&self, pacer: &Pacer, now: Instant) {
+        *self.pacing.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(pacer.snapshot(now, chrono::Utc::now()));
+    }
+}
 
 /// Owns what it needs (the connection's pacer comes back with [`Round::into_pacer`]), so a
 /// provider's round has no lifetimes to carry across its awaits.
 pub struct Round {
     pub state: AppState,
     pub connection: ConnectionRow,
+    /// The connection's delivery lease: every write of the round names it.
+    pub lease: Lease,
+    held: Held,
     pub limits: Limits,
     pacer: Pacer,
     app: AppPacer,
@@ -26,6 +59,7 @@ impl Round {
     pub fn new(
         state: AppState,
         connection: ConnectionRow,
+        held: Held,
         pacer: Pacer,
         app: AppPacer,
         limits: Limits,
@@ -33,6 +67,8 @@ impl Round {
         Self {
             state,
             connection,
+            lease: held.lease.clone(),
+            held,
             limits,
             pacer,
             app,
@@ -82,9 +118,12 @@ impl Round {
             pacer,
             app,
             answered,
+            held,
             ..
         } = self;
         let sent = pacer::take(pacer, app.as_ref(), cost).await;
+        // Kept before the call too: a call that fails without an answer still counted.
+        held.keep(pacer, sent);
         let answer = call(state, connection).await?;
         let (state, connection): (&AppState, &ConnectionRow) = (state, connection);
         let back = Instant::now();
@@ -100,6 +139,7 @@ impl Round {
             tracing::warn!(connection = %connection.id, provider = %connection.provider, wait_secs = wait.as_secs(), "the provider's daily limit is spent for this organisation");
             pacer.hold(back + wait);
         }
+        held.keep(pacer, back);
         if let Some(retry_after) = quota.limited() {
             return Err(Stop::Limited(retry_after.unwrap_or(pacer::DEFAULT_RETRY)));
         }

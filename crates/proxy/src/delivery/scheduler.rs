@@ -1,18 +1,27 @@
 //! Which connections get a worker, how a worker backs off, and the passes a round makes over the
 //! document kinds.
+//!
+//! Several proxies may share one database: a connection's delivery is leased to one of them at a
+//! time ([`crate::store::LeaseStore`]). A proxy takes the lease of a connection with work, keeps
+//! it while its worker runs (renewed every third of `cluster.lease_secs`, with the pacer's state),
+//! and lets it go when the outbox is empty. A proxy that stops without letting go holds its
+//! connections until the lease runs out; the next holder puts back what it left `sending` and
+//! carries on from the pacing it last wrote.
 
 use ledgerlink_wire::documents::DocumentKind;
 use ledgerlink_wire::{ConnectionStatus, Provider};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::pacer::{Limit, LocalAllowance, Pacer};
+use super::round::Held;
 use super::{bundle, AppPacer, Round, Stop};
 use crate::providers::hubrise::delivery::HubRiseDocuments;
 use crate::providers::xero::delivery::XeroDocuments;
 use crate::providers::Documents;
+use crate::store::Taken;
 use crate::AppState;
 
 /// The kinds in the order a pass offers them: a payment is only offered once its invoice is at
@@ -25,14 +34,10 @@ const KINDS: [DocumentKind; 5] = [
     DocumentKind::Order,
 ];
 
-/// Runs until the process stops: one worker per connection with documents waiting, each paced to
-/// that organisation's limits and all of them to the app's.
-pub async fn run(state: AppState) {
-    match state.storage.documents().requeue_sending().await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(documents = n, "documents were mid-delivery when the proxy stopped; they go again under the same idempotency keys"),
-        Err(e) => tracing::error!(error = %e, "cannot requeue documents left sending"),
-    }
+/// Runs until the process stops: one worker per connection with documents waiting whose delivery
+/// lease this proxy holds, each paced to that organisation's limits and all of them to the app's.
+/// When `stop` is cancelled, its workers stop and their leases are let go with their pacing.
+pub async fn run(state: AppState, stop: tokio_util::sync::CancellationToken) {
     // Each provider's app-wide allowance, shared by every connection to it.
     let apps: Arc<HashMap<Provider, AppPacer>> = Arc::new(
         Provider::ALL
@@ -47,10 +52,9 @@ pub async fn run(state: AppState) {
             })
             .collect(),
     );
-    let pacers: Arc<Mutex<HashMap<Uuid, Pacer>>> = Arc::default();
     // Owned here: when the engine stops (or its task is aborted), its workers stop with it.
     let mut workers = tokio::task::JoinSet::new();
-    let mut running: HashMap<tokio::task::Id, Uuid> = HashMap::new();
+    let mut running: HashMap<tokio::task::Id, Held> = HashMap::new();
     let trouble = crate::logs::Every::minute();
     let mut first = true;
     loop {
@@ -59,6 +63,16 @@ pub async fn run(state: AppState) {
             tokio::select! {
                 () = state.outbox_ready.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => {
+                    workers.shutdown().await;
+                    for held in running.values() {
+                        let pacing = held.pacing();
+                        if let Err(e) = state.storage.leases().release_lease(&held.lease, pacing.as_ref()).await {
+                            tracing::warn!(connection = %held.lease.connection, error = %e, "cannot let a delivery lease go; it runs out instead");
+                        }
+                    }
+                    return;
+                }
             }
         }
         first = false;
@@ -79,13 +93,31 @@ pub async fn run(state: AppState) {
                 continue;
             }
         };
+        let ttl = state.settings.cluster.lease();
         for id in ids {
-            if running.values().any(|r| *r == id) {
+            if running.values().any(|held| held.lease.connection == id) {
                 continue;
             }
-            let (state, apps, pacers) = (state.clone(), apps.clone(), pacers.clone());
-            let handle = workers.spawn(async move { worker(state, id, apps, pacers).await });
-            running.insert(handle.id(), id);
+            let taken = match state
+                .storage
+                .leases()
+                .take_lease(id, state.replica, ttl)
+                .await
+            {
+                Ok(Some(taken)) => taken,
+                // Another proxy delivers it.
+                Ok(None) => continue,
+                Err(e) => {
+                    if trouble.due() {
+                        tracing::error!(error = %e, "cannot take a delivery lease");
+                    }
+                    continue;
+                }
+            };
+            let held = Held::new(taken.lease.clone());
+            let (state, apps, h) = (state.clone(), apps.clone(), held.clone());
+            let handle = workers.spawn(async move { worker(state, taken, h, apps).await });
+            running.insert(handle.id(), held);
         }
     }
 }
@@ -97,19 +129,105 @@ pub fn backoff(failures: u32, jitter_ms: u64) -> Duration {
     Duration::from_millis((500u64 << failures.clamp(1, 4)) + jitter_ms % 500)
 }
 
-/// Delivers one connection's outbox until it is empty (or the connection needs reconnecting).
-async fn worker(
-    state: AppState,
-    id: Uuid,
-    apps: Arc<HashMap<Provider, AppPacer>>,
-    pacers: Arc<Mutex<HashMap<Uuid, Pacer>>>,
-) {
-    // The connection's pacer outlives its workers: what it learned of the windows is kept.
-    let mut pacer = pacers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+/// Delivers one connection's outbox under its lease until it is empty (or the connection needs
+/// reconnecting), then lets the lease go. Stops at once, letting nothing go, if the lease is lost.
+async fn worker(state: AppState, taken: Taken, held: Held, apps: Arc<HashMap<Provider, AppPacer>>) {
+    let id = taken.lease.connection;
+    let ttl = state.settings.cluster.lease();
+    let delivered = tokio::select! {
+        lost = keep(&state, &held, ttl) => Err(lost),
+        () = work(&state, &taken, &held, &apps) => Ok(()),
+    };
+    match delivered {
+        Ok(()) => {
+            if let Err(e) = state
+                .storage
+                .leases()
+                .release_lease(&held.lease, held.pacing().as_ref())
+                .await
+            {
+                tracing::warn!(connection = %id, error = %e, "cannot let a delivery lease go; it runs out instead");
+            }
+        }
+        Err(why) => {
+            tracing::warn!(connection = %id, reason = why, "delivery lease lost: another proxy carries on")
+        }
+    }
+}
+
+/// Renews the lease every third of `ttl` with the round's pacing, until it is lost: answers why.
+/// A proxy that cannot renew (the database out of reach) stops calling the provider before the
+/// lease can have run out on the database's clock, so two proxies never call for one connection.
+async fn keep(state: &AppState, held: &Held, ttl: Duration) -> &'static str {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match state
+            .storage
+            .leases()
+            .renew_lease(&held.lease, ttl, held.pacing().as_ref())
+            .await
+        {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => return "another proxy took it",
+            Err(e) => {
+                tracing::warn!(connection = %held.lease.connection, error = %e, "cannot renew a delivery lease");
+                // Renewed at `renewed` at the latest: it runs out a `ttl` after that. Stop with a
+                // margin for the time the renewal took to reach the database.
+                if renewed.elapsed() >= ttl.mul_f64(0.8) {
+                    return "it could not be renewed in time";
+                }
+            }
+        }
+    }
+}
+
+/// The pacer a new holder starts with: carried on from the last holder's, and after a holder
+/// that never let go, holding back what it may have sent unrecorded.
+fn pacer_for(state: &AppState, taken: &Taken, provider: Provider) -> Pacer {
+    let limits = crate::providers::limits(provider, &state.settings);
+    let fresh = Pacer::new(Limit {
+        per_window: limits.per_window,
+        window: limits.window,
+    })
+    .with(&limits.longer, limits.heavy);
+    let now = Instant::now();
+    let wall = chrono::Utc::now();
+    let mut pacer = match &taken.pacing {
+        Some(s) => fresh.restore(s, now, wall),
+        None => fresh,
+    };
+    if taken.lost_holder {
+        // Since it last wrote its pacing (or since it took the lease, if it never did).
+        let ttl = state.settings.cluster.lease();
+        let gap = taken
+            .pacing
+            .as_ref()
+            .and_then(|s| (wall - s.taken_at()).to_std().ok())
+            .unwrap_or(ttl * 2);
+        pacer.after_a_lost_holder(gap, now);
+    }
+    pacer
+}
+
+/// The worker's rounds, with backoff between failed ones.
+async fn work(state: &AppState, taken: &Taken, held: &Held, apps: &HashMap<Provider, AppPacer>) {
+    let id = taken.lease.connection;
+    let mut pacer: Option<Pacer> = None;
+    let mut first = true;
     let mut failures = 0u32;
     loop {
         let mut answered = 0;
-        let delivered = deliver(&state, id, &mut pacer, &apps, &mut answered).await;
+        let delivered = deliver(
+            state,
+            taken,
+            held,
+            std::mem::take(&mut first),
+            &mut pacer,
+            apps,
+            &mut answered,
+        )
+        .await;
         if answered > 0 {
             // The provider answered in between: what failed now is a first failure again.
             failures = 0;
@@ -131,13 +249,11 @@ async fn worker(
                 tracing::warn!(connection = %id, "delivery stopped: the organisation must be connected again");
                 break;
             }
+            Err(Stop::Lost) => {
+                // Nothing more is written under this lease; the keeper sees it lost too.
+                std::future::pending::<()>().await;
+            }
         }
-    }
-    if let Some(pacer) = pacer {
-        pacers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, pacer);
     }
 }
 
@@ -145,11 +261,14 @@ async fn worker(
 /// outbox pass by pass.
 async fn deliver(
     state: &AppState,
-    connection_id: Uuid,
+    taken: &Taken,
+    held: &Held,
+    first: bool,
     slot: &mut Option<Pacer>,
     apps: &HashMap<Provider, AppPacer>,
     answered: &mut u32,
 ) -> Result<(), Stop> {
+    let connection_id = taken.lease.connection;
     let connection = match state.storage.connections().connection(connection_id).await {
         Ok(Some(c)) if c.status == ConnectionStatus::Connected => c,
         Ok(_) => return Ok(()),
@@ -162,13 +281,19 @@ async fn deliver(
         )));
     };
     let limits = crate::providers::limits(provider, &state.settings);
-    let pacer = slot.take().unwrap_or_else(|| {
-        Pacer::new(Limit {
-            per_window: limits.per_window,
-            window: limits.window,
-        })
-        .with(&limits.longer, limits.heavy)
-    });
+    let pacer = match slot.take() {
+        Some(p) => p,
+        None if first => pacer_for(state, taken, provider),
+        None => pacer_for(
+            state,
+            &Taken {
+                pacing: held.pacing(),
+                lost_holder: false,
+                ..taken.clone()
+            },
+            provider,
+        ),
+    };
     let app = apps[&provider].clone();
     match provider {
         Provider::Xero => {
@@ -176,10 +301,10 @@ async fn deliver(
                 Ok(m) => m,
                 Err(e) => {
                     *slot = Some(pacer);
-                    return Err(Stop::store(e));
+                    return Err(Stop::later(e));
                 }
             };
-            let round = Round::new(state.clone(), connection, pacer, app, limits);
+            let round = Round::new(state.clone(), connection, held.clone(), pacer, app, limits);
             let mut documents = XeroDocuments::new(round, mappings);
             let delivered = passes(&mut documents).await;
             let round = documents.into_round();
@@ -194,7 +319,7 @@ async fn deliver(
                     "HubRise is no longer set up here: its orders wait".into(),
                 ));
             };
-            let round = Round::new(state.clone(), connection, pacer, app, limits);
+            let round = Round::new(state.clone(), connection, held.clone(), pacer, app, limits);
             let mut documents = HubRiseDocuments::new(round, client);
             let delivered = passes(&mut documents).await;
             let round = documents.into_round();

@@ -124,6 +124,16 @@ async fn pair(
     Some((c, consumed, refresh))
 }
 
+/// The delivery lease of connection `c`, as a proxy takes it to deliver.
+async fn delivering(s: &Storage, c: &ConnectionRow) -> Lease {
+    s.leases()
+        .take_lease(c.id, Uuid::new_v4(), std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("nobody else holds it")
+        .lease
+}
+
 /// A connection with one device paired on it.
 pub(super) async fn a_paired_device(s: &Storage) -> (ConnectionRow, Uuid, DateTime<Utc>) {
     let now = Utc::now();
@@ -508,6 +518,7 @@ pub async fn disconnect_loses_to_a_reconnect_and_sweep_removes_what_is_spent(s: 
 
 pub async fn a_document_is_stored_once_corrected_only_when_failed(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
+    let lease = delivering(&s, &c).await;
     let doc = document(&c, device, DocumentKind::Invoice, "inv-1", now);
     let stored = s
         .documents()
@@ -533,7 +544,7 @@ pub async fn a_document_is_stored_once_corrected_only_when_failed(s: Storage) {
         "a queued document is not replaced: {in_use:?}"
     );
     s.documents()
-        .update_documents(&[outcome(doc.id, DocumentState::Failed)], now)
+        .update_documents(Some(&lease), &[outcome(doc.id, DocumentState::Failed)], now)
         .await
         .unwrap();
     let corrected = s
@@ -560,6 +571,7 @@ pub async fn a_document_is_stored_once_corrected_only_when_failed(s: Storage) {
 
 pub async fn a_paid_or_voided_document_never_goes_back(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
+    let lease = delivering(&s, &c).await;
     let paid = document(&c, device, DocumentKind::Invoice, "paid", now);
     let voided = document(&c, device, DocumentKind::Invoice, "voided", now);
     s.documents()
@@ -567,10 +579,10 @@ pub async fn a_paid_or_voided_document_never_goes_back(s: Storage) {
         .await
         .unwrap();
     let update = |id, state| {
-        let s = s.clone();
+        let (s, lease) = (s.clone(), lease.clone());
         async move {
             s.documents()
-                .update_documents(&[outcome(id, state)], now)
+                .update_documents(Some(&lease), &[outcome(id, state)], now)
                 .await
         }
     };
@@ -594,6 +606,7 @@ pub async fn a_paid_or_voided_document_never_goes_back(s: Storage) {
 
 pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
+    let lease = delivering(&s, &c).await;
     let queued = document(&c, device, DocumentKind::Invoice, "queued", now);
     let unknown = document(&c, device, DocumentKind::Invoice, "unknown", now);
     let other = document(&c, device, DocumentKind::Invoice, "other", now);
@@ -609,7 +622,11 @@ pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
         body: "{}".into(),
         members: vec![unknown.id],
     };
-    assert!(s.documents().start_bundle(&sent, now).await.unwrap());
+    assert!(s
+        .documents()
+        .start_bundle(&lease, &sent, now)
+        .await
+        .unwrap());
     let in_call = s
         .documents()
         .discard_document(device, unknown.id, "x", now)
@@ -617,7 +634,7 @@ pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
         .unwrap();
     assert!(matches!(in_call, Change::Refused(ref r) if r.state == DocumentState::Sending));
     s.documents()
-        .mark_unknown(&[unknown.id], now)
+        .mark_unknown(&lease, &[unknown.id], now)
         .await
         .unwrap();
     assert_eq!(
@@ -646,7 +663,10 @@ pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
         matches!(done, Change::Done(ref r) if r.state == DocumentState::Discarded && r.discard_reason.as_deref() == Some("twice"))
     );
     assert!(
-        !s.documents().start_bundle(&bundle, now).await.unwrap(),
+        !s.documents()
+            .start_bundle(&lease, &bundle, now)
+            .await
+            .unwrap(),
         "not sent"
     );
     assert_eq!(
@@ -664,7 +684,11 @@ pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
     assert!(matches!(refused, Change::Refused(ref r) if r.state == DocumentState::Queued));
     // Delivery never moves a discarded document again.
     s.documents()
-        .update_documents(&[outcome(queued.id, DocumentState::Failed)], now)
+        .update_documents(
+            Some(&lease),
+            &[outcome(queued.id, DocumentState::Failed)],
+            now,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -681,7 +705,11 @@ pub async fn only_what_cannot_be_at_the_provider_is_discarded(s: Storage) {
     ));
     // The unknown one's bundle settles with its outcome, and goes.
     s.documents()
-        .update_documents(&[outcome(unknown.id, DocumentState::Sent)], now)
+        .update_documents(
+            Some(&lease),
+            &[outcome(unknown.id, DocumentState::Sent)],
+            now,
+        )
         .await
         .unwrap();
     assert!(s.documents().bundle("u").await.unwrap().is_none());
@@ -713,7 +741,7 @@ pub async fn the_outbox_offers_only_what_can_go_now(s: Storage) {
     docs.extend([invoice.clone(), ready.clone(), stale.clone()]);
     s.documents().insert_documents(&docs).await.unwrap();
     s.documents()
-        .update_documents(&[outcome(invoice.id, DocumentState::Sent)], now)
+        .update_documents(None, &[outcome(invoice.id, DocumentState::Sent)], now)
         .await
         .unwrap();
     let offered: Vec<String> = s
@@ -731,6 +759,7 @@ pub async fn the_outbox_offers_only_what_can_go_now(s: Storage) {
     );
     s.documents()
         .update_documents(
+            None,
             &[
                 outcome(ready.id, DocumentState::Failed),
                 outcome(stale.id, DocumentState::Failed),
@@ -749,8 +778,140 @@ pub async fn the_outbox_offers_only_what_can_go_now(s: Storage) {
     );
 }
 
+pub async fn a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writes_nothing(
+    s: Storage,
+) {
+    use crate::delivery::pacer::{Limit, Pacer};
+    use std::time::Duration as Std;
+    let (c, device, now) = a_paired_device(&s).await;
+    let doc = document(&c, device, DocumentKind::Invoice, "l1", now);
+    s.documents()
+        .insert_documents(std::slice::from_ref(&doc))
+        .await
+        .unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let minute = Std::from_secs(60);
+    let leases = s.leases();
+
+    let first = leases.take_lease(c.id, a, minute).await.unwrap().unwrap();
+    assert!(first.pacing.is_none() && !first.lost_holder);
+    assert!(
+        leases.take_lease(c.id, b, minute).await.unwrap().is_none(),
+        "held: nobody else takes it"
+    );
+    let pacing = Pacer::new(Limit {
+        per_window: 60,
+        window: minute,
+    })
+    .snapshot(std::time::Instant::now(), now);
+    assert!(leases
+        .renew_lease(&first.lease, minute, Some(&pacing))
+        .await
+        .unwrap());
+    s.documents()
+        .update_documents(
+            Some(&first.lease),
+            &[outcome(doc.id, DocumentState::Sending)],
+            now,
+        )
+        .await
+        .unwrap();
+    leases.release_lease(&first.lease, None).await.unwrap();
+
+    // Let go: taken at once, with the pacing the last holder wrote, and the epoch moves on.
+    let second = leases.take_lease(c.id, b, minute).await.unwrap().unwrap();
+    assert_eq!(second.lease.epoch, first.lease.epoch + 1);
+    assert_eq!(second.pacing.as_ref(), Some(&pacing));
+    assert!(!second.lost_holder, "it was let go");
+    // What the first holder still writes is refused, and changes nothing.
+    let stale = &first.lease;
+    let fenced = |r: Result<()>| assert!(matches!(r, Err(StoreError::Fenced)), "{r:?}");
+    fenced(
+        s.documents()
+            .update_documents(Some(stale), &[outcome(doc.id, DocumentState::Sent)], now)
+            .await,
+    );
+    fenced(s.documents().mark_unknown(stale, &[doc.id], now).await);
+    fenced(s.documents().forget_unknown(stale, &[doc.id]).await);
+    fenced(s.documents().requeue_sending_for(stale).await.map(|_| ()));
+    let bundle = Bundle {
+        key: "lk".into(),
+        connection_id: c.id,
+        path: "Invoices".into(),
+        collection: "Invoices".into(),
+        body: "{}".into(),
+        members: vec![doc.id],
+    };
+    fenced(
+        s.documents()
+            .start_bundle(stale, &bundle, now)
+            .await
+            .map(|_| ()),
+    );
+    assert!(!leases.renew_lease(stale, minute, None).await.unwrap());
+    assert_eq!(state_of(&s, device, doc.id).await, DocumentState::Sending);
+    assert!(s.documents().bundle("lk").await.unwrap().is_none());
+    // Its holder's writes go through; a provider's word (no lease) is guarded by the state rule.
+    assert_eq!(
+        s.documents()
+            .requeue_sending_for(&second.lease)
+            .await
+            .unwrap(),
+        1,
+        "the new holder puts back what was left sending"
+    );
+    s.documents()
+        .update_documents(None, &[outcome(doc.id, DocumentState::Failed)], now)
+        .await
+        .unwrap();
+    assert_eq!(state_of(&s, device, doc.id).await, DocumentState::Failed);
+
+    // A holder that stops without letting go keeps it until it runs out; then the next holder
+    // is told, and still gets the pacing last written.
+    leases.release_lease(&second.lease, None).await.unwrap();
+    let short = leases
+        .take_lease(c.id, a, Std::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(leases.take_lease(c.id, b, minute).await.unwrap().is_none());
+    tokio::time::sleep(Std::from_millis(400)).await;
+    let after = leases.take_lease(c.id, b, minute).await.unwrap().unwrap();
+    assert!(after.lost_holder, "it ran out rather than being let go");
+    assert_eq!(after.lease.epoch, short.lease.epoch + 1);
+    assert_eq!(after.pacing.as_ref(), Some(&pacing));
+
+    // A round that stops mid-call leaves a document `sending` and nothing queued: no proxy is
+    // offered the connection while its lease lives; once nobody holds it, it has work (the next
+    // holder puts the document back).
+    let stranded = document(&c, device, DocumentKind::Invoice, "l2", now);
+    s.documents()
+        .insert_documents(std::slice::from_ref(&stranded))
+        .await
+        .unwrap();
+    s.documents()
+        .update_documents(
+            Some(&after.lease),
+            &[outcome(stranded.id, DocumentState::Sending)],
+            now,
+        )
+        .await
+        .unwrap();
+    let offered = || async {
+        s.documents()
+            .connections_with_work(now)
+            .await
+            .unwrap()
+            .contains(&c.id)
+    };
+    assert!(!offered().await, "its holder delivers it");
+    leases.release_lease(&after.lease, None).await.unwrap();
+    assert!(offered().await, "left sending, held by nobody");
+}
+
 pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
+    let lease = delivering(&s, &c).await;
     let (_, elsewhere, _) = a_paired_device(&s).await;
     let first = document(&c, device, DocumentKind::Invoice, "e1", now);
     let second = document(&c, device, DocumentKind::Invoice, "e2", now);
@@ -759,7 +920,7 @@ pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: S
         .await
         .unwrap();
     s.documents()
-        .update_documents(&[outcome(first.id, DocumentState::Sent)], now)
+        .update_documents(Some(&lease), &[outcome(first.id, DocumentState::Sent)], now)
         .await
         .unwrap();
     let all = s.events().events_after(device, 0, 100).await.unwrap();
@@ -852,6 +1013,7 @@ macro_rules! conformance {
                 only_what_cannot_be_at_the_provider_is_discarded,
                 the_outbox_offers_only_what_can_go_now,
                 events_come_after_the_cursor_in_order_and_to_their_device_only,
+                a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writes_nothing,
             );
         }
     };

@@ -39,6 +39,10 @@ pub enum StoreError {
     Failed(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// A delivery write under a lease another proxy has since taken (see [`LeaseStore`]): nothing
+    /// was written, and this proxy's round for the connection must stop.
+    #[error("another proxy now delivers this connection's documents")]
+    Fenced,
     #[error("migration {version} failed: {reason}")]
     Migration { version: u32, reason: String },
 }
@@ -113,6 +117,27 @@ pub struct OAuthState {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
+}
+
+/// A connection's delivery as one proxy holds it: every delivery write names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub connection: Uuid,
+    /// The proxy process holding it.
+    pub holder: Uuid,
+    /// Moves on each time the lease is taken.
+    pub epoch: i64,
+}
+
+/// A lease just taken.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub lease: Lease,
+    /// The pacing its last holder left.
+    pub pacing: Option<crate::delivery::pacer::Snapshot>,
+    /// Its last holder's lease ran out (it stopped without letting go), so it may have made calls
+    /// after it last wrote its pacing.
+    pub lost_holder: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -656,29 +681,41 @@ pub trait DocumentStore: Send + Sync {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<DocumentRow>>;
-    /// Connected connections with documents that can go now.
+    /// Connected connections nobody delivers now (no live lease) with documents that can go now,
+    /// or that a stopped round left `sending` (the next holder puts them back).
     async fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>>;
-    /// Puts documents left `sending` (the process stopped mid-call: outcome unknown) back in the
-    /// queue; they go again under the same idempotency key. Answers how many.
-    async fn requeue_sending(&self) -> Result<usize>;
-    /// The same for one connection (its worker runs alone, so nothing of it is in flight between
-    /// rounds): a round that stopped halfway never strands a document in `sending`.
-    async fn requeue_sending_for(&self, connection: Uuid) -> Result<usize>;
+    /// Puts the connection's documents left `sending` (a round stopped mid-call, here or in a
+    /// proxy that stopped: outcome unknown) back in the queue; they go again under the same
+    /// idempotency key. Only its lease's holder delivers a connection, so at the start of a round
+    /// nothing of it is in flight. Answers how many.
+    async fn requeue_sending_for(&self, lease: &Lease) -> Result<usize>;
     /// Records a bundle about to be sent and marks its documents `sending` in it, if every one of
     /// them is still queued. False (nothing changed) when one is not: a person discarded it since
     /// the bundle was made, and the bundle is made again next round.
-    async fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<bool>;
+    async fn start_bundle(
+        &self,
+        lease: &Lease,
+        bundle: &Bundle,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
     async fn bundle(&self, key: &str) -> Result<Option<Bundle>>;
     /// Bundles of a connection with documents waiting whose outcome became unknown after `since`.
     async fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>>;
     /// Back to the queue after an attempt whose outcome is unknown (it may have reached Xero).
-    async fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
+    async fn mark_unknown(&self, lease: &Lease, ids: &[Uuid], now: DateTime<Utc>) -> Result<()>;
     /// Queued documents whose unknown outcome was looked up and not found at the provider: known
     /// again (not there), so they go without another lookup.
-    async fn forget_unknown(&self, ids: &[Uuid]) -> Result<()>;
+    async fn forget_unknown(&self, lease: &Lease, ids: &[Uuid]) -> Result<()>;
     /// Applies delivery outcomes and records an event for each, in one transaction. A bundle whose
-    /// documents all have their outcome is deleted with it (its body is no longer needed).
-    async fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()>;
+    /// documents all have their outcome is deleted with it (its body is no longer needed). Under
+    /// `lease` (a delivery round's outcomes) it is refused once another proxy took the lease;
+    /// without one (the provider's word that an invoice was paid) the state rule alone guards it.
+    async fn update_documents(
+        &self,
+        lease: Option<&Lease>,
+        updates: &[DocumentUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     /// Documents of a connection that Xero knows by this id (invoices and shifts).
     async fn documents_by_provider_id(
         &self,
@@ -695,6 +732,36 @@ pub trait DocumentStore: Send + Sync {
         body: &EventBody,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+}
+
+/// Which proxy delivers a connection's documents: one at a time, by a lease that runs out unless
+/// renewed, timed by the database's clock (Postgres's `now()`; SQLite is one process's). Taking a
+/// lease moves its epoch on, and every delivery write names its lease ([`Lease`]), so a proxy
+/// that lost its lease (paused, cut off) can no longer write what it thought it did.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the delivery of `connection` for `ttl` if nobody holds it (never held, let go, or
+    /// run out), with the pacing its last holder left.
+    async fn take_lease(
+        &self,
+        connection: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Taken>>;
+    /// Extends the lease to `ttl` from now and keeps `pacing`, if it is still this epoch's (false:
+    /// another proxy took it).
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<bool>;
+    /// Lets the lease go, so any proxy may take it at once, keeping `pacing` for the next holder.
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<()>;
 }
 
 /// Each device's events, in order, after a cursor.
@@ -748,6 +815,7 @@ pub trait Backend:
     + DocumentStore
     + EventStore
     + MappingStore
+    + LeaseStore
     + 'static
 {
     /// What keeps the database open: gone once every handle and every call under way let go of
@@ -806,6 +874,10 @@ impl Storage {
     }
 
     pub fn mappings(&self) -> &dyn MappingStore {
+        &*self.inner
+    }
+
+    pub fn leases(&self) -> &dyn LeaseStore {
         &*self.inner
     }
 

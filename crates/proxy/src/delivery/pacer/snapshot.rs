@@ -131,20 +131,26 @@ impl Pacer {
         self
     }
 
-    /// Carrying on after a holder that stopped without letting go (its lease ran out): it may
-    /// have made calls after `s` was written, up to `now`, that nobody recorded. It made them
+    /// Carrying on after a holder that stopped without letting go (its lease ran out): for `gap`
+    /// (since it last wrote its pacing) it may have made calls nobody recorded. It made them
     /// within its lease, so before `now`; every window that counted one of them has ended a
     /// window after `now`. Nothing goes before then, and the longer windows count the most it
     /// could have made (the main window's limit in each window the gap touches).
-    pub fn after_a_lost_holder(&mut self, s: &Snapshot, now: Instant, wall: DateTime<Utc>) {
+    pub fn after_a_lost_holder(&mut self, gap: Duration, now: Instant) {
         let window = self.limit.window;
         self.hold(now + window);
-        let gap = Duration::from_micros(wall.timestamp_micros().saturating_sub(s.at).max(0) as u64);
         let windows = (gap.as_nanos() / window.as_nanos().max(1)) as u32 + 1;
         let unseen = self.limit.per_window.saturating_mul(windows);
         for tally in &mut self.longer {
             tally.assume(unseen, now);
         }
+    }
+}
+
+impl Snapshot {
+    /// When it was written (on the wall clock).
+    pub fn taken_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.at).unwrap_or_default()
     }
 }
 
@@ -262,7 +268,10 @@ mod tests {
         let mut taker = hubrise_like().restore(&snap, t0, wall0);
         // Taken over 20 s after the last snapshot: one window at most was touched, plus one.
         let now = t0 + Duration::from_secs(20);
-        taker.after_a_lost_holder(&snap, now, wall0 + chrono::Duration::seconds(20));
+        let gap = (wall0 + chrono::Duration::seconds(20) - snap.taken_at())
+            .to_std()
+            .unwrap();
+        taker.after_a_lost_holder(gap, now);
         assert_eq!(taker.wait(now), Duration::from_secs(60));
         assert_eq!(taker.longer[0].slices.iter().map(|s| s.1).sum::<u32>(), 60);
     }

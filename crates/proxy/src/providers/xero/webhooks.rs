@@ -151,7 +151,7 @@ async fn process(state: &AppState, event: &WebhookEvent) -> anyhow::Result<()> {
                 state
                     .storage
                     .documents()
-                    .update_documents(&[update], now)
+                    .update_documents(None, &[update], now)
                     .await?;
             }
             _ => {

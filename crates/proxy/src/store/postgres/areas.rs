@@ -417,6 +417,30 @@ async fn mark_connection_in(
     Ok(true)
 }
 
+/// Refuses a delivery write whose lease another proxy has taken since. The row is locked shared,
+/// so a take (which updates it) waits for this transaction: a write that passed the check commits
+/// before the new holder starts.
+async fn fenced(c: &impl GenericClient, lease: &Lease) -> Result<()> {
+    let held = c
+        .maybe_row(
+            "SELECT 1 FROM delivery_leases WHERE connection_id = $1 AND holder = $2 AND epoch = $3 AND NOT released FOR SHARE",
+            &[&lease.connection, &lease.holder, &lease.epoch],
+        )
+        .await?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced),
+    }
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn pacing_text(pacing: Option<&crate::delivery::pacer::Snapshot>) -> Option<String> {
+    pacing.map(|p| serde_json::to_string(p).expect("a pacer's state serializes"))
+}
+
 /// Deletes a bundle none of whose documents still refers to it: settled, its body is not needed.
 async fn drop_settled_bundle(c: &impl GenericClient, key: &str) -> Result<()> {
     c.run(
@@ -1504,8 +1528,9 @@ impl DocumentStore for PostgresStore {
             .rows(
                 &format!(
                     "SELECT c.id FROM connections c WHERE c.status = 'connected'
-                       AND (EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {})
-                            OR EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'voiding'))",
+                       AND NOT EXISTS (SELECT 1 FROM delivery_leases l WHERE l.connection_id = c.id AND NOT l.released AND l.expires_at > now())
+                       AND (EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state IN ('voiding', 'sending'))
+                            OR EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {}))",
                     ready("$1")
                 ),
                 &[&(now - PAYMENT_WAITS_FOR_INVOICE)],
@@ -1514,34 +1539,25 @@ impl DocumentStore for PostgresStore {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    async fn requeue_sending(&self) -> Result<usize> {
-        let n = self
-            .client()
-            .await?
-            .run(
-                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at) WHERE state = 'sending'",
-                &[],
-            )
-            .await?;
-        Ok(n as usize)
-    }
-
-    async fn requeue_sending_for(&self, connection: Uuid) -> Result<usize> {
-        let n = self
-            .client()
-            .await?
+    async fn requeue_sending_for(&self, lease: &Lease) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        fenced(&tx, lease).await?;
+        let n = tx
             .run(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
                  WHERE state = 'sending' AND connection_id = $1",
-                &[&connection],
+                &[&lease.connection],
             )
             .await?;
+        tx.commit().await?;
         Ok(n as usize)
     }
 
-    async fn start_bundle(&self, b: &Bundle, now: DateTime<Utc>) -> Result<bool> {
+    async fn start_bundle(&self, lease: &Lease, b: &Bundle, now: DateTime<Utc>) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        fenced(&tx, lease).await?;
         let queued: i64 = tx
             .row(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM documents WHERE id = ANY($1) AND state = 'queued' FOR UPDATE) q",
@@ -1607,21 +1623,24 @@ impl DocumentStore for PostgresStore {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    async fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
-        self.client()
-            .await?
-            .run(
-                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, $2)
-                 WHERE id = ANY($1) AND state = 'sending'",
-                &[&ids, &now],
-            )
-            .await?;
+    async fn mark_unknown(&self, lease: &Lease, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        fenced(&tx, lease).await?;
+        tx.run(
+            "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, $2)
+             WHERE id = ANY($1) AND state = 'sending' AND connection_id = $3",
+            &[&ids, &now, &lease.connection],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn forget_unknown(&self, ids: &[Uuid]) -> Result<()> {
+    async fn forget_unknown(&self, lease: &Lease, ids: &[Uuid]) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        fenced(&tx, lease).await?;
         let keys: Vec<String> = tx
             .rows(
                 "UPDATE documents d SET unknown_since = NULL, bundle_key = NULL
@@ -1641,9 +1660,17 @@ impl DocumentStore for PostgresStore {
         Ok(())
     }
 
-    async fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()> {
+    async fn update_documents(
+        &self,
+        lease: Option<&Lease>,
+        updates: &[DocumentUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some(lease) = lease {
+            fenced(&tx, lease).await?;
+        }
         let mut bundles = std::collections::BTreeSet::new();
         let mut events = Events::default();
         for u in updates {
@@ -1758,6 +1785,108 @@ impl EventStore for PostgresStore {
                 Ok(EventBody::entry(r.try_get(0)?, &text))
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PostgresStore {
+    async fn take_lease(
+        &self,
+        connection: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Taken>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let current = tx
+            .maybe_row(
+                "SELECT epoch, released, expires_at > now(), pacing FROM delivery_leases WHERE connection_id = $1 FOR UPDATE",
+                &[&connection],
+            )
+            .await?;
+        let taken = match current {
+            None => {
+                let inserted = tx
+                    .maybe_row(
+                        "INSERT INTO delivery_leases (connection_id, holder, epoch, expires_at)
+                         VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
+                         ON CONFLICT (connection_id) DO NOTHING RETURNING epoch",
+                        &[&connection, &holder, &millis(ttl)],
+                    )
+                    .await?;
+                inserted.map(|_| Taken {
+                    lease: Lease {
+                        connection,
+                        holder,
+                        epoch: 1,
+                    },
+                    pacing: None,
+                    lost_holder: false,
+                })
+            }
+            Some(row) => {
+                let (epoch, released, live): (i64, bool, bool) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                if live && !released {
+                    None
+                } else {
+                    tx.run(
+                        "UPDATE delivery_leases SET holder = $2, epoch = $3, released = false,
+                           expires_at = now() + $4 * interval '1 millisecond'
+                         WHERE connection_id = $1",
+                        &[&connection, &holder, &(epoch + 1), &millis(ttl)],
+                    )
+                    .await?;
+                    let pacing: Option<String> = row.try_get(3)?;
+                    Some(Taken {
+                        lease: Lease {
+                            connection,
+                            holder,
+                            epoch: epoch + 1,
+                        },
+                        // A pacing that no longer reads is only lost pacing: start afresh.
+                        pacing: pacing.and_then(|p| serde_json::from_str(&p).ok()),
+                        lost_holder: !released,
+                    })
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<bool> {
+        let n = self
+            .client()
+            .await?
+            .run(
+                "UPDATE delivery_leases SET expires_at = now() + $4 * interval '1 millisecond', pacing = COALESCE($5, pacing)
+                 WHERE connection_id = $1 AND holder = $2 AND epoch = $3 AND NOT released",
+                &[&lease.connection, &lease.holder, &lease.epoch, &millis(ttl), &pacing_text(pacing)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<()> {
+        self.client()
+            .await?
+            .run(
+                "UPDATE delivery_leases SET released = true, expires_at = now(), pacing = COALESCE($4, pacing)
+                 WHERE connection_id = $1 AND holder = $2 AND epoch = $3",
+                &[&lease.connection, &lease.holder, &lease.epoch, &pacing_text(pacing)],
+            )
+            .await?;
+        Ok(())
     }
 }
 

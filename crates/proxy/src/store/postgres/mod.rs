@@ -17,10 +17,16 @@ use std::time::Duration;
 use super::{Result, StoreError};
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_delivery_leases.sql"),
+    ),
+];
 
 /// The advisory lock migrations run under ("Ledgerlk"): one replica migrates, the others wait
 /// and then find nothing left to do.
@@ -232,10 +238,10 @@ mod tests {
             assert!(store.is_ok(), "{:?}", store.as_ref().err());
         }
         let versions = stores[0].as_ref().unwrap().schema_versions().await.unwrap();
-        assert_eq!(versions, [1], "each migration once");
+        assert_eq!(versions, [1, 2], "each migration once");
         // And again, as a restart: nothing left to do.
         let again = PostgresStore::connect(db.url(), &settings).await.unwrap();
-        assert_eq!(again.schema_versions().await.unwrap(), [1]);
+        assert_eq!(again.schema_versions().await.unwrap(), [1, 2]);
     }
 
     /// The event cursor only grows in commit order: while a writer that took an earlier `seq` is

@@ -328,15 +328,19 @@ impl DocumentStore for SqliteBackend {
     async fn connections_with_work(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>> {
         self.run(move |s| s.connections_with_work(now)).await
     }
-    async fn requeue_sending(&self) -> Result<usize> {
-        self.run(move |s| s.requeue_sending()).await
+    async fn requeue_sending_for(&self, lease: &Lease) -> Result<usize> {
+        let lease = lease.clone();
+        self.run(move |s| s.requeue_sending_for(&lease)).await
     }
-    async fn requeue_sending_for(&self, connection: Uuid) -> Result<usize> {
-        self.run(move |s| s.requeue_sending_for(connection)).await
-    }
-    async fn start_bundle(&self, bundle: &Bundle, now: DateTime<Utc>) -> Result<bool> {
-        let bundle = bundle.clone();
-        self.run(move |s| s.start_bundle(&bundle, now)).await
+    async fn start_bundle(
+        &self,
+        lease: &Lease,
+        bundle: &Bundle,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (lease, bundle) = (lease.clone(), bundle.clone());
+        self.run(move |s| s.start_bundle(&lease, &bundle, now))
+            .await
     }
     async fn bundle(&self, key: &str) -> Result<Option<Bundle>> {
         let key = key.to_string();
@@ -345,17 +349,23 @@ impl DocumentStore for SqliteBackend {
     async fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>> {
         self.run(move |s| s.open_bundles(connection, since)).await
     }
-    async fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
-        let ids = ids.to_vec();
-        self.run(move |s| s.mark_unknown(&ids, now)).await
+    async fn mark_unknown(&self, lease: &Lease, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+        let (lease, ids) = (lease.clone(), ids.to_vec());
+        self.run(move |s| s.mark_unknown(&lease, &ids, now)).await
     }
-    async fn forget_unknown(&self, ids: &[Uuid]) -> Result<()> {
-        let ids = ids.to_vec();
-        self.run(move |s| s.forget_unknown(&ids)).await
+    async fn forget_unknown(&self, lease: &Lease, ids: &[Uuid]) -> Result<()> {
+        let (lease, ids) = (lease.clone(), ids.to_vec());
+        self.run(move |s| s.forget_unknown(&lease, &ids)).await
     }
-    async fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()> {
-        let updates = updates.to_vec();
-        self.run(move |s| s.update_documents(&updates, now)).await
+    async fn update_documents(
+        &self,
+        lease: Option<&Lease>,
+        updates: &[DocumentUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (lease, updates) = (lease.cloned(), updates.to_vec());
+        self.run(move |s| s.update_documents(lease.as_ref(), &updates, now))
+            .await
     }
     async fn documents_by_provider_id(
         &self,
@@ -407,6 +417,38 @@ impl EventStore for SqliteBackend {
             .iter()
             .map(|(seq, text)| EventBody::entry(*seq, text))
             .collect())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqliteBackend {
+    async fn take_lease(
+        &self,
+        connection: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Taken>> {
+        self.run(move |s| s.take_lease(connection, holder, ttl))
+            .await
+    }
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<bool> {
+        let (lease, pacing) = (lease.clone(), pacing.cloned());
+        self.run(move |s| s.renew_lease(&lease, ttl, pacing.as_ref()))
+            .await
+    }
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<()> {
+        let (lease, pacing) = (lease.clone(), pacing.cloned());
+        self.run(move |s| s.release_lease(&lease, pacing.as_ref()))
+            .await
     }
 }
 

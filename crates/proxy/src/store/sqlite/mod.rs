@@ -79,6 +79,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         13,
         include_str!("../../../migrations/sqlite/0013_organisation_currency.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/sqlite/0014_delivery_leases.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -178,6 +182,16 @@ impl SqliteStore {
         let conn = Connection::open(path)?;
         let mut store = Self::setup(conn)?;
         store._lock = Some(lock);
+        // The file lock says no other process has the database open, so the holders of any
+        // delivery lease in it have stopped: their leases run out now rather than a lease's
+        // length from now. They were not let go, so the next holder still holds back what the
+        // stopped one may have sent without recording it.
+        store.with(|c| {
+            c.execute(
+                "UPDATE delivery_leases SET expires_at = 0 WHERE released = 0",
+                [],
+            )
+        })?;
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
                 path,
@@ -468,6 +482,22 @@ const DOCUMENT_COLUMNS: &str =
 
 fn conversion(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
+}
+
+/// Whether `lease` is still its holder's (see the Postgres backend's `fenced`): SQLite has one
+/// writer, so nothing takes the lease between this check and the commit.
+fn holds(c: &Connection, lease: &Lease) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT 1 FROM delivery_leases WHERE connection_id = ?1 AND holder = ?2 AND epoch = ?3 AND released = 0",
+        params![lease.connection.to_string(), lease.holder.to_string(), lease.epoch],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
+fn pacing_text(pacing: Option<&crate::delivery::pacer::Snapshot>) -> Option<String> {
+    pacing.map(|p| serde_json::to_string(p).expect("a pacer's state serializes"))
 }
 
 fn document_row(r: &Row) -> rusqlite::Result<DocumentRow> {
@@ -1561,12 +1591,17 @@ impl SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT c.id FROM connections c WHERE c.status = 'connected'
-                   AND (EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {READY})
-                        OR EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'voiding'))"
+                   AND NOT EXISTS (SELECT 1 FROM delivery_leases l WHERE l.connection_id = c.id AND l.released = 0 AND l.expires_at > :lease_now)
+                   AND (EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state IN ('voiding', 'sending'))
+                        OR EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = c.id AND d.state = 'queued' AND {READY}))"
             ))?;
             let ids = stmt
                 .query_map(
-                    rusqlite::named_params! {":cutoff": ms(now - PAYMENT_WAITS_FOR_INVOICE)},
+                    rusqlite::named_params! {
+                        ":cutoff": ms(now - PAYMENT_WAITS_FOR_INVOICE),
+                        // Leases run on the database's clock: this process's, not the injected one.
+                        ":lease_now": ms(Utc::now()),
+                    },
                     |r| uuid(r.get(0)?),
                 )?
                 .collect();
@@ -1574,15 +1609,18 @@ impl SqliteStore {
         })
     }
 
-    fn start_bundle(&self, b: &Bundle, now: DateTime<Utc>) -> Result<bool> {
+    fn start_bundle(&self, lease: &Lease, b: &Bundle, now: DateTime<Utc>) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
+            if !holds(&tx, lease)? {
+                return Ok(None);
+            }
             for id in &b.members {
                 let state: Option<String> = tx
                     .query_row("SELECT state FROM documents WHERE id = ?1", [id.to_string()], |r| r.get(0))
                     .optional()?;
                 if state.as_deref() != Some("queued") {
-                    return Ok(false);
+                    return Ok(Some(false));
                 }
             }
             tx.execute(
@@ -1607,8 +1645,9 @@ impl SqliteStore {
                 document_event(&tx, &row)?;
             }
             tx.commit()?;
-            Ok(true)
-        })
+            Ok(Some(true))
+        })?
+        .ok_or(StoreError::Fenced)
     }
 
     fn open_bundles(&self, connection: Uuid, since: DateTime<Utc>) -> Result<Vec<String>> {
@@ -1643,22 +1682,32 @@ impl SqliteStore {
         })
     }
 
-    fn mark_unknown(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+    fn mark_unknown(&self, lease: &Lease, ids: &[Uuid], now: DateTime<Utc>) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
+            if !holds(&tx, lease)? {
+                return Ok(false);
+            }
             for id in ids {
                 tx.execute(
-                    "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2) WHERE id = ?1 AND state = 'sending'",
-                    params![id.to_string(), ms(now)],
+                    "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2)
+                     WHERE id = ?1 AND state = 'sending' AND connection_id = ?3",
+                    params![id.to_string(), ms(now), lease.connection.to_string()],
                 )?;
             }
-            tx.commit()
-        })
+            tx.commit()?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or(StoreError::Fenced)
     }
 
-    fn forget_unknown(&self, ids: &[Uuid]) -> Result<()> {
+    fn forget_unknown(&self, lease: &Lease, ids: &[Uuid]) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
+            if !holds(&tx, lease)? {
+                return Ok(false);
+            }
             for id in ids {
                 let key: Option<String> = tx
                     .query_row(
@@ -1681,32 +1730,43 @@ impl SqliteStore {
                     )?;
                 }
             }
-            tx.commit()
-        })
+            tx.commit()?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or(StoreError::Fenced)
     }
 
-    fn requeue_sending_for(&self, connection: Uuid) -> Result<usize> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
-                 WHERE state = 'sending' AND connection_id = ?1",
-                [connection.to_string()],
-            )
-        })
-    }
-
-    fn requeue_sending(&self) -> Result<usize> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at) WHERE state = 'sending'",
-                [],
-            )
-        })
-    }
-
-    fn update_documents(&self, updates: &[DocumentUpdate], now: DateTime<Utc>) -> Result<()> {
+    fn requeue_sending_for(&self, lease: &Lease) -> Result<usize> {
         self.write(|c| {
             let tx = c.transaction()?;
+            if !holds(&tx, lease)? {
+                return Ok(None);
+            }
+            let n = tx.execute(
+                "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
+                 WHERE state = 'sending' AND connection_id = ?1",
+                [lease.connection.to_string()],
+            )?;
+            tx.commit()?;
+            Ok(Some(n))
+        })?
+        .ok_or(StoreError::Fenced)
+    }
+
+    fn update_documents(
+        &self,
+        lease: Option<&Lease>,
+        updates: &[DocumentUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.write(|c| {
+            let tx = c.transaction()?;
+            if let Some(lease) = lease {
+                if !holds(&tx, lease)? {
+                    return Ok(false);
+                }
+            }
             let mut bundles = std::collections::BTreeSet::new();
             for u in updates {
                 let key: Option<String> = tx
@@ -1746,8 +1806,104 @@ impl SqliteStore {
                     [key],
                 )?;
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or(StoreError::Fenced)
+    }
+
+    /// See [`LeaseStore::take_lease`]. The database's clock is this process's.
+    fn take_lease(
+        &self,
+        connection: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Taken>> {
+        let now = Utc::now();
+        let until = ms(now) + ttl.as_millis() as i64;
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let current: Option<(i64, bool, i64, Option<String>)> = tx
+                .query_row(
+                    "SELECT epoch, released, expires_at, pacing FROM delivery_leases WHERE connection_id = ?1",
+                    [connection.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let lease = |epoch| Lease {
+                connection,
+                holder,
+                epoch,
+            };
+            let taken = match current {
+                None => {
+                    tx.execute(
+                        "INSERT INTO delivery_leases (connection_id, holder, epoch, expires_at) VALUES (?1, ?2, 1, ?3)",
+                        params![connection.to_string(), holder.to_string(), until],
+                    )?;
+                    Some(Taken {
+                        lease: lease(1),
+                        pacing: None,
+                        lost_holder: false,
+                    })
+                }
+                Some((_, false, expires, _)) if expires > ms(now) => None,
+                Some((epoch, released, _, pacing)) => {
+                    tx.execute(
+                        "UPDATE delivery_leases SET holder = ?2, epoch = ?3, released = 0, expires_at = ?4 WHERE connection_id = ?1",
+                        params![connection.to_string(), holder.to_string(), epoch + 1, until],
+                    )?;
+                    Some(Taken {
+                        lease: lease(epoch + 1),
+                        // A pacing that no longer reads is only lost pacing: start afresh.
+                        pacing: pacing.and_then(|p| serde_json::from_str(&p).ok()),
+                        lost_holder: !released,
+                    })
+                }
+            };
+            tx.commit()?;
+            Ok(taken)
         })
+    }
+
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<bool> {
+        let until = ms(Utc::now()) + ttl.as_millis() as i64;
+        self.write(|c| {
+            c.execute(
+                "UPDATE delivery_leases SET expires_at = ?4, pacing = COALESCE(?5, pacing)
+                 WHERE connection_id = ?1 AND holder = ?2 AND epoch = ?3 AND released = 0",
+                params![
+                    lease.connection.to_string(),
+                    lease.holder.to_string(),
+                    lease.epoch,
+                    until,
+                    pacing_text(pacing)
+                ],
+            )
+        })
+        .map(|n| n == 1)
+    }
+
+    fn release_lease(
+        &self,
+        lease: &Lease,
+        pacing: Option<&crate::delivery::pacer::Snapshot>,
+    ) -> Result<()> {
+        let now = ms(Utc::now());
+        self.write(|c| {
+            c.execute(
+                "UPDATE delivery_leases SET released = 1, expires_at = ?4, pacing = COALESCE(?5, pacing)
+                 WHERE connection_id = ?1 AND holder = ?2 AND epoch = ?3",
+                params![lease.connection.to_string(), lease.holder.to_string(), lease.epoch, now, pacing_text(pacing)],
+            )
+        })
+        .map(|_| ())
     }
 
     fn documents_by_provider_id(

@@ -179,7 +179,7 @@ impl XeroDocuments {
     async fn expected_total(&mut self, sale: &Invoice) -> Result<Result<Decimal, String>, Stop> {
         let rates = crate::documents::tax_rates(&self.round.state, &self.round.connection)
             .await
-            .map_err(Stop::store)?;
+            .map_err(Stop::later)?;
         let mut lines = Vec::with_capacity(sale.lines.len());
         for l in &sale.lines {
             let tax_type = match &l.sales_category {

@@ -34,7 +34,7 @@ impl XeroDocuments {
         let rates = if shift.tax_mode == TaxMode::Exclusive {
             crate::documents::tax_rates(&self.round.state, &self.round.connection)
                 .await
-                .map_err(Stop::store)?
+                .map_err(Stop::later)?
         } else {
             HashMap::new()
         };

@@ -1,0 +1,11 @@
+-- Which proxy delivers each connection's documents (see LeaseStore): one at a time, until
+-- `expires_at` on the database's clock unless renewed. `epoch` moves on at each take; delivery
+-- writes check it. `pacing` is the pacer's state as its last holder left it (JSON).
+CREATE TABLE delivery_leases (
+    connection_id uuid PRIMARY KEY REFERENCES connections (id) ON DELETE CASCADE,
+    holder uuid NOT NULL,
+    epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL,
+    released boolean NOT NULL DEFAULT false,
+    pacing text
+);

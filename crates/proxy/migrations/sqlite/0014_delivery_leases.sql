@@ -1,0 +1,11 @@
+-- Which proxy delivers each connection's documents (see LeaseStore). SQLite is one process's, so
+-- the lease is held by that process's rounds in turn; the table keeps the rule and the pacing the
+-- same on both backends. Times are milliseconds since the epoch.
+CREATE TABLE delivery_leases (
+    connection_id TEXT PRIMARY KEY REFERENCES connections (id) ON DELETE CASCADE,
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    released INTEGER NOT NULL DEFAULT 0,
+    pacing TEXT
+);
