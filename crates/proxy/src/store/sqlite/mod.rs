@@ -114,6 +114,34 @@ impl Drop for SqliteStore {
 
 const READERS: usize = 4;
 
+/// Statements as this backend runs them: each prepared once per connection and kept in
+/// rusqlite's statement cache, so a push does not parse the same SQL again for every document.
+trait Cached {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// Statements each connection keeps prepared: more than this backend has, so the hot ones are
+/// never pushed out.
+const STATEMENT_CACHE: usize = 256;
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -162,13 +190,13 @@ impl SqliteStore {
                 "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
             );
             let keys = params![id.to_string(), device.to_string()];
-            let Some(row) = tx.query_row(&select, keys, document_row).optional()? else {
+            let Some(row) = tx.one(&select, keys, document_row).optional()? else {
                 return Ok(Change::NotFound);
             };
             if !act(&tx, &row)? {
                 return Ok(Change::Refused(row));
             }
-            let row = tx.query_row(&select, keys, document_row)?;
+            let row = tx.one(&select, keys, document_row)?;
             document_event(&tx, &row)?;
             tx.commit()?;
             Ok(Change::Done(row))
@@ -187,7 +215,7 @@ impl SqliteStore {
         // length from now. They were not let go, so the next holder still holds back what the
         // stopped one may have sent without recording it.
         store.with(|c| {
-            c.execute(
+            c.run(
                 "UPDATE delivery_leases SET expires_at = 0 WHERE released = 0",
                 [],
             )
@@ -200,6 +228,7 @@ impl SqliteStore {
                     | rusqlite::OpenFlags::SQLITE_OPEN_URI,
             )?;
             reader.busy_timeout(std::time::Duration::from_secs(5))?;
+            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             store.readers.push(Mutex::new(reader));
         }
         // Checkpoints run on a connection of their own, off the request path: a PASSIVE checkpoint
@@ -244,6 +273,7 @@ impl SqliteStore {
 
     fn setup(conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -487,7 +517,7 @@ fn conversion(what: String) -> rusqlite::Error {
 /// Whether `lease` is still its holder's (see the Postgres backend's `fenced`): SQLite has one
 /// writer, so nothing takes the lease between this check and the commit.
 fn holds(c: &Connection, lease: &Lease) -> rusqlite::Result<bool> {
-    c.query_row(
+    c.one(
         "SELECT 1 FROM delivery_leases WHERE connection_id = ?1 AND holder = ?2 AND epoch = ?3 AND released = 0",
         params![lease.connection.to_string(), lease.holder.to_string(), lease.epoch],
         |_| Ok(()),
@@ -540,7 +570,7 @@ const READY: &str = "(d.waits_for IS NULL
 
 fn document_event(tx: &Connection, d: &DocumentRow) -> rusqlite::Result<()> {
     let body = EventBody::Document(d.view()).text();
-    tx.execute(
+    tx.run(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(d.updated_at)],
     )?;
@@ -548,7 +578,7 @@ fn document_event(tx: &Connection, d: &DocumentRow) -> rusqlite::Result<()> {
 }
 
 fn insert_device_token(tx: &Connection, t: &DeviceTokenRow) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.run(
         "INSERT INTO device_tokens (hash, device_id, kind, created_at, expires_at, rotated_at, successor, revoked_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -586,7 +616,7 @@ fn choice_row(r: &Row) -> rusqlite::Result<PendingChoice> {
 }
 
 fn connected_count_in(c: &Connection, provider: &str) -> rusqlite::Result<u32> {
-    c.query_row(
+    c.one(
         "SELECT COUNT(*) FROM connections WHERE provider = ?1 AND status != ?2",
         params![provider, ConnectionStatus::Disconnected.as_str()],
         |r| r.get(0),
@@ -606,7 +636,7 @@ fn upsert_connection_in(
         .optional()?;
     Ok(match existing {
         Some(old) => {
-            tx.execute(
+            tx.run(
                 "UPDATE connections SET tenant_name = ?2, xero_connection_id = ?3, token_set_id = ?4, status = ?5, updated_at = ?6, status_reason = ?7 WHERE id = ?1",
                 params![
                     old.id.to_string(),
@@ -629,7 +659,7 @@ fn upsert_connection_in(
             )
         }
         None => {
-            tx.execute(
+            tx.run(
                 &format!("INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
                 params![
                     row.id.to_string(),
@@ -650,7 +680,7 @@ fn upsert_connection_in(
 }
 
 fn revoke_tokens_of(tx: &Connection, device: Uuid, now: DateTime<Utc>) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.run(
         "UPDATE device_tokens SET revoked_at = ?2, successor = NULL WHERE device_id = ?1 AND revoked_at IS NULL",
         params![device.to_string(), ms(now)],
     )?;
@@ -668,7 +698,7 @@ fn mark_connection_in(
     reason: Option<StatusReason>,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<bool> {
-    let moved = tx.execute(
+    let moved = tx.run(
         "UPDATE connections SET status = ?2, status_reason = ?3, updated_at = ?4
          WHERE id = ?1 AND token_set_id IS ?5 AND status = ?6",
         params![
@@ -684,7 +714,7 @@ fn mark_connection_in(
         return Ok(false);
     }
     let body = EventBody::Connection(to).text();
-    tx.execute(
+    tx.run(
         "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
          SELECT connection_id, id, NULL, ?2, ?3 FROM devices WHERE connection_id = ?1 AND revoked_at IS NULL",
         params![id.to_string(), body, ms(now)],
@@ -696,7 +726,7 @@ fn mark_connection_in(
 /// blocking pool for async callers.
 impl SqliteStore {
     fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+        self.read(|c| c.one("SELECT 1", [], |_| Ok(())))
     }
 
     fn writable(&self) -> Result<()> {
@@ -706,8 +736,8 @@ impl SqliteStore {
         // 64 KiB needs fresh pages, as a pushed batch does; written and removed in one transaction.
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.execute("INSERT INTO write_probe (pad) VALUES (zeroblob(65536))", [])?;
-            tx.execute("DELETE FROM write_probe", [])?;
+            tx.run("INSERT INTO write_probe (pad) VALUES (zeroblob(65536))", [])?;
+            tx.run("DELETE FROM write_probe", [])?;
             tx.commit()
         })
     }
@@ -732,10 +762,10 @@ impl SqliteStore {
 
     fn limit_size(&self, max_bytes: Option<u64>) -> Result<u64> {
         self.with(|c| {
-            let page: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let page: u64 = c.one("PRAGMA page_size", [], |r| r.get(0))?;
             // SQLite's own ceiling when lifted.
             let pages = max_bytes.map_or(4_294_967_294, |b| (b / page).max(1));
-            let now: u64 = c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+            let now: u64 = c.one(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
                 r.get(0)
             })?;
             Ok(now * page)
@@ -744,7 +774,7 @@ impl SqliteStore {
 
     fn key_check(&self) -> Result<Option<Vec<u8>>> {
         self.read(|c| {
-            c.query_row("SELECT sealed FROM key_check WHERE id = 1", [], |r| {
+            c.one("SELECT sealed FROM key_check WHERE id = 1", [], |r| {
                 r.get(0)
             })
             .optional()
@@ -753,7 +783,7 @@ impl SqliteStore {
 
     fn put_key_check(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO key_check (id, sealed, created_at) VALUES (1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
                 params![sealed, ms(now)],
             )
@@ -795,7 +825,7 @@ impl SqliteStore {
 
     fn insert_pairing(&self, p: &Pairing) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 &format!("INSERT INTO pairings ({PAIRING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
                     p.id.to_string(),
@@ -824,7 +854,7 @@ impl SqliteStore {
 
     fn pairing(&self, id: Uuid) -> Result<Option<Pairing>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE id = ?1"),
                 [id.to_string()],
                 pairing_row,
@@ -835,7 +865,7 @@ impl SqliteStore {
 
     fn pairing_by_user_code(&self, code: &str) -> Result<Option<Pairing>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE user_code = ?1 ORDER BY created_at DESC LIMIT 1"),
                 [code],
                 pairing_row,
@@ -846,7 +876,7 @@ impl SqliteStore {
 
     fn pairing_by_device_code(&self, hash: &[u8]) -> Result<Option<Pairing>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {PAIRING_COLUMNS} FROM pairings WHERE device_code_hash = ?1"),
                 [hash],
                 pairing_row,
@@ -857,7 +887,7 @@ impl SqliteStore {
 
     fn record_poll(&self, id: Uuid, at: DateTime<Utc>, interval_secs: i64) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE pairings SET last_poll_at = ?2, interval_secs = ?3 WHERE id = ?1",
                 params![id.to_string(), ms(at), interval_secs],
             )
@@ -867,7 +897,7 @@ impl SqliteStore {
 
     fn deny_pairing(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE pairings SET status = 'denied' WHERE id = ?1 AND status = 'pending' AND expires_at > ?2",
                 params![id.to_string(), ms(now)],
             )
@@ -915,7 +945,7 @@ impl SqliteStore {
                     return Ok(Approval::DeviceElsewhere); // rolled back
                 }
             }
-            let approved = tx.execute(
+            let approved = tx.run(
                 "UPDATE pairings SET status = 'approved', connection_id = ?2
                  WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
                 params![pairing.to_string(), stored.id.to_string(), ms(now)],
@@ -937,7 +967,7 @@ impl SqliteStore {
     ) -> Result<Consumed> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let consumed = tx.execute(
+            let consumed = tx.run(
                 "UPDATE pairings SET status = 'consumed' WHERE id = ?1 AND status = 'approved'",
                 [pairing.to_string()],
             )?;
@@ -949,7 +979,7 @@ impl SqliteStore {
                 .optional()?;
             // A device paired elsewhere moves only from the organisation the person agreed to
             // move it from; its documents keep their own connection and are still delivered there.
-            let moves_from: Option<String> = tx.query_row(
+            let moves_from: Option<String> = tx.one(
                 "SELECT moves_from FROM pairings WHERE id = ?1",
                 [pairing.to_string()],
                 |r| r.get(0),
@@ -962,7 +992,7 @@ impl SqliteStore {
                 return Ok(Consumed::DeviceInUse); // rolled back: the pairing stays approved
             }
             revoke_tokens_of(&tx, d.id, d.paired_at)?;
-            tx.execute(
+            tx.run(
                 &format!(
                     "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL)
                      ON CONFLICT(id) DO UPDATE SET name = excluded.name, client_id = excluded.client_id,
@@ -979,7 +1009,7 @@ impl SqliteStore {
 
     fn insert_oauth_state(&self, s: &OAuthState) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO oauth_states (state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
                 params![s.state_hash, s.pairing_id.to_string(), s.browser_hash, s.verifier, ms(s.created_at), ms(s.expires_at)],
@@ -990,7 +1020,7 @@ impl SqliteStore {
 
     fn oauth_state(&self, hash: &[u8]) -> Result<Option<OAuthState>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT state_hash, pairing_id, browser_hash, verifier, created_at, expires_at, used_at FROM oauth_states WHERE state_hash = ?1",
                 [hash],
                 |r| {
@@ -1011,7 +1041,7 @@ impl SqliteStore {
 
     fn mark_state_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE oauth_states SET used_at = ?2 WHERE state_hash = ?1 AND used_at IS NULL",
                 params![hash, ms(now)],
             )
@@ -1021,7 +1051,7 @@ impl SqliteStore {
 
     fn insert_choice(&self, ch: &PendingChoice) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO pending_choices (id_hash, pairing_id, browser_hash, token_set_id, tenants, expires_at, used_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
                 params![ch.id_hash, ch.pairing_id.to_string(), ch.browser_hash, ch.token_set_id.to_string(), super::choices::text(&ch.tenants), ms(ch.expires_at)],
@@ -1032,7 +1062,7 @@ impl SqliteStore {
 
     fn choice(&self, hash: &[u8]) -> Result<Option<PendingChoice>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE id_hash = ?1"),
                 [hash],
                 choice_row,
@@ -1047,7 +1077,7 @@ impl SqliteStore {
         pairing: Option<Uuid>,
     ) -> Result<Option<PendingChoice>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {CHOICE_COLUMNS} FROM pending_choices WHERE browser_hash = ?1 AND (?2 IS NULL OR pairing_id = ?2) ORDER BY expires_at DESC LIMIT 1"),
                 params![browser_hash, pairing.map(|p| p.to_string())],
                 choice_row,
@@ -1058,7 +1088,7 @@ impl SqliteStore {
 
     fn mark_choice_used(&self, hash: &[u8], now: DateTime<Utc>) -> Result<bool> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE pending_choices SET used_at = ?2 WHERE id_hash = ?1 AND used_at IS NULL",
                 params![hash, ms(now)],
             )
@@ -1071,28 +1101,28 @@ impl SqliteStore {
             let tx = c.transaction()?;
             let t = ms(short);
             let mut n = 0;
-            n += tx.execute("DELETE FROM oauth_states WHERE expires_at < ?1", [t])?;
-            n += tx.execute("DELETE FROM pending_choices WHERE expires_at < ?1", [t])?;
-            n += tx.execute(
+            n += tx.run("DELETE FROM oauth_states WHERE expires_at < ?1", [t])?;
+            n += tx.run("DELETE FROM pending_choices WHERE expires_at < ?1", [t])?;
+            n += tx.run(
                 "DELETE FROM oauth_states WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < ?1)",
                 [t],
             )?;
-            n += tx.execute(
+            n += tx.run(
                 "DELETE FROM pending_choices WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < ?1)",
                 [t],
             )?;
-            n += tx.execute("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
-            n += tx.execute(
+            n += tx.run("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
+            n += tx.run(
                 "DELETE FROM bundles WHERE created_at < ?1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
                 [t],
             )?;
-            n += tx.execute(
+            n += tx.run(
                 "DELETE FROM device_tokens WHERE revoked_at < ?2 OR rotated_at < ?2 OR (kind = 'access' AND expires_at < ?1)",
                 params![t, ms(long)],
             )?;
             // A consent nobody finished (the picker abandoned): forgotten here. It is not revoked at
             // Xero, where revoking would also remove connections another token set may rely on.
-            n += tx.execute(
+            n += tx.run(
                 "DELETE FROM token_sets WHERE created_at < ?1
                    AND id NOT IN (SELECT token_set_id FROM connections WHERE token_set_id IS NOT NULL)
                    AND id NOT IN (SELECT token_set_id FROM pending_choices)",
@@ -1105,7 +1135,7 @@ impl SqliteStore {
 
     fn insert_token_set(&self, t: &TokenSetRow) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO token_sets (id, provider, ciphertext, access_expires_at, last_refresh_at, created_at, version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![t.id.to_string(), t.provider, t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), ms(t.created_at), t.version],
@@ -1116,7 +1146,7 @@ impl SqliteStore {
 
     fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT id, provider, ciphertext, access_expires_at, last_refresh_at, created_at, version FROM token_sets WHERE id = ?1",
                 [id.to_string()],
                 token_set_row,
@@ -1127,7 +1157,7 @@ impl SqliteStore {
 
     fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE token_sets SET ciphertext = ?2, access_expires_at = ?3, last_refresh_at = ?4, version = version + 1
                  WHERE id = ?1 AND version = ?5",
                 params![t.id.to_string(), t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), t.version],
@@ -1139,15 +1169,15 @@ impl SqliteStore {
     fn delete_token_set(&self, id: Uuid) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.execute(
+            tx.run(
                 "DELETE FROM pending_choices WHERE token_set_id = ?1",
                 [id.to_string()],
             )?;
-            tx.execute(
+            tx.run(
                 "UPDATE connections SET token_set_id = NULL WHERE token_set_id = ?1",
                 [id.to_string()],
             )?;
-            tx.execute("DELETE FROM token_sets WHERE id = ?1", [id.to_string()])?;
+            tx.run("DELETE FROM token_sets WHERE id = ?1", [id.to_string()])?;
             tx.commit()
         })
     }
@@ -1176,7 +1206,7 @@ impl SqliteStore {
 
     fn connection(&self, id: Uuid) -> Result<Option<ConnectionRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?1"),
                 [id.to_string()],
                 connection_row,
@@ -1266,7 +1296,7 @@ impl SqliteStore {
     fn disconnect(&self, id: Uuid, token_set: Option<Uuid>, now: DateTime<Utc>) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let changed = tx.execute(
+            let changed = tx.run(
                 "UPDATE connections SET status = 'disconnected', status_reason = 'disconnected', token_set_id = NULL, updated_at = ?2
                  WHERE id = ?1 AND token_set_id IS ?3",
                 params![id.to_string(), ms(now), token_set.map(|t| t.to_string())],
@@ -1274,12 +1304,12 @@ impl SqliteStore {
             if changed != 1 {
                 return Ok(false);
             }
-            tx.execute(
+            tx.run(
                 "UPDATE device_tokens SET revoked_at = ?2, successor = NULL
                  WHERE revoked_at IS NULL AND device_id IN (SELECT id FROM devices WHERE connection_id = ?1)",
                 params![id.to_string(), ms(now)],
             )?;
-            tx.execute(
+            tx.run(
                 "UPDATE devices SET revoked_at = ?2 WHERE connection_id = ?1 AND revoked_at IS NULL",
                 params![id.to_string(), ms(now)],
             )?;
@@ -1290,7 +1320,7 @@ impl SqliteStore {
 
     fn device(&self, id: Uuid) -> Result<Option<DeviceRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
                 [id.to_string()],
                 device_row,
@@ -1315,7 +1345,7 @@ impl SqliteStore {
         self.write(|c| {
             let tx = c.transaction()?;
             revoke_tokens_of(&tx, id, now)?;
-            tx.execute(
+            tx.run(
                 "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                 params![id.to_string(), ms(now)],
             )?;
@@ -1325,7 +1355,7 @@ impl SqliteStore {
 
     fn touch_device(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1",
                 params![id.to_string(), ms(now)],
             )
@@ -1338,54 +1368,59 @@ impl SqliteStore {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {
-                let existing = tx
-                    .query_row(
+                // Most documents are new: stored in one statement; what was there already is
+                // read and settled below.
+                let inserted = tx.run(
+                    &format!(
+                        "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14, 1, 0, NULL, NULL)
+                         ON CONFLICT(device_id, client_ref) DO NOTHING"
+                    ),
+                    params![
+                        d.id.to_string(),
+                        d.device_id.to_string(),
+                        d.connection_id.to_string(),
+                        d.kind.as_str(),
+                        d.client_ref,
+                        d.body,
+                        d.state.as_str(),
+                        d.provider_id,
+                        d.provider_number,
+                        d.message,
+                        d.attempts,
+                        ms(d.created_at),
+                        ms(d.updated_at),
+                        d.waits_for,
+                    ],
+                )?;
+                let existing = if inserted == 1 {
+                    None
+                } else {
+                    Some(tx.one(
                         &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
                         params![d.device_id.to_string(), d.client_ref],
                         document_row,
-                    )
-                    .optional()?;
+                    )?)
+                };
                 let stored = match existing {
                     None => {
-                        tx.execute(
-                            &format!(
-                                "INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, NULL, ?14, 1, 0, NULL, NULL)"
-                            ),
-                            params![
-                                d.id.to_string(),
-                                d.device_id.to_string(),
-                                d.connection_id.to_string(),
-                                d.kind.as_str(),
-                                d.client_ref,
-                                d.body,
-                                d.state.as_str(),
-                                d.provider_id,
-                                d.provider_number,
-                                d.message,
-                                d.attempts,
-                                ms(d.created_at),
-                                ms(d.updated_at),
-                                d.waits_for,
-                            ],
-                        )?;
                         document_event(&tx, d)?;
                         Stored::New(d.view())
                     }
                     Some(e) if e.kind == d.kind && e.body == d.body => Stored::Duplicate(e.view()),
                     Some(e) if e.kind == d.kind && e.state.correctable() => {
-                        tx.execute(
+                        tx.run(
                             "INSERT INTO document_versions (document_id, version, body, state, message, created_at, replaced_at)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                             params![e.id.to_string(), e.version, e.body, e.state.as_str(), e.message, ms(e.updated_at), ms(d.updated_at)],
                         )?;
-                        tx.execute(
+                        tx.run(
                             "UPDATE documents SET body = ?2, state = 'queued', version = version + 1, resends = 0, provider_status = NULL,
                                xero_id = NULL, xero_number = NULL, message = NULL, attempts = 0, updated_at = ?3,
                                unknown_since = NULL, bundle_key = NULL, waits_for = ?4, connection_id = ?5
                              WHERE id = ?1",
                             params![e.id.to_string(), d.body, ms(d.updated_at), d.waits_for, d.connection_id.to_string()],
                         )?;
-                        let row = tx.query_row(
+                        let row = tx.one(
                             &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"),
                             [e.id.to_string()],
                             document_row,
@@ -1429,7 +1464,7 @@ impl SqliteStore {
             if d.state != DocumentState::Failed {
                 return Ok(false);
             }
-            tx.execute(
+            tx.run(
                 "UPDATE documents SET state = 'queued', resends = resends + 1, message = NULL, attempts = 0,
                    updated_at = ?2, unknown_since = NULL, bundle_key = NULL
                  WHERE id = ?1 AND state = 'failed'",
@@ -1446,7 +1481,7 @@ impl SqliteStore {
                 "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
             );
             let keys = params![id.to_string(), device.to_string()];
-            let Some(row) = tx.query_row(&select, keys, document_row).optional()? else {
+            let Some(row) = tx.one(&select, keys, document_row).optional()? else {
                 return Ok(Change::NotFound);
             };
             if row.state != DocumentState::Sent || row.kind != DocumentKind::Invoice {
@@ -1469,11 +1504,11 @@ impl SqliteStore {
                     format!("the {what} '{r}' from this device is recorded against it, and Xero does not void an invoice money has touched"),
                 ));
             }
-            tx.execute(
+            tx.run(
                 "UPDATE documents SET state = 'voiding', message = NULL, updated_at = ?2 WHERE id = ?1",
                 params![id.to_string(), ms(now)],
             )?;
-            let row = tx.query_row(&select, keys, document_row)?;
+            let row = tx.one(&select, keys, document_row)?;
             document_event(&tx, &row)?;
             tx.commit()?;
             Ok(Change::Done(row))
@@ -1501,7 +1536,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Change> {
         self.change_document(device, id, |tx, _| {
-            tx.execute(
+            tx.run(
                 "UPDATE documents SET state = 'discarded', discard_reason = ?2, updated_at = ?3
                  WHERE id = ?1 AND (state IN ('failed', 'rejected')
                    OR (state = 'queued' AND unknown_since IS NULL AND bundle_key IS NULL))",
@@ -1513,7 +1548,7 @@ impl SqliteStore {
 
     fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!(
                     "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1 AND device_id = ?2"
                 ),
@@ -1526,7 +1561,7 @@ impl SqliteStore {
 
     fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE device_id = ?1 AND client_ref = ?2"),
                 params![device.to_string(), client_ref],
                 document_row,
@@ -1623,7 +1658,7 @@ impl SqliteStore {
                     return Ok(Some(false));
                 }
             }
-            tx.execute(
+            tx.run(
                 "INSERT INTO bundles (idempotency_key, connection_id, path, collection, body, members, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(idempotency_key) DO NOTHING",
                 params![
@@ -1637,11 +1672,11 @@ impl SqliteStore {
                 ],
             )?;
             for id in &b.members {
-                tx.execute(
+                tx.run(
                     "UPDATE documents SET state = 'sending', bundle_key = ?2, updated_at = ?3 WHERE id = ?1",
                     params![id.to_string(), b.key, ms(now)],
                 )?;
-                let row = tx.query_row(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [id.to_string()], document_row)?;
+                let row = tx.one(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [id.to_string()], document_row)?;
                 document_event(&tx, &row)?;
             }
             tx.commit()?;
@@ -1663,7 +1698,7 @@ impl SqliteStore {
 
     fn bundle(&self, key: &str) -> Result<Option<Bundle>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT idempotency_key, connection_id, path, collection, body, members FROM bundles WHERE idempotency_key = ?1",
                 [key],
                 |r| {
@@ -1689,7 +1724,7 @@ impl SqliteStore {
                 return Ok(false);
             }
             for id in ids {
-                tx.execute(
+                tx.run(
                     "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, ?2)
                      WHERE id = ?1 AND state = 'sending' AND connection_id = ?3",
                     params![id.to_string(), ms(now), lease.connection.to_string()],
@@ -1717,13 +1752,13 @@ impl SqliteStore {
                     )
                     .optional()?
                     .flatten();
-                tx.execute(
+                tx.run(
                     "UPDATE documents SET unknown_since = NULL, bundle_key = NULL WHERE id = ?1 AND state = 'queued'",
                     [id.to_string()],
                 )?;
                 // The bundle it was in goes once nothing refers to it (it was not found).
                 if let Some(key) = key {
-                    tx.execute(
+                    tx.run(
                         "DELETE FROM bundles WHERE idempotency_key = ?1
                            AND NOT EXISTS (SELECT 1 FROM documents WHERE bundle_key = ?1)",
                         [key],
@@ -1743,7 +1778,7 @@ impl SqliteStore {
             if !holds(&tx, lease)? {
                 return Ok(None);
             }
-            let n = tx.execute(
+            let n = tx.run(
                 "UPDATE documents SET state = 'queued', unknown_since = COALESCE(unknown_since, updated_at)
                  WHERE state = 'sending' AND connection_id = ?1",
                 [lease.connection.to_string()],
@@ -1779,7 +1814,7 @@ impl SqliteStore {
                     .flatten();
                 bundles.extend(key);
                 // The state rule (`rules::outcome_from`) is the write's guard.
-                tx.execute(
+                tx.run(
                     &format!("UPDATE documents SET state = ?2, xero_id = COALESCE(?3, xero_id), xero_number = COALESCE(?4, xero_number),
                        message = ?5, attempts = attempts + ?6, updated_at = ?7,
                        unknown_since = CASE WHEN ?2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END,
@@ -1795,12 +1830,12 @@ impl SqliteStore {
                         ms(now)
                     ],
                 )?;
-                let row = tx.query_row(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [u.id.to_string()], document_row)?;
+                let row = tx.one(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [u.id.to_string()], document_row)?;
                 document_event(&tx, &row)?;
             }
             // A bundle none of whose documents still refers to it is settled: its body goes.
             for key in &bundles {
-                tx.execute(
+                tx.run(
                     "DELETE FROM bundles WHERE idempotency_key = ?1
                        AND NOT EXISTS (SELECT 1 FROM documents WHERE bundle_key = ?1)",
                     [key],
@@ -1838,7 +1873,7 @@ impl SqliteStore {
             };
             let taken = match current {
                 None => {
-                    tx.execute(
+                    tx.run(
                         "INSERT INTO delivery_leases (connection_id, holder, epoch, expires_at) VALUES (?1, ?2, 1, ?3)",
                         params![connection.to_string(), holder.to_string(), until],
                     )?;
@@ -1850,7 +1885,7 @@ impl SqliteStore {
                 }
                 Some((_, false, expires, _)) if expires > ms(now) => None,
                 Some((epoch, released, _, pacing)) => {
-                    tx.execute(
+                    tx.run(
                         "UPDATE delivery_leases SET holder = ?2, epoch = ?3, released = 0, expires_at = ?4 WHERE connection_id = ?1",
                         params![connection.to_string(), holder.to_string(), epoch + 1, until],
                     )?;
@@ -1875,7 +1910,7 @@ impl SqliteStore {
     ) -> Result<bool> {
         let until = ms(Utc::now()) + ttl.as_millis() as i64;
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE delivery_leases SET expires_at = ?4, pacing = COALESCE(?5, pacing)
                  WHERE connection_id = ?1 AND holder = ?2 AND epoch = ?3 AND released = 0",
                 params![
@@ -1897,7 +1932,7 @@ impl SqliteStore {
     ) -> Result<()> {
         let now = ms(Utc::now());
         self.write(|c| {
-            c.execute(
+            c.run(
                 "UPDATE delivery_leases SET released = 1, expires_at = ?4, pacing = COALESCE(?5, pacing)
                  WHERE connection_id = ?1 AND holder = ?2 AND epoch = ?3",
                 params![lease.connection.to_string(), lease.holder.to_string(), lease.epoch, now, pacing_text(pacing)],
@@ -1920,7 +1955,7 @@ impl SqliteStore {
 
     fn record_event(&self, d: &DocumentRow, body: &str, now: DateTime<Utc>) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(now)],
             )
@@ -1937,12 +1972,12 @@ impl SqliteStore {
     ) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let changed = tx.execute(
+            let changed = tx.run(
                 "UPDATE documents SET provider_status = ?2 WHERE id = ?1 AND provider_status IS NOT ?2",
                 params![d.id.to_string(), status],
             )? == 1;
             if changed {
-                tx.execute(
+                tx.run(
                     "INSERT INTO events (connection_id, device_id, document_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![d.connection_id.to_string(), d.device_id.to_string(), d.id.to_string(), body, ms(now)],
                 )?;
@@ -1962,7 +1997,7 @@ impl SqliteStore {
 
     fn mappings(&self, connection: Uuid) -> Result<Option<String>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT body FROM mappings WHERE connection_id = ?1",
                 [connection.to_string()],
                 |r| r.get(0),
@@ -1973,7 +2008,7 @@ impl SqliteStore {
 
     fn put_mappings(&self, connection: Uuid, body: &str, now: DateTime<Utc>) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO mappings (connection_id, body, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(connection_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 params![connection.to_string(), body, ms(now)],
@@ -1997,7 +2032,7 @@ impl SqliteStore {
 
     fn put_contact_id(&self, connection: Uuid, name_key: &str, id: Uuid) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO contact_ids (connection_id, name_key, contact_id) VALUES (?1, ?2, ?3)
                  ON CONFLICT(connection_id, name_key) DO UPDATE SET contact_id = excluded.contact_id",
                 params![connection.to_string(), name_key, id.to_string()],
@@ -2009,11 +2044,11 @@ impl SqliteStore {
     fn forget_contact_id(&self, connection: Uuid, name_key: &str) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
-            tx.execute(
+            tx.run(
                 "DELETE FROM contact_ids WHERE connection_id = ?1 AND name_key = ?2",
                 params![connection.to_string(), name_key],
             )?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO contact_generations (connection_id, name_key, generation) VALUES (?1, ?2, 1)
                  ON CONFLICT(connection_id, name_key) DO UPDATE SET generation = generation + 1",
                 params![connection.to_string(), name_key],
@@ -2024,7 +2059,7 @@ impl SqliteStore {
 
     fn organisation(&self, connection: Uuid) -> Result<Option<OrganisationRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT timezone, xero_timezone, short_code, currency FROM organisations WHERE connection_id = ?1",
                 [connection.to_string()],
                 |r| {
@@ -2047,7 +2082,7 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(|c| {
-            c.execute(
+            c.run(
                 "INSERT INTO organisations (connection_id, timezone, xero_timezone, short_code, currency, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(connection_id) DO UPDATE SET timezone = excluded.timezone,
@@ -2061,7 +2096,7 @@ impl SqliteStore {
 
     fn contact_generation(&self, connection: Uuid, name_key: &str) -> Result<u32> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT generation FROM contact_generations WHERE connection_id = ?1 AND name_key = ?2",
                 params![connection.to_string(), name_key],
                 |r| r.get(0),
@@ -2073,7 +2108,7 @@ impl SqliteStore {
 
     fn device_token(&self, hash: &[u8]) -> Result<Option<DeviceTokenRow>> {
         self.read(|c| {
-            c.query_row(
+            c.one(
                 "SELECT hash, device_id, kind, created_at, expires_at, rotated_at, successor, revoked_at FROM device_tokens WHERE hash = ?1",
                 [hash],
                 |r| {
@@ -2104,7 +2139,7 @@ impl SqliteStore {
     ) -> Result<bool> {
         self.write(|c| {
             let tx = c.transaction()?;
-            let changed = tx.execute(
+            let changed = tx.run(
                 "UPDATE device_tokens SET rotated_at = ?2, successor = ?3
                  WHERE hash = ?1 AND kind = 'refresh' AND rotated_at IS NULL AND revoked_at IS NULL",
                 params![old, ms(now), successor],
@@ -2133,11 +2168,11 @@ mod tests {
         drop(SqliteStore::open(&path).unwrap());
         let store = SqliteStore::open(&path).unwrap();
         let n: i64 = store
-            .with(|c| c.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)))
+            .with(|c| c.one("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(n, MIGRATIONS.len() as i64);
         let mode: String = store
-            .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+            .with(|c| c.one("PRAGMA journal_mode", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(mode.to_lowercase(), "wal");
         // A device on a connection that does not exist is refused.
@@ -2191,7 +2226,7 @@ mod tests {
         let device = Uuid::new_v4();
         store
             .write(|x| {
-                x.execute(
+                x.run(
                     "INSERT INTO devices (id, name, client_id, connection_id, paired_at) VALUES (?1, 'Till', 'c', ?2, 0)",
                     params![device.to_string(), c.id.to_string()],
                 )
@@ -2203,7 +2238,7 @@ mod tests {
         let read = store.document(device, note.id).unwrap().unwrap();
         assert_eq!(read.kind, DocumentKind::CreditNote);
         let unknown = store.write(|x| {
-            x.execute(
+            x.run(
                 "UPDATE documents SET kind = 'refund' WHERE id = ?1",
                 [note.id.to_string()],
             )
