@@ -264,6 +264,29 @@ impl World {
 
     /// Kills the proxy mid-whatever (its tasks aborted, as a crash would) and starts it again on the
     /// same address, database and keys.
+    /// A world whose proxy is on a Postgres database of its own whatever the backend of the run
+    /// (several replicas need one they can share).
+    pub async fn start_on_postgres(mut settings: Settings) -> Self {
+        let pg = ledgerlink_proxy::store::postgres::testing::TestDatabase::migrated().await;
+        settings.database = ledgerlink_proxy::settings::Database::Postgres(Secret::new(pg.url()));
+        let mut world = Self::start_with(settings).await;
+        world._pg = Some(pg);
+        world
+    }
+
+    /// Another proxy process on the world's database and settings, on a port of its own (behind
+    /// a reverse proxy, replicas share the public URL, which stays the first's): answers it and
+    /// its URL. Only a Postgres world can have more than one.
+    pub async fn replica(&self) -> (Proxy, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut settings = self.proxy_settings.clone();
+        settings.listen = listener.local_addr().unwrap();
+        let clock = Arc::new(SandboxClock(self.sandbox.shared().clone()));
+        let proxy = Proxy::start(listener, settings, clock).await.unwrap();
+        (proxy, url)
+    }
+
     pub async fn restart_proxy(&mut self) {
         self.stop_proxy().await;
         self.start_proxy().await;
@@ -708,6 +731,17 @@ pub struct Device {
 }
 
 impl Device {
+    /// The same device talking to the proxy at `url` (another replica).
+    pub fn via(&self, url: &str) -> Device {
+        Device {
+            id: self.id,
+            name: self.name.clone(),
+            http: self.http.clone(),
+            url: url.to_string(),
+            seen: self.seen.clone(),
+        }
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
         let a = Answer::read(req.send().await.unwrap()).await;
         self.seen.lock().unwrap().push(a.text.clone());

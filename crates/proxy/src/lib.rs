@@ -216,6 +216,7 @@ pub async fn serve(
     let _idle = AbortOnDrop(tokio::spawn(idle_refresher(state.clone())));
     let _reprobe = AbortOnDrop(tokio::spawn(reprober(state.clone())));
     let _release = AbortOnDrop(tokio::spawn(memory_releaser(state.clone())));
+    let _wakeups = AbortOnDrop(tokio::spawn(hear_other_proxies(state.clone())));
     let stop = tokio_util::sync::CancellationToken::new();
     let mut delivery = AbortOnDrop(tokio::spawn(delivery::run(state.clone(), stop.clone())));
     let limits = state.settings.server;
@@ -225,6 +226,17 @@ pub async fn serve(
     stop.cancel();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut delivery.0).await;
     served
+}
+
+/// Wakes this proxy's event readers and delivery engine when another proxy sharing the database
+/// records events or queues documents (its own wake them directly too).
+async fn hear_other_proxies(state: AppState) {
+    let (events, outbox) = (state.events_ready.clone(), state.outbox_ready.clone());
+    let wake = Arc::new(move |w: store::Wakeup| match w {
+        store::Wakeup::Events => events.notify_waiters(),
+        store::Wakeup::Outbox => outbox.notify_one(),
+    });
+    state.storage.wakeups().listen(wake).await;
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

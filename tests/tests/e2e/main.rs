@@ -15,6 +15,7 @@ mod push_faults;
 mod readme;
 mod refresh;
 mod refunds;
+mod replicas;
 mod security;
 mod storage;
 mod strict_input;

@@ -764,6 +764,26 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// What one proxy's writes tell every proxy sharing the database, so that a reader or the
+/// delivery engine on another proxy wakes at once rather than at its next look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// Events were recorded: event readers look again.
+    Events,
+    /// Documents became ready to go: the delivery engine looks again.
+    Outbox,
+}
+
+/// Hearing the other proxies' writes. A backend's writes send their wakeups as they commit; on
+/// SQLite (one process) there is nobody else to hear, and this proxy's own notices suffice.
+#[async_trait]
+pub trait WakeupStore: Send + Sync {
+    /// Runs until the process stops, calling `wake` for every wakeup any proxy's writes send
+    /// (this one's included), and for both once each time it starts listening (what was sent
+    /// while it was not is read then).
+    async fn listen(&self, wake: Arc<dyn Fn(Wakeup) + Send + Sync>);
+}
+
 /// Each device's events, in order, after a cursor.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -816,6 +836,7 @@ pub trait Backend:
     + EventStore
     + MappingStore
     + LeaseStore
+    + WakeupStore
     + 'static
 {
     /// What keeps the database open: gone once every handle and every call under way let go of
@@ -878,6 +899,10 @@ impl Storage {
     }
 
     pub fn leases(&self) -> &dyn LeaseStore {
+        &*self.inner
+    }
+
+    pub fn wakeups(&self) -> &dyn WakeupStore {
         &*self.inner
     }
 

@@ -226,9 +226,15 @@ impl<C: GenericClient + Sync> Prepared for C {
 /// their commit: everything before runs side by side.
 pub(super) const EVENTS_LOCK: i64 = 0x4c4c_4576_656e_7473; // "LLEvents"
 
+/// The channels other proxies listen on (see [`WakeupStore`]).
+pub(super) const EVENTS_CHANNEL: &str = "ledgerlink_events";
+pub(super) const OUTBOX_CHANNEL: &str = "ledgerlink_outbox";
+
 /// The events a transaction records, kept until it commits and then written in one statement.
 #[derive(Default)]
 struct Events {
+    /// Something became ready to deliver (a document queued, a connection back).
+    outbox: bool,
     connections: Vec<Uuid>,
     devices: Vec<Uuid>,
     documents: Vec<Option<Uuid>>,
@@ -255,6 +261,7 @@ impl Events {
 
     /// The document's state as it now is, for its device.
     fn document(&mut self, d: &DocumentRow) {
+        self.outbox |= matches!(d.state, DocumentState::Queued | DocumentState::Voiding);
         let body = EventBody::Document(d.view());
         self.push(
             d.connection_id,
@@ -265,16 +272,20 @@ impl Events {
         );
     }
 
-    /// Writes the events and commits `tx`. The lock and the insert go to the server together (one
-    /// round trip: the server runs them in the order sent), so the lock is held for the insert
-    /// and the commit only.
+    /// Writes the events and commits `tx`. The lock, the insert and the notice to the other
+    /// proxies go to the server together (one round trip: the server runs them in the order
+    /// sent), so the lock is held for the insert and the commit only. A notice is delivered when
+    /// the transaction commits, and not at all if it does not.
     async fn commit(self, tx: deadpool_postgres::Transaction<'_>) -> Result<()> {
         if !self.bodies.is_empty() {
-            let (lock, insert) = futures_util::try_join!(
+            let (lock, insert, notify) = futures_util::try_join!(
                 tx.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
                 tx.prepare_cached(
                     "INSERT INTO events (connection_id, device_id, document_id, body, created_at)
                      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[])",
+                ),
+                tx.prepare_cached(
+                    "SELECT pg_notify($1, ''), CASE WHEN $2 THEN pg_notify($3, '') END",
                 ),
             )?;
             let rows: [&(dyn ToSql + Sync); 5] = [
@@ -284,9 +295,12 @@ impl Events {
                 &self.bodies,
                 &self.at,
             ];
+            let notices: [&(dyn ToSql + Sync); 3] =
+                [&EVENTS_CHANNEL, &self.outbox, &OUTBOX_CHANNEL];
             futures_util::try_join!(
                 tx.execute(&lock, &[&EVENTS_LOCK]),
                 tx.execute(&insert, &rows),
+                tx.execute(&notify, &notices),
             )?;
         }
         tx.commit().await?;
@@ -404,6 +418,8 @@ async fn mark_connection_in(
     if moved != 1 {
         return Ok(false);
     }
+    // Connected again: what waited for it can go.
+    events.outbox |= to == ConnectionStatus::Connected;
     let body = EventBody::Connection(to);
     for device in c
         .rows(

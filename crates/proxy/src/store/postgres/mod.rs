@@ -89,6 +89,9 @@ fn tls(settings: &PoolSettings) -> Result<tokio_postgres_rustls::MakeRustlsConne
 /// A Postgres database behind a pool.
 pub struct PostgresStore {
     pool: Pool,
+    /// How to open a connection of its own (the listener's), outside the pool.
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// Held while the store is: a weak handle to it says when every handle has gone.
     alive: std::sync::Arc<()>,
 }
@@ -136,9 +139,10 @@ impl PostgresStore {
                 "the database URL does not read ({e}): use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             ))
         })?;
+        let tls = tls(settings)?;
         let manager = Manager::from_config(
-            config,
-            tls(settings)?,
+            config.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -152,6 +156,8 @@ impl PostgresStore {
             .map_err(|e| StoreError::Failed(format!("the database pool: {e}")))?;
         let store = Self {
             pool,
+            config,
+            tls,
             alive: std::sync::Arc::default(),
         };
         store.migrate().await?;
@@ -220,6 +226,79 @@ impl PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::WakeupStore for PostgresStore {
+    /// LISTENs on a connection of its own (a pooled one would be handed to other work), and
+    /// opens it again when it drops (the database restarted, a network cut): on each start both
+    /// wakeups fire once, so nothing sent while it was away waits for a reader's next look.
+    async fn listen(&self, wake: std::sync::Arc<dyn Fn(super::Wakeup) + Send + Sync>) {
+        use futures_util::StreamExt;
+        use tokio_postgres::AsyncMessage;
+        let trouble = crate::logs::Every::minute();
+        let mut failures = 0u32;
+        loop {
+            match self.config.connect(self.tls.clone()).await {
+                Ok((client, mut connection)) => {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                    let driver = tokio::spawn(async move {
+                        let mut messages =
+                            futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                        while let Some(Ok(message)) = messages.next().await {
+                            if let AsyncMessage::Notification(n) = message {
+                                if tx.send(n.channel().to_string()).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    let listening = client
+                        .batch_execute(&format!(
+                            "LISTEN {}; LISTEN {}",
+                            areas::EVENTS_CHANNEL,
+                            areas::OUTBOX_CHANNEL
+                        ))
+                        .await;
+                    match listening {
+                        Ok(()) => {
+                            if trouble.reported() {
+                                tracing::info!("hearing the other proxies again");
+                                trouble.reset();
+                            }
+                            failures = 0;
+                            wake(super::Wakeup::Events);
+                            wake(super::Wakeup::Outbox);
+                            while let Some(channel) = rx.recv().await {
+                                match channel.as_str() {
+                                    areas::EVENTS_CHANNEL => wake(super::Wakeup::Events),
+                                    areas::OUTBOX_CHANNEL => wake(super::Wakeup::Outbox),
+                                    _ => {}
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            if trouble.due() {
+                                tracing::warn!(error = %StoreError::from(e), "cannot listen for the other proxies' writes");
+                            }
+                        }
+                    }
+                    driver.abort();
+                }
+                Err(e) => {
+                    if trouble.due() {
+                        tracing::warn!(error = %StoreError::from(e), "cannot listen for the other proxies' writes; readers and delivery look every second meanwhile");
+                    }
+                }
+            }
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(crate::delivery::scheduler::backoff(
+                failures,
+                rand::random(),
+            ))
+            .await;
+        }
     }
 }
 

@@ -421,6 +421,14 @@ impl EventStore for SqliteBackend {
 }
 
 #[async_trait]
+impl WakeupStore for SqliteBackend {
+    /// One process: its own notices are all there is.
+    async fn listen(&self, _wake: std::sync::Arc<dyn Fn(Wakeup) + Send + Sync>) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[async_trait]
 impl LeaseStore for SqliteBackend {
     async fn take_lease(
         &self,
