@@ -415,6 +415,17 @@ impl World {
         config: &std::path::Path,
         log: &std::path::Path,
     ) -> ProxyProcess {
+        self.spawn_proxy_on(bin, config, log, self.proxy_settings.listen)
+    }
+
+    /// [`World::spawn_proxy`] listening on `listen` (a replica of its own, on a Postgres world).
+    pub fn spawn_proxy_on(
+        &self,
+        bin: &str,
+        config: &std::path::Path,
+        log: &std::path::Path,
+        listen: std::net::SocketAddr,
+    ) -> ProxyProcess {
         use std::io::BufRead;
         let s = &self.proxy_settings;
         let mut child = std::process::Command::new(bin)
@@ -426,7 +437,7 @@ impl World {
             .arg(config)
             .args([
                 "--listen",
-                &s.listen.to_string(),
+                &listen.to_string(),
                 "--public-url",
                 &self.proxy_url,
                 "--xero-client-id",
@@ -868,6 +879,26 @@ impl Device {
             Some(json!({ kind: items.into() })),
         )
         .await
+    }
+
+    /// [`Device::call`], or `None` when the proxy cannot be reached (a replica being restarted).
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Option<Answer> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let a = Answer::read(req.send().await.ok()?).await;
+        self.seen.lock().unwrap().push(a.text.clone());
+        Some(a)
     }
 
     pub async fn call(

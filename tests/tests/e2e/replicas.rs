@@ -80,3 +80,192 @@ async fn an_event_recorded_on_one_replica_reaches_a_long_poll_on_another_within_
         cursor = drained.json["next"].as_i64().unwrap();
     }
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_ledgerlink-proxy-under-test");
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Three proxy processes on one database, the devices paired through the first and pushing
+/// through the other two at random, while one replica after another is SIGKILLed and started
+/// again: every invoice reaches Xero exactly once (counted in the sandbox), and Xero's limit,
+/// kept tight here, is never hit (no 429), though each connection's delivery moved from one
+/// replica to another mid-flight.
+///
+/// Longer soak: `REPLICA_KILLS=20 REPLICA_INVOICES=2000 cargo test -p ledgerlink-e2e --test e2e
+/// replicas::three -- --nocapture`.
+#[tokio::test]
+async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_the_limit() {
+    let kills = env_or("REPLICA_KILLS", 5);
+    let total = env_or("REPLICA_INVOICES", 500);
+    let mut world = World::start_on_postgres(settings()).await;
+    // Xero's shape, in a short window so the limit binds: 10 calls an organisation every 2 s.
+    let limits = world
+        .control(
+            Method::PUT,
+            "/limits",
+            json!({"tenant_per_window": 10, "window_seconds": 2, "tenant_per_day": 1_000_000,
+                   "app_per_window": 1_000_000, "tenant_concurrent": 5}),
+        )
+        .await;
+    assert_eq!(limits.status, 200, "{}", limits.text);
+    // Xero takes its time answering, so kills land while calls are out (their outcome unknown).
+    world
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "latency_ms": 300, "phase": "after"}),
+        )
+        .await;
+    let device = world.device("Till");
+    let p = world.pair(&device, &[NZ], None).await;
+    let mapped = device
+        .call(
+            Method::PUT,
+            "/v1/mappings",
+            &p.access,
+            Some(json!({"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}}})),
+        )
+        .await;
+    assert_eq!(mapped.status, 200, "{}", mapped.text);
+    let since = world.last_seq().await;
+
+    // The in-process proxy gives way to three processes: the first on its address (the public
+    // URL the pairing pages use), two more beside it.
+    world.proxy.kill().await;
+    let dir = world.db.parent().unwrap().to_path_buf();
+    let config = dir.join("replicas.toml");
+    std::fs::write(
+        &config,
+        "[delivery]\ntenant_per_window = 10\nwindow_secs = 2\n\n[cluster]\nlease_secs = 2\n",
+    )
+    .unwrap();
+    let log = dir.join("replicas.log");
+    let addrs = [world.proxy_settings.listen, free_port(), free_port()];
+    let mut replicas: Vec<ProxyProcess> = addrs
+        .iter()
+        .map(|a| world.spawn_proxy_on(BIN, &config, &log, *a))
+        .collect();
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+
+    // Pushes through replicas 2 and 3 at random, each batch sent again elsewhere when the one it
+    // went to was down (the same client_refs: a resend is answered as the same documents).
+    let pushing = {
+        let (device, access, urls) = (device.via(&urls[1]), p.access.clone(), urls.clone());
+        tokio::spawn(async move {
+            let batch = 25;
+            for chunk in 0..total.div_ceil(batch) {
+                let n = (total - chunk * batch).min(batch);
+                let body: Vec<_> = (0..n)
+                    .map(|i| json!({"client_ref": format!("r{chunk}-{i:03}"), "contact": {"name": format!("Customer {}", i % 5)},
+                        "date": "2026-11-20", "lines": [{"description": "Lunch", "quantity": 1, "unit_amount": "9.50", "sales_category": "Food"}]}))
+                    .collect();
+                loop {
+                    let to = 1 + (uuid::Uuid::new_v4().as_u128() % 2) as usize;
+                    let answer = device
+                        .via(&urls[to])
+                        .try_call(Method::POST, "/v1/invoices", &access, Some(json!(body)))
+                        .await;
+                    if answer.is_some_and(|a| a.status == 202) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    // Kills while delivery runs: each replica in turn, at random moments.
+    for k in 0..kills {
+        let pause = 1_000 + (uuid::Uuid::new_v4().as_u128() % 1_000) as u64;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let victim = k % 3;
+        replicas[victim].child.kill().unwrap(); // SIGKILL
+        replicas[victim].child.wait().unwrap();
+        replicas[victim] = world.spawn_proxy_on(BIN, &config, &log, addrs[victim]);
+    }
+    pushing.await.unwrap();
+
+    // Everything settles, whichever replica delivers it.
+    let reader = device.via(&urls[2]);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let mut moving = 0;
+        for state in ["queued", "sending"] {
+            let a = reader
+                .call(
+                    Method::GET,
+                    &format!("/v1/documents?state={state}&limit=1000"),
+                    &p.access,
+                    None,
+                )
+                .await;
+            moving += a.json["documents"].as_array().map_or(0, Vec::len);
+        }
+        if moving == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{moving} documents still moving after 240 s (log: {})",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let failed = reader
+        .call(
+            Method::GET,
+            "/v1/documents?state=failed&limit=1000",
+            &p.access,
+            None,
+        )
+        .await;
+    assert_eq!(
+        failed.json["documents"].as_array().unwrap().len(),
+        0,
+        "{}",
+        failed.text
+    );
+    let in_xero = {
+        let shared = world.sandbox.shared().clone();
+        let sandbox = shared.world();
+        let tenant = sandbox.tenant(NZ).unwrap();
+        let mut refs: Vec<String> = tenant
+            .invoices
+            .iter()
+            .filter_map(|i| i.reference.clone())
+            .collect();
+        refs.sort();
+        refs
+    };
+    let requests = world.sandbox_requests(since).await;
+    let limited = requests.iter().filter(|r| r["status"] == 429).count();
+    drop(replicas);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let taken_over = log_text.matches("mid-delivery").count();
+    println!(
+        "{kills} kills over {total} invoices on 3 replicas: {} invoices in Xero, {limited} × 429, {} provider calls, {taken_over} takeovers with documents in flight",
+        in_xero.len(),
+        requests.len()
+    );
+    assert_eq!(in_xero.len(), total, "every invoice in Xero exactly once");
+    let mut unique = in_xero.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), total, "none twice");
+    assert_eq!(limited, 0, "Xero's limit was never hit");
+    assert!(
+        taken_over >= 1,
+        "no replica took over documents left in flight: the test proved nothing"
+    );
+}
