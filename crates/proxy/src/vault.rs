@@ -68,7 +68,13 @@ pub struct Vault {
     /// One async lock per token set: the single flight.
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
     refreshes: AtomicU64,
+    /// This proxy, as the holder of refresh leases (the single flight across proxies).
+    holder: Uuid,
 }
+
+/// How long one proxy may hold the right to refresh a token set: longer than a refresh with its
+/// retries takes; a proxy that stops mid-refresh holds it no longer than this.
+const REFRESH_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// When an access token living `expires_in` seconds from `now` expires; one that does not expire
 /// is given a century (the column is a time, and nothing is ever due to refresh it).
@@ -99,6 +105,7 @@ impl Vault {
             settings,
             locks: Mutex::new(HashMap::new()),
             refreshes: AtomicU64::new(0),
+            holder: Uuid::new_v4(),
         }
     }
 
@@ -233,8 +240,24 @@ impl Vault {
             })
     }
 
+    /// Whether what a caller wanted of a refresh is already so: `force` `None`, the access token
+    /// is fresh; `Some(stale)`, it is no longer `stale`; `Some("")` (refresh now), the row moved on
+    /// from version `seen`.
+    fn done(&self, row: &TokenSetRow, plain: &Plain, force: &Option<String>, seen: i64) -> bool {
+        match force {
+            None => self.fresh(row, self.clock.now()),
+            Some(stale) if !stale.is_empty() => plain.access_token != *stale,
+            Some(_) => row.version != seen,
+        }
+    }
+
     /// `force`: `None` refreshes only if still due; `Some(stale)` refreshes unless the stored access
     /// token is no longer `stale` (someone else refreshed while we waited).
+    ///
+    /// One refresh at a time per token set: in this proxy by its lock, across the proxies sharing
+    /// the database by a refresh lease (`REFRESH_LEASE` on the database's clock). The lease's
+    /// holder calls the provider outside any transaction and writes the rotated tokens; the others
+    /// wait for the new row rather than spend the refresh token again.
     async fn refresh_under_lock(
         &self,
         id: Uuid,
@@ -244,14 +267,46 @@ impl Vault {
         let _guard = lock.lock().await;
         // Re-read under the lock: whoever held it may have refreshed already.
         let (row, plain) = self.read(id).await?;
-        let now = self.clock.now();
-        let already_done = match &force {
-            None => self.fresh(&row, now),
-            Some(stale) => !stale.is_empty() && plain.access_token != *stale,
-        };
-        if already_done {
+        let seen = row.version;
+        if self.done(&row, &plain, &force, seen) {
             return Ok(Secret::new(plain.access_token));
         }
+        let mut wait = std::time::Duration::from_millis(25);
+        loop {
+            let store = self.storage.vault();
+            if let Some(epoch) = store
+                .take_refresh_lease(id, self.holder, REFRESH_LEASE)
+                .await?
+            {
+                // Re-read under the lease: the proxy that held it before may have refreshed.
+                let (row, plain) = self.read(id).await?;
+                let refreshed = if self.done(&row, &plain, &force, seen) {
+                    Ok(Secret::new(plain.access_token))
+                } else {
+                    self.refresh_holding(id, row, plain).await
+                };
+                if let Err(e) = store.end_refresh_lease(id, self.holder, epoch).await {
+                    tracing::warn!(token_set = %id, error = %e, "cannot let a refresh lease go; it runs out instead");
+                }
+                return refreshed;
+            }
+            // Another proxy is refreshing: its tokens will be in the row.
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_millis(500));
+            let (row, plain) = self.read(id).await?;
+            if self.done(&row, &plain, &force, seen) {
+                return Ok(Secret::new(plain.access_token));
+            }
+        }
+    }
+
+    /// The refresh itself, by the holder of the token set's refresh lease.
+    async fn refresh_holding(
+        &self,
+        id: Uuid,
+        row: TokenSetRow,
+        plain: Plain,
+    ) -> Result<Secret, VaultError> {
         let grants = self.grants_for(&row.provider)?.clone();
         // A static grant (or one without a refresh token) that was refused cannot be renewed.
         let tokens = match &plain.refresh_token {

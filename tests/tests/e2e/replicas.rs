@@ -269,3 +269,57 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
         "no replica took over documents left in flight: the test proved nothing"
     );
 }
+
+/// A thousand callers needing a fresh access token at once, spread over three replicas: one
+/// refresh reaches the provider, and everyone gets the token it brought. (Within one proxy a lock
+/// makes callers take turns; across proxies the refresh lease in the database does.)
+#[tokio::test]
+async fn a_refresh_storm_over_three_replicas_makes_one_refresh_call() {
+    let world = World::start_on_postgres(settings()).await;
+    let device = world.device("Till");
+    world.pair(&device, &[NZ], None).await;
+    let token_set = world.connections().await[0].token_set_id.unwrap();
+    let (b, _) = world.replica().await;
+    let (c, _) = world.replica().await;
+    // The access token runs out.
+    world.advance(1800).await;
+    let since = world.last_seq().await;
+    let vaults = [
+        world.proxy.state().vault.clone(),
+        b.state().vault.clone(),
+        c.state().vault.clone(),
+    ];
+    let callers: Vec<_> = (0..1000)
+        .map(|i| {
+            let vault = vaults[i % 3].clone();
+            tokio::spawn(async move {
+                vault
+                    .access_token(token_set)
+                    .await
+                    .unwrap()
+                    .expose()
+                    .to_string()
+            })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap());
+    }
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "everyone got the same new token");
+    let refreshes = world
+        .sandbox_requests(since)
+        .await
+        .iter()
+        .filter(|r| {
+            r["path"] == "/connect/token"
+                && r["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("grant_type=refresh_token")
+        })
+        .count();
+    assert_eq!(refreshes, 1, "exactly one refresh reached Xero");
+}

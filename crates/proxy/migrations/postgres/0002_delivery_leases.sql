@@ -9,3 +9,12 @@ CREATE TABLE delivery_leases (
     released boolean NOT NULL DEFAULT false,
     pacing text
 );
+
+-- Which proxy is refreshing a token set (one refresh at a time across proxies: a rotating
+-- refresh token is spent by its first use). The others wait for the new row.
+CREATE TABLE refresh_leases (
+    token_set_id uuid PRIMARY KEY REFERENCES token_sets (id) ON DELETE CASCADE,
+    holder uuid NOT NULL,
+    epoch bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);

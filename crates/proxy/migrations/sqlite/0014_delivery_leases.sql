@@ -9,3 +9,11 @@ CREATE TABLE delivery_leases (
     released INTEGER NOT NULL DEFAULT 0,
     pacing TEXT
 );
+
+-- Which proxy is refreshing a token set (see the Postgres migration); kept alike on SQLite.
+CREATE TABLE refresh_leases (
+    token_set_id TEXT PRIMARY KEY REFERENCES token_sets (id) ON DELETE CASCADE,
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);

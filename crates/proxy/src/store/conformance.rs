@@ -909,6 +909,48 @@ pub async fn a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writ
     assert!(offered().await, "left sending, held by nobody");
 }
 
+pub async fn one_proxy_at_a_time_refreshes_a_token_set(s: Storage) {
+    use std::time::Duration as Std;
+    let t = token_set(Utc::now());
+    s.vault().insert_token_set(&t).await.unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let v = s.vault();
+    let first = v
+        .take_refresh_lease(t.id, a, Std::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(first, Some(1));
+    assert_eq!(
+        v.take_refresh_lease(t.id, b, Std::from_secs(30))
+            .await
+            .unwrap(),
+        None,
+        "another proxy waits for the new row"
+    );
+    v.end_refresh_lease(t.id, b, 1).await.unwrap();
+    assert_eq!(
+        v.take_refresh_lease(t.id, b, Std::from_secs(30))
+            .await
+            .unwrap(),
+        None,
+        "only its holder lets it go"
+    );
+    v.end_refresh_lease(t.id, a, 1).await.unwrap();
+    let second = v
+        .take_refresh_lease(t.id, b, Std::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(second, Some(2));
+    // A proxy that stopped mid-refresh holds it no longer than its lease.
+    tokio::time::sleep(Std::from_millis(300)).await;
+    assert_eq!(
+        v.take_refresh_lease(t.id, a, Std::from_secs(30))
+            .await
+            .unwrap(),
+        Some(3)
+    );
+}
+
 pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
     let lease = delivering(&s, &c).await;
@@ -1014,6 +1056,7 @@ macro_rules! conformance {
                 the_outbox_offers_only_what_can_go_now,
                 events_come_after_the_cursor_in_order_and_to_their_device_only,
                 a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writes_nothing,
+                one_proxy_at_a_time_refreshes_a_token_set,
             );
         }
     };

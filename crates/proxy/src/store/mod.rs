@@ -512,6 +512,17 @@ pub trait VaultStore: Send + Sync {
     async fn delete_token_set(&self, id: Uuid) -> Result<()>;
     /// Token sets in use by a live connection whose last refresh (or creation) is before `before`.
     async fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>>;
+    /// Takes the right to refresh token set `id` for `ttl` (on the database's clock) unless
+    /// another proxy holds it: one refresh per token set at a time across every proxy sharing
+    /// the database. Its epoch, or `None` while another proxy refreshes.
+    async fn take_refresh_lease(
+        &self,
+        id: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>>;
+    /// Lets the right to refresh go (the next caller may take it at once).
+    async fn end_refresh_lease(&self, id: Uuid, holder: Uuid, epoch: i64) -> Result<()>;
 }
 
 /// Pairings, their browser states and choices, and the transactions that pair a device.

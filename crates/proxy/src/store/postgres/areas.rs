@@ -564,6 +564,39 @@ impl HealthStore for PostgresStore {
 
 #[async_trait]
 impl VaultStore for PostgresStore {
+    async fn take_refresh_lease(
+        &self,
+        id: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        let row = self
+            .client()
+            .await?
+            .maybe_row(
+                "INSERT INTO refresh_leases (token_set_id, holder, epoch, expires_at)
+                 VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond')
+                 ON CONFLICT (token_set_id) DO UPDATE SET holder = EXCLUDED.holder, epoch = refresh_leases.epoch + 1,
+                   expires_at = EXCLUDED.expires_at
+                 WHERE refresh_leases.expires_at <= now()
+                 RETURNING epoch",
+                &[&id, &holder, &millis(ttl)],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn end_refresh_lease(&self, id: Uuid, holder: Uuid, epoch: i64) -> Result<()> {
+        self.client()
+            .await?
+            .run(
+                "UPDATE refresh_leases SET expires_at = now() WHERE token_set_id = $1 AND holder = $2 AND epoch = $3",
+                &[&id, &holder, &epoch],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {
         let row = self
             .client()

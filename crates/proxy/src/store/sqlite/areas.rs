@@ -59,6 +59,19 @@ impl HealthStore for SqliteBackend {
 
 #[async_trait]
 impl VaultStore for SqliteBackend {
+    async fn take_refresh_lease(
+        &self,
+        id: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        self.run(move |s| s.take_refresh_lease(id, holder, ttl))
+            .await
+    }
+    async fn end_refresh_lease(&self, id: Uuid, holder: Uuid, epoch: i64) -> Result<()> {
+        self.run(move |s| s.end_refresh_lease(id, holder, epoch))
+            .await
+    }
     async fn key_check(&self) -> Result<Option<Vec<u8>>> {
         self.run(move |s| s.key_check()).await
     }

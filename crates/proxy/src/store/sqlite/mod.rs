@@ -1166,6 +1166,38 @@ impl SqliteStore {
         })
     }
 
+    fn take_refresh_lease(
+        &self,
+        id: Uuid,
+        holder: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        let now = ms(Utc::now());
+        self.write(|c| {
+            c.one(
+                "INSERT INTO refresh_leases (token_set_id, holder, epoch, expires_at) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (token_set_id) DO UPDATE SET holder = excluded.holder, epoch = refresh_leases.epoch + 1,
+                   expires_at = excluded.expires_at
+                 WHERE refresh_leases.expires_at <= ?4
+                 RETURNING epoch",
+                params![id.to_string(), holder.to_string(), now + ttl.as_millis() as i64, now],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn end_refresh_lease(&self, id: Uuid, holder: Uuid, epoch: i64) -> Result<()> {
+        let now = ms(Utc::now());
+        self.write(|c| {
+            c.run(
+                "UPDATE refresh_leases SET expires_at = ?4 WHERE token_set_id = ?1 AND holder = ?2 AND epoch = ?3",
+                params![id.to_string(), holder.to_string(), epoch, now],
+            )
+        })
+        .map(|_| ())
+    }
+
     fn delete_token_set(&self, id: Uuid) -> Result<()> {
         self.write(|c| {
             let tx = c.transaction()?;
