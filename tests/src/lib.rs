@@ -175,7 +175,12 @@ impl World {
         Self::start_with(settings()).await
     }
 
-    pub async fn start_with(mut settings: Settings) -> Self {
+    pub async fn start_with(settings: Settings) -> Self {
+        Self::start_on(settings, backend()).await
+    }
+
+    /// [`World::start_with`] on `backend` (`sqlite` or `postgres`) whatever the run's.
+    pub async fn start_on(mut settings: Settings, backend: &str) -> Self {
         logs::capture();
         // The proxy's address first: HubRise's client is registered with its callback.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -215,7 +220,7 @@ impl World {
 
         settings.listen = listener.local_addr().unwrap();
         settings.public_url = url::Url::parse(&proxy_url).unwrap();
-        let pg = match backend() {
+        let pg = match backend {
             // A test that brings its own database keeps it.
             _ if matches!(
                 settings.database,

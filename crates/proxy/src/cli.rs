@@ -100,6 +100,67 @@ struct Args {
     /// Log format: `text` or `json`.
     #[arg(long, env = "LEDGERLINK_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Without a command the proxy serves.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Moves a proxy's state from its SQLite file to an empty Postgres database, ids, device
+    /// credentials, queued documents and event cursors unchanged: stop the proxy, run this, start
+    /// the proxy (or several) on the Postgres URL. The SQLite file is left as it was.
+    Migrate {
+        /// The SQLite database: sqlite:PATH or a path.
+        #[arg(long)]
+        from: crate::settings::Database,
+        /// The Postgres database (postgres://USER:PASSWORD@HOST:PORT/DATABASE): prefer the
+        /// environment variable, flags show in `ps`.
+        #[arg(long, env = "LEDGERLINK_MIGRATE_TO", hide_env_values = true)]
+        to: crate::settings::Database,
+        /// PEM certificates of a private CA that signs the Postgres server's certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// `ledgerlink-proxy migrate`: answers what it moved, or why it moved nothing.
+async fn migrate(
+    from: crate::settings::Database,
+    to: crate::settings::Database,
+    ca_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use crate::settings::Database;
+    let Database::Sqlite(path) = from else {
+        anyhow::bail!("--from must be a SQLite database (sqlite:PATH or a path): moving up starts from SQLite");
+    };
+    let Database::Postgres(url) = to else {
+        anyhow::bail!("--to must be a Postgres URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)");
+    };
+    if !path.exists() {
+        anyhow::bail!(
+            "{} does not exist: give the proxy's SQLite file",
+            path.display()
+        );
+    }
+    let pool = crate::store::postgres::PoolSettings {
+        ca_file,
+        ..Default::default()
+    };
+    let moved = crate::store::moving::sqlite_to_postgres(&path, url.expose(), &pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("nothing was moved: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    for (table, rows) in &moved.tables {
+        writeln!(out, "{table}: {rows}")?;
+    }
+    writeln!(out, "last event: {}", moved.last_event)?;
+    writeln!(
+        out,
+        "moved {} to Postgres; start the proxy with that database",
+        path.display()
+    )?;
+    Ok(())
 }
 
 impl Args {
@@ -198,6 +259,9 @@ async fn run() -> anyhow::Result<()> {
         other => anyhow::bail!("--log-format must be text or json, not '{other}'"),
     }
 
+    if let Some(Command::Migrate { from, to, ca_file }) = args.command {
+        return migrate(from, to, ca_file).await;
+    }
     crate::server::raise_open_files_limit();
     let settings = args.settings()?;
     for warning in &settings.deprecations {

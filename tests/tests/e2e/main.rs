@@ -9,6 +9,7 @@ mod crash;
 mod hardening;
 mod hubrise;
 mod moving;
+mod moving_up;
 mod pairing;
 mod push;
 mod push_faults;

@@ -9,6 +9,7 @@ pub mod choices;
 #[cfg(test)]
 mod conformance;
 pub mod events;
+pub mod moving;
 pub mod postgres;
 pub mod rules;
 mod sqlite;

@@ -469,7 +469,7 @@ async fn drop_settled_bundle(c: &impl GenericClient, key: &str) -> Result<()> {
 }
 
 impl PostgresStore {
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub(in crate::store) async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
 

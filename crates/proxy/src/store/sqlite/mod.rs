@@ -319,7 +319,10 @@ impl SqliteStore {
 
     /// A read on one of the reader connections (the writer for an in-memory database, which
     /// other connections cannot see).
-    fn read<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R> {
+    pub(in crate::store) fn read<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R> {
         if self.readers.is_empty() {
             return self.with(f);
         }
