@@ -154,6 +154,7 @@ impl AppState {
             clock.clone(),
             settings.refresh,
         ));
+        let throttle = Arc::new(pairing::Throttle::new(storage.clone()));
         Ok(Self {
             settings: Arc::new(settings),
             storage,
@@ -162,7 +163,7 @@ impl AppState {
             hubrise,
             vault,
             clock,
-            throttle: Arc::new(pairing::Throttle::default()),
+            throttle,
             checked: Arc::new(Mutex::new(HashMap::new())),
             replica: Uuid::new_v4(),
             outbox_ready: Arc::new(tokio::sync::Notify::new()),

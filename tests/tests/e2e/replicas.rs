@@ -323,3 +323,24 @@ async fn a_refresh_storm_over_three_replicas_makes_one_refresh_call() {
         .count();
     assert_eq!(refreshes, 1, "exactly one refresh reached Xero");
 }
+
+/// A client's pairing budget is one across replicas: starts spread over three proxies are counted
+/// together, so a fourth start is refused whichever proxy it reaches.
+#[tokio::test]
+async fn pairing_starts_spread_over_replicas_share_one_budget() {
+    let mut s = settings();
+    s.pairing.max_pairings_per_address = 3;
+    let world = World::start_on_postgres(s).await;
+    let (_b, b_url) = world.replica().await;
+    let (_c, c_url) = world.replica().await;
+    let urls = [world.proxy_url.clone(), b_url, c_url];
+    for (i, url) in urls.iter().enumerate() {
+        let started = world.device(&format!("Till {i}")).via(url).start().await;
+        assert_eq!(started.status, 200, "{}", started.text);
+    }
+    for url in &urls {
+        let over = world.device("One more").via(url).start().await;
+        assert_eq!(over.status, 429, "{url}: {}", over.text);
+        assert_eq!(over.json["error"], "rate_limited");
+    }
+}

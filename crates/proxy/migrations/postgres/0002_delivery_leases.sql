@@ -10,6 +10,17 @@ CREATE TABLE delivery_leases (
     pacing text
 );
 
+-- Attempts counted per kind and key (a client's address, a browser session) in numbered
+-- windows: the pairing and operator throttles, one budget across proxies.
+CREATE TABLE throttles (
+    kind text NOT NULL,
+    key bytea NOT NULL,
+    win bigint NOT NULL,
+    n bigint NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
 -- Which proxy is refreshing a token set (one refresh at a time across proxies: a rotating
 -- refresh token is spent by its first use). The others wait for the new row.
 CREATE TABLE refresh_leases (

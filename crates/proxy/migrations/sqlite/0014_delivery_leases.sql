@@ -10,6 +10,16 @@ CREATE TABLE delivery_leases (
     pacing TEXT
 );
 
+-- Attempts counted per kind and key in numbered windows (see the Postgres migration).
+CREATE TABLE throttles (
+    kind TEXT NOT NULL,
+    key BLOB NOT NULL,
+    win INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
 -- Which proxy is refreshing a token set (see the Postgres migration); kept alike on SQLite.
 CREATE TABLE refresh_leases (
     token_set_id TEXT PRIMARY KEY REFERENCES token_sets (id) ON DELETE CASCADE,

@@ -16,7 +16,11 @@ use crate::error::AppError;
 use crate::store::ConnectionRow;
 use crate::AppState;
 
-fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), AppError> {
+async fn authorize(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), AppError> {
     let Some(expected) = &state.settings.admin_token else {
         return Err(AppError::api(
             StatusCode::NOT_FOUND,
@@ -27,7 +31,7 @@ fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<
     let address = crate::pairing::client_address(state, peer, headers);
     let now = state.clock.now();
     let limits = &state.settings.admin;
-    if state.throttle.admin_blocked(address, now, limits) {
+    if state.throttle.admin_blocked(address, now, limits).await? {
         tracing::warn!(%address, "operator API: refused, too many wrong tokens from this address");
         return Err(AppError::rate_limited(
             "Too many wrong admin tokens from this address: wait before trying again.",
@@ -38,7 +42,7 @@ fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<
     if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         Ok(())
     } else {
-        state.throttle.admin_failed(address, now, limits);
+        state.throttle.admin_failed(address, now, limits).await?;
         tracing::warn!(
             %address,
             token_given = !given.is_empty(),
@@ -90,7 +94,7 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<AdminConnectionList>, AppError> {
-    authorize(&state, peer, &headers)?;
+    authorize(&state, peer, &headers).await?;
     let rows = state.storage.connections().connections().await?;
     let mut connections = Vec::with_capacity(rows.len());
     for c in &rows {
@@ -117,7 +121,7 @@ pub async fn disconnect(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<AdminConnection>, AppError> {
-    authorize(&state, peer, &headers)?;
+    authorize(&state, peer, &headers).await?;
     let not_found = || {
         AppError::api(
             StatusCode::NOT_FOUND,

@@ -107,7 +107,8 @@ async fn check_code(
 ) -> Result<Pairing, Response> {
     let settings = state.settings.pairing;
     let session = browser.hash();
-    if state.throttle.session_locked(&session, &settings) {
+    let locked = state.throttle.session_locked(&session, &settings).await;
+    if locked.map_err(|e| internal(&e))? {
         return Err(pages::message(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many wrong codes",
@@ -115,15 +116,21 @@ async fn check_code(
         ));
     }
     let now = state.clock.now();
-    if !state.throttle.address_attempt(address, now, &settings) {
+    let allowed = state
+        .throttle
+        .address_attempt(address, now, &settings)
+        .await;
+    if !allowed.map_err(|e| internal(&e))? {
         return Err(pages::message(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
             "Too many codes were tried from this network. Wait a few minutes and try again.",
         ));
     }
-    let wrong = |state: &AppState| {
-        state.throttle.record_wrong(&session, &settings);
+    let wrong = || async {
+        if let Err(e) = state.throttle.record_wrong(&session, now).await {
+            return internal(&e);
+        }
         pages::enter_code(
             StatusCode::BAD_REQUEST,
             Some(&wrong_code_message(state)),
@@ -131,7 +138,7 @@ async fn check_code(
         )
     };
     let Some(code) = super::normalize(typed) else {
-        return Err(wrong(state));
+        return Err(wrong().await);
     };
     let found = state
         .storage
@@ -141,7 +148,7 @@ async fn check_code(
         .map_err(|e| internal(&e))?;
     match found {
         Some(p) if p.is_open(now) => Ok(p),
-        _ => Err(wrong(state)),
+        _ => Err(wrong().await),
     }
 }
 

@@ -212,6 +212,7 @@ async fn create(
     if !state
         .throttle
         .pairing_started(address, now, &state.settings.pairing)
+        .await?
     {
         return Err(AppError::oauth_rate_limited(
             "Too many pairings were started from this network: wait a few minutes.",

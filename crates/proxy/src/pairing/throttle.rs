@@ -1,26 +1,28 @@
 //! Brute-force protection for user codes: wrong entries lock code entry for a browser session, and
 //! every entry counts against the client address (IPv6 by /64), so dropping cookies or hopping
 //! addresses inside one network buys no extra guesses. Pairing creation is limited per address too,
-//! and so are wrong operator tokens. Memory is bounded: past the cap, new addresses are refused
-//! (fail closed) until the window turns.
+//! and so are wrong operator tokens. The counts are kept in the database (`ThrottleStore`), so a
+//! client spreading its guesses over several proxies has one budget, not one per proxy; the sweep
+//! forgets counts nobody touched for a while.
+//!
+//! When the database cannot be asked, the answer is no (fail closed): an attempt that cannot be
+//! counted is not allowed.
 
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use crate::settings::{AdminSettings, PairingSettings};
+use crate::store::{Storage, StoreError};
 
-/// Most addresses or sessions remembered at once.
-const CAP: usize = 100_000;
-
-#[derive(Debug, Default)]
 pub struct Throttle {
-    wrong_by_session: Mutex<HashMap<Vec<u8>, u32>>,
-    codes_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
-    pairings_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
-    admin_failures_by_address: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    storage: Storage,
 }
+
+/// What is counted: each its own budget.
+const WRONG_CODES: &str = "wrong_code_session";
+const CODE_ENTRIES: &str = "code_entry_address";
+const PAIRINGS: &str = "pairing_address";
+const ADMIN_FAILURES: &str = "admin_failure_address";
 
 /// The key an address is counted under: IPv4 as is, IPv6 by its /64 (one customer's network).
 pub fn bucket(address: IpAddr) -> IpAddr {
@@ -34,52 +36,35 @@ pub fn bucket(address: IpAddr) -> IpAddr {
     }
 }
 
-fn count(
-    map: &Mutex<HashMap<IpAddr, (i64, u32)>>,
-    address: IpAddr,
-    window: i64,
-    limit: u32,
-) -> bool {
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    let key = bucket(address);
-    if map.len() >= CAP && !map.contains_key(&key) {
-        map.retain(|_, (w, _)| *w == window);
-        if map.len() >= CAP {
-            tracing::warn!("throttle table full: refusing new addresses until the window turns");
-            return false;
-        }
-    }
-    let entry = map.entry(key).or_insert((window, 0));
-    if entry.0 != window {
-        *entry = (window, 0);
-    }
-    if entry.1 >= limit {
-        return false;
-    }
-    entry.1 += 1;
-    true
+fn key(address: IpAddr) -> Vec<u8> {
+    bucket(address).to_string().into_bytes()
 }
 
 impl Throttle {
-    pub fn session_locked(&self, session: &[u8], settings: &PairingSettings) -> bool {
-        let map = self
-            .wrong_by_session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.get(session)
-            .is_some_and(|n| *n >= settings.max_wrong_codes_per_session)
+    pub fn new(storage: Storage) -> Self {
+        Self { storage }
     }
 
-    pub fn record_wrong(&self, session: &[u8], settings: &PairingSettings) {
-        let mut map = self
-            .wrong_by_session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if map.len() >= CAP && !map.contains_key(session) {
-            // Forget sessions that are not locked before forgetting a lock.
-            map.retain(|_, n| *n >= settings.max_wrong_codes_per_session);
-        }
-        *map.entry(session.to_vec()).or_insert(0) += 1;
+    pub async fn session_locked(
+        &self,
+        session: &[u8],
+        settings: &PairingSettings,
+    ) -> Result<bool, StoreError> {
+        let wrong = self
+            .storage
+            .throttles()
+            .attempts(WRONG_CODES, session, 0)
+            .await?;
+        Ok(wrong >= settings.max_wrong_codes_per_session)
+    }
+
+    pub async fn record_wrong(&self, session: &[u8], now: DateTime<Utc>) -> Result<(), StoreError> {
+        // A session's wrong codes never turn over (window 0): it stays locked until swept.
+        self.storage
+            .throttles()
+            .count_attempt(WRONG_CODES, session, 0, u32::MAX, now)
+            .await
+            .map(|_| ())
     }
 
     fn window(now: DateTime<Utc>, settings: &PairingSettings) -> i64 {
@@ -87,46 +72,68 @@ impl Throttle {
             .div_euclid(settings.address_window_secs.max(1) as i64)
     }
 
+    fn admin_window(now: DateTime<Utc>, settings: &AdminSettings) -> i64 {
+        now.timestamp()
+            .div_euclid(settings.window_secs.max(1) as i64)
+    }
+
     /// Counts one code entry from `address`; false when the address is over its limit this window.
-    pub fn address_attempt(
+    pub async fn address_attempt(
         &self,
         address: IpAddr,
         now: DateTime<Utc>,
         settings: &PairingSettings,
-    ) -> bool {
-        count(
-            &self.codes_by_address,
-            address,
-            Self::window(now, settings),
-            settings.max_code_attempts_per_address,
-        )
+    ) -> Result<bool, StoreError> {
+        self.storage
+            .throttles()
+            .count_attempt(
+                CODE_ENTRIES,
+                &key(address),
+                Self::window(now, settings),
+                settings.max_code_attempts_per_address,
+                now,
+            )
+            .await
     }
 
     /// Whether `address` presented too many wrong operator tokens this window (then every operator
     /// call from it is refused, right token or not, until the window turns).
-    pub fn admin_blocked(
+    pub async fn admin_blocked(
         &self,
         address: IpAddr,
         now: DateTime<Utc>,
         settings: &AdminSettings,
-    ) -> bool {
-        let window = now
-            .timestamp()
-            .div_euclid(settings.window_secs.max(1) as i64);
-        let map = self
-            .admin_failures_by_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        map.get(&bucket(address))
-            .is_some_and(|(w, n)| *w == window && *n >= settings.max_failures_per_address)
+    ) -> Result<bool, StoreError> {
+        let failures = self
+            .storage
+            .throttles()
+            .attempts(
+                ADMIN_FAILURES,
+                &key(address),
+                Self::admin_window(now, settings),
+            )
+            .await?;
+        Ok(failures >= settings.max_failures_per_address)
     }
 
     /// Counts one wrong operator token from `address`.
-    pub fn admin_failed(&self, address: IpAddr, now: DateTime<Utc>, settings: &AdminSettings) {
-        let window = now
-            .timestamp()
-            .div_euclid(settings.window_secs.max(1) as i64);
-        count(&self.admin_failures_by_address, address, window, u32::MAX);
+    pub async fn admin_failed(
+        &self,
+        address: IpAddr,
+        now: DateTime<Utc>,
+        settings: &AdminSettings,
+    ) -> Result<(), StoreError> {
+        self.storage
+            .throttles()
+            .count_attempt(
+                ADMIN_FAILURES,
+                &key(address),
+                Self::admin_window(now, settings),
+                u32::MAX,
+                now,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Seconds until `now`'s operator window turns.
@@ -142,59 +149,74 @@ impl Throttle {
     }
 
     /// Counts one new pairing from `address`; false when it started too many this window.
-    pub fn pairing_started(
+    pub async fn pairing_started(
         &self,
         address: IpAddr,
         now: DateTime<Utc>,
         settings: &PairingSettings,
-    ) -> bool {
-        count(
-            &self.pairings_by_address,
-            address,
-            Self::window(now, settings),
-            settings.max_pairings_per_address,
-        )
+    ) -> Result<bool, StoreError> {
+        self.storage
+            .throttles()
+            .count_attempt(
+                PAIRINGS,
+                &key(address),
+                Self::window(now, settings),
+                settings.max_pairings_per_address,
+                now,
+            )
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
 
-    #[test]
-    fn five_wrong_codes_lock_the_session_and_the_address_limit_is_per_window() {
+    fn throttle() -> Throttle {
+        Throttle::new(Storage::sqlite(SqliteStore::memory().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn five_wrong_codes_lock_the_session_and_the_address_limit_is_per_window() {
         let settings = PairingSettings {
             max_code_attempts_per_address: 3,
             address_window_secs: 60,
             ..Default::default()
         };
-        let t = Throttle::default();
+        let t = throttle();
+        let now = DateTime::from_timestamp(6_000, 0).unwrap();
         for _ in 0..4 {
-            t.record_wrong(b"s1", &settings);
+            t.record_wrong(b"s1", now).await.unwrap();
         }
-        assert!(!t.session_locked(b"s1", &settings));
-        t.record_wrong(b"s1", &settings);
-        assert!(t.session_locked(b"s1", &settings));
-        assert!(!t.session_locked(b"s2", &settings));
+        assert!(!t.session_locked(b"s1", &settings).await.unwrap());
+        t.record_wrong(b"s1", now).await.unwrap();
+        assert!(t.session_locked(b"s1", &settings).await.unwrap());
+        assert!(!t.session_locked(b"s2", &settings).await.unwrap());
 
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let now = DateTime::from_timestamp(6_000, 0).unwrap();
-        assert!((0..3).all(|_| t.address_attempt(ip, now, &settings)));
-        assert!(!t.address_attempt(ip, now, &settings));
-        assert!(t.address_attempt(ip, now + chrono::Duration::seconds(60), &settings));
+        for _ in 0..3 {
+            assert!(t.address_attempt(ip, now, &settings).await.unwrap());
+        }
+        assert!(!t.address_attempt(ip, now, &settings).await.unwrap());
+        assert!(t
+            .address_attempt(ip, now + chrono::Duration::seconds(60), &settings)
+            .await
+            .unwrap());
     }
 
-    #[test]
-    fn ipv6_addresses_in_one_slash_64_share_a_budget() {
+    #[tokio::test]
+    async fn ipv6_addresses_in_one_slash_64_share_a_budget() {
         let settings = PairingSettings {
             max_code_attempts_per_address: 2,
             ..Default::default()
         };
-        let t = Throttle::default();
+        let t = throttle();
         let now = DateTime::from_timestamp(6_000, 0).unwrap();
-        assert!(t.address_attempt("2001:db8:1:2::1".parse().unwrap(), now, &settings));
-        assert!(t.address_attempt("2001:db8:1:2::ffff".parse().unwrap(), now, &settings));
-        assert!(!t.address_attempt("2001:db8:1:2:abcd::9".parse().unwrap(), now, &settings));
-        assert!(t.address_attempt("2001:db8:1:3::1".parse().unwrap(), now, &settings));
+        let attempt = |a: &str| t.address_attempt(a.parse().unwrap(), now, &settings);
+        assert!(attempt("2001:db8:1:2::1").await.unwrap());
+        assert!(attempt("2001:db8:1:2::ffff").await.unwrap());
+        assert!(!attempt("2001:db8:1:2:abcd::9").await.unwrap());
+        assert!(attempt("2001:db8:1:3::1").await.unwrap());
     }
 }

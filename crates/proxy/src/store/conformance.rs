@@ -951,6 +951,47 @@ pub async fn one_proxy_at_a_time_refreshes_a_token_set(s: Storage) {
     );
 }
 
+pub async fn attempts_are_counted_to_their_limit_per_window_and_swept(s: Storage) {
+    let t = s.throttles();
+    let now = Utc::now();
+    for _ in 0..3 {
+        assert!(t.count_attempt("k", b"a", 7, 3, now).await.unwrap());
+    }
+    assert!(
+        !t.count_attempt("k", b"a", 7, 3, now).await.unwrap(),
+        "over the limit"
+    );
+    assert_eq!(
+        t.attempts("k", b"a", 7).await.unwrap(),
+        3,
+        "a refusal is not counted"
+    );
+    assert!(
+        t.count_attempt("k", b"b", 7, 3, now).await.unwrap(),
+        "another key"
+    );
+    assert!(
+        t.count_attempt("other", b"a", 7, 3, now).await.unwrap(),
+        "another kind"
+    );
+    assert!(
+        t.count_attempt("k", b"a", 8, 3, now).await.unwrap(),
+        "the next window"
+    );
+    assert_eq!(t.attempts("k", b"a", 8).await.unwrap(), 1);
+    assert_eq!(
+        t.attempts("k", b"a", 7).await.unwrap(),
+        0,
+        "the window turned"
+    );
+    assert!(!t.count_attempt("k", b"z", 7, 0, now).await.unwrap());
+    s.health()
+        .sweep(now + Duration::seconds(1), now)
+        .await
+        .unwrap();
+    assert_eq!(t.attempts("k", b"a", 8).await.unwrap(), 0, "swept");
+}
+
 pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
     let lease = delivering(&s, &c).await;
@@ -1057,6 +1098,7 @@ macro_rules! conformance {
                 events_come_after_the_cursor_in_order_and_to_their_device_only,
                 a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writes_nothing,
                 one_proxy_at_a_time_refreshes_a_token_set,
+                attempts_are_counted_to_their_limit_per_window_and_swept,
             );
         }
     };

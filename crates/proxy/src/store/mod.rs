@@ -493,8 +493,27 @@ pub trait HealthStore: Send + Sync {
     /// Deletes what can no longer be used: pairings, states, choices and access tokens that expired
     /// before `short`, token sets no connection or choice refers to made before `short`, and refresh
     /// tokens revoked or rotated before `long` (kept that long so a stolen old one is still
-    /// recognised, and revokes its device, when it comes back). Answers how many rows went.
+    /// recognised, and revokes its device, when it comes back), and attempt counts last touched
+    /// before `short`. Answers how many rows went.
     async fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
+}
+
+/// Attempts counted per kind and key (a client's address, a browser session) in numbered windows,
+/// shared by every proxy on the database, so guesses spread over replicas count as one budget.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Counts one attempt of `kind` by `key` in `window` unless `limit` are counted there already:
+    /// whether it was counted (false: over the limit).
+    async fn count_attempt(
+        &self,
+        kind: &str,
+        key: &[u8],
+        window: i64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// The attempts of `kind` by `key` counted in `window`.
+    async fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32>;
 }
 
 /// The master-key check and the providers' grants, sealed (the vault's rows).
@@ -849,6 +868,7 @@ pub trait Backend:
     + MappingStore
     + LeaseStore
     + WakeupStore
+    + ThrottleStore
     + 'static
 {
     /// What keeps the database open: gone once every handle and every call under way let go of
@@ -915,6 +935,10 @@ impl Storage {
     }
 
     pub fn wakeups(&self) -> &dyn WakeupStore {
+        &*self.inner
+    }
+
+    pub fn throttles(&self) -> &dyn ThrottleStore {
         &*self.inner
     }
 

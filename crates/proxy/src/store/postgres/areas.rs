@@ -543,6 +543,7 @@ impl HealthStore for PostgresStore {
             "DELETE FROM oauth_states WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < $1)",
             "DELETE FROM pending_choices WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < $1)",
             "DELETE FROM pairings WHERE expires_at < $1",
+            "DELETE FROM throttles WHERE updated_at < $1",
             "DELETE FROM bundles WHERE created_at < $1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
             // A consent nobody finished: forgotten here, not revoked at the provider.
             "DELETE FROM token_sets WHERE created_at < $1
@@ -1834,6 +1835,50 @@ impl EventStore for PostgresStore {
                 Ok(EventBody::entry(r.try_get(0)?, &text))
             })
             .collect()
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for PostgresStore {
+    async fn count_attempt(
+        &self,
+        kind: &str,
+        key: &[u8],
+        window: i64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let counted = self
+            .client()
+            .await?
+            .maybe_row(
+                "INSERT INTO throttles AS t (kind, key, win, n, updated_at) VALUES ($1, $2, $3, 1, $5)
+                 ON CONFLICT (kind, key) DO UPDATE SET
+                   n = CASE WHEN t.win = EXCLUDED.win THEN t.n + 1 ELSE 1 END,
+                   win = EXCLUDED.win, updated_at = EXCLUDED.updated_at
+                 WHERE t.win <> EXCLUDED.win OR t.n < $4
+                 RETURNING n",
+                &[&kind, &key, &window, &i64::from(limit), &now],
+            )
+            .await?;
+        Ok(counted.is_some())
+    }
+
+    async fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32> {
+        let n: Option<i64> = self
+            .client()
+            .await?
+            .maybe_row(
+                "SELECT n FROM throttles WHERE kind = $1 AND key = $2 AND win = $3",
+                &[&kind, &key, &window],
+            )
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        Ok(u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
     }
 }
 

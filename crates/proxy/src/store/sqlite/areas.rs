@@ -434,6 +434,26 @@ impl EventStore for SqliteBackend {
 }
 
 #[async_trait]
+impl ThrottleStore for SqliteBackend {
+    async fn count_attempt(
+        &self,
+        kind: &str,
+        key: &[u8],
+        window: i64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (kind, key) = (kind.to_string(), key.to_vec());
+        self.run(move |s| s.count_attempt(&kind, &key, window, limit, now))
+            .await
+    }
+    async fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32> {
+        let (kind, key) = (kind.to_string(), key.to_vec());
+        self.run(move |s| s.attempts(&kind, &key, window)).await
+    }
+}
+
+#[async_trait]
 impl WakeupStore for SqliteBackend {
     /// One process: its own notices are all there is.
     async fn listen(&self, _wake: std::sync::Arc<dyn Fn(Wakeup) + Send + Sync>) {

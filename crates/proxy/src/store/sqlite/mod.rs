@@ -1115,6 +1115,7 @@ impl SqliteStore {
                 [t],
             )?;
             n += tx.run("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
+            n += tx.run("DELETE FROM throttles WHERE updated_at < ?1", [t])?;
             n += tx.run(
                 "DELETE FROM bundles WHERE created_at < ?1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
                 [t],
@@ -1166,6 +1167,45 @@ impl SqliteStore {
                 params![t.id.to_string(), t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), t.version],
             )
             .map(|n| n == 1)
+        })
+    }
+
+    fn count_attempt(
+        &self,
+        kind: &str,
+        key: &[u8],
+        window: i64,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        self.write(|c| {
+            c.one(
+                "INSERT INTO throttles (kind, key, win, n, updated_at) VALUES (?1, ?2, ?3, 1, ?5)
+                 ON CONFLICT (kind, key) DO UPDATE SET
+                   n = CASE WHEN throttles.win = excluded.win THEN throttles.n + 1 ELSE 1 END,
+                   win = excluded.win, updated_at = excluded.updated_at
+                 WHERE throttles.win <> excluded.win OR throttles.n < ?4
+                 RETURNING n",
+                params![kind, key, window, i64::from(limit), ms(now)],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|counted| counted.is_some())
+        })
+    }
+
+    fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32> {
+        self.read(|c| {
+            c.one(
+                "SELECT n FROM throttles WHERE kind = ?1 AND key = ?2 AND win = ?3",
+                params![kind, key, window],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|n| u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
         })
     }
 
