@@ -17,6 +17,7 @@ CREATE TABLE throttles (
     key bytea NOT NULL,
     win bigint NOT NULL,
     n bigint NOT NULL,
+    prev bigint NOT NULL DEFAULT 0,   -- the count of the window before `win`
     updated_at timestamptz NOT NULL,
     PRIMARY KEY (kind, key)
 );

@@ -16,6 +16,7 @@ CREATE TABLE throttles (
     key BLOB NOT NULL,
     win INTEGER NOT NULL,
     n INTEGER NOT NULL,
+    prev INTEGER NOT NULL DEFAULT 0,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (kind, key)
 );

@@ -1,7 +1,8 @@
 //! Brute-force protection for user codes: wrong entries lock code entry for a browser session, and
 //! every entry counts against the client address (IPv6 by /64), so dropping cookies or hopping
 //! addresses inside one network buys no extra guesses. Pairing creation is limited per address too,
-//! and so are wrong operator tokens. The counts are kept in the database (`ThrottleStore`), so a
+//! and so are wrong operator tokens, each in a sliding window (`store::throttles`: no budget
+//! spent twice around a window's turn). The counts are kept in the database (`ThrottleStore`), so a
 //! client spreading its guesses over several proxies has one budget, not one per proxy; the sweep
 //! forgets counts nobody touched for a while.
 //!
@@ -36,6 +37,16 @@ pub fn bucket(address: IpAddr) -> IpAddr {
     }
 }
 
+/// The numbered window of `len_secs` that `now` falls in, and how far into it (0 to 1).
+fn numbered(now: DateTime<Utc>, len_secs: u64) -> (i64, f64) {
+    let len_ms = len_secs.max(1) as i64 * 1000;
+    let ms = now.timestamp_millis();
+    (
+        ms.div_euclid(len_ms),
+        ms.rem_euclid(len_ms) as f64 / len_ms as f64,
+    )
+}
+
 fn key(address: IpAddr) -> Vec<u8> {
     bucket(address).to_string().into_bytes()
 }
@@ -53,28 +64,26 @@ impl Throttle {
         let wrong = self
             .storage
             .throttles()
-            .attempts(WRONG_CODES, session, 0)
+            .attempts(WRONG_CODES, session, 0, 0.0)
             .await?;
-        Ok(wrong >= settings.max_wrong_codes_per_session)
+        Ok(wrong >= f64::from(settings.max_wrong_codes_per_session))
     }
 
     pub async fn record_wrong(&self, session: &[u8], now: DateTime<Utc>) -> Result<(), StoreError> {
         // A session's wrong codes never turn over (window 0): it stays locked until swept.
         self.storage
             .throttles()
-            .count_attempt(WRONG_CODES, session, 0, u32::MAX, now)
+            .count_attempt(WRONG_CODES, session, 0, 0.0, u32::MAX, now)
             .await
             .map(|_| ())
     }
 
-    fn window(now: DateTime<Utc>, settings: &PairingSettings) -> i64 {
-        now.timestamp()
-            .div_euclid(settings.address_window_secs.max(1) as i64)
+    fn window(now: DateTime<Utc>, settings: &PairingSettings) -> (i64, f64) {
+        numbered(now, settings.address_window_secs)
     }
 
-    fn admin_window(now: DateTime<Utc>, settings: &AdminSettings) -> i64 {
-        now.timestamp()
-            .div_euclid(settings.window_secs.max(1) as i64)
+    fn admin_window(now: DateTime<Utc>, settings: &AdminSettings) -> (i64, f64) {
+        numbered(now, settings.window_secs)
     }
 
     /// Counts one code entry from `address`; false when the address is over its limit this window.
@@ -84,12 +93,14 @@ impl Throttle {
         now: DateTime<Utc>,
         settings: &PairingSettings,
     ) -> Result<bool, StoreError> {
+        let (window, elapsed) = Self::window(now, settings);
         self.storage
             .throttles()
             .count_attempt(
                 CODE_ENTRIES,
                 &key(address),
-                Self::window(now, settings),
+                window,
+                elapsed,
                 settings.max_code_attempts_per_address,
                 now,
             )
@@ -104,16 +115,13 @@ impl Throttle {
         now: DateTime<Utc>,
         settings: &AdminSettings,
     ) -> Result<bool, StoreError> {
+        let (window, elapsed) = Self::admin_window(now, settings);
         let failures = self
             .storage
             .throttles()
-            .attempts(
-                ADMIN_FAILURES,
-                &key(address),
-                Self::admin_window(now, settings),
-            )
+            .attempts(ADMIN_FAILURES, &key(address), window, elapsed)
             .await?;
-        Ok(failures >= settings.max_failures_per_address)
+        Ok(failures >= f64::from(settings.max_failures_per_address))
     }
 
     /// Counts one wrong operator token from `address`.
@@ -123,12 +131,14 @@ impl Throttle {
         now: DateTime<Utc>,
         settings: &AdminSettings,
     ) -> Result<(), StoreError> {
+        let (window, elapsed) = Self::admin_window(now, settings);
         self.storage
             .throttles()
             .count_attempt(
                 ADMIN_FAILURES,
                 &key(address),
-                Self::admin_window(now, settings),
+                window,
+                elapsed,
                 u32::MAX,
                 now,
             )
@@ -136,7 +146,8 @@ impl Throttle {
             .map(|_| ())
     }
 
-    /// Seconds until `now`'s operator window turns.
+    /// Seconds until `now`'s operator window turns (an estimate: the sliding window frees attempts
+    /// bit by bit).
     pub fn admin_retry_after(now: DateTime<Utc>, settings: &AdminSettings) -> u64 {
         let len = settings.window_secs.max(1) as i64;
         (len - now.timestamp().rem_euclid(len)) as u64
@@ -155,12 +166,14 @@ impl Throttle {
         now: DateTime<Utc>,
         settings: &PairingSettings,
     ) -> Result<bool, StoreError> {
+        let (window, elapsed) = Self::window(now, settings);
         self.storage
             .throttles()
             .count_attempt(
                 PAIRINGS,
                 &key(address),
-                Self::window(now, settings),
+                window,
+                elapsed,
                 settings.max_pairings_per_address,
                 now,
             )
@@ -199,8 +212,14 @@ mod tests {
             assert!(t.address_attempt(ip, now, &settings).await.unwrap());
         }
         assert!(!t.address_attempt(ip, now, &settings).await.unwrap());
+        // Right after the turn the last window still counts: no fresh budget at the boundary.
+        assert!(!t
+            .address_attempt(ip, now + chrono::Duration::seconds(61), &settings)
+            .await
+            .unwrap());
+        // Two windows on it has gone.
         assert!(t
-            .address_attempt(ip, now + chrono::Duration::seconds(60), &settings)
+            .address_attempt(ip, now + chrono::Duration::seconds(120), &settings)
             .await
             .unwrap());
     }

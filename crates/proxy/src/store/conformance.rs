@@ -955,41 +955,42 @@ pub async fn attempts_are_counted_to_their_limit_per_window_and_swept(s: Storage
     let t = s.throttles();
     let now = Utc::now();
     for _ in 0..3 {
-        assert!(t.count_attempt("k", b"a", 7, 3, now).await.unwrap());
+        assert!(t.count_attempt("k", b"a", 7, 0.5, 3, now).await.unwrap());
     }
     assert!(
-        !t.count_attempt("k", b"a", 7, 3, now).await.unwrap(),
+        !t.count_attempt("k", b"a", 7, 0.6, 3, now).await.unwrap(),
         "over the limit"
     );
     assert_eq!(
-        t.attempts("k", b"a", 7).await.unwrap(),
-        3,
+        t.attempts("k", b"a", 7, 0.6).await.unwrap(),
+        3.0,
         "a refusal is not counted"
     );
     assert!(
-        t.count_attempt("k", b"b", 7, 3, now).await.unwrap(),
+        t.count_attempt("k", b"b", 7, 0.6, 3, now).await.unwrap(),
         "another key"
     );
     assert!(
-        t.count_attempt("other", b"a", 7, 3, now).await.unwrap(),
+        t.count_attempt("other", b"a", 7, 0.6, 3, now)
+            .await
+            .unwrap(),
         "another kind"
     );
-    assert!(
-        t.count_attempt("k", b"a", 8, 3, now).await.unwrap(),
-        "the next window"
-    );
-    assert_eq!(t.attempts("k", b"a", 8).await.unwrap(), 1);
+    // The next window still counts the last one, less as it goes.
+    assert!(!t.count_attempt("k", b"a", 8, 0.1, 3, now).await.unwrap());
+    assert!(t.count_attempt("k", b"a", 8, 0.5, 3, now).await.unwrap());
+    assert_eq!(t.attempts("k", b"a", 8, 0.5).await.unwrap(), 2.5);
     assert_eq!(
-        t.attempts("k", b"a", 7).await.unwrap(),
-        0,
-        "the window turned"
+        t.attempts("k", b"a", 10, 0.0).await.unwrap(),
+        0.0,
+        "long gone"
     );
-    assert!(!t.count_attempt("k", b"z", 7, 0, now).await.unwrap());
+    assert!(!t.count_attempt("k", b"z", 7, 0.0, 0, now).await.unwrap());
     s.health()
         .sweep(now + Duration::seconds(1), now)
         .await
         .unwrap();
-    assert_eq!(t.attempts("k", b"a", 8).await.unwrap(), 0, "swept");
+    assert_eq!(t.attempts("k", b"a", 8, 0.5).await.unwrap(), 0.0, "swept");
 }
 
 pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: Storage) {

@@ -13,6 +13,7 @@ pub mod moving;
 pub mod postgres;
 pub mod rules;
 mod sqlite;
+pub mod throttles;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -498,22 +499,24 @@ pub trait HealthStore: Send + Sync {
     async fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
 }
 
-/// Attempts counted per kind and key (a client's address, a browser session) in numbered windows,
-/// shared by every proxy on the database, so guesses spread over replicas count as one budget.
+/// Attempts counted per kind and key (a client's address, a browser session) in a sliding window
+/// (see [`throttles`]), shared by every proxy on the database, so guesses spread over replicas
+/// count as one budget.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// Counts one attempt of `kind` by `key` in `window` unless `limit` are counted there already:
-    /// whether it was counted (false: over the limit).
+    /// Counts one attempt of `kind` by `key`, `elapsed` (0 to 1) into the numbered `window`,
+    /// unless the sliding window holds `limit` already: whether it was counted (false: over).
     async fn count_attempt(
         &self,
         kind: &str,
         key: &[u8],
         window: i64,
+        elapsed: f64,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<bool>;
-    /// The attempts of `kind` by `key` counted in `window`.
-    async fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32>;
+    /// The attempts of `kind` by `key` in the sliding window ending `elapsed` into `window`.
+    async fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64>;
 }
 
 /// The master-key check and the providers' grants, sealed (the vault's rows).

@@ -1838,6 +1838,29 @@ impl EventStore for PostgresStore {
     }
 }
 
+async fn counted(
+    c: &impl GenericClient,
+    kind: &str,
+    key: &[u8],
+    lock: bool,
+) -> Result<Option<throttles::Counted>> {
+    let sql = if lock {
+        "SELECT win, n, prev FROM throttles WHERE kind = $1 AND key = $2 FOR UPDATE"
+    } else {
+        "SELECT win, n, prev FROM throttles WHERE kind = $1 AND key = $2"
+    };
+    c.maybe_row(sql, &[&kind, &key])
+        .await?
+        .map(|r| {
+            Ok(throttles::Counted {
+                window: r.try_get(0)?,
+                n: r.try_get(1)?,
+                prev: r.try_get(2)?,
+            })
+        })
+        .transpose()
+}
+
 #[async_trait]
 impl ThrottleStore for PostgresStore {
     async fn count_attempt(
@@ -1845,40 +1868,37 @@ impl ThrottleStore for PostgresStore {
         kind: &str,
         key: &[u8],
         window: i64,
+        elapsed: f64,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        if limit == 0 {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The first attempt of a key: its row, made by whichever proxy gets there first, is then
+        // locked like any other.
+        tx.run(
+            "INSERT INTO throttles (kind, key, win, n, prev, updated_at) VALUES ($1, $2, $3, 0, 0, $4)
+             ON CONFLICT (kind, key) DO NOTHING",
+            &[&kind, &key, &window, &now],
+        )
+        .await?;
+        let stored = counted(&tx, kind, key, true).await?;
+        let Some(next) = throttles::attempt(stored, window, elapsed, limit) else {
             return Ok(false);
-        }
-        let counted = self
-            .client()
-            .await?
-            .maybe_row(
-                "INSERT INTO throttles AS t (kind, key, win, n, updated_at) VALUES ($1, $2, $3, 1, $5)
-                 ON CONFLICT (kind, key) DO UPDATE SET
-                   n = CASE WHEN t.win = EXCLUDED.win THEN t.n + 1 ELSE 1 END,
-                   win = EXCLUDED.win, updated_at = EXCLUDED.updated_at
-                 WHERE t.win <> EXCLUDED.win OR t.n < $4
-                 RETURNING n",
-                &[&kind, &key, &window, &i64::from(limit), &now],
-            )
-            .await?;
-        Ok(counted.is_some())
+        };
+        tx.run(
+            "UPDATE throttles SET win = $3, n = $4, prev = $5, updated_at = $6 WHERE kind = $1 AND key = $2",
+            &[&kind, &key, &next.window, &next.n, &next.prev, &now],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    async fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32> {
-        let n: Option<i64> = self
-            .client()
-            .await?
-            .maybe_row(
-                "SELECT n FROM throttles WHERE kind = $1 AND key = $2 AND win = $3",
-                &[&kind, &key, &window],
-            )
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-        Ok(u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
+    async fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64> {
+        let client = self.client().await?;
+        let stored = counted(&client, kind, key, false).await?;
+        Ok(throttles::estimate(stored, window, elapsed))
     }
 }
 

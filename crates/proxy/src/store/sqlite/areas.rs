@@ -440,16 +440,18 @@ impl ThrottleStore for SqliteBackend {
         kind: &str,
         key: &[u8],
         window: i64,
+        elapsed: f64,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let (kind, key) = (kind.to_string(), key.to_vec());
-        self.run(move |s| s.count_attempt(&kind, &key, window, limit, now))
+        self.run(move |s| s.count_attempt(&kind, &key, window, elapsed, limit, now))
             .await
     }
-    async fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32> {
+    async fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64> {
         let (kind, key) = (kind.to_string(), key.to_vec());
-        self.run(move |s| s.attempts(&kind, &key, window)).await
+        self.run(move |s| s.attempts(&kind, &key, window, elapsed))
+            .await
     }
 }
 

@@ -529,6 +529,25 @@ fn holds(c: &Connection, lease: &Lease) -> rusqlite::Result<bool> {
     .map(|found| found.is_some())
 }
 
+fn counted(
+    c: &Connection,
+    kind: &str,
+    key: &[u8],
+) -> rusqlite::Result<Option<super::throttles::Counted>> {
+    c.one(
+        "SELECT win, n, prev FROM throttles WHERE kind = ?1 AND key = ?2",
+        params![kind, key],
+        |r| {
+            Ok(super::throttles::Counted {
+                window: r.get(0)?,
+                n: r.get(1)?,
+                prev: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
 fn pacing_text(pacing: Option<&crate::delivery::pacer::Snapshot>) -> Option<String> {
     pacing.map(|p| serde_json::to_string(p).expect("a pacer's state serializes"))
 }
@@ -1175,38 +1194,30 @@ impl SqliteStore {
         kind: &str,
         key: &[u8],
         window: i64,
+        elapsed: f64,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        if limit == 0 {
-            return Ok(false);
-        }
         self.write(|c| {
-            c.one(
-                "INSERT INTO throttles (kind, key, win, n, updated_at) VALUES (?1, ?2, ?3, 1, ?5)
-                 ON CONFLICT (kind, key) DO UPDATE SET
-                   n = CASE WHEN throttles.win = excluded.win THEN throttles.n + 1 ELSE 1 END,
-                   win = excluded.win, updated_at = excluded.updated_at
-                 WHERE throttles.win <> excluded.win OR throttles.n < ?4
-                 RETURNING n",
-                params![kind, key, window, i64::from(limit), ms(now)],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|counted| counted.is_some())
+            let tx = c.transaction()?;
+            let stored = counted(&tx, kind, key)?;
+            let Some(next) = super::throttles::attempt(stored, window, elapsed, limit) else {
+                return Ok(false);
+            };
+            tx.run(
+                "INSERT INTO throttles (kind, key, win, n, prev, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (kind, key) DO UPDATE SET win = excluded.win, n = excluded.n, prev = excluded.prev,
+                   updated_at = excluded.updated_at",
+                params![kind, key, next.window, next.n, next.prev, ms(now)],
+            )?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
-    fn attempts(&self, kind: &str, key: &[u8], window: i64) -> Result<u32> {
-        self.read(|c| {
-            c.one(
-                "SELECT n FROM throttles WHERE kind = ?1 AND key = ?2 AND win = ?3",
-                params![kind, key, window],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|n| u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX))
-        })
+    fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64> {
+        self.read(|c| counted(c, kind, key))
+            .map(|stored| super::throttles::estimate(stored, window, elapsed))
     }
 
     fn take_refresh_lease(
