@@ -296,7 +296,7 @@ async fn run() -> anyhow::Result<()> {
         }
         let _ = out.flush();
     }
-    tracing::info!(%addr, "proxy ready");
+    tracing::info!(%addr, replica = %state.replica, "proxy ready");
     crate::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("proxy stopped");
     Ok(())

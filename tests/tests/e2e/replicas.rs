@@ -151,12 +151,26 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
         "[delivery]\ntenant_per_window = 10\nwindow_secs = 2\n\n[cluster]\nlease_secs = 2\n",
     )
     .unwrap();
-    let log = dir.join("replicas.log");
+    // A log each: a replica's log names it (its id holds its leases).
+    let logs: Vec<_> = (0..3)
+        .map(|i| dir.join(format!("replica-{i}.log")))
+        .collect();
     let addrs = [world.proxy_settings.listen, free_port(), free_port()];
     let mut replicas: Vec<ProxyProcess> = addrs
         .iter()
-        .map(|a| world.spawn_proxy_on(BIN, &config, &log, *a))
+        .zip(&logs)
+        .map(|(a, log)| world.spawn_proxy_on(BIN, &config, log, *a))
         .collect();
+    let (db, connection) = tokio_postgres::connect(
+        match &world.proxy_settings.database {
+            ledgerlink_proxy::settings::Database::Postgres(url) => url.expose(),
+            _ => unreachable!("a Postgres world"),
+        },
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
 
     // Pushes through replicas 2 and 3 at random, each batch sent again elsewhere when the one it
@@ -186,14 +200,47 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
             }
         })
     };
-    // Kills while delivery runs: each replica in turn, at random moments.
+    // Kills while delivery runs, at random moments: the replica delivering the organisation while
+    // a call of it is out, when that comes within a few seconds (found by its lease and the
+    // documents `sending`), else each in turn.
+    let in_flight_holder = || async {
+        db.query_opt(
+            "SELECT l.holder FROM delivery_leases l
+              WHERE NOT l.released AND l.expires_at > now()
+                AND EXISTS (SELECT 1 FROM documents d WHERE d.connection_id = l.connection_id AND d.state = 'sending')
+              LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get::<_, uuid::Uuid>(0))
+    };
     for k in 0..kills {
-        let pause = 1_000 + (uuid::Uuid::new_v4().as_u128() % 1_000) as u64;
+        let pause = 500 + (uuid::Uuid::new_v4().as_u128() % 1_000) as u64;
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        let victim = k % 3;
+        let mut holder = None;
+        let looking = Instant::now();
+        while holder.is_none() && looking.elapsed() < Duration::from_secs(3) {
+            holder = in_flight_holder().await;
+            if holder.is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let victim = holder
+            .and_then(|h| {
+                logs.iter().position(|log| {
+                    std::fs::read_to_string(log)
+                        .unwrap_or_default()
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains("proxy ready"))
+                        .is_some_and(|l| l.contains(&h.to_string()))
+                })
+            })
+            .unwrap_or(k % 3);
         replicas[victim].child.kill().unwrap(); // SIGKILL
         replicas[victim].child.wait().unwrap();
-        replicas[victim] = world.spawn_proxy_on(BIN, &config, &log, addrs[victim]);
+        replicas[victim] = world.spawn_proxy_on(BIN, &config, &logs[victim], addrs[victim]);
     }
     pushing.await.unwrap();
 
@@ -201,25 +248,35 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
     let reader = device.via(&urls[2]);
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        let mut moving = 0;
+        // A pooled connection to a replica killed earlier fails once: asked again.
+        let mut moving = None;
         for state in ["queued", "sending"] {
             let a = reader
-                .call(
+                .try_call(
                     Method::GET,
                     &format!("/v1/documents?state={state}&limit=1000"),
                     &p.access,
                     None,
                 )
-                .await;
-            moving += a.json["documents"].as_array().map_or(0, Vec::len);
+                .await
+                .filter(|a| a.status == 200);
+            moving = match (moving, a) {
+                (m, Some(a)) => {
+                    Some(m.unwrap_or(0) + a.json["documents"].as_array().map_or(0, Vec::len))
+                }
+                (_, None) => None,
+            };
+            if moving.is_none() {
+                break;
+            }
         }
-        if moving == 0 {
+        if moving == Some(0) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{moving} documents still moving after 240 s (log: {})",
-            log.display()
+            "{moving:?} documents still moving after 240 s (logs: {})",
+            dir.display()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -252,8 +309,15 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
     let requests = world.sandbox_requests(since).await;
     let limited = requests.iter().filter(|r| r["status"] == 429).count();
     drop(replicas);
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    let taken_over = log_text.matches("mid-delivery").count();
+    let taken_over: usize = logs
+        .iter()
+        .map(|log| {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("mid-delivery")
+                .count()
+        })
+        .sum();
     println!(
         "{kills} kills over {total} invoices on 3 replicas: {} invoices in Xero, {limited} × 429, {} provider calls, {taken_over} takeovers with documents in flight",
         in_xero.len(),

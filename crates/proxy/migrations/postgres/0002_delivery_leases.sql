@@ -22,6 +22,16 @@ CREATE TABLE throttles (
     PRIMARY KEY (kind, key)
 );
 
+-- Calls counted in slices of a window (a 64th each), for a budget every proxy shares: a
+-- provider's app-wide allowance (Xero: 10,000 calls a minute across all organisations).
+CREATE TABLE call_slices (
+    kind text NOT NULL,
+    key text NOT NULL,
+    slice bigint NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (kind, key, slice)
+);
+
 -- Which proxy is refreshing a token set (one refresh at a time across proxies: a rotating
 -- refresh token is spent by its first use). The others wait for the new row.
 CREATE TABLE refresh_leases (

@@ -21,6 +21,15 @@ CREATE TABLE throttles (
     PRIMARY KEY (kind, key)
 );
 
+-- Calls counted in slices of a window (see the Postgres migration).
+CREATE TABLE call_slices (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    slice INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (kind, key, slice)
+);
+
 -- Which proxy is refreshing a token set (see the Postgres migration); kept alike on SQLite.
 CREATE TABLE refresh_leases (
     token_set_id TEXT PRIMARY KEY REFERENCES token_sets (id) ON DELETE CASCADE,

@@ -32,8 +32,44 @@ pub use reconcile::marker;
 pub use round::Round;
 pub use scheduler::run;
 
-/// The app-wide budget (Xero: 10,000 calls a minute across all organisations), shared by workers.
-pub type AppPacer = Arc<dyn pacer::Allowance>;
+/// The app-wide budget (Xero: 10,000 calls a minute across all organisations), shared by this
+/// proxy's workers, and on a database several proxies share, by every proxy.
+#[derive(Clone)]
+pub struct AppPacer {
+    /// Paced in this proxy, learning from what the provider says of the app's count.
+    pub local: Arc<dyn pacer::Allowance>,
+    /// Taken from the budget every proxy on the database shares (Postgres; `None` on SQLite,
+    /// which one proxy has to itself).
+    pub shared: Option<Arc<SharedBudget>>,
+}
+
+/// A provider's app-wide calls counted in the database, so N proxies together keep to it.
+pub struct SharedBudget {
+    pub storage: crate::store::Storage,
+    pub provider: &'static str,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl SharedBudget {
+    /// Waits until the shared budget has room and takes one call of it.
+    pub async fn take(&self) -> Result<(), Stop> {
+        loop {
+            let now = chrono::Utc::now();
+            let next = self
+                .storage
+                .throttles()
+                .take_call("app_calls", self.provider, self.limit, self.window, now)
+                .await
+                .map_err(Stop::store)?;
+            let Some(at) = next else {
+                return Ok(());
+            };
+            let wait = (at - now).to_std().unwrap_or_default();
+            tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
+        }
+    }
+}
 
 /// Why a round for a connection stopped early.
 #[derive(Debug)]

@@ -121,7 +121,11 @@ impl Round {
             held,
             ..
         } = self;
-        let sent = pacer::take(pacer, app.as_ref(), cost).await;
+        let sent = pacer::take(pacer, app.local.as_ref(), cost).await;
+        if let Some(shared) = &app.shared {
+            // The app's budget across every proxy: taken when the call is about to go.
+            shared.take().await?;
+        }
         // Kept before the call too: a call that fails without an answer still counted.
         held.keep(pacer, sent);
         let answer = call(state, connection).await?;
@@ -129,7 +133,7 @@ impl Round {
         let back = Instant::now();
         let quota = answer.quota;
         pacer.answered(sent, back, quota.connection);
-        app.answered(sent, back, quota.app);
+        app.local.answered(sent, back, quota.app);
         if let Some(until) = quota.spent_until {
             // The connection's calls are spent (Xero: its day): wait until they come back rather
             // than collect refusals.

@@ -44,10 +44,25 @@ pub async fn run(state: AppState, stop: tokio_util::sync::CancellationToken) {
             .iter()
             .map(|p| {
                 let limits = crate::providers::limits(*p, &state.settings);
-                let app: AppPacer = Arc::new(LocalAllowance::new(Limit {
-                    per_window: limits.app_per_window,
-                    window: limits.window,
-                }));
+                let shared = matches!(
+                    state.settings.database,
+                    crate::settings::Database::Postgres(_)
+                )
+                .then(|| {
+                    Arc::new(super::SharedBudget {
+                        storage: state.storage.clone(),
+                        provider: p.as_str(),
+                        limit: limits.app_per_window,
+                        window: limits.window,
+                    })
+                });
+                let app = AppPacer {
+                    local: Arc::new(LocalAllowance::new(Limit {
+                        per_window: limits.app_per_window,
+                        window: limits.window,
+                    })),
+                    shared,
+                };
                 (*p, app)
             })
             .collect(),

@@ -993,6 +993,50 @@ pub async fn attempts_are_counted_to_their_limit_per_window_and_swept(s: Storage
     assert_eq!(t.attempts("k", b"a", 8, 0.5).await.unwrap(), 0.0, "swept");
 }
 
+pub async fn a_shared_call_budget_keeps_to_its_limit_in_any_window(s: Storage) {
+    use std::time::Duration as Std;
+    let t = s.throttles();
+    // A 6.4 s window: slices of 100 ms. `t0` starts a slice.
+    let window = Std::from_millis(6_400);
+    let t0 = DateTime::<Utc>::from_timestamp_millis(1_800_000_000_000).unwrap();
+    let at = |ms: i64| t0 + Duration::milliseconds(ms);
+    for i in 0..5 {
+        assert_eq!(
+            t.take_call("app", "x", 5, window, at(i * 10))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    // Full: the first slice's calls stop counting a window and a slice after it started.
+    assert_eq!(
+        t.take_call("app", "x", 5, window, at(50)).await.unwrap(),
+        Some(at(6_500))
+    );
+    assert!(t
+        .take_call("app", "x", 5, window, at(6_499))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        t.take_call("app", "x", 5, window, at(6_500)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        t.take_call("app", "y", 5, window, at(50)).await.unwrap(),
+        None,
+        "another budget"
+    );
+    // Taken at once by many callers (several connections of the pool): never more than the limit.
+    let takes = (0..60).map(|_| t.take_call("app", "z", 20, window, at(100)));
+    let taken = futures_util::future::join_all(takes)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(None)))
+        .count();
+    assert_eq!(taken, 20);
+}
+
 pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: Storage) {
     let (c, device, now) = a_paired_device(&s).await;
     let lease = delivering(&s, &c).await;
@@ -1100,6 +1144,7 @@ macro_rules! conformance {
                 a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writes_nothing,
                 one_proxy_at_a_time_refreshes_a_token_set,
                 attempts_are_counted_to_their_limit_per_window_and_swept,
+                a_shared_call_budget_keeps_to_its_limit_in_any_window,
             );
         }
     };

@@ -517,6 +517,17 @@ pub trait ThrottleStore: Send + Sync {
     ) -> Result<bool>;
     /// The attempts of `kind` by `key` in the sliding window ending `elapsed` into `window`.
     async fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64>;
+    /// Takes one call of a budget every proxy shares (`limit` calls in any stretch of `window`,
+    /// counted in 64ths of it, so no fixed window however aligned sees more): `None` when taken,
+    /// else when to ask again. Proxies take turns for it, so two never take the last call.
+    async fn take_call(
+        &self,
+        kind: &str,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
 }
 
 /// The master-key check and the providers' grants, sealed (the vault's rows).

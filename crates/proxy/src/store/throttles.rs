@@ -45,6 +45,25 @@ pub fn attempt(stored: Option<Counted>, window: i64, elapsed: f64, limit: u32) -
     Some(Counted { n: c.n + 1, ..c })
 }
 
+/// Slices a shared call budget's window is counted in (as the pacer's own tallies).
+pub const SLICES: i64 = 64;
+
+/// The slice `now` falls in, for a window of `window`, and how long a slice is in milliseconds.
+pub fn slice_of(now: chrono::DateTime<chrono::Utc>, window: std::time::Duration) -> (i64, i64) {
+    let slice_ms = (window.as_millis() as i64 / SLICES).max(1);
+    (now.timestamp_millis().div_euclid(slice_ms), slice_ms)
+}
+
+/// The oldest slice still counted at `current`: a window of slices, and the current one.
+pub fn oldest_counted(current: i64) -> i64 {
+    current - SLICES
+}
+
+/// When the calls of `slice` stop counting.
+pub fn released_at(slice: i64, slice_ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis((slice + SLICES + 1) * slice_ms).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

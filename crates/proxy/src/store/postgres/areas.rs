@@ -1895,6 +1895,51 @@ impl ThrottleStore for PostgresStore {
         Ok(true)
     }
 
+    async fn take_call(
+        &self,
+        kind: &str,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        use crate::store::throttles::{oldest_counted, released_at, slice_of};
+        let (current, slice_ms) = slice_of(now, window);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Proxies take turns for a budget: two never both take its last call.
+        tx.run(
+            "SELECT pg_advisory_xact_lock(hashtext('ledgerlink calls ' || $1 || ' ' || $2))",
+            &[&kind, &key],
+        )
+        .await?;
+        tx.run(
+            "DELETE FROM call_slices WHERE kind = $1 AND key = $2 AND slice < $3",
+            &[&kind, &key, &oldest_counted(current)],
+        )
+        .await?;
+        let row = tx
+            .row(
+                "SELECT COALESCE(SUM(n), 0)::bigint, MIN(slice) FROM call_slices WHERE kind = $1 AND key = $2",
+                &[&kind, &key],
+            )
+            .await?;
+        let (taken, oldest): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+        let answer = if taken < i64::from(limit) {
+            tx.run(
+                "INSERT INTO call_slices (kind, key, slice, n) VALUES ($1, $2, $3, 1)
+                 ON CONFLICT (kind, key, slice) DO UPDATE SET n = call_slices.n + 1",
+                &[&kind, &key, &current],
+            )
+            .await?;
+            None
+        } else {
+            Some(released_at(oldest.unwrap_or(current), slice_ms))
+        };
+        tx.commit().await?;
+        Ok(answer)
+    }
+
     async fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64> {
         let client = self.client().await?;
         let stored = counted(&client, kind, key, false).await?;

@@ -448,6 +448,18 @@ impl ThrottleStore for SqliteBackend {
         self.run(move |s| s.count_attempt(&kind, &key, window, elapsed, limit, now))
             .await
     }
+    async fn take_call(
+        &self,
+        kind: &str,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let (kind, key) = (kind.to_string(), key.to_string());
+        self.run(move |s| s.take_call(&kind, &key, limit, window, now))
+            .await
+    }
     async fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64> {
         let (kind, key) = (kind.to_string(), key.to_vec());
         self.run(move |s| s.attempts(&kind, &key, window, elapsed))

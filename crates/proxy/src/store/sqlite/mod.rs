@@ -1215,6 +1215,42 @@ impl SqliteStore {
         })
     }
 
+    fn take_call(
+        &self,
+        kind: &str,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        use super::throttles::{oldest_counted, released_at, slice_of};
+        let (current, slice_ms) = slice_of(now, window);
+        self.write(|c| {
+            let tx = c.transaction()?;
+            tx.run(
+                "DELETE FROM call_slices WHERE kind = ?1 AND key = ?2 AND slice < ?3",
+                params![kind, key, oldest_counted(current)],
+            )?;
+            let (taken, oldest): (i64, Option<i64>) = tx.one(
+                "SELECT COALESCE(SUM(n), 0), MIN(slice) FROM call_slices WHERE kind = ?1 AND key = ?2",
+                params![kind, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let answer = if taken < i64::from(limit) {
+                tx.run(
+                    "INSERT INTO call_slices (kind, key, slice, n) VALUES (?1, ?2, ?3, 1)
+                     ON CONFLICT (kind, key, slice) DO UPDATE SET n = call_slices.n + 1",
+                    params![kind, key, current],
+                )?;
+                None
+            } else {
+                Some(released_at(oldest.unwrap_or(current), slice_ms))
+            };
+            tx.commit()?;
+            Ok(answer)
+        })
+    }
+
     fn attempts(&self, kind: &str, key: &[u8], window: i64, elapsed: f64) -> Result<f64> {
         self.read(|c| counted(c, kind, key))
             .map(|stored| super::throttles::estimate(stored, window, elapsed))
