@@ -101,6 +101,22 @@ pub fn backend() -> &'static str {
     }
 }
 
+/// The refresh-token calls among the sandbox's `requests` (`World::sandbox_requests`), each with
+/// the status it was answered.
+pub fn refresh_calls(requests: &[Value]) -> Vec<Option<u64>> {
+    requests
+        .iter()
+        .filter(|r| {
+            r["path"] == "/connect/token"
+                && r["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("grant_type=refresh_token")
+        })
+        .map(|r| r["status"].as_u64())
+        .collect()
+}
+
 /// `pid` and every process below it (Linux `/proc`): the desktop app and WebKit's processes.
 pub fn process_family(pid: u32) -> Vec<u32> {
     let mut parents = Vec::new();
@@ -269,14 +285,17 @@ impl World {
 
     /// Kills the proxy mid-whatever (its tasks aborted, as a crash would) and starts it again on the
     /// same address, database and keys.
-    /// A world whose proxy is on a Postgres database of its own whatever the backend of the run
-    /// (several replicas need one they can share).
-    pub async fn start_on_postgres(mut settings: Settings) -> Self {
-        let pg = ledgerlink_proxy::store::postgres::testing::TestDatabase::migrated().await;
-        settings.database = ledgerlink_proxy::settings::Database::Postgres(Secret::new(pg.url()));
-        let mut world = Self::start_with(settings).await;
-        world._pg = Some(pg);
-        world
+    /// A connection of the test's own to the proxy's Postgres database (a Postgres world only).
+    pub async fn postgres(&self) -> tokio_postgres::Client {
+        let ledgerlink_proxy::settings::Database::Postgres(url) = &self.proxy_settings.database
+        else {
+            panic!("the world's proxy is on SQLite");
+        };
+        let (client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
     }
 
     /// Another proxy process on the world's database and settings, on a port of its own (behind
@@ -336,12 +355,8 @@ impl World {
                 }
                 out
             }
-            ledgerlink_proxy::settings::Database::Postgres(url) => {
-                let (client, connection) =
-                    tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
+            ledgerlink_proxy::settings::Database::Postgres(_) => {
+                let client = self.postgres().await;
                 let columns = client
                     .query(
                         "SELECT table_name, column_name, data_type FROM information_schema.columns
@@ -395,12 +410,8 @@ impl World {
                 .unwrap();
                 db.query_row(&sql, [], |r| r.get(0)).unwrap()
             }
-            ledgerlink_proxy::settings::Database::Postgres(url) => {
-                let (client, connection) =
-                    tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
+            ledgerlink_proxy::settings::Database::Postgres(_) => {
+                let client = self.postgres().await;
                 client.query_one(&sql, &[]).await.unwrap().get(0)
             }
         }

@@ -51,17 +51,7 @@ async fn a_sqlite_proxy_moves_to_postgres_and_its_till_carries_on_without_pairin
     s.delivery.window_secs = 1;
     s.delivery.tenant_per_window = 1_000;
     let mut world = World::start_on(s, "sqlite").await;
-    let device = world.device("Till");
-    let p = world.pair(&device, &[NZ], None).await;
-    let mapped = device
-        .call(
-            Method::PUT,
-            "/v1/mappings",
-            &p.access,
-            Some(json!({"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}}})),
-        )
-        .await;
-    assert_eq!(mapped.status, 200, "{}", mapped.text);
+    let (device, p) = crate::push::paired_with_mappings(&world).await;
     // Xero answers slowly, so documents are still queued (or in a call) at the move.
     world
         .control(

@@ -3,7 +3,7 @@
 
 use ledgerlink_e2e::*;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -12,20 +12,6 @@ async fn paired(world: &World) -> (Device, Paired, Uuid) {
     let p = world.pair(&device, &[NZ], None).await;
     let token_set = world.connections().await[0].token_set_id.unwrap();
     (device, p, token_set)
-}
-
-fn token_calls(requests: &[Value]) -> Vec<Option<u64>> {
-    requests
-        .iter()
-        .filter(|r| {
-            r["path"] == "/connect/token"
-                && r["body"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("grant_type=refresh_token")
-        })
-        .map(|r| r["status"].as_u64())
-        .collect()
 }
 
 /// The access token works at the sandbox's API.
@@ -59,7 +45,7 @@ async fn tokens_are_refreshed_ahead_of_expiry_and_the_rotated_refresh_token_is_k
     assert_ne!(second.expose(), first.expose());
     assert!(works(&world, second.expose()).await);
     assert_eq!(
-        token_calls(&world.sandbox_requests(since).await),
+        refresh_calls(&world.sandbox_requests(since).await),
         [Some(200)]
     );
     // Long after the sandbox's grace for the old refresh token: the next refresh still works,
@@ -87,7 +73,7 @@ async fn a_lost_refresh_answer_is_retried_with_the_same_token_inside_the_grace_p
     let access = world.proxy.state().vault.access_token(ts).await.unwrap();
     assert!(works(&world, access.expose()).await);
     assert_eq!(
-        token_calls(&world.sandbox_requests(since).await),
+        refresh_calls(&world.sandbox_requests(since).await),
         [None, Some(200)],
         "dropped, then retried"
     );
@@ -147,7 +133,7 @@ async fn the_idle_refresher_refreshes_unused_token_sets_well_before_sixty_days()
     // The refresher runs on its own; wait (bounded) until the sandbox has seen its refresh.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let calls = token_calls(&world.sandbox_requests(since).await);
+        let calls = refresh_calls(&world.sandbox_requests(since).await);
         if calls.contains(&Some(200)) {
             break;
         }
@@ -193,7 +179,7 @@ async fn concurrent_callers_share_one_refresh() {
     tokens.dedup();
     assert_eq!(tokens.len(), 1, "everyone got the same new token");
     assert_eq!(
-        token_calls(&world.sandbox_requests(since).await).len(),
+        refresh_calls(&world.sandbox_requests(since).await).len(),
         1,
         "exactly one refresh reached Xero"
     );

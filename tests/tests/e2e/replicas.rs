@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// B is told through the database (LISTEN/NOTIFY), not by its own next look.
 #[tokio::test]
 async fn an_event_recorded_on_one_replica_reaches_a_long_poll_on_another_within_a_second() {
-    let world = World::start_on_postgres(settings()).await;
+    let world = World::start_on(settings(), "postgres").await;
     let (_b, b_url) = world.replica().await;
     let device = world.device("Till");
     let p = world.pair(&device, &[NZ], None).await;
@@ -109,7 +109,7 @@ fn free_port() -> std::net::SocketAddr {
 async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_the_limit() {
     let kills = env_or("REPLICA_KILLS", 5);
     let total = env_or("REPLICA_INVOICES", 500);
-    let mut world = World::start_on_postgres(settings()).await;
+    let mut world = World::start_on(settings(), "postgres").await;
     // Xero's shape, in a short window so the limit binds: 10 calls an organisation every 2 s.
     let limits = world
         .control(
@@ -128,17 +128,7 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
             json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "latency_ms": 300, "phase": "after"}),
         )
         .await;
-    let device = world.device("Till");
-    let p = world.pair(&device, &[NZ], None).await;
-    let mapped = device
-        .call(
-            Method::PUT,
-            "/v1/mappings",
-            &p.access,
-            Some(json!({"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}}})),
-        )
-        .await;
-    assert_eq!(mapped.status, 200, "{}", mapped.text);
+    let (device, p) = crate::push::paired_with_mappings(&world).await;
     let since = world.last_seq().await;
 
     // The in-process proxy gives way to three processes: the first on its address (the public
@@ -161,16 +151,7 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
         .zip(&logs)
         .map(|(a, log)| world.spawn_proxy_on(BIN, &config, log, *a))
         .collect();
-    let (db, connection) = tokio_postgres::connect(
-        match &world.proxy_settings.database {
-            ledgerlink_proxy::settings::Database::Postgres(url) => url.expose(),
-            _ => unreachable!("a Postgres world"),
-        },
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let db = world.postgres().await;
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
 
     // Pushes through replicas 2 and 3 at random, each batch sent again elsewhere when the one it
@@ -339,7 +320,7 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
 /// makes callers take turns; across proxies the refresh lease in the database does.)
 #[tokio::test]
 async fn a_refresh_storm_over_three_replicas_makes_one_refresh_call() {
-    let world = World::start_on_postgres(settings()).await;
+    let world = World::start_on(settings(), "postgres").await;
     let device = world.device("Till");
     world.pair(&device, &[NZ], None).await;
     let token_set = world.connections().await[0].token_set_id.unwrap();
@@ -373,18 +354,7 @@ async fn a_refresh_storm_over_three_replicas_makes_one_refresh_call() {
     tokens.sort();
     tokens.dedup();
     assert_eq!(tokens.len(), 1, "everyone got the same new token");
-    let refreshes = world
-        .sandbox_requests(since)
-        .await
-        .iter()
-        .filter(|r| {
-            r["path"] == "/connect/token"
-                && r["body"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("grant_type=refresh_token")
-        })
-        .count();
+    let refreshes = refresh_calls(&world.sandbox_requests(since).await).len();
     assert_eq!(refreshes, 1, "exactly one refresh reached Xero");
 }
 
@@ -394,7 +364,7 @@ async fn a_refresh_storm_over_three_replicas_makes_one_refresh_call() {
 async fn pairing_starts_spread_over_replicas_share_one_budget() {
     let mut s = settings();
     s.pairing.max_pairings_per_address = 3;
-    let world = World::start_on_postgres(s).await;
+    let world = World::start_on(s, "postgres").await;
     let (_b, b_url) = world.replica().await;
     let (_c, c_url) = world.replica().await;
     let urls = [world.proxy_url.clone(), b_url, c_url];
