@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use super::pacer::{Limit, LocalAllowance, Pacer};
+use super::pacer::{Limit, LocalAllowance, Pacer, Snapshot};
 use super::round::Held;
 use super::{bundle, AppPacer, Round, Stop};
 use crate::providers::hubrise::delivery::HubRiseDocuments;
@@ -199,7 +199,12 @@ async fn keep(state: &AppState, held: &Held, ttl: Duration) -> &'static str {
 
 /// The pacer a new holder starts with: carried on from the last holder's, and after a holder
 /// that never let go, holding back what it may have sent unrecorded.
-fn pacer_for(state: &AppState, taken: &Taken, provider: Provider) -> Pacer {
+fn pacer_for(
+    state: &AppState,
+    pacing: Option<&Snapshot>,
+    lost_holder: bool,
+    provider: Provider,
+) -> Pacer {
     let limits = crate::providers::limits(provider, &state.settings);
     let fresh = Pacer::new(Limit {
         per_window: limits.per_window,
@@ -208,16 +213,14 @@ fn pacer_for(state: &AppState, taken: &Taken, provider: Provider) -> Pacer {
     .with(&limits.longer, limits.heavy);
     let now = Instant::now();
     let wall = chrono::Utc::now();
-    let mut pacer = match &taken.pacing {
+    let mut pacer = match pacing {
         Some(s) => fresh.restore(s, now, wall),
         None => fresh,
     };
-    if taken.lost_holder {
+    if lost_holder {
         // Since it last wrote its pacing (or since it took the lease, if it never did).
         let ttl = state.settings.cluster.lease();
-        let gap = taken
-            .pacing
-            .as_ref()
+        let gap = pacing
             .and_then(|s| (wall - s.taken_at()).to_std().ok())
             .unwrap_or(ttl * 2);
         pacer.after_a_lost_holder(gap, now);
@@ -298,16 +301,10 @@ async fn deliver(
     let limits = crate::providers::limits(provider, &state.settings);
     let pacer = match slot.take() {
         Some(p) => p,
-        None if first => pacer_for(state, taken, provider),
-        None => pacer_for(
-            state,
-            &Taken {
-                pacing: held.pacing(),
-                lost_holder: false,
-                ..taken.clone()
-            },
-            provider,
-        ),
+        // The lease's first round carries on from its last holder; a later one from this
+        // holder's own last round.
+        None if first => pacer_for(state, taken.pacing.as_ref(), taken.lost_holder, provider),
+        None => pacer_for(state, held.pacing().as_ref(), false, provider),
     };
     let app = apps[&provider].clone();
     match provider {

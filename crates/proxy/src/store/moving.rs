@@ -37,6 +37,8 @@ const TABLES: &[&str] = &[
     "contact_generations",
     "delivery_leases",
     "refresh_leases",
+    "throttles",
+    "call_slices",
 ];
 
 /// What was copied: each table with its rows.
@@ -113,6 +115,24 @@ pub async fn sqlite_to_postgres(from: &Path, to: &str, pool: &PoolSettings) -> R
     let target = PostgresStore::connect(to, pool).await?;
     let mut client = target.client().await?;
     let tx = client.transaction().await?;
+    // A table this list does not name would be left behind: refuse rather than move half.
+    let unknown: Vec<String> = tx
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+               AND table_name <> 'schema_migrations' AND NOT (table_name = ANY($1))",
+            &[&TABLES],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(StoreError::Failed(format!(
+            "this proxy does not know how to move the tables {}",
+            unknown.join(", ")
+        )));
+    }
     for table in TABLES {
         let found = tx
             .query_opt(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])

@@ -35,6 +35,16 @@ pub struct Limit {
     pub window: Duration,
 }
 
+impl Limit {
+    /// At least one call in at least a millisecond: a limit the pacer can divide by.
+    fn usable(self) -> Self {
+        Self {
+            per_window: self.per_window.max(1),
+            window: self.window.max(Duration::from_millis(1)),
+        }
+    }
+}
+
 /// What one answer said about the allowance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Quota {
@@ -74,10 +84,7 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(limit: Limit) -> Self {
-        let limit = Limit {
-            per_window: limit.per_window.max(1),
-            window: limit.window.max(Duration::from_millis(1)),
-        };
+        let limit = limit.usable();
         Self {
             limit,
             slice: limit.window / SLICES,
@@ -166,10 +173,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(limit: Limit) -> Self {
-        let limit = Limit {
-            per_window: limit.per_window.max(1),
-            window: limit.window.max(Duration::from_millis(1)),
-        };
+        let limit = limit.usable();
         Self {
             limit,
             sent: VecDeque::new(),
