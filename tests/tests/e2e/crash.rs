@@ -65,8 +65,30 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let log = dir.join("proxy.log");
     let mut process = world.spawn_proxy(BIN, &config, &log);
     for k in 0..kills {
-        let pause = 1_150 + (uuid::Uuid::new_v4().as_u128() % 500) as u64;
+        // A random moment, then (within a few seconds) one when a bundle is out: the restarted
+        // proxy first waits for the killed one's lease to run out (on Postgres) and a window.
+        let pause = 150 + (uuid::Uuid::new_v4().as_u128() % 500) as u64;
         tokio::time::sleep(Duration::from_millis(pause)).await;
+        let looking = tokio::time::Instant::now();
+        while looking.elapsed() < Duration::from_secs(5) {
+            let sending = device
+                .try_call(
+                    Method::GET,
+                    "/v1/documents?state=sending&limit=1",
+                    &p.access,
+                    None,
+                )
+                .await
+                .is_some_and(|a| {
+                    a.json["documents"]
+                        .as_array()
+                        .is_some_and(|d| !d.is_empty())
+                });
+            if sending {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         process.child.kill().unwrap(); // SIGKILL
         process.child.wait().unwrap();
         drop(process);
