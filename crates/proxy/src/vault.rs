@@ -283,7 +283,7 @@ impl Vault {
                 let refreshed = if self.done(&row, &plain, &force, seen) {
                     Ok(Secret::new(plain.access_token))
                 } else {
-                    self.refresh_holding(id, row, plain).await
+                    self.refresh_holding(id, row, plain, epoch).await
                 };
                 if let Err(e) = store.end_refresh_lease(id, self.holder, epoch).await {
                     tracing::warn!(token_set = %id, error = %e, "cannot let a refresh lease go; it runs out instead");
@@ -300,12 +300,13 @@ impl Vault {
         }
     }
 
-    /// The refresh itself, by the holder of the token set's refresh lease.
+    /// The refresh itself, by the holder of the token set's refresh lease `epoch`.
     async fn refresh_holding(
         &self,
         id: Uuid,
         row: TokenSetRow,
         plain: Plain,
+        epoch: i64,
     ) -> Result<Secret, VaultError> {
         let grants = self.grants_for(&row.provider)?.clone();
         // A static grant (or one without a refresh token) that was refused cannot be renewed.
@@ -371,12 +372,24 @@ impl Vault {
             last_refresh_at: Some(now),
             ..row
         };
-        // Commit the rotated refresh token before anyone uses the new access token.
-        let written = self.storage.vault().update_token_set(&updated).await?;
+        // Commit the rotated refresh token, under the lease, before anyone uses the new access
+        // token.
+        let seen = updated.version;
+        let written = self
+            .storage
+            .vault()
+            .update_token_set(&updated, self.holder, epoch)
+            .await?;
         if !written {
-            // Another process refreshed first; its tokens are the ones to use.
-            let (_, theirs) = self.read(id).await?;
-            return Ok(Secret::new(theirs.access_token));
+            // The refresh outlived its lease and another proxy took it over. Its tokens are the
+            // ones to use once written; until then ours work too (the refresh token we spent
+            // stays good at the provider for its grace period, for the new holder to spend).
+            let (now_stored, theirs) = self.read(id).await?;
+            if now_stored.version != seen {
+                return Ok(Secret::new(theirs.access_token));
+            }
+            tracing::warn!(token_set = %id, provider = %provider, "a refresh outlived its lease; its tokens were not kept");
+            return Ok(tokens.access_token);
         }
         tracing::info!(token_set = %id, provider = %provider, "refreshed the grant");
         Ok(tokens.access_token)

@@ -176,10 +176,17 @@ async fn state_of(s: &Storage, device: Uuid, id: Uuid) -> DocumentState {
 pub async fn token_set_writes_compare_and_swap_on_version(s: Storage) {
     let mut row = token_set(Utc::now());
     s.vault().insert_token_set(&row).await.unwrap();
+    let me = Uuid::new_v4();
+    let epoch = s
+        .vault()
+        .take_refresh_lease(row.id, me, std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
     row.ciphertext = vec![4];
-    assert!(s.vault().update_token_set(&row).await.unwrap());
+    assert!(s.vault().update_token_set(&row, me, epoch).await.unwrap());
     assert!(
-        !s.vault().update_token_set(&row).await.unwrap(),
+        !s.vault().update_token_set(&row, me, epoch).await.unwrap(),
         "a stale version loses"
     );
     let stored = s.vault().token_set(row.id).await.unwrap().unwrap();
@@ -943,11 +950,30 @@ pub async fn one_proxy_at_a_time_refreshes_a_token_set(s: Storage) {
     assert_eq!(second, Some(2));
     // A proxy that stopped mid-refresh holds it no longer than its lease.
     tokio::time::sleep(Std::from_millis(300)).await;
+    let mut late = t.clone();
+    late.ciphertext = vec![7];
+    assert!(
+        v.update_token_set(&late, b, 2).await.unwrap(),
+        "a lease run out that nobody took still writes"
+    );
+    late.version += 1;
     assert_eq!(
         v.take_refresh_lease(t.id, a, Std::from_secs(30))
             .await
             .unwrap(),
         Some(3)
+    );
+    // Its tokens come too late once another proxy has taken the lease: fenced, whatever the
+    // version.
+    late.ciphertext = vec![8];
+    assert!(
+        !v.update_token_set(&late, b, 2).await.unwrap(),
+        "the earlier holder is fenced out"
+    );
+    assert!(v.update_token_set(&late, a, 3).await.unwrap());
+    assert_eq!(
+        v.token_set(t.id).await.unwrap().unwrap().ciphertext,
+        vec![8]
     );
 }
 

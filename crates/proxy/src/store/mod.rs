@@ -540,9 +540,11 @@ pub trait VaultStore: Send + Sync {
     async fn sealed(&self) -> Result<Vec<Sealed>>;
     async fn insert_token_set(&self, t: &TokenSetRow) -> Result<()>;
     async fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>>;
-    /// Compare-and-swap on `version`: writes `t` (with `version + 1`) only if the row still has
-    /// `t.version`. False when someone else wrote first.
-    async fn update_token_set(&self, t: &TokenSetRow) -> Result<bool>;
+    /// The refreshed tokens, written by the holder of the token set's refresh lease `epoch`:
+    /// compare-and-swap on `version` (written with `version + 1` only if the row still has
+    /// `t.version`), and fenced by the lease (refused once another proxy has taken it, though an
+    /// expired lease nobody took still writes). False when either check fails.
+    async fn update_token_set(&self, t: &TokenSetRow, holder: Uuid, epoch: i64) -> Result<bool>;
     async fn delete_token_set(&self, id: Uuid) -> Result<()>;
     /// Token sets in use by a live connection whose last refresh (or creation) is before `before`.
     async fn idle_token_sets(&self, before: DateTime<Utc>) -> Result<Vec<Uuid>>;

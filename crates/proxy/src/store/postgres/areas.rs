@@ -677,14 +677,17 @@ impl VaultStore for PostgresStore {
         row.as_ref().map(token_set_row).transpose()
     }
 
-    async fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
+    async fn update_token_set(&self, t: &TokenSetRow, holder: Uuid, epoch: i64) -> Result<bool> {
+        // The lease row is share-locked until the write commits: a proxy taking the lease over
+        // waits for it, then re-reads the row and finds the new tokens.
         let n = self
             .client()
             .await?
             .run(
-                "UPDATE token_sets SET ciphertext = $2, access_expires_at = $3, last_refresh_at = $4, version = version + 1
-                 WHERE id = $1 AND version = $5",
-                &[&t.id, &t.ciphertext, &t.access_expires_at, &t.last_refresh_at, &t.version],
+                "WITH lease AS (SELECT 1 FROM refresh_leases WHERE token_set_id = $1 AND holder = $6 AND epoch = $7 FOR SHARE)
+                 UPDATE token_sets SET ciphertext = $2, access_expires_at = $3, last_refresh_at = $4, version = version + 1
+                 WHERE id = $1 AND version = $5 AND EXISTS (SELECT 1 FROM lease)",
+                &[&t.id, &t.ciphertext, &t.access_expires_at, &t.last_refresh_at, &t.version, &holder, &epoch],
             )
             .await?;
         Ok(n == 1)

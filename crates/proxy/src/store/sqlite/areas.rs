@@ -89,9 +89,10 @@ impl VaultStore for SqliteBackend {
     async fn token_set(&self, id: Uuid) -> Result<Option<TokenSetRow>> {
         self.run(move |s| s.token_set(id)).await
     }
-    async fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
+    async fn update_token_set(&self, t: &TokenSetRow, holder: Uuid, epoch: i64) -> Result<bool> {
         let t = t.clone();
-        self.run(move |s| s.update_token_set(&t)).await
+        self.run(move |s| s.update_token_set(&t, holder, epoch))
+            .await
     }
     async fn delete_token_set(&self, id: Uuid) -> Result<()> {
         self.run(move |s| s.delete_token_set(id)).await

@@ -1178,12 +1178,13 @@ impl SqliteStore {
         })
     }
 
-    fn update_token_set(&self, t: &TokenSetRow) -> Result<bool> {
+    fn update_token_set(&self, t: &TokenSetRow, holder: Uuid, epoch: i64) -> Result<bool> {
         self.write(|c| {
             c.run(
                 "UPDATE token_sets SET ciphertext = ?2, access_expires_at = ?3, last_refresh_at = ?4, version = version + 1
-                 WHERE id = ?1 AND version = ?5",
-                params![t.id.to_string(), t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), t.version],
+                 WHERE id = ?1 AND version = ?5
+                   AND EXISTS (SELECT 1 FROM refresh_leases WHERE token_set_id = ?1 AND holder = ?6 AND epoch = ?7)",
+                params![t.id.to_string(), t.ciphertext, ms(t.access_expires_at), t.last_refresh_at.map(ms), t.version, holder.to_string(), epoch],
             )
             .map(|n| n == 1)
         })
