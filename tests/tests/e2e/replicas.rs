@@ -378,3 +378,104 @@ async fn pairing_starts_spread_over_replicas_share_one_budget() {
         assert_eq!(over.json["error"], "rate_limited");
     }
 }
+
+/// Xero sends a webhook again when it heard no answer, and a load balancer may hand the copies to
+/// different replicas: the till hears of the change once. (Without the sightings shared in the
+/// database, each of the four copies below would tell it.)
+#[tokio::test]
+async fn a_webhook_sent_again_to_two_replicas_reaches_the_till_once() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut s = settings();
+    s.providers.xero.webhook_key = Some(ledgerlink_wire::Secret::new(
+        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY,
+    ));
+    let world = World::start_on(s, "postgres").await;
+    let (_b, b_url) = world.replica().await;
+    let device = world.device("Till");
+    let p = world.pair(&device, &[NZ], None).await;
+    device
+        .push(
+            "invoices",
+            &p.access,
+            json!([{"client_ref": "part-paid", "contact": {"name": "Ann"}, "date": "2026-11-20",
+                    "lines": [{"description": "Tea", "quantity": 1, "unit_amount": "40.00", "account_code": "200", "tax_type": "OUTPUT2"}]}]),
+        )
+        .await;
+    let docs = device.settle(&p.access, 1, Duration::from_secs(30)).await;
+    let xero_id = docs[0]["xero_id"].as_str().unwrap().to_string();
+    // Part paid in Xero: it stays AUTHORISED, with less due, which the till is told as news.
+    let paid = world
+        .control(
+            Method::POST,
+            &format!("/invoices/{xero_id}/pay"),
+            json!({"amount": "10.00"}),
+        )
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let cursor = device
+        .call(Method::GET, "/v1/events?after=0", &p.access, None)
+        .await
+        .json["next"]
+        .as_i64()
+        .unwrap();
+
+    let body = json!({"events": [{
+        "resourceUrl": format!("https://api.xero.com/api.xro/2.0/Invoices/{xero_id}"),
+        "resourceId": xero_id, "eventDateUtc": "2026-11-20T10:00:00.000", "eventType": "UPDATE",
+        "eventCategory": "INVOICE", "tenantId": NZ.to_string(), "tenantType": "ORGANISATION"}],
+        "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "KQWPZDSTCVCZNPFKJRLU"})
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(
+        ledgerlink_sandbox::settings::DEMO_WEBHOOK_KEY.as_bytes(),
+    )
+    .unwrap();
+    mac.update(body.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let copies = [&world.proxy_url, &b_url, &world.proxy_url, &b_url].map(|url| {
+        reqwest::Client::new()
+            .post(format!("{url}/webhooks/xero"))
+            .header("x-xero-signature", &signature)
+            .body(body.clone())
+            .send()
+    });
+    for answer in futures_util::future::join_all(copies).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+
+    // The news arrives (each replica handles its copies after answering)...
+    let news = |events: &serde_json::Value| {
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "provider" && e["amount_paid"] == "10.00")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let feed = device
+            .call(
+                Method::GET,
+                &format!("/v1/events?after={cursor}&wait=2"),
+                &p.access,
+                None,
+            )
+            .await;
+        if news(&feed.json) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no news: {}", feed.text);
+    }
+    // ...and once every copy has been handled, it is there once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let feed = device
+        .call(
+            Method::GET,
+            &format!("/v1/events?after={cursor}"),
+            &p.access,
+            None,
+        )
+        .await;
+    assert_eq!(news(&feed.json), 1, "{}", feed.text);
+}

@@ -230,6 +230,9 @@ pub trait Webhooks {
 /// One change the provider tells of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEvent {
+    /// The same each time the provider sends this notification again (HubRise's event `id`;
+    /// Xero's events have none, so the fields that tell them apart, `eventDateUtc` with them).
+    pub id: String,
     /// The provider's id of the organisation it happened in.
     pub tenant_id: String,
     /// What kind of record changed (Xero: `INVOICE`, `CONTACT`).
@@ -241,6 +244,42 @@ pub struct WebhookEvent {
     /// The record's status after the change, when the notification says (HubRise's
     /// `new_state.status`; Xero's name only the record).
     pub status: Option<String>,
+}
+
+/// How long a notification is remembered: well past its provider's last retry (Xero retries for
+/// 24 hours, HubRise for about an hour).
+const NOTIFICATIONS_KEPT_HOURS: i64 = 48;
+
+impl WebhookEvent {
+    /// Whether this is the first time any proxy on the database takes this notification in. A
+    /// provider sends one again when it heard no answer, and a load balancer may hand the copies
+    /// to different replicas: the device hears of the change once.
+    pub async fn first_sighting(
+        &self,
+        state: &crate::AppState,
+        provider: &str,
+    ) -> Result<bool, crate::store::StoreError> {
+        let now = state.clock.now();
+        let until = now + chrono::Duration::hours(NOTIFICATIONS_KEPT_HOURS);
+        state
+            .storage
+            .throttles()
+            .first_sighting(provider, self.id.as_bytes(), until, now)
+            .await
+    }
+
+    /// Forgets the sighting after its handling failed, so the provider's next sending counts.
+    pub async fn forget_sighting(
+        &self,
+        state: &crate::AppState,
+        provider: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        state
+            .storage
+            .throttles()
+            .forget_sighting(provider, self.id.as_bytes())
+            .await
+    }
 }
 
 /// A grant as the provider hands it over, after consent or a refresh. Held only by the vault.

@@ -1149,6 +1149,41 @@ pub async fn events_come_after_the_cursor_in_order_and_to_their_device_only(s: S
     );
 }
 
+pub async fn a_notification_is_taken_in_once_while_it_is_kept(s: Storage) {
+    let t = s.throttles();
+    let now = Utc::now();
+    let until = now + Duration::hours(48);
+    assert!(t.first_sighting("xero", b"e1", until, now).await.unwrap());
+    assert!(
+        !t.first_sighting("xero", b"e1", until, now).await.unwrap(),
+        "sent again: already taken in"
+    );
+    assert!(t
+        .first_sighting("hubrise", b"e1", until, now)
+        .await
+        .unwrap());
+    // Its handling failed: forgotten, so the provider's next sending is taken in.
+    t.forget_sighting("xero", b"e1").await.unwrap();
+    assert!(t.first_sighting("xero", b"e1", until, now).await.unwrap());
+    // Kept no longer than asked: seen again after that, it is new, and the sweep removes it.
+    let later = until + Duration::seconds(1);
+    assert!(t
+        .first_sighting("xero", b"e1", later + Duration::hours(48), later)
+        .await
+        .unwrap());
+    assert!(
+        s.health()
+            .sweep(later + Duration::hours(49), later)
+            .await
+            .unwrap()
+            >= 2
+    );
+    assert!(t
+        .first_sighting("hubrise", b"e1", later, now)
+        .await
+        .unwrap());
+}
+
 /// Every story against one backend: `conformance!(name, async { Storage })`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -1171,6 +1206,7 @@ macro_rules! conformance {
                 one_proxy_at_a_time_refreshes_a_token_set,
                 attempts_are_counted_to_their_limit_per_window_and_swept,
                 a_shared_call_budget_keeps_to_its_limit_in_any_window,
+                a_notification_is_taken_in_once_while_it_is_kept,
             );
         }
     };

@@ -495,7 +495,7 @@ pub trait HealthStore: Send + Sync {
     /// before `short`, token sets no connection or choice refers to made before `short`, and refresh
     /// tokens revoked or rotated before `long` (kept that long so a stolen old one is still
     /// recognised, and revokes its device, when it comes back), and attempt counts last touched
-    /// before `short`. Answers how many rows went.
+    /// before `short`, and sightings kept until before `short`. Answers how many rows went.
     async fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
 }
 
@@ -528,6 +528,17 @@ pub trait ThrottleStore: Send + Sync {
         window: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>>;
+    /// Notes a sighting of `key` (a provider's notification) kept until `until`: true only for
+    /// the first while it is kept, whichever proxy saw it before.
+    async fn first_sighting(
+        &self,
+        kind: &str,
+        key: &[u8],
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Forgets a sighting whose handling failed, so the provider's next sending is taken in.
+    async fn forget_sighting(&self, kind: &str, key: &[u8]) -> Result<()>;
 }
 
 /// The master-key check and the providers' grants, sealed (the vault's rows).

@@ -39,6 +39,7 @@ const TABLES: &[&str] = &[
     "refresh_leases",
     "throttles",
     "call_slices",
+    "sightings",
 ];
 
 /// What was copied: each table with its rows.

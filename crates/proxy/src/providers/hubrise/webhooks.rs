@@ -1,7 +1,7 @@
 //! `POST /webhooks/hubrise`: HubRise's callbacks. Each carries one event, signed with our client
 //! secret (`X-HubRise-Hmac-SHA256`: hex HMAC-SHA256 of the raw body), checked in constant time. An
 //! order's new status is kept on the document (`provider_status`) and told to the device that
-//! pushed it, once however often HubRise sends it; the document stays `sent`. The answer comes
+//! pushed it, once however often HubRise sends it (its `id` is remembered across replicas); the document stays `sent`. The answer comes
 //! after the event is recorded: a 503 when it could not be, so HubRise sends it again.
 
 use axum::body::Bytes;
@@ -46,6 +46,7 @@ impl Webhooks for HubRise {
             .or_else(|| text(&event["new_state"]["id"]))
             .unwrap_or_default();
         vec![WebhookEvent {
+            id: text(&event["id"]).unwrap_or_default(),
             tenant_id: location,
             category,
             change,
@@ -64,8 +65,23 @@ pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> Status
         return StatusCode::UNAUTHORIZED;
     }
     for event in HubRise::events(&body) {
-        if let Err(e) = process(&state, &event).await {
+        // A callback HubRise sends again (it heard no answer in time, or copies went to two
+        // replicas) is taken in once; an old one replayed never takes a status back.
+        let first = if event.id.is_empty() {
+            Ok(true)
+        } else {
+            event.first_sighting(&state, "hubrise").await
+        };
+        let handled = match first {
+            Ok(false) => Ok(()),
+            Ok(true) => process(&state, &event).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = handled {
             tracing::warn!(error = %e, "a HubRise callback could not be recorded: HubRise will send it again");
+            if !event.id.is_empty() {
+                let _ = event.forget_sighting(&state, "hubrise").await;
+            }
             return StatusCode::SERVICE_UNAVAILABLE;
         }
     }
@@ -148,6 +164,7 @@ mod tests {
         assert_eq!(
             events,
             [WebhookEvent {
+                id: "e1".into(),
                 tenant_id: "l-0".into(),
                 category: "order".into(),
                 change: "update".into(),

@@ -2,7 +2,8 @@
 //! the raw body under the webhooks key) is checked in constant time; the answer (200, or 401 for a
 //! bad signature, empty body either way, as the intent-to-receive check expects) goes out at once and
 //! the events are processed after it: a changed invoice is looked up and the device that pushed it
-//! hears that it was paid, voided, or that its amount due changed.
+//! hears that it was paid, voided, or that its amount due changed. An event Xero sends again (to
+//! this replica or another) is taken in once.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -40,6 +41,15 @@ impl Webhooks for Xero {
                 events
                     .iter()
                     .map(|e| WebhookEvent {
+                        id: [
+                            "tenantId",
+                            "eventCategory",
+                            "eventType",
+                            "resourceId",
+                            "eventDateUtc",
+                        ]
+                        .map(|f| text(e, f))
+                        .join("/"),
                         tenant_id: text(e, "tenantId"),
                         category: text(e, "eventCategory"),
                         change: text(e, "eventType"),
@@ -72,8 +82,19 @@ pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> Status
         // Answer within Xero's 5 seconds; look things up afterwards.
         tokio::spawn(async move {
             for event in events {
+                match event.first_sighting(&state, "xero").await {
+                    Ok(true) => {}
+                    Ok(false) => continue, // sent again, to this replica or another
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a webhook event could not be recorded");
+                        continue;
+                    }
+                }
                 if let Err(e) = process(&state, &event).await {
                     tracing::warn!(error = %e, "a webhook event could not be processed");
+                    // Xero had its 200 already and will not send it again; a copy that comes
+                    // anyway is welcome.
+                    let _ = event.forget_sighting(&state, "xero").await;
                 }
             }
         });

@@ -544,6 +544,7 @@ impl HealthStore for PostgresStore {
             "DELETE FROM pending_choices WHERE pairing_id IN (SELECT id FROM pairings WHERE expires_at < $1)",
             "DELETE FROM pairings WHERE expires_at < $1",
             "DELETE FROM throttles WHERE updated_at < $1",
+            "DELETE FROM sightings WHERE until < $1",
             "DELETE FROM bundles WHERE created_at < $1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
             // A consent nobody finished: forgotten here, not revoked at the provider.
             "DELETE FROM token_sets WHERE created_at < $1
@@ -1896,6 +1897,37 @@ impl ThrottleStore for PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn first_sighting(
+        &self,
+        kind: &str,
+        key: &[u8],
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let row = self
+            .client()
+            .await?
+            .maybe_row(
+                "INSERT INTO sightings (kind, key, until) VALUES ($1, $2, $3)
+                 ON CONFLICT (kind, key) DO UPDATE SET until = EXCLUDED.until WHERE sightings.until < $4
+                 RETURNING 1",
+                &[&kind, &key, &until, &now],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn forget_sighting(&self, kind: &str, key: &[u8]) -> Result<()> {
+        self.client()
+            .await?
+            .run(
+                "DELETE FROM sightings WHERE kind = $1 AND key = $2",
+                &[&kind, &key],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn take_call(

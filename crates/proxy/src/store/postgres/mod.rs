@@ -26,6 +26,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../../migrations/postgres/0002_delivery_leases.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_sightings.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("Ledgerlk"): one replica migrates, the others wait
@@ -317,10 +321,11 @@ mod tests {
             assert!(store.is_ok(), "{:?}", store.as_ref().err());
         }
         let versions = stores[0].as_ref().unwrap().schema_versions().await.unwrap();
-        assert_eq!(versions, [1, 2], "each migration once");
+        let all: Vec<i32> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        assert_eq!(versions, all, "each migration once");
         // And again, as a restart: nothing left to do.
         let again = PostgresStore::connect(db.url(), &settings).await.unwrap();
-        assert_eq!(again.schema_versions().await.unwrap(), [1, 2]);
+        assert_eq!(again.schema_versions().await.unwrap(), all);
     }
 
     /// The event cursor only grows in commit order: while a writer that took an earlier `seq` is

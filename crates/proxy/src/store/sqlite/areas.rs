@@ -466,6 +466,21 @@ impl ThrottleStore for SqliteBackend {
         self.run(move |s| s.attempts(&kind, &key, window, elapsed))
             .await
     }
+    async fn first_sighting(
+        &self,
+        kind: &str,
+        key: &[u8],
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (kind, key) = (kind.to_string(), key.to_vec());
+        self.run(move |s| s.first_sighting(&kind, &key, until, now))
+            .await
+    }
+    async fn forget_sighting(&self, kind: &str, key: &[u8]) -> Result<()> {
+        let (kind, key) = (kind.to_string(), key.to_vec());
+        self.run(move |s| s.forget_sighting(&kind, &key)).await
+    }
 }
 
 #[async_trait]

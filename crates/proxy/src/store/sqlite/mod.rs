@@ -83,6 +83,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         14,
         include_str!("../../../migrations/sqlite/0014_delivery_leases.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_sightings.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1135,6 +1139,7 @@ impl SqliteStore {
             )?;
             n += tx.run("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
             n += tx.run("DELETE FROM throttles WHERE updated_at < ?1", [t])?;
+            n += tx.run("DELETE FROM sightings WHERE until < ?1", [t])?;
             n += tx.run(
                 "DELETE FROM bundles WHERE created_at < ?1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
                 [t],
@@ -1213,6 +1218,33 @@ impl SqliteStore {
             )?;
             tx.commit()?;
             Ok(true)
+        })
+    }
+
+    fn first_sighting(
+        &self,
+        kind: &str,
+        key: &[u8],
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.write(|c| {
+            c.run(
+                "INSERT INTO sightings (kind, key, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, key) DO UPDATE SET until = excluded.until WHERE sightings.until < ?4",
+                params![kind, key, ms(until), ms(now)],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn forget_sighting(&self, kind: &str, key: &[u8]) -> Result<()> {
+        self.write(|c| {
+            c.run(
+                "DELETE FROM sightings WHERE kind = ?1 AND key = ?2",
+                params![kind, key],
+            )
+            .map(|_| ())
         })
     }
 
