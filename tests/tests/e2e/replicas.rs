@@ -315,47 +315,201 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
     );
 }
 
-/// A thousand callers needing a fresh access token at once, spread over three replicas: one
-/// refresh reaches the provider, and everyone gets the token it brought. (Within one proxy a lock
-/// makes callers take turns; across proxies the refresh lease in the database does.)
+/// A refresh storm across three replica processes: one Xero token set covers two organisations
+/// whose deliveries are leased to different replicas, its access token runs out at Xero, and a
+/// thousand device requests that need Xero (`GET /v1/mappings?refresh=true`) come in over all
+/// three while both deliveries are calling too. One refresh reaches Xero; every caller is answered
+/// and every invoice lands once.
+///
+/// Pairing makes one connection per consent, so the second organisation (ticked in the first
+/// consent too, which Xero's grant covers) is pointed at the first's token set in the database:
+/// the shape of a token set shared by several connections that the vault is built for.
 #[tokio::test]
-async fn a_refresh_storm_over_three_replicas_makes_one_refresh_call() {
-    let world = World::start_on(settings(), "postgres").await;
-    let device = world.device("Till");
-    world.pair(&device, &[NZ], None).await;
-    let token_set = world.connections().await[0].token_set_id.unwrap();
-    let (b, _) = world.replica().await;
-    let (c, _) = world.replica().await;
-    // The access token runs out.
+async fn a_refresh_storm_over_three_replica_processes_makes_one_refresh_call() {
+    use futures_util::StreamExt;
+    let mut world = World::start_on(settings(), "postgres").await;
+    let limits = world
+        .control(
+            Method::PUT,
+            "/limits",
+            json!({"tenant_per_window": 1_000_000, "window_seconds": 60, "tenant_per_day": 1_000_000,
+                   "app_per_window": 1_000_000, "tenant_concurrent": 1_000}),
+        )
+        .await;
+    assert_eq!(limits.status, 200, "{}", limits.text);
+    let (till_nz, till_uk) = (world.device("NZ till"), world.device("UK till"));
+    let nz = world.pair(&till_nz, &[NZ, UK], Some(NZ)).await;
+    let uk = world.pair(&till_uk, &[NZ, UK], Some(UK)).await;
+    let db = world.postgres().await;
+    let connections = world.connections().await;
+    let of = |tenant: uuid::Uuid| {
+        connections
+            .iter()
+            .find(|c| c.tenant_id == tenant.to_string())
+            .unwrap()
+            .clone()
+    };
+    let (nz_conn, uk_conn) = (of(NZ), of(UK));
+    let shared = nz_conn.token_set_id.unwrap();
+    db.execute(
+        "UPDATE connections SET token_set_id = $1 WHERE id = $2",
+        &[&shared, &uk_conn.id],
+    )
+    .await
+    .unwrap();
+
+    // Three processes; leases long enough that a replica paused for a moment keeps its own.
+    world.proxy.kill().await;
+    let dir = world.db.parent().unwrap().to_path_buf();
+    let config = dir.join("replicas.toml");
+    std::fs::write(
+        &config,
+        "[delivery]\ntenant_per_window = 100000\nwindow_secs = 60\n\n[cluster]\nlease_secs = 15\n",
+    )
+    .unwrap();
+    let logs: Vec<_> = (0..3)
+        .map(|i| dir.join(format!("replica-{i}.log")))
+        .collect();
+    let addrs = [world.proxy_settings.listen, free_port(), free_port()];
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+    // Xero answers invoices slowly, so each delivery is out at Xero when the storm comes.
+    world
+        .control(
+            Method::POST,
+            "/faults",
+            json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "latency_ms": 1500, "phase": "after"}),
+        )
+        .await;
+    let holder = |connection: uuid::Uuid| {
+        let db = &db;
+        async move {
+            db.query_opt(
+                "SELECT holder FROM delivery_leases WHERE connection_id = $1 AND NOT released AND expires_at > now()",
+                &[&connection],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get::<_, uuid::Uuid>(0))
+        }
+    };
+    let wait_for_holder = |connection: uuid::Uuid| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(h) = holder(connection).await {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nobody took {connection}'s lease"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // Invoices trickle in for both organisations until told to stop, so both stay leased.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pushing = |device: Device, access: String, tag: &'static str| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = json!([{"client_ref": format!("{tag}-{n}"), "contact": {"name": "Ann"}, "date": "2026-11-20",
+                    "lines": [{"description": "Tea", "quantity": 1, "unit_amount": "4.00", "account_code": "200", "tax_type": "OUTPUT2"}]}]);
+                let a = device
+                    .try_call(Method::POST, "/v1/invoices", &access, Some(body))
+                    .await;
+                if a.is_some_and(|a| a.status == 202) {
+                    n += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            n
+        })
+    };
+    let mut replicas = vec![world.spawn_proxy_on(BIN, &config, &logs[0], addrs[0])];
+    let pushing_nz = pushing(till_nz.via(&urls[0]), nz.access.clone(), "nz");
+    let first = wait_for_holder(nz_conn.id).await;
+    // The first replica pauses while the others start and the UK organisation gets work, so one
+    // of them takes its lease; it carries on with its own afterwards.
+    let pid = replicas[0].child.id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    replicas.push(world.spawn_proxy_on(BIN, &config, &logs[1], addrs[1]));
+    replicas.push(world.spawn_proxy_on(BIN, &config, &logs[2], addrs[2]));
+    let pushing_uk = pushing(till_uk.via(&urls[1]), uk.access.clone(), "uk");
+    let second = wait_for_holder(uk_conn.id).await;
+    signal("-CONT");
+    assert_ne!(
+        first, second,
+        "the two organisations are delivered by different replicas"
+    );
+
+    // Xero's clock moves on: the access token has expired there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     world.advance(1800).await;
     let since = world.last_seq().await;
-    let vaults = [
-        world.proxy.state().vault.clone(),
-        b.state().vault.clone(),
-        c.state().vault.clone(),
-    ];
-    let callers: Vec<_> = (0..1000)
+    let answers: Vec<u16> = futures_util::stream::iter(0..1000)
         .map(|i| {
-            let vault = vaults[i % 3].clone();
-            tokio::spawn(async move {
-                vault
-                    .access_token(token_set)
+            let (device, access) = if i % 2 == 0 {
+                (&till_nz, &nz.access)
+            } else {
+                (&till_uk, &uk.access)
+            };
+            let device = device.via(&urls[i % 3]);
+            async move {
+                device
+                    .call(Method::GET, "/v1/mappings?refresh=true", access, None)
                     .await
-                    .unwrap()
-                    .expose()
-                    .to_string()
-            })
+                    .status
+                    .as_u16()
+            }
         })
-        .collect();
-    let mut tokens = Vec::new();
-    for caller in callers {
-        tokens.push(caller.await.unwrap());
-    }
-    tokens.sort();
-    tokens.dedup();
-    assert_eq!(tokens.len(), 1, "everyone got the same new token");
-    let refreshes = refresh_calls(&world.sandbox_requests(since).await).len();
-    assert_eq!(refreshes, 1, "exactly one refresh reached Xero");
+        .buffer_unordered(250)
+        .collect()
+        .await;
+    let during = (holder(nz_conn.id).await, holder(uk_conn.id).await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent_nz, sent_uk) = (pushing_nz.await.unwrap(), pushing_uk.await.unwrap());
+    till_nz
+        .via(&urls[2])
+        .settle(&nz.access, sent_nz, Duration::from_secs(120))
+        .await;
+    till_uk
+        .via(&urls[2])
+        .settle(&uk.access, sent_uk, Duration::from_secs(120))
+        .await;
+
+    let refreshes = refresh_calls(&world.sandbox_requests(since).await);
+    let ok = answers.iter().filter(|s| **s == 200).count();
+    println!(
+        "1,000 callers over 3 replicas, leases held by {first} and {second} (during the storm: {during:?}): {ok} answered 200, {} refresh call(s) at Xero, {sent_nz} + {sent_uk} invoices delivered",
+        refreshes.len()
+    );
+    assert_eq!(ok, 1000, "every caller answered: {answers:?}");
+    assert_eq!(refreshes, [Some(200)], "exactly one refresh reached Xero");
+    let in_xero = |tenant| {
+        let shared = world.sandbox.shared().clone();
+        let sandbox = shared.world();
+        let mut refs: Vec<String> = sandbox
+            .tenant(tenant)
+            .unwrap()
+            .invoices
+            .iter()
+            .filter_map(|i| i.reference.clone())
+            .collect();
+        let n = refs.len();
+        refs.sort();
+        refs.dedup();
+        (n, refs.len())
+    };
+    assert_eq!(in_xero(NZ), (sent_nz, sent_nz), "every NZ invoice once");
+    assert_eq!(in_xero(UK), (sent_uk, sent_uk), "every UK invoice once");
+    drop(replicas);
 }
 
 /// A client's pairing budget is one across replicas: starts spread over three proxies are counted
