@@ -97,18 +97,19 @@ fn free_port() -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// Three proxy processes on one database, the devices paired through the first and pushing
-/// through the other two at random, while one replica after another is SIGKILLed and started
-/// again: every invoice reaches Xero exactly once (counted in the sandbox), and Xero's limit,
-/// kept tight here, is never hit (no 429), though each connection's delivery moved from one
-/// replica to another mid-flight.
+/// Three proxy processes on one database, the devices (one per organisation) paired through the
+/// first and pushing through the other two at random, while one replica after another is
+/// SIGKILLed and started again: every invoice reaches Xero exactly once (counted in the sandbox),
+/// and Xero's limit, kept tight here, is never hit (no 429), though the organisations' deliveries
+/// moved from one replica to another mid-flight.
 ///
-/// Longer soak: `REPLICA_KILLS=20 REPLICA_INVOICES=2000 cargo test -p ledgerlink-e2e --test e2e
-/// replicas::three -- --nocapture`.
+/// Longer soak: `REPLICA_KILLS=20 REPLICA_INVOICES=2000 REPLICA_ORGS=10 cargo test -p
+/// ledgerlink-e2e --test e2e replicas::three -- --nocapture`.
 #[tokio::test]
 async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_the_limit() {
     let kills = env_or("REPLICA_KILLS", 5);
     let total = env_or("REPLICA_INVOICES", 500);
+    let orgs = env_or("REPLICA_ORGS", 2).max(1);
     let mut world = World::start_on(settings(), "postgres").await;
     // Xero's shape, in a short window so the limit binds: 10 calls an organisation every 2 s.
     let limits = world
@@ -128,7 +129,35 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
             json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "latency_ms": 300, "phase": "after"}),
         )
         .await;
-    let (device, p) = crate::push::paired_with_mappings(&world).await;
+    let mut tenants = vec![NZ];
+    for i in 1..orgs {
+        let made = world
+            .control(
+                Method::POST,
+                "/tenants",
+                json!({"name": format!("Shop {i}"), "country": "NZ"}),
+            )
+            .await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        tenants.push(made.json["tenant_id"].as_str().unwrap().parse().unwrap());
+    }
+    let mut tills = Vec::new();
+    for (i, t) in tenants.iter().enumerate() {
+        let device = world.device(&format!("Till {i}"));
+        let p = world.pair(&device, &[*t], None).await;
+        let m = device
+            .call(
+                Method::PUT,
+                "/v1/mappings",
+                &p.access,
+                Some(
+                    json!({"categories": {"Food": {"account_code": "200", "tax_type": "OUTPUT2"}}}),
+                ),
+            )
+            .await;
+        assert_eq!(m.status, 200, "{}", m.text);
+        tills.push((device, p.access));
+    }
     let since = world.last_seq().await;
 
     // The in-process proxy gives way to three processes: the first on its address (the public
@@ -154,13 +183,19 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
     let db = world.postgres().await;
     let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
 
-    // Pushes through replicas 2 and 3 at random, each batch sent again elsewhere when the one it
-    // went to was down (the same client_refs: a resend is answered as the same documents).
+    // Pushes through replicas 2 and 3 at random, the organisations in turn, each batch sent again
+    // elsewhere when the one it went to was down (the same client_refs: a resend is answered as
+    // the same documents).
     let pushing = {
-        let (device, access, urls) = (device.via(&urls[1]), p.access.clone(), urls.clone());
+        let tills: Vec<_> = tills
+            .iter()
+            .map(|(d, a)| (d.via(&urls[1]), a.clone()))
+            .collect();
+        let urls = urls.clone();
         tokio::spawn(async move {
             let batch = 25;
             for chunk in 0..total.div_ceil(batch) {
+                let (device, access) = &tills[chunk % tills.len()];
                 let n = (total - chunk * batch).min(batch);
                 let body: Vec<_> = (0..n)
                     .map(|i| json!({"client_ref": format!("r{chunk}-{i:03}"), "contact": {"name": format!("Customer {}", i % 5)},
@@ -170,7 +205,7 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
                     let to = 1 + (uuid::Uuid::new_v4().as_u128() % 2) as usize;
                     let answer = device
                         .via(&urls[to])
-                        .try_call(Method::POST, "/v1/invoices", &access, Some(json!(body)))
+                        .try_call(Method::POST, "/v1/invoices", access, Some(json!(body)))
                         .await;
                     if answer.is_some_and(|a| a.status == 202) {
                         break;
@@ -226,62 +261,39 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
     pushing.await.unwrap();
 
     // Everything settles, whichever replica delivers it.
-    let reader = device.via(&urls[2]);
+    let count = |states: &'static [&'static str]| {
+        let db = &db;
+        async move {
+            let states: Vec<&str> = states.to_vec();
+            db.query_one(
+                "SELECT count(*) FROM documents WHERE state = ANY($1)",
+                &[&states],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        // A pooled connection to a replica killed earlier fails once: asked again.
-        let mut moving = None;
-        for state in ["queued", "sending"] {
-            let a = reader
-                .try_call(
-                    Method::GET,
-                    &format!("/v1/documents?state={state}&limit=1000"),
-                    &p.access,
-                    None,
-                )
-                .await
-                .filter(|a| a.status == 200);
-            moving = match (moving, a) {
-                (m, Some(a)) => {
-                    Some(m.unwrap_or(0) + a.json["documents"].as_array().map_or(0, Vec::len))
-                }
-                (_, None) => None,
-            };
-            if moving.is_none() {
-                break;
-            }
-        }
-        if moving == Some(0) {
+        let moving = count(&["queued", "sending"]).await;
+        if moving == 0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{moving:?} documents still moving after 240 s (logs: {})",
+            "{moving} documents still moving after 240 s (logs: {})",
             dir.display()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let failed = reader
-        .call(
-            Method::GET,
-            "/v1/documents?state=failed&limit=1000",
-            &p.access,
-            None,
-        )
-        .await;
-    assert_eq!(
-        failed.json["documents"].as_array().unwrap().len(),
-        0,
-        "{}",
-        failed.text
-    );
+    assert_eq!(count(&["failed"]).await, 0, "none failed");
     let in_xero = {
         let shared = world.sandbox.shared().clone();
         let sandbox = shared.world();
-        let tenant = sandbox.tenant(NZ).unwrap();
-        let mut refs: Vec<String> = tenant
-            .invoices
+        let mut refs: Vec<String> = tenants
             .iter()
+            .flat_map(|t| sandbox.tenant(*t).unwrap().invoices.iter())
             .filter_map(|i| i.reference.clone())
             .collect();
         refs.sort();
@@ -300,7 +312,7 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
         })
         .sum();
     println!(
-        "{kills} kills over {total} invoices on 3 replicas: {} invoices in Xero, {limited} × 429, {} provider calls, {taken_over} takeovers with documents in flight",
+        "{kills} kills over {total} invoices for {orgs} organisations on 3 replicas: {} invoices in Xero, {limited} × 429, {} provider calls, {taken_over} takeovers with documents in flight",
         in_xero.len(),
         requests.len()
     );

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<Shared>> {
     let xero = crate::xero::control::routes();
     Router::new()
         .route("/requests", get(requests))
+        .route("/requests/tally", get(tally))
         .route("/limits", put(set_limits).get(get_limits))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/clock", post(advance_clock).get(get_clock))
@@ -84,6 +85,13 @@ async fn requests(State(shared): State<Arc<Shared>>, Query(q): Query<Since>) -> 
         .unwrap_or_else(|e| e.into_inner())
         .since(q.since.unwrap_or(0));
     Ok(Json(json!({ "requests": entries })).into_response())
+}
+
+/// `GET /_sandbox/requests/tally`: every answer since the sandbox started, by provider and
+/// status (`{"xero": {"200": 1200, "429": 0}}`), kept however long the run.
+async fn tally(State(shared): State<Arc<Shared>>) -> Answer {
+    let log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(json!(log.tally())).into_response())
 }
 
 /// Which provider a limits call is about: `provider` in the body or the query (none: Xero).

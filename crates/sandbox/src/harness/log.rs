@@ -1,5 +1,6 @@
 //! The inspection log behind `GET /_sandbox/requests`: every request the sandbox received (control
-//! calls aside), oldest first, with credentials removed from headers and bodies.
+//! calls aside), oldest first, with credentials removed from headers and bodies; and behind
+//! `GET /_sandbox/requests/tally`, how many answers of each status it gave.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -44,6 +45,9 @@ pub struct RequestLog {
     next_seq: u64,
     capacity: usize,
     body_bytes: usize,
+    /// Every answer ever given, by provider and status (`dropped` for none), never evicted: what
+    /// a long run counts its `429`s by when its early entries have left the log.
+    tally: BTreeMap<&'static str, BTreeMap<String, u64>>,
 }
 
 impl RequestLog {
@@ -53,6 +57,7 @@ impl RequestLog {
             next_seq: 1,
             capacity: capacity.max(1),
             body_bytes: 0,
+            tally: BTreeMap::new(),
         }
     }
 
@@ -61,6 +66,15 @@ impl RequestLog {
     pub fn push(&mut self, mut entry: Entry) {
         entry.seq = self.next_seq;
         self.next_seq += 1;
+        let status = entry
+            .status
+            .map_or_else(|| "dropped".to_string(), |s| s.to_string());
+        *self
+            .tally
+            .entry(entry.provider)
+            .or_default()
+            .entry(status)
+            .or_default() += 1;
         self.body_bytes += entry.body.len();
         self.entries.push_back(entry);
         while self.entries.len() > self.capacity
@@ -70,6 +84,11 @@ impl RequestLog {
                 self.body_bytes -= old.body.len();
             }
         }
+    }
+
+    /// Answers by provider and status since the sandbox started.
+    pub fn tally(&self) -> &BTreeMap<&'static str, BTreeMap<String, u64>> {
+        &self.tally
     }
 
     pub fn since(&self, seq: u64) -> Vec<Entry> {
@@ -173,6 +192,20 @@ mod tests {
             .collect();
         assert_eq!(kept, [(2, "b".to_string()), (3, "c".to_string())]);
         assert_eq!(log.since(2).len(), 1);
+        // The tally still counts the one that left.
+        let mut limited = entry("d");
+        limited.status = Some(429);
+        log.push(limited);
+        log.push(Entry {
+            status: None,
+            ..entry("e")
+        });
+        let xero = &log.tally()["xero"];
+        assert_eq!(
+            (xero["200"], xero["429"], xero["dropped"]),
+            (3, 1, 1),
+            "{xero:?}"
+        );
     }
 
     #[test]
