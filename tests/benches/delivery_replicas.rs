@@ -69,6 +69,8 @@ async fn run(tenant_count: usize, replica_count: usize, windows: usize, window: 
     let mut settings = settings();
     settings.delivery.tenant_per_window = PER_WINDOW as u32;
     settings.delivery.window_secs = window;
+    // An Enterprise app: no cap on connected organisations, here as in the sandbox.
+    settings.providers.xero.connection_cap = Some(0);
     let mut world = World::start_on(settings, "postgres").await;
     // The bench's app may connect every organisation it needs.
     let app = world
@@ -112,7 +114,7 @@ async fn run(tenant_count: usize, replica_count: usize, windows: usize, window: 
     let config = dir.join("replicas.toml");
     std::fs::write(
         &config,
-        format!("[delivery]\ntenant_per_window = {PER_WINDOW}\nwindow_secs = {window}\n"),
+        format!("[delivery]\ntenant_per_window = {PER_WINDOW}\nwindow_secs = {window}\n\n[providers.xero]\nconnection_cap = 0\n"),
     )
     .unwrap();
     let mut addrs = vec![world.proxy_settings.listen];

@@ -458,6 +458,22 @@ fn pacing_text(pacing: Option<&crate::delivery::pacer::Snapshot>) -> Option<Stri
 }
 
 /// Deletes a bundle none of whose documents still refers to it: settled, its body is not needed.
+/// The documents of `rows` in the order of `ids` (a set-based statement answers in any order);
+/// every id must be there.
+fn in_order(ids: &[Uuid], rows: Vec<Row>) -> Result<Vec<DocumentRow>> {
+    let mut by_id: std::collections::HashMap<Uuid, DocumentRow> = rows
+        .iter()
+        .map(|r| document_row(r).map(|d| (d.id, d)))
+        .collect::<Result<_>>()?;
+    ids.iter()
+        .map(|id| {
+            by_id
+                .remove(id)
+                .ok_or_else(|| StoreError::Failed(format!("document {id} is not there")))
+        })
+        .collect()
+}
+
 async fn drop_settled_bundle(c: &impl GenericClient, key: &str) -> Result<()> {
     c.run(
         "DELETE FROM bundles WHERE idempotency_key = $1
@@ -1628,14 +1644,15 @@ impl DocumentStore for PostgresStore {
             &[&b.key, &b.connection_id, &b.path, &b.collection, &b.body, &b.members, &now],
         )
         .await?;
-        let mut events = Events::default();
-        for id in &b.members {
-            tx.run(
-                "UPDATE documents SET state = 'sending', bundle_key = $2, updated_at = $3 WHERE id = $1",
-                &[id, &b.key, &now],
+        // One statement for the whole bundle (a delivery's every call starts one).
+        let rows = tx
+            .rows(
+                &format!("UPDATE documents SET state = 'sending', bundle_key = $2, updated_at = $3 WHERE id = ANY($1) RETURNING {DOCUMENT_COLUMNS}"),
+                &[&b.members, &b.key, &now],
             )
             .await?;
-            let row = document_by_id(&tx, *id).await?;
+        let mut events = Events::default();
+        for row in in_order(&b.members, rows)? {
             events.document(&row);
         }
         events.commit(tx).await?;
@@ -1727,33 +1744,67 @@ impl DocumentStore for PostgresStore {
         }
         let mut bundles = std::collections::BTreeSet::new();
         let mut events = Events::default();
-        for u in updates {
-            let key: Option<String> = tx
-                .maybe_row(
-                    "SELECT bundle_key FROM documents WHERE id = $1 FOR UPDATE",
-                    &[&u.id],
+        // A delivery's outcome is a bundle's worth of documents: set-based, a few statements for
+        // all of them, in runs without a repeated document (a later update of one sees the
+        // earlier's result, as if each went on its own).
+        let mut start = 0;
+        while start < updates.len() {
+            let mut seen = std::collections::HashSet::new();
+            let end = updates[start..]
+                .iter()
+                .position(|u| !seen.insert(u.id))
+                .map_or(updates.len(), |p| start + p);
+            let run = &updates[start..end];
+            start = end;
+            let ids: Vec<Uuid> = run.iter().map(|u| u.id).collect();
+            // Locked in one order, so two writers of the same documents never deadlock.
+            for r in tx
+                .rows(
+                    "SELECT bundle_key FROM documents WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    &[&ids],
                 )
                 .await?
-                .map(|r| r.try_get(0))
-                .transpose()?
-                .flatten();
-            bundles.extend(key);
-            // The state rule (`rules::outcome_from`) is the write's guard.
-            let from: Vec<&str> = rules::outcome_from(u.state)
-                .iter()
-                .map(|s| s.as_str())
-                .collect();
-            tx.run(
-                "UPDATE documents SET state = $2, xero_id = COALESCE($3, xero_id), xero_number = COALESCE($4, xero_number),
-                   message = $5, attempts = attempts + $6, updated_at = $7,
-                   unknown_since = CASE WHEN $2 IN ('queued', 'sending') THEN unknown_since ELSE NULL END,
-                   bundle_key = CASE WHEN $2 IN ('queued', 'sending') THEN bundle_key ELSE NULL END
-                 WHERE id = $1 AND state = ANY($8)",
-                &[&u.id, &u.state.as_str(), &u.provider_id, &u.provider_number, &u.message, &i64::from(u.attempt), &now, &from],
-            )
-            .await?;
-            let row = document_by_id(&tx, u.id).await?;
-            events.document(&row);
+            {
+                bundles.extend(r.try_get::<_, Option<String>>(0)?);
+            }
+            // The state rule (`rules::outcome_from`) is the write's guard; it depends on where a
+            // document goes, so each target state is its own statement.
+            let mut targets: Vec<DocumentState> = run.iter().map(|u| u.state).collect();
+            targets.sort_by_key(|s| s.as_str());
+            targets.dedup();
+            for to in targets {
+                let group: Vec<&DocumentUpdate> = run.iter().filter(|u| u.state == to).collect();
+                let from: Vec<&str> = rules::outcome_from(to).iter().map(|s| s.as_str()).collect();
+                let ids: Vec<Uuid> = group.iter().map(|u| u.id).collect();
+                let provider_ids: Vec<Option<&str>> =
+                    group.iter().map(|u| u.provider_id.as_deref()).collect();
+                let numbers: Vec<Option<&str>> =
+                    group.iter().map(|u| u.provider_number.as_deref()).collect();
+                let messages: Vec<Option<&str>> =
+                    group.iter().map(|u| u.message.as_deref()).collect();
+                let attempts: Vec<i64> = group.iter().map(|u| i64::from(u.attempt)).collect();
+                tx.run(
+                    "UPDATE documents d SET state = $2, xero_id = COALESCE(u.provider_id, d.xero_id),
+                       xero_number = COALESCE(u.number, d.xero_number), message = u.message,
+                       attempts = d.attempts + u.attempt, updated_at = $3,
+                       unknown_since = CASE WHEN $2 IN ('queued', 'sending') THEN d.unknown_since ELSE NULL END,
+                       bundle_key = CASE WHEN $2 IN ('queued', 'sending') THEN d.bundle_key ELSE NULL END
+                     FROM UNNEST($1::uuid[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+                       AS u(id, provider_id, number, message, attempt)
+                     WHERE d.id = u.id AND d.state = ANY($4)",
+                    &[&ids, &to.as_str(), &now, &from, &provider_ids, &numbers, &messages, &attempts],
+                )
+                .await?;
+            }
+            let rows = tx
+                .rows(
+                    &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ANY($1)"),
+                    &[&ids],
+                )
+                .await?;
+            for row in in_order(&ids, rows)? {
+                events.document(&row);
+            }
         }
         for key in &bundles {
             drop_settled_bundle(&tx, key).await?;
