@@ -10,6 +10,9 @@
 //!   its Accounting API with its limits, `Idempotency-Key` replay and validation errors, its signed
 //!   webhooks, and its control calls (`/_sandbox/grants`, also `/_sandbox/xero/grants`).
 //!
+//! - [`idp`]: the operators' identity provider, Okta-shaped (`/oauth2/default`): discovery, keys,
+//!   a login page, token, userinfo and sign-out, its control calls under `/_sandbox/idp/`.
+//!
 //! A new provider is a module beside `xero` on the same harness: its routes merged in [`router`],
 //! its control calls under `/_sandbox/NAME/`, its credentials printed by the binary as prefixed
 //! lines (`NAME_client_id:`) after Xero's.
@@ -18,6 +21,7 @@
 
 pub mod harness;
 pub mod hubrise;
+pub mod idp;
 pub mod settings;
 pub mod xero;
 
@@ -42,13 +46,17 @@ pub struct Shared {
     world: Mutex<model::World>,
     /// HubRise's world (its own lock: a HubRise call never waits for Xero's).
     hubrise: Mutex<hubrise::model::World>,
+    /// The operators' identity provider's people, clients, sessions and codes.
+    idp: Mutex<idp::model::World>,
     log: Mutex<log::RequestLog>,
     faults: Mutex<faults::Faults>,
     idempotency: Mutex<api::idempotency::Store>,
     counters: Mutex<limits::Counters>,
     webhooks: webhooks::Outbox,
-    /// Key that signs access tokens (HS256): made fresh at start, or kept in the state file.
-    jwt_key: [u8; 32],
+    /// The RSA keys Xero's identity server signs its access and ID tokens with (RS256).
+    xero_keys: std::sync::RwLock<harness::keys::KeySet>,
+    /// The RSA keys the operators' identity provider signs with.
+    idp_keys: std::sync::RwLock<harness::keys::KeySet>,
     /// Where the whole state is kept between runs (`--state`), if anywhere.
     state: Option<state::StateFile>,
     /// `http://host:port` once bound: the issuer of tokens and the base of webhook resource URLs.
@@ -66,7 +74,8 @@ impl Shared {
             None => None,
         };
         let loaded = saved.is_some();
-        let (world, hubrise, idempotency, jwt_key) = match saved {
+        let demo = |pem| harness::keys::KeySet::from_pem(pem);
+        let (world, hubrise, idp_world, idempotency, xero_keys, idp_keys) = match saved {
             Some(s) => {
                 clock.set_offset_ms(s.clock_offset_ms);
                 let mut world = s.world;
@@ -82,18 +91,34 @@ impl Shared {
                 hubrise.clients = seeded.clients;
                 hubrise.users = seeded.users;
                 hubrise.limits = seeded.limits;
+                // A file written before the keys were RSA has none: the demo keys.
+                let keys = |saved: Option<Vec<harness::keys::SavedKey>>, pem| match saved {
+                    Some(k) => harness::keys::KeySet::restore(&k),
+                    None => Ok(demo(pem)),
+                };
+                // The clients are configuration; the people are kept.
+                let mut idp_world = s
+                    .idp
+                    .unwrap_or_else(|| idp::model::World::seed(&settings.idp));
+                idp_world.clients = idp::model::World::seed(&settings.idp).clients;
                 (
                     world,
                     hubrise,
+                    idp_world,
                     api::idempotency::Store::restore(s.idempotency),
-                    s.jwt_key,
+                    keys(s.xero_keys, harness::keys::DEMO_XERO_KEY)
+                        .context("the state file's Xero keys")?,
+                    keys(s.idp_keys, harness::keys::DEMO_IDP_KEY)
+                        .context("the state file's identity provider keys")?,
                 )
             }
             None => (
                 seed::world(&settings, clock.now()),
                 hubrise::model::World::seed(&settings),
+                idp::model::World::seed(&settings.idp),
                 api::idempotency::Store::default(),
-                rand::random(),
+                demo(harness::keys::DEMO_XERO_KEY),
+                demo(harness::keys::DEMO_IDP_KEY),
             ),
         };
         let capacity = settings.request_log_capacity;
@@ -101,12 +126,14 @@ impl Shared {
             clock,
             world: Mutex::new(world),
             hubrise: Mutex::new(hubrise),
+            idp: Mutex::new(idp_world),
             log: Mutex::new(log::RequestLog::new(capacity)),
             faults: Mutex::new(faults::Faults::default()),
             idempotency: Mutex::new(idempotency),
             counters: Mutex::new(limits::Counters::default()),
             webhooks: webhooks::Outbox::new(settings.webhooks),
-            jwt_key,
+            xero_keys: std::sync::RwLock::new(xero_keys),
+            idp_keys: std::sync::RwLock::new(idp_keys),
             state: file,
             base_url: OnceLock::new(),
             settings,
@@ -146,12 +173,15 @@ impl Shared {
                 .entries();
             let world = self.world();
             let hubrise = hubrise::world(self);
+            let idp = idp::world(self);
             serde_json::to_vec(&state::SnapshotRef {
                 format: state::format(),
                 clock_offset_ms: self.clock.offset_ms(),
-                jwt_key: self.jwt_key,
+                xero_keys: self.xero_keys().saved(),
+                idp_keys: self.idp_keys().saved(),
                 world: &world,
                 hubrise: &hubrise,
+                idp: &idp,
                 idempotency,
             })
         })
@@ -159,6 +189,27 @@ impl Shared {
 
     pub fn keeps_state(&self) -> bool {
         self.state.is_some()
+    }
+
+    /// Xero's signing keys. Never hold the guard across an `.await`.
+    pub fn xero_keys(&self) -> std::sync::RwLockReadGuard<'_, harness::keys::KeySet> {
+        self.xero_keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The identity provider's signing keys. Never hold the guard across an `.await`.
+    pub fn idp_keys(&self) -> std::sync::RwLockReadGuard<'_, harness::keys::KeySet> {
+        self.idp_keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rotates one issuer's keys (`xero` or `idp`); answers the new `kid`.
+    pub fn rotate_keys(&self, issuer: &str) -> String {
+        let lock = if issuer == "idp" {
+            &self.idp_keys
+        } else {
+            &self.xero_keys
+        };
+        let kid = lock.write().unwrap_or_else(|e| e.into_inner()).rotate();
+        kid
     }
 
     /// The world, locked. Never hold the guard across an `.await`.
@@ -273,6 +324,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/", get(index))
         .merge(identity::routes())
         .merge(hubrise::routes())
+        .merge(idp::routes())
         .route("/api.xro/2.0/{*rest}", any(api::dispatch))
         .route("/API.XRO/2.0/{*rest}", any(api::dispatch))
         .nest("/_sandbox", control::routes())

@@ -210,6 +210,25 @@ async fn main() -> anyhow::Result<()> {
         for uri in &settings.hubrise.redirect_uris {
             writeln!(out, "hubrise_redirect_uri: {uri}")?;
         }
+        // The operators' identity provider: its issuer and the console's client.
+        writeln!(
+            out,
+            "oidc_issuer: http://{addr}{}",
+            ledgerlink_sandbox::idp::PATH
+        )?;
+        writeln!(out, "oidc_client_id: {}", settings.idp.client_id)?;
+        writeln!(
+            out,
+            "oidc_client_secret: {}",
+            settings.idp.client_secret.expose()
+        )?;
+        for uri in &settings.idp.redirect_uris {
+            writeln!(out, "oidc_redirect_uri: {uri}")?;
+        }
+        writeln!(
+            out,
+            "oidc_users: ops@ledgerlink.test / ops, viewer@ledgerlink.test / viewer"
+        )?;
         out.flush()
     };
     if let Err(e) = banner(&mut std::io::stdout().lock()) {

@@ -17,6 +17,16 @@ pub const DEMO_HUBRISE_CLIENT_SECRET: &str = "sandbox-hubrise-secret-5d8e2b7c9a1
 /// The demo proxy's HubRise callback.
 pub const DEMO_HUBRISE_REDIRECT_URI: &str = "http://127.0.0.1:7400/oauth/hubrise/callback";
 
+/// The operators' identity provider: the console's client, printed at start-up after the
+/// providers' lines, and a client for scripts (client credentials).
+pub const DEMO_OIDC_CLIENT_ID: &str = "0oa1ledgerlinkconsole";
+pub const DEMO_OIDC_CLIENT_SECRET: &str = "sandbox-oidc-secret-2b7e9d4a6c1f3e5a7c9b1d3f";
+pub const DEMO_OIDC_SCRIPTS_CLIENT_ID: &str = "0oa1ledgerlinkscripts";
+pub const DEMO_OIDC_SCRIPTS_CLIENT_SECRET: &str = "sandbox-oidc-scripts-secret-4c6e8a0b2d4f6a8c";
+/// The demo proxy's console callback, and where sign-out returns.
+pub const DEMO_CONSOLE_REDIRECT_URI: &str = "http://127.0.0.1:7400/console/callback";
+pub const DEMO_CONSOLE_SIGNED_OUT_URI: &str = "http://127.0.0.1:7400/console";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -37,6 +47,35 @@ pub struct Settings {
     pub state_file: Option<std::path::PathBuf>,
     /// HubRise: the demo client and HubRise's limits.
     pub hubrise: HubRiseSettings,
+    /// The operators' identity provider (OpenID Connect, Okta-shaped).
+    pub idp: IdpSettings,
+}
+
+/// The identity provider's registered clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdpSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The console's callbacks, matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// Where sign-out may return to, matched exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scripts_client_id: String,
+    pub scripts_client_secret: Secret,
+}
+
+impl Default for IdpSettings {
+    fn default() -> Self {
+        Self {
+            client_id: DEMO_OIDC_CLIENT_ID.into(),
+            client_secret: Secret::new(DEMO_OIDC_CLIENT_SECRET),
+            redirect_uris: vec![DEMO_CONSOLE_REDIRECT_URI.into()],
+            post_logout_redirect_uris: vec![DEMO_CONSOLE_SIGNED_OUT_URI.into()],
+            scripts_client_id: DEMO_OIDC_SCRIPTS_CLIENT_ID.into(),
+            scripts_client_secret: Secret::new(DEMO_OIDC_SCRIPTS_CLIENT_SECRET),
+        }
+    }
 }
 
 /// The emulated HubRise's registered client and limits.
@@ -103,6 +142,7 @@ impl Default for Settings {
             request_log_capacity: 100_000,
             state_file: None,
             hubrise: HubRiseSettings::default(),
+            idp: IdpSettings::default(),
         }
     }
 }

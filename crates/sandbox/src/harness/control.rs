@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .merge(xero.clone())
         .nest("/xero", xero)
         .nest("/hubrise", crate::hubrise::control::routes())
+        .nest("/idp", crate::idp::control::routes())
         .fallback(
             delete(not_found)
                 .get(not_found)
@@ -220,6 +221,7 @@ async fn reset(State(shared): State<Arc<Shared>>) -> Answer {
     shared.clock.reset();
     *shared.world() = crate::xero::seed::world(&shared.settings, shared.clock.now());
     *crate::hubrise::world(&shared) = crate::hubrise::model::World::seed(&shared.settings);
+    *crate::idp::world(&shared) = crate::idp::model::World::seed(&shared.settings.idp);
     shared
         .counters
         .lock()

@@ -10,6 +10,7 @@ pub(crate) mod control;
 pub(crate) mod faults;
 pub(crate) mod forms;
 pub(crate) mod hooks;
+pub mod keys;
 pub(crate) mod limits;
 pub(crate) mod log;
 pub(crate) mod pages;

@@ -102,6 +102,8 @@ async fn handle(
 
     let provider = if crate::hubrise::owns(&path) {
         "hubrise"
+    } else if crate::idp::owns(&path) {
+        "idp"
     } else {
         "xero"
     };

@@ -1,6 +1,6 @@
 //! `--state FILE`: the sandbox's whole state kept in one file, so a restarted sandbox is the same
 //! Xero: the organisations' books, the identity server's grants, refresh tokens and connections,
-//! the key access tokens are signed with, the Idempotency-Key replays, and the moved clock. A
+//! the keys tokens are signed with, the Idempotency-Key replays, and the moved clock. A
 //! proxy that cached contacts, tokens and connections keeps working across a restart, as it would
 //! against the real Xero, which never forgets.
 //!
@@ -28,11 +28,19 @@ const FORMAT: u32 = 1;
 pub struct Snapshot {
     pub format: u32,
     pub clock_offset_ms: i64,
-    pub jwt_key: [u8; 32],
+    /// The signing keys; absent from a file written while tokens were HS256 (its `jwt_key` is
+    /// ignored now: tokens it signed are refused, and a client refreshes).
+    #[serde(default)]
+    pub xero_keys: Option<Vec<crate::harness::keys::SavedKey>>,
+    #[serde(default)]
+    pub idp_keys: Option<Vec<crate::harness::keys::SavedKey>>,
     pub world: World,
     /// Absent from a file written before HubRise was emulated.
     #[serde(default)]
     pub hubrise: Option<crate::hubrise::model::World>,
+    /// Absent from a file written before the identity provider was emulated.
+    #[serde(default)]
+    pub idp: Option<crate::idp::model::World>,
     pub idempotency: Vec<idempotency::Entry>,
 }
 
@@ -41,9 +49,11 @@ pub struct Snapshot {
 pub struct SnapshotRef<'a> {
     pub format: u32,
     pub clock_offset_ms: i64,
-    pub jwt_key: [u8; 32],
+    pub xero_keys: Vec<crate::harness::keys::SavedKey>,
+    pub idp_keys: Vec<crate::harness::keys::SavedKey>,
     pub world: &'a World,
     pub hubrise: &'a crate::hubrise::model::World,
+    pub idp: &'a crate::idp::model::World,
     pub idempotency: Vec<idempotency::Entry>,
 }
 

@@ -31,6 +31,15 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/webhooks/intent", post(webhook_intent))
         .route("/webhooks/deliveries", get(webhook_deliveries))
         .route("/invoices/{id}/pay", post(pay_invoice))
+        .route("/keys/rotate", post(rotate_keys))
+}
+
+/// `POST /_sandbox/keys/rotate`: Xero's identity server signs with a new key from now on; the
+/// one before stays in its JWKS.
+async fn rotate_keys(State(shared): State<Arc<Shared>>) -> Answer {
+    let kid = shared.rotate_keys("xero");
+    let _ = shared.persist();
+    Ok(Json(json!({ "kid": kid })).into_response())
 }
 
 const DEFAULT_SCOPE: &str =
@@ -110,7 +119,7 @@ async fn create_grant(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Answer
     };
     let grant_id = grant.id;
     world.grants.insert(grant_id, grant);
-    let tokens = issue_tokens(&shared, &mut world, grant_id);
+    let tokens = issue_tokens(&shared, &mut world, grant_id, None);
     let mut out = serde_json::to_value(tokens).expect("token responses serialize");
     out["grant_id"] = json!(grant_id);
     out["auth_event_id"] = json!(auth_event_id);

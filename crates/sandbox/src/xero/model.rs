@@ -384,6 +384,9 @@ pub struct AuthCode {
     pub client_id: String,
     pub redirect_uri: String,
     pub code_challenge: Option<String>,
+    /// The authorization request's `nonce`, for the ID token (OpenID Connect).
+    #[serde(default)]
+    pub nonce: Option<String>,
     pub user_id: Uuid,
     pub scope: Vec<String>,
     pub tenant_ids: Vec<Uuid>,

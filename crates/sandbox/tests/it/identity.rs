@@ -8,7 +8,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::common::*;
-use ledgerlink_sandbox::identity::jwt::decode_unverified;
+use ledgerlink_sandbox::harness::keys::decode_unverified;
 
 const VERIFIER: &str = "a-very-long-pkce-code-verifier-of-more-than-43-characters-0123456789";
 
@@ -808,5 +808,123 @@ async fn names_on_the_consent_page_are_text_never_markup() {
     assert!(
         consent.contains("&#60;script&#62;") || consent.contains("&lt;script&gt;"),
         "{consent}"
+    );
+}
+
+/// An OpenID client library that is not ours (`openidconnect`) meets the sandbox as Xero: it
+/// discovers `https://identity.xero.com`, sends a person through the authorize page, exchanges the
+/// code and verifies the ID token's RS256 signature against the JWKS the discovery names, and its
+/// nonce. Its HTTP goes to the sandbox for every Xero host, as a hosts entry and a TLS terminator
+/// would send it.
+#[tokio::test]
+async fn an_openid_client_that_is_not_ours_discovers_xero_completes_a_code_flow_and_verifies_the_id_token(
+) {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+    use openidconnect::{
+        AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+        RedirectUrl, Scope, TokenResponse,
+    };
+    let env = start().await;
+    let sandbox = env.url.clone();
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let http = {
+        let seen = seen.clone();
+        move |request: openidconnect::HttpRequest| {
+            let (client, sandbox, seen) = (plain.clone(), sandbox.clone(), seen.clone());
+            async move {
+                let url = url::Url::parse(&request.uri().to_string()).unwrap();
+                let host = url.host_str().unwrap_or_default().to_string();
+                assert!(
+                    ["identity.xero.com", "login.xero.com", "api.xero.com"]
+                        .contains(&host.as_str()),
+                    "the client went to {host}"
+                );
+                seen.lock().unwrap().push(format!("{host}{}", url.path()));
+                let to = format!(
+                    "{sandbox}{}{}",
+                    url.path(),
+                    url.query().map(|q| format!("?{q}")).unwrap_or_default()
+                );
+                let mut r = client
+                    .request(request.method().clone(), to)
+                    .body(request.body().clone());
+                for (k, v) in request.headers() {
+                    r = r.header(k, v);
+                }
+                let answer = r.send().await?;
+                let mut response = openidconnect::http::Response::builder().status(answer.status());
+                for (k, v) in answer.headers() {
+                    response = response.header(k, v);
+                }
+                let body = answer.bytes().await?.to_vec();
+                Ok::<_, reqwest::Error>(response.body(body).unwrap())
+            }
+        }
+    };
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new("https://identity.xero.com".into()).unwrap(),
+        &http,
+    )
+    .await
+    .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(CLIENT_ID.into()),
+        Some(ClientSecret::new(CLIENT_SECRET.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (authorize, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .add_scope(Scope::new("accounting.transactions".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    assert_eq!(authorize.host_str(), Some("login.xero.com"));
+
+    // A person logs in and allows, through the sandbox's pages.
+    let query: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    let consent = login(&env, &query).await;
+    let allowed = decide(&env, &query, &consent, "allow", &[NZ]).await;
+    assert_eq!(allowed.status, 302, "{}", allowed.text);
+    let params = location_params(&allowed);
+    assert_eq!(get(&params, "state"), Some(state.secret().as_str()));
+    let code = get(&params, "code").unwrap().to_string();
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    let claims = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .expect("the ID token verifies: RS256 under a published kid, Xero's issuer, our nonce");
+    assert_eq!(claims.issuer().as_str(), "https://identity.xero.com");
+    assert_eq!(claims.email().map(|e| e.as_str()), Some(USER));
+    // A nonce other than ours is refused.
+    assert!(id_token
+        .claims(&client.id_token_verifier(), &Nonce::new("another".into()))
+        .is_err());
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"identity.xero.com/.well-known/openid-configuration/jwks".to_string()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"identity.xero.com/connect/token".to_string()),
+        "{seen:?}"
     );
 }

@@ -8,6 +8,7 @@ mod control;
 mod credit_notes;
 mod hubrise;
 mod identity;
+mod idp;
 mod limits;
 mod schemas;
 mod webhooks;

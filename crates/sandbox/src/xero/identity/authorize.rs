@@ -28,6 +28,7 @@ struct AuthRequest {
     scope: Vec<String>,
     state: Option<String>,
     code_challenge: Option<String>,
+    nonce: Option<String>,
 }
 
 impl AuthRequest {
@@ -45,6 +46,9 @@ impl AuthRequest {
         if let Some(c) = &self.code_challenge {
             fields.push(("code_challenge", c.clone()));
             fields.push(("code_challenge_method", "S256".into()));
+        }
+        if let Some(n) = &self.nonce {
+            fields.push(("nonce", n.clone()));
         }
         fields
     }
@@ -80,6 +84,9 @@ fn validate(world: &World, pairs: &[(String, String)]) -> Result<AuthRequest, Bo
         scope: Vec::new(),
         state: param(pairs, "state").map(str::to_string),
         code_challenge: None,
+        nonce: param(pairs, "nonce")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
     };
     if param(pairs, "response_type") != Some("code") {
         return Err(Box::new(
@@ -227,6 +234,7 @@ pub async fn submit(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
                     client_id: request.client_id.clone(),
                     redirect_uri: request.redirect_uri.clone(),
                     code_challenge: request.code_challenge.clone(),
+                    nonce: request.nonce.clone(),
                     user_id: user,
                     scope: request.scope.clone(),
                     tenant_ids: chosen,

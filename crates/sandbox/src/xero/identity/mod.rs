@@ -1,9 +1,15 @@
-//! Xero's identity server: the authorize page, the token and revocation endpoints, and connections.
+//! Xero's identity server: the authorize page, the token and revocation endpoints, connections,
+//! and its OpenID Connect parts: the discovery document naming Xero's real URLs (each served here
+//! at its path, for a client that routes Xero's hosts to the sandbox), the JWKS, and userinfo.
+//! Access and ID tokens are RS256 JWTs under a key of that JWKS, `iss` Xero's.
 
 mod authorize;
 mod connections;
-pub mod jwt;
+mod discovery;
 mod token;
+
+/// Xero's issuer, as its tokens and discovery document name it.
+pub const XERO_ISSUER: &str = "https://identity.xero.com";
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +33,15 @@ pub fn routes() -> Router<Arc<Shared>> {
             "/identity/connect/authorize",
             get(authorize::page).post(authorize::submit),
         )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::configuration),
+        )
+        .route(
+            "/.well-known/openid-configuration/jwks",
+            get(discovery::jwks),
+        )
+        .route("/connect/userinfo", get(discovery::userinfo))
         .route("/connect/token", post(token::token))
         .route("/connect/revocation", post(token::revocation))
         .route("/connections", get(connections::list))
@@ -153,12 +168,18 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// Issues an access token (and a refresh token when `offline_access` was granted) for a grant.
-pub fn issue_tokens(shared: &Shared, world: &mut World, grant_id: Uuid) -> TokenResponse {
+/// Issues an access token (and a refresh token when `offline_access` was granted, and an ID token,
+/// with the authorization request's `nonce`, when `openid` was) for a grant.
+pub fn issue_tokens(
+    shared: &Shared,
+    world: &mut World,
+    grant_id: Uuid,
+    nonce: Option<&str>,
+) -> TokenResponse {
     let now = shared.clock.now();
     let grant = world.grants[&grant_id].clone();
     let lifetime = shared.settings.tokens.access_token_seconds;
-    let issuer = shared.base_url().to_string();
+    let issuer = XERO_ISSUER;
     let claims = json!({
         "nbf": now.timestamp(),
         "exp": now.timestamp() + lifetime,
@@ -174,26 +195,31 @@ pub fn issue_tokens(shared: &Shared, world: &mut World, grant_id: Uuid) -> Token
         "authentication_event_id": grant.auth_event_id,
         "scope": grant.scope,
     });
-    let access_token = jwt::sign(&shared.jwt_key, &claims);
+    let keys = shared.xero_keys();
+    let access_token = keys.sign(&claims);
     let id_token = grant.scope.iter().any(|s| s == "openid").then(|| {
         let user = world.user(grant.user_id);
-        jwt::sign(
-            &shared.jwt_key,
-            &json!({
-                "nbf": now.timestamp(),
-                "exp": now.timestamp() + 300,
-                "iss": issuer,
-                "aud": grant.client_id,
-                "iat": now.timestamp(),
-                "sub": grant.user_id.simple().to_string(),
-                "xero_userid": grant.user_id,
-                "email": user.map(|u| u.email.clone()),
-                "given_name": user.map(|u| u.first_name.clone()),
-                "family_name": user.map(|u| u.last_name.clone()),
-                "global_session_id": grant.id.simple().to_string(),
-            }),
-        )
+        let mut claims = json!({
+            "nbf": now.timestamp(),
+            "exp": now.timestamp() + 300,
+            "iss": issuer,
+            "aud": grant.client_id,
+            "iat": now.timestamp(),
+            "auth_time": grant.created.timestamp(),
+            "sub": grant.user_id.simple().to_string(),
+            "xero_userid": grant.user_id,
+            "email": user.map(|u| u.email.clone()),
+            "given_name": user.map(|u| u.first_name.clone()),
+            "family_name": user.map(|u| u.last_name.clone()),
+            "global_session_id": grant.id.simple().to_string(),
+            "sid": grant.id.simple().to_string(),
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        keys.sign(&claims)
     });
+    drop(keys);
     let refresh_token = grant.scope.iter().any(|s| s == "offline_access").then(|| {
         let token = random_token();
         world.refresh_tokens.insert(
@@ -281,7 +307,11 @@ pub fn verify_bearer(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Una
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .ok_or(Unauthorized::Unsuccessful)?;
-    let claims = jwt::verify(&shared.jwt_key, token.trim()).ok_or(Unauthorized::Unsuccessful)?;
+    let claims = shared
+        .xero_keys()
+        .verify(token.trim())
+        .filter(|c| c["iss"] == XERO_ISSUER && c["aud"] == format!("{XERO_ISSUER}/resources"))
+        .ok_or(Unauthorized::Unsuccessful)?;
     let exp = claims["exp"].as_i64().ok_or(Unauthorized::Unsuccessful)?;
     let exp = Utc
         .timestamp_opt(exp, 0)

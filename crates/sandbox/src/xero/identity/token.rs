@@ -81,9 +81,10 @@ fn exchange(
                 revoked: false,
             };
             record.grant_id = Some(grant.id);
+            let nonce = record.nonce.clone();
             let grant_id = grant.id;
             world.grants.insert(grant_id, grant);
-            Ok(issue_tokens(shared, &mut world, grant_id))
+            Ok(issue_tokens(shared, &mut world, grant_id, nonce.as_deref()))
         }
         Some("refresh_token") => {
             let token = get(form, "refresh_token").ok_or(OAuthError::InvalidRequest)?;
@@ -116,7 +117,7 @@ fn exchange(
             if let Some(r) = world.refresh_tokens.get_mut(token) {
                 r.rotated.get_or_insert(now);
             }
-            Ok(issue_tokens(shared, &mut world, grant.id))
+            Ok(issue_tokens(shared, &mut world, grant.id, None))
         }
         Some(_) => Err(OAuthError::UnsupportedGrantType),
         None => Err(OAuthError::InvalidRequest),
