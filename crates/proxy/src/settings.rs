@@ -59,6 +59,41 @@ pub struct Settings {
     pub server: ServerSettings,
     pub limits: LimitsSettings,
     pub admin: AdminSettings,
+    /// The vendor's identity provider, for operators (`/console`, `/admin/v1`).
+    pub operators: OperatorSettings,
+}
+
+/// `[operators]`: the vendor's OpenID provider. Without an issuer, operators use the static
+/// `admin_token` only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperatorSettings {
+    /// The issuer, exactly as its tokens name it (Okta: `https://{domain}/oauth2/default`); its
+    /// discovery document is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Option<Url>,
+    /// The console's client at the provider (a web application with a secret).
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// The `aud` access tokens for the operator API must carry (Okta's default server:
+    /// `api://default`).
+    pub audience: String,
+    /// Groups (or a script token's scopes) that may read.
+    pub viewer_groups: Vec<String>,
+    /// Groups (or scopes) that may also change things: unpair, disconnect, retry, discard.
+    pub operator_groups: Vec<String>,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: None,
+            client_secret: None,
+            audience: "api://default".into(),
+            viewer_groups: vec!["ledgerlink-viewers".into()],
+            operator_groups: vec!["ledgerlink-operators".into()],
+        }
+    }
 }
 
 /// Where the proxy keeps its state.
@@ -310,6 +345,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             limits: LimitsSettings::default(),
             admin: AdminSettings::default(),
+            operators: OperatorSettings::default(),
         }
     }
 }
