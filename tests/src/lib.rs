@@ -26,6 +26,11 @@ pub const HUBRISE_CLIENT_SECRET: &str = ledgerlink_sandbox::settings::DEMO_HUBRI
 pub const PARIS: &str = "b7m3k-0";
 pub const LYON: &str = "b7m3k-1";
 
+/// An `[operators] issuer` a world replaces with its sandbox's identity provider (and the
+/// console's client there, its callback registered): `settings.operators.issuer =
+/// Some(SANDBOX_IDP.parse()?)`.
+pub const SANDBOX_IDP: &str = "http://sandbox-idp.invalid/";
+
 /// The proxy reads the sandbox's clock.
 pub struct SandboxClock(pub Arc<ledgerlink_sandbox::Shared>);
 
@@ -265,6 +270,30 @@ impl World {
         settings.master_keys = vec![Secret::new(
             ledgerlink_proxy::crypto::MasterKey::generate_base64(),
         )];
+        if settings
+            .operators
+            .issuer
+            .as_ref()
+            .is_some_and(|u| u.as_str() == SANDBOX_IDP)
+        {
+            use ledgerlink_sandbox::settings::{DEMO_OIDC_CLIENT_ID, DEMO_OIDC_CLIENT_SECRET};
+            settings.operators.issuer =
+                Some(url::Url::parse(&format!("{sandbox_url}/oauth2/default")).unwrap());
+            settings.operators.client_id = Some(DEMO_OIDC_CLIENT_ID.into());
+            settings.operators.client_secret = Some(Secret::new(DEMO_OIDC_CLIENT_SECRET));
+            let r = http
+                .put(format!(
+                    "{sandbox_url}/_sandbox/idp/clients/{DEMO_OIDC_CLIENT_ID}"
+                ))
+                .json(
+                    &json!({"redirect_uris": [format!("{proxy_url}/console/callback")],
+                              "post_logout_redirect_uris": [format!("{proxy_url}/console")]}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
         let clock = Arc::new(SandboxClock(sandbox.shared().clone()));
         let proxy = Proxy::start(listener, settings.clone(), clock)
             .await

@@ -84,6 +84,7 @@ const TABLE: &[Advice] = &[
     a("provider_unavailable", "The provider could not be reached: try again in a moment.", "The provider could not be reached: try again in a moment."),
     a("rate_limited", "Too many attempts: wait a minute and try again.", "Too many attempts: wait a minute."),
     a("payload_too_large", "Push fewer documents at a time.", "Save fewer documents at a time."),
+    a("forbidden", "Your role does not allow this: ask whoever runs the proxy.", "Your role does not allow this: ask whoever runs Ledgerlink."),
     a("confirmation_required", "Add --yes to confirm.", "Confirm in the dialog."),
     a("conflict", "Look at it again (`ledgerlink show {ref}`): its state changed.", "Its state changed: look at it again."),
     a("not_found", "Check the client_ref (`ledgerlink outbox` lists them).", "It is no longer there: refresh the list."),
@@ -166,6 +167,7 @@ mod tests {
             Internal,
             Unavailable,
             PayloadTooLarge,
+            Forbidden,
         ];
         for code in all {
             match code {
@@ -173,7 +175,8 @@ mod tests {
                 | SlowDown | AccessDenied | ExpiredToken | InvalidGrant | Unauthenticated
                 | TokenExpired | DeviceRevoked | NeedsReconnect | Disconnected
                 | ConfirmationRequired | NotFound | RateLimited | ProviderUnavailable
-                | DeviceIdInUse | Conflict | Internal | Unavailable | PayloadTooLarge => {}
+                | DeviceIdInUse | Conflict | Internal | Unavailable | PayloadTooLarge
+                | Forbidden => {}
             }
         }
         all.to_vec()

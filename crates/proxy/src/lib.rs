@@ -17,6 +17,7 @@ pub mod error;
 pub mod keys;
 pub mod logs;
 pub mod openapi;
+pub mod operators;
 pub mod pairing;
 pub mod providers;
 pub mod server;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// Pushes being checked at once: one per processor. A parsed body takes several times its
     /// size, so eight 4 MiB pushes at once would hold eight times that; in turn they hold two.
     pub intake: Arc<tokio::sync::Semaphore>,
+    /// The operators' identity provider, when `[operators] issuer` is set.
+    pub operators: Option<Arc<operators::Operators>>,
 }
 
 impl AppState {
@@ -155,7 +158,9 @@ impl AppState {
             settings.refresh,
         ));
         let throttle = Arc::new(pairing::Throttle::new(storage.clone()));
+        let operators = operators::Operators::new(&settings.operators, reqwest::Client::new());
         Ok(Self {
+            operators,
             settings: Arc::new(settings),
             storage,
             keyring,

@@ -55,6 +55,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The request body is larger than the proxy takes: send fewer documents per request.
     PayloadTooLarge,
+    /// Signed in, but the role does not allow this (an operator API viewer asking to change
+    /// something).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -83,6 +86,7 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::Forbidden => "forbidden",
         }
     }
 }

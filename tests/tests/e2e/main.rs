@@ -10,6 +10,7 @@ mod hardening;
 mod hubrise;
 mod moving;
 mod moving_up;
+mod operators;
 mod pairing;
 mod push;
 mod push_faults;

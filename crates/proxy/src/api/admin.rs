@@ -1,6 +1,7 @@
-//! The operator API: list connections with their devices, disconnect one. Bearer admin token; wrong
-//! tokens are logged (never the token) and, past `admin.max_failures_per_address` in a window,
-//! every call from that address is refused until the window turns.
+//! The operator API: list connections with their devices, disconnect one. A bearer access token of
+//! the operators' identity provider (`crate::operators`), or the static admin token; wrong tokens
+//! are logged (never the token) and, past `admin.max_failures_per_address` in a window, every call
+//! from that address is refused until the window turns.
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,47 +14,91 @@ use uuid::Uuid;
 
 use crate::connections;
 use crate::error::AppError;
+use crate::operators::{Operator, Role};
 use crate::store::ConnectionRow;
 use crate::AppState;
 
-async fn authorize(
+/// Who is calling, if they may do what `need` asks. A bearer token is either the static admin
+/// token (an operator) or an access token of the configured issuer (a role from its groups or
+/// scopes). Wrong tokens of either kind count against the caller's address.
+pub(crate) async fn authorize(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-) -> Result<(), AppError> {
-    let Some(expected) = &state.settings.admin_token else {
+    need: Role,
+) -> Result<Operator, AppError> {
+    let expected = state.settings.admin_token.as_ref();
+    if expected.is_none() && state.operators.is_none() {
         return Err(AppError::api(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
-            "The admin API is off: start the proxy with --admin-token.",
+            "The operator API is off: set [operators] issuer, or start the proxy with --admin-token.",
         ));
-    };
+    }
     let address = crate::pairing::client_address(state, peer, headers);
     let now = state.clock.now();
     let limits = &state.settings.admin;
     if state.throttle.admin_blocked(address, now, limits).await? {
         tracing::warn!(%address, "operator API: refused, too many wrong tokens from this address");
         return Err(AppError::rate_limited(
-            "Too many wrong admin tokens from this address: wait before trying again.",
+            "Too many wrong operator tokens from this address: wait before trying again.",
             crate::pairing::Throttle::admin_retry_after(now, limits),
         ));
     }
     let given = crate::device::bearer(headers).unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        Ok(())
-    } else {
+    let operator = match (expected, &state.operators) {
+        (Some(t), _) if bool::from(given.as_bytes().ct_eq(t.expose().as_bytes())) => {
+            Some(Operator {
+                subject: "admin-token".into(),
+                role: Role::Operator,
+            })
+        }
+        (_, Some(ops)) if given.split('.').count() == 3 => {
+            match ops.verifier.verify(given, now.timestamp()).await {
+                Ok(claims) => match ops.role_of(&claims) {
+                    Some(role) => Some(Operator {
+                        subject: claims.sub,
+                        role,
+                    }),
+                    None => {
+                        tracing::warn!(%address, subject = %claims.sub, "operator API: a valid token whose groups and scopes give no role here");
+                        return Err(forbidden(
+                            "Your groups give you no role in this operator API.",
+                        ));
+                    }
+                },
+                Err(refusal) => {
+                    tracing::warn!(%address, %refusal, "operator API: a token was refused");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let Some(operator) = operator else {
         state.throttle.admin_failed(address, now, limits).await?;
         tracing::warn!(
             %address,
             token_given = !given.is_empty(),
-            "operator API: wrong or missing admin token"
+            "operator API: wrong or missing operator token"
         );
-        Err(AppError::api(
+        return Err(AppError::api(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthenticated,
-            "Send the admin token as `Authorization: Bearer ...`.",
-        ))
+            "Send an access token from the operators' identity provider, or the admin token, as `Authorization: Bearer ...`.",
+        ));
+    };
+    if operator.role < need {
+        tracing::warn!(%address, subject = %operator.subject, "operator API: a viewer asked for an operator's action");
+        return Err(forbidden(
+            "This needs the operator role: viewers may only read.",
+        ));
     }
+    Ok(operator)
+}
+
+fn forbidden(message: &str) -> AppError {
+    AppError::api(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }
 
 async fn describe(state: &AppState, c: &ConnectionRow) -> Result<AdminConnection, AppError> {
@@ -94,7 +139,7 @@ pub async fn list(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<AdminConnectionList>, AppError> {
-    authorize(&state, peer, &headers).await?;
+    authorize(&state, peer, &headers, Role::Viewer).await?;
     let rows = state.storage.connections().connections().await?;
     let mut connections = Vec::with_capacity(rows.len());
     for c in &rows {
@@ -121,7 +166,7 @@ pub async fn disconnect(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<AdminConnection>, AppError> {
-    authorize(&state, peer, &headers).await?;
+    let operator = authorize(&state, peer, &headers, Role::Operator).await?;
     let not_found = || {
         AppError::api(
             StatusCode::NOT_FOUND,
@@ -136,6 +181,7 @@ pub async fn disconnect(
         .connection(id)
         .await?
         .ok_or_else(not_found)?;
+    tracing::info!(operator = %operator.subject, connection = %connection.id, "operator API: disconnecting an organisation");
     let done = connections::disconnect(&state, connection).await?;
     Ok(Json(describe(&state, &done).await?))
 }

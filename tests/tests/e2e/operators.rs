@@ -1,0 +1,245 @@
+//! The operator API behind the vendor's identity provider (the sandbox's, Okta-shaped): tokens
+//! from it are taken, their groups or scopes decide the role, and every forged or misissued token
+//! is refused with 401, leaking nothing.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ledgerlink_e2e::*;
+use ledgerlink_sandbox::harness::keys::{KeySet, DEMO_IDP_KEY};
+use ledgerlink_sandbox::settings::{DEMO_OIDC_SCRIPTS_CLIENT_ID, DEMO_OIDC_SCRIPTS_CLIENT_SECRET};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn settings_with_operators() -> ledgerlink_proxy::Settings {
+    let mut s = settings();
+    s.operators.issuer = Some(SANDBOX_IDP.parse().unwrap());
+    // These tests present many wrong tokens on purpose.
+    s.admin.max_failures_per_address = 1_000;
+    s
+}
+
+/// A script's token from the identity provider (client credentials) with `scope`.
+async fn script_token(world: &World, scope: &str) -> String {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/oauth2/default/v1/token", world.sandbox_url))
+        .basic_auth(
+            DEMO_OIDC_SCRIPTS_CLIENT_ID,
+            Some(DEMO_OIDC_SCRIPTS_CLIENT_SECRET),
+        )
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn admin(world: &World, method: Method, path: &str, token: &str) -> Answer {
+    Answer::read(
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", world.proxy_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+fn issuer(world: &World) -> String {
+    format!("{}/oauth2/default", world.sandbox_url)
+}
+
+/// Claims as the identity provider would sign them for a script, now.
+fn claims(world: &World, now: i64) -> Value {
+    json!({"ver": 1, "jti": "AT.test", "iss": issuer(world), "aud": "api://default",
+           "iat": now, "exp": now + 3600, "cid": DEMO_OIDC_SCRIPTS_CLIENT_ID,
+           "scp": ["ledgerlink-operators"], "sub": DEMO_OIDC_SCRIPTS_CLIENT_ID})
+}
+
+fn keys_fetched(requests: &[Value]) -> usize {
+    requests
+        .iter()
+        .filter(|r| r["path"] == "/oauth2/default/v1/keys")
+        .count()
+}
+
+#[tokio::test]
+async fn the_identity_providers_tokens_open_the_operator_api_and_groups_decide_the_role() {
+    let world = World::start_with(settings_with_operators()).await;
+    let device = world.device("Till");
+    world.pair(&device, &[NZ], None).await;
+    let connection = world.connections().await[0].id;
+
+    let viewer = script_token(&world, "ledgerlink-viewers").await;
+    let list = admin(&world, Method::GET, "/admin/v1/connections", &viewer).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_eq!(list.json["connections"][0]["id"], connection.to_string());
+    // A viewer reads but does not change.
+    let refused = admin(
+        &world,
+        Method::DELETE,
+        &format!("/admin/v1/connections/{connection}"),
+        &viewer,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(refused.json["code"], "forbidden");
+
+    let operator = script_token(&world, "ledgerlink-operators").await;
+    let done = admin(
+        &world,
+        Method::DELETE,
+        &format!("/admin/v1/connections/{connection}"),
+        &operator,
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.json["status"], "disconnected");
+}
+
+#[tokio::test]
+async fn forged_misissued_and_stale_tokens_are_all_refused_and_nothing_leaks() {
+    let world = World::start_with(settings_with_operators()).await;
+    let since = world.last_seq().await;
+    let now = world.sandbox.shared().clock.now().timestamp();
+    // The identity provider's own key (its demo key is public: a test may sign with it, which is
+    // how each claim is shown to be checked on its own).
+    let idp = KeySet::from_pem(DEMO_IDP_KEY);
+    let good = idp.sign(&claims(&world, now));
+    let works = admin(&world, Method::GET, "/admin/v1/connections", &good).await;
+    assert_eq!(works.status, 200, "the control token works: {}", works.text);
+
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let payload = b64(&claims(&world, now));
+    let kid = idp.current_kid().to_string();
+    // alg: none, unsigned.
+    let none = format!(
+        "{}.{payload}.",
+        b64(&json!({"alg": "none", "typ": "JWT", "kid": kid}))
+    );
+    // HS256 keyed with the issuer's public key (the classic confusion attack): the JWKS's key as
+    // PEM and as its raw modulus, either way.
+    let jwks = idp.jwks();
+    let hs256 = |secret: &[u8]| {
+        use hmac::{Hmac, Mac};
+        let header = b64(&json!({"alg": "HS256", "typ": "JWT", "kid": kid}));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(format!("{header}.{payload}").as_bytes());
+        format!(
+            "{header}.{payload}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    };
+    let public_pem = {
+        use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+        rsa::RsaPrivateKey::from_pkcs8_pem(DEMO_IDP_KEY)
+            .unwrap()
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap()
+    };
+    let n = jwks["keys"][0]["n"].as_str().unwrap().to_string();
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut c = claims(&world, now);
+        change(&mut c);
+        idp.sign(&c)
+    };
+    let tampered = {
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut c = claims(&world, now);
+        c["sub"] = json!("someone-else");
+        format!("{}.{}.{}", parts[0], b64(&c), parts[2])
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("alg none", none),
+        (
+            "HS256 keyed with the public key's PEM",
+            hs256(public_pem.as_bytes()),
+        ),
+        ("HS256 keyed with the modulus", hs256(n.as_bytes())),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://evil.example/oauth2/default")),
+        ),
+        ("wrong audience", with(&|c| c["aud"] = json!("api://other"))),
+        (
+            "expired beyond the leeway",
+            with(&|c| c["exp"] = json!(now - 61)),
+        ),
+        (
+            "not yet valid beyond the leeway",
+            with(&|c| c["nbf"] = json!(now + 120)),
+        ),
+        ("tampered payload", tampered),
+        ("not a JWT", "a.b".into()),
+    ];
+    for (what, token) in &cases {
+        let a = admin(&world, Method::GET, "/admin/v1/connections", token).await;
+        assert_eq!(a.status, 401, "{what}: {}", a.text);
+        assert_eq!(a.json["code"], "unauthenticated", "{what}");
+        assert!(
+            !a.text.contains(token.as_str()),
+            "{what}: the answer repeats the token"
+        );
+    }
+    // Inside the leeway, expiry and nbf still pass.
+    let late = with(&|c| c["exp"] = json!(now - 30));
+    assert_eq!(
+        admin(&world, Method::GET, "/admin/v1/connections", &late)
+            .await
+            .status,
+        200
+    );
+
+    // Unknown kids: twenty tokens signed by a key the issuer never published make one fetch.
+    let fetched_before = keys_fetched(&world.sandbox_requests(since).await);
+    let mut stranger = idp.clone();
+    stranger.rotate();
+    let unknown = stranger.sign(&claims(&world, now));
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| admin(&world, Method::GET, "/admin/v1/connections", &unknown)),
+    )
+    .await;
+    assert!(answers.iter().all(|a| a.status == 401));
+    let fetched = keys_fetched(&world.sandbox_requests(since).await) - fetched_before;
+    assert_eq!(
+        fetched, 1,
+        "twenty tokens with one unknown kid: one fetch of the keys"
+    );
+
+    // The issuer rotates its keys: a token under the new key is taken after one fetch.
+    let rotated = world
+        .control(Method::POST, "/idp/keys/rotate", json!({}))
+        .await;
+    assert_eq!(rotated.status, 200);
+    let before = keys_fetched(&world.sandbox_requests(since).await);
+    let fresh = script_token(&world, "ledgerlink-viewers").await;
+    let a = admin(&world, Method::GET, "/admin/v1/connections", &fresh).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let again = admin(&world, Method::GET, "/admin/v1/connections", &fresh).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        keys_fetched(&world.sandbox_requests(since).await) - before,
+        1,
+        "the new key after exactly one fetch"
+    );
+
+    // Nothing of any token reached the proxy's log.
+    let logs = logs::text();
+    for (what, token) in cases
+        .iter()
+        .chain([("good", good.clone()), ("fresh", fresh)].iter())
+    {
+        let signature = token.rsplit('.').next().unwrap_or_default();
+        assert!(
+            signature.len() < 8 || !logs.contains(signature),
+            "{what}: a token's signature is in the log"
+        );
+        assert!(
+            !logs.contains(token.as_str()),
+            "{what}: a token is in the log"
+        );
+    }
+}
