@@ -22,11 +22,12 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
-            "admin",
+            "operator",
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The operator's admin token (--admin-token)"))
+                    .bearer_format("JWT")
+                    .description(Some("An access token from the operators' identity provider ([operators] issuer; RS256, audience [operators] audience), or the static admin token (--admin-token)"))
                     .build(),
             ),
         );

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// `refused-1`, which Xero refuses (an account code it does not have), settled as failed.
-async fn a_refused_invoice(world: &World) -> (Device, Paired, Value) {
+pub(crate) async fn a_refused_invoice(world: &World) -> (Device, Paired, Value) {
     let (device, p) = paired_with_mappings(world).await;
     let mut bad = invoice("refused-1", "Walk-in");
     bad["lines"][1]["account_code"] = json!("999");

@@ -243,3 +243,162 @@ async fn forged_misissued_and_stale_tokens_are_all_refused_and_nothing_leaks() {
         );
     }
 }
+
+/// The operator's routes as support uses them: find a till's failed document by its contact, send
+/// it again or discard it, list and unpair devices. A viewer finds but cannot act.
+#[tokio::test]
+async fn support_finds_a_failed_document_and_puts_it_right_and_a_viewer_cannot() {
+    let world = World::start_with(settings_with_operators()).await;
+    let (device, p, _) = crate::corrections::a_refused_invoice(&world).await;
+    let viewer = script_token(&world, "ledgerlink-viewers").await;
+    let operator = script_token(&world, "ledgerlink-operators").await;
+
+    let found = admin(
+        &world,
+        Method::GET,
+        "/admin/v1/documents?contact=walk&state=failed",
+        &viewer,
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let docs = found.json["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 1, "{}", found.text);
+    assert_eq!(docs[0]["device_id"], device.id.to_string());
+    assert_eq!(docs[0]["document"]["client_ref"], "refused-1");
+    let id = docs[0]["document"]["id"].as_str().unwrap().to_string();
+    let none = admin(
+        &world,
+        Method::GET,
+        "/admin/v1/documents?contact=nobody",
+        &viewer,
+    )
+    .await;
+    assert_eq!(none.json["documents"].as_array().unwrap().len(), 0);
+    let bad = admin(
+        &world,
+        Method::GET,
+        "/admin/v1/documents?state=lost",
+        &viewer,
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+
+    // The connection shows the failure in its queue.
+    let list = admin(&world, Method::GET, "/admin/v1/connections", &viewer).await;
+    assert_eq!(
+        list.json["connections"][0]["queue"]["failed"], 1,
+        "{}",
+        list.text
+    );
+
+    // A viewer cannot retry; an operator can (it fails again: the account code is still wrong).
+    let retry = format!("/admin/v1/documents/{id}/retry");
+    let refused = admin(&world, Method::POST, &retry, &viewer).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let retried = admin(&world, Method::POST, &retry, &operator).await;
+    assert_eq!(retried.status, 200, "{}", retried.text);
+    assert_eq!(retried.json["state"], "queued");
+    let docs = device
+        .settle(&p.access, 1, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(docs[0]["state"], "failed");
+    // Discard needs a reason, and then puts it aside for good.
+    let discard = |token: String, body: Value| {
+        let url = format!("{}/admin/v1/documents/{id}/discard", world.proxy_url);
+        async move {
+            Answer::read(
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let without = discard(operator.clone(), json!({"reason": ""})).await;
+    assert_eq!(without.status, 400, "{}", without.text);
+    let gone = discard(
+        operator.clone(),
+        json!({"reason": "entered twice at the till"}),
+    )
+    .await;
+    assert_eq!(gone.status, 200, "{}", gone.text);
+    assert_eq!(gone.json["state"], "discarded");
+
+    // Devices: listed with their organisation; unpaired by an operator, after which the till's
+    // credentials no longer work.
+    let listed = admin(&world, Method::GET, "/admin/v1/devices", &viewer).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.json["devices"][0]["id"], device.id.to_string());
+    let unpair = format!("/admin/v1/devices/{}", device.id);
+    assert_eq!(
+        admin(&world, Method::DELETE, &unpair, &viewer).await.status,
+        403
+    );
+    assert_eq!(
+        admin(&world, Method::DELETE, &unpair, &operator)
+            .await
+            .status,
+        204
+    );
+    let after = device
+        .call(Method::GET, "/v1/connection", &p.access, None)
+        .await;
+    assert_eq!(after.status, 401, "{}", after.text);
+    assert_eq!(
+        admin(
+            &world,
+            Method::DELETE,
+            "/admin/v1/devices/not-a-device",
+            &operator
+        )
+        .await
+        .status,
+        404
+    );
+}
+
+/// Three replicas answer the operator's connections list alike: queues are read from the
+/// database, not from any replica's memory.
+#[tokio::test]
+async fn three_replicas_answer_the_connections_list_alike() {
+    let world = World::start_on(settings_with_operators(), "postgres").await;
+    let (device, p, _) = crate::corrections::a_refused_invoice(&world).await;
+    device
+        .push(
+            "invoices",
+            &p.access,
+            json!([crate::push::invoice("fine-1", "Walk-in")]),
+        )
+        .await;
+    device
+        .settle(&p.access, 2, std::time::Duration::from_secs(30))
+        .await;
+    let (_b, b_url) = world.replica().await;
+    let (_c, c_url) = world.replica().await;
+    let token = script_token(&world, "ledgerlink-viewers").await;
+    let mut answers = Vec::new();
+    for url in [world.proxy_url.clone(), b_url, c_url] {
+        let a = Answer::read(
+            reqwest::Client::new()
+                .get(format!("{url}/admin/v1/connections"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{url}: {}", a.text);
+        answers.push(a.json);
+    }
+    assert_eq!(
+        answers[0]["connections"][0]["queue"],
+        json!({"failed": 1, "sent": 1})
+    );
+    assert!(answers[0]["connections"][0]["last_delivered_at"].is_string());
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
+}

@@ -19,4 +19,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connection::devices))
         .routes(routes!(admin::list))
         .routes(routes!(admin::disconnect))
+        .routes(routes!(admin::devices))
+        .routes(routes!(admin::unpair_device))
+        .routes(routes!(admin::documents))
+        .routes(routes!(admin::retry))
+        .routes(routes!(admin::discard))
 }

@@ -56,8 +56,8 @@ fn refused(row: &DocumentRow, action: &str) -> AppError {
     )
 }
 
-/// What a person asked of one of their device's documents.
-enum Act {
+/// What a person (or an operator) asked of one of a device's documents.
+pub(crate) enum Act {
     Resend,
     Discard(String),
     Void,
@@ -70,8 +70,21 @@ async fn act(
     action: &str,
     what: Act,
 ) -> Result<Json<DocumentView>, AppError> {
+    act_for(state, auth.device.id, id, action, what)
+        .await
+        .map(Json)
+}
+
+/// `what` done to document `id` of `device`, as the device's own call would do it (the operator
+/// API's retry and discard mean the same).
+pub(crate) async fn act_for(
+    state: &AppState,
+    device: Uuid,
+    id: &str,
+    action: &str,
+    what: Act,
+) -> Result<DocumentView, AppError> {
     let uuid = Uuid::parse_str(id).map_err(|_| not_found(id))?;
-    let device = auth.device.id;
     let store = state.storage.documents();
     let now = state.clock.now();
     let change = match what {
@@ -90,7 +103,7 @@ async fn act(
         Change::Done(row) => {
             state.outbox_ready.notify_one();
             state.events_ready.notify_waiters();
-            Ok(Json(row.view()))
+            Ok(row.view())
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Pushed documents: intake (validated, stored in the outbox in the same transaction that answers
 //! `202`), reading them back, and the per-connection mappings they rely on.
 
-mod actions;
+pub(crate) mod actions;
 mod contacts;
 mod events;
 mod mappings;

@@ -1184,6 +1184,104 @@ pub async fn a_notification_is_taken_in_once_while_it_is_kept(s: Storage) {
         .unwrap());
 }
 
+pub async fn an_operator_finds_any_devices_documents_and_sees_each_queue(s: Storage) {
+    let (c, device, now) = a_paired_device(&s).await;
+    let (other, other_device, _) = a_paired_device(&s).await;
+    let at = |minutes: i64| now - Duration::minutes(minutes);
+    let mut ann = document(&c, device, DocumentKind::Invoice, "ann-1", at(30));
+    ann.body = r#"{"contact":{"name":"Ann Smith"}}"#.into();
+    let mut bob = document(&c, device, DocumentKind::Invoice, "bob-1", at(20));
+    bob.body = r#"{"contact":{"name":"Bob"}}"#.into();
+    let mut elsewhere = document(&other, other_device, DocumentKind::Invoice, "ann-2", at(10));
+    elsewhere.body = r#"{"contact":{"name":"ANN SMITH"}}"#.into();
+    s.documents()
+        .insert_documents(&[ann.clone(), bob.clone(), elsewhere.clone()])
+        .await
+        .unwrap();
+    s.documents()
+        .update_documents(None, &[outcome(bob.id, DocumentState::Sent)], now)
+        .await
+        .unwrap();
+    let find = |search: DocumentSearch| {
+        let s = s.clone();
+        async move {
+            s.documents()
+                .search_documents(&DocumentSearch {
+                    limit: 100,
+                    ..search
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.client_ref)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        find(DocumentSearch::default()).await,
+        ["ann-2", "bob-1", "ann-1"],
+        "newest first, every device's"
+    );
+    assert_eq!(
+        find(DocumentSearch {
+            contact: Some("ann sm".into()),
+            ..Default::default()
+        })
+        .await,
+        ["ann-2", "ann-1"],
+        "part of the contact's name, any case"
+    );
+    assert_eq!(
+        find(DocumentSearch {
+            state: Some(DocumentState::Sent),
+            ..Default::default()
+        })
+        .await,
+        ["bob-1"]
+    );
+    assert_eq!(
+        find(DocumentSearch {
+            client_ref: Some("ann-1".into()),
+            ..Default::default()
+        })
+        .await,
+        ["ann-1"]
+    );
+    assert_eq!(
+        find(DocumentSearch {
+            from: Some(at(25)),
+            to: Some(at(15)),
+            ..Default::default()
+        })
+        .await,
+        ["bob-1"]
+    );
+    assert_eq!(
+        find(DocumentSearch {
+            connection: Some(other.id),
+            ..Default::default()
+        })
+        .await,
+        ["ann-2"]
+    );
+    assert_eq!(
+        find(DocumentSearch {
+            id: Some(ann.id),
+            ..Default::default()
+        })
+        .await,
+        ["ann-1"]
+    );
+
+    let queues = s.documents().queue_summaries().await.unwrap();
+    let mine = &queues[&c.id];
+    assert_eq!(mine.by_state.get("queued"), Some(&1));
+    assert_eq!(mine.by_state.get("sent"), Some(&1));
+    assert!(mine.last_delivered_at.is_some());
+    assert_eq!(queues[&other.id].by_state.get("queued"), Some(&1));
+    assert_eq!(queues[&other.id].last_delivered_at, None);
+}
+
 /// Every story against one backend: `conformance!(name, async { Storage })`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -1207,6 +1305,7 @@ macro_rules! conformance {
                 attempts_are_counted_to_their_limit_per_window_and_swept,
                 a_shared_call_budget_keeps_to_its_limit_in_any_window,
                 a_notification_is_taken_in_once_while_it_is_kept,
+                an_operator_finds_any_devices_documents_and_sees_each_queue,
             );
         }
     };

@@ -434,6 +434,31 @@ pub struct DocumentFilter {
     pub limit: usize,
 }
 
+/// What an operator looks for among every device's documents (each given field must match).
+#[derive(Debug, Clone, Default)]
+pub struct DocumentSearch {
+    pub id: Option<Uuid>,
+    pub connection: Option<Uuid>,
+    pub client_ref: Option<String>,
+    /// Part of the contact's name, any case.
+    pub contact: Option<String>,
+    pub state: Option<DocumentState>,
+    /// Made at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Made before.
+    pub to: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+/// A connection's outbox at a glance: its documents by state, and when one last reached the
+/// provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// By the state's name (`queued`, `failed`, ...).
+    pub by_state: std::collections::BTreeMap<String, u64>,
+    pub last_delivered_at: Option<DateTime<Utc>>,
+}
+
 /// How consuming a pairing went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
@@ -729,6 +754,10 @@ pub trait DocumentStore: Send + Sync {
     async fn document(&self, device: Uuid, id: Uuid) -> Result<Option<DocumentRow>>;
     async fn document_by_ref(&self, device: Uuid, client_ref: &str) -> Result<Option<DocumentRow>>;
     async fn documents(&self, device: Uuid, filter: &DocumentFilter) -> Result<Vec<DocumentRow>>;
+    /// Every device's documents matching the search, newest first (the operator API).
+    async fn search_documents(&self, search: &DocumentSearch) -> Result<Vec<DocumentRow>>;
+    /// Each connection's documents counted by state, and its last delivery.
+    async fn queue_summaries(&self) -> Result<std::collections::HashMap<Uuid, QueueSummary>>;
     /// The oldest documents of a kind in a connection's outbox that can go now: a payment whose
     /// invoice has not reached Xero (nor failed, nor stayed away an hour) is left where it is, so it
     /// never holds back the ones behind it.

@@ -1568,6 +1568,64 @@ impl DocumentStore for PostgresStore {
         rows.iter().map(document_row).collect()
     }
 
+    async fn search_documents(&self, f: &DocumentSearch) -> Result<Vec<DocumentRow>> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                &format!(
+                    "SELECT {DOCUMENT_COLUMNS} FROM documents
+                      WHERE ($1::uuid IS NULL OR id = $1) AND ($2::uuid IS NULL OR connection_id = $2)
+                        AND ($3::text IS NULL OR client_ref = $3)
+                        AND ($4::text IS NULL OR strpos(lower(body::jsonb #>> '{{contact,name}}'), lower($4)) > 0)
+                        AND ($5::text IS NULL OR state = $5)
+                        AND ($6::timestamptz IS NULL OR created_at >= $6) AND ($7::timestamptz IS NULL OR created_at < $7)
+                      ORDER BY created_at DESC, id LIMIT $8"
+                ),
+                &[
+                    &f.id,
+                    &f.connection,
+                    &f.client_ref,
+                    &f.contact,
+                    &f.state.map(|s| s.as_str()),
+                    &f.from,
+                    &f.to,
+                    &(f.limit.clamp(1, 1000) as i64),
+                ],
+            )
+            .await?;
+        rows.iter().map(document_row).collect()
+    }
+
+    async fn queue_summaries(&self) -> Result<std::collections::HashMap<Uuid, QueueSummary>> {
+        let rows = self
+            .client()
+            .await?
+            .rows(
+                "SELECT connection_id, state, count(*), max(updated_at) FROM documents GROUP BY connection_id, state",
+                &[],
+            )
+            .await?;
+        let mut out: std::collections::HashMap<Uuid, QueueSummary> = Default::default();
+        for r in rows {
+            let state: String = r.try_get(1)?;
+            let state = DocumentState::parse(&state)
+                .ok_or_else(|| corrupt(format!("document state {state}")))?;
+            let summary = out.entry(r.try_get(0)?).or_default();
+            summary
+                .by_state
+                .insert(state.as_str().to_string(), r.try_get::<_, i64>(2)? as u64);
+            if matches!(
+                state,
+                DocumentState::Sent | DocumentState::Paid | DocumentState::Voided
+            ) {
+                let at: Option<DateTime<Utc>> = r.try_get(3)?;
+                summary.last_delivered_at = summary.last_delivered_at.max(at);
+            }
+        }
+        Ok(out)
+    }
+
     async fn outbox(
         &self,
         connection: Uuid,

@@ -329,6 +329,13 @@ impl DocumentStore for SqliteBackend {
         let filter = filter.clone();
         self.run(move |s| s.documents(device, &filter)).await
     }
+    async fn search_documents(&self, search: &DocumentSearch) -> Result<Vec<DocumentRow>> {
+        let search = search.clone();
+        self.run(move |s| s.search_documents(&search)).await
+    }
+    async fn queue_summaries(&self) -> Result<std::collections::HashMap<Uuid, QueueSummary>> {
+        self.run(move |s| s.queue_summaries()).await
+    }
     async fn outbox(
         &self,
         connection: Uuid,

@@ -1748,6 +1748,68 @@ impl SqliteStore {
         })
     }
 
+    fn search_documents(&self, f: &DocumentSearch) -> Result<Vec<DocumentRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents
+                  WHERE (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR connection_id = ?2)
+                    AND (?3 IS NULL OR client_ref = ?3)
+                    AND (?4 IS NULL OR instr(lower(json_extract(body, '$.contact.name')), lower(?4)) > 0)
+                    AND (?5 IS NULL OR state = ?5)
+                    AND (?6 IS NULL OR created_at >= ?6) AND (?7 IS NULL OR created_at < ?7)
+                  ORDER BY created_at DESC, id LIMIT ?8"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        f.id.map(|u| u.to_string()),
+                        f.connection.map(|u| u.to_string()),
+                        f.client_ref,
+                        f.contact,
+                        f.state.map(|s| s.as_str()),
+                        f.from.map(ms),
+                        f.to.map(ms),
+                        f.limit.clamp(1, 1000) as i64
+                    ],
+                    document_row,
+                )?
+                .collect();
+            rows
+        })
+    }
+
+    fn queue_summaries(&self) -> Result<std::collections::HashMap<Uuid, QueueSummary>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT connection_id, state, count(*), max(updated_at) FROM documents GROUP BY connection_id, state",
+            )?;
+            let mut out: std::collections::HashMap<Uuid, QueueSummary> = Default::default();
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (connection, state, n, at) = row?;
+                let (Ok(connection), Some(state)) =
+                    (Uuid::parse_str(&connection), DocumentState::parse(&state))
+                else {
+                    continue;
+                };
+                let summary = out.entry(connection).or_default();
+                summary.by_state.insert(state.as_str().to_string(), n as u64);
+                if matches!(state, DocumentState::Sent | DocumentState::Paid | DocumentState::Voided) {
+                    let at = at.and_then(DateTime::<Utc>::from_timestamp_millis);
+                    summary.last_delivered_at = summary.last_delivered_at.max(at);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn outbox(
         &self,
         connection: Uuid,
