@@ -16,6 +16,7 @@ pub mod documents;
 pub mod error;
 pub mod keys;
 pub mod logs;
+pub mod metrics;
 pub mod openapi;
 pub mod operators;
 pub mod pairing;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub intake: Arc<tokio::sync::Semaphore>,
     /// The operators' identity provider, when `[operators] issuer` is set.
     pub operators: Option<Arc<operators::Operators>>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -150,17 +153,22 @@ impl AppState {
                 h.clone(),
             );
         }
-        let vault = Arc::new(vault::Vault::new(
-            storage.clone(),
-            keyring.clone(),
-            grants,
-            clock.clone(),
-            settings.refresh,
-        ));
+        let metrics = Arc::new(metrics::Metrics::default());
+        let vault = Arc::new(
+            vault::Vault::new(
+                storage.clone(),
+                keyring.clone(),
+                grants,
+                clock.clone(),
+                settings.refresh,
+            )
+            .with_metrics(metrics.clone()),
+        );
         let throttle = Arc::new(pairing::Throttle::new(storage.clone()));
         let operators = operators::Operators::new(&settings.operators, reqwest::Client::new());
         Ok(Self {
             operators,
+            metrics,
             settings: Arc::new(settings),
             storage,
             keyring,

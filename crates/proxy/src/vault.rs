@@ -70,6 +70,7 @@ pub struct Vault {
     refreshes: AtomicU64,
     /// This proxy, as the holder of refresh leases (the single flight across proxies).
     holder: Uuid,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// How long one proxy may hold the right to refresh a token set: longer than a refresh with its
@@ -106,6 +107,19 @@ impl Vault {
             locks: Mutex::new(HashMap::new()),
             refreshes: AtomicU64::new(0),
             holder: Uuid::new_v4(),
+            metrics: None,
+        }
+    }
+
+    /// Counts refreshes by outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_refresh(&self, provider: &str, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            crate::metrics::Metrics::count(&m.refreshes, provider, outcome);
         }
     }
 
@@ -322,6 +336,14 @@ impl Vault {
             TokenError::Rejected(m) => VaultError::Rejected(m),
             TokenError::Transient(m) => VaultError::Unavailable(m),
         });
+        self.count_refresh(
+            &row.provider,
+            match &tokens {
+                Ok(_) => "ok",
+                Err(VaultError::NeedsReconnect) => "refused",
+                Err(_) => "failed",
+            },
+        );
         let tokens = match tokens {
             Ok(t) => t,
             Err(VaultError::NeedsReconnect) => {

@@ -153,6 +153,69 @@ async fn a_429_storm_is_waited_out() {
         limited, 6,
         "the storm happened and the engine waited it out"
     );
+
+    // What an operator's Prometheus scraped meanwhile says the same.
+    let metrics = reqwest::get(format!("{}/metrics", world.proxy_url))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = metrics.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value(r#"ledgerlink_provider_rate_limited_total{provider="xero"}"#),
+        6.0
+    );
+    assert_eq!(
+        value(r#"ledgerlink_provider_calls_total{provider="xero",outcome="rate_limited"}"#),
+        6.0
+    );
+    assert_eq!(
+        value(r#"ledgerlink_delivery_retries_total{provider="xero",outcome="rate_limited"}"#),
+        6.0,
+        "each 429'd call made again"
+    );
+    assert_eq!(
+        value(r#"ledgerlink_deliveries_total{provider="xero",kind="invoice",outcome="sent"}"#),
+        120.0
+    );
+    assert_eq!(
+        value(r#"ledgerlink_queue_documents{provider="xero",state="sent"}"#),
+        120.0
+    );
+    assert_eq!(
+        value(r#"ledgerlink_delivery_latency_seconds_count{provider="xero",kind="invoice"}"#),
+        120.0
+    );
+    // Labels never name an organisation, a device or a document.
+    for id in [
+        p.connection["id"].as_str().unwrap_or("none"),
+        docs[0]["id"].as_str().unwrap(),
+    ] {
+        assert!(!text.contains(id), "{id} is in the metrics");
+    }
+    // One log line per outcome, with the document, kind, provider, outcome and attempts.
+    let logs = logs::text();
+    let id = docs[0]["id"].as_str().unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("delivery outcome") && l.contains(id))
+        .unwrap_or_else(|| panic!("no outcome line for {id}"));
+    for field in [
+        "kind=\"invoice\"",
+        "provider=\"xero\"",
+        "outcome=\"sent\"",
+        "attempts=",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
 }
 
 #[tokio::test]

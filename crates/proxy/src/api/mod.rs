@@ -14,6 +14,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::scrape))
         .routes(routes!(connection::get, connection::disconnect))
         .routes(routes!(connection::whoami, connection::unpair))
         .routes(routes!(connection::devices))

@@ -106,14 +106,60 @@ impl Round {
             return Ok(());
         }
         let now = self.state.clock.now();
-        self.state
+        let rows = self
+            .state
             .storage
             .documents()
             .update_documents(Some(&self.lease), &updates, now)
             .await
             .map_err(Stop::store)?;
         self.state.events_ready.notify_waiters();
+        self.report(&updates, &rows, now);
         Ok(())
+    }
+
+    /// One log line (JSON when the proxy logs JSON) and the metrics for each document an attempt
+    /// took to an outcome. The provider's message is the provider's own text; no secret is in it.
+    fn report(&self, updates: &[DocumentUpdate], rows: &[DocumentRow], now: DateTime<Utc>) {
+        let provider = self.connection.provider.as_str();
+        let metrics = &self.state.metrics;
+        for (u, row) in updates.iter().zip(rows) {
+            if !u.attempt
+                || row.state != u.state
+                || matches!(row.state, DocumentState::Queued | DocumentState::Sending)
+            {
+                continue;
+            }
+            let (kind, outcome) = (row.kind.as_str(), row.state.as_str());
+            tracing::info!(
+                target: "ledgerlink::delivery",
+                document = %row.id,
+                kind,
+                provider,
+                outcome,
+                attempts = row.attempts,
+                message = row.message.as_deref().unwrap_or_default(),
+                "delivery outcome"
+            );
+            metrics
+                .deliveries
+                .get_or_create(&crate::metrics::DeliveryLabels {
+                    provider: provider.into(),
+                    kind: kind.into(),
+                    outcome: outcome.into(),
+                })
+                .inc();
+            if row.state == DocumentState::Sent {
+                let took = (now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                metrics
+                    .delivery_latency
+                    .get_or_create(&crate::metrics::KindLabels {
+                        provider: provider.into(),
+                        kind: kind.into(),
+                    })
+                    .observe(took);
+            }
+        }
     }
 
     /// Moves documents to `state` without counting an attempt (claiming them: `sending`).

@@ -128,7 +128,18 @@ impl Round {
         }
         // Kept before the call too: a call that fails without an answer still counted.
         held.keep(pacer, sent);
-        let answer = call(state, connection).await?;
+        let answer = match call(state, connection).await {
+            Ok(a) => {
+                state
+                    .metrics
+                    .provider_call(&connection.provider, Some(a.status));
+                a
+            }
+            Err(e) => {
+                state.metrics.provider_call(&connection.provider, None);
+                return Err(e.into());
+            }
+        };
         let (state, connection): (&AppState, &ConnectionRow) = (state, connection);
         let back = Instant::now();
         let quota = answer.quota;

@@ -361,11 +361,14 @@ pub async fn cancel(
     };
     let now = state.clock.now();
     let response = match state.storage.pairing().deny_pairing(p.id, now).await {
-        Ok(true) => pages::message(
-            StatusCode::OK,
-            "Cancelled",
-            "Nothing was connected. The device has been told.",
-        ),
+        Ok(true) => {
+            crate::metrics::Metrics::count(&state.metrics.pairings, &p.provider, "denied");
+            pages::message(
+                StatusCode::OK,
+                "Cancelled",
+                "Nothing was connected. The device has been told.",
+            )
+        }
         Ok(false) => pages::message(StatusCode::CONFLICT, "This pairing is over", START_AGAIN),
         Err(e) => internal(&e),
     };
@@ -539,11 +542,18 @@ pub async fn callback(
     if let Some(error) = q.error {
         if error == "access_denied" {
             return match state.storage.pairing().deny_pairing(pairing_id, now).await {
-                Ok(true) => pages::message(
-                    StatusCode::OK,
-                    "Not connected",
-                    &format!("You chose not to give access in {name}, so nothing was connected. The device has been told."),
-                ),
+                Ok(true) => {
+                    crate::metrics::Metrics::count(
+                        &state.metrics.pairings,
+                        provider.as_str(),
+                        "denied",
+                    );
+                    pages::message(
+                        StatusCode::OK,
+                        "Not connected",
+                        &format!("You chose not to give access in {name}, so nothing was connected. The device has been told."),
+                    )
+                }
                 Ok(false) => over(),
                 Err(e) => internal(&e),
             };

@@ -468,7 +468,11 @@ async fn poll(
                 .consume_pairing(pairing_id, &stored, &access, &refresh)
                 .await?;
             match outcome {
-                Consumed::Paired => {}
+                Consumed::Paired => crate::metrics::Metrics::count(
+                    &state.metrics.pairings,
+                    &pairing.provider,
+                    "paired",
+                ),
                 Consumed::NotApproved => {
                     return Err(AppError::oauth(ErrorCode::InvalidGrant, "This device_code was already used."))
                 }

@@ -836,7 +836,8 @@ pub async fn a_connection_is_delivered_by_one_lease_holder_and_a_lost_lease_writ
     fenced(
         s.documents()
             .update_documents(Some(stale), &[outcome(doc.id, DocumentState::Sent)], now)
-            .await,
+            .await
+            .map(|_| ()),
     );
     fenced(s.documents().mark_unknown(stale, &[doc.id], now).await);
     fenced(s.documents().forget_unknown(stale, &[doc.id]).await);
@@ -1198,10 +1199,31 @@ pub async fn an_operator_finds_any_devices_documents_and_sees_each_queue(s: Stor
         .insert_documents(&[ann.clone(), bob.clone(), elsewhere.clone()])
         .await
         .unwrap();
-    s.documents()
-        .update_documents(None, &[outcome(bob.id, DocumentState::Sent)], now)
+    // The outcome's write answers the documents as they now stand, in the order asked.
+    let stand = s
+        .documents()
+        .update_documents(
+            None,
+            &[
+                outcome(bob.id, DocumentState::Sent),
+                outcome(ann.id, DocumentState::Queued),
+            ],
+            now,
+        )
         .await
         .unwrap();
+    let stand: Vec<_> = stand
+        .iter()
+        .map(|d| (d.client_ref.as_str(), d.state))
+        .collect();
+    assert_eq!(
+        stand,
+        [
+            ("bob-1", DocumentState::Sent),
+            ("ann-1", DocumentState::Queued)
+        ],
+        "in the order asked"
+    );
     let find = |search: DocumentSearch| {
         let s = s.clone();
         async move {

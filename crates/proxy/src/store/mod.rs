@@ -793,7 +793,8 @@ pub trait DocumentStore: Send + Sync {
     /// Queued documents whose unknown outcome was looked up and not found at the provider: known
     /// again (not there), so they go without another lookup.
     async fn forget_unknown(&self, lease: &Lease, ids: &[Uuid]) -> Result<()>;
-    /// Applies delivery outcomes and records an event for each, in one transaction. A bundle whose
+    /// Applies delivery outcomes and records an event for each, in one transaction; answers the
+    /// documents as they now stand, in the order of `updates`. A bundle whose
     /// documents all have their outcome is deleted with it (its body is no longer needed). Under
     /// `lease` (a delivery round's outcomes) it is refused once another proxy took the lease;
     /// without one (the provider's word that an invoice was paid) the state rule alone guards it.
@@ -802,7 +803,7 @@ pub trait DocumentStore: Send + Sync {
         lease: Option<&Lease>,
         updates: &[DocumentUpdate],
         now: DateTime<Utc>,
-    ) -> Result<()>;
+    ) -> Result<Vec<DocumentRow>>;
     /// Documents of a connection that Xero knows by this id (invoices and shifts).
     async fn documents_by_provider_id(
         &self,

@@ -62,8 +62,10 @@ pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> Status
     };
     if !HubRise::verify(secret.expose().as_bytes(), &headers, &body) {
         tracing::warn!("a HubRise callback with a bad signature was refused");
+        crate::metrics::Metrics::count(&state.metrics.webhooks, "hubrise", "bad_signature");
         return StatusCode::UNAUTHORIZED;
     }
+    crate::metrics::Metrics::count(&state.metrics.webhooks, "hubrise", "verified");
     for event in HubRise::events(&body) {
         // A callback HubRise sends again (it heard no answer in time, or copies went to two
         // replicas) is taken in once; an old one replayed never takes a status back.
@@ -73,7 +75,10 @@ pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> Status
             event.first_sighting(&state, "hubrise").await
         };
         let handled = match first {
-            Ok(false) => Ok(()),
+            Ok(false) => {
+                crate::metrics::Metrics::count(&state.metrics.webhooks, "hubrise", "duplicate");
+                Ok(())
+            }
             Ok(true) => process(&state, &event).await,
             Err(e) => Err(e.into()),
         };

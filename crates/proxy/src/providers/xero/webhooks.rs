@@ -75,8 +75,10 @@ pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> Status
         return StatusCode::UNAUTHORIZED;
     };
     if !Xero::verify(key.expose().as_bytes(), &headers, &body) {
+        crate::metrics::Metrics::count(&state.metrics.webhooks, "xero", "bad_signature");
         return StatusCode::UNAUTHORIZED;
     }
+    crate::metrics::Metrics::count(&state.metrics.webhooks, "xero", "verified");
     let events = Xero::events(&body);
     if !events.is_empty() {
         // Answer within Xero's 5 seconds; look things up afterwards.
@@ -84,7 +86,15 @@ pub async fn receive(state: AppState, headers: HeaderMap, body: Bytes) -> Status
             for event in events {
                 match event.first_sighting(&state, "xero").await {
                     Ok(true) => {}
-                    Ok(false) => continue, // sent again, to this replica or another
+                    Ok(false) => {
+                        // Sent again, to this replica or another.
+                        crate::metrics::Metrics::count(
+                            &state.metrics.webhooks,
+                            "xero",
+                            "duplicate",
+                        );
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "a webhook event could not be recorded");
                         continue;

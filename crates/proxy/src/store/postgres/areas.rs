@@ -1794,7 +1794,7 @@ impl DocumentStore for PostgresStore {
         lease: Option<&Lease>,
         updates: &[DocumentUpdate],
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<DocumentRow>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if let Some(lease) = lease {
@@ -1802,6 +1802,7 @@ impl DocumentStore for PostgresStore {
         }
         let mut bundles = std::collections::BTreeSet::new();
         let mut events = Events::default();
+        let mut settled = Vec::with_capacity(updates.len());
         // A delivery's outcome is a bundle's worth of documents: set-based, a few statements for
         // all of them, in runs without a repeated document (a later update of one sees the
         // earlier's result, as if each went on its own).
@@ -1862,13 +1863,14 @@ impl DocumentStore for PostgresStore {
                 .await?;
             for row in in_order(&ids, rows)? {
                 events.document(&row);
+                settled.push(row);
             }
         }
         for key in &bundles {
             drop_settled_bundle(&tx, key).await?;
         }
         events.commit(tx).await?;
-        Ok(())
+        Ok(settled)
     }
 
     async fn documents_by_provider_id(

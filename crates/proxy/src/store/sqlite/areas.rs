@@ -383,7 +383,7 @@ impl DocumentStore for SqliteBackend {
         lease: Option<&Lease>,
         updates: &[DocumentUpdate],
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<DocumentRow>> {
         let (lease, updates) = (lease.cloned(), updates.to_vec());
         self.run(move |s| s.update_documents(lease.as_ref(), &updates, now))
             .await

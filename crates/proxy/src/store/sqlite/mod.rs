@@ -2011,14 +2011,15 @@ impl SqliteStore {
         lease: Option<&Lease>,
         updates: &[DocumentUpdate],
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Vec<DocumentRow>> {
         self.write(|c| {
             let tx = c.transaction()?;
             if let Some(lease) = lease {
                 if !holds(&tx, lease)? {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
+            let mut rows = Vec::with_capacity(updates.len());
             let mut bundles = std::collections::BTreeSet::new();
             for u in updates {
                 let key: Option<String> = tx
@@ -2049,6 +2050,7 @@ impl SqliteStore {
                 )?;
                 let row = tx.one(&format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"), [u.id.to_string()], document_row)?;
                 document_event(&tx, &row)?;
+                rows.push(row);
             }
             // A bundle none of whose documents still refers to it is settled: its body goes.
             for key in &bundles {
@@ -2059,9 +2061,8 @@ impl SqliteStore {
                 )?;
             }
             tx.commit()?;
-            Ok(true)
+            Ok(Some(rows))
         })?
-        .then_some(())
         .ok_or(StoreError::Fenced)
     }
 
