@@ -74,9 +74,24 @@ struct Args {
     /// One URL that stands in for both of HubRise's hosts (the sandbox). Default: the real hosts.
     #[arg(long, env = "LEDGERLINK_HUBRISE_BASE_URL")]
     hubrise_base_url: Option<Url>,
-    /// Bearer token of the operator API (/admin/v1/...); the admin API is off without one.
+    /// A static bearer token for the operator API (/admin/v1/...), for scripts. Prefer the
+    /// operators' identity provider (--operators-issuer).
     #[arg(long, env = "LEDGERLINK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The operators' identity provider's issuer (an OpenID provider; Okta:
+    /// https://{domain}/oauth2/default): its access tokens open the operator API.
+    #[arg(long, env = "LEDGERLINK_OPERATORS_ISSUER")]
+    operators_issuer: Option<Url>,
+    /// The operators' console client at the identity provider.
+    #[arg(long, env = "LEDGERLINK_OPERATORS_CLIENT_ID")]
+    operators_client_id: Option<String>,
+    /// The console client's secret (prefer the environment variable: flags show in `ps`).
+    #[arg(
+        long,
+        env = "LEDGERLINK_OPERATORS_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    operators_client_secret: Option<String>,
     /// A file holding a base64 master key; repeat to add old keys (the first seals new data).
     #[arg(
         long = "master-key-file",
@@ -215,6 +230,12 @@ impl Args {
         if let Some(v) = self.admin_token {
             s.admin_token = Some(Secret::new(v));
         }
+        let o = &mut s.operators;
+        o.issuer = self.operators_issuer.or(o.issuer.take());
+        o.client_id = self.operators_client_id.or(o.client_id.take());
+        if let Some(v) = self.operators_client_secret {
+            o.client_secret = Some(Secret::new(v));
+        }
         if let Ok(keys) = std::env::var("LEDGERLINK_MASTER_KEY") {
             s.master_keys = keys
                 .split(',')
@@ -295,6 +316,12 @@ async fn run() -> anyhow::Result<()> {
             let _ = writeln!(out, "hubrise_redirect_uri: {hubrise}");
         }
         let _ = out.flush();
+    }
+    if state.settings.admin_token.is_some() && !state.settings.dev {
+        tracing::warn!("a static admin token is set: anyone holding it is an operator, and it is never rotated. Prefer the operators' identity provider ([operators] issuer) and keep the token for scripts that cannot use it");
+    }
+    if let Some(issuer) = &state.settings.operators.issuer {
+        tracing::info!(%issuer, "operators sign in with this identity provider");
     }
     tracing::info!(%addr, replica = %state.replica, "proxy ready");
     crate::serve(listener, state, shutdown_signal()).await?;
