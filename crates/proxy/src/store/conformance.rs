@@ -1304,6 +1304,76 @@ pub async fn an_operator_finds_any_devices_documents_and_sees_each_queue(s: Stor
     assert_eq!(queues[&other.id].last_delivered_at, None);
 }
 
+pub async fn an_operators_sign_in_is_used_once_and_a_session_lives_until_it_ends(s: Storage) {
+    let o = s.operators();
+    let now = Utc::now();
+    let login = OperatorLogin {
+        state_hash: vec![1; 32],
+        browser_hash: vec![2; 32],
+        sealed: vec![3, 4],
+        expires_at: now + Duration::minutes(10),
+    };
+    o.put_login(&login).await.unwrap();
+    let taken = o.take_login(&login.state_hash, now).await.unwrap().unwrap();
+    assert_eq!(
+        (taken.browser_hash, taken.sealed),
+        (vec![2; 32], vec![3, 4])
+    );
+    assert!(
+        o.take_login(&login.state_hash, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "a state is used once"
+    );
+    let late = OperatorLogin {
+        state_hash: vec![5; 32],
+        ..login.clone()
+    };
+    o.put_login(&late).await.unwrap();
+    assert!(
+        o.take_login(&late.state_hash, now + Duration::minutes(11))
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired sign-in is refused"
+    );
+
+    let session = OperatorSession {
+        id_hash: vec![9; 32],
+        subject: "00u1".into(),
+        name: "Olive".into(),
+        role: "operator".into(),
+        csrf: "c".into(),
+        sealed_id_token: vec![7],
+        created_at: now,
+        expires_at: now + Duration::hours(8),
+    };
+    o.put_session(&session).await.unwrap();
+    let live = o.session(&session.id_hash, now).await.unwrap().unwrap();
+    assert_eq!(
+        (live.subject.as_str(), live.role.as_str()),
+        ("00u1", "operator")
+    );
+    assert!(
+        o.session(&session.id_hash, now + Duration::hours(9))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(o.session(&[8; 32], now).await.unwrap().is_none());
+    assert_eq!(
+        o.end_session(&session.id_hash).await.unwrap().unwrap().csrf,
+        "c"
+    );
+    assert!(
+        o.session(&session.id_hash, now).await.unwrap().is_none(),
+        "ended"
+    );
+    assert!(o.end_session(&session.id_hash).await.unwrap().is_none());
+}
+
 /// Every story against one backend: `conformance!(name, async { Storage })`.
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
@@ -1328,6 +1398,7 @@ macro_rules! conformance {
                 a_shared_call_budget_keeps_to_its_limit_in_any_window,
                 a_notification_is_taken_in_once_while_it_is_kept,
                 an_operator_finds_any_devices_documents_and_sees_each_queue,
+                an_operators_sign_in_is_used_once_and_a_session_lives_until_it_ends,
             );
         }
     };

@@ -450,6 +450,32 @@ pub struct DocumentSearch {
     pub limit: usize,
 }
 
+/// An operator's sign-in under way: bound to the browser that began it; its nonce and PKCE
+/// verifier sealed under the master key.
+#[derive(Debug, Clone)]
+pub struct OperatorLogin {
+    pub state_hash: Vec<u8>,
+    pub browser_hash: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A signed-in operator's console session (its cookie's hash is the key).
+#[derive(Debug, Clone)]
+pub struct OperatorSession {
+    pub id_hash: Vec<u8>,
+    pub subject: String,
+    pub name: String,
+    /// `viewer` or `operator`.
+    pub role: String,
+    /// Every form's CSRF token.
+    pub csrf: String,
+    /// The ID token (for signing out at the provider), sealed under the master key.
+    pub sealed_id_token: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A connection's outbox at a glance: its documents by state, and when one last reached the
 /// provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -520,7 +546,8 @@ pub trait HealthStore: Send + Sync {
     /// before `short`, token sets no connection or choice refers to made before `short`, and refresh
     /// tokens revoked or rotated before `long` (kept that long so a stolen old one is still
     /// recognised, and revokes its device, when it comes back), and attempt counts last touched
-    /// before `short`, and sightings kept until before `short`. Answers how many rows went.
+    /// before `short`, sightings kept until before `short`, and operators' sign-ins and sessions that
+    /// expired before `short`. Answers how many rows went.
     async fn sweep(&self, short: DateTime<Utc>, long: DateTime<Utc>) -> Result<usize>;
 }
 
@@ -564,6 +591,24 @@ pub trait ThrottleStore: Send + Sync {
     ) -> Result<bool>;
     /// Forgets a sighting whose handling failed, so the provider's next sending is taken in.
     async fn forget_sighting(&self, kind: &str, key: &[u8]) -> Result<()>;
+}
+
+/// Operators' console sign-ins and sessions, in the database so any replica serves any step.
+#[async_trait]
+pub trait OperatorStore: Send + Sync {
+    async fn put_login(&self, l: &OperatorLogin) -> Result<()>;
+    /// The sign-in under way with this state, taken (a state is used once); `None` when unknown
+    /// or expired.
+    async fn take_login(
+        &self,
+        state_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorLogin>>;
+    async fn put_session(&self, s: &OperatorSession) -> Result<()>;
+    /// The live session with this cookie hash.
+    async fn session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<Option<OperatorSession>>;
+    /// Ends a session; answers it, if there was one.
+    async fn end_session(&self, id_hash: &[u8]) -> Result<Option<OperatorSession>>;
 }
 
 /// The master-key check and the providers' grants, sealed (the vault's rows).
@@ -926,6 +971,7 @@ pub trait Backend:
     + LeaseStore
     + WakeupStore
     + ThrottleStore
+    + OperatorStore
     + 'static
 {
     /// What keeps the database open: gone once every handle and every call under way let go of
@@ -996,6 +1042,10 @@ impl Storage {
     }
 
     pub fn throttles(&self) -> &dyn ThrottleStore {
+        &*self.inner
+    }
+
+    pub fn operators(&self) -> &dyn OperatorStore {
         &*self.inner
     }
 

@@ -40,6 +40,8 @@ const TABLES: &[&str] = &[
     "throttles",
     "call_slices",
     "sightings",
+    "operator_logins",
+    "operator_sessions",
 ];
 
 /// What was copied: each table with its rows.

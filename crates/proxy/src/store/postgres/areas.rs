@@ -561,6 +561,8 @@ impl HealthStore for PostgresStore {
             "DELETE FROM pairings WHERE expires_at < $1",
             "DELETE FROM throttles WHERE updated_at < $1",
             "DELETE FROM sightings WHERE until < $1",
+            "DELETE FROM operator_logins WHERE expires_at < $1",
+            "DELETE FROM operator_sessions WHERE expires_at < $1",
             "DELETE FROM bundles WHERE created_at < $1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
             // A consent nobody finished: forgotten here, not revoked at the provider.
             "DELETE FROM token_sets WHERE created_at < $1
@@ -2295,4 +2297,95 @@ impl Backend for PostgresStore {
         let weak: std::sync::Weak<()> = std::sync::Arc::downgrade(&self.alive);
         weak
     }
+}
+
+#[async_trait]
+impl OperatorStore for PostgresStore {
+    async fn put_login(&self, l: &OperatorLogin) -> Result<()> {
+        self.client()
+            .await?
+            .run(
+                "INSERT INTO operator_logins (state_hash, browser_hash, sealed, expires_at) VALUES ($1, $2, $3, $4)",
+                &[&l.state_hash, &l.browser_hash, &l.sealed, &l.expires_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn take_login(
+        &self,
+        state_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorLogin>> {
+        let row = self
+            .client()
+            .await?
+            .maybe_row(
+                "DELETE FROM operator_logins WHERE state_hash = $1 RETURNING state_hash, browser_hash, sealed, expires_at",
+                &[&state_hash],
+            )
+            .await?;
+        let login = row
+            .map(|r| -> Result<OperatorLogin> {
+                Ok(OperatorLogin {
+                    state_hash: r.try_get(0)?,
+                    browser_hash: r.try_get(1)?,
+                    sealed: r.try_get(2)?,
+                    expires_at: r.try_get(3)?,
+                })
+            })
+            .transpose()?;
+        Ok(login.filter(|l| l.expires_at > now))
+    }
+
+    async fn put_session(&self, s: &OperatorSession) -> Result<()> {
+        self.client()
+            .await?
+            .run(
+                "INSERT INTO operator_sessions (id_hash, subject, name, role, csrf, sealed_id_token, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&s.id_hash, &s.subject, &s.name, &s.role, &s.csrf, &s.sealed_id_token, &s.created_at, &s.expires_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<Option<OperatorSession>> {
+        let row = self
+            .client()
+            .await?
+            .maybe_row(
+                "SELECT id_hash, subject, name, role, csrf, sealed_id_token, created_at, expires_at
+                   FROM operator_sessions WHERE id_hash = $1 AND expires_at > $2",
+                &[&id_hash, &now],
+            )
+            .await?;
+        row.map(|r| operator_session(&r)).transpose()
+    }
+
+    async fn end_session(&self, id_hash: &[u8]) -> Result<Option<OperatorSession>> {
+        let row = self
+            .client()
+            .await?
+            .maybe_row(
+                "DELETE FROM operator_sessions WHERE id_hash = $1
+                 RETURNING id_hash, subject, name, role, csrf, sealed_id_token, created_at, expires_at",
+                &[&id_hash],
+            )
+            .await?;
+        row.map(|r| operator_session(&r)).transpose()
+    }
+}
+
+fn operator_session(r: &Row) -> Result<OperatorSession> {
+    Ok(OperatorSession {
+        id_hash: r.try_get(0)?,
+        subject: r.try_get(1)?,
+        name: r.try_get(2)?,
+        role: r.try_get(3)?,
+        csrf: r.try_get(4)?,
+        sealed_id_token: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        expires_at: r.try_get(7)?,
+    })
 }

@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         3,
         include_str!("../../../migrations/postgres/0003_sightings.sql"),
     ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_operator_sessions.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("Ledgerlk"): one replica migrates, the others wait

@@ -574,3 +574,31 @@ impl MappingStore for SqliteBackend {
             .await
     }
 }
+
+#[async_trait]
+impl OperatorStore for SqliteBackend {
+    async fn put_login(&self, l: &OperatorLogin) -> Result<()> {
+        let l = l.clone();
+        self.run(move |s| s.put_login(&l)).await
+    }
+    async fn take_login(
+        &self,
+        state_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<OperatorLogin>> {
+        let h = state_hash.to_vec();
+        self.run(move |s| s.take_login(&h, now)).await
+    }
+    async fn put_session(&self, session: &OperatorSession) -> Result<()> {
+        let session = session.clone();
+        self.run(move |s| s.put_session(&session)).await
+    }
+    async fn session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<Option<OperatorSession>> {
+        let h = id_hash.to_vec();
+        self.run(move |s| s.session(&h, now)).await
+    }
+    async fn end_session(&self, id_hash: &[u8]) -> Result<Option<OperatorSession>> {
+        let h = id_hash.to_vec();
+        self.run(move |s| s.end_session(&h)).await
+    }
+}

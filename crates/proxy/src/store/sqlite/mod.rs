@@ -87,6 +87,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
         15,
         include_str!("../../../migrations/sqlite/0015_sightings.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/sqlite/0016_operator_sessions.sql"),
+    ),
 ];
 
 /// One writer (SQLite allows one at a time) and a few readers: in WAL mode readers see the last
@@ -1140,6 +1144,8 @@ impl SqliteStore {
             n += tx.run("DELETE FROM pairings WHERE expires_at < ?1", [t])?;
             n += tx.run("DELETE FROM throttles WHERE updated_at < ?1", [t])?;
             n += tx.run("DELETE FROM sightings WHERE until < ?1", [t])?;
+            n += tx.run("DELETE FROM operator_logins WHERE expires_at < ?1", [t])?;
+            n += tx.run("DELETE FROM operator_sessions WHERE expires_at < ?1", [t])?;
             n += tx.run(
                 "DELETE FROM bundles WHERE created_at < ?1 AND idempotency_key NOT IN (SELECT bundle_key FROM documents WHERE bundle_key IS NOT NULL)",
                 [t],
@@ -1218,6 +1224,71 @@ impl SqliteStore {
             )?;
             tx.commit()?;
             Ok(true)
+        })
+    }
+
+    fn put_login(&self, l: &OperatorLogin) -> Result<()> {
+        self.write(|c| {
+            c.run(
+                "INSERT INTO operator_logins (state_hash, browser_hash, sealed, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![l.state_hash, l.browser_hash, l.sealed, ms(l.expires_at)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn take_login(&self, state_hash: &[u8], now: DateTime<Utc>) -> Result<Option<OperatorLogin>> {
+        let login = self.write(|c| {
+            c.one(
+                "DELETE FROM operator_logins WHERE state_hash = ?1
+                 RETURNING state_hash, browser_hash, sealed, expires_at",
+                [state_hash],
+                |r| {
+                    Ok(OperatorLogin {
+                        state_hash: r.get(0)?,
+                        browser_hash: r.get(1)?,
+                        sealed: r.get(2)?,
+                        expires_at: time(r.get(3)?),
+                    })
+                },
+            )
+            .optional()
+        })?;
+        Ok(login.filter(|l| l.expires_at > now))
+    }
+
+    fn put_session(&self, s: &OperatorSession) -> Result<()> {
+        self.write(|c| {
+            c.run(
+                "INSERT INTO operator_sessions (id_hash, subject, name, role, csrf, sealed_id_token, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![s.id_hash, s.subject, s.name, s.role, s.csrf, s.sealed_id_token, ms(s.created_at), ms(s.expires_at)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn session(&self, id_hash: &[u8], now: DateTime<Utc>) -> Result<Option<OperatorSession>> {
+        self.read(|c| {
+            c.one(
+                "SELECT id_hash, subject, name, role, csrf, sealed_id_token, created_at, expires_at
+                   FROM operator_sessions WHERE id_hash = ?1 AND expires_at > ?2",
+                params![id_hash, ms(now)],
+                operator_session,
+            )
+            .optional()
+        })
+    }
+
+    fn end_session(&self, id_hash: &[u8]) -> Result<Option<OperatorSession>> {
+        self.write(|c| {
+            c.one(
+                "DELETE FROM operator_sessions WHERE id_hash = ?1
+                 RETURNING id_hash, subject, name, role, csrf, sealed_id_token, created_at, expires_at",
+                [id_hash],
+                operator_session,
+            )
+            .optional()
         })
     }
 
@@ -2472,4 +2543,17 @@ mod tests {
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
+}
+
+fn operator_session(r: &Row) -> rusqlite::Result<OperatorSession> {
+    Ok(OperatorSession {
+        id_hash: r.get(0)?,
+        subject: r.get(1)?,
+        name: r.get(2)?,
+        role: r.get(3)?,
+        csrf: r.get(4)?,
+        sealed_id_token: r.get(5)?,
+        created_at: time(r.get(6)?),
+        expires_at: time(r.get(7)?),
+    })
 }
