@@ -2444,6 +2444,19 @@ impl SqliteStore {
     }
 }
 
+fn operator_session(r: &Row) -> rusqlite::Result<OperatorSession> {
+    Ok(OperatorSession {
+        id_hash: r.get(0)?,
+        subject: r.get(1)?,
+        name: r.get(2)?,
+        role: r.get(3)?,
+        csrf: r.get(4)?,
+        sealed_id_token: r.get(5)?,
+        created_at: time(r.get(6)?),
+        expires_at: time(r.get(7)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2543,17 +2556,4 @@ mod tests {
         drop(store);
         std::fs::remove_dir_all(dir).ok();
     }
-}
-
-fn operator_session(r: &Row) -> rusqlite::Result<OperatorSession> {
-    Ok(OperatorSession {
-        id_hash: r.get(0)?,
-        subject: r.get(1)?,
-        name: r.get(2)?,
-        role: r.get(3)?,
-        csrf: r.get(4)?,
-        sealed_id_token: r.get(5)?,
-        created_at: time(r.get(6)?),
-        expires_at: time(r.get(7)?),
-    })
 }
