@@ -17,6 +17,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 pub fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#39;", "'")
+        .replace("&#x27;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")

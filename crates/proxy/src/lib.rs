@@ -165,7 +165,7 @@ impl AppState {
             .with_metrics(metrics.clone()),
         );
         let throttle = Arc::new(pairing::Throttle::new(storage.clone()));
-        let operators = operators::Operators::new(&settings.operators, reqwest::Client::new());
+        let operators = operators::Operators::new(&settings.operators);
         Ok(Self {
             operators,
             metrics,
@@ -209,6 +209,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(api)
         .merge(pairing::page_routes(&state))
         .merge(providers::webhook_routes())
+        .merge(operators::console::routes())
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {

@@ -402,3 +402,163 @@ async fn three_replicas_answer_the_connections_list_alike() {
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0], answers[2]);
 }
+
+/// Every form's hidden fields on a page.
+fn hidden(page: &str) -> Vec<(String, String)> {
+    html::forms(page)
+        .into_iter()
+        .flat_map(|f| f.hidden)
+        .collect()
+}
+
+/// A browser's way through the console's sign-in (cookies kept, redirects followed): the console
+/// sends it to the identity provider, the person signs in, and the console shows the connections.
+struct Browser {
+    http: reqwest::Client,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Opens the console and signs in at the provider's page: the page the browser ends on.
+    async fn sign_in(&self, world: &World, user: &str, password: &str) -> (String, String) {
+        let page = self
+            .http
+            .get(format!("{}/console", world.proxy_url))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            page.url()
+                .path()
+                .starts_with("/oauth2/default/v1/authorize"),
+            "{}",
+            page.url()
+        );
+        let html = page.text().await.unwrap();
+        let mut form = hidden(&html);
+        form.push(("username".into(), user.into()));
+        form.push(("password".into(), password.into()));
+        let landed = self
+            .http
+            .post(format!("{}/oauth2/default/v1/authorize", world.sandbox_url))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let url = landed.url().to_string();
+        (url, landed.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_to_the_console_sees_the_connections_and_signs_out() {
+    let world = World::start_with(settings_with_operators()).await;
+    let device = world.device("Till");
+    world.pair(&device, &[NZ], None).await;
+    let browser = Browser::new();
+    let (url, page) = browser.sign_in(&world, "ops@ledgerlink.test", "ops").await;
+    assert_eq!(url, format!("{}/console", world.proxy_url), "{page}");
+    assert!(
+        page.contains("Signed in as Olive Operator (operator)"),
+        "{page}"
+    );
+    assert!(page.contains("Demo Company (NZ)"), "{page}");
+    assert!(!page.contains("eyJ"), "no token reaches the browser");
+
+    // Signing out needs the page's CSRF token.
+    let forged = browser
+        .http
+        .post(format!("{}/console/logout", world.proxy_url))
+        .form(&[("csrf", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let csrf = hidden(&page)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1;
+    let out = browser
+        .http
+        .post(format!("{}/console/logout", world.proxy_url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    // Signed out here and at the provider: back at the console, which asks to sign in again.
+    assert!(
+        out.url().path().starts_with("/oauth2/default/v1/authorize"),
+        "{}",
+        out.url()
+    );
+    assert!(out.text().await.unwrap().contains("Sign in"));
+}
+
+#[tokio::test]
+async fn a_viewer_signed_in_to_the_console_reads_but_cannot_retry() {
+    let world = World::start_with(settings_with_operators()).await;
+    let (_device, _p, _) = crate::corrections::a_refused_invoice(&world).await;
+    let browser = Browser::new();
+    let (_, page) = browser
+        .sign_in(&world, "viewer@ledgerlink.test", "viewer")
+        .await;
+    assert!(page.contains("(viewer)"), "{page}");
+    assert!(page.contains("failed 1"), "{page}");
+    let csrf = hidden(&page)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1;
+    // The operator API takes the console's session: reading works, retrying is refused.
+    let found = browser
+        .http
+        .get(format!(
+            "{}/admin/v1/documents?state=failed",
+            world.proxy_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), 200);
+    let found: Value = found.json().await.unwrap();
+    let id = found["documents"][0]["document"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let retry = browser
+        .http
+        .post(format!("{}/admin/v1/documents/{id}/retry", world.proxy_url))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 403);
+
+    // An operator's session may, with its CSRF token, and not without it.
+    let ops = Browser::new();
+    let (_, page) = ops.sign_in(&world, "ops@ledgerlink.test", "ops").await;
+    let csrf = hidden(&page)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1;
+    let url = format!("{}/admin/v1/documents/{id}/retry", world.proxy_url);
+    assert_eq!(ops.http.post(&url).send().await.unwrap().status(), 403);
+    let done = ops
+        .http
+        .post(&url)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+}

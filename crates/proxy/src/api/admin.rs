@@ -53,6 +53,19 @@ pub(crate) async fn authorize(
         ));
     }
     let given = crate::device::bearer(headers).unwrap_or_default();
+    if given.is_empty() {
+        // A signed-in console session serves too (its CSRF token for what changes something).
+        if let Some(found) = crate::operators::console::session_operator(state, headers, need).await
+        {
+            let operator = found.map_err(forbidden)?;
+            if operator.role < need {
+                return Err(forbidden(
+                    "This needs the operator role: viewers may only read.",
+                ));
+            }
+            return Ok(operator);
+        }
+    }
     let operator = match (expected, &state.operators) {
         (Some(t), _) if bool::from(given.as_bytes().ct_eq(t.expose().as_bytes())) => {
             Some(Operator {

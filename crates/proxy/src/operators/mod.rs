@@ -5,6 +5,7 @@
 //! for a script's token, its scopes): `[operators] viewer_groups` may read, `operator_groups` may
 //! also change things.
 
+pub mod console;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -28,34 +29,50 @@ pub struct Operator {
     pub role: Role,
 }
 
-/// The identity provider's side of the proxy: the issuer's token verifier and the role rules.
+/// The identity provider's side of the proxy: the issuer's token verifier, the console's client
+/// (discovered when first needed) and the role rules.
 pub struct Operators {
     pub settings: OperatorSettings,
     pub verifier: tokens::Verifier,
+    console: tokio::sync::OnceCell<console::Provider>,
+    /// For the provider's documents, keys and token endpoint: redirects are not followed (an
+    /// OAuth client must not be redirected into sending its secrets elsewhere).
+    http: reqwest::Client,
 }
 
 impl Operators {
     /// `None` when no issuer is configured (operators then use the admin token only).
-    pub fn new(settings: &OperatorSettings, http: reqwest::Client) -> Option<Arc<Self>> {
+    pub fn new(settings: &OperatorSettings) -> Option<Arc<Self>> {
         let issuer = settings.issuer.as_ref()?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .expect("an HTTP client builds");
         Some(Arc::new(Self {
             settings: settings.clone(),
             verifier: tokens::Verifier::new(
                 issuer.as_str().trim_end_matches('/'),
                 &settings.audience,
-                http,
+                http.clone(),
             ),
+            console: tokio::sync::OnceCell::new(),
+            http,
         }))
     }
 
     /// The role a verified token gives: its groups, or (a script's token has none) its scopes,
     /// against the configured lists. The higher role wins; `None` when neither list matches.
     pub fn role_of(&self, claims: &tokens::Claims) -> Option<Role> {
-        let names: Vec<&String> = if claims.groups.is_empty() {
-            claims.scp.iter().collect()
+        if claims.groups.is_empty() {
+            self.role_of_names(&claims.scp)
         } else {
-            claims.groups.iter().collect()
-        };
+            self.role_of_names(&claims.groups)
+        }
+    }
+
+    /// The role these group (or scope) names give.
+    pub fn role_of_names(&self, names: &[String]) -> Option<Role> {
         let member = |list: &[String]| names.iter().any(|n| list.contains(n));
         if member(&self.settings.operator_groups) {
             Some(Role::Operator)
