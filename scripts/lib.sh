@@ -41,6 +41,9 @@ DESKTOP_TEST_PACKAGES=(xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring 
 
 ensure_desktop() { ensure_apt "${DESKTOP_PACKAGES[@]}"; }
 
+# The operators' console is signed in to from Debian's Chromium, driven through chromedriver.
+ensure_browser_test() { ensure_apt chromium chromium-driver; }
+
 ensure_desktop_test() {
   ensure_apt "${DESKTOP_PACKAGES[@]}" "${DESKTOP_TEST_PACKAGES[@]}"
   if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then

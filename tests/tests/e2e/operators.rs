@@ -562,3 +562,156 @@ async fn a_viewer_signed_in_to_the_console_reads_but_cannot_retry() {
         .unwrap();
     assert_eq!(done.status(), 200);
 }
+
+/// A real browser (Debian's Chromium, through chromedriver, headless) signs in to the console as
+/// `ops` through the sandbox's identity provider, sees the connections page, and signs out.
+#[tokio::test]
+async fn chromium_signs_in_to_the_console_as_ops_and_out_again() {
+    use fantoccini::{ClientBuilder, Locator};
+    let world = World::start_with(settings_with_operators()).await;
+    let device = world.device("Front desk");
+    world.pair(&device, &[NZ], None).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Driver(std::process::Child);
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _driver = Driver(
+        std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "chromedriver starts (apt-get install chromium-driver; ./scripts/test installs it)",
+            ),
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not listen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let profile = world.db.parent().unwrap().join("chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox",
+            "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,800",
+            format!("--user-data-dir={}", profile.display())]}),
+    );
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session with Chromium");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = |name: &'static str| {
+        let (c, shots) = (c.clone(), shots.clone());
+        async move {
+            if let Ok(png) = c.screenshot().await {
+                let _ = std::fs::write(shots.join(format!("{name}.png")), png);
+            }
+        }
+    };
+
+    c.goto(&format!("{}/console", world.proxy_url))
+        .await
+        .unwrap();
+    // The identity provider's sign-in page.
+    let username = c
+        .wait()
+        .for_element(Locator::Css("#username"))
+        .await
+        .unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&format!(
+            "{}/oauth2/default/v1/authorize",
+            world.sandbox_url
+        )));
+    shot("1-sign-in").await;
+    username.send_keys("ops@ledgerlink.test").await.unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys("ops")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#signin"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Back at the console, signed in.
+    let table = c
+        .wait()
+        .for_element(Locator::Css("#connections"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().as_str(),
+        format!("{}/console", world.proxy_url)
+    );
+    let text = table.text().await.unwrap();
+    assert!(
+        text.contains("Demo Company (NZ)") && text.contains("connected"),
+        "{text}"
+    );
+    let who = c
+        .find(Locator::Css("#who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(who, "Signed in as Olive Operator (operator)");
+    shot("2-connections").await;
+    // No token in what the browser holds: its cookies are the session's id only.
+    let cookies = c.get_all_cookies().await.unwrap();
+    assert!(
+        cookies.iter().all(|k| !k.value().starts_with("eyJ")),
+        "{cookies:?}"
+    );
+    assert!(cookies
+        .iter()
+        .any(|k| k.name() == "ll_console" && k.http_only() == Some(true)));
+
+    c.find(Locator::Css("#signout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Signed out here and at the provider: the console asks for a sign-in again.
+    c.wait()
+        .for_element(Locator::Css("#username"))
+        .await
+        .unwrap();
+    shot("3-signed-out").await;
+    assert!(c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.name() != "ll_console"));
+    c.close().await.unwrap();
+}

@@ -79,14 +79,18 @@ th { font-size: .85rem; color: #5a6a62; font-weight: 600; }
 .hint { color: #5a6a62; font-size: .9rem; }
 "#;
 
-fn send(status: StatusCode, page: impl Template) -> Response {
+/// A page with its headers: no script, its own style only, not framed; its forms post to the
+/// proxy, and (signing out) on to `form_to`, the identity provider (a browser holds a form's
+/// redirect to the same rule).
+fn send(status: StatusCode, page: impl Template, form_to: Option<String>) -> Response {
     match page.render() {
         Ok(html) => {
             use base64::Engine;
             use sha2::{Digest, Sha256};
             let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+            let to = form_to.map(|o| format!(" {o}")).unwrap_or_default();
             let csp = format!(
-                "default-src 'none'; style-src 'sha256-{style}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+                "default-src 'none'; style-src 'sha256-{style}'; form-action 'self'{to}; frame-ancestors 'none'; base-uri 'none'"
             );
             (
                 status,
@@ -127,6 +131,7 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response {
             title,
             text,
         },
+        None,
     )
 }
 
@@ -556,6 +561,12 @@ async fn connections(state: &AppState, s: &OperatorSession) -> Response {
                 csrf: &s.csrf,
                 rows,
             },
+            state
+                .settings
+                .operators
+                .issuer
+                .as_ref()
+                .map(|u| u.origin().ascii_serialization()),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "console: the connections cannot be read");
