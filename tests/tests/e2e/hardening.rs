@@ -429,7 +429,7 @@ async fn wrong_operator_tokens_are_throttled_and_logged_without_the_token() {
     let logged = logs::text();
     assert!(
         logged
-            .matches("operator API: wrong or missing admin token")
+            .matches("operator API: wrong or missing operator token")
             .count()
             >= 10
     );

@@ -4,9 +4,13 @@
 //! `kid` must be in the issuer's JWKS; `iss` exactly the configured issuer, `aud` the configured
 //! audience, `exp` and `nbf` checked with 60 seconds of leeway.
 //!
-//! The JWKS is cached. A token whose `kid` is not in it makes one fetch (the issuer may have
-//! rotated its keys), and only one per unknown `kid`, and no more than ten a minute in all: a
-//! stream of tokens with made-up `kid`s cannot turn the proxy against its identity provider.
+//! The JWKS is cached for as long as its `Cache-Control: max-age` says (an hour when it says
+//! nothing, a day at most), so a key the issuer withdrew stops being trusted. A token whose `kid`
+//! is not in it makes one fetch (the issuer may have rotated its keys), and only one per unknown
+//! `kid`, and no more than ten a minute in all: a stream of tokens with made-up `kid`s cannot turn
+//! the proxy against its identity provider. When the keys are stale and the issuer cannot be
+//! reached, the keys last fetched still serve (an outage at the provider does not lock operators
+//! out), and the failure is logged.
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -21,6 +25,9 @@ const LEEWAY_SECS: u64 = 60;
 const FETCHES_PER_MINUTE: usize = 10;
 /// How long an unknown `kid` is remembered as such (no new fetch for it meanwhile).
 const UNKNOWN_KID_SECS: u64 = 300;
+/// How long keys are kept when the issuer's answer says nothing, and at most.
+const DEFAULT_KEYS_SECS: u64 = 3600;
+const MAX_KEYS_SECS: u64 = 86_400;
 
 /// Why a token was refused. The caller answers 401 whatever it is, and logs only this, never the
 /// token.
@@ -72,6 +79,8 @@ fn scopes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
 
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// Until when `by_kid` may be used without asking again.
+    fresh_until: Option<Instant>,
     /// Unknown `kid`s already fetched for, and when.
     unknown: HashMap<String, Instant>,
     /// When the JWKS was fetched, the last minute's worth.
@@ -98,6 +107,7 @@ impl Verifier {
             http,
             keys: Mutex::new(Keys {
                 by_kid: HashMap::new(),
+                fresh_until: None,
                 unknown: HashMap::new(),
                 fetches: VecDeque::new(),
             }),
@@ -145,25 +155,29 @@ impl Verifier {
         // One caller at a time past this point: twenty tokens with the same new kid wait for
         // one fetch rather than make twenty.
         let mut keys = self.keys.lock().await;
-        if let Some(k) = keys.by_kid.get(kid) {
+        let now = Instant::now();
+        let fresh = keys.fresh_until.is_some_and(|t| now < t);
+        if let (true, Some(k)) = (fresh, keys.by_kid.get(kid)) {
             return Ok(k.clone());
         }
-        let now = Instant::now();
         keys.unknown
             .retain(|_, at| now.duration_since(*at) < Duration::from_secs(UNKNOWN_KID_SECS));
         forget_old(&mut keys.fetches);
-        if keys.unknown.contains_key(kid) || keys.fetches.len() >= FETCHES_PER_MINUTE {
-            return Err(Refusal::UnknownKid);
+        let cached = keys.by_kid.get(kid).cloned();
+        if (fresh && keys.unknown.contains_key(kid)) || keys.fetches.len() >= FETCHES_PER_MINUTE {
+            // Stale keys still serve while fetching is held back.
+            return cached.ok_or(Refusal::UnknownKid);
         }
         keys.fetches.push_back(now);
         let fetched = self.fetch().await;
-        let set = match fetched {
-            Ok(set) => set,
+        let (set, max_age) = match fetched {
+            Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!(error = %e, issuer = %self.issuer, "operators: the issuer's keys could not be fetched");
-                return Err(Refusal::Keys(e));
+                return cached.ok_or(Refusal::Keys(e));
             }
         };
+        keys.fresh_until = Some(now + max_age);
         keys.by_kid.clear();
         for jwk in &set.keys {
             let (Some(id), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
@@ -214,7 +228,8 @@ impl Verifier {
             .await
     }
 
-    async fn fetch(&self) -> Result<JwkSet, String> {
+    /// The issuer's keys, and how long they may be kept.
+    async fn fetch(&self) -> Result<(JwkSet, Duration), String> {
         let uri = self.jwks_uri().await?.clone();
         let answer = self
             .http
@@ -226,11 +241,31 @@ impl Verifier {
         if !answer.status().is_success() {
             return Err(format!("answered {}", answer.status()));
         }
-        answer
+        let max_age = answer
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age)
+            .unwrap_or(DEFAULT_KEYS_SECS)
+            .min(MAX_KEYS_SECS);
+        let set = answer
             .json::<JwkSet>()
             .await
-            .map_err(|e| e.without_url().to_string())
+            .map_err(|e| e.without_url().to_string())?;
+        Ok((set, Duration::from_secs(max_age)))
     }
+}
+
+/// `max-age` of a Cache-Control value (`no-store` and `no-cache` mean 0).
+fn max_age(value: &str) -> Option<u64> {
+    value.split(',').map(str::trim).find_map(|d| {
+        let d = d.to_ascii_lowercase();
+        if d == "no-store" || d == "no-cache" {
+            Some(0)
+        } else {
+            d.strip_prefix("max-age=")?.trim_matches('"').parse().ok()
+        }
+    })
 }
 
 fn forget_old(fetches: &mut VecDeque<Instant>) {
@@ -239,5 +274,18 @@ fn forget_old(fetches: &mut VecDeque<Instant>) {
         .is_some_and(|t| t.elapsed() >= Duration::from_secs(60))
     {
         fetches.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_says_how_long_keys_keep() {
+        assert_eq!(max_age("max-age=3600, must-revalidate"), Some(3600));
+        assert_eq!(max_age("public, MAX-AGE=60"), Some(60));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("public"), None);
     }
 }
