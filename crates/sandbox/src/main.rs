@@ -41,6 +41,14 @@ struct Args {
     /// Replaces the default (http://127.0.0.1:7400/oauth/hubrise/callback).
     #[arg(long = "hubrise-redirect-uri")]
     hubrise_redirect_uris: Vec<String>,
+    /// A redirect URI of the operators' console at the identity provider; repeat for more.
+    /// Replaces the default (http://127.0.0.1:7400/console/callback).
+    #[arg(long = "oidc-redirect-uri")]
+    oidc_redirect_uris: Vec<String>,
+    /// Where the console may return after signing out; repeat for more. Replaces the default
+    /// (http://127.0.0.1:7400/console).
+    #[arg(long = "oidc-post-logout-redirect-uri")]
+    oidc_post_logout_redirect_uris: Vec<String>,
     /// Where the app receives webhooks.
     #[arg(long)]
     webhook_url: Option<String>,
@@ -118,6 +126,12 @@ impl Args {
         }
         if !self.hubrise_redirect_uris.is_empty() {
             s.hubrise.redirect_uris = self.hubrise_redirect_uris;
+        }
+        if !self.oidc_redirect_uris.is_empty() {
+            s.idp.redirect_uris = self.oidc_redirect_uris;
+        }
+        if !self.oidc_post_logout_redirect_uris.is_empty() {
+            s.idp.post_logout_redirect_uris = self.oidc_post_logout_redirect_uris;
         }
         if self.state_file.is_some() {
             s.state_file = self.state_file;

@@ -259,6 +259,45 @@ async fn the_readmes_command_line_path_runs_as_written_against_the_demo() {
     };
     assert!(answered("/api.xro/2.0/Invoices") && answered("/api.xro/2.0/Payments"));
 
+    // The README's operators' console: the demo wires it to the sandbox's identity provider, and
+    // `ops` / `ops` signs in and sees the organisation just connected.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let page = browser
+        .get(format!("http://127.0.0.1:{proxy_port}/console"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.url().path().ends_with("/v1/authorize"),
+        "{}",
+        page.url()
+    );
+    let mut form: Vec<(String, String)> = ledgerlink_e2e::html::forms(&page.text().await.unwrap())
+        .into_iter()
+        .flat_map(|f| f.hidden)
+        .collect();
+    assert!(
+        readme.contains("`ops@ledgerlink.test` /\n`ops`")
+            || readme.contains("`ops@ledgerlink.test` / `ops`")
+    );
+    form.push(("username".into(), "ops@ledgerlink.test".into()));
+    form.push(("password".into(), "ops".into()));
+    let console = browser
+        .post(format!("{sandbox}/oauth2/default/v1/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console.url().path(), "/console");
+    let text = console.text().await.unwrap();
+    assert!(
+        text.contains("Demo Company (NZ)") && text.contains("Signed in as"),
+        "{text}"
+    );
+
     // The offline story: the proxy alone stops, the demo carries on and says how to start it.
     let stopped = run_ok("", "./scripts/demo stop-proxy", &demo_dir).await;
     assert!(stopped.contains("The proxy stopped"), "{stopped}");
