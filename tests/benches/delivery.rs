@@ -37,17 +37,7 @@ async fn run(tenant_count: usize, windows: usize) -> (f64, usize) {
     settings.delivery.tenant_per_window = PER_WINDOW;
     settings.delivery.window_secs = WINDOW_SECS;
     let world = World::start_with(settings).await;
-    let mut tenants = vec![NZ];
-    for i in 1..tenant_count {
-        let made = world
-            .control(
-                Method::POST,
-                "/tenants",
-                json!({"name": format!("Bench Shop {i}"), "country": "NZ"}),
-            )
-            .await;
-        tenants.push(made.json["tenant_id"].as_str().unwrap().parse().unwrap());
-    }
+    let tenants = world.organisations(tenant_count).await;
     let mut devices = Vec::new();
     for (i, t) in tenants.iter().enumerate() {
         let device = world.device(&format!("Till {i}"));

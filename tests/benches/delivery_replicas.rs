@@ -81,18 +81,7 @@ async fn run(tenant_count: usize, replica_count: usize, windows: usize, window: 
         )
         .await;
     assert_eq!(app.status, 200, "{}", app.text);
-    let mut tenants = vec![NZ];
-    for i in 1..tenant_count {
-        let made = world
-            .control(
-                Method::POST,
-                "/tenants",
-                json!({"name": format!("Bench Shop {i}"), "country": "NZ"}),
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.text);
-        tenants.push(made.json["tenant_id"].as_str().unwrap().parse().unwrap());
-    }
+    let tenants = world.organisations(tenant_count).await;
     let mut tills = Vec::new();
     for (i, t) in tenants.iter().enumerate() {
         let device = world.device(&format!("Till {i}"));

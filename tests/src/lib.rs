@@ -642,6 +642,24 @@ impl World {
         a.json["requests"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `n` organisations to connect: the demo's NZ one and `n - 1` more made in the sandbox (NZ
+    /// books, so the same account codes and tax types work in each).
+    pub async fn organisations(&self, n: usize) -> Vec<Uuid> {
+        let mut tenants = vec![NZ];
+        for i in 1..n {
+            let made = self
+                .control(
+                    Method::POST,
+                    "/tenants",
+                    json!({"name": format!("Shop {i}"), "country": "NZ"}),
+                )
+                .await;
+            assert_eq!(made.status, 201, "{}", made.text);
+            tenants.push(made.json["tenant_id"].as_str().unwrap().parse().unwrap());
+        }
+        tenants
+    }
+
     pub async fn last_seq(&self) -> u64 {
         self.sandbox_requests(0)
             .await

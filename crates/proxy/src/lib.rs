@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod connections;
+pub mod cookies;
 pub mod crypto;
 pub mod delivery;
 pub mod device;

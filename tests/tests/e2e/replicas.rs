@@ -129,18 +129,7 @@ async fn three_replicas_killed_in_turn_lose_and_duplicate_nothing_and_never_hit_
             json!({"path_prefix": "/api.xro/2.0/Invoices", "method": "PUT", "latency_ms": 300, "phase": "after"}),
         )
         .await;
-    let mut tenants = vec![NZ];
-    for i in 1..orgs {
-        let made = world
-            .control(
-                Method::POST,
-                "/tenants",
-                json!({"name": format!("Shop {i}"), "country": "NZ"}),
-            )
-            .await;
-        assert_eq!(made.status, 201, "{}", made.text);
-        tenants.push(made.json["tenant_id"].as_str().unwrap().parse().unwrap());
-    }
+    let tenants = world.organisations(orgs).await;
     let mut tills = Vec::new();
     for (i, t) in tenants.iter().enumerate() {
         let device = world.device(&format!("Till {i}"));

@@ -166,13 +166,20 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<AdminConnectionList>, AppError> {
     authorize(&state, peer, &headers, Role::Viewer).await?;
+    Ok(Json(AdminConnectionList {
+        connections: connection_list(&state).await?,
+    }))
+}
+
+/// Every connection with its devices and queue: the operator API's list and the console's page.
+pub(crate) async fn connection_list(state: &AppState) -> Result<Vec<AdminConnection>, AppError> {
     let rows = state.storage.connections().connections().await?;
     let queues = state.storage.documents().queue_summaries().await?;
     let mut connections = Vec::with_capacity(rows.len());
     for c in &rows {
-        connections.push(describe(&state, c, queues.get(&c.id)).await?);
+        connections.push(describe(state, c, queues.get(&c.id)).await?);
     }
-    Ok(Json(AdminConnectionList { connections }))
+    Ok(connections)
 }
 
 /// Disconnects an organisation for every device (as `DELETE /v1/connection` does).

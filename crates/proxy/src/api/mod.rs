@@ -1,7 +1,7 @@
 //! The device API (`/v1/...`) beyond pairing and documents, the operator API (`/admin/v1/...`)
 //! and health.
 
-mod admin;
+pub(crate) mod admin;
 mod connection;
 mod health;
 

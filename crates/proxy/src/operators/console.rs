@@ -12,16 +12,16 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::Duration;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -154,18 +154,6 @@ struct Connections<'a> {
     rows: Vec<Row>,
 }
 
-/// The cookie `name`'s value, if the browser sent it.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, v)| *k == name && v.len() >= 32)
-        .map(|(_, v)| v.to_string())
-}
-
 /// The session cookie is the operator API's credential too, so it goes to every path; the sign-in
 /// cookie only to the console's.
 fn set_cookie(state: &AppState, response: &mut Response, name: &str, value: &str, max_age: i64) {
@@ -174,21 +162,12 @@ fn set_cookie(state: &AppState, response: &mut Response, name: &str, value: &str
     } else {
         "/console"
     };
-    let secure = if state.settings.public_url.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie =
-        format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
+    crate::cookies::set(state, response, name, value, path, max_age);
 }
 
 /// The signed-in operator's session, if the browser has a live one.
 pub(crate) async fn session(state: &AppState, headers: &HeaderMap) -> Option<OperatorSession> {
-    let id = cookie(headers, SESSION_COOKIE)?;
+    let id = crate::cookies::read(headers, SESSION_COOKIE)?;
     let now = state.clock.now();
     match state.storage.operators().session(&hash(&id), now).await {
         Ok(s) => s,
@@ -264,25 +243,16 @@ async fn provider(state: &AppState) -> Result<&Provider, Response> {
                     .unwrap_or_default(),
             )
             .map_err(|e| e.to_string())?;
-            let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &ops.http)
+            // One read of the discovery document: its core metadata and the end-session
+            // endpoint (RP-Initiated Logout) together.
+            let metadata = ProviderMetadataWithLogout::discover_async(issuer, &ops.http)
                 .await
                 .map_err(|e| e.to_string())?;
-            // The end-session endpoint is not among the core metadata: read from the document.
-            let document: serde_json::Value = ops
-                .http
-                .get(format!(
-                    "{}/.well-known/openid-configuration",
-                    issuer.as_str()
-                ))
-                .send()
-                .await
-                .map_err(|e| e.without_url().to_string())?
-                .json()
-                .await
-                .map_err(|e| e.without_url().to_string())?;
-            let end_session = document["end_session_endpoint"]
-                .as_str()
-                .and_then(|u| url::Url::parse(u).ok());
+            let end_session = metadata
+                .additional_metadata()
+                .end_session_endpoint
+                .as_ref()
+                .map(|u| u.url().clone());
             let redirect = RedirectUrl::new(format!(
                 "{}/console/callback",
                 state.settings.public_url.as_str().trim_end_matches('/')
@@ -402,7 +372,7 @@ async fn callback(
             );
         }
     };
-    let same_browser = cookie(&headers, LOGIN_COOKIE)
+    let same_browser = crate::cookies::read(&headers, LOGIN_COOKIE)
         .is_some_and(|b| bool::from(hash(&b).ct_eq(&login.browser_hash)));
     if !same_browser {
         return message(StatusCode::BAD_REQUEST, "Not signed in", START_AGAIN);
@@ -520,63 +490,58 @@ async fn callback(
 }
 
 async fn connections(state: &AppState, s: &OperatorSession) -> Response {
-    let listed = async {
-        let rows = state.storage.connections().connections().await?;
-        let queues = state.storage.documents().queue_summaries().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for c in rows {
-            let devices = state.storage.devices().devices_on(c.id).await?;
-            let q = queues.get(&c.id);
-            let queue = q
-                .map(|q| {
-                    q.by_state
-                        .iter()
-                        .map(|(state, n)| format!("{state} {n}"))
-                        .collect::<Vec<_>>()
-                        .join(" · ")
-                })
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "empty".into());
-            out.push(Row {
-                provider: c.provider.clone(),
-                organisation: c.tenant_name.clone(),
-                status: c.status.as_str().to_string(),
-                devices: devices.iter().filter(|d| d.revoked_at.is_none()).count(),
-                queue,
-                last_delivery: q
-                    .and_then(|q| q.last_delivered_at)
-                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_else(|| "never".into()),
-            });
-        }
-        Ok::<_, crate::store::StoreError>(out)
-    };
-    match listed.await {
-        Ok(rows) => send(
-            StatusCode::OK,
-            Connections {
-                style: STYLE,
-                name: &s.name,
-                role: &s.role,
-                csrf: &s.csrf,
-                rows,
-            },
-            state
-                .settings
-                .operators
-                .issuer
-                .as_ref()
-                .map(|u| u.origin().ascii_serialization()),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "console: the connections cannot be read");
-            message(
+    let listed = match crate::api::admin::connection_list(state).await {
+        Ok(l) => l,
+        Err(_) => {
+            return message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
                 "Ledgerlink cannot read its database just now. Try again in a moment.",
             )
         }
-    }
+    };
+    let rows = listed
+        .into_iter()
+        .map(|c| {
+            let queue = c
+                .queue
+                .iter()
+                .map(|(state, n)| format!("{state} {n}"))
+                .collect::<Vec<_>>()
+                .join(" · ");
+            Row {
+                provider: c.provider,
+                organisation: c.tenant_name,
+                status: c.status.as_str().to_string(),
+                devices: c.devices.iter().filter(|d| d.revoked_at.is_none()).count(),
+                queue: if queue.is_empty() {
+                    "empty".into()
+                } else {
+                    queue
+                },
+                last_delivery: c
+                    .last_delivered_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_else(|| "never".into()),
+            }
+        })
+        .collect();
+    send(
+        StatusCode::OK,
+        Connections {
+            style: STYLE,
+            name: &s.name,
+            role: &s.role,
+            csrf: &s.csrf,
+            rows,
+        },
+        state
+            .settings
+            .operators
+            .issuer
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization()),
+    )
 }
 
 #[derive(Deserialize)]

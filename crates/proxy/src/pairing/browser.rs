@@ -2,7 +2,7 @@
 //! through the callback, pick the organisation. Every step is bound to the browser by a cookie.
 
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,15 +32,7 @@ struct Browser {
 
 impl Browser {
     fn from(headers: &HeaderMap) -> Self {
-        let existing = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, v)| *k == COOKIE && v.len() >= 32)
-            .map(|(_, v)| v.to_string());
-        match existing {
+        match crate::cookies::read(headers, COOKIE) {
             Some(id) => Self { id, new: false },
             None => Self {
                 id: random_secret(),
@@ -57,18 +49,7 @@ impl Browser {
     /// back on the top-level redirect from Xero.
     fn finish(&self, state: &AppState, mut response: Response) -> Response {
         if self.new {
-            let secure = if state.settings.public_url.scheme() == "https" {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600{secure}",
-                self.id
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, v);
-            }
+            crate::cookies::set(state, &mut response, COOKIE, &self.id, "/", 3600);
         }
         response
     }
